@@ -1,0 +1,58 @@
+"""The FastAPI application (``uvicorn --factory vigil_api.main:create_app``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from celery import Celery
+from fastapi import FastAPI
+from redis import Redis
+from vigil_shared.db.engine import make_engine, make_session_factory
+from vigil_shared.logging import configure_logging
+from vigil_shared.storage import ensure_buckets, make_s3_client
+
+from vigil_api import events, health, jobs, models, problems
+from vigil_api.deps import Clients
+from vigil_api.settings import ApiSettings, get_settings
+
+
+def build_clients(settings: ApiSettings) -> Clients:
+    common = settings.common
+    engine = make_engine(common.database)
+    s3 = make_s3_client(common.s3)
+    ensure_buckets(s3, common.s3)
+    return Clients(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        s3=s3,
+        celery=Celery("vigil_api", broker=common.redis.url),
+        redis=Redis.from_url(common.redis.url, socket_timeout=5),
+    )
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        clients = build_clients(settings)
+        app.state.clients = clients
+        try:
+            yield
+        finally:
+            clients.redis.close()
+            clients.engine.dispose()
+
+    configure_logging("api", settings.common.log_level)
+    app = FastAPI(
+        title="Vigil API",
+        version="0.1.0",
+        summary="Cameras, datasets, fine-tuning jobs, models and anomaly events.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    for module in (health, jobs, models, events):
+        app.include_router(module.router)
+    return app

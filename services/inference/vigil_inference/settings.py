@@ -1,0 +1,38 @@
+"""Inference settings, from the environment (``VIGIL_INFERENCE_*``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from vigil_shared.settings import CommonSettings
+
+
+class InferenceSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VIGIL_INFERENCE_", extra="ignore", frozen=True, protected_namespaces=()
+    )
+
+    group_id: str = "vigil-inference"
+    batch_size: int = Field(default=16, ge=1, le=1024)
+    poll_timeout_ms: int = Field(default=200, ge=10, le=10_000)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    model_id: str | None = Field(
+        default=None, description="Registry model to score with; unset: per-camera warm-up bank."
+    )
+    warmup_frames: int = Field(
+        default=20, ge=2, le=10_000, description="Frames per camera that form the warm-up bank."
+    )
+    k: int = Field(default=3, ge=1, le=64)
+    target_fpr: float = Field(default=0.01, gt=0, lt=0.5)
+    threshold: float | None = Field(
+        default=None, ge=0, description="Fixed threshold overriding the calibrated one."
+    )
+    common: CommonSettings = Field(default_factory=CommonSettings)
+
+
+@lru_cache
+def get_settings() -> InferenceSettings:
+    return InferenceSettings()

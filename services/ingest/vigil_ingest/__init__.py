@@ -1,0 +1,1 @@
+"""Ingest: pulls frames from cameras (streams, video files) and publishes them to Kafka."""

@@ -1,0 +1,27 @@
+"""Trainer settings, from the environment (``VIGIL_TRAINER_*``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from vigil_shared.settings import CommonSettings
+
+TASK_QUEUE = "vigil.training"
+RUN_JOB_TASK = "vigil.trainer.run_job"
+
+
+class TrainerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIGIL_TRAINER_", extra="ignore", frozen=True)
+
+    concurrency: int = Field(default=1, ge=1, le=64)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    common: CommonSettings = Field(default_factory=CommonSettings)
+
+
+@lru_cache
+def get_settings() -> TrainerSettings:
+    return TrainerSettings()

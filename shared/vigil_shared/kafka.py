@@ -1,0 +1,102 @@
+"""Kafka clients on kafka-python, configured the one way Vigil needs them.
+
+Producers wait for all in-sync replicas and retry; consumers never auto-commit, because an offset
+may only be committed once the effect of its message is durable (at-least-once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+
+from vigil_shared.settings import KafkaSettings
+
+
+class KafkaUnavailableError(RuntimeError):
+    """The brokers could not be reached; the message says which address to check."""
+
+
+def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "client_id": settings.client_id,
+        "acks": "all",
+        "retries": 10,
+        "retry_backoff_ms": 200,
+        "max_in_flight_requests_per_connection": 1,  # retries must not reorder a camera's frames
+        "linger_ms": 5,
+        "request_timeout_ms": settings.request_timeout_ms,
+        "max_request_size": 8 * 1024 * 1024,
+    }
+    options.update(overrides)
+    try:
+        return KafkaProducer(**options)
+    except NoBrokersAvailable as exc:
+        raise KafkaUnavailableError(_unreachable(settings)) from exc
+
+
+def make_consumer(
+    settings: KafkaSettings, *topics: str, group_id: str, **overrides: Any
+) -> KafkaConsumer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "client_id": settings.client_id,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_records": 64,
+        "request_timeout_ms": max(settings.request_timeout_ms, 30_500),
+        "fetch_max_bytes": 16 * 1024 * 1024,
+    }
+    options.update(overrides)
+    try:
+        return KafkaConsumer(*topics, **options)
+    except NoBrokersAvailable as exc:
+        raise KafkaUnavailableError(_unreachable(settings)) from exc
+
+
+def ensure_topics(
+    settings: KafkaSettings, topics: tuple[str, ...], *, partitions: int = 4, timeout_s: float = 30
+) -> None:
+    """Create the topics if they are missing, waiting for the broker to answer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=settings.bootstrap_servers.split(","),
+                client_id=f"{settings.client_id}-admin",
+            )
+            break
+        except (NoBrokersAvailable, KafkaError) as exc:
+            if time.monotonic() > deadline:
+                raise KafkaUnavailableError(_unreachable(settings)) from exc
+            time.sleep(1)
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            new = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+            # Another service may create one between our list and create: that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(new)
+    finally:
+        admin.close()
+
+
+def header(headers: list[tuple[str, bytes]] | None, name: str) -> str | None:
+    for key, value in headers or []:
+        if key == name:
+            return value.decode("utf-8", "replace")
+    return None
+
+
+def _unreachable(settings: KafkaSettings) -> str:
+    return (
+        f"Kafka is unreachable at {settings.bootstrap_servers}; start it "
+        "(scripts/stack.sh start) or set VIGIL_KAFKA_BOOTSTRAP_SERVERS"
+    )

@@ -1,0 +1,108 @@
+"""Settings read from the environment, in one place.
+
+Every service composes the connection settings below into its own ``Settings`` class, built once
+by a cached ``get_settings()``; nothing reads ``os.environ`` anywhere else. Placeholder secrets
+are refused outside development so that a production deployment cannot run on the defaults.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vigil_shared.topics import Topics
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PLACEHOLDER_SECRETS = frozenset({"vigil", "vigil-secret-key", "changeme", "minioadmin"})
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", frozen=True)
+
+
+class KafkaSettings(BaseSettings):
+    """Where the Kafka brokers are; topic names are a contract and live in ``topics``."""
+
+    model_config = _config("VIGIL_KAFKA_")
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    client_id: str = "vigil"
+    topic_namespace: str = Field(
+        default="", pattern=r"^([a-z0-9][a-z0-9_-]*\.)?$", description="Prefix of every topic."
+    )
+    request_timeout_ms: int = Field(default=30_000, ge=1_000)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics.in_namespace(self.topic_namespace)
+
+
+class S3Settings(BaseSettings):
+    """Object storage (MinIO in compose, SeaweedFS natively): datasets and model artifacts."""
+
+    model_config = _config("VIGIL_S3_")
+
+    endpoint: str = "127.0.0.1:18333"
+    access_key: str = "vigil"
+    secret_key: SecretStr = SecretStr("vigil-secret-key")
+    secure: bool = False
+    region: str = "us-east-1"
+    datasets_bucket: str = "vigil-datasets"
+    models_bucket: str = "vigil-models"
+
+
+class DatabaseSettings(BaseSettings):
+    """PostgreSQL, through SQLAlchemy 2 with the psycopg 3 driver."""
+
+    model_config = _config("VIGIL_DATABASE_")
+
+    url: SecretStr = SecretStr("postgresql+psycopg://vigil:vigil@127.0.0.1:15432/vigil")
+    pool_size: int = Field(default=5, ge=1)
+
+
+class RedisSettings(BaseSettings):
+    """Redis: the Celery broker and result backend."""
+
+    model_config = _config("VIGIL_REDIS_")
+
+    url: str = "redis://127.0.0.1:16379/0"
+
+
+class CommonSettings(BaseSettings):
+    """What every service shares: environment, logging and the connection settings."""
+
+    model_config = _config("VIGIL_")
+
+    env: Environment = Environment.DEVELOPMENT
+    log_level: str = "INFO"
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> CommonSettings:
+        if self.env is Environment.DEVELOPMENT:
+            return self
+        if self.s3.secret_key.get_secret_value() in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "VIGIL_S3_SECRET_KEY is a placeholder; set a real secret when VIGIL_ENV=production"
+            )
+        if ":vigil@" in self.database.url.get_secret_value():
+            raise ValueError(
+                "VIGIL_DATABASE_URL uses the placeholder password; set a real one in production"
+            )
+        return self
+
+
+def default_datasets_dir() -> Path:
+    """Where the read-only shared datasets sit beside a checkout (``../shared/datasets``)."""
+    return REPO_ROOT.parent / "shared" / "datasets"

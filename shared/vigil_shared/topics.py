@@ -1,0 +1,39 @@
+"""Kafka topic names: a public, versioned contract (see docs/topics.md).
+
+A breaking change to a message schema gets a new topic suffix (``.v2``) so that downstream
+consumers migrate on their own schedule; additive changes keep the topic. An optional namespace
+(``VIGIL_KAFKA_TOPIC_NAMESPACE``, e.g. ``site-a.``) prefixes every name, so several deployments
+or test runs can share one cluster without reading each other's frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass
+from typing import Final
+
+FRAMES: Final = "vigil.frames.v1"
+"""JPEG frames keyed by camera id; metadata in headers (``schemas.frames.FrameHeaders``)."""
+
+FRAMES_DEAD_LETTER: Final = "vigil.frames.dlq.v1"
+"""Frames inference could not decode or score, with the reason in the ``vigil-error`` header."""
+
+EVENTS: Final = "vigil.events.v1"
+"""Anomaly events as JSON (``schemas.events.AnomalyEvent``), keyed by camera id."""
+
+EVENTS_DEAD_LETTER: Final = "vigil.events.dlq.v1"
+"""Event records the API's sink could not validate, with the reason in ``vigil-error``."""
+
+
+@dataclass(frozen=True)
+class Topics:
+    frames: str = FRAMES
+    frames_dead_letter: str = FRAMES_DEAD_LETTER
+    events: str = EVENTS
+    events_dead_letter: str = EVENTS_DEAD_LETTER
+
+    @classmethod
+    def in_namespace(cls, namespace: str) -> Topics:
+        return cls(*(namespace + name for name in astuple(cls())))
+
+    def all(self) -> tuple[str, ...]:
+        return tuple(astuple(self))

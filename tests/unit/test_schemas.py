@@ -1,0 +1,93 @@
+"""The wire contract: frame headers, events and job specs reject what they must."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from vigil_shared.schemas.events import AnomalyEvent, ModelRef, event_id_for, make_event
+from vigil_shared.schemas.frames import FrameHeaders, MalformedFrameError
+from vigil_shared.schemas.jobs import OneClassSpec
+
+CAPTURED = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
+
+
+def headers(**overrides: object) -> FrameHeaders:
+    fields: dict[str, object] = {
+        "camera_id": "cam-1", "seq": 7, "captured_at": CAPTURED, "width": 360, "height": 240,
+    }
+    fields.update(overrides)
+    return FrameHeaders.model_validate(fields)
+
+
+def test_frame_headers_round_trip_through_kafka_headers() -> None:
+    original = headers()
+    kafka_headers = original.to_kafka_headers()
+    assert ("vigil-schema", b"vigil.frame.v1") in kafka_headers
+    assert FrameHeaders.from_kafka_headers(kafka_headers) == original
+
+
+def test_missing_header_names_the_field() -> None:
+    kafka_headers = [h for h in headers().to_kafka_headers() if h[0] != "vigil-seq"]
+    with pytest.raises(MalformedFrameError, match="seq"):
+        FrameHeaders.from_kafka_headers(kafka_headers)
+
+
+def test_no_headers_at_all_is_malformed() -> None:
+    with pytest.raises(MalformedFrameError):
+        FrameHeaders.from_kafka_headers(None)
+
+
+@pytest.mark.parametrize("camera_id", ["", "../etc", "a b", "x" * 65])
+def test_camera_ids_are_restricted(camera_id: str) -> None:
+    with pytest.raises(ValidationError):
+        headers(camera_id=camera_id)
+
+
+def test_event_ids_are_deterministic_per_camera_frame_and_model() -> None:
+    first = event_id_for(camera_id="cam-1", frame_seq=3, model_id="m-1")
+    assert first == event_id_for(camera_id="cam-1", frame_seq=3, model_id="m-1")
+    assert first != event_id_for(camera_id="cam-1", frame_seq=4, model_id="m-1")
+    assert first != event_id_for(camera_id="cam-1", frame_seq=3, model_id="m-2")
+    assert first != event_id_for(camera_id="cam-2", frame_seq=3, model_id="m-1")
+
+
+def test_event_json_round_trip_keeps_every_field() -> None:
+    event = make_event(
+        camera_id="cam-1", frame_seq=3, captured_at=CAPTURED, detected_at=CAPTURED,
+        score=1.5, threshold=1.0, model=ModelRef(id="warmup", kind="warmup"),
+    )
+    decoded = AnomalyEvent.model_validate_json(event.to_json_bytes())
+    assert decoded == event
+    assert b'"schema":"vigil.event.v1"' in event.to_json_bytes()
+
+
+def test_event_rejects_naive_timestamps_and_unknown_fields() -> None:
+    event = make_event(
+        camera_id="cam-1", frame_seq=3, captured_at=CAPTURED, detected_at=CAPTURED,
+        score=1.5, threshold=1.0, model=ModelRef(id="warmup", kind="warmup"),
+    ).model_dump(mode="json", by_alias=True)
+    with pytest.raises(ValidationError, match="captured_at"):
+        AnomalyEvent.model_validate({**event, "captured_at": "2026-11-28T12:00:00"})
+    with pytest.raises(ValidationError, match="extra"):
+        AnomalyEvent.model_validate({**event, "surprise": 1})
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"name": "x", "dataset": {"prefix": "../up"}}, "dataset.prefix"),
+        ({"name": "", "dataset": {"prefix": "ok/"}}, "name"),
+        ({"name": "x", "dataset": {"prefix": "ok/"}, "image_size": 100}, "image_size"),
+        ({"name": "x", "dataset": {"prefix": "ok/"}, "task": "regress"}, "task"),
+        ({"name": "x", "dataset": {"prefix": "ok/"}, "lr": 0.1}, "lr"),
+        ({"name": "x"}, "dataset"),
+    ],
+)
+def test_job_spec_errors_name_the_field(spec: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        OneClassSpec.model_validate(spec)
+    locations = {".".join(str(p) for p in e["loc"]) for e in info.value.errors()}
+    assert field in locations
