@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from vigil_shared.settings import default_datasets_dir
 
 PED2 = default_datasets_dir() / "ucsd-ped2"
@@ -29,8 +28,22 @@ def testsrc_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.fail("ffmpeg is not installed: run scripts/stack.sh install")
     path = tmp_path_factory.mktemp("clips") / "testsrc.mp4"
     subprocess.run(
-        [ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10",
-         "-t", "3", "-pix_fmt", "yuv420p", "-c:v", "libx264", str(path)],
+        [
+            ffmpeg,
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=10",
+            "-t",
+            "3",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            str(path),
+        ],
         check=True,
     )
     return path

@@ -12,7 +12,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from vigil_shared.settings import KafkaSettings
 
@@ -25,6 +25,7 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers.split(","),
         "client_id": settings.client_id,
+        "bootstrap_timeout_ms": settings.bootstrap_timeout_ms,
         "acks": "all",
         "retries": 10,
         "retry_backoff_ms": 200,
@@ -36,7 +37,7 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
     options.update(overrides)
     try:
         return KafkaProducer(**options)
-    except NoBrokersAvailable as exc:
+    except KafkaTimeoutError as exc:
         raise KafkaUnavailableError(_unreachable(settings)) from exc
 
 
@@ -46,6 +47,7 @@ def make_consumer(
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers.split(","),
         "client_id": settings.client_id,
+        "bootstrap_timeout_ms": settings.bootstrap_timeout_ms,
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
@@ -56,7 +58,7 @@ def make_consumer(
     options.update(overrides)
     try:
         return KafkaConsumer(*topics, **options)
-    except NoBrokersAvailable as exc:
+    except KafkaTimeoutError as exc:
         raise KafkaUnavailableError(_unreachable(settings)) from exc
 
 
@@ -70,9 +72,10 @@ def ensure_topics(
             admin = KafkaAdminClient(
                 bootstrap_servers=settings.bootstrap_servers.split(","),
                 client_id=f"{settings.client_id}-admin",
+                bootstrap_timeout_ms=settings.bootstrap_timeout_ms,
             )
             break
-        except (NoBrokersAvailable, KafkaError) as exc:
+        except KafkaError as exc:
             if time.monotonic() > deadline:
                 raise KafkaUnavailableError(_unreachable(settings)) from exc
             time.sleep(1)

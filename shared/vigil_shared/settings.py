@@ -39,6 +39,9 @@ class KafkaSettings(BaseSettings):
         default="", pattern=r"^([a-z0-9][a-z0-9_-]*\.)?$", description="Prefix of every topic."
     )
     request_timeout_ms: int = Field(default=30_000, ge=1_000)
+    bootstrap_timeout_ms: int = Field(
+        default=30_000, ge=1_000, description="How long a client waits for a first broker."
+    )
 
     @property
     def topics(self) -> Topics:

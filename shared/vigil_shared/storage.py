@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from minio import Minio
 from minio.error import S3Error
+from urllib3.exceptions import HTTPError
 
 from vigil_shared.settings import S3Settings
 
@@ -43,7 +44,7 @@ def ensure_buckets(client: Minio, settings: S3Settings) -> None:
                     "check VIGIL_S3_ACCESS_KEY and VIGIL_S3_SECRET_KEY"
                 ) from exc
             raise StorageError(f"S3 at {settings.endpoint}: {exc.code}: {exc.message}") from exc
-        except OSError as exc:  # urllib3 raises subclasses of OSError when nothing listens
+        except (OSError, HTTPError) as exc:  # nothing listens, or the connection broke
             raise StorageError(
                 f"S3 is unreachable at {settings.endpoint}; start it or set VIGIL_S3_ENDPOINT"
             ) from exc

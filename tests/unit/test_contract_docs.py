@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from vigil_shared.schemas.export import DEFAULT_DIR, SCHEMAS, render
 
 

