@@ -7,12 +7,11 @@ may only be committed once the effect of its message is durable (at-least-once).
 from __future__ import annotations
 
 import contextlib
-import time
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from vigil_shared.settings import KafkaSettings
 
@@ -62,23 +61,16 @@ def make_consumer(
         raise KafkaUnavailableError(_unreachable(settings)) from exc
 
 
-def ensure_topics(
-    settings: KafkaSettings, topics: tuple[str, ...], *, partitions: int = 4, timeout_s: float = 30
-) -> None:
-    """Create the topics if they are missing, waiting for the broker to answer."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=settings.bootstrap_servers.split(","),
-                client_id=f"{settings.client_id}-admin",
-                bootstrap_timeout_ms=settings.bootstrap_timeout_ms,
-            )
-            break
-        except KafkaError as exc:
-            if time.monotonic() > deadline:
-                raise KafkaUnavailableError(_unreachable(settings)) from exc
-            time.sleep(1)
+def ensure_topics(settings: KafkaSettings, topics: tuple[str, ...], *, partitions: int = 4) -> None:
+    """Create the topics if they are missing (the client waits ``bootstrap_timeout_ms``)."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers.split(","),
+            client_id=f"{settings.client_id}-admin",
+            bootstrap_timeout_ms=settings.bootstrap_timeout_ms,
+        )
+    except KafkaTimeoutError as exc:
+        raise KafkaUnavailableError(_unreachable(settings)) from exc
     try:
         existing = set(admin.list_topics())
         missing = [t for t in topics if t not in existing]
