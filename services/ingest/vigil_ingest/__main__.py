@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from vigil_shared.kafka import KafkaUnavailableError, make_producer
+from vigil_shared.kafka import KafkaUnavailableError, ensure_topics, make_producer
 from vigil_shared.logging import bind, configure_logging
 from vigil_shared.schemas.frames import utc_now
 
@@ -23,6 +23,7 @@ def run(settings: IngestSettings, stop: threading.Event) -> int:
     """Publish frames; returns how many were published."""
     if not settings.source:
         raise SourceError("no source: set VIGIL_INGEST_SOURCE to a video file or stream URL")
+    ensure_topics(settings.common.kafka, settings.common.kafka.topics.all())
     producer = make_producer(settings.common.kafka)
     publisher = FramePublisher(
         producer,
