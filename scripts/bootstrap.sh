@@ -14,6 +14,6 @@ fi
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   echo "bootstrap: installing Python dependencies into .venv (first time: several minutes, torch is large)"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  .venv/bin/python -m pip install --quiet -e ".[vision,dev]"
   echo "$want" > "$stamp"
 fi

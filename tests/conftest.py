@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from vigil_shared.settings import default_datasets_dir
 
 PED2 = default_datasets_dir() / "ucsd-ped2"

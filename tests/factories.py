@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from kafka import KafkaProducer
 from PIL import Image, ImageDraw
+
 from vigil_shared.schemas.frames import FrameHeaders
 
 T0 = datetime(2026, 11, 28, 12, tzinfo=UTC)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from kafka.consumer.fetcher import ConsumerRecord
+
 from vigil_shared.kafka import make_consumer
 from vigil_shared.settings import KafkaSettings
 

@@ -7,13 +7,18 @@ may only be committed once the effect of its message is durable (at-least-once).
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 
 from vigil_shared.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+ERROR_HEADER = "vigil-error"
 
 
 class KafkaUnavailableError(RuntimeError):
@@ -81,6 +86,21 @@ def ensure_topics(settings: KafkaSettings, topics: tuple[str, ...], *, partition
                 admin.create_topics(new)
     finally:
         admin.close()
+
+
+def dead_letter(producer: KafkaProducer, topic: str, record: ConsumerRecord, reason: str) -> None:
+    """Copy ``record`` to a dead-letter topic with the reason in the ``vigil-error`` header."""
+    log.warning(
+        "record sent to dead-letter topic",
+        extra={
+            "source_topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "reason": reason[:300],
+        },
+    )
+    headers = [*(record.headers or []), (ERROR_HEADER, reason.encode()[:1000])]
+    producer.send(topic, key=record.key, value=record.value or b"", headers=headers)
 
 
 def header(headers: list[tuple[str, bytes]] | None, name: str) -> str | None:

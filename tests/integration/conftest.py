@@ -1,11 +1,13 @@
 """Integration fixtures: the real servers from scripts/stack.sh, isolated per test run.
 
-Tests use their own PostgreSQL database (``vigil_test``), Redis database 1, S3 buckets and a
-Kafka topic namespace per test, so they never read or disturb a running development stack.
+Tests use their own PostgreSQL database (``vigil_test_<pid>``), Redis database (1-15), S3
+buckets and a Kafka topic namespace per test, so they never read or disturb a running
+development stack or another test run.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +19,8 @@ from minio import Minio
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from tests.support import ServiceProcess, service_env
 from vigil_api.main import create_app
 from vigil_api.settings import ApiSettings
 from vigil_shared.db.engine import make_engine, make_session_factory
@@ -26,27 +30,35 @@ from vigil_shared.settings import CommonSettings, DatabaseSettings, KafkaSetting
 from vigil_shared.storage import ensure_buckets, make_s3_client
 from vigil_shared.topics import Topics
 
-from tests.support import ServiceProcess, service_env
-
-TEST_DATABASE = "vigil_test"
+# One database per test run, so concurrent runs against one stack do not drop each other's.
+TEST_DATABASE = f"vigil_test_{os.getpid()}"
 
 pytestmark = pytest.mark.integration
 
 
+def _admin_url(url: str) -> str:
+    admin = make_url(url).set(drivername="postgresql", database="postgres")
+    return admin.render_as_string(hide_password=False)
+
+
 def _recreate_database(url: str) -> str:
-    parsed = make_url(url)
-    admin = parsed.set(drivername="postgresql", database="postgres")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+    with psycopg.connect(_admin_url(url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{TEST_DATABASE}"')
-    return parsed.set(database=TEST_DATABASE).render_as_string(hide_password=False)
+    return make_url(url).set(database=TEST_DATABASE).render_as_string(hide_password=False)
+
+
+def _drop_database(url: str) -> None:
+    with psycopg.connect(_admin_url(url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session", autouse=True)
 def test_environment() -> Iterator[None]:
-    """Point every setting at the test database, Redis db 1 and test buckets, then migrate."""
+    """Point every setting at the test database, Redis db and buckets, then migrate."""
     base = CommonSettings()
-    redis_url = base.redis.url.rsplit("/", 1)[0] + "/1"
+    # Redis database 1-15 by pid: the Celery queue of one run is not drained by another run.
+    redis_url = base.redis.url.rsplit("/", 1)[0] + f"/{1 + os.getpid() % 15}"
     try:
         database_url = _recreate_database(base.database.url.get_secret_value())
     except psycopg.OperationalError as exc:
@@ -59,6 +71,7 @@ def test_environment() -> Iterator[None]:
         patch.setenv("VIGIL_LOG_LEVEL", "INFO")
         upgrade(DatabaseSettings())
         yield
+    _drop_database(base.database.url.get_secret_value())
 
 
 @pytest.fixture

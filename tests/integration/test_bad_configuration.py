@@ -10,14 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
+
+from tests.support import service_env
 from vigil_api.main import create_app
 from vigil_api.settings import ApiSettings
 from vigil_shared.db.engine import DatabaseUnavailableError, make_engine, wait_for_database
 from vigil_shared.kafka import KafkaUnavailableError, make_producer
 from vigil_shared.settings import CommonSettings, DatabaseSettings, KafkaSettings
 from vigil_shared.storage import StorageError, ensure_buckets, make_s3_client
-
-from tests.support import service_env
 
 UNREACHABLE_KAFKA = {
     "VIGIL_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",

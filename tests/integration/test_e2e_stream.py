@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from vigil_shared.schemas.events import AnomalyEvent
-from vigil_shared.settings import KafkaSettings
-from vigil_shared.topics import Topics
 
 from tests.integration.conftest import StartService
 from tests.support import read_topic, wait_until
+from vigil_shared.schemas.events import AnomalyEvent
+from vigil_shared.settings import KafkaSettings
+from vigil_shared.topics import Topics
 
 pytestmark = [pytest.mark.slow, pytest.mark.dataset]
 CLIP = "Test002"  # 180 frames; a cyclist enters at frame 95

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from minio import Minio
+
+from tests.integration.conftest import StartService
+from tests.support import wait_until
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.settings import CommonSettings
 from vigil_shared.storage import IntegrityError, get_bytes, put_bytes, sha256_hex
 from vigil_shared.vision.inferencer import load_model
-
-from tests.integration.conftest import StartService
-from tests.support import wait_until
 
 pytestmark = [pytest.mark.slow]
 

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+
+from tests.support import read_topic, wait_until
 from vigil_api.sink import EventSink
 from vigil_shared.db.models import Event
 from vigil_shared.kafka import header, make_consumer, make_producer
 from vigil_shared.schemas.events import AnomalyEvent, ModelRef, make_event
 from vigil_shared.settings import KafkaSettings
 from vigil_shared.topics import Topics
-
-from tests.support import read_topic, wait_until
 
 
 def events_for(camera_id: str, n: int) -> list[AnomalyEvent]:

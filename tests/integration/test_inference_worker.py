@@ -7,15 +7,15 @@ import uuid
 
 import pytest
 from kafka import TopicPartition
+
+from tests.factories import scene_jpeg, send_frame
+from tests.support import read_topic, wait_until
 from vigil_inference.service import build_worker
 from vigil_inference.settings import InferenceSettings
 from vigil_shared.kafka import header, make_consumer, make_producer
 from vigil_shared.schemas.events import AnomalyEvent
 from vigil_shared.settings import KafkaSettings
 from vigil_shared.topics import Topics
-
-from tests.factories import scene_jpeg, send_frame
-from tests.support import read_topic, wait_until
 
 
 def test_bad_frames_go_to_dead_letter_while_the_camera_keeps_being_scored(

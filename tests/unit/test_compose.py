@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from pydantic_settings import BaseSettings
+
 from vigil_api.settings import ApiSettings
 from vigil_inference.settings import InferenceSettings
 from vigil_ingest.settings import IngestSettings

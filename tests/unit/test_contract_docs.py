@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from vigil_shared.schemas.export import DEFAULT_DIR, SCHEMAS, render
 
 

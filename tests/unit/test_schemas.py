@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
+
 from vigil_shared.schemas.events import AnomalyEvent, ModelRef, event_id_for, make_event
 from vigil_shared.schemas.frames import FrameHeaders, MalformedFrameError
 from vigil_shared.schemas.jobs import OneClassSpec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from vigil_inference.scorers import ScorerRouter
 from vigil_shared.schemas.events import ModelRef
 from vigil_shared.vision.knn import KnnScorer, calibrate_threshold, subsample_bank

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+
 from vigil_shared.settings import CommonSettings, KafkaSettings
 from vigil_shared.topics import Topics
 

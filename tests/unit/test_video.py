@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from vigil_ingest.publisher import encode_jpeg
 from vigil_ingest.video import SourceError, iter_frames
 

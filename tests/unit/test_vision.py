@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+
 from vigil_shared.vision.backbones import (
     FrameEmbedder,
     WeightsError,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uvicorn
-from vigil_shared.db.migrate import upgrade
 
 from vigil_api.settings import get_settings
+from vigil_shared.db.migrate import upgrade
 
 
 def main() -> None:

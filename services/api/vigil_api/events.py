@@ -12,9 +12,9 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
-from vigil_shared.db.models import Event
 
 from vigil_api.deps import SessionDep
+from vigil_shared.db.models import Event
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 

@@ -13,10 +13,10 @@ from kombu.exceptions import OperationalError as QueueError
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from vigil_shared.db.models import Job
-from vigil_shared.schemas.jobs import JobSpec, JobStatus
 
 from vigil_api.deps import ClientsDep, SessionDep
+from vigil_shared.db.models import Job
+from vigil_shared.schemas.jobs import JobSpec, JobStatus
 
 log = logging.getLogger("vigil_api")
 RUN_JOB_TASK = "vigil.trainer.run_job"  # the trainer's task, sent by name: no trainer import

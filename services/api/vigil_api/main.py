@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 from celery import Celery
 from fastapi import FastAPI
 from redis import Redis
-from vigil_shared.db.engine import make_engine, make_session_factory
-from vigil_shared.logging import configure_logging
-from vigil_shared.storage import ensure_buckets, make_s3_client
 
 from vigil_api import events, health, jobs, models, problems
 from vigil_api.deps import Clients
 from vigil_api.settings import ApiSettings, get_settings
+from vigil_shared.db.engine import make_engine, make_session_factory
+from vigil_shared.logging import configure_logging
+from vigil_shared.storage import ensure_buckets, make_s3_client
 
 
 def build_clients(settings: ApiSettings) -> Clients:

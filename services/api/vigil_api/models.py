@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
-from vigil_shared.db.models import Model
 
 from vigil_api.deps import SessionDep
+from vigil_shared.db.models import Model
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 

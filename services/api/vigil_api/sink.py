@@ -7,7 +7,6 @@ replay inserts nothing new. Records that are not valid events go to the dead-let
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any
 
@@ -16,10 +15,10 @@ from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
-from vigil_shared.db.models import Event
-from vigil_shared.schemas.events import AnomalyEvent
 
-log = logging.getLogger("vigil_api.sink")
+from vigil_shared.db.models import Event
+from vigil_shared.kafka import dead_letter
+from vigil_shared.schemas.events import AnomalyEvent
 
 
 def event_row(event: AnomalyEvent) -> dict[str, Any]:
@@ -88,13 +87,7 @@ class EventSink:
             try:
                 events.append(AnomalyEvent.model_validate_json(record.value))
             except ValidationError as exc:
-                self._dead_letter(record, f"not a valid vigil.event.v1: {exc}")
+                reason = f"not a valid vigil.event.v1: {exc}"
+                dead_letter(self._producer, self._dead_letter_topic, record, reason)
         self.stored += store_events(self._sessions, events)
         self._producer.flush()
-
-    def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
-        log.warning("event sent to dead-letter topic", extra={"offset": record.offset})
-        headers = [*(record.headers or []), ("vigil-error", reason.encode()[:1000])]
-        self._producer.send(
-            self._dead_letter_topic, key=record.key, value=record.value or b"", headers=headers
-        )

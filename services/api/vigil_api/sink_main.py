@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 
+from vigil_api.settings import get_settings
+from vigil_api.sink import EventSink
 from vigil_shared.db.engine import (
     DatabaseUnavailableError,
     make_engine,
@@ -13,19 +13,15 @@ from vigil_shared.db.engine import (
     wait_for_database,
 )
 from vigil_shared.kafka import KafkaUnavailableError, ensure_topics, make_consumer, make_producer
+from vigil_shared.lifecycle import stop_on_signals
 from vigil_shared.logging import configure_logging
-
-from vigil_api.settings import get_settings
-from vigil_api.sink import EventSink
 
 
 def main() -> None:
     settings = get_settings()
     common = settings.common
     configure_logging("event-sink", common.log_level)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_on_signals()
     engine = make_engine(common.database)
     try:
         wait_for_database(engine)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import threading
-
-from vigil_shared.kafka import KafkaUnavailableError
-from vigil_shared.logging import configure_logging
-from vigil_shared.storage import StorageError
-from vigil_shared.vision.backbones import WeightsError
 
 from vigil_inference.service import build_worker
 from vigil_inference.settings import get_settings
+from vigil_shared.kafka import KafkaUnavailableError
+from vigil_shared.lifecycle import stop_on_signals
+from vigil_shared.logging import configure_logging
+from vigil_shared.storage import StorageError
+from vigil_shared.vision.backbones import WeightsError
 
 log = logging.getLogger("vigil_inference")
 
@@ -21,9 +19,7 @@ log = logging.getLogger("vigil_inference")
 def main() -> None:
     settings = get_settings()
     configure_logging("inference", settings.common.log_level)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_on_signals()
     try:
         worker = build_worker(settings)
     except (KafkaUnavailableError, StorageError, WeightsError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+
 from vigil_shared.schemas.events import ModelRef
 from vigil_shared.vision.knn import KnnScorer, calibrate_threshold
 

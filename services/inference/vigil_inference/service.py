@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 
 import torch
+
+from vigil_inference.scorers import ScorerRouter
+from vigil_inference.settings import InferenceSettings
+from vigil_inference.worker import FrameScorer, InferenceWorker
 from vigil_shared.kafka import ensure_topics, make_consumer, make_producer
 from vigil_shared.schemas.events import ModelRef
 from vigil_shared.storage import make_s3_client
 from vigil_shared.vision.backbones import FrameEmbedder, load_efficientnet_lite0
 from vigil_shared.vision.inferencer import load_model
 from vigil_shared.vision.knn import KnnScorer
-
-from vigil_inference.scorers import ScorerRouter
-from vigil_inference.settings import InferenceSettings
-from vigil_inference.worker import FrameScorer, InferenceWorker
 
 log = logging.getLogger("vigil_inference")
 

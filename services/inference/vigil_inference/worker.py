@@ -7,23 +7,21 @@ A frame that cannot be read goes to the dead-letter topic with its reason and is
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 
 import torch
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
+
+from vigil_inference.scorers import ScorerRouter
+from vigil_shared.kafka import dead_letter
 from vigil_shared.schemas.events import make_event
 from vigil_shared.schemas.frames import FrameHeaders, MalformedFrameError, utc_now
 from vigil_shared.schemas.manifests import Preprocessing
 from vigil_shared.topics import Topics
 from vigil_shared.vision.backbones import FrameEmbedder
 from vigil_shared.vision.preprocess import UndecodableImageError, decode, to_batch
-
-from vigil_inference.scorers import ScorerRouter
-
-log = logging.getLogger("vigil_inference")
 
 
 @dataclass(frozen=True)
@@ -121,19 +119,6 @@ class InferenceWorker:
             headers = FrameHeaders.from_kafka_headers(record.headers)
             return Frame(headers=headers, image=decode(record.value))
         except (MalformedFrameError, UndecodableImageError) as exc:
-            self._dead_letter(record, str(exc))
+            dead_letter(self._producer, self._topics.frames_dead_letter, record, str(exc))
+            self.dead_lettered += 1
             return None
-
-    def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
-        log.warning(
-            "frame sent to dead-letter topic",
-            extra={"partition": record.partition, "offset": record.offset, "reason": reason},
-        )
-        headers = [*(record.headers or []), ("vigil-error", reason.encode()[:1000])]
-        self._producer.send(
-            self._topics.frames_dead_letter,
-            key=record.key,
-            value=record.value or b"",
-            headers=headers,
-        )
-        self.dead_lettered += 1

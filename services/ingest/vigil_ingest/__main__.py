@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import threading
 import time
 
-from vigil_shared.kafka import KafkaUnavailableError, ensure_topics, make_producer
-from vigil_shared.logging import bind, configure_logging
-from vigil_shared.schemas.frames import utc_now
-
 from vigil_ingest.publisher import FramePublisher, capture_time
 from vigil_ingest.settings import IngestSettings, get_settings
 from vigil_ingest.video import SourceError, iter_frames, pace
+from vigil_shared.kafka import KafkaUnavailableError, ensure_topics, make_producer
+from vigil_shared.lifecycle import stop_on_signals
+from vigil_shared.logging import bind, configure_logging
+from vigil_shared.schemas.frames import utc_now
 
 log = logging.getLogger("vigil_ingest")
 
@@ -52,9 +51,7 @@ def run(settings: IngestSettings, stop: threading.Event) -> int:
 def main() -> None:
     settings = get_settings()
     configure_logging("ingest", settings.common.log_level)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_on_signals()
     with bind(camera_id=settings.camera_id):
         try:
             run(settings, stop)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from kafka import KafkaProducer
 from PIL import Image
+
 from vigil_shared.schemas.frames import FrameHeaders
 
 

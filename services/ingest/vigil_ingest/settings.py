@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from vigil_shared.schemas.frames import CameraId
 from vigil_shared.settings import CommonSettings
 

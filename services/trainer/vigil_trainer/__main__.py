@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from vigil_shared.logging import configure_logging
-
 from vigil_trainer.settings import TASK_QUEUE, get_settings
 from vigil_trainer.worker import create_app
 

@@ -11,11 +11,11 @@ import torch
 from minio import Minio
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
+
 from vigil_shared.db.models import Job
 from vigil_shared.schemas.frames import utc_now
 from vigil_shared.schemas.jobs import JobStatus, OneClassSpec
 from vigil_shared.settings import S3Settings
-
 from vigil_trainer.one_class import DatasetError, fit_one_class
 from vigil_trainer.registry import register
 

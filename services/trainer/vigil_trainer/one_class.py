@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from minio import Minio
 from safetensors.torch import save as save_safetensors
+
 from vigil_shared.schemas.jobs import OneClassSpec
 from vigil_shared.schemas.manifests import Preprocessing, WeightsProvenance
 from vigil_shared.storage import get_bytes, list_keys, sha256_hex

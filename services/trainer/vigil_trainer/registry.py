@@ -9,12 +9,12 @@ from importlib.metadata import version
 from minio import Minio
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
+
 from vigil_shared.db.models import Model
 from vigil_shared.schemas.frames import utc_now
 from vigil_shared.schemas.jobs import OneClassSpec
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.storage import put_bytes
-
 from vigil_trainer.one_class import FittedModel
 
 _MODEL_NAMESPACE = uuid.UUID("1c3a6b0e-7f57-5d1e-8c39-2b7d94a0e5c4")

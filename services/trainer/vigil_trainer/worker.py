@@ -10,10 +10,10 @@ import uuid
 from typing import Any
 
 from celery import Celery, Task
+
 from vigil_shared.db.engine import make_engine, make_session_factory
 from vigil_shared.logging import bind
 from vigil_shared.storage import ensure_buckets, make_s3_client
-
 from vigil_trainer.jobs import TrainerContext, pick_device, run_job
 from vigil_trainer.settings import RUN_JOB_TASK, TASK_QUEUE, TrainerSettings
 

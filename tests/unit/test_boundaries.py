@@ -1,0 +1,40 @@
+"""The walls of the house: what each service may not import, checked in a fresh interpreter."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from vigil_shared.settings import REPO_ROOT
+
+FORBIDDEN = {
+    "vigil_api.main": ("torch", "vigil_trainer", "vigil_inference", "vigil_ingest"),
+    "vigil_api.sink_main": ("torch", "vigil_trainer", "vigil_inference"),
+    "vigil_inference.service": ("celery", "vigil_trainer", "vigil_api", "vigil_ingest"),
+    "vigil_ingest.__main__": ("torch", "vigil_api", "vigil_inference", "vigil_trainer"),
+    "vigil_trainer.worker": ("vigil_api", "vigil_inference", "vigil_ingest"),
+    "vigil_shared.settings": ("torch", "vigil_api", "vigil_inference", "vigil_ingest"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(FORBIDDEN))
+def test_module_does_not_import_across_walls(module: str) -> None:
+    code = (
+        f"import importlib, sys; importlib.import_module({module!r}); "
+        f"bad = [m for m in {FORBIDDEN[module]!r} if m in sys.modules]; print(','.join(bad))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "", f"{module} pulls in {result.stdout.strip()}"
+
+
+@pytest.mark.parametrize(
+    ("service", "vision"),
+    [("api", False), ("ingest", False), ("inference", True), ("trainer", True)],
+)
+def test_only_model_services_install_torch(service: str, vision: bool) -> None:
+    dockerfile = (REPO_ROOT / "services" / service / "Dockerfile").read_text()
+    assert ('".[vision]"' in dockerfile) is vision
