@@ -17,9 +17,21 @@ class InferenceSettings(BaseSettings):
     )
 
     group_id: str = "vigil-inference"
-    batch_size: int = Field(default=16, ge=1, le=1024)
+    batch_size: int = Field(default=32, ge=1, le=4096)
+    max_wait_ms: int = Field(
+        default=50,
+        ge=0,
+        le=10_000,
+        description="How long a partial batch waits for more frames before it is scored.",
+    )
     poll_timeout_ms: int = Field(default=200, ge=10, le=10_000)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = Field(default=True, description="Half-precision autocast on CUDA.")
+    compile: bool = Field(default=False, description="torch.compile the backbone (slow start).")
+    threads: int | None = Field(default=None, ge=1, le=256, description="CPU threads; all cores.")
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
+    )
     model_id: str | None = Field(
         default=None, description="Registry model to score with; unset: per-camera warm-up bank."
     )

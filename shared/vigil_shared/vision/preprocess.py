@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 
 import torch
@@ -14,14 +15,19 @@ class UndecodableImageError(ValueError):
     """Bytes that are not a decodable JPEG image."""
 
 
-def decode(data: bytes) -> torch.Tensor:
-    """One JPEG to a uint8 (3, H, W) tensor; grayscale sources are expanded to RGB."""
+Decoded = torch.Tensor | UndecodableImageError
+
+
+def _as_tensor(data: bytes) -> torch.Tensor:
     if not data:
         raise UndecodableImageError("empty image payload")
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+def decode(data: bytes) -> torch.Tensor:
+    """One JPEG to a uint8 (3, H, W) tensor on the CPU; grayscale is expanded to RGB."""
     try:
-        image = decode_jpeg(
-            torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB
-        )
+        image = decode_jpeg(_as_tensor(data), mode=ImageReadMode.RGB)
     except RuntimeError as exc:
         raise UndecodableImageError(f"not a decodable JPEG: {exc}".splitlines()[0]) from exc
     if not isinstance(image, torch.Tensor):
@@ -29,20 +35,43 @@ def decode(data: bytes) -> torch.Tensor:
     return image
 
 
+def decode_many(
+    payloads: Sequence[bytes], device: str
+) -> list[torch.Tensor | UndecodableImageError]:
+    """Decode a batch; on CUDA in one nvJPEG call, falling back per image to isolate bad ones."""
+    if device.startswith("cuda") and payloads:
+        try:
+            images = decode_jpeg(
+                [_as_tensor(p) for p in payloads], mode=ImageReadMode.RGB, device=device
+            )
+            return list(images)
+        except (RuntimeError, UndecodableImageError):
+            pass  # one bad image fails the batch call: decode one by one to find it
+    results: list[Decoded] = []
+    for payload in payloads:
+        try:
+            results.append(decode(payload).to(device, non_blocking=True))
+        except UndecodableImageError as exc:
+            results.append(exc)
+    return results
+
+
 def to_batch(images: Sequence[torch.Tensor], prep: Preprocessing) -> torch.Tensor:
-    """Resize each image to ``image_size`` squared and normalise; returns float (N, 3, S, S)."""
+    """Resize to ``image_size`` squared and normalise; returns float (N, 3, S, S).
+
+    Images of one size (one camera's frames, usually) are resized in a single call.
+    """
     size = (prep.image_size, prep.image_size)
-    resized = [
-        torch.nn.functional.interpolate(
-            img.unsqueeze(0).float(),
-            size=size,
-            mode="bilinear",
-            antialias=True,
-            align_corners=False,
+    groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for index, image in enumerate(images):
+        groups[tuple(image.shape)].append(index)
+    device = images[0].device
+    batch = torch.empty((len(images), 3, *size), dtype=torch.float32, device=device)
+    for indices in groups.values():
+        stacked = torch.stack([images[i] for i in indices]).float()
+        batch[indices] = torch.nn.functional.interpolate(
+            stacked, size=size, mode="bilinear", antialias=True, align_corners=False
         )
-        for img in images
-    ]
-    batch = torch.cat(resized).div_(255.0)
-    mean = torch.tensor(prep.mean, device=batch.device).view(1, 3, 1, 1)
-    std = torch.tensor(prep.std, device=batch.device).view(1, 3, 1, 1)
+    mean = torch.tensor(prep.mean, device=device).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(prep.std, device=device).view(1, 3, 1, 1) * 255.0
     return batch.sub_(mean).div_(std)
