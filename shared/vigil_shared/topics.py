@@ -23,6 +23,9 @@ EVENTS: Final = "vigil.events.v1"
 EVENTS_DEAD_LETTER: Final = "vigil.events.dlq.v1"
 """Event records the API's sink could not validate, with the reason in ``vigil-error``."""
 
+CAMERA_STATUS: Final = "vigil.camera-status.v1"
+"""Camera status as JSON (``schemas.camera_status.CameraStatus``), keyed by camera id."""
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -30,6 +33,7 @@ class Topics:
     frames_dead_letter: str = FRAMES_DEAD_LETTER
     events: str = EVENTS
     events_dead_letter: str = EVENTS_DEAD_LETTER
+    camera_status: str = CAMERA_STATUS
 
     @classmethod
     def in_namespace(cls, namespace: str) -> Topics:

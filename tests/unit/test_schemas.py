@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from vigil_shared.schemas.camera_status import CameraStatus
 from vigil_shared.schemas.events import AnomalyEvent, ModelRef, event_id_for, make_event
 from vigil_shared.schemas.frames import FrameHeaders, MalformedFrameError
 from vigil_shared.schemas.jobs import OneClassSpec
@@ -105,3 +106,24 @@ def test_job_spec_errors_name_the_field(spec: dict[str, object], field: str) -> 
         OneClassSpec.model_validate(spec)
     locations = {".".join(str(p) for p in e["loc"]) for e in info.value.errors()}
     assert field in locations
+
+
+def test_camera_status_round_trips_and_refuses_unknown_states() -> None:
+    status = CameraStatus(
+        camera_id="gate-2",
+        state="offline",
+        reason="cannot open rtsp://10.0.0.7/s: Connection refused",
+        since=CAPTURED,
+        reported_at=CAPTURED,
+        report_interval_s=10,
+        fps=0,
+        target_fps=5,
+        frames_published=3,
+        frames_dropped=1,
+        frames_gated=0,
+        reconnects=2,
+    )
+    assert CameraStatus.model_validate_json(status.to_json_bytes()) == status
+    assert b'"schema":"vigil.camera-status.v1"' in status.to_json_bytes()
+    with pytest.raises(ValidationError):
+        CameraStatus.model_validate({**status.model_dump(by_alias=True), "state": "sleeping"})

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from vigil_shared.schemas.camera_status import CameraStatus
 from vigil_shared.schemas.events import AnomalyEvent
 from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.schemas.jobs import JobSpec
@@ -23,6 +24,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "event.v1.json": AnomalyEvent,
     "job-spec.v1.json": JobSpec,
     "model-manifest.v1.json": ModelManifest,
+    "camera-status.v1.json": CameraStatus,
 }
 DEFAULT_DIR = REPO_ROOT / "docs" / "schemas"
 
