@@ -15,5 +15,6 @@ def test_migrations_match_the_models(engine: Engine) -> None:
     assert diff == [], f"models and migrations differ; add a migration: {diff}"
 
 
-def test_schema_has_the_registry_and_event_tables(engine: Engine) -> None:
-    assert {"jobs", "models", "events", "alembic_version"} <= set(inspect(engine).get_table_names())
+def test_schema_has_the_registry_event_camera_and_key_tables(engine: Engine) -> None:
+    tables = {"jobs", "models", "events", "cameras", "api_keys", "alembic_version"}
+    assert tables <= set(inspect(engine).get_table_names())

@@ -1,4 +1,4 @@
-"""Tables of the registry (jobs, models) and of the event store."""
+"""Tables of the registry (jobs, models), the event store, cameras and API keys."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, String, Text, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -63,3 +63,39 @@ class Event(Base):
     model_id: Mapped[str] = mapped_column(String(128))
     model_kind: Mapped[str] = mapped_column(String(16))
     stored_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Camera(Base):
+    """A camera registered by an operator: where ingest reads it and how it samples it."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(2048))
+    target_fps: Mapped[float] = mapped_column(Float)
+    max_width: Mapped[int]
+    max_height: Mapped[int]
+    jpeg_quality: Mapped[int]
+    enabled: Mapped[bool] = mapped_column(default=True)
+    model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class ApiKey(Base):
+    """An API key: only its sha256 and a short prefix (to tell keys apart) are stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(128))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    # NULL: every camera; otherwise the only cameras the key sees (they need not exist yet).
+    camera_ids: Mapped[list[str] | None] = mapped_column(ARRAY(String(64)))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
