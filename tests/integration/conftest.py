@@ -32,6 +32,8 @@ from vigil_shared.topics import Topics
 
 # One database per test run, so concurrent runs against one stack do not drop each other's.
 TEST_DATABASE = f"vigil_test_{os.getpid()}"
+# The API's bootstrap admin key in tests; the ``api`` client sends it with every request.
+ADMIN_KEY = f"test-admin-{uuid.uuid4().hex}"
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +71,7 @@ def test_environment() -> Iterator[None]:
         patch.setenv("VIGIL_S3_DATASETS_BUCKET", "vigil-test-datasets")
         patch.setenv("VIGIL_S3_MODELS_BUCKET", "vigil-test-models")
         patch.setenv("VIGIL_LOG_LEVEL", "INFO")
+        patch.setenv("VIGIL_API_ADMIN_KEY", ADMIN_KEY)
         upgrade(DatabaseSettings())
         yield
     _drop_database(base.database.url.get_secret_value())
@@ -115,8 +118,37 @@ def s3(settings: CommonSettings) -> Minio:
 
 @pytest.fixture
 def api() -> Iterator[TestClient]:
-    with TestClient(create_app(ApiSettings())) as client:
+    """The API, called with the admin key (see test_api_auth.py for the other keys)."""
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    with TestClient(create_app(ApiSettings()), headers=headers) as client:
         yield client
+
+
+@pytest.fixture
+def anonymous(api: TestClient) -> TestClient:
+    """The same running API, called without a key."""
+    return TestClient(api.app)
+
+
+IssueKey = Callable[..., str]
+
+
+@pytest.fixture
+def issue_key(api: TestClient) -> IssueKey:
+    """Create a key through the API with the admin key; returns the plaintext key."""
+
+    def issue(role: str, camera_ids: list[str] | None = None, name: str = "test key") -> str:
+        body = {"name": name, "role": role, "camera_ids": camera_ids}
+        response = api.post("/api/v1/keys", json=body)
+        assert response.status_code == 201, response.text
+        key: str = response.json()["key"]
+        return key
+
+    return issue
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 StartService = Callable[..., ServiceProcess]

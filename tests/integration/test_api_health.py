@@ -34,3 +34,8 @@ def test_metrics_are_prometheus_text(api: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert "python_info" in response.text
+
+
+def test_health_readiness_and_metrics_need_no_key(anonymous: TestClient) -> None:
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert anonymous.get(path).status_code == 200, path

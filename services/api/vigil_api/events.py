@@ -8,11 +8,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
+from vigil_api.auth import ViewerDep, forbidden
 from vigil_api.deps import SessionDep
 from vigil_shared.db.models import Event
 
@@ -55,6 +56,7 @@ def query_events(
     *,
     session: Session,
     camera_id: str | None,
+    scope: frozenset[str] | None,
     since: datetime | None,
     until: datetime | None,
     cursor: str | None,
@@ -63,6 +65,8 @@ def query_events(
     query = select(Event).order_by(Event.captured_at, Event.event_id).limit(limit + 1)
     if camera_id is not None:
         query = query.where(Event.camera_id == camera_id)
+    if scope is not None:
+        query = query.where(Event.camera_id.in_(sorted(scope)))
     if since is not None:
         query = query.where(Event.captured_at >= since)
     if until is not None:
@@ -79,17 +83,24 @@ def query_events(
 
 @router.get("", response_model=EventPage)
 def list_events(
+    request: Request,
     session: SessionDep,
+    principal: ViewerDep,
     camera_id: str | None = None,
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:
+    """Events in capture order; a camera-scoped key gets only its cameras' events."""
+    if camera_id is not None and not principal.can_see(camera_id):
+        detail = f"camera {camera_id} is outside this key's camera scope"
+        raise forbidden(request, principal, "scope", detail)
     try:
         return query_events(
             session=session,
             camera_id=camera_id,
+            scope=principal.camera_ids,
             since=since,
             until=until,
             cursor=cursor,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vigil_api.auth import FleetOperatorDep, FleetViewerDep
 from vigil_api.deps import ClientsDep, SessionDep
 from vigil_shared.db.models import Job
 from vigil_shared.schemas.jobs import JobSpec, JobStatus
@@ -22,6 +23,7 @@ log = logging.getLogger("vigil_api")
 RUN_JOB_TASK = "vigil.trainer.run_job"  # the trainer's task, sent by name: no trainer import
 TASK_QUEUE = "vigil.training"
 
+# Jobs read datasets of any camera and produce fleet-wide models: camera-scoped keys stay out.
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 
@@ -76,7 +78,7 @@ def list_jobs(*, session: Session, status_filter: JobStatus | None, limit: int) 
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
-def submit_job(spec: JobSpec, session: SessionDep, clients: ClientsDep) -> Job:
+def submit_job(spec: JobSpec, session: SessionDep, clients: ClientsDep, _: FleetOperatorDep) -> Job:
     try:
         return create_job(session=session, celery=clients.celery, spec=spec)
     except QueueUnavailableError as exc:
@@ -86,6 +88,7 @@ def submit_job(spec: JobSpec, session: SessionDep, clients: ClientsDep) -> Job:
 @router.get("", response_model=list[JobOut])
 def get_jobs(
     session: SessionDep,
+    _: FleetViewerDep,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[Job]:
@@ -93,7 +96,7 @@ def get_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: uuid.UUID, session: SessionDep) -> Job:
+def get_job(job_id: uuid.UUID, session: SessionDep, _: FleetViewerDep) -> Job:
     job = session.get(Job, job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} does not exist")

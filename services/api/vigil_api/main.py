@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from celery import Celery
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from redis import Redis
 
-from vigil_api import events, health, jobs, models, problems
+from vigil_api import cameras, events, health, jobs, keys, models, problems
+from vigil_api.auth import authenticated
 from vigil_api.deps import Clients
 from vigil_api.settings import ApiSettings, get_settings
 from vigil_shared.db.engine import make_engine, make_session_factory
@@ -53,6 +54,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    for module in (health, jobs, models, events):
-        app.include_router(module.router)
+    app.include_router(health.router)  # the only routes that need no key
+    for module in (cameras, jobs, models, events, keys):
+        # Every other route needs a valid key, even one that forgets to ask for a role.
+        app.include_router(module.router, dependencies=[Depends(authenticated)])
     return app

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
+from vigil_api.auth import ViewerDep
 from vigil_api.deps import SessionDep
 from vigil_shared.db.models import Model
 
@@ -36,13 +37,13 @@ class ModelOut(BaseModel):
 
 @router.get("", response_model=list[ModelOut])
 def list_models(
-    session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    session: SessionDep, _: ViewerDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> list[Model]:
     return list(session.scalars(select(Model).order_by(Model.created_at.desc()).limit(limit)))
 
 
 @router.get("/{model_id}", response_model=ModelOut)
-def get_model(model_id: str, session: SessionDep) -> Model:
+def get_model(model_id: str, session: SessionDep, _: ViewerDep) -> Model:
     model = session.get(Model, model_id)
     if model is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"model {model_id} does not exist")

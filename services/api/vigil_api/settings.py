@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import PurePosixPath
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vigil_shared.settings import CommonSettings
+from vigil_shared.settings import PLACEHOLDER_SECRETS, CommonSettings, Environment
+
+MIN_ADMIN_KEY_LENGTH = 32
+PLACEHOLDER_ADMIN_KEYS = PLACEHOLDER_SECRETS | {"admin", "vigil-admin-key", "vigil-dev-admin-key"}
 
 
 class ApiSettings(BaseSettings):
@@ -16,7 +20,42 @@ class ApiSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     sink_group_id: str = "vigil-event-sink"
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="A key with the admin role, from the environment, to create the first keys; "
+        "unset: only keys stored in the database are accepted.",
+    )
+    camera_file_root: str | None = Field(
+        default=None,
+        description="Absolute directory (as ingest sees it) under which a camera source may be a "
+        "local file; unset: file sources are refused.",
+    )
     common: CommonSettings = Field(default_factory=CommonSettings)
+
+    @field_validator("admin_key", "camera_file_root", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("camera_file_root")
+    @classmethod
+    def _absolute_root(cls, value: str | None) -> str | None:
+        if value is not None and not PurePosixPath(value).is_absolute():
+            raise ValueError("VIGIL_API_CAMERA_FILE_ROOT must be an absolute directory")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_admin_key(self) -> ApiSettings:
+        if self.common.env is Environment.DEVELOPMENT or self.admin_key is None:
+            return self
+        key = self.admin_key.get_secret_value()
+        if key in PLACEHOLDER_ADMIN_KEYS or len(key) < MIN_ADMIN_KEY_LENGTH:
+            raise ValueError(
+                f"VIGIL_API_ADMIN_KEY is a placeholder or shorter than {MIN_ADMIN_KEY_LENGTH} "
+                "characters; set a random one (python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))') or unset it when VIGIL_ENV=production"
+            )
+        return self
 
 
 @lru_cache

@@ -1,0 +1,136 @@
+"""Who is calling: the key of a request, checked once, then its role and camera scope.
+
+Every ``/api/v1`` router is included with ``authenticated`` as a dependency (``main.py``), so a
+route without a role of its own still needs a valid key; routes that change or manage things
+ask for more with ``OperatorDep``/``AdminDep``. A failure is logged with the key's prefix at
+most, never the key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import Counter
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vigil_api.deps import ClientsDep, SessionDep
+from vigil_api.security import BOOTSTRAP_ADMIN, Principal, Role, hash_key, loggable_prefix
+from vigil_shared.db.models import ApiKey
+
+log = logging.getLogger("vigil_api.auth")
+AUTH_FAILURES = Counter(
+    "vigil_api_auth_failures", "Requests refused by authentication or authorization", ["reason"]
+)
+HOW_TO_AUTHENTICATE = "send the key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+
+bearer_scheme = HTTPBearer(auto_error=False, description="An API key as a bearer token.")
+header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
+
+
+class InvalidKeyError(Exception):
+    """The presented key is unknown, revoked or expired (the reason is for logs only)."""
+
+
+def find_principal(
+    *, session: Session, key: str, admin_key: str | None, now: datetime
+) -> Principal:
+    """The holder of ``key``; raises ``InvalidKeyError`` naming why it is refused."""
+    digest = hash_key(key)
+    if admin_key and hmac.compare_digest(digest, hash_key(admin_key)):
+        return BOOTSTRAP_ADMIN
+    row = session.scalar(select(ApiKey).where(ApiKey.key_sha256 == digest))
+    if row is None:
+        raise InvalidKeyError("unknown")
+    if row.revoked_at is not None:
+        raise InvalidKeyError("revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise InvalidKeyError("expired")
+    scope = None if row.camera_ids is None else frozenset(row.camera_ids)
+    return Principal(key_id=row.id, prefix=row.prefix, role=Role(row.role), camera_ids=scope)
+
+
+def _unauthorized(request: Request, reason: str, *, key_prefix: str | None) -> HTTPException:
+    AUTH_FAILURES.labels(reason=reason).inc()
+    client = request.client.host if request.client else None
+    log.warning(
+        "authentication failed",
+        extra={
+            "reason": reason,
+            "key_prefix": key_prefix,
+            "path": request.url.path,
+            "client": client,
+        },
+    )
+    if reason == "missing":
+        challenge = 'Bearer realm="vigil"'
+        detail = f"this route needs an API key: {HOW_TO_AUTHENTICATE}"
+    else:
+        challenge = 'Bearer realm="vigil", error="invalid_token"'
+        detail = "the API key is not valid (unknown, revoked or expired); ask an admin for one"
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, {"WWW-Authenticate": challenge})
+
+
+def forbidden(request: Request, principal: Principal, reason: str, detail: str) -> HTTPException:
+    """A 403 for a valid key that may not do this; logged with the key's prefix."""
+    AUTH_FAILURES.labels(reason=reason).inc()
+    log.warning(
+        "authorization refused",
+        extra={"reason": reason, "key_prefix": principal.prefix, "path": request.url.path},
+    )
+    return HTTPException(status.HTTP_403_FORBIDDEN, detail)
+
+
+def authenticated(
+    request: Request,
+    clients: ClientsDep,
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    header: Annotated[str | None, Depends(header_scheme)],
+) -> Principal:
+    presented = {k for k in (bearer.credentials if bearer else None, header) if k}
+    if not presented:
+        raise _unauthorized(request, "missing", key_prefix=None)
+    if len(presented) > 1:
+        raise _unauthorized(request, "two different keys", key_prefix=None)
+    key = presented.pop()
+    admin_key = clients.settings.admin_key
+    try:
+        return find_principal(
+            session=session,
+            key=key,
+            admin_key=admin_key.get_secret_value() if admin_key else None,
+            now=datetime.now(UTC),
+        )
+    except InvalidKeyError as exc:
+        raise _unauthorized(request, str(exc), key_prefix=loggable_prefix(key)) from exc
+
+
+def require(role: Role, *, fleet_wide: bool = False) -> Callable[..., Principal]:
+    """A dependency: a key with at least ``role``; ``fleet_wide`` also refuses camera scopes."""
+
+    def check(
+        request: Request, principal: Annotated[Principal, Depends(authenticated)]
+    ) -> Principal:
+        if not principal.role.includes(role):
+            detail = f"this needs the {role} role; this key has {principal.role}"
+            raise forbidden(request, principal, "role", detail)
+        if fleet_wide and principal.scoped:
+            detail = "this concerns the whole fleet; a camera-scoped key may not use it"
+            raise forbidden(request, principal, "scope", detail)
+        return principal
+
+    return check
+
+
+ViewerDep = Annotated[Principal, Depends(require(Role.VIEWER))]
+OperatorDep = Annotated[Principal, Depends(require(Role.OPERATOR))]
+AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]
+FleetViewerDep = Annotated[Principal, Depends(require(Role.VIEWER, fleet_wide=True))]
+FleetOperatorDep = Annotated[Principal, Depends(require(Role.OPERATOR, fleet_wide=True))]

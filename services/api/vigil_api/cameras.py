@@ -1,0 +1,215 @@
+"""Cameras: where each is read from, how it is sampled, and which model scores it.
+
+A camera-scoped key sees only its cameras: any other answers 404, exactly as a camera that does
+not exist, so a scoped key cannot even learn which other cameras there are.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from psycopg import errors as pg_errors
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from vigil_api.auth import OperatorDep, ViewerDep, forbidden
+from vigil_api.camera_sources import SourceUrl, file_outside_root, redact
+from vigil_api.deps import ClientsDep, SessionDep
+from vigil_api.problems import invalid_field
+from vigil_api.security import Principal
+from vigil_shared.db.models import Camera, Model
+from vigil_shared.schemas.frames import CameraId
+
+router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
+
+Name = Annotated[str, Field(min_length=1, max_length=128, examples=["Lobby, north door"])]
+Fps = Annotated[float, Field(gt=0, le=60, description="Frames per second ingest publishes.")]
+Pixels = Annotated[int, Field(ge=32, le=8192)]
+JpegQuality = Annotated[int, Field(ge=10, le=100)]
+ModelId = Annotated[
+    str, Field(min_length=1, max_length=64, description="A registry model that scores it.")
+]
+SOURCE_DOC = "rtsp(s)://, rtmp(s)://, http(s):// URL, or an absolute path under the file root."
+
+
+class CameraIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    id: CameraId = Field(examples=["lobby-north"])
+    name: Name
+    source: SourceUrl = Field(description=SOURCE_DOC, examples=["rtsp://cam-7.local:554/main"])
+    target_fps: Fps = 5.0
+    max_width: Pixels = 640
+    max_height: Pixels = 480
+    jpeg_quality: JpegQuality = 85
+    enabled: bool = True
+    model_id: ModelId | None = None
+
+
+class CameraPatch(BaseModel):
+    """The fields to change; ``model_id: null`` removes the model assignment."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    name: Name | None = None
+    source: SourceUrl | None = Field(default=None, description=SOURCE_DOC)
+    target_fps: Fps | None = None
+    max_width: Pixels | None = None
+    max_height: Pixels | None = None
+    jpeg_quality: JpegQuality | None = None
+    enabled: bool | None = None
+    model_id: ModelId | None = None
+
+    @model_validator(mode="after")
+    def _only_model_id_may_be_null(self) -> CameraPatch:
+        nulled = sorted(f for f in self.model_fields_set - {"model_id"} if getattr(self, f) is None)
+        if nulled:
+            raise ValueError(f"{', '.join(nulled)} may not be null; leave a field out to keep it")
+        return self
+
+
+class CameraOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True, protected_namespaces=())
+
+    id: str
+    name: str
+    source: str = Field(description="The source, with any password shown as ***.")
+    target_fps: float
+    max_width: int
+    max_height: int
+    jpeg_quality: int
+    enabled: bool
+    model_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @field_serializer("source")
+    def _redact(self, source: str) -> str:
+        return redact(source)
+
+
+class CameraExistsError(Exception):
+    pass
+
+
+def _check_references(*, session: Session, values: dict[str, Any], file_root: str | None) -> None:
+    """Checks that need the database or settings; raise a 422 naming the field."""
+    model_id = values.get("model_id")
+    if model_id is not None and session.get(Model, model_id) is None:
+        raise invalid_field(("body", "model_id"), f"model {model_id} does not exist")
+    reason = file_outside_root(values.get("source") or "", file_root)
+    if reason is not None:
+        raise invalid_field(("body", "source"), reason)
+
+
+def list_cameras(
+    *, session: Session, principal: Principal, after: str | None, limit: int
+) -> list[Camera]:
+    query = select(Camera).order_by(Camera.id).limit(limit)
+    if principal.camera_ids is not None:
+        query = query.where(Camera.id.in_(sorted(principal.camera_ids)))
+    if after is not None:
+        query = query.where(Camera.id > after)
+    return list(session.scalars(query))
+
+
+def visible_camera(*, session: Session, principal: Principal, camera_id: str) -> Camera | None:
+    """The camera, or None when it does not exist or is outside the key's scope."""
+    return session.get(Camera, camera_id) if principal.can_see(camera_id) else None
+
+
+def create_camera(*, session: Session, spec: CameraIn, file_root: str | None) -> Camera:
+    values = spec.model_dump()
+    _check_references(session=session, values=values, file_root=file_root)
+    camera = Camera(**values)
+    session.add(camera)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        if isinstance(exc.orig, pg_errors.UniqueViolation):
+            raise CameraExistsError(f"camera {spec.id} already exists") from exc
+        raise
+    session.refresh(camera)
+    return camera
+
+
+def update_camera(
+    *, session: Session, camera: Camera, patch: CameraPatch, file_root: str | None
+) -> Camera:
+    values = patch.model_dump(exclude_unset=True)
+    _check_references(session=session, values=values, file_root=file_root)
+    for field, value in values.items():
+        setattr(camera, field, value)
+    session.commit()
+    session.refresh(camera)
+    return camera
+
+
+def _not_found(camera_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"camera {camera_id} does not exist")
+
+
+@router.get("", response_model=list[CameraOut])
+def get_cameras(
+    session: SessionDep,
+    principal: ViewerDep,
+    after: Annotated[CameraId | None, Query(description="Cameras after this id.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[Camera]:
+    return list_cameras(session=session, principal=principal, after=after, limit=limit)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CameraOut)
+def post_camera(
+    spec: CameraIn,
+    request: Request,
+    session: SessionDep,
+    clients: ClientsDep,
+    principal: OperatorDep,
+) -> Camera:
+    if not principal.can_see(spec.id):
+        detail = f"this key is scoped to other cameras; it may not register camera {spec.id}"
+        raise forbidden(request, principal, "scope", detail)
+    try:
+        return create_camera(
+            session=session, spec=spec, file_root=clients.settings.camera_file_root
+        )
+    except CameraExistsError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+
+
+@router.get("/{camera_id}", response_model=CameraOut)
+def get_camera(camera_id: CameraId, session: SessionDep, principal: ViewerDep) -> Camera:
+    camera = visible_camera(session=session, principal=principal, camera_id=camera_id)
+    if camera is None:
+        raise _not_found(camera_id)
+    return camera
+
+
+@router.patch("/{camera_id}", response_model=CameraOut)
+def patch_camera(
+    camera_id: CameraId,
+    patch: CameraPatch,
+    session: SessionDep,
+    clients: ClientsDep,
+    principal: OperatorDep,
+) -> Camera:
+    camera = visible_camera(session=session, principal=principal, camera_id=camera_id)
+    if camera is None:
+        raise _not_found(camera_id)
+    file_root = clients.settings.camera_file_root
+    return update_camera(session=session, camera=camera, patch=patch, file_root=file_root)
+
+
+@router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_camera(camera_id: CameraId, session: SessionDep, principal: OperatorDep) -> None:
+    camera = visible_camera(session=session, principal=principal, camera_id=camera_id)
+    if camera is None:
+        raise _not_found(camera_id)
+    session.delete(camera)
+    session.commit()

@@ -1,0 +1,118 @@
+"""API key management for admins: create (the key is shown once), list, revoke."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Response, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vigil_api.auth import AdminDep
+from vigil_api.deps import SessionDep
+from vigil_api.security import PREFIX_LENGTH, Principal, Role, hash_key, new_key
+from vigil_shared.db.models import ApiKey
+from vigil_shared.schemas.frames import CameraId
+
+router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128, examples=["night-shift console"])
+    role: Role = Field(examples=["viewer"])
+    camera_ids: Annotated[list[CameraId], Field(min_length=1, max_length=1000)] | None = Field(
+        default=None,
+        description="The only cameras the key sees; omit for every camera.",
+        examples=[["lobby", "loading-dock"]],
+    )
+    expires_at: AwareDatetime | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_the_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value <= datetime.now(UTC):
+            raise ValueError("must be in the future")
+        return value
+
+    @model_validator(mode="after")
+    def _admins_are_not_scoped(self) -> KeyIn:
+        if self.role is Role.ADMIN and self.camera_ids is not None:
+            raise ValueError("an admin key cannot be camera-scoped: admins can create any key")
+        return self
+
+
+class KeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    prefix: str = Field(description="The key's first characters, to tell keys apart.")
+    role: Role
+    camera_ids: list[str] | None
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The key itself. It is shown only in this response: keep it.")
+
+
+def create_key(*, session: Session, spec: KeyIn, created_by: Principal) -> tuple[ApiKey, str]:
+    """Store a new key's hash; returns the row and the plaintext key (never stored)."""
+    key = new_key()
+    row = ApiKey(
+        name=spec.name,
+        prefix=key[:PREFIX_LENGTH],
+        key_sha256=hash_key(key),
+        role=spec.role,
+        camera_ids=None if spec.camera_ids is None else sorted(set(spec.camera_ids)),
+        created_by=created_by.prefix,
+        expires_at=spec.expires_at,
+    )
+    session.add(row)
+    session.commit()
+    session.refresh(row)
+    return row, key
+
+
+def list_keys(*, session: Session, include_revoked: bool) -> list[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    if not include_revoked:
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return list(session.scalars(query))
+
+
+def revoke_key(*, session: Session, key_id: uuid.UUID) -> ApiKey | None:
+    """Mark the key revoked (kept for the audit trail); revoking twice changes nothing."""
+    row = session.get(ApiKey, key_id)
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
+        session.commit()
+    return row
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
+def post_key(spec: KeyIn, session: SessionDep, admin: AdminDep, response: Response) -> KeyCreated:
+    row, key = create_key(session=session, spec=spec, created_by=admin)
+    response.headers["Cache-Control"] = "no-store"
+    return KeyCreated(**KeyOut.model_validate(row).model_dump(), key=key)
+
+
+@router.get("", response_model=list[KeyOut])
+def get_keys(session: SessionDep, _: AdminDep, include_revoked: bool = False) -> list[ApiKey]:
+    return list_keys(session=session, include_revoked=include_revoked)
+
+
+@router.delete("/{key_id}", response_model=KeyOut)
+def delete_key(key_id: uuid.UUID, session: SessionDep, _: AdminDep) -> ApiKey:
+    row = revoke_key(session=session, key_id=key_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"key {key_id} does not exist")
+    return row
