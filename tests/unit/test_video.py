@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import itertools
 import re
+import socket
 import time
 from pathlib import Path
 
 import pytest
 
-from vigil_ingest.publisher import encode_jpeg
-from vigil_ingest.video import SourceError, iter_frames
+from vigil_ingest.publisher import cap_resolution
+from vigil_ingest.sources import SourceError
+from vigil_ingest.video import StreamOptions, iter_frames
 
 
 def test_file_is_sampled_to_the_target_fps(testsrc_clip: Path) -> None:
@@ -36,14 +38,33 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         next(iter_frames(str(tmp_path / "missing.mp4"), fps=5))
 
 
-def test_unreachable_stream_fails_fast_with_the_url() -> None:
+def test_unreachable_stream_fails_fast_with_the_url_and_the_cause() -> None:
     start = time.monotonic()
-    with pytest.raises(SourceError, match=re.escape("rtsp://127.0.0.1:1/none")):
+    expected = "cannot open rtsp://127.0.0.1:1/none: Connection refused"
+    with pytest.raises(SourceError, match=re.escape(expected)):
         next(iter_frames("rtsp://127.0.0.1:1/none", fps=5))
     assert time.monotonic() - start < 30
 
 
+def test_a_password_in_the_url_never_reaches_the_message() -> None:
+    with pytest.raises(SourceError) as info:
+        next(iter_frames("rtsp://admin:hunter2@127.0.0.1:1/none", fps=5))
+    assert "hunter2" not in str(info.value)
+    assert "rtsp://admin:***@127.0.0.1:1/none" in str(info.value)
+
+
+def test_http_server_that_never_answers_times_out_with_a_clear_reason() -> None:
+    with socket.socket() as listener:  # accepts connections, never says a word
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/cam.mjpg"
+        start = time.monotonic()
+        with pytest.raises(SourceError, match=re.escape(url)):
+            next(iter_frames(url, fps=5, options=StreamOptions(open_s=1, read_s=1)))
+    assert time.monotonic() - start < 10
+
+
 def test_resolution_is_capped_keeping_aspect(testsrc_clip: Path) -> None:
     frame = next(iter_frames(str(testsrc_clip), fps=5))
-    capped = encode_jpeg(frame.image, max_size=(160, 160), quality=80)
+    capped = cap_resolution(frame.image, max_size=(160, 160))
     assert (capped.width, capped.height) == (160, 120)

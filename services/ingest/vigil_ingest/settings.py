@@ -1,10 +1,11 @@
-"""Ingest settings: one camera per process for now, from the environment or CLI flags."""
+"""Ingest settings: one camera per process for now, from the environment (``VIGIL_INGEST_*``)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil_shared.schemas.frames import CameraId
@@ -17,17 +18,82 @@ class IngestSettings(BaseSettings):
     )
 
     camera_id: CameraId = "demo"
-    source: str = Field(default="", description="Video file path or rtsp:// / http(s):// URL.")
+    source: str = Field(
+        default="",
+        description="Video file, image directory, or rtsp:// / rtmp:// / http(s):// URL.",
+    )
     fps: float = Field(default=5.0, gt=0, le=60, description="Frames per second to publish.")
+    image_fps: float | None = Field(
+        default=None,
+        gt=0,
+        le=1000,
+        description="Rate the images of a directory were shot at; unset: every image is a frame.",
+    )
     max_width: int = Field(default=640, ge=32, le=8192)
     max_height: int = Field(default=480, ge=32, le=8192)
     jpeg_quality: int = Field(default=85, ge=10, le=100)
-    loop: bool = Field(default=False, description="Restart a video file when it ends.")
+    loop: bool = Field(default=False, description="Restart a video file or directory at its end.")
     realtime: bool = Field(
-        default=True, description="Pace a video file at its own speed (off: as fast as possible)."
+        default=True, description="Pace a file at its own speed (off: as fast as possible)."
     )
     max_frames: int | None = Field(default=None, ge=1, description="Stop after this many frames.")
+
+    open_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    read_timeout_s: float = Field(
+        default=5.0, gt=0, le=300, description="A stream silent for this long is reconnected."
+    )
+    probe_s: float = Field(
+        default=1.0, gt=0, le=30, description="How long FFmpeg analyses a stream it opens."
+    )
+    rtsp_transport: Literal["udp", "tcp"] = "udp"
+    reconnect_initial_s: float = Field(default=0.5, gt=0, le=3600)
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0, le=3600, description="Longest wait between two attempts to reconnect."
+    )
+    reconnect_jitter: float = Field(
+        default=0.2, ge=0, le=1, description="Each wait is shortened by a random part up to this."
+    )
+
+    buffer_frames: int = Field(
+        default=8,
+        ge=1,
+        le=1000,
+        description="Decoded frames waiting to be published; when full the oldest is dropped.",
+    )
+    max_in_flight: int = Field(
+        default=32,
+        ge=1,
+        le=10_000,
+        description="Frames sent to Kafka and not yet acknowledged before publishing waits.",
+    )
+    max_block_ms: int = Field(
+        default=2000,
+        ge=100,
+        le=300_000,
+        description="How long a send waits for Kafka's metadata before the frame is dropped.",
+    )
+    motion_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Skip frames whose mean change from the last published one is below this "
+        "fraction (e.g. 0.01); unset: publish every frame.",
+    )
+    status_interval_s: float = Field(
+        default=10.0, gt=0, le=3600, description="How often camera status is published."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve Prometheus metrics here; 0: any free port."
+    )
     common: CommonSettings = Field(default_factory=CommonSettings)
+
+    @model_validator(mode="after")
+    def _backoff_is_bounded(self) -> IngestSettings:
+        if self.reconnect_initial_s > self.reconnect_max_s:
+            raise ValueError(
+                "VIGIL_INGEST_RECONNECT_INITIAL_S must not exceed VIGIL_INGEST_RECONNECT_MAX_S"
+            )
+        return self
 
 
 @lru_cache

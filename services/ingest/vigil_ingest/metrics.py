@@ -1,0 +1,57 @@
+"""Prometheus metrics of ingest, per camera, in a registry of their own (one per process)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        camera = ["camera_id"]
+        self.published = Counter(
+            "vigil_ingest_frames_published", "Frames acknowledged by Kafka", camera, registry=r
+        )
+        self.dropped = Counter(
+            "vigil_ingest_frames_dropped",
+            "Frames read but not published (reason: buffer_full, kafka, shutdown)",
+            [*camera, "reason"],
+            registry=r,
+        )
+        self.gated = Counter(
+            "vigil_ingest_frames_gated", "Frames skipped by motion gating", camera, registry=r
+        )
+        self.reconnects = Counter(
+            "vigil_ingest_reconnects", "Source reopened after a fault", camera, registry=r
+        )
+        self.online = Gauge(
+            "vigil_ingest_camera_online",
+            "1 while frames arrive from the camera",
+            camera,
+            registry=r,
+        )
+        self.fps = Gauge(
+            "vigil_ingest_fps",
+            "Frames published per second, last status interval",
+            camera,
+            registry=r,
+        )
+        self.buffered = Gauge(
+            "vigil_ingest_buffered_frames", "Frames waiting to be published", camera, registry=r
+        )
+
+
+def serve_metrics(metrics: IngestMetrics, port: int) -> WSGIServer:
+    """Serve ``/metrics`` on ``port`` (0: any free one, logged); ``shutdown()`` stops it."""
+    server, _ = start_http_server(port, registry=metrics.registry)
+    log.info("metrics served", extra={"port": server.server_port})
+    return server
