@@ -8,6 +8,7 @@ REPO=$PWD
 RUN="$REPO/.stack/run/services"
 LOGS="$REPO/.stack/logs"
 API_PORT="${VIGIL_API_PORT:-8000}"
+ADMIN_KEY_FILE="$REPO/.stack/admin-key"
 
 bash scripts/bootstrap.sh
 bash scripts/stack.sh start
@@ -33,6 +34,16 @@ demo_source() {
   echo "$generated"
 }
 
+# The API's bootstrap admin key: made once, readable by this user only, kept across restarts.
+admin_key() {
+  if [[ ! -s "$ADMIN_KEY_FILE" ]]; then
+    (umask 077 && .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))' \
+      >"$ADMIN_KEY_FILE")
+  fi
+  chmod 600 "$ADMIN_KEY_FILE"
+  cat "$ADMIN_KEY_FILE"
+}
+
 start_service() { # name, then the command
   local name=$1
   shift
@@ -47,7 +58,7 @@ start_service() { # name, then the command
 }
 
 export VIGIL_API_PORT="$API_PORT"
-start_service api .venv/bin/python -m vigil_api
+VIGIL_API_ADMIN_KEY="$(admin_key)" start_service api .venv/bin/python -m vigil_api
 for _ in $(seq 1 120); do
   if curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1; then break; fi
   if ! kill -0 "$(cat "$RUN/api.pid")" 2>/dev/null; then
@@ -68,7 +79,11 @@ cat <<TXT
 
 Vigil is up.
   API:     http://127.0.0.1:$API_PORT   (OpenAPI docs at /docs, readiness at /readyz)
-  Events:  curl 'http://127.0.0.1:$API_PORT/api/v1/events?camera_id=demo'
+  Key:     the admin key is in .stack/admin-key (mode 600); every /api/v1 route needs a key:
+             KEY=\$(cat .stack/admin-key)
+  Events:  curl -H "Authorization: Bearer \$KEY" 'http://127.0.0.1:$API_PORT/api/v1/events?camera_id=demo'
+  Viewer:  curl -H "Authorization: Bearer \$KEY" -H 'content-type: application/json' \\
+             -d '{"name": "wall screen", "role": "viewer"}' http://127.0.0.1:$API_PORT/api/v1/keys
   Logs:    .stack/logs/
   Stop:    bash scripts/down.sh
 TXT

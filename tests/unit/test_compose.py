@@ -136,3 +136,11 @@ def test_kafka_runs_in_kraft_mode(compose: dict[str, Any]) -> None:
 
 def test_dataset_mount_is_read_only(compose: dict[str, Any]) -> None:
     assert any(v.endswith(":/datasets:ro") for v in compose["services"]["ingest"]["volumes"])
+
+
+def test_only_the_api_gets_the_admin_key_and_never_a_default(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    admin_key = services["api"]["environment"]["VIGIL_API_ADMIN_KEY"]
+    assert admin_key.startswith("${VIGIL_API_ADMIN_KEY:?"), "compose must refuse to run without it"
+    others = [n for n in VIGIL_SERVICES if n != "api"]
+    assert not [n for n in others if "VIGIL_API_ADMIN_KEY" in services[n]["environment"]]
