@@ -16,6 +16,13 @@ REAL_SECRETS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def no_api_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Integration fixtures set an admin key for the whole session; these tests set their own."""
+    monkeypatch.delenv("VIGIL_API_ADMIN_KEY", raising=False)
+    monkeypatch.delenv("VIGIL_API_CAMERA_FILE_ROOT", raising=False)
+
+
 @pytest.fixture
 def production(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name, value in REAL_SECRETS.items():
