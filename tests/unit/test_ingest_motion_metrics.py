@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import urllib.request
 from collections.abc import Generator
 
@@ -10,7 +11,7 @@ from PIL import Image
 
 from tests.unit.ingest_fakes import TOPICS, FakeProducer, numbered_image, run_to_end
 from vigil_ingest.camera import build_camera
-from vigil_ingest.metrics import IngestMetrics, serve_metrics
+from vigil_ingest.metrics import IngestMetrics, MetricsPortError, serve_metrics
 from vigil_ingest.motion import MotionGate
 from vigil_ingest.settings import IngestSettings
 from vigil_ingest.sources import SourceFrame
@@ -89,3 +90,11 @@ def test_metrics_are_served_per_camera_over_http() -> None:
     for name in ("frames_dropped", "frames_gated", "reconnects"):
         assert f"vigil_ingest_{name}" in text
     assert "vigil_ingest_fps" in text and "vigil_ingest_buffered_frames" in text
+
+
+def test_a_taken_metrics_port_names_the_setting() -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        with pytest.raises(MetricsPortError, match="VIGIL_INGEST_METRICS_PORT"):
+            serve_metrics(IngestMetrics(), taken.getsockname()[1])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from vigil_ingest.metrics import MetricsPortError
 from vigil_ingest.service import run
 from vigil_ingest.settings import get_settings
 from vigil_ingest.sources import SourceError
@@ -27,7 +28,7 @@ def main() -> None:
     with bind(camera_id=settings.camera_id):
         try:
             finish = run(settings, stop)
-        except (SourceError, KafkaUnavailableError) as exc:
+        except (SourceError, KafkaUnavailableError, MetricsPortError) as exc:
             log.error(str(exc))
             print(f"ingest: {exc}", file=sys.stderr)
             sys.exit(2)

@@ -11,6 +11,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 log = logging.getLogger(__name__)
 
 
+class MetricsPortError(RuntimeError):
+    """The metrics port cannot be bound; the message names the setting to change."""
+
+
 @dataclass
 class IngestMetrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
@@ -52,6 +56,12 @@ class IngestMetrics:
 
 def serve_metrics(metrics: IngestMetrics, port: int) -> WSGIServer:
     """Serve ``/metrics`` on ``port`` (0: any free one, logged); ``shutdown()`` stops it."""
-    server, _ = start_http_server(port, registry=metrics.registry)
+    try:
+        server, _ = start_http_server(port, registry=metrics.registry)
+    except OSError as exc:
+        raise MetricsPortError(
+            f"cannot serve metrics on port {port} ({exc.strerror}); "
+            "set VIGIL_INGEST_METRICS_PORT to a free port, or unset it"
+        ) from exc
     log.info("metrics served", extra={"port": server.server_port})
     return server
