@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
@@ -51,12 +51,25 @@ def test_camera_ids_are_restricted(camera_id: str) -> None:
         headers(camera_id=camera_id)
 
 
-def test_event_ids_are_deterministic_per_camera_frame_and_model() -> None:
-    first = event_id_for(camera_id="cam-1", frame_seq=3, model_id="m-1")
-    assert first == event_id_for(camera_id="cam-1", frame_seq=3, model_id="m-1")
-    assert first != event_id_for(camera_id="cam-1", frame_seq=4, model_id="m-1")
-    assert first != event_id_for(camera_id="cam-1", frame_seq=3, model_id="m-2")
-    assert first != event_id_for(camera_id="cam-2", frame_seq=3, model_id="m-1")
+def test_event_ids_are_deterministic_per_camera_frame_capture_and_model() -> None:
+    def eid(**over: object) -> object:
+        args: dict[str, object] = {
+            "camera_id": "cam-1",
+            "frame_seq": 3,
+            "captured_at": CAPTURED,
+            "model_id": "m-1",
+        }
+        args.update(over)
+        return event_id_for(**args)  # type: ignore[arg-type]
+
+    first = eid()
+    assert first == eid()
+    assert first == eid(captured_at=CAPTURED.astimezone(timezone(timedelta(hours=2))))
+    assert first != eid(frame_seq=4)
+    assert first != eid(model_id="m-2")
+    assert first != eid(camera_id="cam-2")
+    # A restarted ingest numbers frames from 0 again: its frames must not collide.
+    assert first != eid(captured_at=CAPTURED + timedelta(hours=1))
 
 
 def test_event_json_round_trip_keeps_every_field() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -26,8 +26,8 @@ class ModelRef(BaseModel):
 class AnomalyEvent(BaseModel):
     """One frame whose anomaly score reached the camera's threshold.
 
-    ``event_id`` is derived from (camera, frame sequence, model), so scoring the same frame again
-    after a crash or a replay yields the same id and consumers can deduplicate on it.
+    ``event_id`` is derived from (camera, frame sequence, capture time, model), so scoring the
+    same frame again after a crash or a replay yields the same id and consumers can deduplicate.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
@@ -46,8 +46,13 @@ class AnomalyEvent(BaseModel):
         return self.model_dump_json(by_alias=True).encode()
 
 
-def event_id_for(*, camera_id: str, frame_seq: int, model_id: str) -> uuid.UUID:
-    return uuid.uuid5(_EVENT_NAMESPACE, f"{camera_id}/{frame_seq}/{model_id}")
+def event_id_for(
+    *, camera_id: str, frame_seq: int, captured_at: datetime, model_id: str
+) -> uuid.UUID:
+    """Same frame and model, same id; the capture time tells apart the frames of two ingest
+    runs, whose sequence numbers both start at 0."""
+    stamp = captured_at.astimezone(UTC).isoformat()
+    return uuid.uuid5(_EVENT_NAMESPACE, f"{camera_id}/{frame_seq}/{stamp}/{model_id}")
 
 
 def make_event(
@@ -61,7 +66,9 @@ def make_event(
     model: ModelRef,
 ) -> AnomalyEvent:
     return AnomalyEvent(
-        event_id=event_id_for(camera_id=camera_id, frame_seq=frame_seq, model_id=model.id),
+        event_id=event_id_for(
+            camera_id=camera_id, frame_seq=frame_seq, captured_at=captured_at, model_id=model.id
+        ),
         camera_id=camera_id,
         frame_seq=frame_seq,
         captured_at=captured_at,
