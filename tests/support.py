@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from vigil_shared.kafka import make_consumer
@@ -35,11 +36,22 @@ def wait_until(probe: Callable[[], T | None], *, timeout_s: float, what: str) ->
 def read_topic(
     settings: KafkaSettings, topic: str, *, count: int, timeout_s: float = 30
 ) -> list[ConsumerRecord]:
-    """Read ``count`` records from the start of ``topic`` (fewer only if time runs out)."""
-    consumer = make_consumer(settings, topic, group_id=f"test-reader-{uuid.uuid4().hex[:8]}")
+    """Read ``count`` records from the start of ``topic`` (fewer only if time runs out).
+
+    Partitions are assigned by hand: a group member that joins right after the topic was
+    created can be handed no partitions and read nothing.
+    """
+    consumer = make_consumer(settings, group_id=f"test-reader-{uuid.uuid4().hex[:8]}")
     records: list[ConsumerRecord] = []
     deadline = time.monotonic() + timeout_s
     try:
+        partitions = wait_until(
+            lambda: consumer.partitions_for_topic(topic),
+            timeout_s=timeout_s,
+            what=f"partitions of {topic}",
+        )
+        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        consumer.seek_to_beginning()
         while len(records) < count and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(batch)
