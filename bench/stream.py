@@ -57,7 +57,7 @@ def ped2_frames(limit: int) -> list[bytes]:
 def fresh_namespace() -> None:
     os.environ["VIGIL_KAFKA_TOPIC_NAMESPACE"] = f"bench{uuid.uuid4().hex[:8]}."
     kafka = KafkaSettings()
-    ensure_topics(kafka, kafka.topics.all())
+    ensure_topics(kafka, kafka.topics.all(), compacted=kafka.topics.compacted())
 
 
 def publish(frames: list[bytes], *, cameras: int, fps: float | None, seconds: float | None) -> int:

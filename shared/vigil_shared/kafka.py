@@ -66,8 +66,17 @@ def make_consumer(
         raise KafkaUnavailableError(_unreachable(settings)) from exc
 
 
-def ensure_topics(settings: KafkaSettings, topics: tuple[str, ...], *, partitions: int = 4) -> None:
-    """Create the topics if they are missing (the client waits ``bootstrap_timeout_ms``)."""
+def ensure_topics(
+    settings: KafkaSettings,
+    topics: tuple[str, ...],
+    *,
+    partitions: int = 4,
+    compacted: tuple[str, ...] = (),
+) -> None:
+    """Create the topics if they are missing (the client waits ``bootstrap_timeout_ms``).
+
+    Topics named in ``compacted`` keep the latest record per key for ever (state, not a log).
+    """
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=settings.bootstrap_servers.split(","),
@@ -80,7 +89,15 @@ def ensure_topics(settings: KafkaSettings, topics: tuple[str, ...], *, partition
         existing = set(admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
-            new = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+            new = [
+                NewTopic(
+                    t,
+                    num_partitions=partitions,
+                    replication_factor=1,
+                    topic_configs={"cleanup.policy": "compact"} if t in compacted else {},
+                )
+                for t in missing
+            ]
             # Another service may create one between our list and create: that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)

@@ -60,6 +60,7 @@ class S3Settings(BaseSettings):
     region: str = "us-east-1"
     datasets_bucket: str = "vigil-datasets"
     models_bucket: str = "vigil-models"
+    snapshots_bucket: str = "vigil-snapshots"
 
 
 class DatabaseSettings(BaseSettings):

@@ -33,7 +33,7 @@ def make_s3_client(settings: S3Settings) -> Minio:
 
 def ensure_buckets(client: Minio, settings: S3Settings) -> None:
     """Create Vigil's buckets if missing; a wrong credential fails here with one clear line."""
-    for bucket in (settings.datasets_bucket, settings.models_bucket):
+    for bucket in (settings.datasets_bucket, settings.models_bucket, settings.snapshots_bucket):
         try:
             if not client.bucket_exists(bucket):
                 client.make_bucket(bucket)

@@ -26,6 +26,9 @@ EVENTS_DEAD_LETTER: Final = "vigil.events.dlq.v1"
 CAMERA_STATUS: Final = "vigil.camera-status.v1"
 """Camera status as JSON (``schemas.camera_status.CameraStatus``), keyed by camera id."""
 
+MODEL_ASSIGNMENTS: Final = "vigil.model-assignments.v1"
+"""Compacted; the current ``schemas.assignments.ModelAssignment`` per scope (camera id or ``*``)."""
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -34,6 +37,7 @@ class Topics:
     events: str = EVENTS
     events_dead_letter: str = EVENTS_DEAD_LETTER
     camera_status: str = CAMERA_STATUS
+    model_assignments: str = MODEL_ASSIGNMENTS
 
     @classmethod
     def in_namespace(cls, namespace: str) -> Topics:
@@ -41,3 +45,7 @@ class Topics:
 
     def all(self) -> tuple[str, ...]:
         return tuple(astuple(self))
+
+    def compacted(self) -> tuple[str, ...]:
+        """Topics that hold state (latest record per key) rather than a stream."""
+        return (self.model_assignments,)

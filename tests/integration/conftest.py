@@ -83,7 +83,7 @@ def topics(monkeypatch: pytest.MonkeyPatch) -> Topics:
     namespace = f"t{uuid.uuid4().hex[:10]}."
     monkeypatch.setenv("VIGIL_KAFKA_TOPIC_NAMESPACE", namespace)
     settings = KafkaSettings()
-    ensure_topics(settings, settings.topics.all())
+    ensure_topics(settings, settings.topics.all(), compacted=settings.topics.compacted())
     return settings.topics
 
 

@@ -32,6 +32,9 @@ def event_row(event: AnomalyEvent) -> dict[str, Any]:
         "threshold": event.threshold,
         "model_id": event.model.id,
         "model_kind": event.model.kind,
+        "started_at": event.captured_at,
+        "ended_at": event.captured_at,
+        "status": "ended",
     }
 
 

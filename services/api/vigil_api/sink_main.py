@@ -26,7 +26,7 @@ def main() -> None:
     try:
         wait_for_database(engine)
         topics = common.kafka.topics
-        ensure_topics(common.kafka, topics.all())
+        ensure_topics(common.kafka, topics.all(), compacted=topics.compacted())
         sink = EventSink(
             consumer=make_consumer(common.kafka, topics.events, group_id=settings.sink_group_id),
             dead_letter_topic=topics.events_dead_letter,

@@ -45,7 +45,7 @@ def build_worker(
 ) -> InferenceWorker:
     kafka = settings.common.kafka
     topics = kafka.topics
-    ensure_topics(kafka, topics.all())
+    ensure_topics(kafka, topics.all(), compacted=topics.compacted())
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     backbone = load_efficientnet_lite0()

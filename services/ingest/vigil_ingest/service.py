@@ -29,7 +29,7 @@ def run(
         raise SourceError("no source: set VIGIL_INGEST_SOURCE to a video file or stream URL")
     check_exists(settings.source)
     kafka = settings.common.kafka
-    ensure_topics(kafka, kafka.topics.all())
+    ensure_topics(kafka, kafka.topics.all(), compacted=kafka.topics.compacted())
     metrics = metrics or IngestMetrics()
     port = settings.metrics_port
     server = serve_metrics(metrics, port) if port is not None else None

@@ -6,7 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -29,6 +39,20 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    created_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class JobLog(Base):
+    """A line of a job's log, written by the trainer as the job runs (``GET .../logs``)."""
+
+    __tablename__ = "job_logs"
+    __table_args__ = (Index("ix_job_logs_job_id_id", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    level: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
 
 
 class Model(Base):
@@ -46,12 +70,69 @@ class Model(Base):
     threshold: Mapped[float] = mapped_column(Float)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    parent_model_id: Mapped[str | None] = mapped_column(String(64))
+    dataset_name: Mapped[str | None] = mapped_column(String(128))
+    dataset_version: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ModelAssignmentRow(Base):
+    """The models of a scope (a camera id, or ``*`` for the global default) right now."""
+
+    __tablename__ = "model_assignments"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    production_model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id"))
+    shadow_model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id"))
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ModelStageChange(Base):
+    """History of promotions and rollbacks, newest last: what rollback walks back through."""
+
+    __tablename__ = "model_stage_changes"
+    __table_args__ = (Index("ix_model_stage_changes_scope_id", "scope", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    change_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    scope: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    model_id: Mapped[str | None] = mapped_column(String(64))
+    previous_model_id: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Dataset(Base):
+    """A stored dataset version; the manifest in S3 (``vigil_shared.datasets``) is the truth."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_datasets_name_version"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text, default="")
+    manifest_key: Mapped[str] = mapped_column(String(255))
+    n_items: Mapped[int]
+    label_counts: Mapped[dict[str, Any]]
+    camera_ids: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class Event(Base):
+    """One row per event, from start to end. ``frame_seq``/``captured_at``/``score`` describe
+    its peak frame (the one in the snapshot); ``review*`` is operator feedback."""
+
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_camera_captured", "camera_id", "captured_at"),)
+    __table_args__ = (
+        Index("ix_events_camera_captured", "camera_id", "captured_at"),
+        Index("ix_events_camera_started", "camera_id", "started_at"),
+        Index("ix_events_started", "started_at"),
+    )
 
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     camera_id: Mapped[str] = mapped_column(String(64))
@@ -63,6 +144,17 @@ class Event(Base):
     model_id: Mapped[str] = mapped_column(String(128))
     model_kind: Mapped[str] = mapped_column(String(16))
     stored_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(8), default="open")
+    label: Mapped[str | None] = mapped_column(String(64))
+    snapshot_key: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    review: Mapped[str | None] = mapped_column(String(16))
+    review_label: Mapped[str | None] = mapped_column(String(64))
+    review_note: Mapped[str | None] = mapped_column(Text)
+    reviewed_by: Mapped[str | None] = mapped_column(String(128))
+    reviewed_at: Mapped[datetime | None]
 
 
 class Camera(Base):
