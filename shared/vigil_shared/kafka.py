@@ -46,8 +46,9 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
 
 
 def make_consumer(
-    settings: KafkaSettings, *topics: str, group_id: str, **overrides: Any
+    settings: KafkaSettings, *topics: str, group_id: str | None, **overrides: Any
 ) -> KafkaConsumer:
+    """``group_id=None``: a reader outside any group, assigned partitions by hand (state topics)."""
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers.split(","),
         "client_id": settings.client_id,

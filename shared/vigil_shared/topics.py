@@ -17,8 +17,8 @@ FRAMES: Final = "vigil.frames.v1"
 FRAMES_DEAD_LETTER: Final = "vigil.frames.dlq.v1"
 """Frames inference could not decode or score, with the reason in the ``vigil-error`` header."""
 
-EVENTS: Final = "vigil.events.v1"
-"""Anomaly events as JSON (``schemas.events.AnomalyEvent``), keyed by camera id."""
+EVENTS: Final = "vigil.events.v2"
+"""Event lifecycle messages as JSON (``schemas.events.EventMessage``), keyed by camera id."""
 
 EVENTS_DEAD_LETTER: Final = "vigil.events.dlq.v1"
 """Event records the API's sink could not validate, with the reason in ``vigil-error``."""

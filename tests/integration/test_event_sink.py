@@ -1,36 +1,66 @@
-"""The event sink stores each event exactly once, across duplicates and a full replay."""
+"""The event sink keeps one row per event, the same whatever the order and number of deliveries."""
 
 from __future__ import annotations
 
+import random
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support import read_topic, wait_until
 from vigil_api.sink import EventSink
 from vigil_shared.db.models import Event
 from vigil_shared.kafka import header, make_consumer, make_producer
-from vigil_shared.schemas.events import AnomalyEvent, ModelRef, make_event
+from vigil_shared.schemas.events import (
+    EventMessage,
+    EventPhase,
+    ModelRef,
+    event_id_for,
+    message_id_for,
+)
 from vigil_shared.settings import KafkaSettings
 from vigil_shared.topics import Topics
 
+T0 = datetime(2026, 11, 28, 12, tzinfo=UTC)
 
-def events_for(camera_id: str, n: int) -> list[AnomalyEvent]:
-    start = datetime(2026, 11, 28, 12, tzinfo=UTC)
+
+def lifecycle(camera_id: str, first_seq: int) -> list[EventMessage]:
+    """start at first+2 (peak 2.0), update at first+6 (peak 3.5 at first+5), end at first+12."""
+
+    def at(seq: int) -> datetime:
+        return T0 + timedelta(seconds=seq / 10)
+
+    event_id = event_id_for(
+        camera_id=camera_id, frame_seq=first_seq, captured_at=at(first_seq), model_id="m-test"
+    )
+    steps = [
+        (EventPhase.START, first_seq + 2, 2.0, first_seq + 1, 2.0),
+        (EventPhase.UPDATE, first_seq + 6, 1.5, first_seq + 5, 3.5),
+        (EventPhase.END, first_seq + 12, 0.2, first_seq + 5, 3.5),
+    ]
     return [
-        make_event(
+        EventMessage(
+            message_id=message_id_for(event_id=event_id, phase=phase, frame_seq=seq),
+            event_id=event_id,
+            phase=phase,
             camera_id=camera_id,
-            frame_seq=i,
-            captured_at=start + timedelta(seconds=i),
-            detected_at=start + timedelta(seconds=i, milliseconds=80),
-            score=2.0 + i,
-            threshold=1.5,
+            frame_seq=seq,
+            captured_at=at(seq),
+            started_at=at(first_seq),
+            ended_at=at(first_seq + 7) if phase is EventPhase.END else None,
+            detected_at=at(seq) + timedelta(milliseconds=80),
+            score=score,
+            peak_score=peak,
+            peak_frame_seq=peak_seq,
+            peak_captured_at=at(peak_seq),
+            threshold=1.0,
             model=ModelRef(id="m-test", kind="registry"),
+            snapshot_key=f"events/{camera_id}/{event_id}/overlay.jpg",
         )
-        for i in range(n)
+        for phase, seq, score, peak_seq, peak in steps
     ]
 
 
@@ -47,6 +77,7 @@ def run_sink(
         producer=make_producer(kafka),
         sessions=sessions,
         dead_letter_topic=topics.events_dead_letter,
+        max_records=4,  # several transactions, so one event's messages meet across batches
     )
     stop = threading.Event()
     thread = threading.Thread(target=sink.run, args=(stop,))
@@ -64,51 +95,80 @@ def run_sink(
     return sink
 
 
-def stored(sessions: sessionmaker[Session], camera_id: str) -> int:
+def rows(sessions: sessionmaker[Session], camera_id: str) -> list[tuple[object, ...]]:
     with sessions() as session:
-        query = select(func.count()).select_from(Event).where(Event.camera_id == camera_id)
-        return session.scalar(query) or 0
+        query = (
+            select(
+                Event.event_id,
+                Event.status,
+                Event.frame_seq,
+                Event.captured_at,
+                Event.score,
+                Event.started_at,
+                Event.ended_at,
+                Event.detected_at,
+                Event.snapshot_key,
+            )
+            .where(Event.camera_id == camera_id)
+            .order_by(Event.started_at)
+        )
+        return [tuple(r) for r in session.execute(query)]
 
 
-def test_duplicates_and_replays_store_each_event_once(
-    kafka_settings: KafkaSettings, topics: Topics, sessions: sessionmaker[Session]
-) -> None:
-    camera = f"cam-{uuid.uuid4().hex[:8]}"
-    events = events_for(camera, 5)
-    producer = make_producer(kafka_settings)
-    for event in [*events, events[0], events[3]]:
-        producer.send(topics.events, key=camera.encode(), value=event.to_json_bytes())
-    producer.send(topics.events, key=camera.encode(), value=b'{"schema": "vigil.event.v1"}')
+def send(kafka: KafkaSettings, topic: str, messages: list[EventMessage]) -> None:
+    producer = make_producer(kafka)
+    for message in messages:
+        producer.send(topic, key=message.camera_id.encode(), value=message.to_json_bytes())
     producer.flush()
     producer.close()
 
-    first = run_sink(kafka_settings, topics, sessions, group="sink-a", until_records=8)
-    assert first.stored == 5
-    assert stored(sessions, camera) == 5
 
-    replay = run_sink(kafka_settings, topics, sessions, group="sink-b", until_records=8)
+def test_any_order_duplicates_and_replays_give_one_row_per_event(
+    kafka_settings: KafkaSettings, topics: Topics, sessions: sessionmaker[Session]
+) -> None:
+    camera = f"cam-{uuid.uuid4().hex[:8]}"
+    first, second = lifecycle(camera, 0), lifecycle(camera, 100)
+    shuffled = [*first, *second, first[0], second[2], first[1]]
+    random.Random(7).shuffle(shuffled)
+    send(kafka_settings, topics.events, shuffled)
+    producer = make_producer(kafka_settings)
+    producer.send(topics.events, key=camera.encode(), value=b'{"schema": "vigil.event.v2"}')
+    producer.flush()
+    producer.close()
+
+    sink = run_sink(kafka_settings, topics, sessions, group="sink-a", until_records=10)
+    assert sink.stored == 2
+    stored = rows(sessions, camera)
+    assert [r[:5] for r in stored] == [
+        (first[0].event_id, "ended", 5, first[1].peak_captured_at, 3.5),
+        (second[0].event_id, "ended", 105, second[1].peak_captured_at, 3.5),
+    ]
+    assert stored[0][5:8] == (
+        first[0].started_at,
+        first[2].ended_at,
+        first[0].detected_at,
+    ), "start, end and first detection survive any order"
+    assert stored[0][8] == first[0].snapshot_key
+
+    replay = run_sink(kafka_settings, topics, sessions, group="sink-b", until_records=10)
     assert replay.stored == 0
-    assert stored(sessions, camera) == 5
+    assert rows(sessions, camera) == stored
 
     dead = read_topic(kafka_settings, topics.events_dead_letter, count=2, timeout_s=15)
     assert len(dead) == 2  # the malformed record, once per sink group that read it
     reason = header(dead[0].headers, "vigil-error") or ""
-    assert "not a valid vigil.event.v1" in reason and "event_id" in reason
+    assert "not a valid vigil.event.v2" in reason and "event_id" in reason
 
 
-def test_committed_offsets_mean_a_restarted_sink_skips_stored_events(
+def test_an_open_event_updates_in_place_and_ends_later(
     kafka_settings: KafkaSettings, topics: Topics, sessions: sessionmaker[Session]
 ) -> None:
     camera = f"cam-{uuid.uuid4().hex[:8]}"
-    producer = make_producer(kafka_settings)
-    for event in events_for(camera, 3):
-        producer.send(topics.events, key=camera.encode(), value=event.to_json_bytes())
-    producer.flush()
-    run_sink(kafka_settings, topics, sessions, group="sink-c", until_records=3)
-    for event in events_for(camera, 4)[3:]:
-        producer.send(topics.events, key=camera.encode(), value=event.to_json_bytes())
-    producer.flush()
-    producer.close()
-    again = run_sink(kafka_settings, topics, sessions, group="sink-c", until_records=1)
-    assert again.stored == 1
-    assert stored(sessions, camera) == 4
+    start, update, end = lifecycle(camera, 0)
+    send(kafka_settings, topics.events, [start])
+    run_sink(kafka_settings, topics, sessions, group="sink-c", until_records=1)
+    assert [r[1:5] for r in rows(sessions, camera)] == [("open", 1, start.peak_captured_at, 2.0)]
+    send(kafka_settings, topics.events, [update, end])
+    again = run_sink(kafka_settings, topics, sessions, group="sink-c", until_records=2)
+    assert again.stored == 0
+    assert [r[1:5] for r in rows(sessions, camera)] == [("ended", 5, end.peak_captured_at, 3.5)]

@@ -4,22 +4,43 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 from kafka import TopicPartition
+from minio import Minio
 
-from tests.factories import scene_jpeg, send_frame
+from tests.factories import T0, scene_jpeg, send_frame
 from tests.support import read_topic, wait_until
 from vigil_inference.service import build_worker
 from vigil_inference.settings import InferenceSettings
 from vigil_shared.kafka import header, make_consumer, make_producer
-from vigil_shared.schemas.events import AnomalyEvent
-from vigil_shared.settings import KafkaSettings
+from vigil_shared.schemas.events import EventMessage
+from vigil_shared.settings import CommonSettings, KafkaSettings
+from vigil_shared.storage import get_bytes
 from vigil_shared.topics import Topics
+from vigil_shared.vision.preprocess import decode
+
+
+def frame_time(seq: int) -> datetime:
+    return T0 + timedelta(seconds=seq / 10)
+
+
+def check_ends(kafka: KafkaSettings, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    consumer = make_consumer(kafka, group_id=None)
+    try:
+        ends: dict[TopicPartition, int] = consumer.end_offsets(partitions)
+        return ends
+    finally:
+        consumer.close()
 
 
 def test_bad_frames_go_to_dead_letter_while_the_camera_keeps_being_scored(
-    kafka_settings: KafkaSettings, topics: Topics, monkeypatch: pytest.MonkeyPatch
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    settings: CommonSettings,
+    s3: Minio,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     camera = f"cam-{uuid.uuid4().hex[:8]}"
     group = f"inference-{camera}"
@@ -65,18 +86,30 @@ def test_bad_frames_go_to_dead_letter_while_the_camera_keeps_being_scored(
     assert "invalid frame headers" in reasons[0]
     assert "not a decodable JPEG" in reasons[1] or "JPEG" in reasons[1]
 
-    # 9 decodable frames: 3 form the warm-up bank, the 6 after them are scored into events.
-    records = read_topic(kafka_settings, topics.events, count=6)
-    events = [AnomalyEvent.model_validate_json(r.value) for r in records]
-    assert sorted(e.frame_seq for e in events) == [3, 5, 6, 7, 8, 9]
-    assert {e.camera_id for e in events} == {camera}
-    assert all(r.key == camera.encode() for r in records)
+    # 9 decodable frames: 3 form the warm-up bank; the 6 after them (3, 5-9) are all hot, so the
+    # event opens at the third of them (3 of 5) and started with the first.
+    records = read_topic(kafka_settings, topics.events, count=1)
+    [start] = [EventMessage.model_validate_json(r.value) for r in records]
+    assert (start.phase, start.frame_seq, start.camera_id) == ("start", 6, camera)
+    assert start.started_at == frame_time(3) and start.ended_at is None
+    assert start.model.kind == "warmup" and records[0].key == camera.encode()
+    assert worker.frames_scored == 9
 
+    # The peak frame is stored raw and overlaid, before the message that names it.
+    assert start.snapshot_key == f"events/{camera}/{start.event_id}/overlay.jpg"
+    bucket = settings.s3.snapshots_bucket
+    for key in (start.snapshot_key, start.snapshot_key.replace("overlay.jpg", "frame.jpg")):
+        image = decode(get_bytes(s3, bucket, key))
+        assert tuple(image.shape) == (3, 120, 180)
+
+    # The open event depends on frames from seq 3 (offset 3) on: a restart must replay them.
     check = make_consumer(kafka_settings, group_id=group)
     partitions = [
         TopicPartition(topics.frames, p) for p in check.partitions_for_topic(topics.frames) or []
     ]
-    ends = check.end_offsets(partitions)
-    committed = {tp: check.committed(tp) or 0 for tp in partitions}
+    committed = {tp.partition: check.committed(tp) for tp in partitions}
     check.close()
-    assert committed == ends, "offsets of handled frames were not committed"
+    ends = {tp.partition: n for tp, n in check_ends(kafka_settings, partitions).items() if n}
+    assert list(ends.values()) == [11]
+    [partition] = ends
+    assert committed[partition] == 3, "the commit must stop at the open event's first frame"

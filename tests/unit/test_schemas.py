@@ -8,7 +8,13 @@ import pytest
 from pydantic import ValidationError
 
 from vigil_shared.schemas.camera_status import CameraStatus
-from vigil_shared.schemas.events import AnomalyEvent, ModelRef, event_id_for, make_event
+from vigil_shared.schemas.events import (
+    EventMessage,
+    EventPhase,
+    ModelRef,
+    event_id_for,
+    message_id_for,
+)
 from vigil_shared.schemas.frames import FrameHeaders, MalformedFrameError
 from vigil_shared.schemas.jobs import OneClassSpec
 
@@ -72,35 +78,57 @@ def test_event_ids_are_deterministic_per_camera_frame_capture_and_model() -> Non
     assert first != eid(captured_at=CAPTURED + timedelta(hours=1))
 
 
+def message(phase: EventPhase = EventPhase.START, **over: object) -> EventMessage:
+    event_id = event_id_for(camera_id="cam-1", frame_seq=3, captured_at=CAPTURED, model_id="w")
+    fields: dict[str, object] = {
+        "message_id": message_id_for(event_id=event_id, phase=phase, frame_seq=3),
+        "event_id": event_id,
+        "phase": phase,
+        "camera_id": "cam-1",
+        "frame_seq": 3,
+        "captured_at": CAPTURED,
+        "started_at": CAPTURED,
+        "ended_at": CAPTURED if phase is EventPhase.END else None,
+        "detected_at": CAPTURED,
+        "score": 1.5,
+        "peak_score": 1.5,
+        "peak_frame_seq": 3,
+        "peak_captured_at": CAPTURED,
+        "threshold": 1.0,
+        "model": ModelRef(id="warmup", kind="warmup"),
+    }
+    fields.update(over)
+    return EventMessage.model_validate(fields)
+
+
 def test_event_json_round_trip_keeps_every_field() -> None:
-    event = make_event(
-        camera_id="cam-1",
-        frame_seq=3,
-        captured_at=CAPTURED,
-        detected_at=CAPTURED,
-        score=1.5,
-        threshold=1.0,
-        model=ModelRef(id="warmup", kind="warmup"),
-    )
-    decoded = AnomalyEvent.model_validate_json(event.to_json_bytes())
+    event = message(label="bike", snapshot_key="events/cam-1/x/overlay.jpg")
+    decoded = EventMessage.model_validate_json(event.to_json_bytes())
     assert decoded == event
-    assert b'"schema":"vigil.event.v1"' in event.to_json_bytes()
+    assert b'"schema":"vigil.event.v2"' in event.to_json_bytes()
+
+
+def test_message_ids_differ_per_phase_and_frame_but_not_per_replay() -> None:
+    event_id = event_id_for(camera_id="c", frame_seq=1, captured_at=CAPTURED, model_id="m")
+    start = message_id_for(event_id=event_id, phase=EventPhase.START, frame_seq=1)
+    assert start == message_id_for(event_id=event_id, phase=EventPhase.START, frame_seq=1)
+    assert start != message_id_for(event_id=event_id, phase=EventPhase.UPDATE, frame_seq=1)
+    assert start != message_id_for(event_id=event_id, phase=EventPhase.START, frame_seq=2)
+
+
+def test_ended_at_belongs_to_end_messages_only() -> None:
+    with pytest.raises(ValidationError, match="ended_at"):
+        message(EventPhase.END, ended_at=None)
+    with pytest.raises(ValidationError, match="ended_at"):
+        message(EventPhase.UPDATE, ended_at=CAPTURED)
 
 
 def test_event_rejects_naive_timestamps_and_unknown_fields() -> None:
-    event = make_event(
-        camera_id="cam-1",
-        frame_seq=3,
-        captured_at=CAPTURED,
-        detected_at=CAPTURED,
-        score=1.5,
-        threshold=1.0,
-        model=ModelRef(id="warmup", kind="warmup"),
-    ).model_dump(mode="json", by_alias=True)
+    event = message().model_dump(mode="json", by_alias=True)
     with pytest.raises(ValidationError, match="captured_at"):
-        AnomalyEvent.model_validate({**event, "captured_at": "2026-11-28T12:00:00"})
+        EventMessage.model_validate({**event, "captured_at": "2026-11-28T12:00:00"})
     with pytest.raises(ValidationError, match="extra"):
-        AnomalyEvent.model_validate({**event, "surprise": 1})
+        EventMessage.model_validate({**event, "surprise": 1})
 
 
 @pytest.mark.parametrize(

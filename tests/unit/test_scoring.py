@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-from vigil_inference.scorers import ScorerRouter
-from vigil_shared.schemas.events import ModelRef
+from vigil_inference.models import EmbeddingKnnModel, WarmupModel
 from vigil_shared.vision.knn import KnnScorer, calibrate_threshold, subsample_bank
 
 
@@ -30,41 +31,40 @@ def test_subsample_is_deterministic_for_a_seed() -> None:
     assert subsample_bank(emb, 500, seed=1).shape == (100, 8)
 
 
-def router(**overrides: object) -> ScorerRouter:
-    args: dict[str, object] = {
-        "registry_model": None,
-        "warmup_frames": 5,
-        "k": 2,
-        "target_fpr": 0.01,
-        "threshold_override": None,
-    }
-    args.update(overrides)
-    return ScorerRouter(**args)  # type: ignore[arg-type]
+def identity(images: Sequence[torch.Tensor]) -> torch.Tensor:
+    """An embedder that passes the 'images' through: the tests hand in embeddings directly."""
+    return torch.stack(list(images))
+
+
+def warmup(frames: int = 5, threshold: float | None = None) -> WarmupModel:
+    return WarmupModel(identity, frames=frames, k=2, target_fpr=0.01, threshold=threshold)
 
 
 def test_warmup_frames_are_not_scored_then_later_frames_are() -> None:
-    scorers = router()
+    model = warmup()
     generator = torch.Generator().manual_seed(0)
     normal = [torch.randn(16, generator=generator) * 0.01 for _ in range(6)]
-    assert [scorers.score("cam", e) for e in normal[:5]] == [None] * 5
-    usual = scorers.score("cam", normal[5])
-    odd = scorers.score("cam", torch.ones(16))
+    assert model.score_frames(["cam"] * 5, normal[:5]) == [None] * 5
+    usual, odd = model.score_frames(["cam", "cam"], [normal[5], torch.ones(16)])
     assert usual is not None and odd is not None
-    assert usual.model == ModelRef(id="warmup", kind="warmup")
     assert usual.score < usual.threshold < odd.score
 
 
-def test_cameras_warm_up_independently() -> None:
-    scorers = router(warmup_frames=2)
-    scorers.score("a", torch.zeros(4))
-    scorers.score("a", torch.zeros(4))
-    assert scorers.score("a", torch.zeros(4)) is not None
-    assert scorers.score("b", torch.zeros(4)) is None
+def test_cameras_warm_up_independently_and_forget_restarts_the_bank() -> None:
+    model = warmup(frames=2)
+    model.score_frames(["a", "a"], [torch.zeros(4), torch.zeros(4)])
+    assert model.score_frames(["a", "b"], [torch.zeros(4), torch.zeros(4)])[0] is not None
+    assert model.score_frames(["b"], [torch.zeros(4)]) == [None]
+    model.forget("a")
+    assert model.score_frames(["a"], [torch.zeros(4)]) == [None]
 
 
 def test_threshold_override_applies_to_registry_models() -> None:
-    bank = torch.zeros(3, 4)
-    registry = (ModelRef(id="m-1", kind="registry"), KnnScorer(bank=bank, k=1, threshold=9.0))
-    assert router(registry_model=registry).score("a", torch.ones(4)).threshold == 9.0  # type: ignore[union-attr]
-    scored = router(registry_model=registry, threshold_override=0.0).score("a", torch.ones(4))
-    assert scored is not None and scored.threshold == 0.0 and scored.model.id == "m-1"
+    scorer = KnnScorer(bank=torch.zeros(3, 4), k=1, threshold=9.0)
+    calibrated = EmbeddingKnnModel(identity, scorer)
+    [scored] = calibrated.score_frames(["a"], [torch.ones(4)])
+    assert scored is not None and scored.threshold == 9.0 and scored.score == 2.0
+    [forced] = EmbeddingKnnModel(identity, scorer, threshold=0.0).score_frames(
+        ["a"], [torch.ones(4)]
+    )
+    assert forced is not None and forced.threshold == 0.0

@@ -1,52 +1,106 @@
-"""The event sink: ``vigil.events.v1`` into PostgreSQL, exactly once per event id.
+"""The event sink: ``vigil.events.v2`` into PostgreSQL, one ``events`` row per event id.
 
-Each polled batch is inserted with ``ON CONFLICT DO NOTHING`` in one transaction, and offsets are
-committed only after that transaction: a crash or a broker restart replays the batch, and the
-replay inserts nothing new. Records that are not valid events go to the dead-letter topic.
+Lifecycle messages (start, update, end) are merged into the event's row by an upsert whose every
+rule is order-free and idempotent: the peak is the highest score (ties: the earlier frame), the
+earliest detection and start are kept, ``ended`` never goes back to ``open``. So any order and
+any number of deliveries of the same messages give the same row. Each polled batch is one
+transaction; offsets are committed after it. Invalid records go to the dead-letter topic.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
+from sqlalchemy import Boolean, case, func, literal_column, or_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_shared.db.models import Event
 from vigil_shared.kafka import dead_letter
-from vigil_shared.schemas.events import AnomalyEvent
+from vigil_shared.schemas.events import EventMessage, EventPhase
+
+Row = dict[str, Any]
 
 
-def event_row(event: AnomalyEvent) -> dict[str, Any]:
+def event_row(message: EventMessage) -> Row:
     return {
-        "event_id": event.event_id,
-        "camera_id": event.camera_id,
-        "frame_seq": event.frame_seq,
-        "captured_at": event.captured_at,
-        "detected_at": event.detected_at,
-        "score": event.score,
-        "threshold": event.threshold,
-        "model_id": event.model.id,
-        "model_kind": event.model.kind,
-        "started_at": event.captured_at,
-        "ended_at": event.captured_at,
-        "status": "ended",
+        "event_id": message.event_id,
+        "camera_id": message.camera_id,
+        "frame_seq": message.peak_frame_seq,
+        "captured_at": message.peak_captured_at,
+        "score": message.peak_score,
+        "label": message.label,
+        "detected_at": message.detected_at,
+        "threshold": message.threshold,
+        "model_id": message.model.id,
+        "model_kind": message.model.kind,
+        "started_at": message.started_at,
+        "ended_at": message.ended_at,
+        "status": "ended" if message.phase is EventPhase.END else "open",
+        "snapshot_key": message.snapshot_key,
     }
 
 
-def store_events(sessions: sessionmaker[Session], events: list[AnomalyEvent]) -> int:
-    """Insert the events not stored yet; returns how many were new."""
-    if not events:
+def _later_peak(old: Row, new: Row) -> bool:
+    return bool((new["score"], -new["frame_seq"]) > (old["score"], -old["frame_seq"]))
+
+
+def merge_rows(old: Row, new: Row) -> Row:
+    """The same rules as the upsert, for messages of one event within one batch."""
+    peak = new if _later_peak(old, new) else old
+    ended = [r["ended_at"] for r in (old, new) if r["ended_at"] is not None]
+    return {
+        **old,
+        **{k: peak[k] for k in ("frame_seq", "captured_at", "score", "label")},
+        "detected_at": min(old["detected_at"], new["detected_at"]),
+        "started_at": min(old["started_at"], new["started_at"]),
+        "ended_at": max(ended) if ended else None,
+        "status": "ended" if "ended" in (old["status"], new["status"]) else "open",
+        "snapshot_key": new["snapshot_key"] or old["snapshot_key"],
+    }
+
+
+def store_messages(sessions: sessionmaker[Session], messages: list[EventMessage]) -> int:
+    """Upsert the messages' events in one transaction; returns how many events were new."""
+    rows: dict[uuid.UUID, Row] = {}
+    for message in messages:
+        row = event_row(message)
+        old = rows.get(message.event_id)
+        rows[message.event_id] = row if old is None else merge_rows(old, row)
+    if not rows:
         return 0
-    statement = insert(Event).values([event_row(e) for e in events])
-    statement = statement.on_conflict_do_nothing(index_elements=[Event.event_id])
+    statement = insert(Event).values(list(rows.values()))
+    new = statement.excluded
+    peak = or_(
+        new.score > Event.score, (new.score == Event.score) & (new.frame_seq < Event.frame_seq)
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[Event.event_id],
+        set_={
+            **{c: case((peak, getattr(new, c)), else_=getattr(Event, c)) for c in _PEAK_COLUMNS},
+            "detected_at": func.least(Event.detected_at, new.detected_at),
+            "started_at": func.least(Event.started_at, new.started_at),
+            "ended_at": func.greatest(Event.ended_at, new.ended_at),
+            "status": case(
+                (or_(Event.status == "ended", new.status == "ended"), "ended"), else_="open"
+            ),
+            "snapshot_key": func.coalesce(new.snapshot_key, Event.snapshot_key),
+            "updated_at": func.now(),
+        },
+    )
     with sessions.begin() as session:
-        result = session.execute(statement.returning(Event.event_id))
-        return len(result.all())
+        inserted = session.scalars(statement.returning(_INSERTED)).all()
+        return sum(1 for new_row in inserted if new_row)
+
+
+_PEAK_COLUMNS = ("frame_seq", "captured_at", "score", "label")
+_INSERTED = literal_column("(xmax = 0)", Boolean)
+"""True for a row the upsert inserted, false for one it updated (PostgreSQL)."""
 
 
 class EventSink:
@@ -84,13 +138,13 @@ class EventSink:
             self._producer.close(timeout=10)
 
     def process(self, records: list[ConsumerRecord]) -> None:
-        events: list[AnomalyEvent] = []
+        messages: list[EventMessage] = []
         self.records_read += len(records)
         for record in records:
             try:
-                events.append(AnomalyEvent.model_validate_json(record.value))
+                messages.append(EventMessage.model_validate_json(record.value or b""))
             except ValidationError as exc:
-                reason = f"not a valid vigil.event.v1: {exc}"
+                reason = f"not a valid vigil.event.v2: {exc}"
                 dead_letter(self._producer, self._dead_letter_topic, record, reason)
-        self.stored += store_events(self._sessions, events)
+        self.stored += store_messages(self._sessions, messages)
         self._producer.flush()

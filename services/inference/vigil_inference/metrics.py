@@ -16,7 +16,12 @@ class InferenceMetrics:
     def __post_init__(self) -> None:
         r = self.registry
         self.frames = Counter("vigil_inference_frames", "Frames scored", ["camera_id"], registry=r)
-        self.events = Counter("vigil_inference_events", "Events emitted", ["camera_id"], registry=r)
+        self.events = Counter(
+            "vigil_inference_event_messages",
+            "Event messages produced, by lifecycle phase",
+            ["camera_id", "phase"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "vigil_inference_dead_letters", "Frames sent to the dead-letter topic", registry=r
         )
@@ -34,10 +39,43 @@ class InferenceMetrics:
         )
         self.latency = Histogram(
             "vigil_inference_frame_to_event_seconds",
-            "Capture time to event produced",
+            "Capture time of a message's frame to the message produced",
             registry=r,
             buckets=LATENCY_BUCKETS,
         )
         self.lag = Gauge(
             "vigil_inference_consumer_lag", "Frames waiting in assigned partitions", registry=r
+        )
+        self.snapshot_seconds = Histogram(
+            "vigil_inference_snapshot_wait_seconds",
+            "Time a batch waited for its snapshot uploads",
+            registry=r,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.model_swaps = Counter(
+            "vigil_inference_model_swaps",
+            "Cameras switched to another production model",
+            registry=r,
+        )
+        self.model_load_failures = Counter(
+            "vigil_inference_model_load_failures", "Models that could not be loaded", registry=r
+        )
+        self.model_load_seconds = Histogram(
+            "vigil_inference_model_load_seconds", "Time to load a registry model", registry=r
+        )
+        self.bad_assignments = Counter(
+            "vigil_inference_bad_assignments", "Invalid model-assignment records", registry=r
+        )
+        self.shadow_scores = Histogram(
+            "vigil_inference_shadow_score",
+            "Scores of shadow models, relative to their threshold (score / threshold)",
+            ["model_id"],
+            registry=r,
+            buckets=(0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 4.0),
+        )
+        self.shadow_frames = Counter(
+            "vigil_inference_shadow_frames",
+            "Frames scored by a shadow model, by whether it and production reached threshold",
+            ["model_id", "shadow", "production"],
+            registry=r,
         )

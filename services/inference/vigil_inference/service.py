@@ -1,26 +1,35 @@
-"""Builds the inference worker from settings: clients and model created once, then injected."""
+"""Builds the inference worker from settings: clients and models created once, then injected."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
+from minio import Minio
 from prometheus_client import start_http_server
 
 from vigil_inference.embedding import BatchEmbedder
+from vigil_inference.events import EventTracker, LifecycleSettings
 from vigil_inference.metrics import InferenceMetrics
-from vigil_inference.scorers import ScorerRouter
+from vigil_inference.models import WARMUP, EmbeddingKnnModel, ScoringModel, WarmupModel
+from vigil_inference.routing import AssignmentFollower, ModelLoader, ModelRouter
 from vigil_inference.settings import InferenceSettings
+from vigil_inference.snapshots import SnapshotStore
 from vigil_inference.worker import Batching, InferenceWorker
 from vigil_shared.kafka import ensure_topics, make_consumer, make_producer
 from vigil_shared.schemas.events import ModelRef
-from vigil_shared.schemas.manifests import ModelManifest
-from vigil_shared.storage import make_s3_client
-from vigil_shared.vision.backbones import FrameEmbedder, load_efficientnet_lite0
+from vigil_shared.schemas.manifests import Preprocessing
+from vigil_shared.storage import ensure_buckets, make_s3_client
+from vigil_shared.vision.backbones import (
+    LITE0_PREPROCESSING,
+    FrameEmbedder,
+    load_efficientnet_lite0,
+)
 from vigil_shared.vision.inferencer import load_model
-from vigil_shared.vision.knn import KnnScorer
 
 log = logging.getLogger("vigil_inference")
+EmbedderFor = Callable[[Preprocessing], BatchEmbedder]
 
 
 def pick_device(requested: str) -> str:
@@ -29,15 +38,72 @@ def pick_device(requested: str) -> str:
     return requested
 
 
-def registry_model(settings: InferenceSettings) -> tuple[ModelManifest, KnnScorer] | None:
-    if settings.model_id is None:
-        return None
-    s3 = make_s3_client(settings.common.s3)
-    manifest, scorer = load_model(
-        s3, bucket=settings.common.s3.models_bucket, model_id=settings.model_id
+def lifecycle_settings(settings: InferenceSettings) -> LifecycleSettings:
+    return LifecycleSettings(
+        open_k=settings.event_open_k,
+        open_n=settings.event_open_n,
+        close_after=settings.event_close_after,
+        close_ratio=settings.event_close_ratio,
+        update_interval_s=settings.event_update_interval_s,
+        max_duration_s=settings.event_max_duration_s,
+        silence_s=settings.event_silence_s,
     )
-    log.info("scoring with registry model", extra={"model_id": manifest.model_id})
-    return manifest, scorer
+
+
+def embedders(settings: InferenceSettings, device: str) -> EmbedderFor:
+    """One backbone in memory; one batch embedder per input size the loaded models need."""
+    features = FrameEmbedder(load_efficientnet_lite0().module)
+    made: dict[Preprocessing, BatchEmbedder] = {}
+
+    def embedder_for(prep: Preprocessing) -> BatchEmbedder:
+        if prep not in made:
+            made[prep] = BatchEmbedder(
+                features, prep, device=device, amp=settings.amp, compile_model=settings.compile
+            )
+        return made[prep]
+
+    return embedder_for
+
+
+def registry_loader(
+    s3: Minio, settings: InferenceSettings, embedder_for: EmbedderFor
+) -> ModelLoader:
+    def load(model_id: str) -> ScoringModel:
+        manifest, scorer = load_model(
+            s3, bucket=settings.common.s3.models_bucket, model_id=model_id
+        )
+        # A registry model was fitted at its own input size: score at that size too.
+        model = EmbeddingKnnModel(
+            embedder_for(manifest.preprocessing), scorer, threshold=settings.threshold
+        )
+        return ScoringModel(ModelRef(id=manifest.model_id, kind="registry"), model)
+
+    return load
+
+
+def build_router(
+    settings: InferenceSettings, s3: Minio, metrics: InferenceMetrics, device: str
+) -> ModelRouter:
+    embedder_for = embedders(settings, device)
+
+    warmup = WarmupModel(
+        embedder_for(LITE0_PREPROCESSING),
+        frames=settings.warmup_frames,
+        k=settings.k,
+        target_fpr=settings.target_fpr,
+        threshold=settings.threshold,
+    )
+    loader = registry_loader(s3, settings, embedder_for)
+    # The static default must load: a typo in VIGIL_INFERENCE_MODEL_ID stops the start-up.
+    preloaded = [loader(settings.model_id)] if settings.model_id else []
+    return ModelRouter(
+        loader=loader,
+        warmup=ScoringModel(WARMUP, warmup),
+        default_model_id=settings.model_id,
+        cache_size=settings.model_cache_size,
+        metrics=metrics,
+        preloaded=preloaded,
+    )
 
 
 def build_worker(
@@ -48,27 +114,22 @@ def build_worker(
     ensure_topics(kafka, topics.all(), compacted=topics.compacted())
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
-    backbone = load_efficientnet_lite0()
-    model = registry_model(settings)
-    # A registry model was fitted at its own input size: score at that size too.
-    prep = model[0].preprocessing if model else backbone.preprocessing
-    router = ScorerRouter(
-        registry_model=(ModelRef(id=model[0].model_id, kind="registry"), model[1])
-        if model
-        else None,
-        warmup_frames=settings.warmup_frames,
-        k=settings.k,
-        target_fpr=settings.target_fpr,
-        threshold_override=settings.threshold,
-    )
-    embedder = BatchEmbedder(
-        FrameEmbedder(backbone.module),
-        prep,
-        device=pick_device(settings.device),
-        amp=settings.amp,
-        compile_model=settings.compile,
-    )
+    device = pick_device(settings.device)
+    s3 = make_s3_client(settings.common.s3)
+    ensure_buckets(s3, settings.common.s3)
     metrics = metrics or InferenceMetrics()
+    router = build_router(settings, s3, metrics, device)
+    assignments = AssignmentFollower(
+        make_consumer(kafka, group_id=None), topics.model_assignments, metrics
+    )
+    router.apply(assignments.bootstrap())
+    snapshots = (
+        SnapshotStore(
+            s3, bucket=settings.common.s3.snapshots_bucket, workers=settings.snapshot_workers
+        )
+        if settings.snapshots
+        else None
+    )
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, registry=metrics.registry)
     return InferenceWorker(
@@ -76,13 +137,16 @@ def build_worker(
             kafka, topics.frames, group_id=settings.group_id, max_poll_records=settings.batch_size
         ),
         producer=make_producer(kafka),
-        embedder=embedder,
         router=router,
+        assignments=assignments,
+        tracker=EventTracker(lifecycle_settings(settings)),
+        snapshots=snapshots,
         topics=topics,
         batching=Batching(
             max_frames=settings.batch_size,
             max_wait_s=settings.max_wait_ms / 1000,
             poll_timeout_ms=settings.poll_timeout_ms,
         ),
+        device=device,
         metrics=metrics,
     )

@@ -33,7 +33,9 @@ class InferenceSettings(BaseSettings):
         default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
     )
     model_id: str | None = Field(
-        default=None, description="Registry model to score with; unset: per-camera warm-up bank."
+        default=None,
+        description="Default registry model when the assignment topic has no global one; "
+        "unset: per-camera warm-up bank.",
     )
     warmup_frames: int = Field(
         default=20, ge=2, le=10_000, description="Frames per camera that form the warm-up bank."
@@ -42,6 +44,28 @@ class InferenceSettings(BaseSettings):
     target_fpr: float = Field(default=0.01, gt=0, lt=0.5)
     threshold: float | None = Field(
         default=None, ge=0, description="Fixed threshold overriding the calibrated one."
+    )
+    event_open_k: int = Field(default=3, ge=1, le=100, description="Hot frames that open...")
+    event_open_n: int = Field(default=5, ge=1, le=100, description="...among this many.")
+    event_close_after: int = Field(
+        default=5, ge=1, le=1000, description="Consecutive quiet frames that end an event."
+    )
+    event_close_ratio: float = Field(
+        default=1.0, gt=0, le=1, description="Hysteresis: quiet means below threshold x this."
+    )
+    event_update_interval_s: float = Field(
+        default=2.0, ge=0, description="At most one update per interval (capture time)."
+    )
+    event_max_duration_s: float = Field(
+        default=300.0, gt=0, le=86_400, description="An event longer than this is ended."
+    )
+    event_silence_s: float = Field(
+        default=10.0, gt=0, description="A camera silent this long ends its event."
+    )
+    snapshots: bool = Field(default=True, description="Store peak snapshots in S3.")
+    snapshot_workers: int = Field(default=2, ge=1, le=32)
+    model_cache_size: int = Field(
+        default=4, ge=1, le=64, description="Loaded models kept beyond those in use."
     )
     common: CommonSettings = Field(default_factory=CommonSettings)
 

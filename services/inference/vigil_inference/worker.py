@@ -1,32 +1,44 @@
-"""The scoring loop: collect a micro-batch, score it, produce events, then commit offsets.
+"""The scoring loop: collect a micro-batch, score it, follow event lifecycles, then commit.
 
 A batch closes when it holds ``batch_size`` frames or ``max_wait`` has passed since its first
-frame, so a busy stream fills the device and a quiet one still gets answers quickly. Offsets are
-committed only after the producer has flushed the events a batch caused: a crash replays frames
-rather than losing events, and replayed events carry the same deterministic ids. A frame that
-cannot be read goes to the dead-letter topic with its reason; it never blocks its partition.
+frame, so a busy stream fills the device and a quiet one still gets answers quickly. Each frame
+is scored by exactly one production model (models swap between batches only) and, if its camera
+has one, by a shadow model whose scores are only recorded.
+
+At least once: snapshots are stored, then event messages produced and flushed, and only then
+offsets committed, and never past the oldest frame an open event (or a half-filled debounce
+window) depends on. A crash replays those frames, which rebuild the same events with the same
+ids. A frame that cannot be read or scored goes to the dead-letter topic with its reason.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import torch
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.structs import OffsetAndMetadata
 
-from vigil_inference.embedding import BatchEmbedder
+from vigil_inference.events import EventTracker, Observation, Transition
 from vigil_inference.metrics import InferenceMetrics
-from vigil_inference.scorers import ScorerRouter
+from vigil_inference.models import ScoringModel
+from vigil_inference.routing import AssignmentFollower, ModelRouter
+from vigil_inference.snapshots import SnapshotStore
 from vigil_shared.kafka import dead_letter
-from vigil_shared.schemas.events import make_event
 from vigil_shared.schemas.frames import FrameHeaders, MalformedFrameError, utc_now
 from vigil_shared.topics import Topics
 from vigil_shared.vision.preprocess import UndecodableImageError, decode_many
+from vigil_shared.vision.scoring import FrameScore
 
 LAG_EVERY_S = 5.0
+log = logging.getLogger("vigil_inference")
 
 
 @dataclass(frozen=True)
@@ -36,43 +48,77 @@ class Batching:
     poll_timeout_ms: int
 
 
+@dataclass(frozen=True)
+class Frame:
+    record: ConsumerRecord
+    headers: FrameHeaders
+    image: torch.Tensor
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return self.record.partition, self.record.offset
+
+
+Scores = dict[tuple[int, int], tuple[ScoringModel, FrameScore]]
+"""Production scores of a batch by (partition, offset)."""
+
+
 class InferenceWorker:
     def __init__(
         self,
         *,
         consumer: KafkaConsumer,
         producer: KafkaProducer,
-        embedder: BatchEmbedder,
-        router: ScorerRouter,
+        router: ModelRouter,
+        assignments: AssignmentFollower | None,
+        tracker: EventTracker,
+        snapshots: SnapshotStore | None,
         topics: Topics,
         batching: Batching,
+        device: str,
         metrics: InferenceMetrics,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._consumer = consumer
         self._producer = producer
-        self._embedder = embedder
         self._router = router
+        self._assignments = assignments
+        self._tracker = tracker
+        self._snapshots = snapshots
         self._topics = topics
         self._batching = batching
+        self._device = device
+        self._clock = clock
         self.metrics = metrics
         self.frames_scored = 0
         self.events_emitted = 0
         self.dead_lettered = 0
         self._lag_due = 0.0
+        self._positions: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._camera_partition: dict[str, TopicPartition] = {}
 
     def run(self, stop: threading.Event) -> None:
         try:
             while not stop.is_set():
+                transitions = self._follow_assignments()
                 records = self.collect(stop)
                 if records:
-                    self.process(records)
-                    self._producer.flush()
-                    self._consumer.commit()
+                    transitions += self.process(records)
+                transitions += self._tracker.expire(now=self._clock())
+                if transitions:
+                    self.publish(transitions)
+                if records or transitions:
+                    self.commit()
                 self._measure_lag()
         finally:
             self._producer.flush(timeout=10)
             self._consumer.close()
             self._producer.close(timeout=10)
+            if self._assignments is not None:
+                self._assignments.close()
+            if self._snapshots is not None:
+                self._snapshots.close()
 
     def collect(self, stop: threading.Event) -> list[ConsumerRecord]:
         """One micro-batch: up to ``max_frames``, waiting at most ``max_wait_s`` after the first."""
@@ -96,50 +142,194 @@ class InferenceWorker:
                 break
         return records
 
-    def process(self, records: list[ConsumerRecord]) -> None:
+    def process(self, records: list[ConsumerRecord]) -> list[Transition]:
+        """Score a batch and run the lifecycles; returns the messages it causes, in order."""
         started = time.perf_counter()
-        frames: list[tuple[ConsumerRecord, FrameHeaders]] = []
+        for record in records:
+            self._positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        frames = self._decode(records)
+        scores = self._score(frames)
+        received = self._clock()
+        transitions: list[Transition] = []
+        for frame in frames:
+            score = scores.get(frame.key)
+            if score is not None:
+                observation = self._observation(frame, score)
+                transitions += self._tracker.observe(observation, received_at=received)
+        if frames:
+            self.metrics.batch_size.observe(len(frames))
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return transitions
+
+    def publish(self, transitions: Sequence[Transition]) -> None:
+        """Store snapshots, then produce the messages that reference them, then flush."""
+        keys = self._store_snapshots(transitions)
+        detected_at = utc_now()
+        for transition in transitions:
+            frame = transition.frame
+            message = transition.message(
+                detected_at=detected_at, snapshot_key=keys.get(transition.event_id)
+            )
+            self._producer.send(
+                self._topics.events, key=frame.camera_id.encode(), value=message.to_json_bytes()
+            )
+            self.events_emitted += 1
+            self.metrics.events.labels(frame.camera_id, transition.phase.value).inc()
+            self.metrics.latency.observe((detected_at - frame.captured_at).total_seconds())
+        self._producer.flush()
+
+    def commit(self) -> None:
+        """Commit each partition's position, held back to the oldest frame its cameras' open
+        events depend on, so a restart replays exactly what rebuilds them."""
+        assigned = self._consumer.assignment()
+        self._drop_revoked(assigned)
+        held: dict[TopicPartition, int] = {}
+        for camera_id, tp in self._camera_partition.items():
+            oldest = self._tracker.replay_from(camera_id)
+            if oldest is not None:
+                held[tp] = min(oldest, held.get(tp, oldest))
+        offsets = {}
+        for tp, position in self._positions.items():
+            offset = min(position, held.get(tp, position))
+            if self._committed.get(tp) != offset:
+                offsets[tp] = OffsetAndMetadata(offset, "", -1)
+        if offsets:
+            self._consumer.commit(offsets)
+            self._committed.update({tp: o.offset for tp, o in offsets.items()})
+
+    def _follow_assignments(self) -> list[Transition]:
+        if self._assignments is None:
+            return []
+        switched = self._router.apply(self._assignments.poll())
+        return [t for camera_id in switched for t in self._tracker.end(camera_id)]
+
+    def _decode(self, records: list[ConsumerRecord]) -> list[Frame]:
+        parsed: list[tuple[ConsumerRecord, FrameHeaders]] = []
         for record in records:
             try:
-                frames.append((record, FrameHeaders.from_kafka_headers(record.headers)))
+                parsed.append((record, FrameHeaders.from_kafka_headers(record.headers)))
             except MalformedFrameError as exc:
                 self._reject(record, str(exc))
-        decoded = decode_many([r.value or b"" for r, _ in frames], self._embedder.device)
-        good = []
-        for (record, headers), image in zip(frames, decoded, strict=True):
+        decoded = decode_many([r.value or b"" for r, _ in parsed], self._device)
+        frames = []
+        for (record, headers), image in zip(parsed, decoded, strict=True):
             if isinstance(image, UndecodableImageError):
                 self._reject(record, str(image))
             else:
-                good.append((headers, image))
-        if good:
-            embeddings = self._embedder([image for _, image in good])
-            for (headers, _), embedding in zip(good, embeddings, strict=True):
-                self._score(headers, embedding)
-            self.metrics.batch_size.observe(len(good))
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+                frames.append(Frame(record, headers, image))
+                tp = TopicPartition(record.topic, record.partition)
+                self._camera_partition[headers.camera_id] = tp
+        return frames
 
-    def _score(self, headers: FrameHeaders, embedding: torch.Tensor) -> None:
-        self.frames_scored += 1
-        self.metrics.frames.labels(headers.camera_id).inc()
-        scored = self._router.score(headers.camera_id, embedding)
-        if scored is None or scored.score < scored.threshold:
+    def _score(self, frames: list[Frame]) -> Scores:
+        """Production scores by (offset, partition); shadow scores go to metrics only."""
+        production: dict[str, tuple[ScoringModel, list[Frame]]] = {}
+        shadow: dict[str, tuple[ScoringModel, list[Frame]]] = {}
+        for frame in frames:
+            route = self._router.route(frame.headers.camera_id)
+            production.setdefault(route.production.ref.id, (route.production, []))[1].append(frame)
+            if route.shadow is not None:
+                shadow.setdefault(route.shadow.ref.id, (route.shadow, []))[1].append(frame)
+        out: Scores = {}
+        for model, group in production.values():
+            for frame, score in zip(group, self._score_group(model, group), strict=True):
+                self.frames_scored += 1
+                self.metrics.frames.labels(frame.headers.camera_id).inc()
+                if score is not None:  # None: a warm-up frame, learnt rather than scored
+                    out[frame.key] = (model, score)
+        for model, group in shadow.values():
+            self._record_shadow(model, group, out)
+        return out
+
+    def _score_group(self, model: ScoringModel, group: list[Frame]) -> list[FrameScore | None]:
+        cameras = [f.headers.camera_id for f in group]
+        try:
+            return list(model.scorer.score_frames(cameras, [f.image for f in group]))
+        # A frame a model cannot score (odd size, corrupt pixels) must not stall its partition:
+        # score one by one to find it and dead-letter only that frame.
+        except Exception:
+            if len(group) == 1:
+                raise
+        scores: list[FrameScore | None] = []
+        for frame in group:
+            try:
+                scores += self._score_group(model, [frame])
+            except Exception as exc:
+                self._reject(frame.record, f"model {model.ref.id} could not score it: {exc}")
+                scores.append(None)
+        return scores
+
+    def _record_shadow(
+        self,
+        model: ScoringModel,
+        group: list[Frame],
+        production: Scores,
+    ) -> None:
+        try:
+            scores = model.scorer.score_frames(
+                [f.headers.camera_id for f in group], [f.image for f in group]
+            )
+        except Exception as exc:  # a failing candidate never disturbs production scoring
+            log.warning("shadow model failed", extra={"model_id": model.ref.id, "reason": str(exc)})
             return
-        detected_at = utc_now()
-        event = make_event(
-            camera_id=headers.camera_id,
-            frame_seq=headers.seq,
-            captured_at=headers.captured_at,
-            detected_at=detected_at,
-            score=scored.score,
-            threshold=scored.threshold,
-            model=scored.model,
+        for frame, score in zip(group, scores, strict=True):
+            prod = production.get(frame.key)
+            if score is None or prod is None:
+                continue
+            self.metrics.shadow_scores.labels(model.ref.id).observe(
+                score.score / max(score.threshold, 1e-9)
+            )
+            self.metrics.shadow_frames.labels(
+                model.ref.id,
+                "hot" if score.score >= score.threshold else "quiet",
+                "hot" if prod[1].score >= prod[1].threshold else "quiet",
+            ).inc()
+
+    def _observation(self, frame: Frame, scored: tuple[ScoringModel, FrameScore]) -> Observation:
+        model, score = scored
+        return Observation(
+            camera_id=frame.headers.camera_id,
+            seq=frame.headers.seq,
+            captured_at=frame.headers.captured_at,
+            offset=frame.record.offset,
+            score=score.score,
+            threshold=score.threshold,
+            model=model.ref,
+            jpeg=frame.record.value or b"",
+            heatmap=score.heatmap,
+            label=score.label,
         )
-        self._producer.send(
-            self._topics.events, key=headers.camera_id.encode(), value=event.to_json_bytes()
-        )
-        self.events_emitted += 1
-        self.metrics.events.labels(headers.camera_id).inc()
-        self.metrics.latency.observe((detected_at - headers.captured_at).total_seconds())
+
+    def _store_snapshots(self, transitions: Sequence[Transition]) -> dict[uuid.UUID, str]:
+        if self._snapshots is None:
+            return {}
+        # One upload per event per batch, of its latest peak: uploads of one key never race.
+        latest = {t.event_id: t.snapshot for t in transitions if t.snapshot is not None}
+        started = time.perf_counter()
+        pending: dict[uuid.UUID, Future[str]] = {
+            event_id: self._snapshots.submit(event_id=event_id, frame=frame)
+            for event_id, frame in latest.items()
+        }
+        keys = {event_id: future.result() for event_id, future in pending.items()}
+        self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
+        for t in transitions:
+            keys.setdefault(
+                t.event_id,
+                self._snapshots.key_for(camera_id=t.frame.camera_id, event_id=t.event_id),
+            )
+        return keys
+
+    def _drop_revoked(self, assigned: set[TopicPartition]) -> None:
+        """Cameras of partitions this worker lost: another worker replays and owns them now."""
+        for camera_id, tp in list(self._camera_partition.items()):
+            if tp not in assigned:
+                del self._camera_partition[camera_id]
+                self._tracker.forget(camera_id)
+                self._router.forget(camera_id)
+        for tp in list(self._positions):
+            if tp not in assigned:
+                del self._positions[tp]
+                self._committed.pop(tp, None)
 
     def _reject(self, record: ConsumerRecord, reason: str) -> None:
         dead_letter(self._producer, self._topics.frames_dead_letter, record, reason)

@@ -1,16 +1,23 @@
-"""The anomaly event: JSON on ``vigil.events.v1``, the contract downstream systems build on."""
+"""The event message: JSON on ``vigil.events.v2``, the contract downstream systems build on.
+
+v2 describes an event's lifecycle, as an NVR does: one ``start`` when a camera's scores stay above
+the threshold (k of n frames), ``update`` messages while the peak rises, one ``end``. Every message
+of one event shares its ``event_id``; each message has its own deterministic ``message_id``, so a
+replay after a crash repeats messages with identical ids and consumers deduplicate on them.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from vigil_shared.schemas.frames import CameraId
 
-EVENT_SCHEMA: Literal["vigil.event.v1"] = "vigil.event.v1"
+EVENT_SCHEMA: Literal["vigil.event.v2"] = "vigil.event.v2"
 _EVENT_NAMESPACE = uuid.UUID("6f0d8a4e-2a43-5b8e-9a59-3c1f6f8f7a10")
 
 
@@ -23,24 +30,57 @@ class ModelRef(BaseModel):
     kind: Literal["registry", "warmup"]
 
 
-class AnomalyEvent(BaseModel):
-    """One frame whose anomaly score reached the camera's threshold.
+class EventPhase(StrEnum):
+    START = "start"
+    UPDATE = "update"
+    END = "end"
 
-    ``event_id`` is derived from (camera, frame sequence, capture time, model), so scoring the
-    same frame again after a crash or a replay yields the same id and consumers can deduplicate.
+
+class EventMessage(BaseModel):
+    """One step of an anomaly event on one camera.
+
+    ``frame_seq``/``captured_at``/``score`` are about the frame that caused this message (for an
+    ``end``, the last frame of the event); ``peak_*`` about the most anomalous frame so far, the
+    one in the snapshot.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
-    schema_: Literal["vigil.event.v1"] = Field(default=EVENT_SCHEMA, alias="schema")
-    event_id: uuid.UUID
+    schema_: Literal["vigil.event.v2"] = Field(default=EVENT_SCHEMA, alias="schema")
+    message_id: uuid.UUID = Field(description="uuid5 of (event_id, phase, frame_seq).")
+    event_id: uuid.UUID = Field(
+        description="uuid5 of (camera, first frame's seq and capture time, model id)."
+    )
+    phase: EventPhase
     camera_id: CameraId
     frame_seq: int = Field(ge=0)
     captured_at: AwareDatetime
-    detected_at: AwareDatetime
-    score: float = Field(ge=0, description="Anomaly score; larger is more anomalous.")
-    threshold: float = Field(ge=0, description="The camera's threshold the score reached.")
+    started_at: AwareDatetime = Field(description="Capture time of the event's first frame.")
+    ended_at: AwareDatetime | None = Field(
+        default=None, description="Capture time of the event's last frame; only on 'end'."
+    )
+    detected_at: AwareDatetime = Field(description="When inference produced this message.")
+    score: float = Field(ge=0, description="Score of this message's frame; larger: more anomalous.")
+    peak_score: float = Field(ge=0)
+    peak_frame_seq: int = Field(ge=0)
+    peak_captured_at: AwareDatetime
+    threshold: float = Field(ge=0, description="The camera's threshold for this model.")
     model: ModelRef
+    label: str | None = Field(
+        default=None, max_length=64, description="Predicted class (classify models)."
+    )
+    snapshot_key: str | None = Field(
+        default=None,
+        max_length=255,
+        description="Key in the snapshots bucket of the peak frame with its heatmap overlaid; "
+        "the raw peak frame is 'frame.jpg' next to it.",
+    )
+
+    @model_validator(mode="after")
+    def _end_has_ended_at(self) -> EventMessage:
+        if (self.phase is EventPhase.END) != (self.ended_at is not None):
+            raise ValueError("ended_at is set on 'end' messages and only on them")
+        return self
 
     def to_json_bytes(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()
@@ -49,31 +89,17 @@ class AnomalyEvent(BaseModel):
 def event_id_for(
     *, camera_id: str, frame_seq: int, captured_at: datetime, model_id: str
 ) -> uuid.UUID:
-    """Same frame and model, same id; the capture time tells apart the frames of two ingest
-    runs, whose sequence numbers both start at 0."""
+    """Same first frame and model, same id; the capture time tells apart the frames of two
+    ingest runs, whose sequence numbers both start at 0."""
     stamp = captured_at.astimezone(UTC).isoformat()
     return uuid.uuid5(_EVENT_NAMESPACE, f"{camera_id}/{frame_seq}/{stamp}/{model_id}")
 
 
-def make_event(
-    *,
-    camera_id: str,
-    frame_seq: int,
-    captured_at: datetime,
-    detected_at: datetime,
-    score: float,
-    threshold: float,
-    model: ModelRef,
-) -> AnomalyEvent:
-    return AnomalyEvent(
-        event_id=event_id_for(
-            camera_id=camera_id, frame_seq=frame_seq, captured_at=captured_at, model_id=model.id
-        ),
-        camera_id=camera_id,
-        frame_seq=frame_seq,
-        captured_at=captured_at,
-        detected_at=detected_at,
-        score=score,
-        threshold=threshold,
-        model=model,
-    )
+def message_id_for(*, event_id: uuid.UUID, phase: EventPhase, frame_seq: int) -> uuid.UUID:
+    return uuid.uuid5(_EVENT_NAMESPACE, f"{event_id}/{phase.value}/{frame_seq}")
+
+
+def snapshot_keys(*, camera_id: str, event_id: uuid.UUID) -> tuple[str, str]:
+    """(overlay, raw frame) keys of an event's peak frame in the snapshots bucket."""
+    prefix = f"events/{camera_id}/{event_id}"
+    return f"{prefix}/overlay.jpg", f"{prefix}/frame.jpg"

@@ -13,16 +13,16 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from vigil_shared.schemas.camera_status import CameraStatus
-from vigil_shared.schemas.events import AnomalyEvent
+from vigil_shared.schemas.events import EventMessage
 from vigil_shared.schemas.frames import FrameHeaders
-from vigil_shared.schemas.jobs import JobSpec
+from vigil_shared.schemas.jobs import JobSpecDocument
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.settings import REPO_ROOT
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "frame-headers.v1.json": FrameHeaders,
-    "event.v1.json": AnomalyEvent,
-    "job-spec.v1.json": JobSpec,
+    "event.v2.json": EventMessage,
+    "job-spec.v1.json": JobSpecDocument,
     "model-manifest.v1.json": ModelManifest,
     "camera-status.v1.json": CameraStatus,
 }

@@ -1,0 +1,268 @@
+"""Scores to event lifecycles, per camera: debounce, start, update, end. Pure: no I/O, no clock.
+
+A camera's event opens when ``open_k`` of its last ``open_n`` frames reach the threshold, sends an
+``update`` when the peak rose (at most one per ``update_interval_s`` of capture time), and ends
+after ``close_after`` consecutive quiet frames, at ``max_duration_s``, when the camera falls silent
+(``silence_s``) or restarts (its sequence goes back), or when its model changes.
+
+Every decision uses the frames' own capture times and sequence numbers, never the wall clock, so
+the same frames give the same messages with the same ids. ``replay_from`` says from which frame
+a camera's state can be rebuilt: the worker commits offsets no further, so after a crash the
+replayed frames rebuild an open event (and a half-filled debounce window) exactly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import torch
+
+from vigil_shared.schemas.events import (
+    EventMessage,
+    EventPhase,
+    ModelRef,
+    event_id_for,
+    message_id_for,
+)
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    open_k: int = 3
+    open_n: int = 5
+    close_after: int = 5
+    close_ratio: float = 1.0
+    """Hysteresis: a frame is quiet below ``threshold * close_ratio`` (<= 1)."""
+    update_interval_s: float = 2.0
+    max_duration_s: float = 300.0
+    silence_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.open_k <= self.open_n:
+            raise ValueError(f"need 1 <= open_k <= open_n, got {self.open_k} of {self.open_n}")
+        if not 0 < self.close_ratio <= 1:
+            raise ValueError(f"close_ratio must be in (0, 1], got {self.close_ratio}")
+
+
+@dataclass(frozen=True, eq=False)
+class Observation:
+    """A scored frame, with what a snapshot of it needs (its JPEG and heatmap)."""
+
+    camera_id: str
+    seq: int
+    captured_at: datetime
+    offset: int
+    score: float
+    threshold: float
+    model: ModelRef
+    jpeg: bytes
+    heatmap: torch.Tensor | None = None
+    label: str | None = None
+
+    @property
+    def hot(self) -> bool:
+        return self.score >= self.threshold
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One message to send; ``snapshot`` is the peak frame to store first, when it changed."""
+
+    phase: EventPhase
+    event_id: uuid.UUID
+    frame: Observation
+    started_at: datetime
+    ended_at: datetime | None
+    peak: Observation
+    snapshot: Observation | None
+
+    def message(self, *, detected_at: datetime, snapshot_key: str | None) -> EventMessage:
+        return EventMessage(
+            message_id=message_id_for(
+                event_id=self.event_id, phase=self.phase, frame_seq=self.frame.seq
+            ),
+            event_id=self.event_id,
+            phase=self.phase,
+            camera_id=self.frame.camera_id,
+            frame_seq=self.frame.seq,
+            captured_at=self.frame.captured_at,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            detected_at=detected_at,
+            score=self.frame.score,
+            peak_score=self.peak.score,
+            peak_frame_seq=self.peak.seq,
+            peak_captured_at=self.peak.captured_at,
+            threshold=self.frame.threshold,
+            model=self.frame.model,
+            label=self.peak.label,
+            snapshot_key=snapshot_key,
+        )
+
+
+@dataclass
+class _OpenEvent:
+    event_id: uuid.UUID
+    first: Observation
+    replay_offset: int
+    peak: Observation
+    last_hot: Observation
+    last_message_at: datetime
+    sent_peak_seq: int
+    quiet: int = 0
+
+
+@dataclass
+class CameraLifecycle:
+    settings: LifecycleSettings
+    window: deque[Observation] = field(default_factory=deque)
+    event: _OpenEvent | None = None
+    last: Observation | None = None
+    received_at: float = 0.0
+
+    def observe(self, frame: Observation, *, received_at: float) -> list[Transition]:
+        self.received_at = received_at
+        out = self._break_if_discontinuous(frame)
+        out += self._open(frame) if self.event is None else self._follow(self.event, frame)
+        self.last = frame
+        return out
+
+    def end(self) -> list[Transition]:
+        """End the open event at the last frame seen (silence, model change, shutdown)."""
+        self.window.clear()
+        event, last = self.event, self.last
+        if event is None or last is None:
+            return []
+        return [self._finish(event, last, ended_at=event.last_hot.captured_at)]
+
+    def replay_from(self) -> int | None:
+        """Offset of the oldest frame the current state depends on; None: no state to keep."""
+        if self.event is not None:
+            return self.event.replay_offset
+        hot = [f.offset for f in self.window if f.hot]
+        return min(hot) if hot else None
+
+    def _break_if_discontinuous(self, frame: Observation) -> list[Transition]:
+        last = self.last
+        if last is None:
+            return []
+        gap = (frame.captured_at - last.captured_at).total_seconds()
+        restarted = frame.seq <= last.seq
+        if gap > self.settings.silence_s or restarted or frame.model != last.model:
+            return self.end()
+        return []
+
+    def _open(self, frame: Observation) -> list[Transition]:
+        self.window.append(frame)
+        if len(self.window) > self.settings.open_n:
+            self.window.popleft()
+        hot = [f for f in self.window if f.hot]
+        if len(hot) < self.settings.open_k:
+            return []
+        first, peak = hot[0], max(hot, key=lambda f: f.score)
+        event = _OpenEvent(
+            event_id=event_id_for(
+                camera_id=first.camera_id,
+                frame_seq=first.seq,
+                captured_at=first.captured_at,
+                model_id=first.model.id,
+            ),
+            first=first,
+            replay_offset=min(f.offset for f in self.window),
+            peak=peak,
+            last_hot=frame,
+            last_message_at=frame.captured_at,
+            sent_peak_seq=peak.seq,
+        )
+        self.window.clear()
+        self.event = event
+        return [self._transition(EventPhase.START, event, frame, snapshot=peak)]
+
+    def _follow(self, event: _OpenEvent, frame: Observation) -> list[Transition]:
+        settings = self.settings
+        if frame.score > event.peak.score:
+            event.peak = frame
+        if frame.score >= frame.threshold * settings.close_ratio:
+            event.quiet = 0
+            event.last_hot = frame
+        else:
+            event.quiet += 1
+        if event.quiet >= settings.close_after:
+            return [self._finish(event, frame, ended_at=event.last_hot.captured_at)]
+        age = (frame.captured_at - event.first.captured_at).total_seconds()
+        if age >= settings.max_duration_s:
+            return [self._finish(event, frame, ended_at=frame.captured_at)]
+        since = (frame.captured_at - event.last_message_at).total_seconds()
+        if event.peak.seq != event.sent_peak_seq and since >= settings.update_interval_s:
+            return [self._update(event, frame)]
+        return []
+
+    def _update(self, event: _OpenEvent, frame: Observation) -> Transition:
+        snapshot = event.peak
+        event.sent_peak_seq = snapshot.seq
+        event.last_message_at = frame.captured_at
+        return self._transition(EventPhase.UPDATE, event, frame, snapshot=snapshot)
+
+    def _finish(self, event: _OpenEvent, frame: Observation, *, ended_at: datetime) -> Transition:
+        changed = event.peak if event.peak.seq != event.sent_peak_seq else None
+        self.event = None
+        return self._transition(EventPhase.END, event, frame, snapshot=changed, ended_at=ended_at)
+
+    @staticmethod
+    def _transition(
+        phase: EventPhase,
+        event: _OpenEvent,
+        frame: Observation,
+        *,
+        snapshot: Observation | None,
+        ended_at: datetime | None = None,
+    ) -> Transition:
+        return Transition(
+            phase=phase,
+            event_id=event.event_id,
+            frame=frame,
+            started_at=event.first.captured_at,
+            ended_at=ended_at,
+            peak=event.peak,
+            snapshot=snapshot,
+        )
+
+
+class EventTracker:
+    """The lifecycles of every camera this worker scores; idle cameras' state is dropped."""
+
+    def __init__(self, settings: LifecycleSettings) -> None:
+        self.settings = settings
+        self._cameras: dict[str, CameraLifecycle] = {}
+
+    def observe(self, frame: Observation, *, received_at: float) -> list[Transition]:
+        camera = self._cameras.get(frame.camera_id)
+        if camera is None:
+            camera = self._cameras[frame.camera_id] = CameraLifecycle(self.settings)
+        return camera.observe(frame, received_at=received_at)
+
+    def end(self, camera_id: str) -> list[Transition]:
+        camera = self._cameras.pop(camera_id, None)
+        return camera.end() if camera else []
+
+    def forget(self, camera_id: str) -> None:
+        """Drop a camera's state without a message: another worker took its partition over."""
+        self._cameras.pop(camera_id, None)
+
+    def expire(self, *, now: float) -> list[Transition]:
+        """End the events of cameras that sent nothing for ``silence_s`` (by arrival time, so a
+        replayed backlog never expires anything) and drop their state."""
+        idle = [
+            c for c, s in self._cameras.items() if now - s.received_at > self.settings.silence_s
+        ]
+        return [t for camera_id in idle for t in self.end(camera_id)]
+
+    def replay_from(self, camera_id: str) -> int | None:
+        camera = self._cameras.get(camera_id)
+        return camera.replay_from() if camera else None
+
+    def cameras(self) -> list[str]:
+        return list(self._cameras)

@@ -1,0 +1,123 @@
+"""The models inference scores with, behind one small protocol.
+
+Registry models implement ``vigil_shared.vision.scoring.FrameModel``; the built-in warm-up scorer
+(no registry model yet) implements the same call, so the worker routes frames without knowing
+which kind it holds. A warm-up camera's first frames form its bank and are not scored (``None``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from vigil_shared.schemas.events import ModelRef
+from vigil_shared.vision.knn import KnnScorer, calibrate_threshold
+from vigil_shared.vision.scoring import FrameScore
+
+WARMUP = ModelRef(id="warmup", kind="warmup")
+Embed = Callable[[Sequence[torch.Tensor]], torch.Tensor]
+"""Images to (N, D) embeddings: a ``BatchEmbedder`` at the model's input size."""
+
+
+class FrameScorer(Protocol):
+    def score_frames(
+        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+    ) -> Sequence[FrameScore | None]: ...
+
+    def forget(self, camera_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """A loaded model and the reference events carry for it."""
+
+    ref: ModelRef
+    scorer: FrameScorer
+
+
+@dataclass
+class WarmupBank:
+    """Embeddings of a camera's first ``size`` frames, then a kNN scorer over them."""
+
+    size: int
+    k: int
+    target_fpr: float
+    threshold_override: float | None
+    _pending: list[torch.Tensor] = field(default_factory=list)
+    scorer: KnnScorer | None = None
+
+    def observe(self, embedding: torch.Tensor) -> FrameScore | None:
+        if self.scorer is not None:
+            score = float(self.scorer.score(embedding.unsqueeze(0))[0])
+            return FrameScore(score=score, threshold=self.scorer.threshold)
+        self._pending.append(embedding.detach().cpu())
+        if len(self._pending) >= self.size:
+            self.scorer = self._fit(torch.stack(self._pending))
+            self._pending.clear()
+        return None
+
+    def _fit(self, bank: torch.Tensor) -> KnnScorer:
+        if self.threshold_override is not None:
+            return KnnScorer(bank=bank, k=self.k, threshold=self.threshold_override)
+        # Leave-one-out: each frame scored against the others estimates normal scores.
+        distances = torch.cdist(bank, bank).fill_diagonal_(float("inf"))
+        k = min(self.k, bank.shape[0] - 1)
+        loo = distances.topk(k, dim=1, largest=False).values.mean(dim=1)
+        return KnnScorer(
+            bank=bank, k=self.k, threshold=calibrate_threshold(loo, target_fpr=self.target_fpr)
+        )
+
+
+class WarmupModel:
+    """Per-camera warm-up banks: flags change in a scene before any model was trained."""
+
+    def __init__(
+        self,
+        embedder: Embed,
+        *,
+        frames: int,
+        k: int,
+        target_fpr: float,
+        threshold: float | None,
+    ) -> None:
+        self._embedder = embedder
+        self._bank_args = (frames, k, target_fpr, threshold)
+        self._banks: dict[str, WarmupBank] = {}
+
+    def score_frames(
+        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+    ) -> list[FrameScore | None]:
+        embeddings = self._embedder(images)
+        return [self._bank(c).observe(e) for c, e in zip(camera_ids, embeddings, strict=True)]
+
+    def forget(self, camera_id: str) -> None:
+        self._banks.pop(camera_id, None)
+
+    def _bank(self, camera_id: str) -> WarmupBank:
+        bank = self._banks.get(camera_id)
+        if bank is None:
+            bank = self._banks[camera_id] = WarmupBank(*self._bank_args)
+        return bank
+
+
+class EmbeddingKnnModel:
+    """A registry ``one_class`` model of frame embeddings scored by kNN distance (stateless)."""
+
+    def __init__(
+        self, embedder: Embed, scorer: KnnScorer, *, threshold: float | None = None
+    ) -> None:
+        self._embedder = embedder
+        self._scorer = scorer
+        self._threshold = scorer.threshold if threshold is None else threshold
+
+    def score_frames(
+        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+    ) -> list[FrameScore | None]:
+        scores = self._scorer.score(self._embedder(images))
+        return [FrameScore(score=float(s), threshold=self._threshold) for s in scores]
+
+    def forget(self, camera_id: str) -> None:
+        return None
