@@ -1,0 +1,221 @@
+"""Model fusion: ensembles of several networks, or one network with averaged weights.
+
+- **Probability averaging** (classifiers with one class list): the ensemble's probabilities are
+  the mean of its members' softmax outputs.
+- **Score averaging** (anomaly scores of any models, one-class included): each member's score is
+  normalised with the mean and spread of its scores on validation normal frames, so a member
+  whose scores run on a larger scale cannot outvote the others, then the normalised scores are
+  averaged.
+- **Weight averaging** ("model soups", Wortsman et al. 2022) of fine-tuned checkpoints of one
+  architecture fine-tuned from the same pretrained start: the uniform soup is the elementwise
+  mean; the greedy soup adds checkpoints best first and keeps each only if validation does not
+  get worse. The uniform soup is used when it is at least as good as the best single on
+  validation, the greedy soup otherwise, so a soup never scores below its best ingredient there.
+
+An ensemble is served as one artifact: the members' state dicts with keys prefixed
+``member<i>.`` and ``ensemble_size`` in the manifest. A soup is an ordinary state dict.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+StateDict = dict[str, torch.Tensor]
+Direction = Literal["maximize", "minimize"]
+
+
+class FusionError(ValueError):
+    """The models cannot be fused as asked (different classes, architectures, too few)."""
+
+
+# --- ensembles of outputs ----------------------------------------------------------------------
+
+
+def average_probabilities(probabilities: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Mean of (N, C) probability matrices over the same frames and classes."""
+    if not probabilities:
+        raise FusionError("an ensemble needs at least one member")
+    shapes = {tuple(p.shape) for p in probabilities}
+    if len(shapes) != 1:
+        raise FusionError(f"members disagree on frames or classes: shapes {sorted(shapes)}")
+    return torch.stack([p.double() for p in probabilities]).mean(0).float()
+
+
+@dataclass(frozen=True)
+class ScoreNorm:
+    """A member's anomaly scores are mapped to ``(score - center) / scale``."""
+
+    center: float
+    scale: float
+
+    def apply(self, scores: torch.Tensor) -> torch.Tensor:
+        return (scores.double() - self.center) / self.scale
+
+
+def fit_score_norm(normal_scores: torch.Tensor) -> ScoreNorm:
+    """From a member's scores on validation frames known to be normal: mean and standard
+    deviation (the floor keeps a member that scores every normal frame alike finite)."""
+    if normal_scores.numel() < 2:
+        raise FusionError("score normalisation needs at least 2 validation normal frames")
+    scores = normal_scores.double()
+    return ScoreNorm(center=float(scores.mean()), scale=max(float(scores.std()), 1e-6))
+
+
+def average_scores(scores: Sequence[torch.Tensor], norms: Sequence[ScoreNorm]) -> torch.Tensor:
+    if len(scores) != len(norms) or not scores:
+        raise FusionError(f"{len(scores)} score vectors for {len(norms)} normalisations")
+    return torch.stack([n.apply(s) for s, n in zip(scores, norms, strict=True)]).mean(0)
+
+
+class ProbabilityEnsemble(nn.Module):
+    """Networks over the same classes; ``forward`` returns averaged probabilities, not logits."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise FusionError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.stack([torch.softmax(m(images), dim=1) for m in self.members]).mean(0)
+
+
+def ensemble_state_dict(members: Sequence[StateDict]) -> StateDict:
+    """The ensemble artifact: member ``i``'s tensors under ``member<i>.``."""
+    return {f"member{i}.{k}": v for i, state in enumerate(members) for k, v in state.items()}
+
+
+def split_ensemble_state_dict(state: StateDict) -> list[StateDict]:
+    members: dict[int, StateDict] = {}
+    for key, value in state.items():
+        head, _, rest = key.partition(".")
+        if not head.startswith("member") or not head[6:].isdigit():
+            raise FusionError(f"{key!r} is not an ensemble key (member<i>.<name>)")
+        members.setdefault(int(head[6:]), {})[rest] = value
+    return [members[i] for i in sorted(members)]
+
+
+# --- weight averaging --------------------------------------------------------------------------
+
+
+def check_same_architecture(states: Sequence[StateDict]) -> None:
+    first = states[0]
+    for i, state in enumerate(states[1:], start=1):
+        if state.keys() != first.keys():
+            diff = sorted(state.keys() ^ first.keys())[:3]
+            raise FusionError(
+                f"checkpoint {i} has other layers than checkpoint 0 ({', '.join(diff)}...): "
+                "weight averaging needs one architecture and head"
+            )
+        for key, value in state.items():
+            if value.shape != first[key].shape:
+                raise FusionError(
+                    f"checkpoint {i}: {key} is {tuple(value.shape)}, "
+                    f"checkpoint 0 has {tuple(first[key].shape)}"
+                )
+
+
+def uniform_soup(states: Sequence[StateDict]) -> StateDict:
+    """Elementwise mean of floating-point tensors; counters (BatchNorm's
+    ``num_batches_tracked``) are taken from the first checkpoint."""
+    if not states:
+        raise FusionError("weight averaging needs at least one checkpoint")
+    check_same_architecture(states)
+    soup: StateDict = {}
+    for key, value in states[0].items():
+        if value.is_floating_point():
+            stacked = torch.stack([s[key].double() for s in states])
+            soup[key] = stacked.mean(0).to(value.dtype)
+        else:
+            soup[key] = value.clone()
+    return soup
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A checkpoint and its validation value (the study's metric)."""
+
+    name: str
+    state_dict: StateDict
+    value: float
+
+
+@dataclass(frozen=True)
+class Soup:
+    kind: Literal["uniform", "greedy"]
+    state_dict: StateDict
+    ingredients: tuple[str, ...]
+    value: float
+    uniform_value: float
+
+
+def _better_or_equal(a: float, b: float, direction: Direction) -> bool:
+    if math.isnan(a):
+        return False
+    return a >= b if direction == "maximize" else a <= b
+
+
+def greedy_soup(
+    ranked: Sequence[Candidate], *, evaluate: Callable[[StateDict], float], direction: Direction
+) -> tuple[list[Candidate], StateDict, float]:
+    """Add checkpoints best first; keep one only when validation does not get worse."""
+    kept = [ranked[0]]
+    state, value = ranked[0].state_dict, ranked[0].value
+    for candidate in ranked[1:]:
+        trial = uniform_soup([c.state_dict for c in [*kept, candidate]])
+        trial_value = evaluate(trial)
+        if _better_or_equal(trial_value, value, direction):
+            kept.append(candidate)
+            state, value = trial, trial_value
+    return kept, state, value
+
+
+def weight_average(
+    candidates: Sequence[Candidate],
+    *,
+    evaluate: Callable[[StateDict], float],
+    direction: Direction = "maximize",
+) -> Soup:
+    """The uniform soup when it is at least as good on validation as the best checkpoint,
+    else the greedy soup (which starts from the best checkpoint, so it is never worse)."""
+    if len(candidates) < 2:
+        raise FusionError(f"weight averaging needs at least 2 checkpoints, got {len(candidates)}")
+    sign = 1.0 if direction == "maximize" else -1.0
+    ranked = sorted(candidates, key=lambda c: sign * c.value, reverse=True)
+    uniform = uniform_soup([c.state_dict for c in ranked])
+    uniform_value = evaluate(uniform)
+    if _better_or_equal(uniform_value, ranked[0].value, direction):
+        names = tuple(c.name for c in ranked)
+        return Soup("uniform", uniform, names, uniform_value, uniform_value)
+    kept, state, value = greedy_soup(ranked, evaluate=evaluate, direction=direction)
+    return Soup("greedy", state, tuple(c.name for c in kept), value, uniform_value)
+
+
+# --- running a network on held-out frames ------------------------------------------------------
+
+
+@torch.inference_mode()
+def predict_probabilities(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    device: str = "cpu",
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """Softmax probabilities of a classifier (logits out) on uint8 (N, 3, S, S) frames."""
+    model.eval().to(device)
+    m = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    out: list[torch.Tensor] = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size].to(device).float().div_(255.0)
+        out.append(torch.softmax(model((batch - m) / s).float(), dim=1).cpu())
+    return torch.cat(out) if out else torch.empty((0, 0))

@@ -1,0 +1,116 @@
+"""Fusion: ensembles of outputs and averaged weights, on small networks built here."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from vigil_trainer.fusion import (
+    Candidate,
+    FusionError,
+    ProbabilityEnsemble,
+    StateDict,
+    average_probabilities,
+    average_scores,
+    ensemble_state_dict,
+    fit_score_norm,
+    predict_probabilities,
+    split_ensemble_state_dict,
+    uniform_soup,
+    weight_average,
+)
+
+
+def small_net(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
+
+
+def frames(n: int = 6) -> torch.Tensor:
+    return torch.randint(
+        0, 256, (n, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+    )
+
+
+def test_an_ensemble_of_identical_models_equals_the_single_model() -> None:
+    net = small_net(0).eval()
+    images = frames()
+    single = predict_probabilities(net, images, mean=(0.5,) * 3, std=(0.5,) * 3)
+    copies = [small_net(0).eval() for _ in range(3)]
+    ensemble = ProbabilityEnsemble(copies)
+    with torch.inference_mode():
+        fused = ensemble((images.float() / 255 - 0.5) / 0.5)
+    torch.testing.assert_close(fused, single)
+    torch.testing.assert_close(average_probabilities([single, single, single]), single)
+
+
+def test_probability_averaging_is_the_mean_and_refuses_other_class_lists() -> None:
+    a = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    b = torch.tensor([[0.5, 0.5], [0.4, 0.6]])
+    torch.testing.assert_close(
+        average_probabilities([a, b]), torch.tensor([[0.7, 0.3], [0.3, 0.7]])
+    )
+    with pytest.raises(FusionError, match="disagree"):
+        average_probabilities([a, torch.ones(2, 3) / 3])
+
+
+def test_score_averaging_normalises_each_member_on_validation_normals() -> None:
+    # Member b scores on a 100x larger scale; after normalisation both count equally.
+    normal_a, normal_b = torch.tensor([0.1, 0.2, 0.3]), torch.tensor([10.0, 20.0, 30.0])
+    norms = [fit_score_norm(normal_a), fit_score_norm(normal_b)]
+    fused = average_scores([torch.tensor([0.4, 0.2]), torch.tensor([20.0, 40.0])], norms)
+    torch.testing.assert_close(fused, torch.tensor([1.0, 1.0], dtype=torch.float64))
+
+
+def test_weight_averaging_of_two_checkpoints_is_the_elementwise_mean() -> None:
+    a, b = small_net(1).state_dict(), small_net(2).state_dict()
+    b["1.num_batches_tracked"] = torch.tensor(7)
+    soup = uniform_soup([a, b])
+    for key, value in a.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(soup[key], (value + b[key]) / 2)
+    assert int(soup["1.num_batches_tracked"]) == int(a["1.num_batches_tracked"])
+    other = nn.Sequential(nn.Linear(4, 3)).state_dict()
+    with pytest.raises(FusionError, match="one architecture"):
+        uniform_soup([a, other])
+
+
+def test_the_soup_is_uniform_when_it_helps_and_greedy_when_uniform_hurts() -> None:
+    states = [small_net(i).state_dict() for i in range(3)]
+    weight = "4.weight"
+
+    def closeness_to(target: StateDict) -> float:
+        return -float((target[weight] - states[0][weight]).abs().sum())
+
+    candidates = [Candidate(f"t{i}", s, closeness_to(s)) for i, s in enumerate(states)]
+    # Validation prefers exactly checkpoint 0: any averaging moves away from it.
+    soup = weight_average(candidates, evaluate=closeness_to)
+    assert soup.kind == "greedy" and soup.ingredients == ("t0",)
+    assert soup.value >= max(c.value for c in candidates) > soup.uniform_value
+
+    def always_one(_: StateDict) -> float:
+        return 1.0
+
+    flat = [Candidate(f"t{i}", s, 1.0) for i, s in enumerate(states)]
+    uniform = weight_average(flat, evaluate=always_one)
+    assert uniform.kind == "uniform" and len(uniform.ingredients) == 3
+
+
+def test_an_ensemble_artifact_round_trips_member_by_member() -> None:
+    members = [small_net(i).state_dict() for i in range(2)]
+    artifact = ensemble_state_dict(members)
+    assert all(k.startswith(("member0.", "member1.")) for k in artifact)
+    restored = split_ensemble_state_dict(artifact)
+    assert len(restored) == 2
+    for original, back in zip(members, restored, strict=True):
+        assert original.keys() == back.keys()
+        assert all(torch.equal(original[k], back[k]) for k in original)
+    with pytest.raises(FusionError, match="not an ensemble key"):
+        split_ensemble_state_dict({"head.weight": torch.zeros(1)})
