@@ -1,0 +1,149 @@
+"""Model routing: scopes, fallbacks, live swaps, failed loads and the bounded model cache."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pytest
+import torch
+
+from vigil_inference.metrics import InferenceMetrics
+from vigil_inference.models import WARMUP, ScoringModel
+from vigil_inference.routing import ModelRouter
+from vigil_shared.schemas.assignments import AssignmentAction, ModelAssignment
+from vigil_shared.schemas.events import ModelRef
+from vigil_shared.vision.scoring import FrameScore
+
+
+class FakeModel:
+    def __init__(self) -> None:
+        self.forgotten: list[str] = []
+
+    def score_frames(
+        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+    ) -> list[FrameScore | None]:
+        return [FrameScore(score=1.0, threshold=1.0) for _ in camera_ids]
+
+    def forget(self, camera_id: str) -> None:
+        self.forgotten.append(camera_id)
+
+
+class Loader:
+    """Loads any id but those in ``broken``; counts loads."""
+
+    def __init__(self, broken: set[str] | None = None) -> None:
+        self.broken = broken or set()
+        self.loads: list[str] = []
+
+    def __call__(self, model_id: str) -> ScoringModel:
+        self.loads.append(model_id)
+        if model_id in self.broken:
+            raise FileNotFoundError(f"models/{model_id}/manifest.json")
+        return ScoringModel(ModelRef(id=model_id, kind="registry"), FakeModel())
+
+
+def assignment(scope: str, production: str | None, shadow: str | None = None) -> ModelAssignment:
+    return ModelAssignment(
+        change_id=uuid.uuid4(),
+        scope=scope,
+        production_model_id=production,
+        shadow_model_id=shadow,
+        action=AssignmentAction.PROMOTE,
+        actor="test",
+        changed_at=datetime.now(UTC),
+    )
+
+
+def router(
+    loader: Loader, default: str | None = None, cache_size: int = 4
+) -> tuple[ModelRouter, InferenceMetrics]:
+    metrics = InferenceMetrics()
+    routes = ModelRouter(
+        loader=loader,
+        warmup=ScoringModel(WARMUP, FakeModel()),
+        default_model_id=default,
+        cache_size=cache_size,
+        metrics=metrics,
+    )
+    return routes, metrics
+
+
+def production(routes: ModelRouter, camera_id: str) -> str:
+    return routes.route(camera_id).production.ref.id
+
+
+def test_camera_scope_wins_over_global_over_default_over_warmup() -> None:
+    routes, _ = router(Loader())
+    assert production(routes, "a") == "warmup"
+    routes, _ = router(Loader(), default="m-default")
+    routes.apply([assignment("*", "m-global"), assignment("b", "m-b")])
+    assert production(routes, "a") == "m-global"
+    assert production(routes, "b") == "m-b"
+    routes.apply([assignment("*", None, shadow="m-candidate")])  # cleared global production
+    assert production(routes, "c") == "m-default"
+    assert routes.route("c").shadow is not None
+    assert routes.route("b").shadow is not None, "a global shadow runs next to camera models"
+
+
+def test_a_promotion_switches_known_cameras_and_reports_them() -> None:
+    routes, metrics = router(Loader())
+    routes.apply([assignment("*", "m-1")])
+    old = routes.route("a").production
+    production(routes, "b")
+    switched = routes.apply([assignment("a", "m-2")])
+    assert switched == ["a"]
+    assert production(routes, "a") == "m-2" and production(routes, "b") == "m-1"
+    assert isinstance(old.scorer, FakeModel) and old.scorer.forgotten == ["a"]
+    assert metrics.registry.get_sample_value("vigil_inference_model_swaps_total") == 1
+
+
+def test_models_shared_by_cameras_load_once() -> None:
+    loader = Loader()
+    routes, _ = router(loader)
+    routes.apply([assignment("*", "m-1")])
+    for camera in "abcdef":
+        production(routes, camera)
+    assert loader.loads == ["m-1"]
+
+
+def test_a_model_that_cannot_load_keeps_the_old_one_and_is_counted() -> None:
+    loader = Loader(broken={"m-bad"})
+    routes, metrics = router(loader)
+    routes.apply([assignment("*", "m-1")])
+    production(routes, "a")
+    assert routes.apply([assignment("*", "m-bad")]) == []
+    assert production(routes, "a") == "m-1"
+    assert production(routes, "new-camera") == "warmup", "a new camera falls back past it"
+    assert metrics.registry.get_sample_value("vigil_inference_model_load_failures_total") == 1
+    assert loader.loads.count("m-bad") == 1, "no retry until the next assignment"
+
+
+def test_the_shadow_is_dropped_when_it_is_the_production_model() -> None:
+    routes, _ = router(Loader())
+    routes.apply([assignment("a", "m-1", shadow="m-1")])
+    assert routes.route("a").shadow is None
+
+
+def test_unused_models_leave_the_cache_beyond_its_size() -> None:
+    loader = Loader()
+    routes, _ = router(loader, cache_size=1)
+    for index in range(3):
+        routes.apply([assignment("*", f"m-{index}")])
+        production(routes, "a")
+    routes.apply([assignment("*", "m-0")])
+    production(routes, "a")
+    assert loader.loads == ["m-0", "m-1", "m-2", "m-0"]
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_models_in_use_are_never_evicted(size: int) -> None:
+    loader = Loader()
+    routes, _ = router(loader, cache_size=size)
+    for index in range(4):
+        routes.apply([assignment(f"cam{index}", f"m-{index}")])
+        production(routes, f"cam{index}")
+    routes.apply([assignment("*", None)])
+    assert [production(routes, f"cam{i}") for i in range(4)] == ["m-0", "m-1", "m-2", "m-3"]
+    assert len(loader.loads) == 4
