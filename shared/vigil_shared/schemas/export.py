@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from vigil_shared.schemas.assignments import ModelAssignment
 from vigil_shared.schemas.camera_status import CameraStatus
 from vigil_shared.schemas.events import EventMessage
 from vigil_shared.schemas.frames import FrameHeaders
@@ -25,6 +26,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "job-spec.v1.json": JobSpecDocument,
     "model-manifest.v1.json": ModelManifest,
     "camera-status.v1.json": CameraStatus,
+    "model-assignment.v1.json": ModelAssignment,
 }
 DEFAULT_DIR = REPO_ROOT / "docs" / "schemas"
 
