@@ -10,23 +10,33 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 from kafka import KafkaProducer
 
 from vigil_ingest.backoff import Backoff
 from vigil_ingest.buffer import FrameBuffer
 from vigil_ingest.capture import POLL_S, CaptureLoop, Finish, OpenFrames, open_frames
+from vigil_ingest.masks import MaskSet
 from vigil_ingest.metrics import IngestMetrics
 from vigil_ingest.motion import MotionGate
 from vigil_ingest.publisher import CapturedFrame, FramePublisher, send_status
+from vigil_ingest.push import PushCapture, PushRoutes
 from vigil_ingest.settings import IngestSettings
-from vigil_ingest.sources import redact
+from vigil_ingest.shaping import FrameShaper
+from vigil_ingest.sources import SourceError, SourceKind, kind_of, push_token_sha256, redact
 from vigil_ingest.status import CameraTracker
 from vigil_shared.logging import bind
 from vigil_shared.schemas.camera_status import CameraStatus
 
 log = logging.getLogger(__name__)
 Report = Callable[[CameraStatus], None]
+
+
+class Capture(Protocol):
+    """The side of a camera that fills its buffer: a source reader, or a push receiver."""
+
+    def run(self, halt: threading.Event) -> Finish | None: ...
 
 
 class PublishLoop:
@@ -77,14 +87,16 @@ class CameraPipeline:
         self,
         *,
         camera_id: str,
-        capture: CaptureLoop,
+        capture: Capture,
         publish: PublishLoop,
         buffer: FrameBuffer[CapturedFrame],
         publisher: FramePublisher,
         tracker: CameraTracker,
         report: Report,
+        push_routes: PushRoutes | None = None,
     ) -> None:
         self.camera_id = camera_id
+        self._push_routes = push_routes
         self.halt = threading.Event()
         self._capture = capture
         self._publish = publish
@@ -105,6 +117,8 @@ class CameraPipeline:
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
+        if self._push_routes is not None and isinstance(self._capture, PushCapture):
+            self._push_routes.add(self.camera_id, self._capture)
 
     def done(self) -> bool:
         return not any(thread.is_alive() for thread in self._threads)
@@ -115,6 +129,8 @@ class CameraPipeline:
     def close(self, *, timeout_s: float) -> Finish:
         """Stop both loops (waiting ``timeout_s`` at most for each), count the frames left in the
         buffer as dropped, wait for Kafka's last acknowledgements, and report ``stopped``."""
+        if self._push_routes is not None and isinstance(self._capture, PushCapture):
+            self._push_routes.remove(self.camera_id, self._capture)
         self.halt.set()
         for thread in self._threads:
             thread.join(timeout_s)
@@ -164,9 +180,11 @@ def build_camera(
     producer: KafkaProducer,
     metrics: IngestMetrics,
     frames: OpenFrames | None = None,
+    push_routes: PushRoutes | None = None,
 ) -> CameraPipeline:
     """Wire one camera from settings; the producer and metrics are the process's, shared.
-    ``frames`` replaces the source the settings name (tests script a camera with it)."""
+    ``frames`` replaces the source the settings name (tests script a camera with it). A push
+    camera needs ``push_routes``, where it is reachable while it runs."""
     topics = settings.common.kafka.topics
     tracker = CameraTracker(
         camera_id=settings.camera_id,
@@ -188,19 +206,8 @@ def build_camera(
     def report(status: CameraStatus) -> None:
         send_status(producer, topics.camera_status, status)
 
-    capture = CaptureLoop(
-        source=settings.source,
-        open_frames=frames or open_frames(settings),
-        buffer=buffer,
-        tracker=tracker,
-        backoff=Backoff(
-            initial_s=settings.reconnect_initial_s,
-            max_s=settings.reconnect_max_s,
-            jitter=settings.reconnect_jitter,
-        ),
-        max_size=(settings.max_width, settings.max_height),
-        realtime=settings.realtime,
-        gate=MotionGate(settings.motion_threshold) if settings.motion_threshold else None,
+    capture = _capture(
+        settings, buffer=buffer, tracker=tracker, frames=frames, push=push_routes is not None
     )
     publish = PublishLoop(
         buffer=buffer,
@@ -217,4 +224,46 @@ def build_camera(
         publisher=publisher,
         tracker=tracker,
         report=report,
+        push_routes=push_routes,
+    )
+
+
+def _capture(
+    settings: IngestSettings,
+    *,
+    buffer: FrameBuffer[CapturedFrame],
+    tracker: CameraTracker,
+    frames: OpenFrames | None,
+    push: bool,
+) -> Capture:
+    shaper = FrameShaper(
+        masks=MaskSet(settings.masks),
+        max_size=(settings.max_width, settings.max_height),
+        gate=MotionGate(settings.motion_threshold) if settings.motion_threshold else None,
+    )
+    if frames is None and kind_of(settings.source) is SourceKind.PUSH:
+        if not push:
+            raise SourceError(
+                f"camera {settings.camera_id} is a push camera but no push endpoint runs; "
+                "set VIGIL_INGEST_PUSH_PORT"
+            )
+        return PushCapture(
+            token_sha256=push_token_sha256(settings.source),
+            buffer=buffer,
+            tracker=tracker,
+            shaper=shaper,
+            timeout_s=settings.push_timeout_s,
+        )
+    return CaptureLoop(
+        source=settings.source,
+        open_frames=frames or open_frames(settings),
+        buffer=buffer,
+        tracker=tracker,
+        backoff=Backoff(
+            initial_s=settings.reconnect_initial_s,
+            max_s=settings.reconnect_max_s,
+            jitter=settings.reconnect_jitter,
+        ),
+        shaper=shaper,
+        realtime=settings.realtime,
     )

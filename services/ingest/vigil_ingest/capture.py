@@ -17,9 +17,9 @@ from pathlib import Path
 from vigil_ingest.backoff import Backoff
 from vigil_ingest.buffer import FrameBuffer
 from vigil_ingest.images import iter_images
-from vigil_ingest.motion import MotionGate
-from vigil_ingest.publisher import CapturedFrame, cap_resolution
+from vigil_ingest.publisher import CapturedFrame
 from vigil_ingest.settings import IngestSettings
+from vigil_ingest.shaping import FrameShaper
 from vigil_ingest.sources import SourceError, SourceFrame, SourceKind, kind_of, redact
 from vigil_ingest.status import CameraTracker
 from vigil_ingest.video import StreamOptions, iter_frames
@@ -71,9 +71,8 @@ class CaptureLoop:
         buffer: FrameBuffer[CapturedFrame],
         tracker: CameraTracker,
         backoff: Backoff,
-        max_size: tuple[int, int],
+        shaper: FrameShaper,
         realtime: bool = True,
-        gate: MotionGate | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._name = redact(source)
@@ -82,11 +81,10 @@ class CaptureLoop:
         self._buffer = buffer
         self._tracker = tracker
         self._backoff = backoff
-        self._max_size = max_size
+        self._shaper = shaper
         self._realtime = realtime and not self._live  # a stream paces itself
         # A live camera, or a file played as one, does not wait for us: drop rather than block.
         self._drop_oldest = self._live or realtime
-        self._gate = gate
         self._clock = clock
         self._last_stamp: datetime | None = None
 
@@ -142,10 +140,11 @@ class CaptureLoop:
 
     def _take(self, frame: SourceFrame, captured_at: datetime, halt: threading.Event) -> None:
         self._tracker.frame_read(captured_at)
-        if self._gate is not None and not self._gate.passes(frame.image):
+        image = self._shaper.shape(frame.image)
+        if image is None:
             self._tracker.gated()
             return
-        item = CapturedFrame(cap_resolution(frame.image, max_size=self._max_size), captured_at)
+        item = CapturedFrame(image, captured_at)
         if self._drop_oldest:
             if self._buffer.put_latest(item) is not None:
                 self._tracker.dropped("buffer_full")

@@ -52,6 +52,29 @@ class IngestMetrics:
         self.buffered = Gauge(
             "vigil_ingest_buffered_frames", "Frames waiting to be published", camera, registry=r
         )
+        # No camera label: the camera id of a refused upload is whatever the caller sent.
+        self.push_requests = Counter(
+            "vigil_ingest_push_requests",
+            "Uploads to the push endpoint (outcome: queued, gated, busy, unauthorised, "
+            "unsupported_type, too_large, bad_image)",
+            ["outcome"],
+            registry=r,
+        )
+        self.camera_refreshes = Counter(
+            "vigil_ingest_camera_refreshes",
+            "Readings of the API's camera definitions (result: ok, failed)",
+            ["result"],
+            registry=r,
+        )
+        self.cameras_running = Gauge(
+            "vigil_ingest_cameras_running", "Cameras this process runs now", registry=r
+        )
+        self.camera_restarts = Counter(
+            "vigil_ingest_camera_restarts",
+            "Cameras restarted because their definition changed",
+            camera,
+            registry=r,
+        )
 
 
 def serve_metrics(metrics: IngestMetrics, port: int) -> WSGIServer:

@@ -1,13 +1,19 @@
-"""Ingest settings: one camera per process for now, from the environment (``VIGIL_INGEST_*``)."""
+"""Ingest settings, from the environment (``VIGIL_INGEST_*``).
+
+Two modes: with ``VIGIL_INGEST_API_URL`` set, ingest runs every enabled camera the API lists
+(fleet mode) and the per-camera fields below are only defaults for what the API does not carry;
+without it, ingest runs the one camera these fields describe.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vigil_ingest.masks import Polygon
 from vigil_shared.schemas.frames import CameraId
 from vigil_shared.settings import CommonSettings
 
@@ -20,7 +26,8 @@ class IngestSettings(BaseSettings):
     camera_id: CameraId = "demo"
     source: str = Field(
         default="",
-        description="Video file, image directory, or rtsp:// / rtmp:// / http(s):// URL.",
+        description="Video file, image directory, rtsp:// / rtmp:// / http(s):// URL, or "
+        "push://?token_sha256=<hex> for a camera that uploads snapshots.",
     )
     fps: float = Field(default=5.0, gt=0, le=60, description="Frames per second to publish.")
     image_fps: float | None = Field(
@@ -32,6 +39,11 @@ class IngestSettings(BaseSettings):
     max_width: int = Field(default=640, ge=32, le=8192)
     max_height: int = Field(default=480, ge=32, le=8192)
     jpeg_quality: int = Field(default=85, ge=10, le=100)
+    masks: tuple[Polygon, ...] = Field(
+        default=(),
+        description="Polygons in [0,1] image coordinates blacked out before anything else, as "
+        "JSON: [[[x, y], [x, y], [x, y]], ...].",
+    )
     loop: bool = Field(default=False, description="Restart a video file or directory at its end.")
     realtime: bool = Field(
         default=True, description="Pace a file at its own speed (off: as fast as possible)."
@@ -85,6 +97,31 @@ class IngestSettings(BaseSettings):
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics here; 0: any free port."
     )
+
+    api_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="The API to read camera definitions from (fleet mode); unset: one camera.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="An operator key: ingest needs the sources' passwords."
+    )
+    api_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    camera_refresh_s: float = Field(
+        default=10.0, ge=0.1, le=3600, description="How often the API's cameras are read again."
+    )
+    push_host: str = Field(default="0.0.0.0", description="Where the push endpoint listens.")
+    push_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve POST /push/{camera_id} here for push:// cameras; unset: no endpoint.",
+    )
+    push_max_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="Largest upload."
+    )
+    push_timeout_s: float = Field(
+        default=60.0, gt=0, le=86_400, description="A push camera silent this long is offline."
+    )
     common: CommonSettings = Field(default_factory=CommonSettings)
 
     @model_validator(mode="after")
@@ -94,6 +131,19 @@ class IngestSettings(BaseSettings):
                 "VIGIL_INGEST_RECONNECT_INITIAL_S must not exceed VIGIL_INGEST_RECONNECT_MAX_S"
             )
         return self
+
+    @model_validator(mode="after")
+    def _fleet_has_a_key(self) -> IngestSettings:
+        if self.api_url is not None and self.api_key is None:
+            raise ValueError(
+                "VIGIL_INGEST_API_URL is set but VIGIL_INGEST_API_KEY is not; "
+                "issue an operator key (POST /api/v1/keys) and set it"
+            )
+        return self
+
+    @property
+    def fleet(self) -> bool:
+        return self.api_url is not None
 
 
 @lru_cache
