@@ -9,12 +9,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from minio import Minio
 
 from tests.integration.conftest import StartService
 from tests.support import read_topic, wait_until
-from vigil_shared.schemas.events import AnomalyEvent
-from vigil_shared.settings import KafkaSettings
+from vigil_shared.schemas.events import EventMessage
+from vigil_shared.settings import CommonSettings, KafkaSettings
+from vigil_shared.storage import get_bytes
 from vigil_shared.topics import Topics
+from vigil_shared.vision.preprocess import decode
 
 pytestmark = [pytest.mark.slow, pytest.mark.dataset]
 CLIP = "Test002"  # 180 frames; a cyclist enters at frame 95
@@ -42,6 +45,8 @@ def test_ped2_clip_becomes_ordered_events_in_the_api(
     ped2: Path,
     topics: Topics,
     kafka_settings: KafkaSettings,
+    settings: CommonSettings,
+    s3: Minio,
     api: TestClient,
     start_service: StartService,
 ) -> None:
@@ -53,7 +58,12 @@ def test_ped2_clip_becomes_ordered_events_in_the_api(
         "vigil_inference",
         VIGIL_INFERENCE_GROUP_ID=f"inference-{camera}",
         VIGIL_INFERENCE_WARMUP_FRAMES=str(WARMUP),
-        VIGIL_INFERENCE_THRESHOLD="0",  # every scored frame is an event: the count is exact
+        # Every scored frame is hot and opens an event that the next frame ends (its maximum
+        # duration is shorter than a frame): the counts are exact, whatever the scores.
+        VIGIL_INFERENCE_THRESHOLD="0",
+        VIGIL_INFERENCE_EVENT_OPEN_K="1",
+        VIGIL_INFERENCE_EVENT_OPEN_N="1",
+        VIGIL_INFERENCE_EVENT_MAX_DURATION_S="0.001",
     )
     ingest = start_service(
         "vigil_ingest",
@@ -64,7 +74,7 @@ def test_ped2_clip_becomes_ordered_events_in_the_api(
     )
     assert ingest.process.wait(timeout=120) == 0, ingest.log()[-3000:]
 
-    expected = 180 - WARMUP
+    expected = (180 - WARMUP) // 2
 
     def stored() -> list[dict[str, Any]] | None:
         sink.assert_running()
@@ -74,18 +84,29 @@ def test_ped2_clip_becomes_ordered_events_in_the_api(
 
     events = wait_until(stored, timeout_s=240, what=f"{expected} events of {camera} in the API")
     assert len(events) == expected
-    assert [e["frame_seq"] for e in events] == list(range(WARMUP, 180))
+    starts = range(WARMUP, 180, 2)
+    assert all(e["frame_seq"] in (s, s + 1) for e, s in zip(events, starts, strict=True))
     assert {e["camera_id"] for e in events} == {camera}
-    assert len({e["event_id"] for e in events}) == expected
     times = [e["captured_at"] for e in events]
     assert all(a < b for a, b in itertools.pairwise(times)), "capture times must increase"
     assert all(e["model_kind"] == "warmup" and e["score"] >= 0 for e in events)
 
-    # What downstream consumers see on the topic is the published schema, keyed by camera.
-    records = read_topic(kafka_settings, topics.events, count=expected)
-    wire = [AnomalyEvent.model_validate_json(r.value) for r in records]
-    assert {str(e.event_id) for e in wire} == {e["event_id"] for e in events}
+    # Downstream consumers see the lifecycle on the topic: one start and one end per event.
+    records = read_topic(kafka_settings, topics.events, count=2 * expected)
+    wire = [EventMessage.model_validate_json(r.value) for r in records]
+    assert {str(m.event_id) for m in wire} == {e["event_id"] for e in events}
+    assert sorted((m.frame_seq, m.phase.value) for m in wire) == [
+        (seq, "start" if (seq - WARMUP) % 2 == 0 else "end") for seq in range(WARMUP, 180)
+    ]
+    assert len({m.message_id for m in wire}) == len(wire)
     assert all(r.key == camera.encode() for r in records)
+
+    # Each event's peak frame is in S3, raw and overlaid, under the key its messages name.
+    key = wire[0].snapshot_key
+    assert key is not None
+    overlay = decode(get_bytes(s3, settings.s3.snapshots_bucket, key))
+    raw = decode(get_bytes(s3, settings.s3.snapshots_bucket, key.replace("overlay", "frame")))
+    assert overlay.shape == raw.shape and overlay.shape[0] == 3
 
     assert inference.stop() == 0
     assert sink.stop() == 0
