@@ -18,10 +18,11 @@ An ensemble is served as one artifact: the members' state dicts with keys prefix
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 from torch import nn
@@ -209,13 +210,123 @@ def predict_probabilities(
     std: Sequence[float],
     device: str = "cpu",
     batch_size: int = 64,
+    softmax: bool = True,
 ) -> torch.Tensor:
-    """Softmax probabilities of a classifier (logits out) on uint8 (N, 3, S, S) frames."""
+    """Probabilities on uint8 (N, 3, S, S) frames: the softmax of a classifier's logits, or
+    (``softmax=False``) what a network that already returns probabilities gives."""
     model.eval().to(device)
     m = torch.tensor(mean, device=device).view(1, 3, 1, 1)
     s = torch.tensor(std, device=device).view(1, 3, 1, 1)
     out: list[torch.Tensor] = []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].to(device).float().div_(255.0)
-        out.append(torch.softmax(model((batch - m) / s).float(), dim=1).cpu())
+        output = model((batch - m) / s).float()
+        out.append((torch.softmax(output, dim=1) if softmax else output).cpu())
     return torch.cat(out) if out else torch.empty((0, 0))
+
+
+# --- fusing a search's trials (the job's fusion step) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class FusedClassifier:
+    """What the registry stores (``state_dict``, ``ensemble_size``) and what evaluation runs:
+    ``network`` returns probabilities for an ensemble, logits for a soup."""
+
+    kind: Literal["ensemble", "uniform_soup", "greedy_soup"]
+    network: nn.Module
+    state_dict: StateDict
+    ensemble_size: int
+    members: tuple[int, ...]
+    """The trial numbers fused."""
+    val_probabilities: torch.Tensor
+    metrics: dict[str, float]
+
+    def predict(
+        self, images: torch.Tensor, *, mean: Sequence[float], std: Sequence[float], device: str
+    ) -> torch.Tensor:
+        softmax = self.kind != "ensemble"
+        return predict_probabilities(
+            self.network, images, mean=mean, std=std, device=device, softmax=softmax
+        )
+
+
+class TrialFit(Protocol):
+    """What fusion needs from a trial's fit (the engine's ``ClassifierFit`` has it)."""
+
+    @property
+    def model(self) -> nn.Module: ...
+
+    @property
+    def val_probabilities(self) -> torch.Tensor: ...
+
+    @property
+    def state_dict(self) -> StateDict: ...
+
+
+@dataclass(frozen=True)
+class Trial:
+    number: int
+    value: float
+    fit: TrialFit
+
+
+Metrics = Callable[[torch.Tensor], dict[str, float]]
+"""Validation metrics of (N, C) probabilities on the validation frames."""
+
+
+def ensemble_trials(trials: Sequence[Trial], *, k: int, metrics: Metrics) -> FusedClassifier:
+    """Probability averaging of the best ``k`` trials (``trials`` best first); their validation
+    probabilities are already known, so fusing costs no inference."""
+    members = list(trials[:k])
+    if len(members) < 2:
+        raise FusionError(f"an ensemble of trials needs 2 completed trials, got {len(members)}")
+    probabilities = average_probabilities([t.fit.val_probabilities for t in members])
+    return FusedClassifier(
+        kind="ensemble",
+        network=ProbabilityEnsemble([t.fit.model for t in members]),
+        state_dict=ensemble_state_dict([t.fit.state_dict for t in members]),
+        ensemble_size=len(members),
+        members=tuple(t.number for t in members),
+        val_probabilities=probabilities,
+        metrics=metrics(probabilities),
+    )
+
+
+def soup_trials(
+    trials: Sequence[Trial],
+    *,
+    k: int,
+    metric: str,
+    direction: Direction,
+    metrics: Metrics,
+    predict: Callable[[nn.Module], torch.Tensor],
+) -> FusedClassifier:
+    """Weight averaging of the best ``k`` trials whose network has the best trial's layers
+    (a trial with another head cannot be averaged and is left out). ``predict`` gives a
+    network's validation probabilities."""
+    best = trials[0]
+    same = [t for t in trials[:k] if _compatible(best.fit.state_dict, t.fit.state_dict)]
+    network = copy.deepcopy(best.fit.model)
+
+    def evaluate(state: StateDict) -> float:
+        network.load_state_dict(state)
+        return metrics(predict(network))[metric]
+
+    candidates = [Candidate(str(t.number), t.fit.state_dict, t.value) for t in same]
+    soup = weight_average(candidates, evaluate=evaluate, direction=direction)
+    network.load_state_dict(soup.state_dict)
+    probabilities = predict(network)
+    return FusedClassifier(
+        kind="uniform_soup" if soup.kind == "uniform" else "greedy_soup",
+        network=network,
+        state_dict=soup.state_dict,
+        ensemble_size=1,
+        members=tuple(int(name) for name in soup.ingredients),
+        val_probabilities=probabilities,
+        metrics=metrics(probabilities),
+    )
+
+
+def _compatible(a: StateDict, b: StateDict) -> bool:
+    return a.keys() == b.keys() and all(a[key].shape == b[key].shape for key in a)

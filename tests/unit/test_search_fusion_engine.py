@@ -1,0 +1,93 @@
+"""Search and fusion on the real classify engine, on a few synthetic frames (seconds on a CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vigil_shared.datasets import DatasetRef
+from vigil_shared.schemas.jobs import ClassifySpec, ValidationSplit
+from vigil_shared.vision.catalog import architecture
+from vigil_trainer.classify.data import ClassifyData
+from vigil_trainer.classify.engine import ClassifierFit, FitHooks, fit_classifier
+from vigil_trainer.classify.evaluate import classification_metrics
+from vigil_trainer.fusion import Trial, ensemble_trials, predict_probabilities, soup_trials
+from vigil_trainer.search import TrialRun, run_search
+
+pytestmark = pytest.mark.slow
+CLASSES = ("normal", "abnormal")
+
+
+def tiny_data() -> ClassifyData:
+    """Dark frames are normal, frames with a bright square abnormal; four clips."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(20, 60, (32, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    labels = torch.tensor([i % 2 for i in range(32)])
+    images[labels == 1, :, 8:24, 8:24] = 230
+    groups = [f"clip{i // 8}" for i in range(32)]
+    return ClassifyData.from_tensors(
+        images=images,
+        labels=labels,
+        groups=groups,
+        classes=CLASSES,
+        validation=ValidationSplit(groups=("clip3",)),
+    )
+
+
+def test_a_quick_search_then_fusion_runs_end_to_end() -> None:
+    data = tiny_data()
+    spec = ClassifySpec.model_validate(
+        {
+            "name": "tiny",
+            "task": "classify",
+            "dataset": DatasetRef(name="tiny"),
+            "image_size": 32,
+            "validation": {"groups": ["clip3"]},
+            "hyper": {"epochs": 2, "batch_size": 8, "metric": "auroc"},
+            "search": {
+                "trials": 3,
+                "metric": "auroc",
+                "space": {"hyper.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+            },
+            "fusion": {"kind": "top_k_trials", "k": 2},
+        }
+    )
+    epochs_seen: list[int] = []
+
+    def fit(trial_spec: ClassifySpec, run: TrialRun) -> ClassifierFit:
+        def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+            epochs_seen.append(epoch)
+            run.on_epoch_end(epoch, metrics)
+
+        hooks = FitHooks(on_epoch_end=on_epoch_end)
+        return fit_classifier(spec=trial_spec, data=data, device="cpu", hooks=hooks)
+
+    result = run_search(spec=spec, fit=fit, keep_top=2)
+    assert len(result.study.trials) == 3 and epochs_seen
+    assert result.best.value == max(t.value for t in result.top)
+
+    val_labels = data.labels[data.val_index]
+
+    def metrics(probabilities: torch.Tensor) -> dict[str, float]:
+        return classification_metrics(
+            probabilities, val_labels, CLASSES, normal_classes=("normal",)
+        )
+
+    trials = [Trial(t.number, t.value, t.fit) for t in result.top]
+    ensemble = ensemble_trials(trials, k=2, metrics=metrics)
+    assert ensemble.ensemble_size == 2 and any(
+        k.startswith("member1.") for k in ensemble.state_dict
+    )
+    prep = architecture("efficientnet_lite0").preprocessing
+    val_images = data.images[data.val_index]
+    fused = ensemble.predict(val_images, mean=prep.mean, std=prep.std, device="cpu")
+    torch.testing.assert_close(fused, ensemble.val_probabilities, atol=1e-4, rtol=1e-4)
+
+    def predict(network: torch.nn.Module) -> torch.Tensor:
+        return predict_probabilities(network, val_images, mean=prep.mean, std=prep.std)
+
+    soup = soup_trials(
+        trials, k=2, metric="auroc", direction="maximize", metrics=metrics, predict=predict
+    )
+    assert soup.metrics["auroc"] >= result.best.value - 1e-9
+    assert soup.state_dict.keys() == result.best.fit.state_dict.keys()
