@@ -4,16 +4,22 @@ A source is a stream URL (``rtsp``, ``rtsps``, ``rtmp``, ``rtmps``, ``http``, ``
 ingest opens with FFmpeg) or an absolute path to a video file or image folder. Paths are
 accepted only under ``VIGIL_API_CAMERA_FILE_ROOT``, so a key that may register cameras cannot
 point ingest at any file of its host. Every other scheme (``file:``, ``ftp:``, ``javascript:``,
-``data:``...) is refused. Passwords in a URL are stored (ingest needs them) but never shown.
+``data:``...) is refused, but ``push://?token_sha256=<hex>``: a camera that uploads snapshots to
+ingest's push endpoint with a token whose sha256 this is (only the hash is stored). Passwords
+in a URL are stored (ingest needs them) but never shown, except to ingest
+(``ingest_cameras.py``).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePosixPath
 from typing import Annotated
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from pydantic import AfterValidator, StringConstraints
+
+PUSH_SOURCE = re.compile(r"^push://\?token_sha256=[0-9a-f]{64}$")
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https")
 REDACTED = "***"
@@ -28,9 +34,18 @@ def check_source(value: str) -> str:
             raise ValueError("a file path must not contain '..'")
         return value
     scheme, colon, _ = value.partition(":")
+    if scheme.lower() == "push":
+        if not PUSH_SOURCE.fullmatch(value):
+            raise ValueError(
+                "a push source is push://?token_sha256=<64 lowercase hex digits>, the sha256 "
+                "of the camera's upload token"
+            )
+        return value
     if not colon or scheme.lower() not in STREAM_SCHEMES:
         allowed = ", ".join(STREAM_SCHEMES)
-        raise ValueError(f"scheme {scheme!r} is not allowed; use {allowed} or an absolute path")
+        raise ValueError(
+            f"scheme {scheme!r} is not allowed; use {allowed}, push:// or an absolute path"
+        )
     parts = _split(value)
     if not parts.hostname:
         raise ValueError("the URL has no host")

@@ -9,7 +9,7 @@ from celery import Celery
 from fastapi import Depends, FastAPI
 from redis import Redis
 
-from vigil_api import cameras, events, health, jobs, keys, models, problems
+from vigil_api import cameras, events, health, ingest_cameras, jobs, keys, models, problems
 from vigil_api.auth import authenticated
 from vigil_api.deps import Clients
 from vigil_api.settings import ApiSettings, get_settings
@@ -55,7 +55,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     problems.install(app)
     app.include_router(health.router)  # the only routes that need no key
-    for module in (cameras, jobs, models, events, keys):
+    for module in (cameras, ingest_cameras, jobs, models, events, keys):
         # Every other route needs a valid key, even one that forgets to ask for a role.
         app.include_router(module.router, dependencies=[Depends(authenticated)])
     return app

@@ -126,9 +126,10 @@ class CameraPipeline:
     def stop(self) -> None:
         self.halt.set()
 
-    def close(self, *, timeout_s: float) -> Finish:
+    def close(self, *, timeout_s: float, reason: str = "ingest stopped") -> Finish:
         """Stop both loops (waiting ``timeout_s`` at most for each), count the frames left in the
-        buffer as dropped, wait for Kafka's last acknowledgements, and report ``stopped``."""
+        buffer as dropped, wait for Kafka's last acknowledgements, and report ``stopped`` with
+        the loops' own reason if they ended by themselves, else ``reason``."""
         if self._push_routes is not None and isinstance(self._capture, PushCapture):
             self._push_routes.remove(self.camera_id, self._capture)
         self.halt.set()
@@ -141,7 +142,7 @@ class CameraPipeline:
         if left:
             self._tracker.dropped("shutdown", left)
         self._publisher.wait_until_acked(timeout=timeout_s)
-        finish = self._finishes[0] if self._finishes else Finish("ingest stopped")
+        finish = self._finishes[0] if self._finishes else Finish(reason)
         self._tracker.stopped(finish.reason)
         self._report(self._tracker.report())
         return finish

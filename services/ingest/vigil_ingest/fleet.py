@@ -82,10 +82,13 @@ class Fleet:
         """Make the running cameras match ``definitions`` (the API's whole list)."""
         wanted = {d.id: d for d in definitions if d.enabled}
         changes = Changes()
-        leaving = [cid for cid, run in self._running.items() if wanted.get(cid) != run.definition]
-        self._stop(leaving, reason="camera definition changed, disabled or removed")
-        for camera_id in leaving:
-            (changes.restarted if camera_id in wanted else changes.stopped).append(camera_id)
+        for camera_id, run in list(self._running.items()):
+            if camera_id not in wanted:
+                changes.stopped.append(camera_id)
+            elif wanted[camera_id] != run.definition:
+                changes.restarted.append(camera_id)
+        self._stop(changes.stopped, reason="camera disabled or removed in the API")
+        self._stop(changes.restarted, reason="camera definition changed; restarting")
         self._ended = {cid: d for cid, d in self._ended.items() if wanted.get(cid) == d}
         for camera_id, definition in wanted.items():
             if camera_id in self._running or camera_id in self._ended:
@@ -129,7 +132,7 @@ class Fleet:
             run.pipeline.stop()
         for run in runs:
             with bind(camera_id=run.definition.id):
-                run.pipeline.close(timeout_s=self._grace_s)
+                run.pipeline.close(timeout_s=self._grace_s, reason=reason)
                 log.info("camera stopped", extra={"reason": reason})
 
     def _start(self, definition: CameraDefinition) -> bool:
