@@ -86,8 +86,9 @@ def build_router(
 ) -> ModelRouter:
     embedder_for = embedders(settings, device)
 
+    prep = LITE0_PREPROCESSING.model_copy(update={"image_size": settings.warmup_image_size})
     warmup = WarmupModel(
-        embedder_for(LITE0_PREPROCESSING),
+        embedder_for(prep),
         frames=settings.warmup_frames,
         k=settings.k,
         target_fpr=settings.target_fpr,

@@ -40,6 +40,12 @@ class InferenceSettings(BaseSettings):
     warmup_frames: int = Field(
         default=20, ge=2, le=10_000, description="Frames per camera that form the warm-up bank."
     )
+    warmup_image_size: int = Field(
+        default=224,
+        ge=32,
+        le=1024,
+        description="Input size of the warm-up model; smaller is faster on a CPU.",
+    )
     k: int = Field(default=3, ge=1, le=64)
     target_fpr: float = Field(default=0.01, gt=0, lt=0.5)
     threshold: float | None = Field(
