@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -53,7 +52,9 @@ def find_principal(
     if row.expires_at is not None and row.expires_at <= now:
         raise InvalidKeyError("expired")
     scope = None if row.camera_ids is None else frozenset(row.camera_ids)
-    return Principal(key_id=row.id, prefix=row.prefix, role=Role(row.role), camera_ids=scope)
+    return Principal(
+        key_id=row.id, prefix=row.prefix, name=row.name, role=Role(row.role), camera_ids=scope
+    )
 
 
 def _unauthorized(request: Request, reason: str, *, key_prefix: str | None) -> HTTPException:
@@ -112,21 +113,31 @@ def authenticated(
         raise _unauthorized(request, str(exc), key_prefix=loggable_prefix(key)) from exc
 
 
-def require(role: Role, *, fleet_wide: bool = False) -> Callable[..., Principal]:
-    """A dependency: a key with at least ``role``; ``fleet_wide`` also refuses camera scopes."""
+class Require:
+    """A dependency: a key with at least ``role``; ``fleet_wide`` also refuses camera scopes.
 
-    def check(
-        request: Request, principal: Annotated[Principal, Depends(authenticated)]
+    A class rather than a closure so the role a route needs can be read back from the app's
+    route table (the auth coverage test walks it, so a new route is checked without a list).
+    """
+
+    def __init__(self, role: Role, *, fleet_wide: bool = False) -> None:
+        self.role = role
+        self.fleet_wide = fleet_wide
+
+    def __call__(
+        self, request: Request, principal: Annotated[Principal, Depends(authenticated)]
     ) -> Principal:
-        if not principal.role.includes(role):
-            detail = f"this needs the {role} role; this key has {principal.role}"
+        if not principal.role.includes(self.role):
+            detail = f"this needs the {self.role} role; this key has {principal.role}"
             raise forbidden(request, principal, "role", detail)
-        if fleet_wide and principal.scoped:
+        if self.fleet_wide and principal.scoped:
             detail = "this concerns the whole fleet; a camera-scoped key may not use it"
             raise forbidden(request, principal, "scope", detail)
         return principal
 
-    return check
+
+def require(role: Role, *, fleet_wide: bool = False) -> Require:
+    return Require(role, fleet_wide=fleet_wide)
 
 
 ViewerDep = Annotated[Principal, Depends(require(Role.VIEWER))]

@@ -9,9 +9,21 @@ from celery import Celery
 from fastapi import Depends, FastAPI
 from redis import Redis
 
-from vigil_api import cameras, events, health, ingest_cameras, jobs, keys, models, problems
+from vigil_api import (
+    cameras,
+    event_stream,
+    events,
+    feedback,
+    health,
+    ingest_cameras,
+    jobs,
+    keys,
+    models,
+    problems,
+)
 from vigil_api.auth import authenticated
 from vigil_api.deps import Clients
+from vigil_api.middleware import MetricsMiddleware, RequestIdMiddleware
 from vigil_api.settings import ApiSettings, get_settings
 from vigil_shared.db.engine import make_engine, make_session_factory
 from vigil_shared.logging import configure_logging
@@ -40,9 +52,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         clients = build_clients(settings)
         app.state.clients = clients
+        app.state.event_streams = event_stream.StreamRegistry()
         try:
             yield
         finally:
+            app.state.event_streams.stopping.set()
             clients.redis.close()
             clients.engine.dispose()
 
@@ -54,8 +68,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    # Outermost last: the request id is bound before metrics and routes see the request.
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)  # the only routes that need no key
-    for module in (cameras, ingest_cameras, jobs, models, events, keys):
+    # event_stream before events: /events/stream must match before /events/{event_id}.
+    for module in (cameras, ingest_cameras, jobs, models, event_stream, events, feedback, keys):
         # Every other route needs a valid key, even one that forgets to ask for a role.
-        app.include_router(module.router, dependencies=[Depends(authenticated)])
+        app.include_router(
+            module.router,
+            dependencies=[Depends(authenticated)],
+            responses=problems.responses(401),
+        )
     return app

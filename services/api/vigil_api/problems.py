@@ -1,7 +1,12 @@
-"""Errors in one shape: RFC 9457 problem details (``application/problem+json``)."""
+"""Errors in one shape: RFC 9457 problem details (``application/problem+json``).
+
+Every problem names the request (``request_id``, also in the ``X-Request-ID`` header and in
+every log line of the request) so a user's report can be matched with the server's logs.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -9,20 +14,90 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 PROBLEM_TYPE = "application/problem+json"
+REQUEST_ID_HEADER = "X-Request-ID"
+log = logging.getLogger("vigil_api")
+
+
+class FieldError(BaseModel):
+    field: str = Field(examples=["query.limit"])
+    message: str = Field(examples=["Input should be less than or equal to 500"])
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with the request id and (for 422) the fields at fault."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str = Field(examples=["Not Found"])
+    status: int = Field(ge=400, le=599, examples=[404])
+    detail: str = Field(examples=["event 1b4e28ba-2fa1-11d2-883f-0016d3cca427 does not exist"])
+    instance: str | None = Field(default=None, description="The path of the failed request.")
+    request_id: str | None = Field(default=None, examples=["5f0c7a4e9d2b4c8a8e1f3a6b7c9d0e12"])
+    errors: list[FieldError] | None = Field(default=None, description="Only on 422.")
+
+
+_EXAMPLES: dict[int, str] = {
+    400: "the request cannot be served as sent; the detail says what to change",
+    401: "this route needs an API key: send the key as 'Authorization: Bearer <key>'",
+    403: "this needs the operator role; this key has viewer",
+    404: "event 1b4e28ba-2fa1-11d2-883f-0016d3cca427 does not exist",
+    409: "camera lobby-north already exists",
+    422: "query.limit: Input should be less than or equal to 500",
+    503: "too many open event streams; retry in a few seconds",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these error codes, each a problem with an example."""
+    declared: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        example = {
+            "type": "about:blank",
+            "title": _title(code),
+            "status": code,
+            "detail": _EXAMPLES[code],
+            "instance": "/api/v1/events",
+            "request_id": "5f0c7a4e9d2b4c8a8e1f3a6b7c9d0e12",
+        }
+        declared[code] = {
+            "model": Problem,
+            "description": _title(code),
+            "content": {PROBLEM_TYPE: {"example": example}},
+        }
+    return declared
+
+
+def request_id_of(request: Request) -> str | None:
+    request_id: str | None = getattr(request.state, "request_id", None)
+    return request_id
 
 
 def problem(
+    request: Request,
     status: int,
-    title: str,
     detail: str,
     headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE, headers=headers)
+    request_id = request_id_of(request)
+    body = {
+        "type": "about:blank",
+        "title": _title(status),
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": request_id,
+        **extra,
+    }
+    all_headers = dict(headers or {})
+    if request_id is not None:
+        all_headers[REQUEST_ID_HEADER] = request_id
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE, headers=all_headers)
 
 
 def invalid_field(location: tuple[str, ...], message: str) -> RequestValidationError:
@@ -30,19 +105,30 @@ def invalid_field(location: tuple[str, ...], message: str) -> RequestValidationE
     return RequestValidationError([{"loc": location, "msg": message, "type": "value_error"}])
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     # Headers carry meaning in some errors (WWW-Authenticate on a 401), so they pass through.
-    return problem(exc.status_code, _title(exc.status_code), str(exc.detail), exc.headers)
+    return problem(request, exc.status_code, str(exc.detail), exc.headers)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
     ]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return problem(422, "Invalid request", detail, errors=errors)
+    return problem(request, 422, detail, errors=errors)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # The traceback goes to the log with the request id; the caller gets the id, not internals.
+    log.error(
+        "unhandled error",
+        exc_info=exc,
+        extra={"request_id": request_id_of(request), "path": request.url.path},
+    )
+    detail = "an unexpected error; report the request id to the operators"
+    return problem(request, 500, detail)
 
 
 def _title(status: int) -> str:
@@ -52,3 +138,4 @@ def _title(status: int) -> str:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -54,6 +54,7 @@ class Principal:
 
     key_id: uuid.UUID | None  # None for the admin key from the environment
     prefix: str
+    name: str  # the key's name, recorded as who reviewed or changed something
     role: Role
     camera_ids: frozenset[str] | None  # None: every camera
 
@@ -65,4 +66,6 @@ class Principal:
         return self.camera_ids is None or camera_id in self.camera_ids
 
 
-BOOTSTRAP_ADMIN = Principal(key_id=None, prefix="env-admin", role=Role.ADMIN, camera_ids=None)
+BOOTSTRAP_ADMIN = Principal(
+    key_id=None, prefix="env-admin", name="env-admin", role=Role.ADMIN, camera_ids=None
+)

@@ -1,0 +1,263 @@
+"""The live event stream: Server-Sent Events of every event that starts, changes or is reviewed.
+
+The stream polls PostgreSQL by an (updated_at, event_id) cursor, which is also each message's
+SSE ``id``, so a browser's ``EventSource`` resumes where it left off (``Last-Event-ID``) after a
+dropped connection. ``updated_at`` is a transaction's start time, so a row is sent only once it
+is ``settle_s`` old: a transaction that commits late (up to that long) is not skipped.
+
+Bounded: at most ``max_streams`` per process, each at most ``max_duration_s`` (the client
+reconnects and resumes), at most ``batch`` rows per poll; it ends on client disconnect and when
+the server begins to stop. The key is checked when the stream opens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from vigil_api import problems
+from vigil_api.auth import ViewerDep
+from vigil_api.deps import ClientsDep
+from vigil_api.events import (
+    EXAMPLE_EVENT,
+    Cursor,
+    EventFilters,
+    Snapshots,
+    apply_filters,
+    check_camera_scope,
+    event_out,
+    snapshots_of,
+)
+from vigil_api.problems import invalid_field
+from vigil_shared.db.models import Event
+
+router = APIRouter(prefix="/api/v1/events", tags=["events"])
+
+CURSOR_TAG = "u"  # stream cursors are over updated_at; list cursors cannot be mixed in
+_LAST_UUID = uuid.UUID(int=(1 << 128) - 1)
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    poll_s: float = 0.5
+    heartbeat_s: float = 15.0
+    settle_s: float = 1.0
+    max_duration_s: float = 900.0
+    batch: int = 200
+    retry_ms: int = 2000
+
+
+def get_stream_limits() -> StreamLimits:
+    """A dependency so tests (and the fuzzer) can shorten streams."""
+    return StreamLimits()
+
+
+class StreamRegistry:
+    """This process's open streams: bounded in number, and told to end when the server stops."""
+
+    def __init__(self, max_streams: int = 100) -> None:
+        self.max_streams = max_streams
+        self.stopping = threading.Event()
+        self._open = 0
+        self._lock = threading.Lock()
+
+    @property
+    def open(self) -> int:
+        return self._open
+
+    @property
+    def full(self) -> bool:
+        return self._open >= self.max_streams
+
+    def opened(self) -> None:
+        with self._lock:
+            self._open += 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._open -= 1
+
+
+def get_registry(request: Request) -> StreamRegistry:
+    registry: StreamRegistry = request.app.state.event_streams
+    return registry
+
+
+Fetch = Callable[[Cursor], list[Event]]
+
+
+def start_cursor(*, sessions: sessionmaker[Session], settle_s: float) -> Cursor:
+    """Now, as the database sees it: a stream without ``Last-Event-ID`` starts with what
+    changes from here on."""
+    with sessions() as session:
+        now = session.scalar(select(func.now()))
+    assert now is not None
+    return Cursor(at=now - timedelta(seconds=settle_s), event_id=_LAST_UUID)
+
+
+def changes_after(
+    *,
+    session: Session,
+    filters: EventFilters,
+    scope: frozenset[str] | None,
+    after: Cursor,
+    settle_s: float,
+    limit: int,
+) -> list[Event]:
+    """Rows changed after ``after`` and at least ``settle_s`` ago, oldest change first."""
+    key = tuple_(Event.updated_at, Event.event_id)
+    statement = (
+        apply_filters(select(Event), filters=filters, scope=scope)
+        .where(key > tuple_(after.at, after.event_id))
+        .where(Event.updated_at <= func.now() - timedelta(seconds=settle_s))
+        .order_by(Event.updated_at, Event.event_id)
+        .limit(limit)
+    )
+    return list(session.scalars(statement))
+
+
+def sse_message(*, event_id: str, event: str, data: str) -> str:
+    return f"id: {event_id}\nevent: {event}\ndata: {data}\n\n"
+
+
+async def sse_chunks(
+    *,
+    fetch: Fetch,
+    start: Cursor,
+    limits: StreamLimits,
+    stopping: threading.Event,
+    render: Callable[[Event], str],
+) -> AsyncIterator[str]:
+    """The stream's text: changes as ``event`` messages, heartbeat comments when quiet, and an
+    ``end`` message when the stream's time is up or the server stops."""
+    yield f"retry: {limits.retry_ms}\n\n"
+    cursor = start
+    began = last_sent = time.monotonic()
+    while not stopping.is_set() and time.monotonic() - began < limits.max_duration_s:
+        rows = await run_in_threadpool(fetch, cursor)
+        for row in rows:
+            cursor = Cursor(at=row.updated_at, event_id=row.event_id)
+            yield sse_message(event_id=cursor.encode(CURSOR_TAG), event="event", data=render(row))
+            last_sent = time.monotonic()
+        if time.monotonic() - last_sent >= limits.heartbeat_s:
+            yield ": keep-alive\n\n"
+            last_sent = time.monotonic()
+        if len(rows) < limits.batch:
+            await asyncio.sleep(limits.poll_s)
+    reason = "server stopping" if stopping.is_set() else "stream time is up; reconnect to resume"
+    yield sse_message(event_id=cursor.encode(CURSOR_TAG), event="end", data=f'"{reason}"')
+
+
+async def guarded(registry: StreamRegistry, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Holds a stream slot while the stream runs; released on end, disconnect or error.
+
+    Counted from the first chunk (a generator that never starts never runs its ``finally``), so
+    a burst of connections can overshoot the limit by the streams still opening."""
+    registry.opened()
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        registry.close()
+
+
+SSE_EXAMPLE = (
+    "retry: 2000\n\n"
+    f"id: dXwyMDI2LTExLTI4VDA5OjE0OjEw\nevent: event\ndata: {json.dumps(EXAMPLE_EVENT)}\n\n"
+    ": keep-alive\n\n"
+)
+
+
+class EventStreamResponse(StreamingResponse):
+    media_type = "text/event-stream"
+
+
+@router.get(
+    "/stream",
+    response_class=EventStreamResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: ``event`` messages (data: an event as in GET "
+            "/events/{id}), ``: keep-alive`` comments, a final ``end`` message.",
+            "content": {
+                "text/event-stream": {"schema": {"type": "string"}, "example": SSE_EXAMPLE}
+            },
+        },
+        **problems.responses(403, 422, 503),
+    },
+)
+async def stream_events(
+    request: Request,
+    clients: ClientsDep,
+    principal: ViewerDep,
+    filters: Annotated[EventFilters, Query()],
+    limits: Annotated[StreamLimits, Depends(get_stream_limits)],
+    registry: Annotated[StreamRegistry, Depends(get_registry)],
+    last_event_id: Annotated[
+        str | None,
+        Header(max_length=256, description="The last message id seen, to resume after it."),
+    ] = None,
+) -> EventStreamResponse:
+    """Live events with the list's filters, from now (or after ``Last-Event-ID``)."""
+    check_camera_scope(request, principal, filters.camera_id)
+    if last_event_id is not None:
+        try:
+            start = Cursor.decode(last_event_id, CURSOR_TAG)
+        except ValueError as exc:
+            raise invalid_field(("header", "last-event-id"), str(exc)) from exc
+    else:
+        start = await run_in_threadpool(
+            lambda: start_cursor(sessions=clients.sessions, settle_s=limits.settle_s)
+        )
+    if registry.full:
+        detail = f"{registry.max_streams} event streams are open; retry in a few seconds"
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail, {"Retry-After": "5"})
+    snapshots = snapshots_of(clients)
+    chunks = sse_chunks(
+        fetch=_fetcher(clients.sessions, filters, principal.camera_ids, limits),
+        start=start,
+        limits=limits,
+        stopping=registry.stopping,
+        render=lambda row: _render(row, snapshots),
+    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return EventStreamResponse(guarded(registry, chunks), headers=headers)
+
+
+def _fetcher(
+    sessions: sessionmaker[Session],
+    filters: EventFilters,
+    scope: frozenset[str] | None,
+    limits: StreamLimits,
+) -> Fetch:
+    def fetch(after: Cursor) -> list[Event]:
+        with sessions() as session:
+            rows = changes_after(
+                session=session,
+                filters=filters,
+                scope=scope,
+                after=after,
+                settle_s=limits.settle_s,
+                limit=limits.batch,
+            )
+            session.expunge_all()
+            return rows
+
+    return fetch
+
+
+def _render(row: Event, snapshots: Snapshots) -> str:
+    return event_out(row, snapshots).model_dump_json()
