@@ -242,22 +242,19 @@ class InferenceWorker:
         return out
 
     def _score_group(self, model: ScoringModel, group: list[Frame]) -> list[FrameScore | None]:
-        cameras = [f.headers.camera_id for f in group]
         try:
-            return list(model.scorer.score_frames(cameras, [f.image for f in group]))
+            return list(
+                model.scorer.score_frames(
+                    [f.headers.camera_id for f in group], [f.image for f in group]
+                )
+            )
         # A frame a model cannot score (odd size, corrupt pixels) must not stall its partition:
         # score one by one to find it and dead-letter only that frame.
-        except Exception:
+        except Exception as exc:
             if len(group) == 1:
-                raise
-        scores: list[FrameScore | None] = []
-        for frame in group:
-            try:
-                scores += self._score_group(model, [frame])
-            except Exception as exc:
-                self._reject(frame.record, f"model {model.ref.id} could not score it: {exc}")
-                scores.append(None)
-        return scores
+                self._reject(group[0].record, f"model {model.ref.id} could not score it: {exc}")
+                return [None]
+        return [score for frame in group for score in self._score_group(model, [frame])]
 
     def _record_shadow(
         self,
