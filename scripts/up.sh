@@ -57,8 +57,11 @@ start_service() { # name, then the command
   echo "up: $name started (pid $!, log .stack/logs/$name.log)"
 }
 
+DEMO_SOURCE="$(realpath "$(demo_source)")" # absolute and without '..', as the API wants paths
 export VIGIL_API_PORT="$API_PORT"
-VIGIL_API_ADMIN_KEY="$(admin_key)" start_service api .venv/bin/python -m vigil_api
+VIGIL_API_ADMIN_KEY="$(admin_key)" \
+  VIGIL_API_CAMERA_FILE_ROOT="${VIGIL_API_CAMERA_FILE_ROOT:-$(dirname "$DEMO_SOURCE")}" \
+  start_service api .venv/bin/python -m vigil_api
 for _ in $(seq 1 120); do
   if curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1; then break; fi
   if ! kill -0 "$(cat "$RUN/api.pid")" 2>/dev/null; then
@@ -72,8 +75,35 @@ curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null || { echo "up: the API 
 start_service event-sink .venv/bin/python -m vigil_api.sink_main
 start_service inference .venv/bin/python -m vigil_inference
 start_service trainer .venv/bin/python -m vigil_trainer
-VIGIL_INGEST_CAMERA_ID=demo VIGIL_INGEST_SOURCE="$(demo_source)" VIGIL_INGEST_LOOP=true \
-  VIGIL_INGEST_FPS=5 start_service ingest-demo .venv/bin/python -m vigil_ingest
+
+API="http://127.0.0.1:$API_PORT"
+# Keys go to curl as header files, never as arguments (which any user can read in ps).
+bearer() { printf 'Authorization: Bearer %s\n' "$1"; }
+as_admin() {
+  curl -fsS -H @<(bearer "$(admin_key)") -H 'content-type: application/json' "$@"
+}
+
+# The demo camera, registered through the API like any camera (kept if it is already there).
+if ! as_admin -o /dev/null "$API/api/v1/cameras/demo" 2>/dev/null; then
+  as_admin -o /dev/null -d "{\"id\": \"demo\", \"name\": \"Demo (looped clip)\", \
+\"source\": \"$DEMO_SOURCE\", \"target_fps\": 5}" "$API/api/v1/cameras"
+  echo "up: demo camera registered ($DEMO_SOURCE)"
+fi
+
+# Ingest's operator key (it reads the sources' passwords): made once, kept while the API takes it.
+INGEST_KEY_FILE="$REPO/.stack/ingest-key"
+if [[ ! -s "$INGEST_KEY_FILE" ]] || ! curl -fsS -o /dev/null \
+  -H @<(bearer "$(cat "$INGEST_KEY_FILE")") "$API/api/v1/ingest/cameras?limit=1"; then
+  (umask 077 && as_admin -d '{"name": "ingest (up.sh)", "role": "operator"}' "$API/api/v1/keys" |
+    .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["key"])' >"$INGEST_KEY_FILE")
+fi
+# The single-camera demo ingest of earlier versions would publish the demo camera twice.
+if [[ -f "$RUN/ingest-demo.pid" ]]; then
+  kill -TERM -- "-$(cat "$RUN/ingest-demo.pid")" 2>/dev/null || true
+  rm -f "$RUN/ingest-demo.pid"
+fi
+VIGIL_INGEST_API_URL="$API" VIGIL_INGEST_API_KEY="$(cat "$INGEST_KEY_FILE")" \
+  VIGIL_INGEST_LOOP=true start_service ingest .venv/bin/python -m vigil_ingest
 
 cat <<TXT
 
@@ -84,6 +114,7 @@ Vigil is up.
   Events:  curl -H "Authorization: Bearer \$KEY" 'http://127.0.0.1:$API_PORT/api/v1/events?camera_id=demo'
   Viewer:  curl -H "Authorization: Bearer \$KEY" -H 'content-type: application/json' \\
              -d '{"name": "wall screen", "role": "viewer"}' http://127.0.0.1:$API_PORT/api/v1/keys
+  Cameras: ingest runs every enabled camera registered through /api/v1/cameras (demo included)
   Logs:    .stack/logs/
   Stop:    bash scripts/down.sh
 TXT
