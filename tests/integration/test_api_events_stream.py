@@ -1,0 +1,136 @@
+"""The live event stream (SSE) against the real PostgreSQL: new and changed events arrive in
+order, filtered and camera-scoped, with heartbeats; ``Last-Event-ID`` resumes; the stream ends
+when its time is up and when the server stops."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import delete
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.integration.conftest import IssueKey, bearer
+from tests.integration.test_api_events import add, make_event
+from vigil_api.event_stream import StreamLimits, get_stream_limits
+from vigil_shared.db.models import Event
+
+LIMITS = StreamLimits(poll_s=0.05, heartbeat_s=0.3, settle_s=0.1, max_duration_s=2.0)
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str | None
+    event: str | None
+    data: str | None
+    comment: str | None
+
+
+def parse(text: str) -> list[Message]:
+    messages = []
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            name, _, value = line.partition(":")
+            fields.setdefault(name, value.removeprefix(" "))
+        if fields:
+            messages.append(
+                Message(fields.get("id"), fields.get("event"), fields.get("data"), fields.get(""))
+            )
+    return messages
+
+
+def events_of(messages: list[Message]) -> list[dict[str, Any]]:
+    return [json.loads(m.data or "") for m in messages if m.event == "event"]
+
+
+@pytest.fixture
+def client(api: TestClient) -> Iterator[TestClient]:
+    api.app.dependency_overrides[get_stream_limits] = lambda: LIMITS  # type: ignore[attr-defined]
+    yield TestClient(api.app, headers={"Authorization": api.headers["Authorization"]})
+    api.app.dependency_overrides.clear()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def cameras(sessions: sessionmaker[Session]) -> Iterator[tuple[str, str]]:
+    suffix = uuid.uuid4().hex[:8]
+    mine, other = f"live-{suffix}", f"else-{suffix}"
+    yield mine, other
+    with sessions.begin() as session:
+        session.execute(delete(Event).where(Event.camera_id.in_([mine, other])))
+
+
+def add_later(sessions: sessionmaker[Session], rows: list[Event], delay_s: float) -> None:
+    def run() -> None:
+        time.sleep(delay_s)
+        for row in rows:  # one transaction each: distinct updated_at, in this order
+            add(sessions, [row])
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+def test_new_events_stream_in_order_scoped_filtered_with_heartbeats(
+    client: TestClient,
+    issue_key: IssueKey,
+    sessions: sessionmaker[Session],
+    cameras: tuple[str, str],
+) -> None:
+    mine, other = cameras
+    add(sessions, [make_event(mine, 0)])  # before the stream opened: not sent
+    rows = [make_event(mine, 1), make_event(other, 2), make_event(mine, 3, score=0.1)]
+    rows.append(make_event(mine, 4))
+    add_later(sessions, rows, delay_s=0.5)
+    headers = bearer(issue_key("viewer", camera_ids=[mine]))
+
+    response = client.get("/api/v1/events/stream", params={"min_score": 0.5}, headers=headers)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    messages = parse(response.text)
+    received = events_of(messages)
+    assert [e["event_id"] for e in received] == [str(rows[0].event_id), str(rows[3].event_id)]
+    assert any(m.comment == "keep-alive" for m in messages)
+    assert messages[-1].event == "end" and "time is up" in (messages[-1].data or "")
+
+
+def test_last_event_id_resumes_after_that_message_and_feedback_is_a_change(
+    client: TestClient, api: TestClient, sessions: sessionmaker[Session], cameras: tuple[str, str]
+) -> None:
+    mine, _ = cameras
+    rows = [make_event(mine, m) for m in range(3)]
+    add_later(sessions, rows, delay_s=0.3)
+    first = parse(client.get("/api/v1/events/stream", params={"camera_id": mine}).text)
+    sent = [m for m in first if m.event == "event"]
+    assert len(sent) == 3
+
+    api.post(f"/api/v1/events/{rows[2].event_id}/feedback", json={"verdict": "false_positive"})
+    resumed = client.get(
+        "/api/v1/events/stream",
+        params={"camera_id": mine},
+        headers={"Last-Event-ID": sent[0].id or ""},
+    )
+    again = events_of(parse(resumed.text))
+    assert [e["event_id"] for e in again] == [str(r.event_id) for r in (rows[1], rows[2])]
+    assert again[-1]["review"]["verdict"] == "false_positive"
+
+
+def test_a_stopping_server_ends_streams_and_bad_resume_ids_are_422(
+    client: TestClient, api: TestClient
+) -> None:
+    api.app.state.event_streams.stopping.set()  # type: ignore[attr-defined]
+    started = time.monotonic()
+    messages = parse(client.get("/api/v1/events/stream").text)
+    assert time.monotonic() - started < 1.0
+    assert messages[-1].event == "end" and "server stopping" in (messages[-1].data or "")
+    assert api.app.state.event_streams.open == 0  # type: ignore[attr-defined]
+
+    bad = client.get("/api/v1/events/stream", headers={"Last-Event-ID": "garbage"})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "header.last-event-id"
