@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from pydantic import ValidationError
+
 from vigil_ingest.definitions import DefinitionsError
 from vigil_ingest.metrics import MetricsPortError
 from vigil_ingest.push_server import PushPortError
@@ -44,8 +46,25 @@ def _run(settings: IngestSettings) -> int:
     return 1 if finish.failed else 0
 
 
+def _settings_problems(error: ValidationError) -> str:
+    """One line naming each variable to fix, as the operator sets them."""
+    problems = []
+    for item in error.errors():
+        parts = [part for part in item["loc"] if isinstance(part, str)]
+        # The shared settings (``common``) are VIGIL_*, not VIGIL_INGEST_COMMON_*.
+        prefix = "VIGIL_" if parts[:1] == ["common"] else "VIGIL_INGEST_"
+        field = "_".join(parts[1:] if parts[:1] == ["common"] else parts)
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{prefix}{field.upper()}: {message}" if field else message)
+    return "; ".join(problems)
+
+
 def main() -> None:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        print(f"ingest: invalid settings: {_settings_problems(exc)}", file=sys.stderr)
+        sys.exit(2)
     configure_logging("ingest", settings.common.log_level)
     try:
         status = _run(settings)
