@@ -1,0 +1,1 @@
+"""Classify fine-tuning: a catalog backbone and a new head trained on labeled frames."""
