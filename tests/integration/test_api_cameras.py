@@ -58,6 +58,7 @@ def add_events(sessions: sessionmaker[Session], camera_id: str, count: int) -> N
                     frame_seq=seq,
                     captured_at=at,
                     detected_at=at,
+                    started_at=at,
                     score=1.0,
                     threshold=0.5,
                     model_id="warmup",
@@ -254,7 +255,7 @@ def test_a_scoped_key_lists_only_its_cameras_and_their_events(
     headers = bearer(issue_key("viewer", camera_ids=[mine, "not-registered-yet"]))
     cameras = anonymous.get("/api/v1/cameras", params={"limit": 500}, headers=headers).json()
     assert [c["id"] for c in cameras] == [mine]
-    events = anonymous.get("/api/v1/events", params={"limit": 1000}, headers=headers).json()
+    events = anonymous.get("/api/v1/events", params={"limit": 500}, headers=headers).json()
     assert {e["camera_id"] for e in events["items"]} == {mine}
     assert len(events["items"]) == 3
     own = anonymous.get("/api/v1/events", params={"camera_id": mine}, headers=headers)

@@ -1,7 +1,12 @@
-"""Cameras: where each is read from, how it is sampled, and which model scores it.
+"""Cameras: where each is read from, how it is sampled, what is masked, which model scores it,
+and how ingest last saw it.
 
 A camera-scoped key sees only its cameras: any other answers 404, exactly as a camera that does
 not exist, so a scoped key cannot even learn which other cameras there are.
+
+``model_id`` is a view of the camera's model assignment (``model_assignments``, scope = camera
+id): setting it promotes that model for the camera (published on the assignment topic, as
+``POST /models/{id}/promote`` does) and ``null`` clears it, so there is one source of truth.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ from sqlalchemy.orm import Session
 
 from vigil_api.auth import OperatorDep, ViewerDep, forbidden
 from vigil_api.camera_sources import SourceUrl, file_outside_root, redact
+from vigil_api.camera_status import CameraStatusOut
 from vigil_api.deps import ClientsDep, SessionDep
 from vigil_api.problems import invalid_field
 from vigil_api.security import Principal
+from vigil_shared import registry_stages
 from vigil_shared.db.models import Camera, Model
+from vigil_shared.registry_stages import AssignmentPublishError, Publisher
 from vigil_shared.schemas.frames import CameraId
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
@@ -32,6 +40,19 @@ Pixels = Annotated[int, Field(ge=32, le=8192)]
 JpegQuality = Annotated[int, Field(ge=10, le=100)]
 ModelId = Annotated[
     str, Field(min_length=1, max_length=64, description="A registry model that scores it.")
+]
+Coordinate = Annotated[float, Field(ge=0, le=1)]
+Polygon = Annotated[
+    list[tuple[Coordinate, Coordinate]],
+    Field(min_length=3, max_length=256, description="[x, y] fractions of width and height."),
+]
+Masks = Annotated[
+    list[Polygon],
+    Field(
+        max_length=64,
+        description="Areas ingest blacks out before anything else (privacy, ignore zones).",
+        examples=[[[[0, 0], [0.25, 0], [0.25, 0.2], [0, 0.2]]]],
+    ),
 ]
 SOURCE_DOC = "rtsp(s)://, rtmp(s)://, http(s):// URL, or an absolute path under the file root."
 
@@ -47,6 +68,7 @@ class CameraIn(BaseModel):
     max_height: Pixels = 480
     jpeg_quality: JpegQuality = 85
     enabled: bool = True
+    masks: Masks = []
     model_id: ModelId | None = None
 
 
@@ -62,6 +84,7 @@ class CameraPatch(BaseModel):
     max_height: Pixels | None = None
     jpeg_quality: JpegQuality | None = None
     enabled: bool | None = None
+    masks: Masks | None = None
     model_id: ModelId | None = None
 
     @model_validator(mode="after")
@@ -83,7 +106,9 @@ class CameraOut(BaseModel):
     max_height: int
     jpeg_quality: int
     enabled: bool
-    model_id: str | None
+    masks: list[list[tuple[float, float]]]
+    model_id: str | None = Field(description="The camera's own production model, if any.")
+    status: CameraStatusOut | None = Field(description="Ingest's latest report; null: none yet.")
     created_at: datetime
     updated_at: datetime
 
@@ -122,36 +147,102 @@ def visible_camera(*, session: Session, principal: Principal, camera_id: str) ->
     return session.get(Camera, camera_id) if principal.can_see(camera_id) else None
 
 
-def create_camera(*, session: Session, spec: CameraIn, file_root: str | None) -> Camera:
+def create_camera(
+    *,
+    session: Session,
+    publisher: Publisher,
+    spec: CameraIn,
+    file_root: str | None,
+    actor: str,
+) -> Camera:
     values = spec.model_dump()
     _check_references(session=session, values=values, file_root=file_root)
+    model_id = values.pop("model_id")
     camera = Camera(**values)
     session.add(camera)
     try:
-        session.commit()
+        session.flush()
     except IntegrityError as exc:
         session.rollback()
         if isinstance(exc.orig, pg_errors.UniqueViolation):
             raise CameraExistsError(f"camera {spec.id} already exists") from exc
         raise
+    _commit_with_model(
+        session=session, publisher=publisher, camera=camera, model_id=model_id, actor=actor
+    )
     session.refresh(camera)
     return camera
 
 
 def update_camera(
-    *, session: Session, camera: Camera, patch: CameraPatch, file_root: str | None
+    *,
+    session: Session,
+    publisher: Publisher,
+    camera: Camera,
+    patch: CameraPatch,
+    file_root: str | None,
+    actor: str,
 ) -> Camera:
     values = patch.model_dump(exclude_unset=True)
     _check_references(session=session, values=values, file_root=file_root)
     for field, value in values.items():
-        setattr(camera, field, value)
-    session.commit()
+        if field != "model_id":
+            setattr(camera, field, value)
+    session.flush()
+    if "model_id" in values:
+        _commit_with_model(
+            session=session,
+            publisher=publisher,
+            camera=camera,
+            model_id=values["model_id"],
+            actor=actor,
+            clear=True,
+        )
+    else:
+        session.commit()
     session.refresh(camera)
     return camera
 
 
+def delete_camera_and_assignment(
+    *, session: Session, publisher: Publisher, camera: Camera, actor: str
+) -> None:
+    """A deleted camera's assignment is cleared too, so inference forgets it."""
+    has_assignment = camera.assignment is not None
+    session.delete(camera)
+    session.flush()
+    if has_assignment:
+        registry_stages.clear(session=session, publisher=publisher, scopes=[camera.id], actor=actor)
+    else:
+        session.commit()
+
+
+def _commit_with_model(
+    *,
+    session: Session,
+    publisher: Publisher,
+    camera: Camera,
+    model_id: str | None,
+    actor: str,
+    clear: bool = False,
+) -> None:
+    """Commit the camera together with its model change (published first), or neither."""
+    if model_id is not None:
+        registry_stages.promote(
+            session=session, publisher=publisher, model_id=model_id, scopes=[camera.id], actor=actor
+        )
+    elif clear and camera.assignment is not None:
+        registry_stages.clear(session=session, publisher=publisher, scopes=[camera.id], actor=actor)
+    else:
+        session.commit()
+
+
 def _not_found(camera_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"camera {camera_id} does not exist")
+
+
+def _unpublished(exc: AssignmentPublishError) -> HTTPException:
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
 
 
 @router.get("", response_model=list[CameraOut])
@@ -177,10 +268,16 @@ def post_camera(
         raise forbidden(request, principal, "scope", detail)
     try:
         return create_camera(
-            session=session, spec=spec, file_root=clients.settings.camera_file_root
+            session=session,
+            publisher=clients.assignments,
+            spec=spec,
+            file_root=clients.settings.camera_file_root,
+            actor=principal.name,
         )
     except CameraExistsError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except AssignmentPublishError as exc:
+        raise _unpublished(exc) from exc
 
 
 @router.get("/{camera_id}", response_model=CameraOut)
@@ -202,14 +299,29 @@ def patch_camera(
     camera = visible_camera(session=session, principal=principal, camera_id=camera_id)
     if camera is None:
         raise _not_found(camera_id)
-    file_root = clients.settings.camera_file_root
-    return update_camera(session=session, camera=camera, patch=patch, file_root=file_root)
+    try:
+        return update_camera(
+            session=session,
+            publisher=clients.assignments,
+            camera=camera,
+            patch=patch,
+            file_root=clients.settings.camera_file_root,
+            actor=principal.name,
+        )
+    except AssignmentPublishError as exc:
+        raise _unpublished(exc) from exc
 
 
 @router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_camera(camera_id: CameraId, session: SessionDep, principal: OperatorDep) -> None:
+def delete_camera(
+    camera_id: CameraId, session: SessionDep, clients: ClientsDep, principal: OperatorDep
+) -> None:
     camera = visible_camera(session=session, principal=principal, camera_id=camera_id)
     if camera is None:
         raise _not_found(camera_id)
-    session.delete(camera)
-    session.commit()
+    try:
+        delete_camera_and_assignment(
+            session=session, publisher=clients.assignments, camera=camera, actor=principal.name
+        )
+    except AssignmentPublishError as exc:
+        raise _unpublished(exc) from exc

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_api.settings import ApiSettings
+from vigil_shared.registry_stages import Publisher
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Clients:
     s3: Minio
     celery: Celery
     redis: Redis
+    assignments: Publisher  # the Kafka producer of model assignments, built once
 
 
 def get_clients(request: Request) -> Clients:

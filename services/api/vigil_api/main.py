@@ -26,7 +26,9 @@ from vigil_api.deps import Clients
 from vigil_api.middleware import MetricsMiddleware, RequestIdMiddleware
 from vigil_api.settings import ApiSettings, get_settings
 from vigil_shared.db.engine import make_engine, make_session_factory
+from vigil_shared.kafka import make_producer
 from vigil_shared.logging import configure_logging
+from vigil_shared.registry_stages import Publisher
 from vigil_shared.storage import ensure_buckets, make_s3_client
 
 
@@ -42,6 +44,11 @@ def build_clients(settings: ApiSettings) -> Clients:
         s3=s3,
         celery=Celery("vigil_api", broker=common.redis.url),
         redis=Redis.from_url(common.redis.url, socket_timeout=5),
+        assignments=Publisher(
+            producer=make_producer(common.kafka),
+            topic=common.kafka.topics.model_assignments,
+            timeout_s=settings.assignment_publish_timeout_s,
+        ),
     )
 
 
@@ -57,6 +64,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             yield
         finally:
             app.state.event_streams.stopping.set()
+            clients.assignments.producer.close(timeout=5)
             clients.redis.close()
             clients.engine.dispose()
 

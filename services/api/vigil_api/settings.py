@@ -30,6 +30,31 @@ class ApiSettings(BaseSettings):
         description="Absolute directory (as ingest sees it) under which a camera source may be a "
         "local file; unset: file sources are refused.",
     )
+    camera_status_group_id: str = "vigil-camera-status"
+    assignment_publish_timeout_s: float = Field(
+        default=10.0, gt=0, le=60, description="How long a promotion waits for Kafka's acks."
+    )
+    download_url_expiry_s: int = Field(
+        default=300, ge=10, le=600, description="Lifetime of a model's presigned download URL."
+    )
+    archive_max_bytes: int = Field(
+        default=512 * 1024**2, gt=0, description="Largest dataset archive accepted, as uploaded."
+    )
+    archive_max_entries: int = Field(default=20_000, gt=0, description="Most files in an archive.")
+    archive_max_uncompressed_bytes: int = Field(
+        default=2 * 1024**3, gt=0, description="Most bytes an archive may expand to, in all."
+    )
+    archive_max_ratio: float = Field(
+        default=100.0,
+        gt=1,
+        description="Largest expansion of one entry (uncompressed / compressed): above, a bomb.",
+    )
+    image_max_pixels: int = Field(
+        default=40_000_000, gt=0, description="Largest image (width x height) in a dataset."
+    )
+    dataset_max_frames: int = Field(
+        default=5_000, gt=0, description="Most frames a dataset built from a camera or events has."
+    )
     common: CommonSettings = Field(default_factory=CommonSettings)
 
     @field_validator("admin_key", "camera_file_root", mode="before")

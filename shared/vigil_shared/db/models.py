@@ -18,7 +18,7 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
@@ -170,9 +170,48 @@ class Camera(Base):
     max_height: Mapped[int]
     jpeg_quality: Mapped[int]
     enabled: Mapped[bool] = mapped_column(default=True)
-    model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id"), index=True)
+    # Polygons of [x, y] fractions of the picture that ingest blacks out before anything else.
+    masks: Mapped[list[Any]] = mapped_column(JSONB, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+    # Read-only views: the assignment (scope = camera id) and ingest's latest status report.
+    assignment: Mapped[ModelAssignmentRow | None] = relationship(
+        primaryjoin="foreign(ModelAssignmentRow.scope) == Camera.id",
+        viewonly=True,
+        lazy="selectin",
+        uselist=False,
+    )
+    status: Mapped[CameraStatusRow | None] = relationship(
+        primaryjoin="foreign(CameraStatusRow.camera_id) == Camera.id",
+        viewonly=True,
+        lazy="selectin",
+        uselist=False,
+    )
+
+    @property
+    def model_id(self) -> str | None:
+        """The camera's own production model (not the global default it may fall back to)."""
+        return self.assignment.production_model_id if self.assignment is not None else None
+
+
+class CameraStatusRow(Base):
+    """The latest ``vigil.camera-status.v1`` report of a camera, as ingest last saw it."""
+
+    __tablename__ = "camera_status"
+
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    since: Mapped[datetime]
+    reported_at: Mapped[datetime]
+    report_interval_s: Mapped[float] = mapped_column(Float)
+    last_frame_at: Mapped[datetime | None]
+    fps: Mapped[float] = mapped_column(Float)
+    target_fps: Mapped[float] = mapped_column(Float)
+    frames_published: Mapped[int] = mapped_column(BigInteger)
+    frames_dropped: Mapped[int] = mapped_column(BigInteger)
+    frames_gated: Mapped[int] = mapped_column(BigInteger)
+    reconnects: Mapped[int]
 
 
 class ApiKey(Base):

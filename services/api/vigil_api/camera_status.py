@@ -1,0 +1,132 @@
+"""Camera status: ingest's reports on ``vigil.camera-status.v1``, kept as the latest per camera.
+
+``python -m vigil_api.camera_status_main`` runs ``StatusRecorder``; the API shows the stored
+report with each camera. A report is stored only if it is newer than the stored one, so
+replays and reorderings never move a camera's status back in time. Offsets are committed after
+the batch's transaction. A camera whose reports stopped for three report intervals is shown as
+``unknown``: its ingest process is gone or cut off, whatever its last report said.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from kafka import KafkaConsumer
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from vigil_shared.db.models import CameraStatusRow
+from vigil_shared.schemas.camera_status import CameraState, CameraStatus
+
+log = logging.getLogger("vigil_api.camera_status")
+MISSED_REPORTS_BEFORE_UNKNOWN = 3
+
+
+class CameraStatusOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    reported_state: CameraState = Field(validation_alias="state")
+    reason: str | None
+    since: AwareDatetime
+    reported_at: AwareDatetime
+    report_interval_s: float
+    last_frame_at: AwareDatetime | None
+    fps: float
+    target_fps: float
+    frames_published: int
+    frames_dropped: int
+    frames_gated: int
+    reconnects: int
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def state(self) -> Literal["online", "offline", "stopped", "unknown"]:
+        """The reported state, or ``unknown`` when reports stopped coming."""
+        overdue = timedelta(seconds=self.report_interval_s * MISSED_REPORTS_BEFORE_UNKNOWN)
+        if datetime.now(UTC) - self.reported_at > overdue and self.reported_state != "stopped":
+            return "unknown"
+        return self.reported_state
+
+
+def status_row(report: CameraStatus) -> dict[str, object]:
+    return {
+        "camera_id": report.camera_id,
+        "state": report.state,
+        "reason": report.reason,
+        "since": report.since,
+        "reported_at": report.reported_at,
+        "report_interval_s": report.report_interval_s,
+        "last_frame_at": report.last_frame_at,
+        "fps": report.fps,
+        "target_fps": report.target_fps,
+        "frames_published": report.frames_published,
+        "frames_dropped": report.frames_dropped,
+        "frames_gated": report.frames_gated,
+        "reconnects": report.reconnects,
+    }
+
+
+def store_reports(sessions: sessionmaker[Session], reports: list[CameraStatus]) -> None:
+    """Upsert the newest report of each camera, in one transaction."""
+    latest: dict[str, CameraStatus] = {}
+    for report in reports:
+        old = latest.get(report.camera_id)
+        if old is None or report.reported_at >= old.reported_at:
+            latest[report.camera_id] = report
+    if not latest:
+        return
+    statement = insert(CameraStatusRow).values([status_row(r) for r in latest.values()])
+    columns = {c: statement.excluded[c] for c in status_row(next(iter(latest.values())))}
+    del columns["camera_id"]
+    statement = statement.on_conflict_do_update(
+        index_elements=[CameraStatusRow.camera_id],
+        set_=columns,
+        where=statement.excluded.reported_at >= CameraStatusRow.reported_at,
+    )
+    with sessions.begin() as session:
+        session.execute(statement)
+
+
+class StatusRecorder:
+    """Polls the status topic and stores each camera's latest report until ``stop`` is set."""
+
+    def __init__(self, *, consumer: KafkaConsumer, sessions: sessionmaker[Session]) -> None:
+        self._consumer = consumer
+        self._sessions = sessions
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                self.step()
+        finally:
+            self._consumer.close()
+
+    def step(self) -> int:
+        """One poll: store it, then commit its offsets; returns how many reports were valid."""
+        reports: list[CameraStatus] = []
+        polled = self._consumer.poll(timeout_ms=1000)
+        for batch in polled.values():
+            for record in batch:
+                try:
+                    reports.append(CameraStatus.model_validate_json(record.value or b""))
+                except ValidationError as exc:
+                    # Status is refreshed every interval: a bad report is logged and skipped.
+                    log.warning(
+                        "invalid camera status skipped",
+                        extra={"offset": record.offset, "error": str(exc)[:300]},
+                    )
+        if polled:
+            store_reports(self._sessions, reports)
+            self._consumer.commit()
+        return len(reports)
