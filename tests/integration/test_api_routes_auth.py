@@ -10,6 +10,9 @@ app's document ever disagree, so no route can be skipped silently.
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from vigil_api.main import create_app
 from vigil_api.security import Role
 from vigil_api.settings import ApiSettings
 from vigil_shared.db.models import Camera, Event
+from vigil_shared.logging import JsonFormatter
 
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 CAMERA_PARAMS = {"camera_id", "event_id"}
@@ -242,3 +246,28 @@ def test_a_scoped_key_cannot_reach_another_cameras_data(
     assert response.headers["content-type"] == "application/problem+json"  # no data, a refusal
     if response.status_code == 404:  # exactly what a missing camera or event says
         assert "does not exist" in response.json()["detail"]
+
+
+def test_failed_auth_is_logged_with_the_key_prefix_at_most(
+    client: TestClient, issue_key: IssueKey
+) -> None:
+    unknown = "vgl_" + uuid.uuid4().hex + "A" * 11  # well formed, never issued
+    junk = "not-a-vigil-key-" + uuid.uuid4().hex
+    viewer = issue_key("viewer")
+    handler = logging.StreamHandler(stream := io.StringIO())
+    handler.setFormatter(JsonFormatter("api"))
+    logging.getLogger("vigil_api.auth").addHandler(handler)
+    try:
+        client.get("/api/v1/events", headers={"X-API-Key": unknown})
+        client.get("/api/v1/events", headers=bearer(junk))
+        client.get("/api/v1/keys", headers=bearer(viewer))  # a 403 is logged too
+    finally:
+        logging.getLogger("vigil_api.auth").removeHandler(handler)
+    text = stream.getvalue()
+    for secret in (unknown, junk, viewer):
+        assert secret not in text
+    entries = [json.loads(line) for line in text.splitlines()]
+    assert [e["reason"] for e in entries] == ["unknown", "unknown", "role"]
+    assert entries[0]["key_prefix"] == unknown[:12] and entries[1]["key_prefix"] is None
+    assert entries[2]["key_prefix"] == viewer[:12]
+    assert all(len(e["request_id"]) == 32 for e in entries)

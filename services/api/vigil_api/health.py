@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Response, status
 from fastapi.responses import JSONResponse
@@ -38,12 +39,29 @@ def check_dependencies(clients: Clients) -> dict[str, str]:
     return results
 
 
-@router.get("/healthz")
+def _json_example(example: object, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"example": example}}}
+
+
+READY_EXAMPLE = {"ready": True, "checks": {"database": "ok", "redis": "ok", "s3": "ok"}}
+NOT_READY_EXAMPLE = {
+    "ready": False,
+    "checks": {"database": "ok", "redis": "ConnectionError: Error 111 connecting", "s3": "ok"},
+}
+
+
+@router.get("/healthz", responses={200: _json_example({"status": "ok"}, "The process answers.")})
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        200: _json_example(READY_EXAMPLE, "Every dependency answers."),
+        503: _json_example(NOT_READY_EXAMPLE, "A dependency is down; its check says why."),
+    },
+)
 def readyz(clients: ClientsDep) -> JSONResponse:
     results = check_dependencies(clients)
     ready = all(v == "ok" for v in results.values())
@@ -51,6 +69,21 @@ def readyz(clients: ClientsDep) -> JSONResponse:
     return JSONResponse({"ready": ready, "checks": results}, status_code=code)
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition.",
+            "content": {
+                "text/plain": {
+                    "schema": {"type": "string"},
+                    "example": 'vigil_api_requests_total{method="GET",route="/api/v1/events",'
+                    'status="200"} 42.0\n',
+                }
+            },
+        }
+    },
+)
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

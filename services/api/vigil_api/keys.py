@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,8 +28,28 @@ from vigil_shared.schemas.frames import CameraId
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 
 
+KEY_EXAMPLE: dict[str, JsonValue] = {
+    "id": "0b7e3c52-5d1e-4c8e-9a57-2f7c1f0d9e44",
+    "name": "night-shift console",
+    "prefix": "vgl_Q2xk9f3a",
+    "role": "viewer",
+    "camera_ids": ["lobby-north", "loading-dock"],
+    "created_by": "env-admin",
+    "created_at": "2026-11-28T09:00:00+00:00",
+    "expires_at": None,
+    "revoked_at": None,
+}
+
+
 class KeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"name": "night-shift console", "role": "viewer", "camera_ids": ["lobby-north"]}
+            ]
+        },
+    )
 
     name: str = Field(min_length=1, max_length=128, examples=["night-shift console"])
     role: Role = Field(examples=["viewer"])
@@ -47,7 +75,7 @@ class KeyIn(BaseModel):
 
 
 class KeyOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [KEY_EXAMPLE]})
 
     id: uuid.UUID
     name: str
@@ -61,6 +89,10 @@ class KeyOut(BaseModel):
 
 
 class KeyCreated(KeyOut):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{**KEY_EXAMPLE, "key": "vgl_Q2xk9f3a" + "x" * 35}]}
+    )
+
     key: str = Field(description="The key itself. It is shown only in this response: keep it.")
 
 

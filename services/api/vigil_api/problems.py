@@ -53,23 +53,54 @@ _EXAMPLES: dict[int, str] = {
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for these error codes, each a problem with an example."""
-    declared: dict[int | str, dict[str, Any]] = {}
-    for code in codes:
-        example = {
-            "type": "about:blank",
-            "title": _title(code),
-            "status": code,
-            "detail": _EXAMPLES[code],
-            "instance": "/api/v1/events",
-            "request_id": "5f0c7a4e9d2b4c8a8e1f3a6b7c9d0e12",
-        }
-        declared[code] = {
-            "model": Problem,
-            "description": _title(code),
-            "content": {PROBLEM_TYPE: {"example": example}},
-        }
-    return declared
+    """OpenAPI ``responses`` entries for these error codes; ``document`` gives each the problem
+    schema and an example."""
+    return {code: {"description": _title(code)} for code in codes}
+
+
+def _example(code: int) -> dict[str, Any]:
+    return {
+        "type": "about:blank",
+        "title": _title(code),
+        "status": code,
+        "detail": _EXAMPLES.get(code, _title(code)),
+        "instance": "/api/v1/events",
+        "request_id": "5f0c7a4e9d2b4c8a8e1f3a6b7c9d0e12",
+    }
+
+
+def document(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the API does: every error of an ``/api/`` route is a
+    problem (``application/problem+json``), including FastAPI's own 422, which it would
+    otherwise describe as its default validation-error shape."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(problem_schema.pop("$defs", {}))
+        components["Problem"] = problem_schema
+        for path, operations in schema["paths"].items():
+            if not path.startswith("/api/"):
+                continue
+            for operation in operations.values():
+                for code, response in operation["responses"].items():
+                    if code.startswith(("4", "5")):
+                        response["content"] = {
+                            PROBLEM_TYPE: {
+                                "schema": {"$ref": "#/components/schemas/Problem"},
+                                "example": _example(int(code)),
+                            }
+                        }
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def request_id_of(request: Request) -> str | None:
@@ -139,3 +170,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    document(app)
