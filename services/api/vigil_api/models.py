@@ -1,20 +1,43 @@
-"""The model registry as operators see it: what was trained, from what, how it scored."""
+"""The model registry as operators see it: what was trained, from what, how it scored, where it
+runs; and the stage changes (promote, shadow, rollback) that decide which model scores which
+camera.
+
+Promotion, shadowing and rollback are published on the compacted assignment topic before they
+are recorded (``vigil_shared.registry_stages``): a 503 means Kafka did not take the change and
+nothing changed. A camera-scoped key may change only its own cameras' assignments, never the
+global default; a camera outside its scope answers 404, as one that does not exist.
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from minio.error import S3Error
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
-from vigil_api.auth import ViewerDep
-from vigil_api.deps import SessionDep
-from vigil_shared.db.models import Model
+from vigil_api import problems
+from vigil_api.auth import OperatorDep, ViewerDep, forbidden
+from vigil_api.deps import ClientsDep, SessionDep
+from vigil_api.security import Principal
+from vigil_shared import registry_stages
+from vigil_shared.db.models import Camera, Model, ModelAssignmentRow
+from vigil_shared.registry_stages import (
+    AssignmentPublishError,
+    NothingToRollBackError,
+    UnknownModelError,
+)
+from vigil_shared.schemas.assignments import GLOBAL_SCOPE, ModelAssignment
+from vigil_shared.schemas.frames import CameraId
+from vigil_shared.storage import get_bytes
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
+GLOBAL = "global"
 
 
 class ModelOut(BaseModel):
@@ -24,27 +47,318 @@ class ModelOut(BaseModel):
     name: str
     task: str
     architecture: str
-    stage: str
+    stage: str = Field(description="candidate, production (somewhere) or archived.")
     artifact_key: str
     artifact_sha256: str
     manifest_key: str
     dataset_sha256: str
+    dataset_name: str | None
+    dataset_version: str | None
+    parent_model_id: str | None
     threshold: float
     metrics: dict[str, Any]
     job_id: uuid.UUID | None
     created_at: datetime
 
 
-@router.get("", response_model=list[ModelOut])
-def list_models(
-    session: SessionDep, _: ViewerDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
-) -> list[Model]:
-    return list(session.scalars(select(Model).order_by(Model.created_at.desc()).limit(limit)))
+class AssignmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True, protected_namespaces=())
+
+    scope: str = Field(description="A camera id, or '*' for the global default.")
+    production_model_id: str | None
+    shadow_model_id: str | None
+    updated_by: str
+    updated_at: datetime
 
 
-@router.get("/{model_id}", response_model=ModelOut)
-def get_model(model_id: str, session: SessionDep, _: ViewerDep) -> Model:
+class ModelDetail(ModelOut):
+    manifest: dict[str, Any] | None = Field(
+        description="The manifest stored with the artifact; null if it cannot be read."
+    )
+    assignments: list[AssignmentOut] = Field(
+        description="Scopes (visible to this key) where it is the production or shadow model."
+    )
+
+
+class ScopeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["global"] | Annotated[list[CameraId], Field(min_length=1, max_length=500)] = (
+        Field(description="'global' (every camera without its own) or a list of camera ids.")
+    )
+
+
+class ShadowIn(ScopeIn):
+    stop: bool = Field(default=False, description="true: stop shadowing in these scopes.")
+
+
+class RollbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["global"] | CameraId = Field(description="'global' or one camera id.")
+
+
+class MetricComparison(BaseModel):
+    a: float | None
+    b: float | None
+    delta: float | None = Field(description="b - a, when both have the metric.")
+
+
+class ComparisonOut(BaseModel):
+    a: ModelOut
+    b: ModelOut
+    dataset_name: str | None
+    dataset_version: str | None
+    metrics: dict[str, MetricComparison]
+
+
+class DownloadOut(BaseModel):
+    url: str
+    expires_at: datetime
+    artifact_sha256: str = Field(description="Check the download against this.")
+
+
+def _not_found(model_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"model {model_id} does not exist")
+
+
+def _model(session: Session, model_id: str) -> Model:
     model = session.get(Model, model_id)
     if model is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"model {model_id} does not exist")
+        raise _not_found(model_id)
     return model
+
+
+def read_manifest(*, clients: ClientsDep, model: Model) -> dict[str, Any] | None:
+    try:
+        raw = get_bytes(clients.s3, clients.settings.common.s3.models_bucket, model.manifest_key)
+    except S3Error:
+        return None
+    manifest: dict[str, Any] = json.loads(raw)
+    return manifest
+
+
+def resolve_scopes(
+    *,
+    request: Request,
+    session: Session,
+    principal: Principal,
+    scope: str | list[str],
+) -> list[str]:
+    """The assignment scopes a key asks for: ``*`` for global (unscoped keys only), or cameras
+    that exist and that the key sees (any other is a 404, as in ``cameras.py``)."""
+    if scope == GLOBAL:
+        if principal.scoped:
+            detail = "a camera-scoped key may not change the global model; name its cameras"
+            raise forbidden(request, principal, "scope", detail)
+        return [GLOBAL_SCOPE]
+    cameras = [scope] if isinstance(scope, str) else list(dict.fromkeys(scope))
+    for camera_id in cameras:
+        if not principal.can_see(camera_id) or session.get(Camera, camera_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"camera {camera_id} does not exist")
+    return cameras
+
+
+def visible_assignments(
+    *, session: Session, principal: Principal, model_id: str | None = None
+) -> list[ModelAssignmentRow]:
+    query = select(ModelAssignmentRow).order_by(ModelAssignmentRow.scope)
+    if model_id is not None:
+        query = query.where(
+            or_(
+                ModelAssignmentRow.production_model_id == model_id,
+                ModelAssignmentRow.shadow_model_id == model_id,
+            )
+        )
+    rows = session.scalars(query)
+    return [r for r in rows if r.scope == GLOBAL_SCOPE or principal.can_see(r.scope)]
+
+
+def compare_models(*, a: Model, b: Model, manifests: tuple[dict[str, Any] | None, ...]) -> str:
+    """Why two models cannot be compared; empty when their metrics are comparable."""
+    version_a = a.dataset_version or a.dataset_sha256
+    version_b = b.dataset_version or b.dataset_sha256
+    if (a.dataset_name, version_a) != (b.dataset_name, version_b):
+        return (
+            f"model {a.id} was evaluated on dataset {a.dataset_name} version {version_a[:12]} "
+            f"and model {b.id} on {b.dataset_name} version {version_b[:12]}; only models "
+            "evaluated on the same dataset version are comparable"
+        )
+    groups = [((m or {}).get("evaluation") or {}).get("validation_groups") for m in manifests]
+    if all(g is not None for g in groups) and sorted(groups[0] or []) != sorted(groups[1] or []):
+        return (
+            "the two models held out different validation groups of the same dataset version; "
+            "their metrics are not on the same frames"
+        )
+    return ""
+
+
+def metric_table(a: dict[str, Any], b: dict[str, Any]) -> dict[str, MetricComparison]:
+    table = {}
+    for name in sorted(set(a) | set(b)):
+        va, vb = _number(a.get(name)), _number(b.get(name))
+        delta = vb - va if va is not None and vb is not None else None
+        table[name] = MetricComparison(a=va, b=vb, delta=delta)
+    return table
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _unpublished(exc: AssignmentPublishError) -> HTTPException:
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
+
+
+@router.get("", response_model=list[ModelOut])
+def list_models(
+    session: SessionDep,
+    _: ViewerDep,
+    stage: Annotated[Literal["candidate", "production", "archived"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[Model]:
+    query = select(Model).order_by(Model.created_at.desc()).limit(limit)
+    if stage is not None:
+        query = query.where(Model.stage == stage)
+    return list(session.scalars(query))
+
+
+@router.get("/assignments", response_model=list[AssignmentOut])
+def list_assignments(session: SessionDep, principal: ViewerDep) -> list[ModelAssignmentRow]:
+    """Every scope's models (a scoped key: the global default and its own cameras)."""
+    return visible_assignments(session=session, principal=principal)
+
+
+@router.get("/compare", response_model=ComparisonOut, responses=problems.responses(404, 409))
+def compare(
+    session: SessionDep,
+    clients: ClientsDep,
+    _: ViewerDep,
+    a: Annotated[str, Query(description="A model id.")],
+    b: Annotated[str, Query(description="Another model id.")],
+) -> ComparisonOut:
+    model_a, model_b = _model(session, a), _model(session, b)
+    manifests = (
+        read_manifest(clients=clients, model=model_a),
+        read_manifest(clients=clients, model=model_b),
+    )
+    why_not = compare_models(a=model_a, b=model_b, manifests=manifests)
+    if why_not:
+        raise HTTPException(status.HTTP_409_CONFLICT, why_not)
+    return ComparisonOut(
+        a=ModelOut.model_validate(model_a),
+        b=ModelOut.model_validate(model_b),
+        dataset_name=model_a.dataset_name,
+        dataset_version=model_a.dataset_version or model_a.dataset_sha256,
+        metrics=metric_table(model_a.metrics, model_b.metrics),
+    )
+
+
+@router.post(
+    "/rollback", response_model=ModelAssignment, responses=problems.responses(404, 409, 503)
+)
+def post_rollback(
+    body: RollbackIn,
+    request: Request,
+    session: SessionDep,
+    clients: ClientsDep,
+    principal: OperatorDep,
+) -> ModelAssignment:
+    """Return a scope to the production model it had before its latest promotion."""
+    (scope,) = resolve_scopes(
+        request=request, session=session, principal=principal, scope=body.scope
+    )
+    try:
+        return registry_stages.rollback(
+            session=session, publisher=clients.assignments, scope=scope, actor=principal.name
+        )
+    except NothingToRollBackError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except AssignmentPublishError as exc:
+        raise _unpublished(exc) from exc
+
+
+@router.get("/{model_id}", response_model=ModelDetail, responses=problems.responses(404))
+def get_model(
+    model_id: str, session: SessionDep, clients: ClientsDep, principal: ViewerDep
+) -> ModelDetail:
+    model = _model(session, model_id)
+    assignments = visible_assignments(session=session, principal=principal, model_id=model_id)
+    return ModelDetail(
+        **ModelOut.model_validate(model).model_dump(),
+        manifest=read_manifest(clients=clients, model=model),
+        assignments=[AssignmentOut.model_validate(a) for a in assignments],
+    )
+
+
+@router.post(
+    "/{model_id}/promote",
+    response_model=list[ModelAssignment],
+    responses=problems.responses(404, 503),
+)
+def promote(
+    model_id: str,
+    body: ScopeIn,
+    request: Request,
+    session: SessionDep,
+    clients: ClientsDep,
+    principal: OperatorDep,
+) -> list[ModelAssignment]:
+    """Make the model the production model of the scopes (published, then recorded)."""
+    _model(session, model_id)
+    scopes = resolve_scopes(request=request, session=session, principal=principal, scope=body.scope)
+    try:
+        return registry_stages.promote(
+            session=session,
+            publisher=clients.assignments,
+            model_id=model_id,
+            scopes=scopes,
+            actor=principal.name,
+        )
+    except UnknownModelError as exc:
+        raise _not_found(model_id) from exc
+    except AssignmentPublishError as exc:
+        raise _unpublished(exc) from exc
+
+
+@router.post(
+    "/{model_id}/shadow",
+    response_model=list[ModelAssignment],
+    responses=problems.responses(404, 503),
+)
+def post_shadow(
+    model_id: str,
+    body: ShadowIn,
+    request: Request,
+    session: SessionDep,
+    clients: ClientsDep,
+    principal: OperatorDep,
+) -> list[ModelAssignment]:
+    """Score the model beside the scopes' production models; it emits no events."""
+    _model(session, model_id)
+    scopes = resolve_scopes(request=request, session=session, principal=principal, scope=body.scope)
+    try:
+        return registry_stages.shadow(
+            session=session,
+            publisher=clients.assignments,
+            model_id=None if body.stop else model_id,
+            scopes=scopes,
+            actor=principal.name,
+        )
+    except AssignmentPublishError as exc:
+        raise _unpublished(exc) from exc
+
+
+@router.get("/{model_id}/download", response_model=DownloadOut, responses=problems.responses(404))
+def download(model_id: str, session: SessionDep, clients: ClientsDep, _: ViewerDep) -> DownloadOut:
+    """A short-lived presigned URL of the artifact (``VIGIL_API_DOWNLOAD_URL_EXPIRY_S``)."""
+    model = _model(session, model_id)
+    expiry = timedelta(seconds=clients.settings.download_url_expiry_s)
+    url = clients.s3.presigned_get_object(
+        clients.settings.common.s3.models_bucket, model.artifact_key, expires=expiry
+    )
+    return DownloadOut(
+        url=url,
+        expires_at=datetime.now().astimezone() + expiry,
+        artifact_sha256=model.artifact_sha256,
+    )

@@ -35,7 +35,7 @@ class ApiSettings(BaseSettings):
         default=10.0, gt=0, le=60, description="How long a promotion waits for Kafka's acks."
     )
     download_url_expiry_s: int = Field(
-        default=300, ge=10, le=600, description="Lifetime of a model's presigned download URL."
+        default=300, ge=1, le=600, description="Lifetime of a model's presigned download URL."
     )
     archive_max_bytes: int = Field(
         default=512 * 1024**2, gt=0, description="Largest dataset archive accepted, as uploaded."
