@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from kafka.consumer.fetcher import ConsumerRecord
 from PIL import Image
 
-from tests.integration.conftest import ADMIN_KEY, bearer
+from tests.integration.conftest import ADMIN_KEY, StartService, bearer
 from tests.integration.rtsp import Clip, free_tcp_port, make_clip
 from tests.integration.test_ingest_rtsp import TopicTail, frames_of, statuses_of
 from tests.support import wait_until
@@ -222,14 +223,15 @@ def jpeg(size: tuple[int, int] = (320, 240)) -> bytes:
     return buffer.getvalue()
 
 
-def test_a_push_camera_publishes_its_uploads_and_only_them(
+def test_a_push_camera_publishes_its_masked_uploads_and_only_them(
     fleet_api: Api, tails: tuple[TopicTail, TopicTail]
 ) -> None:
     api = fleet_api
     frames_tail, _ = tails
     token = secrets.token_urlsafe(32)
     digest = hashlib.sha256(token.encode()).hexdigest()
-    camera_id = api.register(source=f"push://?token_sha256={digest}")
+    left_half = [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]
+    camera_id = api.register(source=f"push://?token_sha256={digest}", masks=[left_half])
     port = free_tcp_port()
     url = f"http://127.0.0.1:{port}/push/{camera_id}"
     good = {"Authorization": f"Bearer {token}", "Content-Type": "image/jpeg"}
@@ -257,3 +259,92 @@ def test_a_push_camera_publishes_its_uploads_and_only_them(
         assert [f.seq for f in pushed] == [0, 1]
         assert all((f.width, f.height) == (160, 120) for f in pushed)
         assert len(camera_frames(frames_tail.read_for(1.5), camera_id)) == 2
+        for record in frames_tail.records:
+            if record.key == camera_id.encode():  # the camera's mask, from the API, is applied
+                picture = np.asarray(Image.open(io.BytesIO(record.value)).convert("L"))
+                assert picture[:, :76].max() <= 8
+                assert picture[:, 84:].min() >= 90
+
+
+@pytest.fixture
+def api_process(start_service: StartService, clip: Clip) -> str:
+    """The API as its own process, as ingest meets it in production; returns its URL."""
+    port = free_tcp_port()
+    api = start_service(
+        "vigil_api",
+        VIGIL_API_HOST="127.0.0.1",
+        VIGIL_API_PORT=str(port),
+        VIGIL_API_CAMERA_FILE_ROOT=str(clip.path.parent),
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        api.assert_running()
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(ready, timeout_s=60, what="the API process to answer")
+    return url
+
+
+def issue(url: str, role: str) -> str:
+    body = {"name": f"ingest-{role}", "role": role, "camera_ids": None}
+    response = httpx.post(f"{url}/api/v1/keys", json=body, headers=bearer(ADMIN_KEY), timeout=10)
+    assert response.status_code == 201, response.text
+    key: str = response.json()["key"]
+    return key
+
+
+def test_sigterm_stops_every_camera_of_the_fleet_cleanly(
+    api_process: str,
+    start_service: StartService,
+    clip: Clip,
+    tails: tuple[TopicTail, TopicTail],
+) -> None:
+    frames_tail, status_tail = tails
+    ids = [f"term-{uuid.uuid4().hex[:6]}-{i}" for i in range(2)]
+    for camera_id in ids:
+        body = {"id": camera_id, "name": "sigterm test", "source": str(clip.path)}
+        response = httpx.post(
+            f"{api_process}/api/v1/cameras", json=body, headers=bearer(ADMIN_KEY), timeout=10
+        )
+        assert response.status_code == 201, response.text
+    ingest = start_service(
+        "vigil_ingest",
+        VIGIL_INGEST_API_URL=api_process,
+        VIGIL_INGEST_API_KEY=issue(api_process, "operator"),
+        VIGIL_INGEST_CAMERA_REFRESH_S="1",
+        VIGIL_INGEST_LOOP="true",
+    )
+    for camera_id in ids:
+        frames_tail.wait_for(
+            frames_since_restart(camera_id, count=3),
+            timeout_s=60,
+            what=f"frames of {camera_id} from the ingest process",
+        )
+    ingest.assert_running()
+    assert ingest.stop() == 0
+    stopped = status_tail.wait_for(
+        lambda r: (
+            {s.camera_id for s in statuses_of(r) if s.state == "stopped" and s.camera_id in ids}
+            == set(ids)
+            or None
+        ),
+        timeout_s=15,
+        what="a stopped status from every camera",
+    )
+    assert stopped
+
+
+def test_a_key_without_the_operator_role_is_refused_at_start(
+    api_process: str, start_service: StartService
+) -> None:
+    ingest = start_service(
+        "vigil_ingest",
+        VIGIL_INGEST_API_URL=api_process,
+        VIGIL_INGEST_API_KEY=issue(api_process, "viewer"),
+    )
+    assert ingest.process.wait(timeout=60) == 2
+    assert "give ingest a valid key with the operator role" in ingest.log()
