@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
 import pytest
 import torch
 from torch import nn
 
+from vigil_shared.datasets import DatasetRef
+from vigil_shared.schemas.manifests import ModelManifest, WeightsProvenance
+from vigil_shared.schemas.one_class import OneClassSpec
+from vigil_shared.vision.backbones import LITE0_PREPROCESSING
+from vigil_shared.vision.score_ensemble import ScoreEnsemble, fit_score_norm
+from vigil_shared.vision.scoring import FrameScore
 from vigil_trainer.fusion import (
     Candidate,
     FusionError,
@@ -14,7 +23,7 @@ from vigil_trainer.fusion import (
     average_probabilities,
     average_scores,
     ensemble_state_dict,
-    fit_score_norm,
+    fit_score_fusion,
     predict_probabilities,
     split_ensemble_state_dict,
     uniform_soup,
@@ -114,3 +123,72 @@ def test_an_ensemble_artifact_round_trips_member_by_member() -> None:
         assert all(torch.equal(original[k], back[k]) for k in original)
     with pytest.raises(FusionError, match="not an ensemble key"):
         split_ensemble_state_dict({"head.weight": torch.zeros(1)})
+
+
+def manifest(model_id: str) -> ModelManifest:
+    return ModelManifest(
+        model_id=model_id,
+        name="fusion-test",
+        task="one_class",
+        architecture="efficientnet_lite0+knn",
+        backbone_weights=WeightsProvenance(name="test", source="test", sha256="0" * 64),
+        preprocessing=LITE0_PREPROCESSING,
+        threshold=1.0,
+        k=1,
+        artifact_key="",
+        artifact_sha256="0" * 64,
+        dataset_sha256="0" * 64,
+        n_images=1,
+        spec=OneClassSpec(name="fusion-test", dataset=DatasetRef(name="scene")),
+        metrics={},
+        code_version="test",
+        created_at=datetime.now(UTC),
+    )
+
+
+class ScaledModel:
+    """A stand-in registry model: the score is the frame's mean brightness times ``scale``."""
+
+    def __init__(self, scale: float) -> None:
+        self.manifest = manifest(f"m-scaled-{scale:g}")
+        self.scale = scale
+        self.forgotten: list[str] = []
+
+    def score_frames(
+        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+    ) -> list[FrameScore]:
+        return [
+            FrameScore(
+                score=self.scale * float(i.float().mean()),
+                threshold=0.0,
+                heatmap=torch.full((2, 2), self.scale * float(i.float().mean())),
+            )
+            for i in images
+        ]
+
+    def forget(self, camera_id: str) -> None:
+        self.forgotten.append(camera_id)
+
+
+def test_a_score_ensemble_is_fitted_on_validation_normals_and_served_as_one_model() -> None:
+    images = [torch.full((3, 4, 4), v, dtype=torch.uint8) for v in (10, 12, 14, 16, 200)]
+    normal = torch.tensor([True, True, True, True, False])
+    members = [ScaledModel(1.0), ScaledModel(100.0)]
+    fusion = fit_score_fusion(members=members, images=images, normal=normal, target_fpr=0.0)
+    # Both members rank frames alike; normalised, they agree exactly.
+    assert fusion.norms[1].scale == pytest.approx(100 * fusion.norms[0].scale)
+    assert fusion.threshold == pytest.approx(float(fusion.val_scores[:4].max()))
+    assert float(fusion.val_scores[4]) > fusion.threshold
+    ensemble = ScoreEnsemble(
+        manifest=manifest("m-fused"),
+        members=members,
+        norms=fusion.norms,
+        threshold=fusion.threshold,
+    )
+    scores = ensemble.score_frames(["cam"] * 5, images)
+    fused = torch.tensor([s.score for s in scores], dtype=torch.float64)
+    torch.testing.assert_close(fused, fusion.val_scores)
+    assert scores[4].score > scores[4].threshold > scores[0].score
+    assert scores[0].heatmap is not None and scores[0].heatmap.shape == (2, 2)
+    ensemble.forget("cam")
+    assert all("cam" in m.forgotten for m in members)

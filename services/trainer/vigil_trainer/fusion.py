@@ -5,7 +5,7 @@
 - **Score averaging** (anomaly scores of any models, one-class included): each member's score is
   normalised with the mean and spread of its scores on validation normal frames, so a member
   whose scores run on a larger scale cannot outvote the others, then the normalised scores are
-  averaged.
+  averaged; inference serves it as ``vigil_shared.vision.score_ensemble.ScoreEnsemble``.
 - **Weight averaging** ("model soups", Wortsman et al. 2022) of fine-tuned checkpoints of one
   architecture fine-tuned from the same pretrained start: the uniform soup is the elementwise
   mean; the greedy soup adds checkpoints best first and keeps each only if validation does not
@@ -26,6 +26,9 @@ from typing import Literal, Protocol
 
 import torch
 from torch import nn
+
+from vigil_shared.vision.score_ensemble import ScoreNorm, fit_score_norm
+from vigil_shared.vision.scoring import FrameModel
 
 StateDict = dict[str, torch.Tensor]
 Direction = Literal["maximize", "minimize"]
@@ -48,30 +51,46 @@ def average_probabilities(probabilities: Sequence[torch.Tensor]) -> torch.Tensor
     return torch.stack([p.double() for p in probabilities]).mean(0).float()
 
 
-@dataclass(frozen=True)
-class ScoreNorm:
-    """A member's anomaly scores are mapped to ``(score - center) / scale``."""
-
-    center: float
-    scale: float
-
-    def apply(self, scores: torch.Tensor) -> torch.Tensor:
-        return (scores.double() - self.center) / self.scale
-
-
-def fit_score_norm(normal_scores: torch.Tensor) -> ScoreNorm:
-    """From a member's scores on validation frames known to be normal: mean and standard
-    deviation (the floor keeps a member that scores every normal frame alike finite)."""
-    if normal_scores.numel() < 2:
-        raise FusionError("score normalisation needs at least 2 validation normal frames")
-    scores = normal_scores.double()
-    return ScoreNorm(center=float(scores.mean()), scale=max(float(scores.std()), 1e-6))
-
-
 def average_scores(scores: Sequence[torch.Tensor], norms: Sequence[ScoreNorm]) -> torch.Tensor:
     if len(scores) != len(norms) or not scores:
         raise FusionError(f"{len(scores)} score vectors for {len(norms)} normalisations")
     return torch.stack([n.apply(s) for s, n in zip(scores, norms, strict=True)]).mean(0)
+
+
+@dataclass(frozen=True)
+class ScoreFusion:
+    """What a ``ScoreEnsemble`` needs, fitted on validation frames."""
+
+    norms: tuple[ScoreNorm, ...]
+    threshold: float
+    val_scores: torch.Tensor
+
+
+def fit_score_fusion(
+    *,
+    members: Sequence[FrameModel],
+    images: Sequence[torch.Tensor],
+    normal: torch.Tensor,
+    target_fpr: float = 0.01,
+    camera_id: str = "fusion-validation",
+) -> ScoreFusion:
+    """Score the validation frames (one clip, in order) with every member, normalise each on
+    the normal frames, and set the threshold at ``target_fpr`` of the fused normal scores."""
+    if int(normal.sum()) < 2:
+        raise FusionError("score fusion needs at least 2 validation frames labeled normal")
+    raw = []
+    for member in members:
+        member.forget(camera_id)
+        scores = member.score_frames([camera_id] * len(images), images)
+        member.forget(camera_id)
+        raw.append(torch.tensor([s.score for s in scores], dtype=torch.float64))
+    try:
+        norms = tuple(fit_score_norm(scores[normal]) for scores in raw)
+    except ValueError as exc:
+        raise FusionError(str(exc)) from exc
+    fused = average_scores(raw, norms)
+    threshold = float(torch.quantile(fused[normal], 1.0 - target_fpr))
+    return ScoreFusion(norms=norms, threshold=threshold, val_scores=fused)
 
 
 class ProbabilityEnsemble(nn.Module):
