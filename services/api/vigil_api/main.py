@@ -11,6 +11,7 @@ from redis import Redis
 
 from vigil_api import (
     cameras,
+    datasets,
     event_stream,
     events,
     feedback,
@@ -81,7 +82,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)  # the only routes that need no key
     # event_stream before events: /events/stream must match before /events/{event_id}.
-    for module in (cameras, ingest_cameras, jobs, models, event_stream, events, feedback, keys):
+    for module in (
+        cameras,
+        ingest_cameras,
+        datasets,
+        jobs,
+        models,
+        event_stream,
+        events,
+        feedback,
+        keys,
+    ):
         # Every other route needs a valid key, even one that forgets to ask for a role.
         app.include_router(
             module.router,

@@ -1,0 +1,181 @@
+"""Where a new dataset version's images come from, besides an uploaded archive: a camera's frames
+over a time range (read back from the frames topic), or reviewed events' peak frames.
+
+Both are bounded (``VIGIL_API_DATASET_MAX_FRAMES``, and a deadline for the topic read) and
+return ``NewImage``s for ``vigil_shared.datasets.write_dataset``, which stores them all or none.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from kafka import KafkaConsumer, TopicPartition
+from minio import Minio
+from minio.error import S3Error
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vigil_shared.datasets import NewImage
+from vigil_shared.db.models import Event
+from vigil_shared.schemas.events import snapshot_keys
+from vigil_shared.schemas.frames import FrameHeaders
+from vigil_shared.storage import get_bytes
+
+# Kafka's record time is when ingest sent the frame, a little after its capture: read this far
+# past the range's end before concluding that no later frame of the range can follow.
+SEND_DELAY_SLACK = timedelta(seconds=30)
+READ_DEADLINE_S = 60.0
+ABNORMAL = "abnormal"
+NORMAL = "normal"
+
+
+class SourceError(ValueError):
+    """The images cannot be gathered as asked; the message says why and what to change."""
+
+
+@dataclass(frozen=True)
+class FrameRange:
+    camera_id: str
+    start: datetime
+    end: datetime
+    every_n: int
+    label: str
+
+
+def frames_from_topic(
+    *, consumer: KafkaConsumer, topic: str, wanted: FrameRange, max_frames: int
+) -> list[NewImage]:
+    """Every ``every_n``-th frame of a camera captured in [start, end], oldest first.
+
+    The consumer is outside any group: partitions are assigned by hand and sought by time, so
+    the read neither joins nor disturbs a consumer group.
+    """
+    partitions = [
+        TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+    ]
+    if not partitions:
+        raise SourceError(f"the frames topic {topic} does not exist; is ingest running?")
+    consumer.assign(partitions)
+    starts = consumer.offsets_for_times({tp: _millis(wanted.start) for tp in partitions})
+    ends = consumer.end_offsets(partitions)
+    pending = set()
+    for tp in partitions:
+        found = starts.get(tp)
+        if found is not None and found.offset < ends[tp]:
+            consumer.seek(tp, found.offset)
+            pending.add(tp)
+    frames = _read_range(consumer, pending=pending, ends=ends, wanted=wanted)
+    frames.sort(key=lambda f: (f[0].captured_at, f[0].seq))
+    chosen = frames[:: wanted.every_n]
+    if len(chosen) > max_frames:
+        raise SourceError(
+            f"{len(chosen)} frames match; the limit is {max_frames}: shorten the range or raise "
+            "every_n"
+        )
+    return [
+        NewImage(
+            data=data,
+            extension=".jpg",
+            group=wanted.camera_id,
+            label=wanted.label,
+            sequence=headers.seq,
+            camera_id=wanted.camera_id,
+            captured_at=headers.captured_at,
+            source_name=f"{topic}/{headers.camera_id}/{headers.seq}",
+        )
+        for headers, data in chosen
+    ]
+
+
+def _read_range(
+    consumer: KafkaConsumer,
+    *,
+    pending: set[TopicPartition],
+    ends: dict[TopicPartition, int],
+    wanted: FrameRange,
+) -> list[tuple[FrameHeaders, bytes]]:
+    frames: list[tuple[FrameHeaders, bytes]] = []
+    key = wanted.camera_id.encode()
+    stop_after = _millis(wanted.end + SEND_DELAY_SLACK)
+    deadline = time.monotonic() + READ_DEADLINE_S
+    while pending:
+        if time.monotonic() > deadline:
+            raise SourceError("reading the frames topic took too long; ask for a shorter range")
+        for tp, records in consumer.poll(timeout_ms=500).items():
+            for record in records:
+                if record.offset + 1 >= ends[tp] or record.timestamp > stop_after:
+                    pending.discard(tp)
+                if record.key != key or record.offset >= ends[tp]:
+                    continue
+                headers = FrameHeaders.from_kafka_headers(record.headers)
+                if wanted.start <= headers.captured_at <= wanted.end and record.value:
+                    frames.append((headers, record.value))
+            if tp not in pending:
+                consumer.pause(tp)
+    return frames
+
+
+def _millis(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    camera_ids: Sequence[str] | None  # None: every camera the key sees (all for unscoped keys)
+    reviews: Sequence[str]
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class EventImages:
+    images: list[NewImage]
+    skipped: list[str]  # event ids whose peak frame is not in S3 (snapshots were off)
+
+
+def reviewed_event_frames(
+    *, session: Session, s3: Minio, bucket: str, wanted: EventFilter, max_frames: int
+) -> EventImages:
+    """Reviewed events' raw peak frames: confirmed → its review label or ``abnormal``,
+    false positive → ``normal``; grouped by camera."""
+    query = select(Event).where(Event.review.in_(list(wanted.reviews))).order_by(Event.started_at)
+    if wanted.camera_ids is not None:
+        query = query.where(Event.camera_id.in_(list(wanted.camera_ids)))
+    if wanted.start is not None:
+        query = query.where(Event.started_at >= wanted.start)
+    if wanted.end is not None:
+        query = query.where(Event.started_at <= wanted.end)
+    events = list(session.scalars(query.limit(max_frames + 1)))
+    if len(events) > max_frames:
+        raise SourceError(f"more than {max_frames} events match; narrow the filters")
+    images, skipped = [], []
+    for event in events:
+        raw_key = snapshot_keys(camera_id=event.camera_id, event_id=event.event_id)[1]
+        try:
+            data = get_bytes(s3, bucket, raw_key)
+        except S3Error as exc:
+            if exc.code != "NoSuchKey":
+                raise
+            skipped.append(str(event.event_id))
+            continue
+        images.append(
+            NewImage(
+                data=data,
+                extension=".jpg",
+                group=event.camera_id,
+                label=_label(event),
+                camera_id=event.camera_id,
+                captured_at=event.captured_at,
+                source_name=f"event {event.event_id}",
+            )
+        )
+    return EventImages(images=images, skipped=skipped)
+
+
+def _label(event: Event) -> str:
+    if event.review == "false_positive":
+        return NORMAL
+    return event.review_label or ABNORMAL

@@ -1,0 +1,230 @@
+"""Datasets: archive uploads that are stored whole or not at all, versions by content, datasets
+built from a camera's frames and from reviewed events, and what camera-scoped keys see."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx2
+import pytest
+from fastapi.testclient import TestClient
+from minio import Minio
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.archive_builders import (
+    bomb_entry,
+    good_entries,
+    tar_bytes,
+    truncated_jpeg,
+    zip_bytes,
+)
+from tests.factories import scene_jpeg
+from tests.integration.conftest import IssueKey, bearer
+from vigil_api.main import create_app
+from vigil_api.settings import ApiSettings
+from vigil_shared.db.models import Dataset, Event
+from vigil_shared.kafka import make_producer
+from vigil_shared.schemas.events import snapshot_keys
+from vigil_shared.schemas.frames import FrameHeaders
+from vigil_shared.settings import CommonSettings, KafkaSettings
+from vigil_shared.storage import list_keys, put_bytes
+
+
+def new_name() -> str:
+    return f"ds-{uuid.uuid4().hex[:10]}"
+
+
+def upload(
+    api: TestClient, name: str, archive: bytes, headers: dict[str, str] | None = None
+) -> httpx2.Response:
+    files = {"archive": ("data.zip", archive, "application/octet-stream")}
+    return api.post(f"/api/v1/datasets/{name}/versions", files=files, headers=headers)
+
+
+def stored_keys(s3: Minio, name: str) -> list[str]:
+    return list(list_keys(s3, CommonSettings().s3.datasets_bucket, f"datasets/{name}/"))
+
+
+def dataset_rows(sessions: sessionmaker[Session], name: str) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).where(Dataset.name == name)) or 0
+
+
+def test_an_archive_becomes_a_version_and_the_same_content_the_same_version(
+    api: TestClient, s3: Minio
+) -> None:
+    name = new_name()
+    first = api.post(
+        f"/api/v1/datasets/{name}/versions",
+        files={"archive": ("data.zip", zip_bytes(good_entries()), "application/zip")},
+        data={"description": "walkway, first cut"},
+    )
+    assert first.status_code == 201, first.text
+    version = first.json()
+    assert version["label_counts"] == {"normal": 3, "abnormal": 2} and version["n_items"] == 5
+    assert version["created"] is True and version["description"] == "walkway, first cut"
+    again = api.post(
+        f"/api/v1/datasets/{name}/versions",
+        files={"archive": ("data.tar.gz", tar_bytes(good_entries()), "application/gzip")},
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["version"] == version["version"] and again.json()["created"] is False
+
+    detail = api.get(f"/api/v1/datasets/{name}/versions/{version['version']}").json()
+    assert detail["group_counts"] == {"clip01": 3, "clip02": 2}
+    listed = api.get(f"/api/v1/datasets/{name}").json()
+    assert [v["version"] for v in listed["versions"]] == [version["version"]]
+    summary = {d["name"]: d for d in api.get("/api/v1/datasets").json()}
+    assert summary[name]["versions"] == 1
+    assert len(stored_keys(s3, name)) == 6  # five images and the manifest
+
+
+@pytest.mark.parametrize(
+    ("entries", "symlinks", "entry", "reason"),
+    [
+        ({"../../etc/cron.d/evil.jpg": scene_jpeg(1)}, {}, "../../etc/cron.d/evil.jpg", "leaves"),
+        ({"normal/bomb.jpg": bomb_entry()}, {}, "normal/bomb.jpg", "decompression bomb"),
+        ({"normal/cut.jpg": truncated_jpeg()}, {}, "normal/cut.jpg", "truncated or corrupt"),
+        ({"normal/empty.jpg": b""}, {}, "normal/empty.jpg", "0-byte"),
+        ({}, {"normal/link.jpg": "/etc/passwd"}, "normal/link.jpg", "a link"),
+    ],
+    ids=["zip-slip", "zip-bomb", "truncated", "zero-bytes", "symlink"],
+)
+def test_a_hostile_archive_is_refused_by_entry_and_leaves_nothing(
+    api: TestClient,
+    s3: Minio,
+    sessions: sessionmaker[Session],
+    entries: dict[str, bytes],
+    symlinks: dict[str, str],
+    entry: str,
+    reason: str,
+) -> None:
+    name = new_name()
+    response = upload(api, name, zip_bytes(good_entries() | entries, symlinks=symlinks))
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    errors = {e["field"]: e["message"] for e in problem["errors"]}
+    assert reason in errors[f"body.archive.{entry}"]
+    assert entry in problem["detail"]
+    assert stored_keys(s3, name) == [] and dataset_rows(sessions, name) == 0
+
+
+def test_too_many_files_and_too_large_archives_are_refused(
+    api: TestClient, s3: Minio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = new_name()
+    many = {f"normal/{n}.jpg": scene_jpeg(1) for n in range(30)}
+    monkeypatch.setenv("VIGIL_API_ARCHIVE_MAX_ENTRIES", "20")
+    monkeypatch.setenv("VIGIL_API_ARCHIVE_MAX_BYTES", "30000")
+    with TestClient(create_app(ApiSettings()), headers=dict(api.headers)) as small:
+        response = upload(small, name, zip_bytes(many))
+        assert response.status_code == 422
+        assert "more than 20 entries" in response.json()["detail"]
+        huge = upload(small, name, zip_bytes({"normal/a.jpg": os.urandom(120_000)}))
+        assert huge.status_code == 413 and "split it" in huge.json()["detail"]
+        over = upload(small, name, zip_bytes({"normal/a.jpg": os.urandom(40_000)}))
+        assert over.status_code == 422 and "the limit is 30000" in over.json()["detail"]
+    assert stored_keys(s3, name) == []
+
+
+def add_reviewed_event(
+    sessions: sessionmaker[Session], s3: Minio, camera_id: str, review: str, label: str | None
+) -> uuid.UUID:
+    event_id = uuid.uuid4()
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    with sessions.begin() as session:
+        session.add(
+            Event(
+                event_id=event_id,
+                camera_id=camera_id,
+                frame_seq=1,
+                captured_at=at,
+                detected_at=at,
+                started_at=at,
+                score=2.0,
+                threshold=1.0,
+                model_id="m",
+                model_kind="registry",
+                review=review,
+                review_label=label,
+            )
+        )
+    raw_key = snapshot_keys(camera_id=camera_id, event_id=event_id)[1]
+    put_bytes(s3, CommonSettings().s3.snapshots_bucket, raw_key, scene_jpeg(7), "image/jpeg")
+    return event_id
+
+
+def test_reviewed_events_become_labelled_frames_and_scope_is_kept(
+    api: TestClient, s3: Minio, sessions: sessionmaker[Session], issue_key: IssueKey
+) -> None:
+    mine, other = f"cam-{uuid.uuid4().hex[:8]}", f"cam-{uuid.uuid4().hex[:8]}"
+    add_reviewed_event(sessions, s3, mine, "confirmed", "bicycle")
+    add_reviewed_event(sessions, s3, mine, "confirmed", None)
+    add_reviewed_event(sessions, s3, mine, "false_positive", None)
+    add_reviewed_event(sessions, s3, other, "confirmed", None)
+    key = bearer(issue_key("operator", camera_ids=[mine]))
+    name = new_name()
+
+    built = api.post(f"/api/v1/datasets/{name}/versions/from-events", json={}, headers=key)
+    assert built.status_code == 201, built.text
+    assert built.json()["label_counts"] == {"bicycle": 1, "abnormal": 1, "normal": 1}
+    assert built.json()["camera_ids"] == [mine]
+    assert name in {d["name"] for d in api.get("/api/v1/datasets", headers=key).json()}
+
+    refused = api.post(
+        f"/api/v1/datasets/{new_name()}/versions/from-events",
+        json={"camera_ids": [other]},
+        headers=key,
+    )
+    assert refused.status_code == 404
+    assert upload(api, new_name(), zip_bytes(good_entries()), headers=key).status_code == 403
+
+    both = new_name()
+    assert api.post(f"/api/v1/datasets/{both}/versions/from-events", json={}).status_code == 201
+    assert api.get(f"/api/v1/datasets/{both}", headers=key).status_code == 404
+    uploaded = new_name()
+    assert upload(api, uploaded, zip_bytes(good_entries())).status_code == 201
+    assert api.get(f"/api/v1/datasets/{uploaded}", headers=key).status_code == 404
+
+
+def test_a_camera_time_range_becomes_a_version(
+    api: TestClient, kafka_settings: KafkaSettings
+) -> None:
+    camera_id = f"cam-{uuid.uuid4().hex[:8]}"
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    producer = make_producer(kafka_settings)
+    for seq in range(12):
+        captured = start + timedelta(seconds=seq)
+        headers = FrameHeaders(
+            camera_id=camera_id, seq=seq, captured_at=captured, width=180, height=120
+        )
+        for camera in (camera_id, "someone-else"):
+            producer.send(
+                kafka_settings.topics.frames,
+                key=camera.encode(),
+                value=scene_jpeg(seq),
+                headers=headers.to_kafka_headers(),
+                timestamp_ms=int(captured.timestamp() * 1000),
+            )
+    producer.flush()
+    producer.close()
+    body = {
+        "camera_id": camera_id,
+        "start": (start + timedelta(seconds=2)).isoformat(),
+        "end": (start + timedelta(seconds=9)).isoformat(),
+        "every_n": 2,
+        "label": "normal",
+    }
+    with TestClient(create_app(ApiSettings()), headers=dict(api.headers)) as client:
+        response = client.post(f"/api/v1/datasets/{new_name()}/versions/from-camera", json=body)
+        assert response.status_code == 201, response.text
+        assert response.json()["label_counts"] == {"normal": 4}  # seq 2, 4, 6, 8
+        assert response.json()["camera_ids"] == [camera_id]
+        empty = client.post(
+            f"/api/v1/datasets/{new_name()}/versions/from-camera",
+            json=body | {"camera_id": "no-such-camera"},
+        )
+        assert empty.status_code == 422 and "sent no frames" in empty.json()["detail"]
