@@ -20,7 +20,7 @@ from vigil_ingest.definitions import (
     DefinitionsError,
     fetch_definitions,
 )
-from vigil_ingest.fleet import Fleet
+from vigil_ingest.fleet import MAX_RESTARTS, Fleet
 from vigil_ingest.metrics import IngestMetrics
 from vigil_ingest.service import _follow
 from vigil_ingest.sources import SourceFrame, SourceKind, kind_of
@@ -151,6 +151,36 @@ def test_a_camera_that_ended_is_not_replayed_until_its_definition_changes(
     assert not fleet.reconcile([definition])
     assert fleet.reconcile([camera("f", source=str(clip), target_fps=2)]).started == ["f"]
     assert len(producer.frames(TOPICS.frames)) >= 3
+
+
+def test_a_failing_camera_is_restarted_a_few_times_then_left_stopped(
+    producer: FakeProducer, metrics: IngestMetrics
+) -> None:
+    builds = []
+
+    def crashing() -> Generator[SourceFrame, None, None]:
+        raise RuntimeError("a bug in a decoder")
+        yield  # a generator, like every source
+
+    def build_crashing(settings: Any, **kwargs: Any) -> CameraPipeline:
+        builds.append(settings.camera_id)
+        return build_camera(settings, frames=crashing, **kwargs)
+
+    base = camera_settings(status_interval_s=60)
+    fleet = Fleet(base=base, producer=producer, metrics=metrics, grace_s=5, build=build_crashing)
+    try:
+        fleet.reconcile([camera("x")])
+        for _ in range(50):
+            fleet.reap()
+            if not fleet.running:
+                break
+            time.sleep(0.1)
+        assert not fleet.running and len(builds) == 1 + MAX_RESTARTS
+        assert not fleet.reconcile([camera("x")])  # left stopped, until its definition changes
+        assert last_status(producer, "x").reason == "ingest failed in its capture loop"
+        assert fleet.reconcile([camera("x", target_fps=1)]).started == ["x"]
+    finally:
+        fleet.close()
 
 
 def test_a_source_that_is_not_there_is_reported_and_not_retried(

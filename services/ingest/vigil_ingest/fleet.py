@@ -2,14 +2,17 @@
 
 Each refresh reconciles what runs with what is defined: new enabled cameras start, removed or
 disabled ones stop, a camera whose definition changed restarts with the new one, and the rest
-are left alone. A camera that ends by itself (a file played to its end, a crashed loop, a file
-that is not there) stays stopped until its definition changes, so a finished file is not played
-again every refresh. Nothing here stops a camera because the API could not be read.
+are left alone. A camera that fails (a crashed loop, a file that cannot be decoded) is restarted
+at once, but at most ``MAX_RESTARTS`` times in ``RESTART_WINDOW_S``, so a camera that fails on
+every start does not spin; after that, as after a clean end (a file played out), it stays stopped
+until its definition changes. Nothing here stops a camera because the API could not be read.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -27,6 +30,8 @@ from vigil_shared.logging import bind
 
 log = logging.getLogger(__name__)
 BuildCamera = Callable[..., CameraPipeline]
+MAX_RESTARTS = 3
+RESTART_WINDOW_S = 60.0
 
 
 @dataclass
@@ -69,6 +74,7 @@ class Fleet:
         self._build = build
         self._running: dict[str, _Running] = {}
         self._ended: dict[str, CameraDefinition] = {}  # ended by themselves, by definition
+        self._failures: dict[str, deque[float]] = {}  # monotonic times of recent failures
 
     @property
     def running(self) -> dict[str, CameraDefinition]:
@@ -90,6 +96,7 @@ class Fleet:
         self._stop(changes.stopped, reason="camera disabled or removed in the API")
         self._stop(changes.restarted, reason="camera definition changed; restarting")
         self._ended = {cid: d for cid, d in self._ended.items() if wanted.get(cid) == d}
+        self._failures = {cid: f for cid, f in self._failures.items() if cid in wanted}
         for camera_id, definition in wanted.items():
             if camera_id in self._running or camera_id in self._ended:
                 continue
@@ -106,13 +113,19 @@ class Fleet:
         return changes
 
     def reap(self) -> list[str]:
-        """Close the cameras whose loops ended by themselves; returns their ids."""
+        """Close the cameras whose loops ended by themselves, restarting those that failed
+        while they have restarts left; returns the ids of the cameras that ended."""
         ended = [cid for cid, run in self._running.items() if run.pipeline.done()]
         for camera_id in ended:
             run = self._running.pop(camera_id)
-            self._ended[camera_id] = run.definition
             with bind(camera_id=camera_id):
                 finish = run.pipeline.close(timeout_s=self._grace_s)
+                if finish.failed and self._may_restart(camera_id):
+                    log.warning("camera failed; restarting it", extra={"reason": finish.reason})
+                    self._metrics.camera_restarts.labels(camera_id).inc()
+                    self._start(run.definition)
+                    continue
+                self._ended[camera_id] = run.definition
                 log.log(
                     logging.ERROR if finish.failed else logging.INFO,
                     "camera ended; it starts again when its definition changes",
@@ -120,6 +133,14 @@ class Fleet:
                 )
         self._metrics.cameras_running.set(len(self._running))
         return ended
+
+    def _may_restart(self, camera_id: str) -> bool:
+        now = time.monotonic()
+        failures = self._failures.setdefault(camera_id, deque(maxlen=MAX_RESTARTS))
+        if len(failures) == MAX_RESTARTS and now - failures[0] < RESTART_WINDOW_S:
+            return False
+        failures.append(now)
+        return True
 
     def close(self) -> None:
         """Stop every camera (all halted first, so their shutdowns overlap)."""
