@@ -1,7 +1,19 @@
-"""Fine-tuning jobs: validated specs in, rows in PostgreSQL, tasks on the Celery queue."""
+"""Fine-tuning jobs: validated specs in, rows in PostgreSQL, tasks on the Celery queue; listing,
+progress, cancellation and logs.
+
+A spec is checked twice before it is queued: its shape (``JobSpec``, a 422 naming each field)
+and its dataset, which must exist; a spec without a dataset version is pinned to the latest one
+at submission, so the job trains on exactly what was there when it was asked for.
+
+Cancelling a queued job is immediate (``cancelled``, and its Celery task revoked so no worker
+starts it); a running job becomes ``cancelling`` and the trainer, which checks between steps,
+stops it and marks it ``cancelled``. Jobs read datasets of any camera and produce fleet-wide
+models, so camera-scoped keys may not use these routes.
+"""
 
 from __future__ import annotations
 
+import base64
 import logging
 import uuid
 from datetime import datetime
@@ -10,20 +22,23 @@ from typing import Annotated, Any
 from celery import Celery
 from fastapi import APIRouter, HTTPException, Query, status
 from kombu.exceptions import OperationalError as QueueError
-from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from minio import Minio
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
+from vigil_api import problems
 from vigil_api.auth import FleetOperatorDep, FleetViewerDep
 from vigil_api.deps import ClientsDep, SessionDep
-from vigil_shared.db.models import Job
+from vigil_shared.datasets import DatasetError, DatasetRef, load_manifest
+from vigil_shared.db.models import Job, JobLog
 from vigil_shared.schemas.jobs import JobSpec, JobStatus
 
 log = logging.getLogger("vigil_api")
 RUN_JOB_TASK = "vigil.trainer.run_job"  # the trainer's task, sent by name: no trainer import
 TASK_QUEUE = "vigil.training"
+FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
-# Jobs read datasets of any camera and produce fleet-wide models: camera-scoped keys stay out.
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 
@@ -35,19 +50,52 @@ class JobOut(BaseModel):
     task: str
     status: JobStatus
     spec: dict[str, Any]
-    progress: dict[str, Any]
+    progress: dict[str, Any] = Field(description="Live progress and metrics from the trainer.")
     error: str | None
     model_id: str | None
+    created_by: str | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None = Field(description="Pass as ``cursor`` for the next page; null: end.")
+
+
+class LogLine(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    level: str
+    message: str
+
+
+class LogPage(BaseModel):
+    items: list[LogLine]
+    next_after: int | None = Field(
+        description="Pass as ``after`` to read on (unchanged while no new line was written)."
+    )
 
 
 class QueueUnavailableError(RuntimeError):
     pass
 
 
-def create_job(*, session: Session, celery: Celery, spec: JobSpec) -> Job:
+class NotCancellableError(RuntimeError):
+    pass
+
+
+def pin_dataset(*, s3: Minio, bucket: str, spec: JobSpec) -> JobSpec:
+    """The spec with its dataset's version resolved; ``DatasetError`` if it does not exist."""
+    manifest = load_manifest(s3, bucket, spec.dataset)
+    pinned = DatasetRef(name=spec.dataset.name, version=manifest.version)
+    return spec.model_copy(update={"dataset": pinned})
+
+
+def create_job(*, session: Session, celery: Celery, spec: JobSpec, actor: str) -> Job:
     """Store the job, then queue it; if the queue is down the job is marked failed, not lost."""
     job = Job(
         name=spec.name,
@@ -55,6 +103,7 @@ def create_job(*, session: Session, celery: Celery, spec: JobSpec) -> Job:
         spec=spec.model_dump(mode="json"),
         status=JobStatus.QUEUED,
         progress={},
+        created_by=actor,
     )
     session.add(job)
     session.commit()
@@ -70,34 +119,143 @@ def create_job(*, session: Session, celery: Celery, spec: JobSpec) -> Job:
     return job
 
 
-def list_jobs(*, session: Session, status_filter: JobStatus | None, limit: int) -> list[Job]:
-    query = select(Job).order_by(Job.created_at.desc()).limit(limit)
-    if status_filter is not None:
-        query = query.where(Job.status == status_filter)
-    return list(session.scalars(query))
+def cancel_job(*, session: Session, celery: Celery, job_id: uuid.UUID) -> Job | None:
+    """Queued → cancelled (and revoked); running → cancelling. One conditional UPDATE each, so
+    a job the trainer starts at this moment is never both running and cancelled."""
+    now_cancelled = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.CANCELLED, finished_at=datetime.now().astimezone())
+    )
+    if now_cancelled.rowcount:  # type: ignore[attr-defined]
+        session.commit()
+        celery.control.revoke(str(job_id))
+    else:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            .values(status=JobStatus.CANCELLING)
+        )
+        session.commit()
+    job = session.get(Job, job_id)
+    if job is None:
+        return None
+    session.refresh(job)
+    if job.status in FINISHED - {JobStatus.CANCELLED}:
+        raise NotCancellableError(f"job {job_id} already {job.status}; nothing to cancel")
+    return job
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut)
-def submit_job(spec: JobSpec, session: SessionDep, clients: ClientsDep, _: FleetOperatorDep) -> Job:
+def _encode(job: Job) -> str:
+    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode()
+
+
+def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
-        return create_job(session=session, celery=clients.celery, spec=spec)
+        at, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(at), uuid.UUID(job_id)
+    except ValueError as exc:
+        raise problems.invalid_field(
+            ("query", "cursor"), "not a cursor this API returned; start again without it"
+        ) from exc
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses=problems.responses(422, 503),
+)
+def submit_job(
+    spec: JobSpec, session: SessionDep, clients: ClientsDep, principal: FleetOperatorDep
+) -> Job:
+    """Queue a fine-tuning job; its dataset must exist (422 at ``body.dataset`` otherwise)."""
+    try:
+        pinned = pin_dataset(
+            s3=clients.s3, bucket=clients.settings.common.s3.datasets_bucket, spec=spec
+        )
+    except DatasetError as exc:
+        raise problems.invalid_field(("body", "dataset"), str(exc)) from exc
+    try:
+        return create_job(session=session, celery=clients.celery, spec=pinned, actor=principal.name)
     except QueueUnavailableError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
 
 
-@router.get("", response_model=list[JobOut])
+@router.get("", response_model=JobPage, responses=problems.responses(422))
 def get_jobs(
     session: SessionDep,
     _: FleetViewerDep,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
+    task: Annotated[str | None, Query(max_length=32)] = None,
+    name: Annotated[str | None, Query(max_length=128, description="Exact job name.")] = None,
+    created_after: AwareDatetime | None = None,
+    created_before: AwareDatetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[Job]:
-    return list_jobs(session=session, status_filter=status_filter, limit=limit)
+) -> JobPage:
+    """Newest first, filtered; page with ``next_cursor``."""
+    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    if status_filter is not None:
+        query = query.where(Job.status == status_filter)
+    if task is not None:
+        query = query.where(Job.task == task)
+    if name is not None:
+        query = query.where(Job.name == name)
+    if created_after is not None:
+        query = query.where(Job.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(Job.created_at < created_before)
+    if cursor is not None:
+        query = query.where(tuple_(Job.created_at, Job.id) < tuple_(*_decode(cursor)))
+    rows = list(session.scalars(query))
+    page = rows[:limit]
+    more = len(rows) > limit
+    return JobPage(
+        items=[JobOut.model_validate(j) for j in page],
+        next_cursor=_encode(page[-1]) if more else None,
+    )
 
 
-@router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: uuid.UUID, session: SessionDep, _: FleetViewerDep) -> Job:
+def _job(session: Session, job_id: uuid.UUID) -> Job:
     job = session.get(Job, job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} does not exist")
     return job
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=problems.responses(404))
+def get_job(job_id: uuid.UUID, session: SessionDep, _: FleetViewerDep) -> Job:
+    return _job(session, job_id)
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, responses=problems.responses(404, 409))
+def post_cancel(
+    job_id: uuid.UUID, session: SessionDep, clients: ClientsDep, _: FleetOperatorDep
+) -> Job:
+    """Queued: cancelled now. Running: ``cancelling`` until the trainer stops it."""
+    try:
+        job = cancel_job(session=session, celery=clients.celery, job_id=job_id)
+    except NotCancellableError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    if job is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} does not exist")
+    return job
+
+
+@router.get("/{job_id}/logs", response_model=LogPage, responses=problems.responses(404))
+def get_logs(
+    job_id: uuid.UUID,
+    session: SessionDep,
+    _: FleetViewerDep,
+    after: Annotated[int | None, Query(ge=0, description="Lines after this id.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> LogPage:
+    """The job's log, oldest first, as the trainer wrote it."""
+    _job(session, job_id)
+    query = select(JobLog).where(JobLog.job_id == job_id).order_by(JobLog.id).limit(limit)
+    if after is not None:
+        query = query.where(JobLog.id > after)
+    lines = list(session.scalars(query))
+    next_after = lines[-1].id if lines else after
+    return LogPage(items=[LogLine.model_validate(line) for line in lines], next_after=next_after)
