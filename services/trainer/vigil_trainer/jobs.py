@@ -1,25 +1,50 @@
-"""Runs one job end to end and keeps its row in PostgreSQL current (status, progress, error)."""
+"""Runs one job end to end and keeps its row in PostgreSQL current (status, progress, logs).
+
+A job found ``cancelled`` before it starts is skipped; one cancelled while running stops at its
+next step (``JobCancelled``) and ends ``cancelled``. A job redelivered after its worker died
+finds its row ``running`` and its checkpoint in S3, and carries on from there.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from minio import Minio
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from vigil_shared.datasets import DatasetError, load_manifest
 from vigil_shared.db.models import Job
 from vigil_shared.schemas.frames import utc_now
-from vigil_shared.schemas.jobs import JobStatus, OneClassSpec
+from vigil_shared.schemas.jobs import ClassifySpec, JobSpec, JobStatus, OneClassSpec
+from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.settings import S3Settings
-from vigil_trainer.one_class import DatasetError, fit_one_class
-from vigil_trainer.registry import register
+from vigil_shared.vision.backbones import WeightsError
+from vigil_shared.vision.catalog import UnknownArchitectureError
+from vigil_trainer.cancel import JobCancelled
+from vigil_trainer.classify.evaluate import UnknownMetricError
+from vigil_trainer.classify.job import ClassifyContext, run_classify
+from vigil_trainer.classify.losses import UnknownLossError
+from vigil_trainer.registry import Candidate, register
+from vigil_trainer.reporting import JobReporter
 
 log = logging.getLogger("vigil_trainer")
+SPEC = TypeAdapter[OneClassSpec | ClassifySpec](JobSpec)
+# Failures caused by the job's input: the message is the user's to act on, no traceback needed.
+INPUT_ERRORS = (
+    ValidationError,
+    DatasetError,
+    WeightsError,
+    UnknownArchitectureError,
+    UnknownLossError,
+    UnknownMetricError,
+)
 
 
 class JobNotFoundError(LookupError):
@@ -35,6 +60,19 @@ class TrainerContext:
     sessions: sessionmaker[Session]
     device: str
     batch_size: int
+    allow_weight_download: bool = False
+    cache_dir: Path | None = None
+    progress_interval_s: float = 1.0
+
+    def classify(self) -> ClassifyContext:
+        return ClassifyContext(
+            s3=self.s3,
+            s3_settings=self.s3_settings,
+            sessions=self.sessions,
+            device=self.device,
+            allow_weight_download=self.allow_weight_download,
+            cache_dir=self.cache_dir,
+        )
 
 
 def _update(sessions: sessionmaker[Session], job_id: uuid.UUID, **values: Any) -> None:
@@ -46,56 +84,117 @@ def _update(sessions: sessionmaker[Session], job_id: uuid.UUID, **values: Any) -
             setattr(job, name, value)
 
 
-def run_job(ctx: TrainerContext, job_id: uuid.UUID) -> str | None:
-    """Run the job; returns the model id, or None when the job failed on its input."""
-    with ctx.sessions() as session:
-        job = session.get(Job, job_id)
+def _start(sessions: sessionmaker[Session], job_id: uuid.UUID) -> dict[str, Any] | None:
+    """Mark the job running and return its spec; None when it was cancelled while queued."""
+    with sessions.begin() as session:
+        job = session.get(Job, job_id, with_for_update=True)
         if job is None:
             raise JobNotFoundError(f"job {job_id} does not exist")
-        raw_spec = job.spec
-    _update(ctx.sessions, job_id, status=JobStatus.RUNNING, started_at=utc_now(), error=None)
+        if job.status in {JobStatus.CANCELLED, JobStatus.CANCELLING}:
+            job.status = JobStatus.CANCELLED
+            job.finished_at = job.finished_at or utc_now()
+            return None
+        if job.status in {JobStatus.SUCCEEDED, JobStatus.FAILED}:
+            return None  # a duplicate delivery of a finished job
+        job.status = JobStatus.RUNNING
+        job.started_at = job.started_at or utc_now()
+        job.error = None
+        return dict(job.spec)
+
+
+def run_job(ctx: TrainerContext, job_id: uuid.UUID) -> str | None:
+    """Run the job; returns the model id, or None when it failed, was cancelled or skipped."""
+    raw_spec = _start(ctx.sessions, job_id)
+    if raw_spec is None:
+        log.info("job skipped: cancelled or already finished")
+        return None
+    reporter = JobReporter(ctx.sessions, job_id, interval_s=ctx.progress_interval_s)
     try:
-        spec = OneClassSpec.model_validate(raw_spec)
-        fitted = fit_one_class(
-            ctx.s3,
-            bucket=ctx.s3_settings.datasets_bucket,
-            spec=spec,
-            device=ctx.device,
-            batch_size=ctx.batch_size,
-            progress=lambda p: _update(ctx.sessions, job_id, progress=p),
-        )
-        manifest = register(
-            s3=ctx.s3,
-            bucket=ctx.s3_settings.models_bucket,
-            sessions=ctx.sessions,
-            job_id=job_id,
-            spec=spec,
-            fitted=fitted,
-        )
-    except (ValidationError, DatasetError) as exc:
-        log.warning("job failed on its input", extra={"error": str(exc)})
-        _update(
-            ctx.sessions, job_id, status=JobStatus.FAILED, error=str(exc), finished_at=utc_now()
-        )
+        spec = SPEC.validate_python(raw_spec)
+        reporter.log("info", f"{spec.task} job {spec.name!r} started on {ctx.device}")
+        manifest = _dispatch(ctx, job_id, spec, reporter)
+    except JobCancelled:
+        reporter.log("info", "cancelled by the operator")
+        _update(ctx.sessions, job_id, status=JobStatus.CANCELLED, finished_at=utc_now())
+        return None
+    except INPUT_ERRORS as exc:
+        reporter.log("error", str(exc))
+        _fail(ctx.sessions, job_id, str(exc))
         return None
     except Exception as exc:
-        _update(
-            ctx.sessions,
-            job_id,
-            status=JobStatus.FAILED,
-            error=f"internal error: {exc}",
-            finished_at=utc_now(),
-        )
+        reporter.log("error", f"internal error: {exc}")
+        _fail(ctx.sessions, job_id, f"internal error: {exc}")
         raise
+    reporter.log("info", f"registered candidate model {manifest.model_id}")
     _update(
         ctx.sessions,
         job_id,
         status=JobStatus.SUCCEEDED,
         model_id=manifest.model_id,
         finished_at=utc_now(),
-        progress={"stage": "done"},
+        progress={"stage": "done", "metrics": manifest.metrics},
     )
     return manifest.model_id
+
+
+def _fail(sessions: sessionmaker[Session], job_id: uuid.UUID, error: str) -> None:
+    _update(sessions, job_id, status=JobStatus.FAILED, error=error, finished_at=utc_now())
+
+
+def _dispatch(
+    ctx: TrainerContext,
+    job_id: uuid.UUID,
+    spec: OneClassSpec | ClassifySpec,
+    reporter: JobReporter,
+) -> ModelManifest:
+    if isinstance(spec, ClassifySpec):
+        return run_classify(ctx.classify(), job_id=job_id, spec=spec, reporter=reporter)
+    return _run_one_class(ctx, job_id, spec, reporter)
+
+
+def _run_one_class(
+    ctx: TrainerContext, job_id: uuid.UUID, spec: OneClassSpec, reporter: JobReporter
+) -> ModelManifest:
+    dataset = load_manifest(ctx.s3, ctx.s3_settings.datasets_bucket, spec.dataset)
+    reporter.log(
+        "info",
+        f"dataset {dataset.name} version {dataset.version[:12]}: {len(dataset.items)} images",
+    )
+    # The one_class fit is H1's module, joined by its agreed keyword contract (OneClassFit:
+    # tensors, threshold, metrics, provenance, preprocessing, dataset_sha256, n_images).
+    one_class: Any = importlib.import_module("vigil_trainer.one_class")
+    fitted = one_class.fit_one_class(
+        s3=ctx.s3,
+        bucket=ctx.s3_settings.datasets_bucket,
+        spec=spec,
+        dataset=dataset,
+        device=ctx.device,
+        batch_size=ctx.batch_size,
+        progress=reporter.progress,
+        should_stop=reporter.should_stop,
+    )
+    reporter.progress({"stage": "registering"}, force=True)
+    candidate = Candidate(
+        spec=spec,
+        architecture=f"{spec.backbone}+patch-knn",
+        tensors=fitted.tensors,
+        threshold=fitted.threshold,
+        provenance=fitted.provenance,
+        preprocessing=fitted.preprocessing,
+        dataset_sha256=fitted.dataset_sha256,
+        dataset_name=dataset.name,
+        dataset_version=dataset.version,
+        n_images=fitted.n_images,
+        metrics=fitted.metrics,
+        k=spec.k,
+    )
+    return register(
+        s3=ctx.s3,
+        bucket=ctx.s3_settings.models_bucket,
+        sessions=ctx.sessions,
+        job_id=job_id,
+        candidate=candidate,
+    )
 
 
 def pick_device(requested: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -20,6 +21,14 @@ class TrainerSettings(BaseSettings):
     concurrency: int = Field(default=1, ge=1, le=64)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(default=32, ge=1, le=1024)
+    allow_weight_download: bool = Field(
+        default=False,
+        description="Let a job fetch torchvision's ImageNet weights (the host must be online).",
+    )
+    cache_dir: Path | None = Field(
+        default=None, description="Keeps decoded, resized datasets so a resumed job skips it."
+    )
+    progress_interval_s: float = Field(default=1.0, gt=0, le=60)
     common: CommonSettings = Field(default_factory=CommonSettings)
 
 

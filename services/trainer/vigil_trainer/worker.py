@@ -28,6 +28,9 @@ def build_context(settings: TrainerSettings) -> TrainerContext:
         sessions=make_session_factory(make_engine(common.database)),
         device=pick_device(settings.device),
         batch_size=settings.batch_size,
+        allow_weight_download=settings.allow_weight_download,
+        cache_dir=settings.cache_dir,
+        progress_interval_s=settings.progress_interval_s,
     )
 
 

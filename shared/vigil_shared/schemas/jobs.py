@@ -9,10 +9,13 @@ which is what specs written before ``classify`` existed mean.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -69,12 +72,31 @@ Architecture = Literal[
 BUILTIN_LOSSES = ("cross_entropy", "weighted_cross_entropy", "focal")
 BUILTIN_METRICS = ("accuracy", "macro_f1", "balanced_accuracy", "auroc", "aupr", "loss")
 # Losses and metrics a deployment registers in the trainer are named ``custom:<name>``; the
-# trainer refuses an unknown one with the list it knows before it loads any data.
-PluginName = Annotated[str, StringConstraints(pattern=r"^custom:[a-z][a-z0-9_]{0,63}$")]
-LossName = Literal["cross_entropy", "weighted_cross_entropy", "focal"] | PluginName
-MetricName = (
-    Literal["accuracy", "macro_f1", "balanced_accuracy", "auroc", "aupr", "loss"] | PluginName
-)
+# trainer refuses an unknown custom name with the list it knows before it loads any data.
+_PLUGIN = re.compile(r"^custom:[a-z][a-z0-9_]{0,63}$")
+
+
+def _named(kind: str, builtin: tuple[str, ...]) -> Callable[[str], str]:
+    def check(name: str) -> str:
+        if name not in builtin and not _PLUGIN.match(name):
+            raise ValueError(
+                f"unknown {kind} {name!r}; use one of {', '.join(builtin)} or custom:<name>"
+            )
+        return name
+
+    return check
+
+
+LossName = Annotated[
+    str,
+    AfterValidator(_named("loss", BUILTIN_LOSSES)),
+    Field(examples=list(BUILTIN_LOSSES), description="A built-in loss or custom:<name>."),
+]
+MetricName = Annotated[
+    str,
+    AfterValidator(_named("metric", BUILTIN_METRICS)),
+    Field(examples=list(BUILTIN_METRICS), description="A built-in metric or custom:<name>."),
+]
 ClassName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")]
 ModelId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
@@ -91,8 +113,16 @@ class RotationAug(_Part):
 
 
 class ScaleAug(_Part):
-    min: float = Field(default=0.9, gt=0, le=1)
-    max: float = Field(default=1.1, ge=1, le=2)
+    """Zoom by a factor drawn uniformly from [min, max] (below 1 shrinks the frame)."""
+
+    min: float = Field(default=0.9, gt=0, le=2)
+    max: float = Field(default=1.1, gt=0, le=2)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScaleAug:
+        if self.min > self.max:
+            raise ValueError(f"scale.min ({self.min}) exceeds scale.max ({self.max})")
+        return self
 
 
 class CropAug(_Part):

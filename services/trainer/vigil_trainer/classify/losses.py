@@ -40,9 +40,11 @@ def build_loss(spec: HyperSpec, class_counts: torch.Tensor) -> Loss:
 
 
 def balanced_weights(class_counts: torch.Tensor) -> torch.Tensor:
-    """n / (C * n_c): each class weighs the same in total; an absent class gets weight 0."""
+    """n / (C * n_c) over the C classes present: each weighs the same in total; a class absent
+    from the training split gets weight 0."""
     counts = class_counts.float()
-    weights = counts.sum() / (len(counts) * counts.clamp(min=1))
+    present = int((counts > 0).sum())
+    weights = counts.sum() / (max(1, present) * counts.clamp(min=1))
     return torch.where(counts > 0, weights, torch.zeros_like(weights))
 
 

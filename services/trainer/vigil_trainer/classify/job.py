@@ -1,0 +1,168 @@
+"""A classify job from dataset to registry candidate: load, resolve weights, fit (or search),
+evaluate on held-out groups, compare with production, register."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from minio import Minio
+from sqlalchemy.orm import Session, sessionmaker
+
+from vigil_shared.datasets import DatasetManifest, load_manifest
+from vigil_shared.schemas.jobs import ClassifySpec
+from vigil_shared.schemas.manifests import ModelManifest
+from vigil_shared.settings import S3Settings
+from vigil_shared.vision.backbones import WeightsError
+from vigil_shared.vision.catalog import architecture
+from vigil_shared.vision.inferencer import read_artifact, read_manifest
+from vigil_trainer.classify.checkpoint import S3CheckpointStore
+from vigil_trainer.classify.compare import compare_with_production
+from vigil_trainer.classify.data import ClassifyData, load_classify_data
+from vigil_trainer.classify.engine import ClassifierFit, FitHooks, fit_classifier
+from vigil_trainer.classify.evaluate import anomaly_scores, evaluation
+from vigil_trainer.registry import Candidate, register
+from vigil_trainer.reporting import JobReporter
+from vigil_trainer.weights import PretrainedWeights, resolve_weights
+
+CLASSIFY_THRESHOLD = 0.5
+"""Anomaly score 1 - P(normal) above one half: the abnormal classes are the more probable."""
+
+
+@dataclass(frozen=True)
+class ClassifyContext:
+    s3: Minio
+    s3_settings: S3Settings
+    sessions: sessionmaker[Session]
+    device: str
+    allow_weight_download: bool
+    cache_dir: Path | None
+
+
+def starting_weights(ctx: ClassifyContext, spec: ClassifySpec) -> PretrainedWeights:
+    """The parent model's weights when the spec names one, else ImageNet weights."""
+    bucket = ctx.s3_settings.models_bucket
+    if spec.parent_model_id is None:
+        return resolve_weights(
+            spec.architecture,
+            s3=ctx.s3,
+            bucket=bucket,
+            sha256=spec.weights_sha256,
+            allow_download=ctx.allow_weight_download,
+        )
+    parent = read_manifest(ctx.s3, bucket=bucket, model_id=spec.parent_model_id)
+    if parent.task != "classify" or parent.architecture != spec.architecture:
+        raise WeightsError(
+            f"parent model {parent.model_id} is a {parent.task} {parent.architecture} model; "
+            f"a {spec.architecture} classify job can only continue a {spec.architecture} "
+            "classify model"
+        )
+    if parent.ensemble_size != 1:
+        raise WeightsError(f"parent model {parent.model_id} is an ensemble; name one member")
+    return PretrainedWeights(
+        state_dict=read_artifact(ctx.s3, bucket=bucket, manifest=parent),
+        provenance=parent.backbone_weights,
+        kind="parent",
+    )
+
+
+def fit(
+    ctx: ClassifyContext,
+    *,
+    job_id: uuid.UUID,
+    spec: ClassifySpec,
+    data: ClassifyData,
+    weights: PretrainedWeights,
+    reporter: JobReporter,
+) -> ClassifierFit:
+    store = S3CheckpointStore(ctx.s3, bucket=ctx.s3_settings.models_bucket, job_id=str(job_id))
+    hooks = FitHooks(
+        progress=reporter.progress,
+        should_stop=reporter.should_stop,
+        checkpoint=store,
+        log=reporter.log,
+    )
+    result = fit_classifier(spec=spec, data=data, device=ctx.device, hooks=hooks, weights=weights)
+    store.delete()
+    return result
+
+
+def candidate(
+    ctx: ClassifyContext,
+    *,
+    spec: ClassifySpec,
+    dataset: DatasetManifest,
+    data: ClassifyData,
+    result: ClassifierFit,
+    weights: PretrainedWeights,
+) -> Candidate:
+    scores = anomaly_scores(result.val_probabilities, result.classes, spec.normal_classes)
+    comparison = compare_with_production(
+        s3=ctx.s3,
+        bucket=ctx.s3_settings.models_bucket,
+        sessions=ctx.sessions,
+        data=data,
+        camera_ids=dataset.camera_ids,
+        own_scores=scores,
+        normal_classes=spec.normal_classes,
+        device=ctx.device,
+    )
+    prep = architecture(spec.architecture).preprocessing
+    return Candidate(
+        spec=spec,
+        architecture=spec.architecture,
+        tensors=result.state_dict,
+        threshold=CLASSIFY_THRESHOLD,
+        provenance=weights.provenance,
+        preprocessing=prep.model_copy(update={"image_size": spec.image_size}),
+        dataset_sha256=dataset.version,
+        dataset_name=dataset.name,
+        dataset_version=dataset.version,
+        n_images=len(dataset.items),
+        metrics=result.metrics,
+        classes=result.classes,
+        normal_classes=spec.normal_classes,
+        head=spec.structure.head.kind,
+        head_hidden=spec.structure.head.hidden,
+        parent_model_id=spec.parent_model_id,
+        evaluation=evaluation(
+            result.val_probabilities, result.val_labels, result.classes, val_groups=data.val_groups
+        ),
+        comparison=comparison,
+    )
+
+
+def run_classify(
+    ctx: ClassifyContext, *, job_id: uuid.UUID, spec: ClassifySpec, reporter: JobReporter
+) -> ModelManifest:
+    dataset = load_manifest(ctx.s3, ctx.s3_settings.datasets_bucket, spec.dataset)
+    reporter.log(
+        "info",
+        f"dataset {dataset.name} version {dataset.version[:12]}: {len(dataset.items)} images",
+    )
+    weights = starting_weights(ctx, spec)
+    reporter.log("info", f"weights: {weights.provenance.name} from {weights.provenance.source}")
+    data = load_classify_data(
+        s3=ctx.s3,
+        bucket=ctx.s3_settings.datasets_bucket,
+        manifest=dataset,
+        spec=spec,
+        cache_dir=ctx.cache_dir,
+        progress=reporter.progress,
+    )
+    reporter.log(
+        "info",
+        f"{len(data.train_index)} training and {len(data.val_index)} validation frames; "
+        f"held-out groups: {', '.join(data.val_groups)}",
+    )
+    result = fit(ctx, job_id=job_id, spec=spec, data=data, weights=weights, reporter=reporter)
+    reporter.progress({"stage": "registering"}, force=True)
+    chosen = candidate(ctx, spec=spec, dataset=dataset, data=data, result=result, weights=weights)
+    return register(
+        s3=ctx.s3,
+        bucket=ctx.s3_settings.models_bucket,
+        sessions=ctx.sessions,
+        job_id=job_id,
+        candidate=chosen,
+    )
