@@ -181,6 +181,18 @@ SSE_EXAMPLE = (
 )
 
 
+# One message of the stream, as SSE parsers see it; ``data`` of an ``event`` is an event (JSON).
+SSE_MESSAGE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "Send back as Last-Event-ID to resume."},
+        "event": {"type": "string", "enum": ["event", "end"]},
+        "data": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
+
+
 class EventStreamResponse(StreamingResponse):
     media_type = "text/event-stream"
 
@@ -193,7 +205,7 @@ class EventStreamResponse(StreamingResponse):
             "description": "Server-Sent Events: ``event`` messages (data: an event as in GET "
             "/events/{id}), ``: keep-alive`` comments, a final ``end`` message.",
             "content": {
-                "text/event-stream": {"schema": {"type": "string"}, "example": SSE_EXAMPLE}
+                "text/event-stream": {"schema": SSE_MESSAGE_SCHEMA, "example": SSE_EXAMPLE}
             },
         },
         **problems.responses(403, 422, 503),

@@ -72,7 +72,8 @@ def _example(code: int) -> dict[str, Any]:
 def document(app: FastAPI) -> None:
     """Make the OpenAPI document say what the API does: every error of an ``/api/`` route is a
     problem (``application/problem+json``), including FastAPI's own 422, which it would
-    otherwise describe as its default validation-error shape."""
+    otherwise describe as its default validation-error shape; a route with a path parameter
+    can answer 404, one with a body 400 (not parseable)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -87,6 +88,10 @@ def document(app: FastAPI) -> None:
             if not path.startswith("/api/"):
                 continue
             for operation in operations.values():
+                if "{" in path:  # whatever the path names may not exist (or not for this key)
+                    operation["responses"].setdefault("404", {"description": _title(404)})
+                if "requestBody" in operation:  # a body that is not JSON at all
+                    operation["responses"].setdefault("400", {"description": _title(400)})
                 for code, response in operation["responses"].items():
                     if code.startswith(("4", "5")):
                         response["content"] = {

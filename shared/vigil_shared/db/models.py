@@ -130,8 +130,10 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_camera_captured", "camera_id", "captured_at"),
-        Index("ix_events_camera_started", "camera_id", "started_at"),
-        Index("ix_events_started", "started_at"),
+        # Keyset pages (started_at, event_id) and the live stream (updated_at, event_id): 0005.
+        Index("ix_events_started_id", "started_at", "event_id"),
+        Index("ix_events_camera_started_id", "camera_id", "started_at", "event_id"),
+        Index("ix_events_updated_id", "updated_at", "event_id"),
     )
 
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
