@@ -24,7 +24,7 @@ from vigil_shared.settings import CommonSettings, KafkaSettings
 from vigil_shared.topics import Topics
 
 pytestmark = pytest.mark.slow
-FRAMES = 160
+FRAMES = 300
 LIFECYCLE = LifecycleSettings(max_duration_s=2.0, update_interval_s=0.5)
 
 
@@ -69,7 +69,7 @@ def test_killed_worker_loses_no_message_and_replays_identical_ids(
         "VIGIL_INFERENCE_THRESHOLD": "0",  # every frame is hot: the lifecycle is known ahead
         "VIGIL_INFERENCE_EVENT_MAX_DURATION_S": str(LIFECYCLE.max_duration_s),
         "VIGIL_INFERENCE_EVENT_UPDATE_INTERVAL_S": str(LIFECYCLE.update_interval_s),
-        "VIGIL_INFERENCE_BATCH_SIZE": "8",
+        "VIGIL_INFERENCE_BATCH_SIZE": "2",  # slow enough to be killed well before the end
         "VIGIL_INFERENCE_THREADS": "1",
     }
 
@@ -78,7 +78,11 @@ def test_killed_worker_loses_no_message_and_replays_identical_ids(
         return [EventMessage.model_validate_json(r.value) for r in records]
 
     first = start_service("vigil_inference", **env)
-    wait_until(lambda: len(messages()) >= 6, timeout_s=180, what="the first worker's messages")
+    wait_until(
+        lambda: len(read_topic(kafka_settings, topics.events, count=3, timeout_s=0.5)) >= 3,
+        timeout_s=180,
+        what="the first worker's messages",
+    )
     first.kill()
     seen = {(m.phase.value, m.frame_seq) for m in messages()}
     assert not expected <= seen, "the worker finished before it was killed; the test proves nothing"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from vigil_inference.models import EmbeddingKnnModel, WarmupModel
+from vigil_inference.models import ThresholdOverride, WarmupModel
 from vigil_shared.vision.knn import KnnScorer, calibrate_threshold, subsample_bank
 
 
@@ -59,12 +59,14 @@ def test_cameras_warm_up_independently_and_forget_restarts_the_bank() -> None:
     assert model.score_frames(["a"], [torch.zeros(4)]) == [None]
 
 
-def test_threshold_override_applies_to_registry_models() -> None:
-    scorer = KnnScorer(bank=torch.zeros(3, 4), k=1, threshold=9.0)
-    calibrated = EmbeddingKnnModel(identity, scorer)
-    [scored] = calibrated.score_frames(["a"], [torch.ones(4)])
-    assert scored is not None and scored.threshold == 9.0 and scored.score == 2.0
-    [forced] = EmbeddingKnnModel(identity, scorer, threshold=0.0).score_frames(
-        ["a"], [torch.ones(4)]
-    )
-    assert forced is not None and forced.threshold == 0.0
+def test_threshold_override_replaces_a_models_calibrated_threshold() -> None:
+    calibrated = warmup(frames=1)
+    forced = ThresholdOverride(warmup(frames=1), 0.0)
+    for model in (calibrated, forced):
+        model.score_frames(["a"], [torch.zeros(4)])
+    [own] = calibrated.score_frames(["a"], [torch.ones(4)])
+    [override] = forced.score_frames(["a"], [torch.ones(4)])
+    assert own is not None and override is not None
+    assert override.threshold == 0.0 and own.threshold != 0.0
+    assert override.score == own.score
+    assert forced.score_frames(["b"], [torch.zeros(4)]) == [None], "warm-up frames stay unscored"

@@ -8,7 +8,7 @@ which kind it holds. A warm-up camera's first frames form its bank and are not s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import torch
@@ -103,21 +103,22 @@ class WarmupModel:
         return bank
 
 
-class EmbeddingKnnModel:
-    """A registry ``one_class`` model of frame embeddings scored by kNN distance (stateless)."""
+class ThresholdOverride:
+    """A model whose frames are compared with a fixed threshold instead of its calibrated one
+    (``VIGIL_INFERENCE_THRESHOLD``: an operator's override, or 0 in tests to make every frame
+    hot)."""
 
-    def __init__(
-        self, embedder: Embed, scorer: KnnScorer, *, threshold: float | None = None
-    ) -> None:
-        self._embedder = embedder
-        self._scorer = scorer
-        self._threshold = scorer.threshold if threshold is None else threshold
+    def __init__(self, model: FrameScorer, threshold: float) -> None:
+        self._model = model
+        self._threshold = threshold
 
     def score_frames(
         self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
     ) -> list[FrameScore | None]:
-        scores = self._scorer.score(self._embedder(images))
-        return [FrameScore(score=float(s), threshold=self._threshold) for s in scores]
+        return [
+            None if s is None else replace(s, threshold=self._threshold)
+            for s in self._model.score_frames(camera_ids, images)
+        ]
 
     def forget(self, camera_id: str) -> None:
-        return None
+        self._model.forget(camera_id)

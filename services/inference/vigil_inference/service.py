@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import torch
 from minio import Minio
@@ -12,24 +11,28 @@ from prometheus_client import start_http_server
 from vigil_inference.embedding import BatchEmbedder
 from vigil_inference.events import EventTracker, LifecycleSettings
 from vigil_inference.metrics import InferenceMetrics
-from vigil_inference.models import WARMUP, EmbeddingKnnModel, ScoringModel, WarmupModel
+from vigil_inference.models import (
+    WARMUP,
+    FrameScorer,
+    ScoringModel,
+    ThresholdOverride,
+    WarmupModel,
+)
 from vigil_inference.routing import AssignmentFollower, ModelLoader, ModelRouter
 from vigil_inference.settings import InferenceSettings
 from vigil_inference.snapshots import SnapshotStore
 from vigil_inference.worker import Batching, InferenceWorker
 from vigil_shared.kafka import ensure_topics, make_consumer, make_producer
 from vigil_shared.schemas.events import ModelRef
-from vigil_shared.schemas.manifests import Preprocessing
 from vigil_shared.storage import ensure_buckets, make_s3_client
 from vigil_shared.vision.backbones import (
     LITE0_PREPROCESSING,
     FrameEmbedder,
     load_efficientnet_lite0,
 )
-from vigil_shared.vision.inferencer import load_model
+from vigil_shared.vision.inferencer import load_frame_model
 
 log = logging.getLogger("vigil_inference")
-EmbedderFor = Callable[[Preprocessing], BatchEmbedder]
 
 
 def pick_device(requested: str) -> str:
@@ -50,33 +53,32 @@ def lifecycle_settings(settings: InferenceSettings) -> LifecycleSettings:
     )
 
 
-def embedders(settings: InferenceSettings, device: str) -> EmbedderFor:
-    """One backbone in memory; one batch embedder per input size the loaded models need."""
-    features = FrameEmbedder(load_efficientnet_lite0().module)
-    made: dict[Preprocessing, BatchEmbedder] = {}
+def warmup_model(settings: InferenceSettings, device: str) -> WarmupModel:
+    prep = LITE0_PREPROCESSING.model_copy(update={"image_size": settings.warmup_image_size})
+    embedder = BatchEmbedder(
+        FrameEmbedder(load_efficientnet_lite0().module),
+        prep,
+        device=device,
+        amp=settings.amp,
+        compile_model=settings.compile,
+    )
+    return WarmupModel(
+        embedder,
+        frames=settings.warmup_frames,
+        k=settings.k,
+        target_fpr=settings.target_fpr,
+        threshold=settings.threshold,
+    )
 
-    def embedder_for(prep: Preprocessing) -> BatchEmbedder:
-        if prep not in made:
-            made[prep] = BatchEmbedder(
-                features, prep, device=device, amp=settings.amp, compile_model=settings.compile
-            )
-        return made[prep]
 
-    return embedder_for
-
-
-def registry_loader(
-    s3: Minio, settings: InferenceSettings, embedder_for: EmbedderFor
-) -> ModelLoader:
+def registry_loader(s3: Minio, settings: InferenceSettings, device: str) -> ModelLoader:
     def load(model_id: str) -> ScoringModel:
-        manifest, scorer = load_model(
-            s3, bucket=settings.common.s3.models_bucket, model_id=model_id
+        model: FrameScorer = load_frame_model(
+            s3, bucket=settings.common.s3.models_bucket, model_id=model_id, device=device
         )
-        # A registry model was fitted at its own input size: score at that size too.
-        model = EmbeddingKnnModel(
-            embedder_for(manifest.preprocessing), scorer, threshold=settings.threshold
-        )
-        return ScoringModel(ModelRef(id=manifest.model_id, kind="registry"), model)
+        if settings.threshold is not None:
+            model = ThresholdOverride(model, settings.threshold)
+        return ScoringModel(ModelRef(id=model_id, kind="registry"), model)
 
     return load
 
@@ -84,22 +86,12 @@ def registry_loader(
 def build_router(
     settings: InferenceSettings, s3: Minio, metrics: InferenceMetrics, device: str
 ) -> ModelRouter:
-    embedder_for = embedders(settings, device)
-
-    prep = LITE0_PREPROCESSING.model_copy(update={"image_size": settings.warmup_image_size})
-    warmup = WarmupModel(
-        embedder_for(prep),
-        frames=settings.warmup_frames,
-        k=settings.k,
-        target_fpr=settings.target_fpr,
-        threshold=settings.threshold,
-    )
-    loader = registry_loader(s3, settings, embedder_for)
+    loader = registry_loader(s3, settings, device)
     # The static default must load: a typo in VIGIL_INFERENCE_MODEL_ID stops the start-up.
     preloaded = [loader(settings.model_id)] if settings.model_id else []
     return ModelRouter(
         loader=loader,
-        warmup=ScoringModel(WARMUP, warmup),
+        warmup=ScoringModel(WARMUP, warmup_model(settings, device)),
         default_model_id=settings.model_id,
         cache_size=settings.model_cache_size,
         metrics=metrics,
