@@ -109,6 +109,7 @@ class InferenceWorker:
                 if transitions:
                     self.publish(transitions)
                 if records or transitions:
+                    self._producer.flush()  # events and dead letters are durable: commit
                     self.commit()
                 self._measure_lag()
         finally:
@@ -162,7 +163,7 @@ class InferenceWorker:
         return transitions
 
     def publish(self, transitions: Sequence[Transition]) -> None:
-        """Store snapshots, then produce the messages that reference them, then flush."""
+        """Store snapshots, then produce the messages that reference them (flushed by ``run``)."""
         keys = self._store_snapshots(transitions)
         detected_at = utc_now()
         for transition in transitions:
@@ -176,7 +177,6 @@ class InferenceWorker:
             self.events_emitted += 1
             self.metrics.events.labels(frame.camera_id, transition.phase.value).inc()
             self.metrics.latency.observe((detected_at - frame.captured_at).total_seconds())
-        self._producer.flush()
 
     def commit(self) -> None:
         """Commit each partition's position, held back to the oldest frame its cameras' open
