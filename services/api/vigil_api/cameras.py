@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from psycopg import errors as pg_errors
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_serializer, model_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -54,11 +54,48 @@ Masks = Annotated[
         examples=[[[[0, 0], [0.25, 0], [0.25, 0.2], [0, 0.2]]]],
     ),
 ]
+CAMERA_IN_EXAMPLE: dict[str, JsonValue] = {
+    "id": "lobby-north",
+    "name": "Lobby, north door",
+    "source": "rtsp://viewer:secret@cam-7.local:554/main",
+    "target_fps": 5.0,
+    "masks": [[[0, 0], [0.25, 0], [0.25, 0.2], [0, 0.2]]],
+}
+CAMERA_OUT_EXAMPLE: dict[str, JsonValue] = {
+    **CAMERA_IN_EXAMPLE,
+    "source": "rtsp://viewer:***@cam-7.local:554/main",
+    "max_width": 640,
+    "max_height": 480,
+    "jpeg_quality": 85,
+    "enabled": True,
+    "model_id": "m-20261128-walkway",
+    "status": {
+        "state": "online",
+        "reported_state": "online",
+        "reason": None,
+        "since": "2026-11-28T08:00:00Z",
+        "reported_at": "2026-11-28T12:00:00Z",
+        "report_interval_s": 10.0,
+        "last_frame_at": "2026-11-28T11:59:59.800Z",
+        "fps": 4.9,
+        "target_fps": 5.0,
+        "frames_published": 143920,
+        "frames_dropped": 12,
+        "frames_gated": 80211,
+        "reconnects": 1,
+    },
+    "created_at": "2026-11-20T09:00:00Z",
+    "updated_at": "2026-11-28T07:55:00Z",
+}
 SOURCE_DOC = "rtsp(s)://, rtmp(s)://, http(s):// URL, or an absolute path under the file root."
 
 
 class CameraIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(
+        extra="forbid",
+        protected_namespaces=(),
+        json_schema_extra={"examples": [CAMERA_IN_EXAMPLE]},
+    )
 
     id: CameraId = Field(examples=["lobby-north"])
     name: Name
@@ -75,7 +112,11 @@ class CameraIn(BaseModel):
 class CameraPatch(BaseModel):
     """The fields to change; ``model_id: null`` removes the model assignment."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(
+        extra="forbid",
+        protected_namespaces=(),
+        json_schema_extra={"examples": [{"target_fps": 2.0, "model_id": None}]},
+    )
 
     name: Name | None = None
     source: SourceUrl | None = Field(default=None, description=SOURCE_DOC)
@@ -96,7 +137,11 @@ class CameraPatch(BaseModel):
 
 
 class CameraOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True, protected_namespaces=())
+    model_config = ConfigDict(
+        from_attributes=True,
+        protected_namespaces=(),
+        json_schema_extra={"examples": [CAMERA_OUT_EXAMPLE]},
+    )
 
     id: str
     name: str

@@ -22,7 +22,7 @@ from typing import IO, Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -67,6 +67,7 @@ UPLOAD_BODY = {
         "required": True,
         "content": {
             "multipart/form-data": {
+                "example": {"archive": "(walkway.zip)", "description": "walkway, first cut"},
                 "schema": {
                     "type": "object",
                     "required": ["archive"],
@@ -74,15 +75,30 @@ UPLOAD_BODY = {
                         "archive": {"type": "string", "format": "binary"},
                         "description": {"type": "string", "maxLength": 2000},
                     },
-                }
+                },
             }
         },
     }
 }
 
 
+VERSION_EXAMPLE: dict[str, JsonValue] = {
+    "name": "walkway",
+    "version": "9f2c" + "0" * 60,
+    "source": "upload",
+    "description": "walkway, first cut",
+    "n_items": 5,
+    "label_counts": {"normal": 3, "abnormal": 2},
+    "camera_ids": [],
+    "created_by": "night-shift console",
+    "created_at": "2026-11-28T12:00:00Z",
+}
+
+
 class VersionOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_extra={"examples": [VERSION_EXAMPLE]}
+    )
 
     name: str
     version: str
@@ -96,10 +112,18 @@ class VersionOut(BaseModel):
 
 
 class VersionDetail(VersionOut):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [VERSION_EXAMPLE | {"group_counts": {"clip01": 5}}]}
+    )
+
     group_counts: dict[str, int] = Field(description="Images per group (clip, camera).")
 
 
 class CreatedVersion(VersionOut):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [VERSION_EXAMPLE | {"created": True, "skipped_events": []}]}
+    )
+
     created: bool = Field(description="false: an identical version existed and was returned.")
     skipped_events: list[str] = Field(
         default_factory=list, description="Events left out: their peak frame is not stored."
@@ -107,18 +131,41 @@ class CreatedVersion(VersionOut):
 
 
 class DatasetSummary(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "walkway", "versions": 2, "latest": VERSION_EXAMPLE}]
+        }
+    )
+
     name: str
     versions: int
     latest: VersionOut
 
 
 class DatasetOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "walkway", "versions": [VERSION_EXAMPLE]}]}
+    )
+
     name: str
     versions: list[VersionOut] = Field(description="Oldest first.")
 
 
 class FromCameraIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "camera_id": "lobby-north",
+                    "start": "2026-11-28T08:00:00Z",
+                    "end": "2026-11-28T08:30:00Z",
+                    "every_n": 10,
+                    "label": "normal",
+                }
+            ]
+        },
+    )
 
     camera_id: CameraId
     start: AwareDatetime
@@ -135,7 +182,18 @@ class FromCameraIn(BaseModel):
 
 
 class FromEventsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "camera_ids": ["lobby-north"],
+                    "review": ["confirmed", "false_positive"],
+                    "start": "2026-11-01T00:00:00Z",
+                }
+            ]
+        },
+    )
 
     camera_ids: list[CameraId] | None = Field(
         default=None, max_length=500, description="Default: every camera this key sees."

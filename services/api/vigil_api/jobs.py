@@ -20,10 +20,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from celery import Celery
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Body, HTTPException, Query, status
 from kombu.exceptions import OperationalError as QueueError
 from minio import Minio
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
@@ -42,8 +42,33 @@ FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 
+SPEC_EXAMPLE: dict[str, JsonValue] = {
+    "name": "walkway",
+    "task": "one_class",
+    "dataset": {"name": "walkway"},
+}
+JOB_EXAMPLE: dict[str, JsonValue] = {
+    "id": "6f1c2a4e-3b7d-4f8e-9a0b-1c2d3e4f5a6b",
+    "name": "walkway",
+    "task": "one_class",
+    "status": "running",
+    "spec": SPEC_EXAMPLE | {"dataset": {"name": "walkway", "version": "9f2c" + "0" * 60}},
+    "progress": {"stage": "fit", "epoch": 3, "epochs": 10, "metrics": {"val_auroc": 0.91}},
+    "error": None,
+    "model_id": None,
+    "created_by": "night-shift console",
+    "created_at": "2026-11-28T12:00:00Z",
+    "started_at": "2026-11-28T12:00:02Z",
+    "finished_at": None,
+}
+
+
 class JobOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True, protected_namespaces=())
+    model_config = ConfigDict(
+        from_attributes=True,
+        protected_namespaces=(),
+        json_schema_extra={"examples": [JOB_EXAMPLE]},
+    )
 
     id: uuid.UUID
     name: str
@@ -60,6 +85,10 @@ class JobOut(BaseModel):
 
 
 class JobPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [JOB_EXAMPLE], "next_cursor": None}]}
+    )
+
     items: list[JobOut]
     next_cursor: str | None = Field(description="Pass as ``cursor`` for the next page; null: end.")
 
@@ -74,6 +103,24 @@ class LogLine(BaseModel):
 
 
 class LogPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "id": 41,
+                            "at": "2026-11-28T12:01:00Z",
+                            "level": "info",
+                            "message": "epoch 3/10: val_auroc 0.91",
+                        }
+                    ],
+                    "next_after": 41,
+                }
+            ]
+        }
+    )
+
     items: list[LogLine]
     next_after: int | None = Field(
         description="Pass as ``after`` to read on (unchanged while no new line was written)."
@@ -167,7 +214,10 @@ def _decode(cursor: str) -> tuple[datetime, uuid.UUID]:
     responses=problems.responses(422, 503),
 )
 def submit_job(
-    spec: JobSpec, session: SessionDep, clients: ClientsDep, principal: FleetOperatorDep
+    spec: Annotated[JobSpec, Body(openapi_examples={"one_class": {"value": SPEC_EXAMPLE}})],
+    session: SessionDep,
+    clients: ClientsDep,
+    principal: FleetOperatorDep,
 ) -> Job:
     """Queue a fine-tuning job; its dataset must exist (422 at ``body.dataset`` otherwise)."""
     try:

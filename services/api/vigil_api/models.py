@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from minio.error import S3Error
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -40,8 +40,60 @@ router = APIRouter(prefix="/api/v1/models", tags=["models"])
 GLOBAL = "global"
 
 
+MODEL_EXAMPLE: dict[str, JsonValue] = {
+    "id": "m-20261128-walkway",
+    "name": "walkway",
+    "task": "one_class",
+    "architecture": "efficientnet_lite0+knn",
+    "stage": "production",
+    "artifact_key": "m-20261128-walkway/model.safetensors",
+    "artifact_sha256": "4b1e" + "0" * 60,
+    "manifest_key": "m-20261128-walkway/manifest.json",
+    "dataset_sha256": "9f2c" + "0" * 60,
+    "dataset_name": "walkway",
+    "dataset_version": "9f2c" + "0" * 60,
+    "parent_model_id": None,
+    "threshold": 0.42,
+    "metrics": {"val_auroc": 0.93},
+    "job_id": "6f1c2a4e-3b7d-4f8e-9a0b-1c2d3e4f5a6b",
+    "created_at": "2026-11-28T12:10:00Z",
+}
+ASSIGNMENT_EXAMPLE: dict[str, JsonValue] = {
+    "scope": "lobby-north",
+    "production_model_id": "m-20261128-walkway",
+    "shadow_model_id": None,
+    "updated_by": "night-shift console",
+    "updated_at": "2026-11-28T12:30:00Z",
+}
+CHANGE_EXAMPLE: dict[str, JsonValue] = {
+    "schema": "vigil.model-assignment.v1",
+    "change_id": "0b8e6f1a-2c3d-4e5f-8a9b-0c1d2e3f4a5b",
+    "scope": "lobby-north",
+    "production_model_id": "m-20261128-walkway",
+    "shadow_model_id": None,
+    "previous_production_model_id": "m-20261101-walkway",
+    "action": "promote",
+    "actor": "night-shift console",
+    "changed_at": "2026-11-28T12:30:00Z",
+}
+
+
+class AssignmentChange(ModelAssignment):
+    """The change as published on the assignment topic."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [CHANGE_EXAMPLE]})
+
+    @classmethod
+    def of(cls, assignment: ModelAssignment) -> AssignmentChange:
+        return cls.model_validate(assignment.model_dump(by_alias=True))
+
+
 class ModelOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True, protected_namespaces=())
+    model_config = ConfigDict(
+        from_attributes=True,
+        protected_namespaces=(),
+        json_schema_extra={"examples": [MODEL_EXAMPLE]},
+    )
 
     id: str
     name: str
@@ -62,7 +114,11 @@ class ModelOut(BaseModel):
 
 
 class AssignmentOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True, protected_namespaces=())
+    model_config = ConfigDict(
+        from_attributes=True,
+        protected_namespaces=(),
+        json_schema_extra={"examples": [ASSIGNMENT_EXAMPLE]},
+    )
 
     scope: str = Field(description="A camera id, or '*' for the global default.")
     production_model_id: str | None
@@ -72,6 +128,18 @@ class AssignmentOut(BaseModel):
 
 
 class ModelDetail(ModelOut):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                MODEL_EXAMPLE
+                | {
+                    "manifest": {"model_id": MODEL_EXAMPLE["id"]},
+                    "assignments": [ASSIGNMENT_EXAMPLE],
+                }
+            ]
+        }
+    )
+
     manifest: dict[str, Any] | None = Field(
         description="The manifest stored with the artifact; null if it cannot be read."
     )
@@ -81,7 +149,9 @@ class ModelDetail(ModelOut):
 
 
 class ScopeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"scope": ["lobby-north"]}]}
+    )
 
     scope: Literal["global"] | Annotated[list[CameraId], Field(min_length=1, max_length=500)] = (
         Field(description="'global' (every camera without its own) or a list of camera ids.")
@@ -89,11 +159,15 @@ class ScopeIn(BaseModel):
 
 
 class ShadowIn(ScopeIn):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"scope": "global"}]})
+
     stop: bool = Field(default=False, description="true: stop shadowing in these scopes.")
 
 
 class RollbackIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"scope": "lobby-north"}]}
+    )
 
     scope: Literal["global"] | CameraId = Field(description="'global' or one camera id.")
 
@@ -105,6 +179,20 @@ class MetricComparison(BaseModel):
 
 
 class ComparisonOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "a": MODEL_EXAMPLE,
+                    "b": MODEL_EXAMPLE | {"id": "m-20261129-walkway", "stage": "candidate"},
+                    "dataset_name": "walkway",
+                    "dataset_version": MODEL_EXAMPLE["dataset_version"],
+                    "metrics": {"val_auroc": {"a": 0.93, "b": 0.95, "delta": 0.02}},
+                }
+            ]
+        }
+    )
+
     a: ModelOut
     b: ModelOut
     dataset_name: str | None
@@ -113,6 +201,19 @@ class ComparisonOut(BaseModel):
 
 
 class DownloadOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://s3.example/vigil-models/m-20261128-walkway/model.safetensors"
+                    "?X-Amz-Expires=300&X-Amz-Signature=...",
+                    "expires_at": "2026-11-28T12:35:00Z",
+                    "artifact_sha256": MODEL_EXAMPLE["artifact_sha256"],
+                }
+            ]
+        }
+    )
+
     url: str
     expires_at: datetime
     artifact_sha256: str = Field(description="Check the download against this.")
@@ -255,7 +356,7 @@ def compare(
 
 
 @router.post(
-    "/rollback", response_model=ModelAssignment, responses=problems.responses(404, 409, 503)
+    "/rollback", response_model=AssignmentChange, responses=problems.responses(404, 409, 503)
 )
 def post_rollback(
     body: RollbackIn,
@@ -263,19 +364,20 @@ def post_rollback(
     session: SessionDep,
     clients: ClientsDep,
     principal: OperatorDep,
-) -> ModelAssignment:
+) -> AssignmentChange:
     """Return a scope to the production model it had before its latest promotion."""
     (scope,) = resolve_scopes(
         request=request, session=session, principal=principal, scope=body.scope
     )
     try:
-        return registry_stages.rollback(
+        change = registry_stages.rollback(
             session=session, publisher=clients.assignments, scope=scope, actor=principal.name
         )
     except NothingToRollBackError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except AssignmentPublishError as exc:
         raise _unpublished(exc) from exc
+    return AssignmentChange.of(change)
 
 
 @router.get("/{model_id}", response_model=ModelDetail, responses=problems.responses(404))
@@ -293,7 +395,7 @@ def get_model(
 
 @router.post(
     "/{model_id}/promote",
-    response_model=list[ModelAssignment],
+    response_model=list[AssignmentChange],
     responses=problems.responses(404, 503),
 )
 def promote(
@@ -303,12 +405,12 @@ def promote(
     session: SessionDep,
     clients: ClientsDep,
     principal: OperatorDep,
-) -> list[ModelAssignment]:
+) -> list[AssignmentChange]:
     """Make the model the production model of the scopes (published, then recorded)."""
     _model(session, model_id)
     scopes = resolve_scopes(request=request, session=session, principal=principal, scope=body.scope)
     try:
-        return registry_stages.promote(
+        changes = registry_stages.promote(
             session=session,
             publisher=clients.assignments,
             model_id=model_id,
@@ -319,11 +421,12 @@ def promote(
         raise _not_found(model_id) from exc
     except AssignmentPublishError as exc:
         raise _unpublished(exc) from exc
+    return [AssignmentChange.of(c) for c in changes]
 
 
 @router.post(
     "/{model_id}/shadow",
-    response_model=list[ModelAssignment],
+    response_model=list[AssignmentChange],
     responses=problems.responses(404, 503),
 )
 def post_shadow(
@@ -333,12 +436,12 @@ def post_shadow(
     session: SessionDep,
     clients: ClientsDep,
     principal: OperatorDep,
-) -> list[ModelAssignment]:
+) -> list[AssignmentChange]:
     """Score the model beside the scopes' production models; it emits no events."""
     _model(session, model_id)
     scopes = resolve_scopes(request=request, session=session, principal=principal, scope=body.scope)
     try:
-        return registry_stages.shadow(
+        changes = registry_stages.shadow(
             session=session,
             publisher=clients.assignments,
             model_id=None if body.stop else model_id,
@@ -347,6 +450,7 @@ def post_shadow(
         )
     except AssignmentPublishError as exc:
         raise _unpublished(exc) from exc
+    return [AssignmentChange.of(c) for c in changes]
 
 
 @router.get("/{model_id}/download", response_model=DownloadOut, responses=problems.responses(404))
