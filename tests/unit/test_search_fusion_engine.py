@@ -11,8 +11,15 @@ from vigil_shared.vision.catalog import architecture
 from vigil_trainer.classify.data import ClassifyData
 from vigil_trainer.classify.engine import ClassifierFit, FitHooks, fit_classifier
 from vigil_trainer.classify.evaluate import classification_metrics
-from vigil_trainer.fusion import Trial, ensemble_trials, predict_probabilities, soup_trials
+from vigil_trainer.fusion import (
+    FusionError,
+    Trial,
+    ensemble_trials,
+    predict_probabilities,
+    soup_trials,
+)
 from vigil_trainer.search import TrialRun, run_search
+from vigil_trainer.tuning import fit_tuned
 
 pytestmark = pytest.mark.slow
 CLASSES = ("normal", "abnormal")
@@ -91,3 +98,43 @@ def test_a_quick_search_then_fusion_runs_end_to_end() -> None:
     )
     assert soup.metrics["auroc"] >= result.best.value - 1e-9
     assert soup.state_dict.keys() == result.best.fit.state_dict.keys()
+
+
+def tiny_spec(**overrides: object) -> ClassifySpec:
+    data: dict[str, object] = {
+        "name": "tiny",
+        "task": "classify",
+        "dataset": DatasetRef(name="tiny"),
+        "image_size": 32,
+        "validation": {"groups": ["clip3"]},
+        "hyper": {"epochs": 1, "batch_size": 8, "metric": "auroc"},
+    }
+    data.update(overrides)
+    return ClassifySpec.model_validate(data)
+
+
+def test_a_job_with_search_and_weight_averaging_yields_one_registrable_network() -> None:
+    space = {"hyper.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}
+    spec = tiny_spec(
+        search={"trials": 2, "metric": "auroc", "pruner": "none", "space": space},
+        fusion={"kind": "weight_average", "k": 2},
+    )
+    lines: list[str] = []
+    progress: list[dict[str, object]] = []
+    hooks = FitHooks(log=lambda level, line: lines.append(line), progress=progress.append)
+    tuned = fit_tuned(spec=spec, data=tiny_data(), device="cpu", hooks=hooks)
+    assert tuned.study is not None and len(tuned.study.trials) == 2
+    assert tuned.fusion in {"uniform_soup", "greedy_soup"} and tuned.ensemble_size == 1
+    assert tuned.tensors.keys() == tuned.fit.state_dict.keys()
+    assert tuned.metrics["auroc"] >= max(t.value or 0.0 for t in tuned.study.trials) - 1e-9
+    assert tuned.spec.search is None and tuned.spec.hyper.lr in {
+        t.params["hyper.lr"] for t in tuned.study.trials
+    }
+    assert any(line.startswith("search: 2 trials") for line in lines)
+    assert {p.get("trial") for p in progress if p.get("stage") == "train"} == {0, 1}
+
+
+def test_fusing_trials_without_a_search_is_refused_before_training() -> None:
+    spec = tiny_spec(fusion={"kind": "weight_average", "k": 2})
+    with pytest.raises(FusionError, match="set search"):
+        fit_tuned(spec=spec, data=tiny_data(), device="cpu", hooks=FitHooks())

@@ -295,9 +295,11 @@ Metrics = Callable[[torch.Tensor], dict[str, float]]
 
 
 def ensemble_trials(trials: Sequence[Trial], *, k: int, metrics: Metrics) -> FusedClassifier:
-    """Probability averaging of the best ``k`` trials (``trials`` best first); their validation
-    probabilities are already known, so fusing costs no inference."""
-    members = list(trials[:k])
+    """Probability averaging of the best ``k`` trials (``trials`` best first) whose network has
+    the best trial's layers: one manifest (architecture, head) describes every member. Their
+    validation probabilities are already known, so fusing costs no inference."""
+    best = trials[0].fit.state_dict
+    members = [t for t in trials[:k] if _compatible(best, t.fit.state_dict)]
     if len(members) < 2:
         raise FusionError(f"an ensemble of trials needs 2 completed trials, got {len(members)}")
     probabilities = average_probabilities([t.fit.val_probabilities for t in members])
