@@ -1,0 +1,108 @@
+"""Camera masks (validated polygons that ingest reads) and camera status: ingest's reports on
+the status topic, stored by ``camera_status_main`` and shown with each camera."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.integration.conftest import StartService
+from tests.support import wait_until
+from vigil_shared.kafka import make_producer
+from vigil_shared.schemas.camera_status import CameraStatus
+from vigil_shared.settings import KafkaSettings
+
+SQUARE = [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5], [0.0, 0.5]]
+
+
+def new_camera(api: TestClient, **fields: Any) -> str:
+    camera_id = f"cam-{uuid.uuid4().hex[:8]}"
+    body = {"id": camera_id, "name": camera_id, "source": "rtsp://10.0.0.7/main"} | fields
+    response = api.post("/api/v1/cameras", json=body)
+    assert response.status_code == 201, response.text
+    return camera_id
+
+
+def test_masks_are_stored_changed_and_given_to_ingest(api: TestClient) -> None:
+    camera_id = new_camera(api, masks=[SQUARE])
+    assert api.get(f"/api/v1/cameras/{camera_id}").json()["masks"] == [SQUARE]
+    triangle = [[0.9, 0.9], [1.0, 0.9], [1.0, 1.0]]
+    changed = api.patch(f"/api/v1/cameras/{camera_id}", json={"masks": [SQUARE, triangle]})
+    assert changed.json()["masks"] == [SQUARE, triangle]
+    ingest = {c["id"]: c for c in api.get("/api/v1/ingest/cameras", params={"limit": 500}).json()}
+    assert ingest[camera_id]["masks"] == [SQUARE, triangle]
+    cleared = api.patch(f"/api/v1/cameras/{camera_id}", json={"masks": []})
+    assert cleared.json()["masks"] == []
+
+
+@pytest.mark.parametrize(
+    ("masks", "field"),
+    [
+        ([[[0, 0], [1, 1]]], "body.masks.0"),
+        ([[[0, 0], [1.5, 0], [0, 1]]], "body.masks.0.1.0"),
+        ([SQUARE] * 65, "body.masks"),
+    ],
+    ids=["two-points", "outside-the-picture", "too-many-polygons"],
+)
+def test_bad_masks_are_refused_by_field(
+    api: TestClient, masks: list[list[list[float]]], field: str
+) -> None:
+    body = {"id": "bad-masks", "name": "x", "source": "rtsp://10.0.0.7/main", "masks": masks}
+    response = api.post("/api/v1/cameras", json=body)
+    assert response.status_code == 422
+    assert field in {e["field"] for e in response.json()["errors"]}
+
+
+def report(camera_id: str, *, state: str, at: datetime, **fields: Any) -> CameraStatus:
+    values: dict[str, Any] = {
+        "camera_id": camera_id,
+        "state": state,
+        "since": at - timedelta(minutes=1),
+        "reported_at": at,
+        "report_interval_s": 5.0,
+        "last_frame_at": at,
+        "fps": 4.8,
+        "target_fps": 5.0,
+        "frames_published": 100,
+        "frames_dropped": 2,
+        "frames_gated": 40,
+        "reconnects": 0,
+    }
+    return CameraStatus(**(values | fields))
+
+
+def test_status_reports_are_stored_latest_first_and_shown(
+    api: TestClient, kafka_settings: KafkaSettings, start_service: StartService
+) -> None:
+    online, silent = new_camera(api), new_camera(api)
+    assert api.get(f"/api/v1/cameras/{online}").json()["status"] is None
+    now = datetime.now(UTC)
+    producer = make_producer(kafka_settings)
+    for sent in (
+        report(online, state="online", at=now),
+        report(online, state="offline", at=now - timedelta(seconds=30), reason="older"),
+        report(silent, state="online", at=now - timedelta(hours=1)),
+    ):
+        producer.send(
+            kafka_settings.topics.camera_status,
+            key=sent.camera_id.encode(),
+            value=sent.to_json_bytes(),
+        )
+    producer.flush()
+    producer.close()
+    recorder = start_service("vigil_api.camera_status_main")
+
+    def shown(camera_id: str) -> dict[str, Any] | None:
+        status: dict[str, Any] | None = api.get(f"/api/v1/cameras/{camera_id}").json()["status"]
+        return status
+
+    status = wait_until(lambda: shown(online), timeout_s=60, what="the stored status")
+    assert status["state"] == "online" and status["fps"] == 4.8
+    assert status["frames_dropped"] == 2 and status["reason"] is None
+    stale = wait_until(lambda: shown(silent), timeout_s=30, what="the silent camera's status")
+    assert stale["state"] == "unknown" and stale["reported_state"] == "online"
+    assert recorder.stop() == 0
