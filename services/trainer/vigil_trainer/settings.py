@@ -29,6 +29,13 @@ class TrainerSettings(BaseSettings):
         default=None, description="Keeps decoded, resized datasets so a resumed job skips it."
     )
     progress_interval_s: float = Field(default=1.0, gt=0, le=60)
+    redelivery_after_s: int = Field(
+        default=3600,
+        ge=5,
+        description="Redis visibility timeout: a job whose worker died is handed to another "
+        "worker after this long. A job still running then is delivered again, and the copy "
+        "waits its turn and finds the job finished, so keep it above most jobs' run time.",
+    )
     common: CommonSettings = Field(default_factory=CommonSettings)
 
 

