@@ -22,7 +22,7 @@ from tests.integration.test_api_events import add, make_event
 from vigil_api.event_stream import StreamLimits, get_stream_limits
 from vigil_shared.db.models import Event
 
-LIMITS = StreamLimits(poll_s=0.05, heartbeat_s=0.3, settle_s=0.1, max_duration_s=2.0)
+LIMITS = StreamLimits(poll_s=0.05, heartbeat_s=0.3, settle_s=0.1, max_duration_s=3.0)
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,15 @@ def cameras(sessions: sessionmaker[Session]) -> Iterator[tuple[str, str]]:
         session.execute(delete(Event).where(Event.camera_id.in_([mine, other])))
 
 
-def add_later(sessions: sessionmaker[Session], rows: list[Event], delay_s: float) -> None:
+def add_once_streaming(sessions: sessionmaker[Session], app: Any, rows: list[Event]) -> None:
+    """Insert ``rows`` once a stream is open (it has taken its start position), one transaction
+    each so they get increasing ``updated_at``."""
+
     def run() -> None:
-        time.sleep(delay_s)
-        for row in rows:  # one transaction each: distinct updated_at, in this order
+        deadline = time.monotonic() + 10
+        while app.state.event_streams.open == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for row in rows:
             add(sessions, [row])
 
     threading.Thread(target=run, daemon=True).start()
@@ -86,7 +91,7 @@ def test_new_events_stream_in_order_scoped_filtered_with_heartbeats(
     add(sessions, [make_event(mine, 0)])  # before the stream opened: not sent
     rows = [make_event(mine, 1), make_event(other, 2), make_event(mine, 3, score=0.1)]
     rows.append(make_event(mine, 4))
-    add_later(sessions, rows, delay_s=0.5)
+    add_once_streaming(sessions, client.app, rows)
     headers = bearer(issue_key("viewer", camera_ids=[mine]))
 
     response = client.get("/api/v1/events/stream", params={"min_score": 0.5}, headers=headers)
@@ -105,7 +110,7 @@ def test_last_event_id_resumes_after_that_message_and_feedback_is_a_change(
 ) -> None:
     mine, _ = cameras
     rows = [make_event(mine, m) for m in range(3)]
-    add_later(sessions, rows, delay_s=0.3)
+    add_once_streaming(sessions, client.app, rows)
     first = parse(client.get("/api/v1/events/stream", params={"camera_id": mine}).text)
     sent = [m for m in first if m.event == "event"]
     assert len(sent) == 3

@@ -237,13 +237,12 @@ async def stream_events(
     if registry.full:
         detail = f"{registry.max_streams} event streams are open; retry in a few seconds"
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail, {"Retry-After": "5"})
-    snapshots = snapshots_of(clients)
     chunks = sse_chunks(
         fetch=_fetcher(clients.sessions, filters, principal.camera_ids, limits),
         start=start,
         limits=limits,
         stopping=registry.stopping,
-        render=lambda row: _render(row, snapshots),
+        render=lambda row: _render(row, snapshots_of(clients)),  # links fresh per message
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return EventStreamResponse(guarded(registry, chunks), headers=headers)

@@ -12,13 +12,12 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse
-from minio import Minio
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.orm import Session
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session
 from vigil_api import problems
 from vigil_api.auth import ViewerDep, forbidden
 from vigil_api.deps import Clients, ClientsDep, SessionDep
+from vigil_api.event_snapshots import Presigner
 from vigil_api.problems import invalid_field
 from vigil_api.security import Principal
 from vigil_shared.db.models import Event
@@ -178,19 +178,18 @@ class EventPage(BaseModel):
 
 @dataclass(frozen=True)
 class Snapshots:
-    """Presigned links to event snapshots (signed locally: no S3 round trip per event)."""
+    """Links to event snapshots, signed with one request time (see ``event_snapshots``)."""
 
-    s3: Minio
-    bucket: str
+    presigner: Presigner
 
     def url(self, key: str | None) -> str | None:
-        if key is None:
-            return None
-        return self.s3.presigned_get_object(self.bucket, key, expires=SNAPSHOT_URL_EXPIRY)
+        return None if key is None else self.presigner.url(key)
 
 
 def snapshots_of(clients: Clients) -> Snapshots:
-    return Snapshots(s3=clients.s3, bucket=clients.settings.common.s3.snapshots_bucket)
+    s3 = clients.settings.common.s3
+    now = datetime.now(UTC)
+    return Snapshots(Presigner.for_snapshots(s3, now=now, expires=SNAPSHOT_URL_EXPIRY))
 
 
 def event_out(row: Event, snapshots: Snapshots) -> EventOut:
