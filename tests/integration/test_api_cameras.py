@@ -17,6 +17,7 @@ from tests.integration.conftest import ADMIN_KEY, IssueKey, bearer
 from vigil_api.main import create_app
 from vigil_api.settings import ApiSettings
 from vigil_shared.db.models import Camera, Event, Model
+from vigil_shared.topics import Topics
 
 
 def new_id(label: str = "cam") -> str:
@@ -67,7 +68,8 @@ def add_events(sessions: sessionmaker[Session], camera_id: str, count: int) -> N
             )
 
 
-def test_camera_lifecycle(api: TestClient, sessions: sessionmaker[Session]) -> None:
+def test_camera_lifecycle(topics: Topics, api: TestClient, sessions: sessionmaker[Session]) -> None:
+    """``topics`` first: the app publishes the model assignment in this test's namespace."""
     camera_id = new_id()
     created = api.post("/api/v1/cameras", json=camera_body(camera_id, target_fps=2.5))
     assert created.status_code == 201, created.text

@@ -238,3 +238,27 @@ def test_download_is_a_presigned_url_that_expires(
     assert fetched.status_code == 200 and fetched.content == ARTIFACT
     time.sleep(3.5)
     assert httpx.get(body["url"]).status_code == 403
+
+
+def test_clear_and_delete_are_changes_too(
+    client: TestClient, sessions: sessionmaker[Session], s3: Minio
+) -> None:
+    camera = add_camera(client)
+    first, second = add_model(sessions, s3), add_model(sessions, s3)
+    for model_id in (first, second):
+        assert client.patch(f"/api/v1/cameras/{camera}", json={"model_id": model_id}).is_success
+    assert client.patch(f"/api/v1/cameras/{camera}", json={"model_id": None}).is_success
+    back = client.post("/api/v1/models/rollback", json={"scope": camera}).json()
+    assert back["production_model_id"] == second  # the clear is undone first
+    assert client.delete(f"/api/v1/cameras/{camera}").status_code == 204
+    scopes = {a["scope"] for a in client.get("/api/v1/models/assignments").json()}
+    assert camera not in scopes
+    published = assignments_on_topic(5)
+    assert [a.action.value for a in published] == [
+        "promote",
+        "promote",
+        "clear",
+        "rollback",
+        "clear",
+    ]
+    assert published[-1].production_model_id is None

@@ -272,7 +272,13 @@ def visible_assignments(
             )
         )
     rows = session.scalars(query)
-    return [r for r in rows if r.scope == GLOBAL_SCOPE or principal.can_see(r.scope)]
+    # A cleared scope keeps its row (and history) with no models: nothing to show.
+    return [
+        r
+        for r in rows
+        if (r.production_model_id or r.shadow_model_id)
+        and (r.scope == GLOBAL_SCOPE or principal.can_see(r.scope))
+    ]
 
 
 def compare_models(*, a: Model, b: Model, manifests: tuple[dict[str, Any] | None, ...]) -> str:
