@@ -24,6 +24,7 @@ from tests.support import read_topic
 from vigil_api.main import create_app
 from vigil_api.settings import ApiSettings
 from vigil_shared.db.models import Model, ModelStageChange
+from vigil_shared.kafka import KafkaUnavailableError
 from vigil_shared.registry_stages import Publisher
 from vigil_shared.schemas.assignments import ModelAssignment
 from vigil_shared.settings import CommonSettings, KafkaSettings
@@ -262,3 +263,13 @@ def test_clear_and_delete_are_changes_too(
         "clear",
     ]
     assert published[-1].production_model_id is None
+
+
+def test_the_api_needs_kafka_to_start_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIGIL_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("VIGIL_KAFKA_BOOTSTRAP_TIMEOUT_MS", "2000")
+    with (
+        pytest.raises(KafkaUnavailableError, match="VIGIL_KAFKA_BOOTSTRAP_SERVERS"),
+        TestClient(create_app(ApiSettings())),
+    ):
+        pass
