@@ -204,7 +204,9 @@ def fusions(bench: Bench, result: SearchResult[ClassifierFit], budget: Budget) -
     mean, std = bench.preprocessing(arch)
     rows = []
     began = time.monotonic()
-    ensemble = ensemble_trials(trials, k=budget.k, metrics=bench.val_metrics)
+    ensemble = ensemble_trials(
+        trials, k=budget.k, metric="auroc", direction="maximize", metrics=bench.val_metrics
+    )
     rows.append(
         bench.row_of_fused(f"ensemble-top-{budget.k}", ensemble, arch, time.monotonic() - began)
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -20,9 +21,11 @@ from vigil_trainer.fusion import (
     FusionError,
     ProbabilityEnsemble,
     StateDict,
+    Trial,
     average_probabilities,
     average_scores,
     ensemble_state_dict,
+    ensemble_trials,
     fit_score_fusion,
     predict_probabilities,
     split_ensemble_state_dict,
@@ -192,3 +195,33 @@ def test_a_score_ensemble_is_fitted_on_validation_normals_and_served_as_one_mode
     assert scores[0].heatmap is not None and scores[0].heatmap.shape == (2, 2)
     ensemble.forget("cam")
     assert all("cam" in m.forgotten for m in members)
+
+
+@dataclass(frozen=True)
+class FixedFit:
+    model: nn.Module
+    val_probabilities: torch.Tensor
+    state_dict: StateDict
+
+
+def test_an_ensemble_that_hurts_validation_falls_back_to_greedy_selection() -> None:
+    def auroc_like(probabilities: torch.Tensor) -> dict[str, float]:
+        """Fraction of (normal, abnormal) pairs ranked right by P(abnormal)."""
+        p = probabilities[:, 1]
+        pairs = [(float(p[i]), float(p[j])) for i in (0, 1) for j in (2, 3)]
+        return {"auroc": sum(a < b for a, b in pairs) / len(pairs)}
+
+    perfect = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.2, 0.8]])
+    inverted = perfect.flip(1)
+    net = small_net(0)
+    trials = [
+        Trial(0, 1.0, FixedFit(net, perfect, net.state_dict())),
+        Trial(1, 0.0, FixedFit(net, inverted, net.state_dict())),
+    ]
+    fused = ensemble_trials(trials, k=2, metric="auroc", direction="maximize", metrics=auroc_like)
+    assert fused.kind == "greedy_ensemble" and fused.members == (0,)
+    assert fused.metrics["auroc"] == 1.0 and fused.ensemble_size == 1
+    assert fused.state_dict.keys() == net.state_dict().keys()
+    same = [Trial(0, 1.0, trials[0].fit), Trial(2, 1.0, trials[0].fit)]
+    uniform = ensemble_trials(same, k=2, metric="auroc", direction="maximize", metrics=auroc_like)
+    assert uniform.kind == "ensemble" and uniform.ensemble_size == 2

@@ -81,10 +81,12 @@ def test_a_quick_search_then_fusion_runs_end_to_end() -> None:
         )
 
     trials = [Trial(t.number, t.value, t.fit) for t in result.top]
-    ensemble = ensemble_trials(trials, k=2, metrics=metrics)
-    assert ensemble.ensemble_size == 2 and any(
-        k.startswith("member1.") for k in ensemble.state_dict
-    )
+    ensemble = ensemble_trials(trials, k=2, metric="auroc", direction="maximize", metrics=metrics)
+    assert ensemble.metrics["auroc"] >= result.best.value - 1e-9
+    if ensemble.ensemble_size == 2:
+        assert any(k.startswith("member1.") for k in ensemble.state_dict)
+    else:
+        assert ensemble.state_dict.keys() == result.best.fit.state_dict.keys()
     prep = architecture("efficientnet_lite0").preprocessing
     val_images = data.images[data.val_index]
     fused = ensemble.predict(val_images, mean=prep.mean, std=prep.std, device="cpu")

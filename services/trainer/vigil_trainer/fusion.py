@@ -252,7 +252,7 @@ class FusedClassifier:
     """What the registry stores (``state_dict``, ``ensemble_size``) and what evaluation runs:
     ``network`` returns probabilities for an ensemble, logits for a soup."""
 
-    kind: Literal["ensemble", "uniform_soup", "greedy_soup"]
+    kind: Literal["ensemble", "greedy_ensemble", "uniform_soup", "greedy_soup"]
     network: nn.Module
     state_dict: StateDict
     ensemble_size: int
@@ -264,7 +264,7 @@ class FusedClassifier:
     def predict(
         self, images: torch.Tensor, *, mean: Sequence[float], std: Sequence[float], device: str
     ) -> torch.Tensor:
-        softmax = self.kind != "ensemble"
+        softmax = self.kind not in ("ensemble", "greedy_ensemble")
         return predict_probabilities(
             self.network, images, mean=mean, std=std, device=device, softmax=softmax
         )
@@ -294,19 +294,38 @@ Metrics = Callable[[torch.Tensor], dict[str, float]]
 """Validation metrics of (N, C) probabilities on the validation frames."""
 
 
-def ensemble_trials(trials: Sequence[Trial], *, k: int, metrics: Metrics) -> FusedClassifier:
+def ensemble_trials(
+    trials: Sequence[Trial], *, k: int, metric: str, direction: Direction, metrics: Metrics
+) -> FusedClassifier:
     """Probability averaging of the best ``k`` trials (``trials`` best first) whose network has
-    the best trial's layers: one manifest (architecture, head) describes every member. Their
-    validation probabilities are already known, so fusing costs no inference."""
+    the best trial's layers: one manifest (architecture, head) describes every member.
+
+    Like the soups, the uniform ensemble is kept when it is at least as good as the best trial
+    on validation; otherwise members are added best first and kept only when validation does
+    not get worse (greedy ensemble selection), which may leave the best trial alone. The
+    members' validation probabilities are already known, so choosing costs no inference."""
     best = trials[0].fit.state_dict
     members = [t for t in trials[:k] if _compatible(best, t.fit.state_dict)]
     if len(members) < 2:
         raise FusionError(f"an ensemble of trials needs 2 completed trials, got {len(members)}")
+
+    def value(chosen: Sequence[Trial]) -> float:
+        return metrics(average_probabilities([t.fit.val_probabilities for t in chosen]))[metric]
+
+    kind: Literal["ensemble", "greedy_ensemble"] = "ensemble"
+    if not _better_or_equal(value(members), members[0].value, direction):
+        kind, kept, current = "greedy_ensemble", [members[0]], members[0].value
+        for candidate in members[1:]:
+            candidate_value = value([*kept, candidate])
+            if _better_or_equal(candidate_value, current, direction):
+                kept, current = [*kept, candidate], candidate_value
+        members = kept
     probabilities = average_probabilities([t.fit.val_probabilities for t in members])
+    states = [t.fit.state_dict for t in members]
     return FusedClassifier(
-        kind="ensemble",
+        kind=kind,
         network=ProbabilityEnsemble([t.fit.model for t in members]),
-        state_dict=ensemble_state_dict([t.fit.state_dict for t in members]),
+        state_dict=ensemble_state_dict(states) if len(states) > 1 else dict(states[0]),
         ensemble_size=len(members),
         members=tuple(t.number for t in members),
         val_probabilities=probabilities,

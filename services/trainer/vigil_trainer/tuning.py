@@ -42,7 +42,7 @@ class TunedModel:
     metrics: dict[str, float]
     study: StudySummary | None = None
     fusion: str | None = None
-    """``ensemble``, ``uniform_soup`` or ``greedy_soup`` when the model is a fusion."""
+    """``ensemble``, ``greedy_ensemble``, ``uniform_soup`` or ``greedy_soup`` for a fusion."""
 
 
 def _single(spec: ClassifySpec, fit: ClassifierFit, study: StudySummary | None) -> TunedModel:
@@ -144,7 +144,13 @@ def _fuse(
         )
 
     if spec.fusion.kind == "top_k_trials":
-        return ensemble_trials(trials, k=spec.fusion.k, metrics=metrics)
+        return ensemble_trials(
+            trials,
+            k=spec.fusion.k,
+            metric=spec.search.metric,
+            direction=spec.search.direction,
+            metrics=metrics,
+        )
     prep = architecture(result.best.spec.architecture).preprocessing
     val_images = data.images[data.val_index]
 
