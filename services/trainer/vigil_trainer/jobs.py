@@ -31,8 +31,10 @@ from vigil_trainer.cancel import JobCancelled
 from vigil_trainer.classify.evaluate import UnknownMetricError
 from vigil_trainer.classify.job import ClassifyContext, run_classify
 from vigil_trainer.classify.losses import UnknownLossError
+from vigil_trainer.fusion import FusionError
 from vigil_trainer.registry import Candidate, register
 from vigil_trainer.reporting import JobReporter
+from vigil_trainer.search import SearchError
 
 log = logging.getLogger("vigil_trainer")
 SPEC = TypeAdapter[OneClassSpec | ClassifySpec](JobSpec)
@@ -44,6 +46,8 @@ INPUT_ERRORS = (
     UnknownArchitectureError,
     UnknownLossError,
     UnknownMetricError,
+    FusionError,
+    SearchError,
 )
 
 

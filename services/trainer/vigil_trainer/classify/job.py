@@ -20,10 +20,11 @@ from vigil_shared.vision.inferencer import read_artifact, read_manifest
 from vigil_trainer.classify.checkpoint import S3CheckpointStore
 from vigil_trainer.classify.compare import compare_with_production
 from vigil_trainer.classify.data import ClassifyData, load_classify_data
-from vigil_trainer.classify.engine import ClassifierFit, FitHooks, fit_classifier
+from vigil_trainer.classify.engine import FitHooks
 from vigil_trainer.classify.evaluate import anomaly_scores, evaluation
 from vigil_trainer.registry import Candidate, register
 from vigil_trainer.reporting import JobReporter
+from vigil_trainer.tuning import TunedModel, fit_tuned
 from vigil_trainer.weights import PretrainedWeights, resolve_weights
 
 CLASSIFY_THRESHOLD = 0.5
@@ -75,7 +76,8 @@ def fit(
     data: ClassifyData,
     weights: PretrainedWeights,
     reporter: JobReporter,
-) -> ClassifierFit:
+) -> TunedModel:
+    """One fit, or a search (and fusion of its best trials) when the spec asks for one."""
     store = S3CheckpointStore(ctx.s3, bucket=ctx.s3_settings.models_bucket, job_id=str(job_id))
     hooks = FitHooks(
         progress=reporter.progress,
@@ -83,7 +85,7 @@ def fit(
         checkpoint=store,
         log=reporter.log,
     )
-    result = fit_classifier(spec=spec, data=data, device=ctx.device, hooks=hooks, weights=weights)
+    result = fit_tuned(spec=spec, data=data, device=ctx.device, hooks=hooks, weights=weights)
     store.delete()
     return result
 
@@ -94,10 +96,13 @@ def candidate(
     spec: ClassifySpec,
     dataset: DatasetManifest,
     data: ClassifyData,
-    result: ClassifierFit,
+    result: TunedModel,
     weights: PretrainedWeights,
 ) -> Candidate:
-    scores = anomaly_scores(result.val_probabilities, result.classes, spec.normal_classes)
+    """The registry entry; ``result.spec`` is the configuration trained (a search's best)."""
+    trained = result.spec
+    classes = result.fit.classes
+    scores = anomaly_scores(result.val_probabilities, classes, spec.normal_classes)
     comparison = compare_with_production(
         s3=ctx.s3,
         bucket=ctx.s3_settings.models_bucket,
@@ -112,22 +117,24 @@ def candidate(
     return Candidate(
         spec=spec,
         architecture=spec.architecture,
-        tensors=result.state_dict,
+        tensors=result.tensors,
+        ensemble_size=result.ensemble_size,
+        study=result.study,
         threshold=CLASSIFY_THRESHOLD,
         provenance=weights.provenance,
-        preprocessing=prep.model_copy(update={"image_size": spec.image_size}),
+        preprocessing=prep.model_copy(update={"image_size": trained.image_size}),
         dataset_sha256=dataset.version,
         dataset_name=dataset.name,
         dataset_version=dataset.version,
         n_images=len(dataset.items),
         metrics=result.metrics,
-        classes=result.classes,
+        classes=classes,
         normal_classes=spec.normal_classes,
-        head=spec.structure.head.kind,
-        head_hidden=spec.structure.head.hidden,
+        head=trained.structure.head.kind,
+        head_hidden=trained.structure.head.hidden,
         parent_model_id=spec.parent_model_id,
         evaluation=evaluation(
-            result.val_probabilities, result.val_labels, result.classes, val_groups=data.val_groups
+            result.val_probabilities, result.fit.val_labels, classes, val_groups=data.val_groups
         ),
         comparison=comparison,
     )
