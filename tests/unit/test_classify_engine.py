@@ -11,7 +11,14 @@ from tests.unit.classify_support import random_weights, tiny_spec, two_class_fra
 from vigil_shared.schemas.jobs import HyperSpec
 from vigil_trainer.cancel import JobCancelled
 from vigil_trainer.classify.checkpoint import MemoryCheckpointStore
-from vigil_trainer.classify.engine import ClassifierFit, FitHooks, fit_classifier, lr_factor
+from vigil_trainer.classify.engine import (
+    ClassifierFit,
+    FitHooks,
+    build_network,
+    fit_classifier,
+    lr_factor,
+)
+from vigil_trainer.weights import PretrainedWeights
 
 WEIGHTS = random_weights()
 
@@ -104,3 +111,18 @@ def test_learning_rate_schedule() -> None:
     assert [round(lr_factor(cosine, e), 3) for e in range(4)] == [0.5, 1.0, 0.75, 0.25]
     step = HyperSpec(epochs=6, schedule="step")
     assert [lr_factor(step, e) for e in (0, 2, 4)] == [1.0, pytest.approx(0.1), pytest.approx(0.01)]
+
+
+def test_frames_are_trained_at_the_spec_size_and_a_parent_model_is_continued() -> None:
+    first = fit(hyper={"epochs": 1, "batch_size": 8}, image_size=64)  # frames are 32 px
+    assert first.val_probabilities.shape[1] == 2
+    parent = PretrainedWeights(
+        state_dict=first.state_dict, provenance=WEIGHTS.provenance, kind="parent"
+    )
+    net = build_network(tiny_spec(), ("abnormal", "normal"), parent)
+    assert same_weights(net.state_dict(), first.state_dict)
+    three = build_network(tiny_spec(), ("a", "b", "c"), parent)  # a new class set: new head
+    assert torch.equal(
+        three.state_dict()["body._conv_stem.weight"], first.state_dict["body._conv_stem.weight"]
+    )
+    assert three.state_dict()["head.1.weight"].shape[0] == 3

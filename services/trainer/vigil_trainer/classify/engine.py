@@ -123,6 +123,20 @@ def build_network(
     return net
 
 
+def at_size(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The frames at the spec's image size (what inference will resize to), uint8."""
+    if images.shape[-2:] == (size, size):
+        return images
+    out = torch.empty((len(images), 3, size, size), dtype=torch.uint8)
+    for start in range(0, len(images), 256):
+        chunk = images[start : start + 256].float()
+        resized = torch.nn.functional.interpolate(
+            chunk, size=(size, size), mode="bilinear", antialias=True
+        )
+        out[start : start + 256] = resized.round().clamp(0, 255).to(torch.uint8)
+    return out
+
+
 def fingerprint(spec: ClassifySpec, data: ClassifyData) -> str:
     """What a checkpoint must match to be resumed: the same spec on the same data."""
     key = {
@@ -157,6 +171,7 @@ class _Trainer:
     ) -> None:
         self.spec, self.data, self.device, self.hooks = spec, data, device, hooks
         self.cuda = device.startswith("cuda")
+        self.images = at_size(data.images, spec.image_size)
         torch.manual_seed(spec.hyper.seed)
         self.net = build_network(spec, data.classes, weights).to(device)
         if self.cuda:
@@ -203,7 +218,7 @@ class _Trainer:
             if len(index) < 2 and len(order) > 1:
                 continue  # batch norm cannot train on one frame
             began = time.monotonic()
-            images = augment_batch(self.transform, self.data.images[index])
+            images = augment_batch(self.transform, self.images[index])
             targets = self.data.labels[index].to(self.device)
             with self._autocast():
                 logits = self.net(self._prepare(images))
@@ -242,7 +257,7 @@ class _Trainer:
         for start in range(0, len(index), max(64, self.spec.hyper.batch_size)):
             batch = index[start : start + max(64, self.spec.hyper.batch_size)]
             with self._autocast():
-                logits = self.net(self._prepare(to_float(self.data.images[batch])))
+                logits = self.net(self._prepare(to_float(self.images[batch])))
             targets = self.data.labels[batch].to(self.device)
             loss_sum += float(self.loss(logits.float(), targets)) * len(batch)
             probs.append(torch.softmax(logits.float(), dim=1).cpu())
