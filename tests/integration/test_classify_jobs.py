@@ -236,3 +236,31 @@ def test_imported_weights_are_validated_stored_and_preferred(
     put_bytes(s3, bucket, blob_key, b"tampered", "application/octet-stream")
     with pytest.raises(IntegrityError):
         resolve_weights("resnet18", s3=s3, bucket=bucket)
+
+
+def test_a_search_job_records_its_study_in_the_manifest(
+    s3: Minio,
+    settings: CommonSettings,
+    sessions: sessionmaker[Session],
+    start_service: StartService,
+) -> None:
+    dataset = frames_dataset(s3, settings.s3.datasets_bucket)
+    spec = spec_for(dataset, epochs=1)
+    spec["search"] = {
+        "trials": 2,
+        "pruner": "none",
+        "space": {"hyper.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+    }
+    worker = trainer(start_service)
+    job_id = submit(sessions, spec)
+    job = wait_finished(sessions, job_id, worker)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    with sessions() as session:
+        model = session.get(Model, job.model_id)
+        assert model is not None
+    manifest = ModelManifest.model_validate_json(
+        get_bytes(s3, settings.s3.models_bucket, model.manifest_key)
+    )
+    assert manifest.study is not None and len(manifest.study.trials) == 2
+    assert manifest.study.best_trial in {t.number for t in manifest.study.trials}
+    assert any(line.startswith("trial 2/2") for line in logs(sessions, job_id))
