@@ -24,6 +24,7 @@ from vigil_shared.settings import CommonSettings
 from vigil_shared.storage import IntegrityError, get_bytes, put_bytes
 from vigil_shared.vision.backbones import WeightsError
 from vigil_shared.vision.inferencer import load_frame_model
+from vigil_trainer.classify.checkpoint import Checkpoint, S3CheckpointStore
 from vigil_trainer.settings import RUN_JOB_TASK, TASK_QUEUE
 from vigil_trainer.weights import import_weights, resolve_weights
 
@@ -264,3 +265,23 @@ def test_a_search_job_records_its_study_in_the_manifest(
     assert manifest.study is not None and len(manifest.study.trials) == 2
     assert manifest.study.best_trial in {t.number for t in manifest.study.trials}
     assert any(line.startswith("trial 2/2") for line in logs(sessions, job_id))
+
+
+def test_an_s3_checkpoint_torn_by_a_kill_mid_save_is_ignored(
+    s3: Minio, settings: CommonSettings
+) -> None:
+    store = S3CheckpointStore(
+        s3, bucket=settings.s3.models_bucket, job_id=f"torn-{uuid.uuid4().hex[:8]}"
+    )
+    assert store.load() is None
+    store.save(Checkpoint(epoch=3, tensors={"model.w": torch.ones(2)}, state={"history": []}))
+    loaded = store.load()
+    assert (
+        loaded is not None
+        and loaded.epoch == 3
+        and torch.equal(loaded.tensors["model.w"], torch.ones(2))
+    )
+    put_bytes(s3, settings.s3.models_bucket, store.blob_key, b"half a blob", "application/x")
+    assert store.load() is None
+    store.delete()
+    assert store.load() is None
