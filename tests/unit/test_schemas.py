@@ -134,11 +134,11 @@ def test_event_rejects_naive_timestamps_and_unknown_fields() -> None:
 @pytest.mark.parametrize(
     ("spec", "field"),
     [
-        ({"name": "x", "dataset": {"prefix": "../up"}}, "dataset.prefix"),
-        ({"name": "", "dataset": {"prefix": "ok/"}}, "name"),
-        ({"name": "x", "dataset": {"prefix": "ok/"}, "image_size": 100}, "image_size"),
-        ({"name": "x", "dataset": {"prefix": "ok/"}, "task": "regress"}, "task"),
-        ({"name": "x", "dataset": {"prefix": "ok/"}, "lr": 0.1}, "lr"),
+        ({"name": "x", "dataset": {"name": "../up"}}, "dataset.name"),
+        ({"name": "", "dataset": {"name": "ok"}}, "name"),
+        ({"name": "x", "dataset": {"name": "ok"}, "image_size": 100}, "image_size"),
+        ({"name": "x", "dataset": {"name": "ok"}, "task": "regress"}, "task"),
+        ({"name": "x", "dataset": {"name": "ok"}, "lr": 0.1}, "lr"),
         ({"name": "x"}, "dataset"),
     ],
 )

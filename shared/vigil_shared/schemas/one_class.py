@@ -1,27 +1,93 @@
-"""The spec of a ``one_class`` job: a normality model fitted from normal frames only."""
+"""The spec of a ``one_class`` job: a normality model fitted from normal frames only.
+
+The model has two streams: appearance (a coreset memory bank of patch features from
+intermediate backbone stages, scored by nearest-neighbour distance) and motion (optical-flow
+magnitude per grid cell that persists over consecutive frames). Each stream's scores are
+normalised on held-out normal clips, then the streams are fused by weight.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-DatasetPrefix = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$", max_length=255)
-]
+from vigil_shared.datasets import DatasetRef
+
+__all__ = ["AppearanceSpec", "MotionSpec", "OneClassSpec"]
 
 
-class DatasetRef(BaseModel):
-    """Images under a prefix of the datasets bucket (``.jpg``/``.jpeg``/``.png``)."""
-
+class _Part(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    prefix: DatasetPrefix = Field(examples=["ped2/train/"])
-    max_images: int = Field(default=2000, ge=1, le=100_000)
+
+class AppearanceSpec(_Part):
+    """Patch features of EfficientNet-Lite0 stages, a coreset bank, kNN distance per patch."""
+
+    weight: float = Field(default=0.5, ge=0, le=1, description="Fusion weight; 0 turns it off.")
+    stages: tuple[int, ...] = Field(
+        default=(2, 4),
+        min_length=1,
+        max_length=4,
+        description="Lite0 stages (0..6) to take patches from; 2 and 4 are strides 8 and 16.",
+    )
+    frame_stride: int = Field(
+        default=2, ge=1, le=100, description="Take the bank's patches from every n-th frame."
+    )
+    coreset_ratio: float = Field(
+        default=0.01, gt=0, le=1, description="Fraction of candidate patches the coreset keeps."
+    )
+    bank_size: int = Field(default=2048, ge=8, le=65_536, description="Upper bound on the bank.")
+    whiten_dim: int = Field(
+        default=0,
+        ge=0,
+        le=1024,
+        description="Site adaptation: whitening PCA to this many dims fitted on the site's "
+        "normal patches; 0 keeps the pretrained features.",
+    )
+    top_k: int = Field(default=1, ge=1, le=64, description="Patches averaged into the score.")
+
+    @model_validator(mode="after")
+    def _stages_exist(self) -> AppearanceSpec:
+        if any(s < 0 or s > 6 for s in self.stages) or len(set(self.stages)) != len(self.stages):
+            raise ValueError(f"stages must be distinct Lite0 stage indices 0..6, got {self.stages}")
+        return self
+
+
+class MotionSpec(_Part):
+    """Farneback flow between consecutive frames of a group, mean magnitude per grid cell."""
+
+    weight: float = Field(default=0.5, ge=0, le=1, description="Fusion weight; 0 turns it off.")
+    flow_height: int = Field(default=240, ge=32, le=1080, description="Frames are resized to it.")
+    flow_width: int = Field(default=360, ge=32, le=1920)
+    grid_rows: int = Field(default=15, ge=1, le=64)
+    grid_cols: int = Field(default=23, ge=1, le=64)
+    levels: int = Field(default=3, ge=1, le=8, description="Farneback pyramid levels.")
+    winsize: int = Field(default=15, ge=3, le=63, description="Farneback averaging window.")
+    iterations: int = Field(default=3, ge=1, le=10)
+    persistence: int = Field(
+        default=4,
+        ge=1,
+        le=16,
+        description="A cell's motion is its least over this many consecutive flows (1 = off).",
+    )
+    top_k: int = Field(default=10, ge=1, le=256, description="Cells averaged into the score.")
+
+    @model_validator(mode="after")
+    def _grid_fits(self) -> MotionSpec:
+        if self.grid_rows * 4 > self.flow_height or self.grid_cols * 4 > self.flow_width:
+            raise ValueError(
+                f"a {self.grid_rows}x{self.grid_cols} grid needs cells of at least 4 pixels: "
+                f"raise flow_height/flow_width ({self.flow_height}x{self.flow_width}) or "
+                "lower grid_rows/grid_cols"
+            )
+        if self.top_k > self.grid_rows * self.grid_cols:
+            raise ValueError(f"top_k ({self.top_k}) exceeds the grid's cell count")
+        return self
 
 
 class OneClassSpec(BaseModel):
-    """Fit a normality model from normal frames only: a bank of pretrained-backbone features."""
+    """Fit a normality model from normal frames only (appearance and motion memory banks)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -30,9 +96,28 @@ class OneClassSpec(BaseModel):
     backbone: Literal["efficientnet_lite0"] = "efficientnet_lite0"
     dataset: DatasetRef
     image_size: int = Field(default=224, ge=64, le=640, multiple_of=32)
-    bank_size: int = Field(default=1024, ge=8, le=65_536)
-    k: int = Field(default=3, ge=1, le=64, description="Neighbours averaged in the kNN score.")
+    appearance: AppearanceSpec = Field(default_factory=AppearanceSpec)
+    motion: MotionSpec | None = Field(
+        default_factory=MotionSpec, description="null fits an appearance-only model."
+    )
+    k: int = Field(default=1, ge=1, le=64, description="Neighbours averaged in the kNN distance.")
+    holdout_fraction: float = Field(
+        default=0.2, gt=0, lt=1, description="Share of groups (clips) held out to calibrate."
+    )
     target_fpr: float = Field(
         default=0.01, gt=0, lt=0.5, description="False-positive rate the threshold aims at."
     )
-    seed: int = 0
+    smoothing_window: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Trailing moving average over a camera's last n frame scores (1 = off).",
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    @model_validator(mode="after")
+    def _some_stream(self) -> OneClassSpec:
+        motion_weight = self.motion.weight if self.motion is not None else 0.0
+        if self.appearance.weight + motion_weight <= 0:
+            raise ValueError("appearance.weight and motion.weight are both 0: nothing would score")
+        return self

@@ -1,0 +1,274 @@
+"""UCSD Ped2 one_class benchmark: fit on the training clips, score every test frame in order.
+
+The real path end to end: the training clips are decoded with PyAV, stored as a versioned
+dataset in S3 (``write_dataset``; JPEG q95, group = clip, sequence = frame index), fitted with
+``fit_one_class``, the artifact goes through safetensors bytes into
+``OneClassFrameModel.from_artifact``, and the test JPEGs are scored clip by clip through
+``score_frames``, the call the inference service makes. The model's per-stream scores are
+recorded on the way, so the same run also reports the baseline (the appearance stream alone,
+which with ``whiten_dim=0`` is a plain kNN over pretrained Lite0 stride-8+16 patch features, no
+motion, no adaptation) and the motion stream alone.
+
+    set -a; . .stack/env; set +a
+    python -m bench.ped2_one_class --json bench/results/ped2-one-class-cpu.json
+    python -m bench.ped2_one_class --quick          # 3 train clips, 2 test clips (CI, tests)
+
+Frame-level AUROC pools all test frames; "causal" smooths each clip's scores with a trailing
+window (what a live camera can do), "centred" with a centred one (offline only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import resource
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import torch
+from PIL import Image
+from safetensors.torch import load as load_safetensors
+
+from vigil_shared.datasets import DatasetManifest, DatasetRef, NewImage, write_dataset
+from vigil_shared.schemas.frames import utc_now
+from vigil_shared.schemas.manifests import ModelManifest
+from vigil_shared.schemas.one_class import OneClassSpec
+from vigil_shared.settings import S3Settings, default_datasets_dir
+from vigil_shared.storage import ensure_buckets, make_s3_client, sha256_hex
+from vigil_shared.vision.one_class_model import OneClassFrameModel, StreamScores
+from vigil_shared.vision.preprocess import decode
+from vigil_trainer.one_class import OneClassFit, fit_one_class
+from vigil_trainer.one_class.calibrate import auroc, average_precision, trailing_mean
+
+QUICK_TRAIN = ("Train001", "Train002", "Train003")
+QUICK_TEST = ("Test001", "Test002")
+SMOOTHING = 9
+
+
+def ped2_root() -> Path:
+    root = default_datasets_dir() / "ucsd-ped2"
+    if not (root / "labels.json").is_file():
+        raise SystemExit(f"UCSD Ped2 not found at {root}: place ../shared/datasets beside the repo")
+    return root
+
+
+def clip_images(path: Path) -> list[NewImage]:
+    """A training MP4 as JPEG dataset items: group = clip, sequence = frame index."""
+    images = []
+    with av.open(str(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            buffer = io.BytesIO()
+            Image.fromarray(frame.to_ndarray(format="gray")).save(buffer, "JPEG", quality=95)
+            images.append(
+                NewImage(
+                    data=buffer.getvalue(),
+                    extension=".jpg",
+                    group=path.stem,
+                    sequence=index,
+                    camera_id="ped2",
+                    source_name=f"{path.stem}/{index + 1:03d}.jpg",
+                )
+            )
+    return images
+
+
+def training_dataset(root: Path, clips: Sequence[str], s3_settings: S3Settings) -> DatasetManifest:
+    client = make_s3_client(s3_settings)
+    ensure_buckets(client, s3_settings)
+    images = [image for clip in clips for image in clip_images(root / "train" / f"{clip}.mp4")]
+    name = "ped2-train" if len(clips) == 16 else f"ped2-train-{len(clips)}clips"
+    return write_dataset(
+        client,
+        s3_settings.datasets_bucket,
+        name=name,
+        images=images,
+        source="import",
+        description="UCSD Ped2 training clips (normal only), bench/ped2_one_class.py",
+    )
+
+
+def frame_model(fit: OneClassFit, spec: OneClassSpec, device: str) -> OneClassFrameModel:
+    """The registry path without the registry: safetensors bytes, a manifest, from_artifact."""
+    blob = fit.artifact
+    manifest = ModelManifest(
+        model_id="bench-ped2",
+        name=spec.name,
+        task="one_class",
+        architecture="efficientnet_lite0+patch-knn+flow",
+        backbone_weights=fit.provenance,
+        preprocessing=fit.preprocessing,
+        threshold=max(0.0, fit.threshold),
+        k=spec.k,
+        artifact_key="models/bench-ped2/model.safetensors",
+        artifact_sha256=sha256_hex(blob),
+        dataset_sha256=fit.dataset_sha256,
+        n_images=fit.n_images,
+        spec=spec,
+        metrics=fit.metrics,
+        code_version="bench",
+        created_at=utc_now(),
+    )
+    return RecordingModel.from_artifact(manifest, load_safetensors(blob), device)
+
+
+@dataclass
+class ClipResult:
+    scores: list[float] = field(default_factory=list)
+    appearance: list[float] = field(default_factory=list)
+    motion: list[float] = field(default_factory=list)
+
+
+class RecordingModel(OneClassFrameModel):
+    """The inference model, noting each batch's raw stream scores for the ablation figures."""
+
+    last: StreamScores | None = None
+
+    def stream_scores(
+        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+    ) -> StreamScores:
+        self.last = super().stream_scores(camera_ids, images)
+        return self.last
+
+
+def score_clip(model: RecordingModel, paths: list[Path], batch: int) -> ClipResult:
+    result = ClipResult()
+    camera = paths[0].parent.name
+    for start in range(0, len(paths), batch):
+        images = [decode(p.read_bytes()) for p in paths[start : start + batch]]
+        scores = model.score_frames([camera] * len(images), images)
+        assert model.last is not None
+        result.scores += [s.score for s in scores]
+        result.appearance += model.last.appearance.tolist()
+        result.motion += model.last.motion.tolist()
+    model.forget(camera)
+    return result
+
+
+def centred_mean(scores: torch.Tensor, window: int) -> torch.Tensor:
+    padded = torch.nn.functional.pad(scores[None, None], (window // 2, window // 2), "replicate")
+    return torch.nn.functional.avg_pool1d(padded, window, stride=1)[0, 0]
+
+
+def labels_of(root: Path, clip: str, n: int) -> torch.Tensor:
+    ranges = json.loads((root / "labels.json").read_text())["clips"][clip]["abnormal"]
+    abnormal = torch.zeros(n, dtype=torch.bool)
+    for first, last in ranges:
+        abnormal[first - 1 : last] = True
+    return abnormal
+
+
+def figures(per_clip: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Pooled AUROC raw, causal- and centred-smoothed, AUPR, and per-clip AUROC."""
+    clips = sorted(per_clip)
+    y = torch.cat([labels[c] for c in clips])
+    raw = torch.cat([per_clip[c] for c in clips])
+    causal = torch.cat([trailing_mean(per_clip[c], SMOOTHING) for c in clips])
+    centred = torch.cat([centred_mean(per_clip[c], SMOOTHING) for c in clips])
+    per = {c: auroc(per_clip[c], labels[c]) for c in clips}
+    return {
+        "auroc": auroc(raw, y),
+        f"auroc_causal{SMOOTHING}": auroc(causal, y),
+        f"auroc_centred{SMOOTHING}": auroc(centred, y),
+        "aupr": average_precision(raw, y),
+        "per_clip_auroc": {c: v for c, v in per.items() if v == v},  # NaN: one class only
+    }
+
+
+def stream(results: dict[str, ClipResult], name: str) -> dict[str, torch.Tensor]:
+    """A stream's raw scores per clip; a clip's first frame (no flow yet) takes the second's."""
+    out = {}
+    for clip, result in results.items():
+        values = torch.tensor(getattr(result, name), dtype=torch.float64)
+        missing = torch.isnan(values)
+        if bool(missing.any()) and not bool(missing.all()):
+            values[missing] = values[~missing][0]
+        out[clip] = values
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(args.threads)
+    root = ped2_root()
+    train = QUICK_TRAIN if args.quick else tuple(f"Train{i:03d}" for i in range(1, 17))
+    test = QUICK_TEST if args.quick else tuple(f"Test{i:03d}" for i in range(1, 13))
+    s3_settings = S3Settings()
+    started = time.perf_counter()
+    dataset = training_dataset(root, train, s3_settings)
+    dataset_s = time.perf_counter() - started
+    overrides = json.loads(args.spec) if args.spec else {}
+    spec = OneClassSpec.model_validate(
+        {"name": "ped2", "dataset": DatasetRef(name=dataset.name, version=dataset.version)}
+        | overrides
+    )
+    started = time.perf_counter()
+    fit = fit_one_class(
+        s3=make_s3_client(s3_settings),
+        bucket=s3_settings.datasets_bucket,
+        spec=spec,
+        dataset=dataset,
+        device=args.device,
+        batch_size=args.batch_size,
+        progress=lambda p: print(json.dumps(p), flush=True) if args.verbose else None,
+        should_stop=lambda: False,
+    )
+    fit_s = time.perf_counter() - started
+    model = frame_model(fit, spec, args.device)
+    assert isinstance(model, RecordingModel)
+    started = time.perf_counter()
+    results = {
+        clip: score_clip(
+            model, sorted((root / "test_frames" / clip).glob("*.jpg")), args.batch_size
+        )
+        for clip in test
+    }
+    score_s = time.perf_counter() - started
+    n_frames = sum(len(r.scores) for r in results.values())
+    labels = {clip: labels_of(root, clip, len(r.scores)) for clip, r in results.items()}
+    model_scores = {c: torch.tensor(r.scores, dtype=torch.float64) for c, r in results.items()}
+    report: dict[str, Any] = {
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch threads {args.threads}",
+        "device": args.device,
+        "quick": args.quick,
+        "spec": spec.model_dump(mode="json", exclude={"dataset"}),
+        "dataset": {"name": dataset.name, "version": dataset.version, "frames": len(dataset.items)},
+        "dataset_write_s": round(dataset_s, 1),
+        "fit_s": round(fit_s, 1),
+        "fit_metrics": fit.metrics,
+        "threshold": fit.threshold,
+        "score_frames_per_s": round(n_frames / score_s, 2),
+        "test_frames": n_frames,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "model": figures(model_scores, labels),
+        "motion_only": figures(stream(results, "motion"), labels),
+        "baseline_appearance_only": figures(stream(results, "appearance"), labels),
+    }
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 train clips, 2 test clips")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)))
+    parser.add_argument("--spec", help="JSON overrides of the OneClassSpec, e.g. '{\"k\": 3}'")
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--verbose", action="store_true", help="print fit progress")
+    args = parser.parse_args()
+    report = run(args)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The appearance memory bank: normal patch features, site projection, greedy coreset."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from vigil_shared.schemas.one_class import AppearanceSpec
+from vigil_shared.vision.coreset import greedy_coreset_indices
+from vigil_shared.vision.one_class_model import (
+    APPEARANCE_BANK,
+    PROJECTION_COMPONENTS,
+    PROJECTION_MEAN,
+)
+from vigil_shared.vision.patches import fit_whitening
+
+# The coreset is chosen from at most this many patches (a seeded random sample of all of them):
+# k-center greedy costs candidates x bank size, and beyond this the bank barely changes.
+MAX_CANDIDATES = 50_000
+
+
+def bank_size(spec: AppearanceSpec, n_patches: int) -> int:
+    return max(1, min(spec.bank_size, math.ceil(spec.coreset_ratio * n_patches), n_patches))
+
+
+def candidates(patches: torch.Tensor, *, seed: int) -> torch.Tensor:
+    if patches.shape[0] <= MAX_CANDIDATES:
+        return patches.float()
+    generator = torch.Generator().manual_seed(seed)
+    keep = torch.randperm(patches.shape[0], generator=generator)[:MAX_CANDIDATES]
+    return patches[keep].float()
+
+
+def appearance_bank(
+    patches: torch.Tensor,
+    *,
+    spec: AppearanceSpec,
+    seed: int,
+    device: str,
+    should_stop: Callable[[], bool],
+) -> dict[str, torch.Tensor]:
+    """Tensors of the appearance stream (bank, and projection when ``whiten_dim``) from the
+    (M, D) raw patch features of the bank's clips."""
+    pool = candidates(patches, seed=seed).to(device)
+    tensors: dict[str, torch.Tensor] = {}
+    if spec.whiten_dim:
+        mean, components = fit_whitening(pool, dim=spec.whiten_dim)
+        pool = (pool - mean) @ components
+        tensors[PROJECTION_MEAN] = mean
+        tensors[PROJECTION_COMPONENTS] = components
+    if should_stop():
+        return tensors
+    size = bank_size(spec, patches.shape[0])
+    keep = greedy_coreset_indices(pool, size=size, seed=seed)
+    tensors[APPEARANCE_BANK] = pool[keep].contiguous()
+    return {name: t.cpu() for name, t in tensors.items()}

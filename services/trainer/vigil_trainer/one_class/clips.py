@@ -1,0 +1,95 @@
+"""A dataset as ordered clips, split by clip into bank, held-out normal and labeled validation.
+
+Motion needs a group's frames in capture order, and an honest threshold needs frames the banks
+have not seen from clips they have not seen either: neighbouring frames of one clip are near
+duplicates, so a random-frame split would calibrate on what is effectively training data.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from minio import Minio
+
+from vigil_shared.datasets import DatasetError, DatasetItem, DatasetManifest, read_image
+from vigil_shared.vision.preprocess import UndecodableImageError, decode
+
+NORMAL_LABELS = frozenset({"normal"})
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A group's items in capture order; ``abnormal[i]`` is True for a labeled anomaly."""
+
+    group: str
+    items: tuple[DatasetItem, ...]
+    abnormal: tuple[bool, ...]
+
+    @property
+    def is_normal(self) -> bool:
+        return not any(self.abnormal)
+
+
+@dataclass(frozen=True)
+class ClipSplit:
+    fit: tuple[Clip, ...]
+    holdout: tuple[Clip, ...]
+    validation: tuple[Clip, ...]
+
+
+def is_abnormal(item: DatasetItem) -> bool:
+    return item.label is not None and item.label not in NORMAL_LABELS
+
+
+def _order(item: DatasetItem) -> tuple[int, str, str]:
+    sequence = item.sequence if item.sequence is not None else -1
+    captured = item.captured_at.isoformat() if item.captured_at is not None else ""
+    return sequence, captured, item.key
+
+
+def clips_of(dataset: DatasetManifest) -> list[Clip]:
+    """Items grouped by ``group`` and ordered by ``sequence`` (then capture time, then key)."""
+    groups: dict[str, list[DatasetItem]] = defaultdict(list)
+    for item in dataset.items:
+        groups[item.group].append(item)
+    clips = []
+    for group in sorted(groups):
+        items = tuple(sorted(groups[group], key=_order))
+        clips.append(Clip(group, items, tuple(is_abnormal(i) for i in items)))
+    return clips
+
+
+def split_clips(clips: list[Clip], *, holdout_fraction: float, seed: int) -> ClipSplit:
+    """Normal clips go to the banks or (a seeded ``holdout_fraction`` of them) to calibration;
+    clips with labeled anomalies only ever to validation."""
+    normal = [c for c in clips if c.is_normal]
+    validation = tuple(c for c in clips if not c.is_normal)
+    if len(normal) < 2:
+        raise DatasetError(
+            f"dataset has {len(normal)} group(s) of normal frames; a one_class job needs at "
+            "least 2 (one for the memory banks, one held out to set the threshold): give the "
+            "frames of different clips or cameras different groups"
+        )
+    shuffled = normal[:]
+    random.Random(seed).shuffle(shuffled)
+    n_holdout = min(len(normal) - 1, max(1, round(len(normal) * holdout_fraction)))
+    holdout = sorted(shuffled[:n_holdout], key=lambda c: c.group)
+    fit = sorted(shuffled[n_holdout:], key=lambda c: c.group)
+    return ClipSplit(fit=tuple(fit), holdout=tuple(holdout), validation=validation)
+
+
+def read_frames(s3: Minio, bucket: str, clip: Clip, *, chunk: int) -> Iterator[list[torch.Tensor]]:
+    """A clip's frames, decoded to uint8 CHW on the CPU, ``chunk`` at a time, in order."""
+    for start in range(0, len(clip.items), chunk):
+        frames = []
+        for item in clip.items[start : start + chunk]:
+            try:
+                frames.append(decode(read_image(s3, bucket, item)))
+            except UndecodableImageError as exc:
+                name = item.source_name or item.key
+                raise DatasetError(f"{name}: {exc}; remove or replace the image") from exc
+        yield frames

@@ -1,0 +1,104 @@
+"""Motion features: dense optical flow between a camera's consecutive frames, pooled per cell.
+
+Appearance alone misses what moves wrongly (a cyclist looks like a walker in one frame but
+covers three times the ground). Farneback flow (OpenCV, CPU) between two grayscale frames gives
+a per-pixel displacement; each cell of a fixed grid is summarised by its mean magnitude, and a
+cell counts only the motion that persists over a few consecutive frames. docs/one-class.md
+records why this beat a kNN memory bank of richer per-cell flow features on Ped2.
+
+Flow runs on the CPU even when the backbone runs on CUDA: at 360x240 it costs about 25 ms a
+frame pair on one core, and it keeps the model free of a CUDA-only optical-flow dependency.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch.nn import functional
+
+Gray = NDArray[np.uint8]
+Flow = NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class FlowParams:
+    """Farneback parameters and the frame size flow is computed at (frames are resized to it)."""
+
+    height: int = 240
+    width: int = 360
+    pyr_scale: float = 0.5
+    levels: int = 3
+    winsize: int = 15
+    iterations: int = 3
+    poly_n: int = 5
+    poly_sigma: float = 1.2
+
+
+def to_gray(image: torch.Tensor, params: FlowParams) -> Gray:
+    """uint8 (C, H, W) tensor on any device to a uint8 (height, width) array at flow size."""
+    frame = image.detach().to("cpu", torch.float32)
+    gray = frame.mean(dim=0) if frame.shape[0] != 1 else frame[0]
+    if tuple(gray.shape) != (params.height, params.width):
+        gray = functional.interpolate(
+            gray[None, None],
+            size=(params.height, params.width),
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
+        )[0, 0]
+    return gray.round().clamp_(0, 255).to(torch.uint8).numpy()
+
+
+def optical_flow(previous: Gray, current: Gray, params: FlowParams) -> Flow:
+    """Dense (height, width, 2) displacement in pixels from ``previous`` to ``current``."""
+    flow = cv2.calcOpticalFlowFarneback(
+        previous,
+        current,
+        np.zeros((*previous.shape, 2), dtype=np.float32),
+        params.pyr_scale,
+        params.levels,
+        params.winsize,
+        params.iterations,
+        params.poly_n,
+        params.poly_sigma,
+        0,
+    )
+    return np.asarray(flow, dtype=np.float32)
+
+
+def cell_magnitude(flows: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(N, H, W, 2) flow to the (N, rows, cols) mean displacement magnitude of each cell."""
+    magnitude = flows.float().pow(2).sum(dim=-1).sqrt().unsqueeze(1)
+    return functional.adaptive_avg_pool2d(magnitude, grid).squeeze(1)
+
+
+def persistent(
+    maps: torch.Tensor, *, window: int, history: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per cell, the least motion over the trailing ``window`` maps: (N, R, C) consecutive maps,
+    preceded by the (H, R, C) ``history`` of the same camera, to (N, R, C) minima.
+
+    Flow noise (a compression artefact, a flicker) lasts a frame; a cyclist crossing a cell keeps
+    it moving for several. The minimum over a short trailing window keeps the second and
+    suppresses the first. A frame without a full window behind it uses what there is.
+    """
+    before = history.shape[0] if history is not None else 0
+    stacked = maps if history is None else torch.cat([history.to(maps), maps])
+    positions = torch.arange(maps.shape[0], device=maps.device) + before
+    out = maps.clone()
+    for lag in range(1, window):
+        out = torch.minimum(out, stacked[(positions - lag).clamp(min=0)])
+    return out
+
+
+def clip_motion(frames: list[Gray], params: FlowParams, grid: tuple[int, int]) -> torch.Tensor:
+    """Cell magnitudes for frames 1..n-1 of a clip (each against the frame before it)."""
+    if len(frames) < 2:
+        return torch.empty((0, *grid))
+    flows = [torch.from_numpy(optical_flow(a, b, params)) for a, b in itertools.pairwise(frames)]
+    return cell_magnitude(torch.stack(flows), grid)

@@ -1,0 +1,302 @@
+"""The one_class inferencer: appearance and motion memory banks scored by nearest neighbours.
+
+It implements ``FrameModel`` for the inference service and needs no training code: the banks,
+the site projection and the normalisation statistics come from the artifact (safetensors), the
+knobs from the manifest's spec. Per camera it keeps the previous frame (grayscale, flow size)
+and its last few cell-motion maps (a few hundred floats each) for motion, and its last few
+scores for the trailing smoothing window; nothing else grows.
+
+Each stream gives a map (appearance: kNN distance of each patch to the coreset bank of normal
+patches; motion: optical-flow magnitude per grid cell that persisted over the last few frames)
+and a frame score (mean of the map's top cells). Both
+are normalised by the stream's held-out normal frame scores (mean, std), so the fused score and
+heatmap are in "standard deviations above normal" and the weights mean what they say.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.nn import functional
+
+from vigil_shared.schemas.manifests import ModelManifest, Preprocessing
+from vigil_shared.schemas.one_class import OneClassSpec
+from vigil_shared.vision.backbones import load_efficientnet_lite0
+from vigil_shared.vision.motion import (
+    FlowParams,
+    Gray,
+    cell_magnitude,
+    optical_flow,
+    persistent,
+    to_gray,
+)
+from vigil_shared.vision.patches import PatchFeatureExtractor
+from vigil_shared.vision.preprocess import to_batch
+from vigil_shared.vision.scoring import FrameScore
+
+APPEARANCE_BANK = "appearance.bank"
+PROJECTION_MEAN = "appearance.projection_mean"
+PROJECTION_COMPONENTS = "appearance.projection_components"
+APPEARANCE_NORM = "appearance.norm"
+MOTION_NORM = "motion.norm"
+_QUERY_CHUNK = 16_384
+
+
+class ArtifactError(ValueError):
+    """An artifact that does not match its manifest (missing tensors, wrong shapes)."""
+
+
+@dataclass
+class StreamScores:
+    """Raw (unnormalised) per-stream results for a batch; motion rows are NaN without flow."""
+
+    appearance: torch.Tensor  # (N,), NaN when the stream is off
+    appearance_map: torch.Tensor | None  # (N, h, w)
+    motion: torch.Tensor  # (N,), NaN for a camera's first frame or when the stream is off
+    motion_map: torch.Tensor | None  # (N, rows, cols)
+
+
+@dataclass
+class _CameraState:
+    """What a camera's next frame needs: the previous frame (flow size, grayscale), the last
+    few cell-motion maps (persistence window) and the last few scores (smoothing window)."""
+
+    previous: Gray | None = None
+    motion: deque[torch.Tensor] = field(default_factory=deque)
+    recent: deque[float] = field(default_factory=deque)
+
+
+def flow_params(spec: OneClassSpec) -> FlowParams:
+    motion = spec.motion
+    if motion is None:
+        return FlowParams()
+    return FlowParams(
+        height=motion.flow_height,
+        width=motion.flow_width,
+        levels=motion.levels,
+        winsize=motion.winsize,
+        iterations=motion.iterations,
+    )
+
+
+def topk_mean(maps: torch.Tensor, k: int) -> torch.Tensor:
+    flat = maps.flatten(1)
+    return flat.topk(min(k, flat.shape[1]), dim=1).values.mean(dim=1)
+
+
+def knn_distance(queries: torch.Tensor, bank: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean distance of each (M, D) query to its ``k`` nearest rows of the (B, D) bank."""
+    k = min(k, bank.shape[0])
+    out = [
+        torch.cdist(chunk, bank).topk(k, dim=1, largest=False).values.mean(dim=1)
+        for chunk in torch.split(queries, _QUERY_CHUNK)
+    ]
+    return torch.cat(out) if out else queries.new_empty(0)
+
+
+class OneClassScorer:
+    """Scores frames against normal appearance and motion; see the module docstring.
+
+    The trainer uses it directly to calibrate (there is no manifest yet); the inference service
+    gets the ``OneClassFrameModel`` built from a registry artifact.
+    """
+
+    def __init__(
+        self,
+        *,
+        spec: OneClassSpec,
+        preprocessing: Preprocessing,
+        threshold: float,
+        extractor: PatchFeatureExtractor | None,
+        tensors: dict[str, torch.Tensor],
+        device: str,
+    ) -> None:
+        self.spec = spec
+        self.device = device
+        self.preprocessing = preprocessing
+        self.threshold = threshold
+        self.extractor = extractor
+        self.flow = flow_params(spec)
+        self.tensors = {name: t.to(device) for name, t in tensors.items()}
+        self._cameras: dict[str, _CameraState] = {}
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        """The artifact: every bank and statistic, contiguous on the CPU, for safetensors."""
+        return {name: t.detach().to("cpu").contiguous() for name, t in self.tensors.items()}
+
+    # --- FrameModel ---------------------------------------------------------------------------
+
+    def score_frames(
+        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+    ) -> list[FrameScore]:
+        if len(camera_ids) != len(images):
+            raise ValueError(f"{len(camera_ids)} camera ids for {len(images)} images")
+        if not images:
+            return []
+        raw = self.stream_scores(camera_ids, images)
+        scores, heatmaps = self.fuse(raw)
+        out = []
+        for camera_id, score, heatmap in zip(camera_ids, scores.tolist(), heatmaps, strict=True):
+            smoothed = self.smooth(camera_id, score)
+            out.append(FrameScore(score=smoothed, threshold=self.threshold, heatmap=heatmap))
+        return out
+
+    def forget(self, camera_id: str) -> None:
+        self._cameras.pop(camera_id, None)
+
+    # --- streams ------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def stream_scores(
+        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+    ) -> StreamScores:
+        """Raw per-stream scores and maps; advances each camera's motion state."""
+        n = len(images)
+        nan = torch.full((n,), float("nan"))
+        appearance, appearance_map = nan.clone(), None
+        if self.extractor is not None:
+            appearance_map = self._appearance_maps(images)
+            appearance = topk_mean(appearance_map, self.spec.appearance.top_k)
+        motion, motion_map = nan.clone(), None
+        if self.spec.motion is not None and self.spec.motion.weight > 0:
+            motion, motion_map = self._motion(camera_ids, images)
+        return StreamScores(appearance, appearance_map, motion, motion_map)
+
+    def _appearance_maps(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
+        assert self.extractor is not None
+        batch = to_batch([image.to(self.device) for image in images], self.preprocessing)
+        features = self.extractor(batch)
+        n, dim, h, w = features.shape
+        flat = features.permute(0, 2, 3, 1).reshape(-1, dim)
+        distances = knn_distance(flat, self.tensors[APPEARANCE_BANK], self.spec.k)
+        return distances.reshape(n, h, w).float().cpu()
+
+    def _motion(
+        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flow against each camera's previous frame, in arrival order (several frames of one
+        camera in a batch included); a camera's first frame gets NaN and a zero map."""
+        assert self.spec.motion is not None
+        motion = self.spec.motion
+        grid = (motion.grid_rows, motion.grid_cols)
+        scores = torch.full((len(images),), float("nan"))
+        maps = torch.zeros((len(images), *grid))
+        for index, (camera_id, image) in enumerate(zip(camera_ids, images, strict=True)):
+            state = self._cameras.setdefault(camera_id, _CameraState())
+            gray = to_gray(image, self.flow)
+            previous, state.previous = state.previous, gray
+            if previous is None:
+                continue
+            flow = torch.from_numpy(optical_flow(previous, gray, self.flow))
+            current = cell_magnitude(flow.unsqueeze(0), grid)
+            history = torch.stack(list(state.motion)) if state.motion else None
+            maps[index] = persistent(current, window=motion.persistence, history=history)[0]
+            scores[index] = topk_mean(maps[index : index + 1], motion.top_k)[0]
+            state.motion.append(current[0])
+            while len(state.motion) >= motion.persistence:
+                state.motion.popleft()
+        return scores, maps
+
+    # --- fusion -------------------------------------------------------------------------------
+
+    def fuse(self, raw: StreamScores) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weighted sum of normalised stream scores (weights renormalised over the streams a
+        frame has), and the matching heatmap on the coarser stream's grid."""
+        parts: list[tuple[float, torch.Tensor, torch.Tensor | None, torch.Tensor]] = []
+        if raw.appearance_map is not None:
+            norm = self.tensors[APPEARANCE_NORM].cpu()
+            parts.append((self.spec.appearance.weight, raw.appearance, raw.appearance_map, norm))
+        if raw.motion_map is not None and self.spec.motion is not None:
+            norm = self.tensors[MOTION_NORM].cpu()
+            parts.append((self.spec.motion.weight, raw.motion, raw.motion_map, norm))
+        grid = min((p[2].shape[-2:] for p in parts if p[2] is not None), key=lambda s: s.numel())
+        n = raw.appearance.shape[0]
+        total = torch.zeros(n)
+        weights = torch.zeros(n)
+        heatmap = torch.zeros((n, *grid))
+        for weight, score, maps, (mean, std) in parts:
+            present = ~torch.isnan(score)
+            total[present] += weight * (score[present] - mean) / std
+            weights[present] += weight
+            if maps is not None:
+                pooled = functional.adaptive_avg_pool2d(
+                    maps.unsqueeze(1), (int(grid[0]), int(grid[1]))
+                ).squeeze(1)
+                heatmap[present] += weight * (pooled[present] - mean) / std
+        weights = weights.clamp_min(1e-12)
+        return total / weights, heatmap / weights.view(-1, 1, 1)
+
+    def smooth(self, camera_id: str, score: float) -> float:
+        window = self.spec.smoothing_window
+        if window == 1:
+            return score
+        state = self._cameras.setdefault(camera_id, _CameraState())
+        state.recent.append(score)
+        while len(state.recent) > window:
+            state.recent.popleft()
+        return sum(state.recent) / len(state.recent)
+
+
+def check_tensors(spec: OneClassSpec, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse an artifact missing what the spec's streams need, with the names it lacks."""
+    needed = []
+    if spec.appearance.weight > 0:
+        needed += [APPEARANCE_BANK, APPEARANCE_NORM]
+    if spec.motion is not None and spec.motion.weight > 0:
+        needed += [MOTION_NORM]
+    missing = [name for name in needed if name not in tensors]
+    if missing:
+        raise ArtifactError(f"artifact lacks {', '.join(missing)}: refit the model")
+
+
+class OneClassFrameModel(OneClassScorer):
+    """A registry one_class model: the ``FrameModel`` the inference service loads."""
+
+    def __init__(self, *, manifest: ModelManifest, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.manifest = manifest
+
+    @classmethod
+    def from_artifact(
+        cls, manifest: ModelManifest, tensors: dict[str, torch.Tensor], device: str
+    ) -> OneClassFrameModel:
+        """Build from a registry manifest and its safetensors; the backbone weights are loaded
+        from their pinned source and must match the manifest's sha256."""
+        spec = manifest.spec
+        if not isinstance(spec, OneClassSpec):
+            raise ArtifactError(f"model {manifest.model_id} is a {manifest.task} model")
+        check_tensors(spec, tensors)
+        extractor = build_extractor(
+            spec, tensors, device, expect_sha256=manifest.backbone_weights.sha256
+        )
+        return cls(
+            manifest=manifest,
+            spec=spec,
+            preprocessing=manifest.preprocessing,
+            threshold=manifest.threshold,
+            extractor=extractor,
+            tensors=tensors,
+            device=device,
+        )
+
+
+def build_extractor(
+    spec: OneClassSpec, tensors: dict[str, torch.Tensor], device: str, *, expect_sha256: str | None
+) -> PatchFeatureExtractor | None:
+    """The appearance extractor (None when the stream is off), with the site projection."""
+    if spec.appearance.weight <= 0:
+        return None
+    backbone = load_efficientnet_lite0()
+    if expect_sha256 is not None and backbone.provenance.sha256 != expect_sha256:
+        raise ArtifactError(
+            f"the model was fitted on backbone weights {expect_sha256[:12]}..., this host has "
+            f"{backbone.provenance.sha256[:12]}...: install the weights the manifest names"
+        )
+    extractor = PatchFeatureExtractor(backbone.module, spec.appearance.stages).to(device).eval()
+    if PROJECTION_COMPONENTS in tensors:
+        extractor.set_projection(tensors[PROJECTION_MEAN], tensors[PROJECTION_COMPONENTS])
+    return extractor

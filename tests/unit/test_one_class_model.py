@@ -1,0 +1,171 @@
+"""The one_class inferencer: heatmaps localise motion, artifacts round-trip, specs validate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from vigil_shared.datasets import DatasetRef
+from vigil_shared.schemas.frames import utc_now
+from vigil_shared.schemas.manifests import ModelManifest
+from vigil_shared.schemas.one_class import OneClassSpec
+from vigil_shared.vision.backbones import LITE0_PREPROCESSING, load_efficientnet_lite0
+from vigil_shared.vision.one_class_model import (
+    APPEARANCE_BANK,
+    APPEARANCE_NORM,
+    MOTION_NORM,
+    ArtifactError,
+    OneClassFrameModel,
+)
+from vigil_shared.vision.patches import PatchFeatureExtractor
+from vigil_shared.vision.preprocess import to_batch
+
+VERSION = "0" * 64
+
+
+def spec(**overrides: object) -> OneClassSpec:
+    base: dict[str, object] = {
+        "name": "synthetic",
+        "dataset": DatasetRef(name="synthetic", version=VERSION),
+        "image_size": 96,
+        "motion": {
+            "flow_height": 96,
+            "flow_width": 128,
+            "grid_rows": 6,
+            "grid_cols": 8,
+            "top_k": 2,
+            "persistence": 2,
+        },
+    }
+    return OneClassSpec.model_validate(base | overrides)
+
+
+def manifest(model_spec: OneClassSpec, threshold: float = 1.0) -> ModelManifest:
+    return ModelManifest(
+        model_id="m-test",
+        name=model_spec.name,
+        task="one_class",
+        architecture="efficientnet_lite0+patch-knn+flow",
+        backbone_weights=load_efficientnet_lite0().provenance,
+        preprocessing=LITE0_PREPROCESSING.model_copy(update={"image_size": 96}),
+        threshold=threshold,
+        k=model_spec.k,
+        artifact_key="models/m-test/model.safetensors",
+        artifact_sha256="1" * 64,
+        dataset_sha256=VERSION,
+        n_images=10,
+        spec=model_spec,
+        metrics={},
+        code_version="test",
+        created_at=utc_now(),
+    )
+
+
+def frame(blob_x: int | None) -> torch.Tensor:
+    """A textured 3x96x128 scene; a bright textured square at columns blob_x..blob_x+20."""
+    rng = np.random.default_rng(0)
+    gray = torch.from_numpy((rng.random((96, 128)) * 60 + 40).astype(np.float32))
+    gray = torch.nn.functional.avg_pool2d(gray[None, None], 3, 1, 1)[0, 0]
+    if blob_x is not None:
+        square = torch.from_numpy(np.random.default_rng(1).random((20, 20)).astype(np.float32))
+        gray[40:60, blob_x : blob_x + 20] = square * 80 + 170
+    return gray.round().to(torch.uint8).expand(3, -1, -1).contiguous()
+
+
+def motion_model() -> OneClassFrameModel:
+    model_spec = spec(appearance={"weight": 0.0})
+    tensors = {MOTION_NORM: torch.tensor([0.0, 1.0])}
+    return OneClassFrameModel.from_artifact(manifest(model_spec), tensors, "cpu")
+
+
+def test_heatmap_localises_a_moving_blob_and_the_first_frame_is_quiet() -> None:
+    model = motion_model()
+    scores = model.score_frames(["cam"] * 5, [frame(20 + 5 * i) for i in range(5)])
+    assert scores[0].score == 0.0  # no previous frame: nothing to compare motion with
+    last = scores[-1]
+    assert last.heatmap is not None and last.heatmap.shape == (6, 8)
+    row, col = divmod(int(last.heatmap.argmax()), 8)
+    assert row in (2, 3) and col in (2, 3, 4)
+    assert last.score > 1.0 and last.threshold == 1.0
+
+
+def test_static_camera_scores_low_and_cameras_keep_separate_state() -> None:
+    model = motion_model()
+    still = model.score_frames(["a", "a", "a"], [frame(30)] * 3)
+    assert max(s.score for s in still) < 0.1
+    model.score_frames(["b"], [frame(20)])
+    moved = model.score_frames(["b", "a"], [frame(30), frame(30)])
+    assert moved[0].score > 1.0 and moved[1].score < 0.1
+
+
+def test_forget_drops_a_camera_so_its_next_frame_is_a_first_frame() -> None:
+    model = motion_model()
+    model.score_frames(["cam"], [frame(20)])
+    model.forget("cam")
+    assert model.score_frames(["cam"], [frame(40)])[0].score == 0.0
+
+
+def fitted_tensors(model_spec: OneClassSpec) -> dict[str, torch.Tensor]:
+    """A tiny appearance bank of the static scene's own patches, plus normalisation."""
+    backbone = load_efficientnet_lite0()
+    extractor = PatchFeatureExtractor(backbone.module, model_spec.appearance.stages).eval()
+    prep = LITE0_PREPROCESSING.model_copy(update={"image_size": 96})
+    with torch.inference_mode():
+        features = extractor(to_batch([frame(None)], prep))
+    bank = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+    return {
+        APPEARANCE_BANK: bank.contiguous(),
+        APPEARANCE_NORM: torch.tensor([0.5, 2.0]),
+        MOTION_NORM: torch.tensor([0.1, 0.5]),
+    }
+
+
+def test_artifact_round_trips_through_safetensors() -> None:
+    model_spec = spec()
+    first = OneClassFrameModel.from_artifact(
+        manifest(model_spec), fitted_tensors(model_spec), "cpu"
+    )
+    blob = save_safetensors(first.to_tensors())
+    second = OneClassFrameModel.from_artifact(manifest(model_spec), load_safetensors(blob), "cpu")
+    frames = [frame(None), frame(20), frame(26)]
+    a = first.score_frames(["cam"] * 3, frames)
+    b = second.score_frames(["cam"] * 3, frames)
+    assert [s.score for s in a] == pytest.approx([s.score for s in b], abs=1e-5)
+    assert a[2].score > a[0].score  # an object appeared and moved
+
+
+def test_artifact_missing_a_stream_is_refused_with_the_names() -> None:
+    model_spec = spec()
+    tensors = fitted_tensors(model_spec)
+    del tensors[MOTION_NORM]
+    with pytest.raises(ArtifactError, match=MOTION_NORM):
+        OneClassFrameModel.from_artifact(manifest(model_spec), tensors, "cpu")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"appearance": {"weight": 0.0}, "motion": None}, "nothing would score"),
+        ({"appearance": {"stages": [2, 9]}}, "stage indices"),
+        ({"motion": {"grid_rows": 64}}, "cells of at least 4 pixels"),
+        ({"motion": {"top_k": 500}}, "top_k"),
+        ({"target_fpr": 0.7}, "target_fpr"),
+        ({"dataset": {"prefix": "ped2/"}}, "dataset.name"),
+    ],
+)
+def test_spec_refuses_what_cannot_work(overrides: dict[str, object], message: str) -> None:
+    base: dict[str, object] = {"name": "x", "dataset": {"name": "ped2-train"}}
+    with pytest.raises(ValidationError) as info:
+        OneClassSpec.model_validate(base | overrides)
+    text = str(info.value) + " ".join(".".join(map(str, e["loc"])) for e in info.value.errors())
+    assert message in text
+
+
+def test_spec_defaults_fuse_both_streams() -> None:
+    default = OneClassSpec.model_validate({"name": "x", "dataset": {"name": "ped2-train"}})
+    assert default.motion is not None and default.motion.weight > 0
+    assert default.appearance.weight > 0 and default.appearance.stages == (2, 4)

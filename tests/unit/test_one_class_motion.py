@@ -1,0 +1,78 @@
+"""Motion features respond to motion, not to a static scene, and persistence drops flicker."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vigil_shared.vision.motion import (
+    FlowParams,
+    cell_magnitude,
+    clip_motion,
+    persistent,
+    to_gray,
+)
+
+PARAMS = FlowParams(height=96, width=128)
+GRID = (6, 8)
+
+
+def scene(blob_x: int, *, seed: int = 0) -> np.ndarray:
+    """A textured static background with a bright textured square whose left edge is blob_x."""
+    rng = np.random.default_rng(seed)
+    frame = (rng.random((96, 128)) * 60 + 40).astype(np.uint8)
+    frame = np.asarray(
+        torch.nn.functional.avg_pool2d(torch.from_numpy(frame).float()[None, None], 3, 1, 1)[0, 0]
+        .round()
+        .to(torch.uint8)
+    )
+    patch = (np.random.default_rng(1).random((20, 20)) * 80 + 170).astype(np.uint8)
+    frame[40:60, blob_x : blob_x + 20] = patch
+    return frame
+
+
+def test_static_scene_has_no_motion() -> None:
+    frames = [scene(30) for _ in range(4)]
+    assert float(clip_motion(frames, PARAMS, GRID).max()) < 0.05
+
+
+def test_moving_blob_moves_its_cells_only() -> None:
+    frames = [scene(20 + 4 * i) for i in range(5)]
+    maps = clip_motion(frames, PARAMS, GRID)
+    assert maps.shape == (4, *GRID)
+    last = maps[-1]
+    row, col = divmod(int(last.argmax()), GRID[1])
+    assert row in (2, 3, 4)  # the square spans rows 40-60 of 96 (cells of 16 pixels)
+    assert 2 <= col <= 4  # and columns 32-52 of 128 in the last frame (cells of 16)
+    assert float(last.max()) > 1.0
+    assert float(last[0].max()) < 0.2  # the top row of cells is static background
+
+
+def test_persistence_suppresses_a_one_frame_flicker() -> None:
+    maps = torch.zeros(6, 2, 2)
+    maps[3, 0, 0] = 5.0  # one frame of noise
+    maps[1:, 1, 1] = 3.0  # steady motion from frame 1 on
+    out = persistent(maps, window=3)
+    assert float(out[:, 0, 0].max()) == 0.0
+    assert out[3:, 1, 1].tolist() == [3.0, 3.0, 3.0]
+
+
+def test_persistence_continues_across_batches_with_history() -> None:
+    maps = torch.rand(8, 3, 3)
+    whole = persistent(maps, window=4)
+    split = persistent(maps[5:], window=4, history=maps[2:5])
+    torch.testing.assert_close(split, whole[5:])
+
+
+def test_gray_conversion_resizes_any_frame_to_flow_size() -> None:
+    image = torch.full((3, 50, 70), 200, dtype=torch.uint8)
+    gray = to_gray(image, PARAMS)
+    assert gray.shape == (96, 128) and gray.dtype == np.uint8 and int(gray[10, 10]) == 200
+
+
+def test_cell_magnitude_averages_each_cell() -> None:
+    flows = torch.zeros(1, 96, 128, 2)
+    flows[0, :16, :16, 0] = 3.0
+    flows[0, :16, :16, 1] = 4.0
+    maps = cell_magnitude(flows, GRID)
+    assert float(maps[0, 0, 0]) == 5.0 and float(maps[0, 1:, :].abs().max()) == 0.0
