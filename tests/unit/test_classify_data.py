@@ -60,3 +60,13 @@ def test_in_memory_frames_must_be_uint8_nchw() -> None:
 def test_resize_keeps_uint8_and_the_requested_size() -> None:
     out = resize(torch.full((3, 48, 64), 200, dtype=torch.uint8), 32)
     assert out.dtype == torch.uint8 and out.shape == (3, 32, 32) and int(out[0, 5, 5]) == 200
+
+
+def test_validation_gets_every_class_that_training_can_spare() -> None:
+    # four normal clips and two clips with anomalies: a plain draw could hold out normals only
+    groups = [f"n{i}" for i in range(4) for _ in range(10)] + ["a0"] * 5 + ["a1"] * 5
+    labels = [1] * 40 + [0] * 10
+    for seed in range(6):
+        held = split_groups(groups, labels, ValidationSplit(fraction=0.2), seed=seed)
+        assert held & {"a0", "a1"} and held & {"n0", "n1", "n2", "n3"}
+        assert {"a0", "a1"} - held  # training keeps an anomalous clip too

@@ -101,12 +101,40 @@ def split_groups(
         size[g] += 1
     order = list(distinct)
     random.Random(seed).shuffle(order)
+    classes_of: dict[str, set[int]] = {g: set() for g in distinct}
+    for g, label in zip(groups, labels, strict=True):
+        classes_of[g].add(label)
     chosen: set[str] = set()
     target = split.fraction * len(groups)
     for g in order[:-1]:
         if sum(size[c] for c in chosen) >= target:
             break
-        chosen.add(g)
+        if _training_keeps(classes_of, chosen | {g}, classes_of[g]):
+            chosen.add(g)
+    chosen = _cover_classes(classes_of, chosen, order)
+    return chosen or {order[0]}  # no group spares its classes: hold one out regardless
+
+
+def _training_keeps(classes_of: dict[str, set[int]], held: set[str], labels: set[int]) -> bool:
+    """Whether the groups not held out still have frames of each of ``labels``."""
+    rest = [classes_of[g] for g in classes_of if g not in held]
+    return bool(rest) and all(any(label in r for r in rest) for label in labels)
+
+
+def _cover_classes(classes_of: dict[str, set[int]], chosen: set[str], order: list[str]) -> set[str]:
+    """Add a group for each class validation lacks, if training keeps frames of that class
+    (a class seen only in training cannot be measured; one only in validation, not learned)."""
+    for label in sorted(set().union(*classes_of.values())):
+        if any(label in classes_of[g] for g in chosen):
+            continue
+        for g in order:
+            if (
+                g not in chosen
+                and label in classes_of[g]
+                and _training_keeps(classes_of, chosen | {g}, classes_of[g])
+            ):
+                chosen.add(g)
+                break
     return chosen
 
 
