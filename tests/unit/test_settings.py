@@ -36,7 +36,7 @@ def test_topic_namespace_prefixes_every_topic(monkeypatch: pytest.MonkeyPatch) -
     topics = KafkaSettings().topics
     assert topics.frames == "site-a.vigil.frames.v1"
     assert all(t.startswith("site-a.vigil.") for t in topics.all())
-    assert Topics().events == "vigil.events.v1"
+    assert Topics().events == "vigil.events.v2"
 
 
 def test_malformed_topic_namespace_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
