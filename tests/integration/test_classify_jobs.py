@@ -156,7 +156,7 @@ def test_a_killed_worker_job_resumes_from_its_checkpoint(
     start_service: StartService,
 ) -> None:
     dataset = frames_dataset(s3, settings.s3.datasets_bucket)
-    env = {"VIGIL_TRAINER_REDELIVERY_AFTER_S": "5"}
+    env = {"VIGIL_TRAINER_REDELIVERY_AFTER_S": "5", "VIGIL_TRAINER_LEASE_S": "5"}
     first = trainer(start_service, **env)
     job_id = submit(sessions, spec_for(dataset, epochs=4))
     wait_until(

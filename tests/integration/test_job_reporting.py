@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_shared.db.models import Job, JobLog
+from vigil_shared.schemas.frames import utc_now
 from vigil_shared.schemas.jobs import JobStatus
+from vigil_trainer.jobs import WORKER_ID, JobBusyError, _start
 from vigil_trainer.reporting import JobReporter
 
 
@@ -44,7 +47,8 @@ def test_progress_is_throttled_and_nan_becomes_null(
     assert reporter.writes == 3
     with sessions() as session:
         job = session.get(Job, job_id)
-        assert job is not None and job.progress == {"stage": "registering"}
+        assert job is not None and job.progress["stage"] == "registering"
+        assert "step" not in job.progress and "heartbeat" in job.progress
 
 
 def test_cancel_flag_is_read_at_most_once_per_interval(
@@ -64,3 +68,25 @@ def test_cancel_flag_is_read_at_most_once_per_interval(
     with sessions() as session:
         messages = list(session.scalars(select(JobLog.message).where(JobLog.job_id == job_id)))
     assert messages == ["cancelled by the operator"]
+
+
+def test_a_job_held_by_a_live_worker_is_not_run_twice(
+    sessions: sessionmaker[Session], job_id: uuid.UUID
+) -> None:
+    fresh = {"worker": "other-host:1", "heartbeat": utc_now().isoformat()}
+    with sessions.begin() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        job.spec = {"name": "r", "task": "classify", "dataset": {"name": "d"}}
+        job.progress = fresh
+    with pytest.raises(JobBusyError, match="running on other-host:1"):
+        _start(sessions, job_id, lease_s=60)
+    stale = {**fresh, "heartbeat": (utc_now() - timedelta(seconds=120)).isoformat()}
+    with sessions.begin() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        job.progress = stale
+    assert _start(sessions, job_id, lease_s=60) is not None  # the holder died: take over
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.progress["worker"] == WORKER_ID

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import socket
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,7 @@ class TrainerContext:
     allow_weight_download: bool = False
     cache_dir: Path | None = None
     progress_interval_s: float = 1.0
+    lease_s: float = 300.0
 
     def classify(self) -> ClassifyContext:
         return ClassifyContext(
@@ -88,8 +92,27 @@ def _update(sessions: sessionmaker[Session], job_id: uuid.UUID, **values: Any) -
             setattr(job, name, value)
 
 
-def _start(sessions: sessionmaker[Session], job_id: uuid.UUID) -> dict[str, Any] | None:
-    """Mark the job running and return its spec; None when it was cancelled while queued."""
+class JobBusyError(RuntimeError):
+    """Another live worker holds the job (its heartbeat is fresh): try again later."""
+
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _held_elsewhere(job: Job, lease_s: float) -> bool:
+    """Whether another worker wrote this running job's progress within the lease."""
+    holder = job.progress.get("worker")
+    beat = job.progress.get("heartbeat")
+    if job.status != JobStatus.RUNNING or holder in (None, WORKER_ID) or beat is None:
+        return False
+    return (utc_now() - datetime.fromisoformat(beat)).total_seconds() < lease_s
+
+
+def _start(
+    sessions: sessionmaker[Session], job_id: uuid.UUID, *, lease_s: float
+) -> dict[str, Any] | None:
+    """Mark the job running and return its spec; None when it was cancelled while queued or
+    has finished (a duplicate delivery). ``JobBusyError`` when a live worker is running it."""
     with sessions.begin() as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job is None:
@@ -99,20 +122,24 @@ def _start(sessions: sessionmaker[Session], job_id: uuid.UUID) -> dict[str, Any]
             job.finished_at = job.finished_at or utc_now()
             return None
         if job.status in {JobStatus.SUCCEEDED, JobStatus.FAILED}:
-            return None  # a duplicate delivery of a finished job
+            return None
+        if _held_elsewhere(job, lease_s):
+            raise JobBusyError(f"job {job_id} is running on {job.progress.get('worker')}")
         job.status = JobStatus.RUNNING
         job.started_at = job.started_at or utc_now()
         job.error = None
+        job.progress = {**job.progress, "worker": WORKER_ID, "heartbeat": utc_now().isoformat()}
         return dict(job.spec)
 
 
 def run_job(ctx: TrainerContext, job_id: uuid.UUID) -> str | None:
     """Run the job; returns the model id, or None when it failed, was cancelled or skipped."""
-    raw_spec = _start(ctx.sessions, job_id)
+    raw_spec = _start(ctx.sessions, job_id, lease_s=ctx.lease_s)
     if raw_spec is None:
         log.info("job skipped: cancelled or already finished")
         return None
     reporter = JobReporter(ctx.sessions, job_id, interval_s=ctx.progress_interval_s)
+    reporter.context = {"worker": WORKER_ID}
     try:
         spec = SPEC.validate_python(raw_spec)
         reporter.log("info", f"{spec.task} job {spec.name!r} started on {ctx.device}")

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_shared.db.models import Job, JobLog
+from vigil_shared.schemas.frames import utc_now
 from vigil_shared.schemas.jobs import JobStatus
 
 log = logging.getLogger("vigil_trainer")
@@ -41,14 +42,15 @@ class JobReporter:
         self._stopping = False
         self.writes = 0
         self.context: dict[str, Any] = {}
-        """Merged into every progress dict (e.g. the trial number during a search)."""
+        """Merged into every progress dict (the worker's id); each write also carries a
+        ``heartbeat`` time, which tells a redelivered copy of the job that this worker lives."""
 
     def progress(self, update: dict[str, Any], *, force: bool = False) -> None:
         now = self.clock()
         if not force and now - self._last_write < self.interval_s:
             return
         self._last_write = now
-        value = {**self.context, **update}
+        value = {**self.context, **update, "heartbeat": utc_now().isoformat()}
         with self.sessions.begin() as session:
             job = session.get(Job, self.job_id)
             if job is not None:

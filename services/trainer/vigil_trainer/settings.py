@@ -29,6 +29,12 @@ class TrainerSettings(BaseSettings):
         default=None, description="Keeps decoded, resized datasets so a resumed job skips it."
     )
     progress_interval_s: float = Field(default=1.0, gt=0, le=60)
+    lease_s: float = Field(
+        default=300,
+        ge=5,
+        description="A running job whose progress is fresher than this belongs to a live "
+        "worker: a redelivered copy waits (retries) instead of running it twice.",
+    )
     redelivery_after_s: int = Field(
         default=3600,
         ge=5,

@@ -14,7 +14,7 @@ from celery import Celery, Task
 from vigil_shared.db.engine import make_engine, make_session_factory
 from vigil_shared.logging import bind
 from vigil_shared.storage import ensure_buckets, make_s3_client
-from vigil_trainer.jobs import TrainerContext, pick_device, run_job
+from vigil_trainer.jobs import JobBusyError, TrainerContext, pick_device, run_job
 from vigil_trainer.settings import RUN_JOB_TASK, TASK_QUEUE, TrainerSettings
 
 
@@ -31,6 +31,7 @@ def build_context(settings: TrainerSettings) -> TrainerContext:
         allow_weight_download=settings.allow_weight_download,
         cache_dir=settings.cache_dir,
         progress_interval_s=settings.progress_interval_s,
+        lease_s=settings.lease_s,
     )
 
 
@@ -68,7 +69,13 @@ def create_app(settings: TrainerSettings) -> Celery:
     @app.task(name=RUN_JOB_TASK, base=JobTask, bind=True)
     def run_job_task(self: JobTask, job_id: str) -> dict[str, Any]:
         with bind(job_id=job_id):
-            model_id = run_job(self.context, uuid.UUID(job_id))
+            try:
+                model_id = run_job(self.context, uuid.UUID(job_id))
+            except JobBusyError as exc:
+                # The live holder finishes it; if it dies, this retry resumes it after the lease.
+                raise self.retry(
+                    exc=exc, countdown=self.settings.lease_s, max_retries=None
+                ) from exc
         return {"job_id": job_id, "model_id": model_id}
 
     return app
