@@ -20,6 +20,8 @@ from vigil_trainer.classify.engine import (
 )
 from vigil_trainer.weights import PretrainedWeights
 
+# Whole fits, tiny as they are, take seconds each on a loaded 2-core CPU.
+pytestmark = pytest.mark.slow
 WEIGHTS = random_weights()
 
 
