@@ -7,7 +7,6 @@ finds its row ``running`` and its checkpoint in S3, and carries on from there.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import socket
@@ -35,6 +34,7 @@ from vigil_trainer.classify.evaluate import UnknownMetricError
 from vigil_trainer.classify.job import ClassifyContext, run_classify
 from vigil_trainer.classify.losses import UnknownLossError
 from vigil_trainer.fusion import FusionError
+from vigil_trainer.one_class import fit_one_class
 from vigil_trainer.registry import Candidate, register
 from vigil_trainer.reporting import JobReporter
 from vigil_trainer.search import SearchError
@@ -191,10 +191,7 @@ def _run_one_class(
         "info",
         f"dataset {dataset.name} version {dataset.version[:12]}: {len(dataset.items)} images",
     )
-    # The one_class fit is H1's module, joined by its agreed keyword contract (OneClassFit:
-    # tensors, threshold, metrics, provenance, preprocessing, dataset_sha256, n_images).
-    one_class: Any = importlib.import_module("vigil_trainer.one_class")
-    fitted = one_class.fit_one_class(
+    fitted = fit_one_class(
         s3=ctx.s3,
         bucket=ctx.s3_settings.datasets_bucket,
         spec=spec,
