@@ -285,3 +285,33 @@ def test_an_s3_checkpoint_torn_by_a_kill_mid_save_is_ignored(
     assert store.load() is None
     store.delete()
     assert store.load() is None
+
+
+def test_import_weights_cli(tmp_path: Any, settings: CommonSettings) -> None:
+    import subprocess
+    import sys
+
+    import torchvision.models as tvm
+
+    # Random-init resnet18 weights: a real file in form, labelled as what it is.
+    good = tmp_path / "resnet18.pth"
+    torch.save(tvm.resnet18(weights=None).state_dict(), good)
+    command = [sys.executable, "-m", "vigil_trainer", "import-weights", "--arch"]
+    ok = subprocess.run(
+        [*command, "resnet18", "--file", str(good), "--source", "tests: random init"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("imported resnet18 weights sha256 ")
+    wrong = subprocess.run(
+        [*command, "vgg16", "--file", str(good), "--source", "tests"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert wrong.returncode == 2
+    assert "import-weights: these weights are not a vgg16 state dict: missing keys:" in wrong.stderr
