@@ -136,7 +136,10 @@ def test_a_job_with_search_and_weight_averaging_yields_one_registrable_network()
     assert {p.get("trial") for p in progress if p.get("stage") == "train"} == {0, 1}
 
 
-def test_fusing_trials_without_a_search_is_refused_before_training() -> None:
+def test_fusions_that_cannot_run_are_refused_before_training() -> None:
     spec = tiny_spec(fusion={"kind": "weight_average", "k": 2})
     with pytest.raises(FusionError, match="set search"):
         fit_tuned(spec=spec, data=tiny_data(), device="cpu", hooks=FitHooks())
+    registry = tiny_spec(fusion={"kind": "registry_models", "model_ids": ["m-a", "m-b"]})
+    with pytest.raises(FusionError, match="registry_models cannot be registered"):
+        fit_tuned(spec=registry, data=tiny_data(), device="cpu", hooks=FitHooks())

@@ -69,14 +69,21 @@ def fit_tuned(
 
     Trials run without the job's checkpoint store: a checkpoint belongs to one configuration,
     and a redelivered job replays the seeded study instead."""
+    if spec.fusion is not None and spec.fusion.kind == "registry_models":
+        # Scores are fused by fusion.fit_score_fusion and served by ScoreEnsemble, but the
+        # registry has no artifact kind for an ensemble of other models yet.
+        raise FusionError(
+            "fusion.kind registry_models cannot be registered as a model yet; "
+            "use top_k_trials or weight_average with a search"
+        )
     if spec.search is None:
-        if spec.fusion is not None and spec.fusion.kind != "registry_models":
+        if spec.fusion is not None:
             raise FusionError(f"fusion.kind {spec.fusion.kind} fuses a search's trials: set search")
         fit = fit_classifier(spec=spec, data=data, device=device, hooks=hooks, weights=weights)
         return _single(spec, fit, None)
     result = _search(spec=spec, data=data, device=device, hooks=hooks, weights=weights)
     best = _single(result.best.spec, result.best.fit, result.study)
-    if spec.fusion is None or spec.fusion.kind == "registry_models":
+    if spec.fusion is None:
         return best
     fused = _fuse(spec, result, data=data, device=device)
     hooks.log(
