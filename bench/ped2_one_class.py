@@ -249,6 +249,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "motion_only": figures(stream(results, "motion"), labels),
         "baseline_appearance_only": figures(stream(results, "appearance"), labels),
     }
+    if args.scores:
+        per_frame = {
+            c: {"model": r.scores, "appearance": r.appearance, "motion": r.motion}
+            for c, r in results.items()
+        }
+        args.scores.write_text(json.dumps(per_frame))
     return report
 
 
@@ -261,6 +267,7 @@ def main() -> None:
     parser.add_argument("--spec", help="JSON overrides of the OneClassSpec, e.g. '{\"k\": 3}'")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--verbose", action="store_true", help="print fit progress")
+    parser.add_argument("--scores", type=Path, help="write per-frame stream scores here")
     args = parser.parse_args()
     report = run(args)
     text = json.dumps(report, indent=2)

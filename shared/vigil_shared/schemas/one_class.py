@@ -24,7 +24,7 @@ class _Part(BaseModel):
 class AppearanceSpec(_Part):
     """Patch features of EfficientNet-Lite0 stages, a coreset bank, kNN distance per patch."""
 
-    weight: float = Field(default=0.5, ge=0, le=1, description="Fusion weight; 0 turns it off.")
+    weight: float = Field(default=0.2, ge=0, le=1, description="Fusion weight; 0 turns it off.")
     stages: tuple[int, ...] = Field(
         default=(2, 4),
         min_length=1,
@@ -57,7 +57,7 @@ class AppearanceSpec(_Part):
 class MotionSpec(_Part):
     """Farneback flow between consecutive frames of a group, mean magnitude per grid cell."""
 
-    weight: float = Field(default=0.5, ge=0, le=1, description="Fusion weight; 0 turns it off.")
+    weight: float = Field(default=0.8, ge=0, le=1, description="Fusion weight; 0 turns it off.")
     flow_height: int = Field(default=240, ge=32, le=1080, description="Frames are resized to it.")
     flow_width: int = Field(default=360, ge=32, le=1920)
     grid_rows: int = Field(default=15, ge=1, le=64)

@@ -55,7 +55,6 @@ class OneClassFit:
     preprocessing: Preprocessing
     dataset_sha256: str
     n_images: int
-    clip_scores: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def artifact(self) -> bytes:
