@@ -187,9 +187,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     os.environ["VIGIL_INFERENCE_WARMUP_IMAGE_SIZE"] = str(args.image_size)
+    if args.threads:
+        os.environ["VIGIL_INFERENCE_THREADS"] = str(args.threads)
     frames = ped2_frames(args.frames)
     load_before = os.getloadavg()
     results = [
@@ -204,6 +207,7 @@ def main() -> None:
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "image_size": args.image_size,
+        "threads": args.threads or torch.get_num_threads(),
         # Others share this machine: the 1-minute load average says how quiet it was.
         "load_average_before": load_before[0],
         "load_average_after": os.getloadavg()[0],
