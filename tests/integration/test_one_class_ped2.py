@@ -28,6 +28,7 @@ def test_quick_ped2_fit_ranks_anomalies_far_above_chance(
         spec=json.dumps(FAST),
         verbose=False,
         scores=None,
+        no_baseline=True,
     )
     report = run(args)
     assert report["dataset"]["frames"] == 420 and report["test_frames"] == 360

@@ -32,6 +32,7 @@ def spec(**overrides: object) -> OneClassSpec:
         "name": "synthetic",
         "dataset": DatasetRef(name="synthetic", version=VERSION),
         "image_size": 96,
+        "appearance": {"whiten_dim": 0},
         "motion": {
             "flow_height": 96,
             "flow_width": 128,
@@ -144,6 +145,9 @@ def test_artifact_missing_a_stream_is_refused_with_the_names() -> None:
     del tensors[MOTION_NORM]
     with pytest.raises(ArtifactError, match=MOTION_NORM):
         OneClassFrameModel.from_artifact(manifest(model_spec), tensors, "cpu")
+    whitened = spec(appearance={"whiten_dim": 16})
+    with pytest.raises(ArtifactError, match="projection"):
+        OneClassFrameModel.from_artifact(manifest(whitened), fitted_tensors(whitened), "cpu")
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ class AppearanceSpec(_Part):
     )
     bank_size: int = Field(default=2048, ge=8, le=65_536, description="Upper bound on the bank.")
     whiten_dim: int = Field(
-        default=0,
+        default=64,
         ge=0,
         le=1024,
         description="Site adaptation: whitening PCA to this many dims fitted on the site's "

@@ -246,6 +246,8 @@ def check_tensors(spec: OneClassSpec, tensors: dict[str, torch.Tensor]) -> None:
     needed = []
     if spec.appearance.weight > 0:
         needed += [APPEARANCE_BANK, APPEARANCE_NORM]
+        if spec.appearance.whiten_dim:
+            needed += [PROJECTION_MEAN, PROJECTION_COMPONENTS]
     if spec.motion is not None and spec.motion.weight > 0:
         needed += [MOTION_NORM]
     missing = [name for name in needed if name not in tensors]
