@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 from minio import Minio
 from minio.error import S3Error
 from sqlalchemy import select
@@ -59,8 +60,11 @@ def frames_from_topic(
     if not partitions:
         raise SourceError(f"the frames topic {topic} does not exist; is ingest running?")
     consumer.assign(partitions)
-    starts = consumer.offsets_for_times({tp: _millis(wanted.start) for tp in partitions})
-    ends = consumer.end_offsets(partitions)
+    try:
+        starts = consumer.offsets_for_times({tp: _millis(wanted.start) for tp in partitions})
+        ends = consumer.end_offsets(partitions)
+    except KafkaError as exc:
+        raise SourceError(f"the frames topic could not be read by time ({exc}); retry") from exc
     pending = set()
     for tp in partitions:
         found = starts.get(tp)
@@ -119,7 +123,7 @@ def _read_range(
 
 
 def _millis(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
+    return max(0, int(at.timestamp() * 1000))  # Kafka has no time before the epoch
 
 
 @dataclass(frozen=True)
