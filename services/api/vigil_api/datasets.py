@@ -353,7 +353,7 @@ async def _spooled_archive(request: Request, max_bytes: int) -> tuple[IO[bytes],
     status_code=status.HTTP_201_CREATED,
     response_model=CreatedVersion,
     openapi_extra=UPLOAD_BODY,
-    responses=problems.responses(422),
+    responses=problems.responses(411, 413, 422),
 )
 async def upload_version(
     name: NamePath,
