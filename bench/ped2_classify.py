@@ -34,6 +34,7 @@ from bench.train_throughput import machine
 from vigil_shared.datasets import DatasetRef
 from vigil_shared.schemas.jobs import ClassifySpec, ValidationSplit
 from vigil_shared.vision.catalog import architecture
+from vigil_shared.vision.score_metrics import average_precision
 from vigil_trainer.classify.data import ClassifyData
 from vigil_trainer.classify.engine import ClassifierFit, FitHooks, fit_classifier
 from vigil_trainer.classify.evaluate import classification_metrics
@@ -115,17 +116,6 @@ def base_spec(data: ClassifyData, budget: Budget, **overrides: Any) -> ClassifyS
     return ClassifySpec.model_validate(spec)
 
 
-def tied_average_precision(scores: torch.Tensor, positives: torch.Tensor) -> float:
-    """Average precision with tied scores taken together (one threshold per distinct score),
-    so saturated probabilities do not gain or lose from the frames' order."""
-    values, inverse = torch.unique(scores.double(), sorted=True, return_inverse=True)
-    hits = torch.zeros(len(values), dtype=torch.float64).index_add_(0, inverse, positives.double())
-    counts = torch.bincount(inverse, minlength=len(values)).double()
-    tp, seen = hits.flip(0).cumsum(0), counts.flip(0).cumsum(0)  # thresholds from the top
-    recall_step = hits.flip(0) / max(1.0, float(positives.sum()))
-    return float((recall_step * tp / seen).sum())
-
-
 class Bench:
     def __init__(self, data: ClassifyData, test: Ped2Frames, device: str) -> None:
         self.data, self.device = data, device
@@ -143,7 +133,7 @@ class Bench:
         metrics = classification_metrics(
             probabilities, self.test_labels, CLASSES, normal_classes=("normal",)
         )
-        metrics["aupr"] = tied_average_precision(1.0 - probabilities[:, 0], self.test_labels == 1)
+        metrics["aupr"] = average_precision(1.0 - probabilities[:, 0], self.test_labels == 1)
         return {k: round(metrics[k], 4) for k in REPORTED}
 
     def preprocessing(self, arch: str) -> tuple[tuple[float, ...], tuple[float, ...]]:

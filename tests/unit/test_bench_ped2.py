@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from bench.ped2_classify import tied_average_precision
 from bench.ped2_data import SPLIT, Ped2MissingError, load_ped2, ped2_root, split
 
 pytestmark = pytest.mark.dataset
@@ -23,16 +21,6 @@ def _ped2_present() -> bool:
 needs_ped2 = pytest.mark.skipif(
     not _ped2_present(), reason="UCSD Ped2 is not at ../shared/datasets/ucsd-ped2"
 )
-
-
-def test_tied_scores_count_as_one_threshold() -> None:
-    positives = torch.tensor([True, True, False, False])
-    assert tied_average_precision(torch.ones(4), positives) == pytest.approx(0.5)
-    scores = torch.tensor([0.9, 0.8, 0.3, 0.1])
-    expected = 0.5 * 1.0 + 0.5 * (2 / 3)
-    assert tied_average_precision(
-        scores, torch.tensor([True, False, True, False])
-    ) == pytest.approx(expected)
 
 
 @needs_ped2

@@ -18,6 +18,7 @@ from vigil_trainer.classify.engine import (
     fit_classifier,
     lr_factor,
 )
+from vigil_trainer.classify.job import calibrated_threshold
 from vigil_trainer.weights import PretrainedWeights
 
 # Whole fits, tiny as they are, take seconds each on a loaded 2-core CPU.
@@ -128,3 +129,12 @@ def test_frames_are_trained_at_the_spec_size_and_a_parent_model_is_continued() -
         three.state_dict()["body._conv_stem.weight"], first.state_dict["body._conv_stem.weight"]
     )
     assert three.state_dict()["head.1.weight"].shape[0] == 3
+
+
+def test_the_classify_threshold_is_calibrated_on_labeled_held_out_frames() -> None:
+    scores = torch.tensor([0.05, 0.1, 0.2, 0.3, 0.35, 0.9])
+    positives = torch.tensor([False, False, False, True, True, True])
+    threshold, source = calibrated_threshold(scores, positives)
+    assert source == "validation_f1" and 0.2 < threshold < 0.3  # not one half
+    assert calibrated_threshold(scores, torch.zeros(6, dtype=torch.bool)) == (0.5, "default")
+    assert calibrated_threshold(scores, torch.ones(6, dtype=torch.bool)) == (0.5, "default")

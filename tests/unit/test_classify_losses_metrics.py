@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from torch.nn import functional
 
 from vigil_shared.schemas.jobs import HyperSpec
+from vigil_shared.vision.score_metrics import auroc
 from vigil_trainer.classify.evaluate import (
-    auroc,
-    average_precision,
     classification_metrics,
     confusion_matrix,
     evaluation,
@@ -63,15 +60,6 @@ def test_custom_losses_plug_in_by_name_and_unknown_ones_are_listed() -> None:
             build_loss(HyperSpec(loss="custom:missing"), torch.ones(3))
     finally:
         LOSSES.pop("custom:double_ce")
-
-
-def test_auroc_and_aupr_match_hand_computed_values() -> None:
-    scores = torch.tensor([0.1, 0.4, 0.35, 0.8])
-    positives = torch.tensor([False, False, True, True])
-    assert auroc(scores, positives) == pytest.approx(0.75)
-    assert average_precision(scores, positives) == pytest.approx((1 / 1 + 2 / 3) / 2)
-    assert auroc(torch.tensor([0.5, 0.5]), torch.tensor([True, False])) == 0.5
-    assert math.isnan(auroc(scores, torch.zeros(4, dtype=torch.bool)))
 
 
 def test_classification_metrics_and_evaluation() -> None:

@@ -67,6 +67,8 @@ def test_search_space_paths_and_values_are_checked_against_the_spec() -> None:
         "hyper.optimizer": {"type": "categorical", "choices": ["adamw", "rmsprop"]},
         "augment.rotation": {"type": "float", "low": 1, "high": 2},
         "dataset.name": {"type": "categorical", "choices": ["a", "b"]},
+        "architecture": {"type": "categorical", "choices": ["resnet18", "vgg16"]},
+        "validation.fraction": {"type": "float", "low": 0.1, "high": 0.3},
     }
     errors = error_locations({**BASE, "search": {"space": space}})
     message = errors["classify.search.space"]
@@ -75,6 +77,8 @@ def test_search_space_paths_and_values_are_checked_against_the_spec() -> None:
     assert "'rmsprop' is not allowed" in message
     assert "'augment.rotation']: a section" in message
     assert "'dataset.name']: this field cannot be searched" in message
+    assert "'architecture']: this field cannot be searched" in message
+    assert "'validation.fraction']: this field cannot be searched" in message
 
 
 def test_a_valid_search_reaches_into_optional_sections() -> None:

@@ -14,7 +14,8 @@ from typing import Protocol
 import torch
 
 from vigil_shared.schemas.events import ModelRef
-from vigil_shared.vision.knn import KnnScorer, calibrate_threshold
+from vigil_shared.vision.knn import KnnScorer
+from vigil_shared.vision.score_metrics import normal_threshold
 from vigil_shared.vision.scoring import FrameScore
 
 WARMUP = ModelRef(id="warmup", kind="warmup")
@@ -67,7 +68,7 @@ class WarmupBank:
         k = min(self.k, bank.shape[0] - 1)
         loo = distances.topk(k, dim=1, largest=False).values.mean(dim=1)
         return KnnScorer(
-            bank=bank, k=self.k, threshold=calibrate_threshold(loo, target_fpr=self.target_fpr)
+            bank=bank, k=self.k, threshold=normal_threshold(loo, target_fpr=self.target_fpr)
         )
 
 

@@ -62,8 +62,15 @@ class ProductionComparison(BaseModel):
 
     model_id: str
     scope: str = Field(description="The camera id (or ``*``) whose production model this is.")
-    metrics: dict[str, float]
-    delta: dict[str, float] = Field(description="This model minus production, per metric.")
+    metrics: dict[str, float] = Field(default_factory=dict)
+    delta: dict[str, float] = Field(
+        default_factory=dict, description="This model minus production, per metric."
+    )
+    unavailable: str | None = Field(
+        default=None,
+        description="Why production could not be scored (e.g. its artifact is missing or "
+        "tampered); the candidate is still registered, without the comparison figures.",
+    )
 
 
 class TrialSummary(BaseModel):

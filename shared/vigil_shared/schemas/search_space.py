@@ -113,12 +113,34 @@ def leaf_adapter(info: FieldInfo) -> TypeAdapter[Any]:
     return TypeAdapter(annotation)
 
 
+# Trials must differ only in how they learn: the data, the starting weights (one architecture
+# resolved once per job), the classes counted as normal and the held-out split stay fixed, or
+# the best trial's validation score would not be comparable with the others'.
+NOT_SEARCHABLE = frozenset(
+    {
+        "search",
+        "fusion",
+        "dataset",
+        "name",
+        "task",
+        "architecture",
+        "weights_sha256",
+        "parent_model_id",
+        "normal_classes",
+        "validation",
+    }
+)
+
+
 def check_space(model: type[BaseModel], space: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming each bad path: unknown, not searchable, or out of range."""
     problems: list[str] = []
     for path, distribution in space.items():
-        if path.split(".")[0] in {"search", "fusion", "dataset", "name", "task"}:
-            problems.append(f"search.space[{path!r}]: this field cannot be searched")
+        if path.split(".")[0] in NOT_SEARCHABLE:
+            problems.append(
+                f"search.space[{path!r}]: this field cannot be searched "
+                "(it fixes what is learned, from what weights, or how it is judged)"
+            )
             continue
         try:
             info = resolve_field(model, path)

@@ -29,8 +29,3 @@ def subsample_bank(embeddings: torch.Tensor, size: int, *, seed: int) -> torch.T
         return embeddings
     generator = torch.Generator().manual_seed(seed)
     return embeddings[torch.randperm(embeddings.shape[0], generator=generator)[:size]]
-
-
-def calibrate_threshold(scores: torch.Tensor, *, target_fpr: float) -> float:
-    """The score that ``target_fpr`` of held-out normal frames exceed."""
-    return float(torch.quantile(scores.float(), 1.0 - target_fpr))

@@ -14,13 +14,15 @@ from collections.abc import Sequence
 
 import torch
 from minio import Minio
+from minio.error import S3Error
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_shared.db.models import ModelAssignmentRow
 from vigil_shared.schemas.manifests import ProductionComparison
+from vigil_shared.storage import StorageError
 from vigil_shared.vision.inferencer import load_frame_model
+from vigil_shared.vision.score_metrics import auroc, average_precision
 from vigil_trainer.classify.data import ClassifyData
-from vigil_trainer.classify.evaluate import auroc, average_precision
 
 log = logging.getLogger("vigil_trainer")
 COMPARED = ("auroc", "aupr")
@@ -58,7 +60,13 @@ def compare_with_production(
     if found is None:
         return None
     scope, model_id = found
-    model = load_frame_model(s3, bucket=bucket, model_id=model_id, device=device)
+    try:
+        model = load_frame_model(s3, bucket=bucket, model_id=model_id, device=device)
+    except (S3Error, StorageError, ValueError) as exc:
+        # A broken production artifact is the operator's next problem to fix, not a reason to
+        # throw away the candidate that may replace it.
+        log.warning("production model %s cannot be compared: %s", model_id, exc)
+        return ProductionComparison(model_id=model_id, scope=scope, unavailable=str(exc))
     index = data.val_index
     labels = data.labels[index]
     positives = torch.tensor([data.classes[int(i)] not in normal_classes for i in labels])

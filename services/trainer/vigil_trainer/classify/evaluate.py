@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from vigil_shared.schemas.manifests import ClassMetrics, Evaluation
+from vigil_shared.vision.score_metrics import auroc, average_precision
 
 MetricFn = Callable[[torch.Tensor, torch.Tensor, Sequence[str], Sequence[str]], float]
 METRICS: dict[str, MetricFn] = {}
@@ -48,34 +49,6 @@ def anomaly_scores(
 ) -> torch.Tensor:
     normal = torch.tensor([c in normal_classes for c in classes], dtype=torch.bool)
     return 1.0 - probabilities[:, normal].sum(dim=1)
-
-
-def auroc(scores: torch.Tensor, positives: torch.Tensor) -> float:
-    """Mann-Whitney U with average ranks for ties; NaN when one side is empty."""
-    n_pos = int(positives.sum())
-    n_neg = len(positives) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    s = scores.double()
-    order = torch.argsort(s)
-    ranks = torch.empty_like(s)
-    ranks[order] = torch.arange(1, len(s) + 1, dtype=torch.float64)
-    unique, inverse = torch.unique(s, return_inverse=True)
-    mean_rank = torch.zeros(len(unique), dtype=torch.float64).index_add_(0, inverse, ranks)
-    mean_rank /= torch.bincount(inverse, minlength=len(unique)).double()
-    rank_sum = float(mean_rank[inverse][positives.bool()].sum())
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-
-
-def average_precision(scores: torch.Tensor, positives: torch.Tensor) -> float:
-    """Area under the precision-recall curve (step-wise, as average precision)."""
-    n_pos = int(positives.sum())
-    if n_pos == 0:
-        return float("nan")
-    order = torch.argsort(scores.double(), descending=True, stable=True)
-    hits = positives[order].double()
-    precision = hits.cumsum(0) / torch.arange(1, len(hits) + 1, dtype=torch.float64)
-    return float((precision * hits).sum() / n_pos)
 
 
 def per_class(confusion: torch.Tensor, classes: Sequence[str]) -> dict[str, ClassMetrics]:

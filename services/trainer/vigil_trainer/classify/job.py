@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from minio import Minio
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +18,7 @@ from vigil_shared.settings import S3Settings
 from vigil_shared.vision.backbones import WeightsError
 from vigil_shared.vision.catalog import architecture
 from vigil_shared.vision.inferencer import read_artifact, read_manifest
+from vigil_shared.vision.score_metrics import best_f1_threshold
 from vigil_trainer.classify.checkpoint import S3CheckpointStore
 from vigil_trainer.classify.compare import compare_with_production
 from vigil_trainer.classify.data import ClassifyData, load_classify_data
@@ -27,8 +29,23 @@ from vigil_trainer.reporting import JobReporter
 from vigil_trainer.tuning import TunedModel, fit_tuned
 from vigil_trainer.weights import PretrainedWeights, resolve_weights
 
-CLASSIFY_THRESHOLD = 0.5
-"""Anomaly score 1 - P(normal) above one half: the abnormal classes are the more probable."""
+DEFAULT_THRESHOLD = 0.5
+"""Anomaly score 1 - P(normal) above one half: the abnormal classes are the more probable.
+Used only when the held-out frames cannot calibrate (they lack a normal or an abnormal frame)."""
+
+
+def calibrated_threshold(scores: torch.Tensor, positives: torch.Tensor) -> tuple[float, str]:
+    """The anomaly-score cut with the best F1 on the labeled held-out frames, and its source.
+
+    Class probabilities of a fine-tuned net are rarely calibrated (label smoothing and class
+    weights both move them), so one half is a poor cut for events; the held-out groups are the
+    site's own labeled footage the weights never saw.
+    """
+    n_pos = int(positives.sum())
+    if n_pos == 0 or n_pos == positives.numel():
+        return DEFAULT_THRESHOLD, "default"
+    threshold, _ = best_f1_threshold(scores, positives)
+    return threshold, "validation_f1"
 
 
 @dataclass(frozen=True)
@@ -103,6 +120,11 @@ def candidate(
     trained = result.spec
     classes = result.fit.classes
     scores = anomaly_scores(result.val_probabilities, classes, spec.normal_classes)
+    positives = torch.tensor(
+        [classes[int(y)] not in spec.normal_classes for y in result.fit.val_labels]
+    )
+    threshold, source = calibrated_threshold(scores, positives)
+    metrics = {**result.metrics, "threshold_calibrated": 1.0 if source != "default" else 0.0}
     comparison = compare_with_production(
         s3=ctx.s3,
         bucket=ctx.s3_settings.models_bucket,
@@ -120,14 +142,14 @@ def candidate(
         tensors=result.tensors,
         ensemble_size=result.ensemble_size,
         study=result.study,
-        threshold=CLASSIFY_THRESHOLD,
+        threshold=threshold,
         provenance=weights.provenance,
         preprocessing=prep.model_copy(update={"image_size": trained.image_size}),
         dataset_sha256=dataset.version,
         dataset_name=dataset.name,
         dataset_version=dataset.version,
         n_images=len(dataset.items),
-        metrics=result.metrics,
+        metrics=metrics,
         classes=classes,
         normal_classes=spec.normal_classes,
         head=trained.structure.head.kind,

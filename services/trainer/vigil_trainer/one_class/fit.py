@@ -27,14 +27,16 @@ from vigil_shared.vision.backbones import load_efficientnet_lite0
 from vigil_shared.vision.one_class_model import APPEARANCE_NORM, MOTION_NORM, OneClassScorer
 from vigil_shared.vision.patches import PatchFeatureExtractor
 from vigil_shared.vision.preprocess import to_batch
-from vigil_trainer.cancel import JobCancelled
-from vigil_trainer.one_class.banks import appearance_bank
-from vigil_trainer.one_class.calibrate import (
-    ClipScores,
+from vigil_shared.vision.score_metrics import (
     auroc,
     average_precision,
     best_f1_threshold,
     normal_threshold,
+)
+from vigil_trainer.cancel import JobCancelled
+from vigil_trainer.one_class.banks import appearance_bank
+from vigil_trainer.one_class.calibrate import (
+    ClipScores,
     quantile_metrics,
     stream_norm,
     trailing_mean,

@@ -1,0 +1,70 @@
+"""How well an anomaly score separates abnormal from normal frames, and where to cut it.
+
+One implementation for training, evaluation, comparison and benchmarks, so a figure in a
+manifest and a figure in ``docs/benchmarks.md`` mean the same thing. Tied scores are one
+threshold: a model that saturates (many frames at exactly 1.0) neither gains nor loses from the
+order the frames happened to come in.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def auroc(scores: torch.Tensor, positives: torch.Tensor) -> float:
+    """Area under the ROC curve by the rank-sum formula (ties count half); NaN when one class
+    is absent."""
+    n_pos = int(positives.sum())
+    n_neg = positives.numel() - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = _average_ranks(scores.double())
+    rank_sum = float(ranks[positives.bool()].sum())
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def _average_ranks(values: torch.Tensor) -> torch.Tensor:
+    order = values.argsort()
+    _, inverse, counts = torch.unique_consecutive(
+        values[order], return_inverse=True, return_counts=True
+    )
+    mean_rank = counts.cumsum(0).to(values.dtype) - (counts.to(values.dtype) - 1) / 2
+    ranks = torch.empty_like(values)
+    ranks[order] = mean_rank[inverse]
+    return ranks
+
+
+def _by_threshold(
+    scores: torch.Tensor, positives: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Distinct scores from the highest down, with the positives and frames flagged at each."""
+    values, inverse = torch.unique(scores.double(), sorted=True, return_inverse=True)
+    hits = torch.zeros(len(values), dtype=torch.float64).index_add_(0, inverse, positives.double())
+    counts = torch.bincount(inverse, minlength=len(values)).double()
+    return values.flip(0), hits.flip(0).cumsum(0), counts.flip(0).cumsum(0)
+
+
+def average_precision(scores: torch.Tensor, positives: torch.Tensor) -> float:
+    """Area under the precision-recall curve as average precision, one step per distinct score;
+    NaN without positives."""
+    n_pos = float(positives.sum())
+    if n_pos == 0:
+        return float("nan")
+    _, true_pos, flagged = _by_threshold(scores, positives)
+    recall_step = torch.diff(true_pos, prepend=true_pos.new_zeros(1)) / n_pos
+    return float((recall_step * true_pos / flagged).sum())
+
+
+def best_f1_threshold(scores: torch.Tensor, positives: torch.Tensor) -> tuple[float, float]:
+    """The threshold (flag scores above it) with the highest F1, and that F1; the cut lies
+    halfway to the next lower distinct score so it does not sit on a frame's exact value."""
+    values, true_pos, flagged = _by_threshold(scores, positives)
+    f1 = 2 * true_pos / (flagged + float(positives.sum()))
+    best = int(f1.argmax())
+    below = values[best + 1] if best + 1 < values.numel() else values[best] - 1.0
+    return float((values[best] + below) / 2), float(f1[best])
+
+
+def normal_threshold(scores: torch.Tensor, *, target_fpr: float) -> float:
+    """The score that ``target_fpr`` of held-out normal frames exceed."""
+    return float(torch.quantile(scores.double(), 1.0 - target_fpr))
