@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,8 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.integration.conftest import IssueKey, bearer
+from vigil_api.main import create_app
+from vigil_api.settings import ApiSettings
 from vigil_shared.db.models import ApiKey
 
 
@@ -130,3 +133,15 @@ def test_failed_auth_is_logged_with_the_prefix_at_most(
     assert any(m == "authorization refused" and reason == "role" for m, reason, _ in logged)
     text_of_logs = repr([r.__dict__ for r in records])
     assert unknown not in text_of_logs and password not in text_of_logs
+
+
+def test_the_environment_ingest_key_is_an_operator_that_cannot_manage_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ingest_key = f"test-ingest-{uuid.uuid4().hex}"
+    monkeypatch.setenv("VIGIL_API_INGEST_KEY", ingest_key)
+    with TestClient(create_app(ApiSettings()), headers=bearer(ingest_key)) as ingest:
+        assert ingest.get("/api/v1/ingest/cameras").status_code == 200
+        assert ingest.post("/api/v1/keys", json={"name": "x", "role": "viewer"}).status_code == 403
+        wrong = ingest.get("/api/v1/cameras", headers=bearer(ingest_key + "x"))
+        assert wrong.status_code == 401

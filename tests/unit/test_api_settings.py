@@ -74,3 +74,18 @@ def test_keys_are_random_and_only_their_prefix_is_loggable() -> None:
     assert loggable_prefix(first) == first[:12]
     assert loggable_prefix("my-password-pasted-by-mistake") is None
     assert loggable_prefix(first + "x") is None
+
+
+def test_production_refuses_a_placeholder_ingest_key_or_the_admin_key_twice(
+    production: pytest.MonkeyPatch,
+) -> None:
+    production.setenv("VIGIL_API_INGEST_KEY", "changeme")
+    with pytest.raises(ValidationError, match="VIGIL_API_INGEST_KEY is a placeholder"):
+        ApiSettings()
+    production.setenv("VIGIL_API_INGEST_KEY", "x7Qp2" * 8)
+    production.setenv("VIGIL_API_ADMIN_KEY", "x7Qp2" * 8)
+    with pytest.raises(ValidationError, match="must differ from VIGIL_API_ADMIN_KEY"):
+        ApiSettings()
+    production.setenv("VIGIL_API_ADMIN_KEY", "a9Zr4" * 8)
+    roles = {p.name: p.role.value for p in ApiSettings().environment_keys().values()}
+    assert roles == {"env-ingest": "operator", "env-admin": "admin"}

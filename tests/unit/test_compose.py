@@ -42,7 +42,7 @@ CONNECTIONS = (
     "VIGIL_S3_ACCESS_KEY",
     "VIGIL_S3_SECRET_KEY",
 )
-VIGIL_SERVICES = ("api", "event-sink", "inference", "trainer", "ingest")
+VIGIL_SERVICES = ("api", "event-sink", "camera-status", "inference", "trainer", "ingest")
 
 
 class _ComposeLoader(yaml.SafeLoader):
@@ -107,8 +107,13 @@ def test_env_example_names_only_known_settings() -> None:
         for line in (REPO_ROOT / ".env.example").read_text().splitlines()
         if line and not line.startswith("#")
     ]
-    unknown = sorted(set(names) - known_env_names())
+    vigil = {n for n in names if n.startswith("VIGIL_")}
+    unknown = sorted(vigil - known_env_names())
     assert not unknown, f".env.example sets variables no settings class reads: {unknown}"
+    compose_only = sorted(set(names) - vigil)
+    text = (REPO_ROOT / "docker-compose.yml").read_text()
+    unused = [n for n in compose_only if "${" + n not in text]
+    assert not unused, f".env.example sets variables docker-compose.yml never uses: {unused}"
     assert set(CONNECTIONS) <= set(names)
 
 
@@ -142,5 +147,15 @@ def test_only_the_api_gets_the_admin_key_and_never_a_default(compose: dict[str, 
     services = compose["services"]
     admin_key = services["api"]["environment"]["VIGIL_API_ADMIN_KEY"]
     assert admin_key.startswith("${VIGIL_API_ADMIN_KEY:?"), "compose must refuse to run without it"
-    others = [n for n in VIGIL_SERVICES if n != "api"]
-    assert not [n for n in others if "VIGIL_API_ADMIN_KEY" in services[n]["environment"]]
+    others = [n for n in services if n != "api"]
+    assert not [n for n in others if "VIGIL_API_ADMIN_KEY" in services[n].get("environment", {})]
+
+
+def test_ingest_reads_the_fleet_from_the_api_with_the_key_the_api_accepts(
+    compose: dict[str, Any],
+) -> None:
+    ingest = compose["services"]["ingest"]["environment"]
+    api = compose["services"]["api"]["environment"]
+    assert ingest["VIGIL_INGEST_API_URL"] == "http://api:8000"
+    assert ingest["VIGIL_INGEST_API_KEY"].startswith("${VIGIL_INGEST_API_KEY:?")
+    assert api["VIGIL_API_INGEST_KEY"] == ingest["VIGIL_INGEST_API_KEY"]

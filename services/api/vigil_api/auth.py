@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vigil_api.deps import ClientsDep, SessionDep
-from vigil_api.security import BOOTSTRAP_ADMIN, Principal, Role, hash_key, loggable_prefix
+from vigil_api.security import Principal, Role, hash_key, loggable_prefix
 from vigil_shared.db.models import ApiKey
 
 log = logging.getLogger("vigil_api.auth")
@@ -38,12 +39,13 @@ class InvalidKeyError(Exception):
 
 
 def find_principal(
-    *, session: Session, key: str, admin_key: str | None, now: datetime
+    *, session: Session, key: str, environment_keys: Mapping[str, Principal], now: datetime
 ) -> Principal:
     """The holder of ``key``; raises ``InvalidKeyError`` naming why it is refused."""
     digest = hash_key(key)
-    if admin_key and hmac.compare_digest(digest, hash_key(admin_key)):
-        return BOOTSTRAP_ADMIN
+    for env_key, principal in environment_keys.items():
+        if hmac.compare_digest(digest, hash_key(env_key)):
+            return principal
     row = session.scalar(select(ApiKey).where(ApiKey.key_sha256 == digest))
     if row is None:
         raise InvalidKeyError("unknown")
@@ -101,12 +103,11 @@ def authenticated(
     if len(presented) > 1:
         raise _unauthorized(request, "two different keys", key_prefix=None)
     key = presented.pop()
-    admin_key = clients.settings.admin_key
     try:
         return find_principal(
             session=session,
             key=key,
-            admin_key=admin_key.get_secret_value() if admin_key else None,
+            environment_keys=clients.settings.environment_keys(),
             now=datetime.now(UTC),
         )
     except InvalidKeyError as exc:

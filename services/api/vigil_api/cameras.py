@@ -87,7 +87,10 @@ CAMERA_OUT_EXAMPLE: dict[str, JsonValue] = {
     "created_at": "2026-11-20T09:00:00Z",
     "updated_at": "2026-11-28T07:55:00Z",
 }
-SOURCE_DOC = "rtsp(s)://, rtmp(s)://, http(s):// URL, or an absolute path under the file root."
+SOURCE_DOC = (
+    "rtsp(s)://, rtmp(s)://, http(s):// URL, push://?token_sha256=<hex> for a camera that uploads "
+    "snapshots, or an absolute path under the file root."
+)
 
 
 class CameraIn(BaseModel):

@@ -69,3 +69,6 @@ class Principal:
 BOOTSTRAP_ADMIN = Principal(
     key_id=None, prefix="env-admin", name="env-admin", role=Role.ADMIN, camera_ids=None
 )
+BOOTSTRAP_INGEST = Principal(
+    key_id=None, prefix="env-ingest", name="env-ingest", role=Role.OPERATOR, camera_ids=None
+)

@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vigil_api.security import BOOTSTRAP_ADMIN, BOOTSTRAP_INGEST, Principal
 from vigil_shared.settings import PLACEHOLDER_SECRETS, CommonSettings, Environment
 
 MIN_ADMIN_KEY_LENGTH = 32
@@ -24,6 +25,12 @@ class ApiSettings(BaseSettings):
         default=None,
         description="A key with the admin role, from the environment, to create the first keys; "
         "unset: only keys stored in the database are accepted.",
+    )
+    ingest_key: SecretStr | None = Field(
+        default=None,
+        description="A key with the operator role, from the environment, for ingest's fleet "
+        "mode where no one can create a key before ingest starts (docker compose); unset: "
+        "ingest uses a key created through /api/v1/keys.",
     )
     camera_file_root: str | None = Field(
         default=None,
@@ -57,7 +64,7 @@ class ApiSettings(BaseSettings):
     )
     common: CommonSettings = Field(default_factory=CommonSettings)
 
-    @field_validator("admin_key", "camera_file_root", mode="before")
+    @field_validator("admin_key", "ingest_key", "camera_file_root", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -70,17 +77,29 @@ class ApiSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _refuse_placeholder_admin_key(self) -> ApiSettings:
-        if self.common.env is Environment.DEVELOPMENT or self.admin_key is None:
+    def _refuse_placeholder_keys(self) -> ApiSettings:
+        if self.common.env is Environment.DEVELOPMENT:
             return self
-        key = self.admin_key.get_secret_value()
-        if key in PLACEHOLDER_ADMIN_KEYS or len(key) < MIN_ADMIN_KEY_LENGTH:
-            raise ValueError(
-                f"VIGIL_API_ADMIN_KEY is a placeholder or shorter than {MIN_ADMIN_KEY_LENGTH} "
-                "characters; set a random one (python -c 'import secrets; "
-                "print(secrets.token_urlsafe(32))') or unset it when VIGIL_ENV=production"
-            )
+        for name, secret in (("ADMIN_KEY", self.admin_key), ("INGEST_KEY", self.ingest_key)):
+            key = "" if secret is None else secret.get_secret_value()
+            if key and (key in PLACEHOLDER_ADMIN_KEYS or len(key) < MIN_ADMIN_KEY_LENGTH):
+                raise ValueError(
+                    f"VIGIL_API_{name} is a placeholder or shorter than {MIN_ADMIN_KEY_LENGTH} "
+                    "characters; set a random one (python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(32))') or unset it when VIGIL_ENV=production"
+                )
+        if self.admin_key is not None and self.admin_key == self.ingest_key:
+            raise ValueError("VIGIL_API_INGEST_KEY must differ from VIGIL_API_ADMIN_KEY")
         return self
+
+    def environment_keys(self) -> dict[str, Principal]:
+        """The keys taken from the environment, by value, with whom they stand for."""
+        keys = {}
+        if self.ingest_key is not None:
+            keys[self.ingest_key.get_secret_value()] = BOOTSTRAP_INGEST
+        if self.admin_key is not None:
+            keys[self.admin_key.get_secret_value()] = BOOTSTRAP_ADMIN
+        return keys
 
 
 @lru_cache
