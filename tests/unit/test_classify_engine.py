@@ -138,3 +138,6 @@ def test_the_classify_threshold_is_calibrated_on_labeled_held_out_frames() -> No
     assert source == "validation_f1" and 0.2 < threshold < 0.3  # not one half
     assert calibrated_threshold(scores, torch.zeros(6, dtype=torch.bool)) == (0.5, "default")
     assert calibrated_threshold(scores, torch.ones(6, dtype=torch.bool)) == (0.5, "default")
+    everything = torch.tensor([0.0, 0.1, 0.9])  # flagging all is best: the cut stays in [0, 1]
+    threshold, _ = calibrated_threshold(everything, torch.tensor([True, False, True]))
+    assert 0.0 <= threshold <= 1.0

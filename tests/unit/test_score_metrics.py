@@ -58,3 +58,10 @@ def test_best_f1_threshold_separates_separable_scores() -> None:
     tied = torch.tensor([0.1, 0.9, 0.9, 0.9])  # a cut cannot split tied frames
     threshold, f1 = best_f1_threshold(tied, torch.tensor([False, True, True, False]))
     assert 0.1 < threshold < 0.9 and f1 == pytest.approx(2 * 2 / (3 + 2))
+
+
+def test_when_flagging_every_frame_is_best_the_cut_sits_just_under_the_lowest_score() -> None:
+    scores = torch.tensor([0.0, 0.2, 0.4])
+    threshold, f1 = best_f1_threshold(scores, torch.tensor([True, True, True]))
+    assert f1 == 1.0 and -1e-5 < threshold < 0.0
+    assert bool((scores > threshold).all())

@@ -6,41 +6,24 @@ and a slow event backlog must not make every camera look stale.
 
 from __future__ import annotations
 
-import sys
+from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_api.camera_status import StatusRecorder
-from vigil_api.settings import get_settings
-from vigil_shared.db.engine import (
-    DatabaseUnavailableError,
-    make_engine,
-    make_session_factory,
-    wait_for_database,
-)
-from vigil_shared.kafka import KafkaUnavailableError, ensure_topics, make_consumer
-from vigil_shared.lifecycle import stop_on_signals
-from vigil_shared.logging import configure_logging
+from vigil_api.consumer_main import run_consumer
+from vigil_api.settings import ApiSettings
+from vigil_shared.kafka import make_consumer
+
+
+def build(settings: ApiSettings, sessions: sessionmaker[Session]) -> StatusRecorder:
+    kafka = settings.common.kafka
+    consumer = make_consumer(
+        kafka, kafka.topics.camera_status, group_id=settings.camera_status_group_id
+    )
+    return StatusRecorder(consumer=consumer, sessions=sessions)
 
 
 def main() -> None:
-    settings = get_settings()
-    common = settings.common
-    configure_logging("camera-status", common.log_level)
-    stop = stop_on_signals()
-    engine = make_engine(common.database)
-    try:
-        wait_for_database(engine)
-        topics = common.kafka.topics
-        ensure_topics(common.kafka, topics.all(), compacted=topics.compacted())
-        consumer = make_consumer(
-            common.kafka, topics.camera_status, group_id=settings.camera_status_group_id
-        )
-    except (DatabaseUnavailableError, KafkaUnavailableError) as exc:
-        print(f"camera-status: {exc}", file=sys.stderr)
-        sys.exit(2)
-    try:
-        StatusRecorder(consumer=consumer, sessions=make_session_factory(engine)).run(stop)
-    finally:
-        engine.dispose()
+    run_consumer("camera-status", build)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from vigil_api.problems import invalid_field
 from vigil_api.security import Principal
 from vigil_shared import registry_stages
 from vigil_shared.db.models import Camera, Model
-from vigil_shared.registry_stages import AssignmentPublishError, Publisher
+from vigil_shared.registry_stages import Publisher
 from vigil_shared.schemas.frames import CameraId
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
@@ -289,10 +289,6 @@ def _not_found(camera_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"camera {camera_id} does not exist")
 
 
-def _unpublished(exc: AssignmentPublishError) -> HTTPException:
-    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
-
-
 @router.get("", response_model=list[CameraOut])
 def get_cameras(
     session: SessionDep,
@@ -324,8 +320,6 @@ def post_camera(
         )
     except CameraExistsError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    except AssignmentPublishError as exc:
-        raise _unpublished(exc) from exc
 
 
 @router.get("/{camera_id}", response_model=CameraOut)
@@ -347,17 +341,14 @@ def patch_camera(
     camera = visible_camera(session=session, principal=principal, camera_id=camera_id)
     if camera is None:
         raise _not_found(camera_id)
-    try:
-        return update_camera(
-            session=session,
-            publisher=clients.assignments,
-            camera=camera,
-            patch=patch,
-            file_root=clients.settings.camera_file_root,
-            actor=principal.name,
-        )
-    except AssignmentPublishError as exc:
-        raise _unpublished(exc) from exc
+    return update_camera(
+        session=session,
+        publisher=clients.assignments,
+        camera=camera,
+        patch=patch,
+        file_root=clients.settings.camera_file_root,
+        actor=principal.name,
+    )
 
 
 @router.delete("/{camera_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -367,9 +358,6 @@ def delete_camera(
     camera = visible_camera(session=session, principal=principal, camera_id=camera_id)
     if camera is None:
         raise _not_found(camera_id)
-    try:
-        delete_camera_and_assignment(
-            session=session, publisher=clients.assignments, camera=camera, actor=principal.name
-        )
-    except AssignmentPublishError as exc:
-        raise _unpublished(exc) from exc
+    delete_camera_and_assignment(
+        session=session, publisher=clients.assignments, camera=camera, actor=principal.name
+    )

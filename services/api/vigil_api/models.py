@@ -28,7 +28,6 @@ from vigil_api.security import Principal
 from vigil_shared import registry_stages
 from vigil_shared.db.models import Camera, Model, ModelAssignmentRow
 from vigil_shared.registry_stages import (
-    AssignmentPublishError,
     NothingToRollBackError,
     UnknownModelError,
 )
@@ -313,10 +312,6 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _unpublished(exc: AssignmentPublishError) -> HTTPException:
-    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
-
-
 @router.get("", response_model=list[ModelOut])
 def list_models(
     session: SessionDep,
@@ -381,8 +376,6 @@ def post_rollback(
         )
     except NothingToRollBackError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    except AssignmentPublishError as exc:
-        raise _unpublished(exc) from exc
     return AssignmentChange.of(change)
 
 
@@ -425,8 +418,6 @@ def promote(
         )
     except UnknownModelError as exc:
         raise _not_found(model_id) from exc
-    except AssignmentPublishError as exc:
-        raise _unpublished(exc) from exc
     return [AssignmentChange.of(c) for c in changes]
 
 
@@ -446,16 +437,13 @@ def post_shadow(
     """Score the model beside the scopes' production models; it emits no events."""
     _model(session, model_id)
     scopes = resolve_scopes(request=request, session=session, principal=principal, scope=body.scope)
-    try:
-        changes = registry_stages.shadow(
-            session=session,
-            publisher=clients.assignments,
-            model_id=None if body.stop else model_id,
-            scopes=scopes,
-            actor=principal.name,
-        )
-    except AssignmentPublishError as exc:
-        raise _unpublished(exc) from exc
+    changes = registry_stages.shadow(
+        session=session,
+        publisher=clients.assignments,
+        model_id=None if body.stop else model_id,
+        scopes=scopes,
+        actor=principal.name,
+    )
     return [AssignmentChange.of(c) for c in changes]
 
 

@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from vigil_shared.registry_stages import AssignmentPublishError
+
 PROBLEM_TYPE = "application/problem+json"
 REQUEST_ID_HEADER = "X-Request-ID"
 log = logging.getLogger("vigil_api")
@@ -156,6 +158,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(request, 422, detail, errors=errors)
 
 
+async def _unpublished(request: Request, exc: Exception) -> JSONResponse:
+    # Any route that changes an assignment publishes it before committing; when Kafka does not
+    # acknowledge, nothing was stored and the caller may simply retry.
+    return problem(request, 503, str(exc))
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # The traceback goes to the log with the request id; the caller gets the id, not internals.
     log.error(
@@ -174,5 +182,6 @@ def _title(status: int) -> str:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(AssignmentPublishError, _unpublished)
     app.add_exception_handler(Exception, _unexpected_error)
     document(app)

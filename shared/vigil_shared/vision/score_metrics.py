@@ -57,12 +57,15 @@ def average_precision(scores: torch.Tensor, positives: torch.Tensor) -> float:
 
 def best_f1_threshold(scores: torch.Tensor, positives: torch.Tensor) -> tuple[float, float]:
     """The threshold (flag scores above it) with the highest F1, and that F1; the cut lies
-    halfway to the next lower distinct score so it does not sit on a frame's exact value."""
+    halfway to the next lower distinct score so it does not sit on a frame's exact value (just
+    under the lowest score when flagging every frame is best)."""
     values, true_pos, flagged = _by_threshold(scores, positives)
     f1 = 2 * true_pos / (flagged + float(positives.sum()))
     best = int(f1.argmax())
-    below = values[best + 1] if best + 1 < values.numel() else values[best] - 1.0
-    return float((values[best] + below) / 2), float(f1[best])
+    if best + 1 < values.numel():
+        return float((values[best] + values[best + 1]) / 2), float(f1[best])
+    lowest = float(values[best])
+    return lowest - 1e-6 * max(1.0, abs(lowest)), float(f1[best])
 
 
 def normal_threshold(scores: torch.Tensor, *, target_fpr: float) -> float:

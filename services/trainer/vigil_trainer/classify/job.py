@@ -45,7 +45,8 @@ def calibrated_threshold(scores: torch.Tensor, positives: torch.Tensor) -> tuple
     if n_pos == 0 or n_pos == positives.numel():
         return DEFAULT_THRESHOLD, "default"
     threshold, _ = best_f1_threshold(scores, positives)
-    return threshold, "validation_f1"
+    # 1 - P(normal) lies in [0, 1] up to rounding; so does a cut between two of its values.
+    return min(max(threshold, 0.0), 1.0), "validation_f1"
 
 
 @dataclass(frozen=True)
