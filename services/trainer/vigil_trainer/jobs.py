@@ -36,6 +36,7 @@ from vigil_trainer.classify.losses import UnknownLossError
 from vigil_trainer.fusion import FusionError
 from vigil_trainer.one_class import fit_one_class
 from vigil_trainer.registry import Candidate, register
+from vigil_trainer.registry_fusion import run_registry_fusion
 from vigil_trainer.reporting import JobReporter
 from vigil_trainer.search import SearchError
 
@@ -179,6 +180,8 @@ def _dispatch(
     reporter: JobReporter,
 ) -> ModelManifest:
     if isinstance(spec, ClassifySpec):
+        if spec.fusion is not None and spec.fusion.kind == "registry_models":
+            return run_registry_fusion(ctx.classify(), job_id=job_id, spec=spec, reporter=reporter)
         return run_classify(ctx.classify(), job_id=job_id, spec=spec, reporter=reporter)
     return _run_one_class(ctx, job_id, spec, reporter)
 

@@ -22,6 +22,7 @@ from vigil_shared.db.models import Model
 from vigil_shared.schemas.frames import utc_now
 from vigil_shared.schemas.jobs import ClassifySpec, OneClassSpec
 from vigil_shared.schemas.manifests import (
+    EnsembleOf,
     Evaluation,
     ModelManifest,
     Preprocessing,
@@ -39,16 +40,17 @@ def model_id_for(job_id: uuid.UUID) -> str:
     return "m-" + uuid.uuid5(_MODEL_NAMESPACE, str(job_id)).hex[:16]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Candidate:
-    """A trained model before it has an id: what the manifest and the row are made from."""
+    """A trained model (or an ensemble of registry models) before it has an id: what the
+    manifest and the row are made from."""
 
     spec: OneClassSpec | ClassifySpec
     architecture: str
     tensors: dict[str, torch.Tensor]
     threshold: float
-    provenance: WeightsProvenance
-    preprocessing: Preprocessing
+    provenance: WeightsProvenance | None
+    preprocessing: Preprocessing | None
     dataset_sha256: str
     n_images: int
     metrics: dict[str, float]
@@ -66,6 +68,11 @@ class Candidate:
     evaluation: Evaluation | None = None
     comparison: ProductionComparison | None = None
     study: StudySummary | None = None
+    ensemble: EnsembleOf | None = None
+
+    @property
+    def task(self) -> str:
+        return "ensemble" if self.ensemble is not None else self.spec.task
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:
@@ -81,7 +88,7 @@ def build_manifest(
         {
             "model_id": model_id,
             "name": c.spec.name,
-            "task": c.spec.task,
+            "task": c.task,
             "architecture": c.architecture,
             "backbone_weights": c.provenance,
             "preprocessing": c.preprocessing,
@@ -106,6 +113,7 @@ def build_manifest(
             "evaluation": c.evaluation,
             "comparison": c.comparison,
             "study": c.study,
+            "ensemble": c.ensemble,
             "code_version": version("vigil"),
             "created_at": utc_now(),
         }

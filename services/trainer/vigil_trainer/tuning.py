@@ -70,11 +70,9 @@ def fit_tuned(
     Trials run without the job's checkpoint store: a checkpoint belongs to one configuration,
     and a redelivered job replays the seeded study instead."""
     if spec.fusion is not None and spec.fusion.kind == "registry_models":
-        # Scores are fused by fusion.fit_score_fusion and served by ScoreEnsemble, but the
-        # registry has no artifact kind for an ensemble of other models yet.
         raise FusionError(
-            "fusion.kind registry_models cannot be registered as a model yet; "
-            "use top_k_trials or weight_average with a search"
+            "fusion.kind registry_models trains nothing: the job runner fuses the named models "
+            "with vigil_trainer.registry_fusion, not fit_tuned"
         )
     if spec.search is None:
         if spec.fusion is not None:

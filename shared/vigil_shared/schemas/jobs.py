@@ -315,6 +315,8 @@ class ClassifySpec(BaseModel):
                 raise ValueError(
                     f"fusion.k ({self.fusion.k}) exceeds search.trials ({self.search.trials})"
                 )
+        if self.fusion is not None and self.fusion.kind == "registry_models" and self.search:
+            raise ValueError("fusion.kind registry_models trains nothing: remove search")
         return self
 
 

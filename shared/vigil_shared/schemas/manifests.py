@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from vigil_shared.schemas.jobs import JobSpec
 
@@ -94,11 +95,43 @@ class StudySummary(BaseModel):
     trials: tuple[TrialSummary, ...]
 
 
+class EnsembleMember(BaseModel):
+    """One registry model inside an ``ensemble``, pinned: inference refuses the member when its
+    manifest or artifact is no longer the one the ensemble was fitted on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    model_id: str
+    task: Literal["one_class", "classify"]
+    manifest_sha256: Sha256 = Field(pattern=r"^[0-9a-f]{64}$")
+    artifact_sha256: Sha256 = Field(pattern=r"^[0-9a-f]{64}$")
+    score_center: float = Field(
+        description="The member's score is mapped to (score - center) / scale before averaging "
+        "(score method; 0 for probability averaging)."
+    )
+    score_scale: float = Field(gt=0, description="1 for probability averaging.")
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="The member alone on the ensemble's held-out frames (AUROC, AUPR).",
+    )
+
+
+class EnsembleOf(BaseModel):
+    """What an ``ensemble`` model averages, and how (``vigil_shared.vision.score_ensemble``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["probability", "score"]
+    members: tuple[EnsembleMember, ...] = Field(min_length=2)
+
+
 class ModelManifest(BaseModel):
     """Stored next to the safetensors artifact; the registry row mirrors its key fields.
 
     A ``classify`` artifact holds the network's state dict (``ensemble_size`` > 1: members'
-    tensors prefixed ``member<i>.``); a ``one_class`` artifact holds what its scorer needs.
+    tensors prefixed ``member<i>.``); a ``one_class`` artifact holds what its scorer needs; an
+    ``ensemble`` of registry models names its members in ``ensemble`` and its artifact holds
+    their score normalisations (it has no weights or preprocessing of its own).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
@@ -106,10 +139,14 @@ class ModelManifest(BaseModel):
     schema_: Literal["vigil.model-manifest.v1"] = Field(default=MANIFEST_SCHEMA, alias="schema")
     model_id: str
     name: str
-    task: Literal["one_class", "classify"]
+    task: Literal["one_class", "classify", "ensemble"]
     architecture: str
-    backbone_weights: WeightsProvenance
-    preprocessing: Preprocessing
+    backbone_weights: WeightsProvenance | None = Field(
+        default=None, description="Required except for an ensemble (its members pin theirs)."
+    )
+    preprocessing: Preprocessing | None = Field(
+        default=None, description="Required except for an ensemble (its members have theirs)."
+    )
     threshold: float = Field(ge=0, description="Anomaly score above which a frame is an event.")
     thresholds: dict[str, float] = Field(
         default_factory=dict, description="Extra named thresholds (e.g. per class)."
@@ -136,8 +173,32 @@ class ModelManifest(BaseModel):
     evaluation: Evaluation | None = None
     comparison: ProductionComparison | None = None
     study: StudySummary | None = None
+    ensemble: EnsembleOf | None = Field(default=None, description="task ensemble only.")
     code_version: str
     created_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _complete_for_its_task(self) -> ModelManifest:
+        if (self.task == "ensemble") != (self.ensemble is not None):
+            raise ValueError("an ensemble manifest names its members in ensemble; others do not")
+        if self.task != "ensemble" and (
+            self.backbone_weights is None or self.preprocessing is None
+        ):
+            raise ValueError(f"a {self.task} manifest needs backbone_weights and preprocessing")
+        return self
+
+    def own_preprocessing(self) -> Preprocessing:
+        """How frames are prepared for this model's network; an ensemble's members each have
+        their own, so asking an ensemble is a programming error."""
+        if self.preprocessing is None:
+            raise TypeError(f"model {self.model_id} is an ensemble: its members preprocess")
+        return self.preprocessing
+
+    def own_weights(self) -> WeightsProvenance:
+        """The pretrained weights this model's network started from (not for an ensemble)."""
+        if self.backbone_weights is None:
+            raise TypeError(f"model {self.model_id} is an ensemble: its members pin weights")
+        return self.backbone_weights
 
     @classmethod
     def manifest_key(cls, model_id: str) -> str:
@@ -146,3 +207,26 @@ class ModelManifest(BaseModel):
     @classmethod
     def artifact_key_for(cls, model_id: str) -> str:
         return f"models/{model_id}/model.safetensors"
+
+
+def ensemble_problem(method: str, members: Sequence[ModelManifest]) -> str | None:
+    """Why these registry models cannot be averaged with ``method`` (None when they can): the
+    API asks before queueing a ``registry_models`` job and the trainer again when it starts."""
+    ids = [m.model_id for m in members]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        return f"fusion.model_ids names {', '.join(twice)} more than once"
+    nested = [m.model_id for m in members if m.task == "ensemble"]
+    if nested:
+        return f"{', '.join(nested)}: an ensemble cannot be a member; name its members instead"
+    if method != "probability":
+        return None
+    others = [f"{m.model_id} is {m.task}" for m in members if m.task != "classify"]
+    if others:
+        return f"probability averaging needs classify models ({', '.join(others)}); use score"
+    if len({(m.classes, m.normal_classes) for m in members}) > 1:
+        found = "; ".join(
+            f"{m.model_id}: {list(m.classes)} normal {list(m.normal_classes)}" for m in members
+        )
+        return f"probability averaging needs one class list and normal classes ({found}); use score"
+    return None

@@ -82,7 +82,7 @@ class ClassifierFrameModel:
     @torch.inference_mode()
     def probabilities(self, images: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean class probabilities (N, C) and the mean last feature-map norm (N, h, w)."""
-        batch = to_batch([i.to(self.device) for i in images], self.manifest.preprocessing)
+        batch = to_batch([i.to(self.device) for i in images], self.manifest.own_preprocessing())
         if self.cuda:
             batch = batch.contiguous(memory_format=torch.channels_last)
         probs = torch.zeros((len(images), len(self.manifest.classes)), device=self.device)

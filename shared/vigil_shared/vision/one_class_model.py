@@ -273,12 +273,12 @@ class OneClassFrameModel(OneClassScorer):
             raise ArtifactError(f"model {manifest.model_id} is a {manifest.task} model")
         check_tensors(spec, tensors)
         extractor = build_extractor(
-            spec, tensors, device, expect_sha256=manifest.backbone_weights.sha256
+            spec, tensors, device, expect_sha256=manifest.own_weights().sha256
         )
         return cls(
             manifest=manifest,
             spec=spec,
-            preprocessing=manifest.preprocessing,
+            preprocessing=manifest.own_preprocessing(),
             threshold=manifest.threshold,
             extractor=extractor,
             tensors=tensors,

@@ -1,22 +1,33 @@
-"""An ensemble of registry models of any kind, served as one ``FrameModel``.
+"""Ensembles of registry models of any kind, served as one ``FrameModel``.
 
-Each member's anomaly score is normalised with the mean and spread of its scores on validation
-normal frames (``ScoreNorm``), then the normalised scores are averaged: a kNN distance and a
-probability live on different scales, and without this the larger scale would decide alone.
-The trainer fits the normalisations and the threshold (``vigil_trainer.fusion``); inference
-only applies them.
+- **Score averaging** (``ScoreEnsemble``, any members): each member's anomaly score is normalised
+  with the mean and spread of its scores on held-out normal frames (``ScoreNorm``), then the
+  normalised scores are averaged: a kNN distance and a probability live on different scales, and
+  without this the larger scale would decide alone. The mean goes through softplus, because an
+  event's score is never negative (the event contract); softplus keeps the order, so AUROC and
+  thresholds mean the same, and is close to the mean itself above about 2.
+- **Probability averaging** (``ClassProbabilityEnsemble``, classify members with one class list):
+  the members' class probabilities are averaged; the score is 1 - P(normal classes) of the mean
+  and the label its most probable class.
+
+The trainer fits the normalisations and the threshold (``vigil_trainer.registry_fusion``);
+inference only applies them (``vigil_shared.vision.inferencer`` loads the members).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch.nn import functional
 
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.vision.scoring import FrameModel, FrameScore
+
+CENTER_TENSOR = "score_center"
+SCALE_TENSOR = "score_scale"
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,9 @@ class ScoreNorm:
         return (scores.double() - self.center) / self.scale
 
 
+IDENTITY = ScoreNorm(center=0.0, scale=1.0)
+
+
 def fit_score_norm(normal_scores: torch.Tensor) -> ScoreNorm:
     """Mean and standard deviation of a member's scores on validation normal frames (the floor
     keeps a member that scores every normal frame alike finite)."""
@@ -39,19 +53,37 @@ def fit_score_norm(normal_scores: torch.Tensor) -> ScoreNorm:
     return ScoreNorm(center=float(scores.mean()), scale=max(float(scores.std()), 1e-6))
 
 
-def _mean_heatmap(heatmaps: list[torch.Tensor]) -> torch.Tensor:
+def fuse_normalised(normalised: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The ensemble score of members' normalised scores (or heatmaps) of the same frames."""
+    return functional.softplus(torch.stack([n.double() for n in normalised]).mean(0))
+
+
+def norm_tensors(norms: Sequence[ScoreNorm]) -> dict[str, torch.Tensor]:
+    """The ensemble's artifact: its members' normalisations, in member order."""
+    return {
+        CENTER_TENSOR: torch.tensor([n.center for n in norms], dtype=torch.float64),
+        SCALE_TENSOR: torch.tensor([n.scale for n in norms], dtype=torch.float64),
+    }
+
+
+def norms_from(tensors: dict[str, torch.Tensor]) -> list[ScoreNorm]:
+    centers, scales = tensors[CENTER_TENSOR].tolist(), tensors[SCALE_TENSOR].tolist()
+    return [ScoreNorm(center=c, scale=s) for c, s in zip(centers, scales, strict=True)]
+
+
+def _same_size(heatmaps: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """The heatmaps resized to the first one's size."""
     size = heatmaps[0].shape[-2:]
-    resized = [
+    return [
         functional.interpolate(h[None, None].float(), size=size, mode="bilinear")[0, 0]
         if h.shape[-2:] != size
         else h.float()
         for h in heatmaps
     ]
-    return torch.stack(resized).mean(0)
 
 
 class ScoreEnsemble:
-    """``FrameModel`` over members: score = mean of normalised member scores."""
+    """``FrameModel`` over members: score = softplus(mean of normalised member scores)."""
 
     def __init__(
         self,
@@ -72,23 +104,86 @@ class ScoreEnsemble:
         self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
     ) -> list[FrameScore]:
         per_member = [m.score_frames(camera_ids, images) for m in self.members]
+        raw = [
+            torch.tensor([s.score for s in scores], dtype=torch.float64) for scores in per_member
+        ]
+        fused = fuse_normalised([n.apply(r) for n, r in zip(self.norms, raw, strict=True)])
         out = []
         for i in range(len(images)):
-            scores = [member[i] for member in per_member]
-            normalised = [
-                float(n.apply(torch.tensor(s.score)))
-                for s, n in zip(scores, self.norms, strict=True)
-            ]
-            heatmaps = [
-                n.apply(s.heatmap).float()
-                for s, n in zip(scores, self.norms, strict=True)
-                if s.heatmap is not None
-            ]
-            heatmap = _mean_heatmap(heatmaps) if len(heatmaps) == len(scores) else None
-            score = sum(normalised) / len(normalised)
-            out.append(FrameScore(score=score, threshold=self.threshold, heatmap=heatmap))
+            maps = [member[i].heatmap for member in per_member]
+            heatmap = None
+            if all(m is not None for m in maps):
+                resized = _same_size([m for m in maps if m is not None])
+                normalised = [n.apply(m) for n, m in zip(self.norms, resized, strict=True)]
+                heatmap = fuse_normalised(normalised).float()
+            out.append(FrameScore(score=float(fused[i]), threshold=self.threshold, heatmap=heatmap))
         return out
 
     def forget(self, camera_id: str) -> None:
         for member in self.members:
             member.forget(camera_id)
+
+
+class ClassProbabilities(Protocol):
+    """A classifier that also gives its class probabilities (``ClassifierFrameModel``)."""
+
+    manifest: ModelManifest
+
+    def probabilities(self, images: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, C) probabilities over ``manifest.classes`` and (N, h, w) maps (or an empty
+        tensor when the network has none)."""
+        ...
+
+
+class ClassProbabilityEnsemble:
+    """``FrameModel`` over classify members with the manifest's classes: mean probabilities."""
+
+    def __init__(
+        self, *, manifest: ModelManifest, members: Sequence[ClassProbabilities], threshold: float
+    ) -> None:
+        if len(members) < 2:
+            raise ValueError(f"{len(members)} members: probability averaging needs 2+")
+        for member in members:
+            if (member.manifest.classes, member.manifest.normal_classes) != (
+                manifest.classes,
+                manifest.normal_classes,
+            ):
+                raise ValueError(
+                    f"member {member.manifest.model_id} has classes {member.manifest.classes} "
+                    f"(normal {member.manifest.normal_classes}), the ensemble "
+                    f"{manifest.classes} (normal {manifest.normal_classes})"
+                )
+        self.manifest = manifest
+        self.members = list(members)
+        self.threshold = threshold
+        self.normal = torch.tensor([c in manifest.normal_classes for c in manifest.classes])
+
+    def score_frames(
+        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+    ) -> list[FrameScore]:
+        if not images:
+            return []
+        outputs = [member.probabilities(images) for member in self.members]
+        probs = torch.stack([p.double().cpu() for p, _ in outputs]).mean(0)
+        scores = (1.0 - probs[:, self.normal].sum(dim=1)).clamp(0.0, 1.0)
+        labels = probs.argmax(dim=1).tolist()
+        heats = [h.float().cpu() for _, h in outputs if h.ndim == 3]
+        out = []
+        for i, score in enumerate(scores.tolist()):
+            heatmap = None
+            if len(heats) == len(outputs):
+                # Each member's map scaled to peak 1, so no member's feature norms dominate.
+                maps = _same_size([h[i] / h[i].max().clamp(min=1e-12) for h in heats])
+                heatmap = torch.stack(maps).mean(0) * score
+            out.append(
+                FrameScore(
+                    score=score,
+                    threshold=self.threshold,
+                    heatmap=heatmap,
+                    label=self.manifest.classes[labels[i]],
+                )
+            )
+        return out
+
+    def forget(self, camera_id: str) -> None:
+        """Classify members score frames independently."""

@@ -81,7 +81,7 @@ def starting_weights(ctx: ClassifyContext, spec: ClassifySpec) -> PretrainedWeig
         raise WeightsError(f"parent model {parent.model_id} is an ensemble; name one member")
     return PretrainedWeights(
         state_dict=read_artifact(ctx.s3, bucket=bucket, manifest=parent),
-        provenance=parent.backbone_weights,
+        provenance=parent.own_weights(),
         kind="parent",
     )
 

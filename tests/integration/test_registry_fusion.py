@@ -1,0 +1,259 @@
+"""Ensembles of registry models: a ``registry_models`` job registers a candidate that names and
+pins its members, inference loads and serves it, and a member that changed is refused."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from minio import Minio
+from sqlalchemy.orm import Session, sessionmaker
+from torchvision.io import encode_jpeg
+
+from tests.integration.registry_models import registry_models
+from tests.unit.classify_support import random_weights, tiny_spec
+from vigil_shared.datasets import DatasetManifest, NewImage, read_image, write_dataset
+from vigil_shared.db.models import Job, Model
+from vigil_shared.schemas.jobs import JobStatus
+from vigil_shared.schemas.manifests import ModelManifest, Preprocessing
+from vigil_shared.settings import CommonSettings
+from vigil_shared.storage import IntegrityError, get_bytes, put_bytes, sha256_hex
+from vigil_shared.vision.catalog import build_classifier
+from vigil_shared.vision.inferencer import load_frame_model
+from vigil_shared.vision.preprocess import decode
+from vigil_shared.vision.score_ensemble import ClassProbabilityEnsemble, ScoreEnsemble
+from vigil_shared.vision.score_metrics import auroc
+from vigil_trainer.jobs import TrainerContext, run_job
+from vigil_trainer.registry import Candidate, register
+
+HELD_OUT = ("clip2", "clip3")
+
+
+def new_job(sessions: sessionmaker[Session], spec: dict[str, Any]) -> uuid.UUID:
+    with sessions.begin() as session:
+        job = Job(name=spec["name"], task="classify", spec=spec, status=JobStatus.QUEUED)
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def registered_classifier(
+    s3: Minio,
+    settings: CommonSettings,
+    sessions: sessionmaker[Session],
+    *,
+    seed: int,
+    classes: tuple[str, str] = ("abnormal", "normal"),
+) -> str:
+    """A tiny random-weight Lite0 classifier, registered as a training job would."""
+    job_id = new_job(sessions, {"name": "member"})
+    weights = random_weights()
+    torch.manual_seed(seed)
+    net = build_classifier("efficientnet_lite0", n_classes=2, pretrained=weights.state_dict)
+    candidate = Candidate(
+        spec=tiny_spec(),
+        architecture="efficientnet_lite0",
+        tensors=net.state_dict(),
+        threshold=0.5,
+        provenance=weights.provenance,
+        preprocessing=Preprocessing(image_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+        dataset_sha256="a" * 64,
+        n_images=32,
+        metrics={},
+        classes=classes,
+        normal_classes=("normal",),
+        head="linear",
+    )
+    return register(
+        s3=s3,
+        bucket=settings.s3.models_bucket,
+        sessions=sessions,
+        job_id=job_id,
+        candidate=candidate,
+    ).model_id
+
+
+def labeled_dataset(s3: Minio, bucket: str) -> DatasetManifest:
+    """Four clips of 6 frames; abnormal frames carry a bright square."""
+    g = torch.Generator().manual_seed(3)
+    images = []
+    for i in range(24):
+        image = torch.randint(0, 120, (3, 48, 64), dtype=torch.uint8, generator=g)
+        label = "abnormal" if i % 3 == 0 else "normal"
+        if label == "abnormal":
+            image[:, 12:36, 16:48] = 250
+        images.append(
+            NewImage(
+                data=encode_jpeg(image).numpy().tobytes(),
+                extension=".jpg",
+                group=f"clip{i // 6}",
+                label=label,
+                sequence=i,
+                camera_id="gate-1",
+            )
+        )
+    name = f"fusion-{uuid.uuid4().hex[:8]}"
+    return write_dataset(s3, bucket, name=name, images=images, source="upload")
+
+
+def fusion_spec(dataset: DatasetManifest, model_ids: list[str], method: str) -> dict[str, Any]:
+    return {
+        "name": f"ensemble-{method}",
+        "task": "classify",
+        "dataset": {"name": dataset.name, "version": dataset.version},
+        "validation": {"groups": list(HELD_OUT)},
+        "fusion": {"kind": "registry_models", "model_ids": model_ids, "method": method},
+    }
+
+
+def run(
+    s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session], spec: dict[str, Any]
+) -> Job:
+    job_id = new_job(sessions, spec)
+    ctx = TrainerContext(
+        s3=s3, s3_settings=settings.s3, sessions=sessions, device="cpu", batch_size=8
+    )
+    run_job(ctx, job_id)
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+def manifest_of(s3: Minio, settings: CommonSettings, model_id: str) -> ModelManifest:
+    raw = get_bytes(s3, settings.s3.models_bucket, ModelManifest.manifest_key(model_id))
+    return ModelManifest.model_validate_json(raw)
+
+
+def served_auroc(
+    s3: Minio, settings: CommonSettings, model_id: str, dataset: DatasetManifest
+) -> tuple[float, list[Any]]:
+    """The loaded model's AUROC on the job's held-out frames, and its frame scores."""
+    model = load_frame_model(s3, bucket=settings.s3.models_bucket, model_id=model_id, device="cpu")
+    items = [item for item in dataset.items if item.group in HELD_OUT]
+    images = [decode(read_image(s3, settings.s3.datasets_bucket, item)) for item in items]
+    scored = model.score_frames([item.group for item in items], images)
+    positives = torch.tensor([item.label == "abnormal" for item in items])
+    return auroc(torch.tensor([s.score for s in scored]), positives), scored
+
+
+def test_a_score_ensemble_of_a_classifier_and_a_one_class_model_is_registered_and_served(
+    s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session]
+) -> None:
+    bucket = settings.s3.models_bucket
+    classifier = registered_classifier(s3, settings, sessions, seed=1)
+    [one_class] = registry_models(s3, bucket)
+    dataset = labeled_dataset(s3, settings.s3.datasets_bucket)
+    job = run(s3, settings, sessions, fusion_spec(dataset, [classifier, one_class], "score"))
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.model_id is not None
+    with sessions() as session:
+        row = session.get(Model, job.model_id)
+        assert row is not None and (row.task, row.stage) == ("ensemble", "candidate")
+    manifest = manifest_of(s3, settings, job.model_id)
+    assert manifest.ensemble is not None and manifest.ensemble.method == "score"
+    members = manifest.ensemble.members
+    assert [m.model_id for m in members] == [classifier, one_class]
+    assert [m.task for m in members] == ["classify", "one_class"]
+    for member in members:
+        raw = get_bytes(s3, bucket, ModelManifest.manifest_key(member.model_id))
+        assert member.manifest_sha256 == sha256_hex(raw)
+        assert member.artifact_sha256 == ModelManifest.model_validate_json(raw).artifact_sha256
+        assert member.score_scale > 0 and {"auroc", "aupr"} <= set(member.metrics)
+    assert {"auroc", "aupr", "f1", "best_member_auroc", "threshold_calibrated"} <= set(
+        manifest.metrics
+    )
+    assert manifest.evaluation is not None and manifest.evaluation.n_validation == 12
+    assert manifest.backbone_weights is None and manifest.threshold >= 0
+
+    model = load_frame_model(s3, bucket=bucket, model_id=job.model_id, device="cpu")
+    assert isinstance(model, ScoreEnsemble)
+    value, scored = served_auroc(s3, settings, job.model_id, dataset)
+    # Inference scores the held-out frames exactly as the trainer measured them.
+    assert value == pytest.approx(manifest.metrics["auroc"])
+    assert all(s.score >= 0 and s.threshold == manifest.threshold for s in scored)
+
+
+def test_a_member_that_changed_since_the_fit_is_refused(
+    s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session]
+) -> None:
+    bucket = settings.s3.models_bucket
+    a = registered_classifier(s3, settings, sessions, seed=1)
+    b = registered_classifier(s3, settings, sessions, seed=2)
+    dataset = labeled_dataset(s3, settings.s3.datasets_bucket)
+    job = run(s3, settings, sessions, fusion_spec(dataset, [a, b], "score"))
+    assert job.status == JobStatus.SUCCEEDED and job.model_id is not None
+    # Re-registered: another threshold in b's manifest.
+    edited = manifest_of(s3, settings, b).model_copy(update={"threshold": 0.25})
+    key = ModelManifest.manifest_key(b)
+    put_bytes(s3, bucket, key, edited.model_dump_json(by_alias=True).encode(), "application/json")
+    with pytest.raises(IntegrityError, match=f"member {b} is not the model the ensemble"):
+        load_frame_model(s3, bucket=bucket, model_id=job.model_id, device="cpu")
+    # b itself still loads: only the ensemble that pinned the old one refuses it.
+    load_frame_model(s3, bucket=bucket, model_id=b, device="cpu")
+
+
+def test_a_probability_ensemble_labels_frames_with_the_members_classes(
+    s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session]
+) -> None:
+    a = registered_classifier(s3, settings, sessions, seed=1)
+    b = registered_classifier(s3, settings, sessions, seed=2)
+    dataset = labeled_dataset(s3, settings.s3.datasets_bucket)
+    job = run(s3, settings, sessions, fusion_spec(dataset, [a, b], "probability"))
+    assert job.status == JobStatus.SUCCEEDED and job.model_id is not None, job.error
+    manifest = manifest_of(s3, settings, job.model_id)
+    assert manifest.classes == ("abnormal", "normal") and manifest.architecture.startswith("prob")
+    assert manifest.ensemble is not None
+    assert all((m.score_center, m.score_scale) == (0.0, 1.0) for m in manifest.ensemble.members)
+    value, scored = served_auroc(s3, settings, job.model_id, dataset)
+    assert value == pytest.approx(manifest.metrics["auroc"])
+    assert all(0.0 <= s.score <= 1.0 and s.label in manifest.classes for s in scored)
+    model = load_frame_model(
+        s3, bucket=settings.s3.models_bucket, model_id=job.model_id, device="cpu"
+    )
+    assert isinstance(model, ClassProbabilityEnsemble)
+
+
+def test_members_that_cannot_be_fused_fail_the_job_with_the_reason(
+    s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session]
+) -> None:
+    a = registered_classifier(s3, settings, sessions, seed=1)
+    other = registered_classifier(s3, settings, sessions, seed=2, classes=("intrusion", "normal"))
+    dataset = labeled_dataset(s3, settings.s3.datasets_bucket)
+    unknown = run(s3, settings, sessions, fusion_spec(dataset, [a, "m-nope"], "score"))
+    assert unknown.status == JobStatus.FAILED
+    assert unknown.error is not None and "m-nope is not in the registry" in unknown.error
+    mixed = run(s3, settings, sessions, fusion_spec(dataset, [a, other], "probability"))
+    assert mixed.status == JobStatus.FAILED
+    assert mixed.error is not None and "one class list" in mixed.error
+
+
+def test_the_api_refuses_a_fusion_of_unknown_or_incompatible_models_before_queueing(
+    api: TestClient, s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session]
+) -> None:
+    a = registered_classifier(s3, settings, sessions, seed=1)
+    other = registered_classifier(s3, settings, sessions, seed=2, classes=("intrusion", "normal"))
+    dataset = labeled_dataset(s3, settings.s3.datasets_bucket)
+
+    def refusal(model_ids: list[str], method: str) -> str:
+        response = api.post("/api/v1/jobs", json=fusion_spec(dataset, model_ids, method))
+        assert response.status_code == 422, response.text
+        (error,) = response.json()["errors"]
+        assert error["field"] == "body.fusion.model_ids"
+        message: str = error["message"]
+        return message
+
+    assert "m-nope is not in the registry" in refusal([a, "m-nope"], "score")
+    assert "one class list" in refusal([a, other], "probability")
+    assert "more than once" in refusal([a, a], "score")
+    with_search = fusion_spec(dataset, [a, other], "score") | {
+        "search": {
+            "trials": 2,
+            "space": {"hyper.lr": {"type": "float", "low": 0.001, "high": 0.01}},
+        }
+    }
+    response = api.post("/api/v1/jobs", json=with_search)
+    assert response.status_code == 422 and "trains nothing" in response.text
