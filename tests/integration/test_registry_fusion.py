@@ -22,6 +22,7 @@ from vigil_shared.schemas.manifests import ModelManifest, Preprocessing
 from vigil_shared.settings import CommonSettings
 from vigil_shared.storage import IntegrityError, get_bytes, put_bytes, sha256_hex
 from vigil_shared.vision.catalog import build_classifier
+from vigil_shared.vision.classifier_model import ArtifactMismatchError
 from vigil_shared.vision.inferencer import load_frame_model
 from vigil_shared.vision.preprocess import decode
 from vigil_shared.vision.score_ensemble import ClassProbabilityEnsemble, ScoreEnsemble
@@ -194,6 +195,18 @@ def test_a_member_that_changed_since_the_fit_is_refused(
         load_frame_model(s3, bucket=bucket, model_id=job.model_id, device="cpu")
     # b itself still loads: only the ensemble that pinned the old one refuses it.
     load_frame_model(s3, bucket=bucket, model_id=b, device="cpu")
+    # The ensemble's own manifest edited: its normalisations no longer match its artifact.
+    ensemble = manifest_of(s3, settings, job.model_id)
+    assert ensemble.ensemble is not None
+    shifted = ensemble.ensemble.members[0].model_copy(update={"score_center": 9.0})
+    members = (shifted, *ensemble.ensemble.members[1:])
+    edited_ensemble = ensemble.model_copy(
+        update={"ensemble": ensemble.ensemble.model_copy(update={"members": members})}
+    )
+    body = edited_ensemble.model_dump_json(by_alias=True).encode()
+    put_bytes(s3, bucket, ModelManifest.manifest_key(job.model_id), body, "application/json")
+    with pytest.raises(ArtifactMismatchError, match="normalisations differ"):
+        load_frame_model(s3, bucket=bucket, model_id=job.model_id, device="cpu")
 
 
 def test_a_probability_ensemble_labels_frames_with_the_members_classes(

@@ -17,7 +17,7 @@ from minio import Minio
 from minio.error import S3Error
 from pydantic import ValidationError
 
-from vigil_shared.datasets import load_manifest
+from vigil_shared.datasets import DatasetManifest, load_manifest
 from vigil_shared.schemas.jobs import ClassifySpec, FusionSpec
 from vigil_shared.schemas.manifests import (
     EnsembleMember,
@@ -32,18 +32,23 @@ from vigil_shared.vision.backbones import WeightsError
 from vigil_shared.vision.inferencer import model_from_manifest, read_pinned_manifest
 from vigil_shared.vision.score_ensemble import norm_tensors
 from vigil_shared.vision.scoring import FrameModel
-from vigil_trainer.classify.compare import Production, comparison, load_production, score_metrics
+from vigil_trainer.classify.compare import comparison, load_production, score_metrics
 from vigil_trainer.classify.evaluate import confusion_matrix, per_class
 from vigil_trainer.classify.job import ClassifyContext
-from vigil_trainer.fusion import FusionError, ScoreFusion, calibrate_threshold, fit_score_fusion
-from vigil_trainer.fusion import scores_at as metrics_at
+from vigil_trainer.fusion import (
+    FusionError,
+    FusionMethod,
+    ScoreFusion,
+    calibrate_threshold,
+    fit_score_fusion,
+    scores_at,
+)
 from vigil_trainer.held_out import HeldOut, held_out, score_held_out
 from vigil_trainer.registry import Candidate, register
 from vigil_trainer.reporting import JobReporter
 
-PRODUCTION = "production"
-"""The production model's key among the scored models (model ids start with a letter or digit
-and never contain a space, so it cannot clash)."""
+PRODUCTION = "<production>"
+"""The production model's key among the scored models (no model id contains ``<``)."""
 
 
 @dataclass(frozen=True)
@@ -84,8 +89,39 @@ def load_members(s3: Minio, *, bucket: str, fusion: FusionSpec, device: str) -> 
     return members
 
 
-def _finite(metrics: dict[str, float]) -> dict[str, float]:
-    return {k: v for k, v in metrics.items() if v == v}
+@dataclass(frozen=True)
+class FittedEnsemble:
+    """The fusion fitted on the held-out frames, and how it and each member did there."""
+
+    fusion: ScoreFusion
+    threshold: float
+    metrics: dict[str, float]
+    member_metrics: tuple[dict[str, float], ...]
+    evaluation: Evaluation
+
+
+def fit_ensemble(
+    member_scores: list[torch.Tensor], held: HeldOut, *, method: FusionMethod
+) -> FittedEnsemble:
+    """Normalisations (score method) on the normal frames, the threshold on the labels, and
+    figures: the ensemble's at its threshold, each member's AUROC/AUPR, the best member's."""
+    positives = held.positives
+    fused = fit_score_fusion(scores=member_scores, normal=~positives, method=method)
+    threshold, source = calibrate_threshold(fused.val_scores, positives)
+    metrics = scores_at(fused.val_scores, positives, threshold)
+    member_metrics = tuple(score_metrics(s, positives) for s in member_scores)
+    for name in ("auroc", "aupr"):
+        values = [m[name] for m in member_metrics if m[name] == m[name]]
+        if values:
+            metrics[f"best_member_{name}"] = max(values)
+    metrics["threshold_calibrated"] = 1.0 if source == "validation_f1" else 0.0
+    return FittedEnsemble(
+        fusion=fused,
+        threshold=threshold,
+        metrics=metrics,
+        member_metrics=member_metrics,
+        evaluation=binary_evaluation(held, fused.val_scores, threshold),
+    )
 
 
 def binary_evaluation(held: HeldOut, scores: torch.Tensor, threshold: float) -> Evaluation:
@@ -101,12 +137,8 @@ def binary_evaluation(held: HeldOut, scores: torch.Tensor, threshold: float) -> 
     )
 
 
-def ensemble_of(
-    fusion: FusionSpec,
-    members: list[Member],
-    fitted: ScoreFusion,
-    member_metrics: list[dict[str, float]],
-) -> EnsembleOf:
+def ensemble_of(fusion: FusionSpec, members: list[Member], fitted: FittedEnsemble) -> EnsembleOf:
+    figures = fitted.member_metrics
     return EnsembleOf(
         method=fusion.method,
         members=tuple(
@@ -117,21 +149,44 @@ def ensemble_of(
                 artifact_sha256=m.manifest.artifact_sha256,
                 score_center=norm.center,
                 score_scale=norm.scale,
-                metrics=_finite(figures),
+                metrics={k: v for k, v in f.items() if v == v},
             )
-            for m, norm, figures in zip(members, fitted.norms, member_metrics, strict=True)
+            for m, norm, f in zip(members, fitted.fusion.norms, figures, strict=True)
         ),
     )
 
 
-def _summary(metrics: dict[str, float], member_metrics: list[dict[str, float]]) -> dict[str, float]:
-    """The best member's figures next to the ensemble's (NaN-safe: AUROC needs both labels)."""
-    out = dict(metrics)
-    for name in ("auroc", "aupr"):
-        values = [m[name] for m in member_metrics if m[name] == m[name]]
-        if values:
-            out[f"best_member_{name}"] = max(values)
-    return out
+def candidate_of(
+    spec: ClassifySpec,
+    *,
+    fusion: FusionSpec,
+    dataset: DatasetManifest,
+    members: list[Member],
+    fitted: FittedEnsemble,
+    comparison: ProductionComparison | None,
+) -> Candidate:
+    """The registry entry: no weights or preprocessing of its own (its members have theirs);
+    a probability ensemble labels frames with its members' classes, a score one does not."""
+    first = members[0].manifest
+    probability = fusion.method == "probability"
+    return Candidate(
+        spec=spec,
+        architecture=f"{fusion.method}_ensemble",
+        tensors=norm_tensors(fitted.fusion.norms),
+        threshold=fitted.threshold,
+        provenance=None,
+        preprocessing=None,
+        dataset_sha256=dataset.version,
+        dataset_name=dataset.name,
+        dataset_version=dataset.version,
+        n_images=len(dataset.items),
+        metrics=fitted.metrics,
+        classes=first.classes if probability else (),
+        normal_classes=first.normal_classes if probability else (),
+        evaluation=fitted.evaluation,
+        comparison=comparison,
+        ensemble=ensemble_of(fusion, members, fitted),
+    )
 
 
 def run_registry_fusion(
@@ -169,67 +224,25 @@ def run_registry_fusion(
         should_stop=reporter.should_stop,
     )
     member_scores = [scores[m.manifest.model_id] for m in members]
-    fitted = fit_score_fusion(scores=member_scores, normal=~held.positives, method=fusion.method)
-    threshold, source = calibrate_threshold(fitted.val_scores, held.positives)
-    metrics = metrics_at(fitted.val_scores, held.positives, threshold)
-    member_metrics = [score_metrics(s, held.positives) for s in member_scores]
-    summary = _summary(metrics, member_metrics)
-    summary["threshold_calibrated"] = 1.0 if source == "validation_f1" else 0.0
-    _log_figures(reporter, summary, members, member_metrics)
+    fitted = fit_ensemble(member_scores, held, method=fusion.method)
+    _log_figures(reporter, fitted, members)
     reporter.progress({"stage": "registering"}, force=True)
-    candidate = Candidate(
-        spec=spec,
-        architecture=f"{fusion.method}_ensemble",
-        tensors=norm_tensors(fitted.norms),
-        threshold=threshold,
-        provenance=None,
-        preprocessing=None,
-        dataset_sha256=dataset.version,
-        dataset_name=dataset.name,
-        dataset_version=dataset.version,
-        n_images=len(dataset.items),
-        metrics=summary,
-        classes=_classes(fusion, members),
-        normal_classes=_normal_classes(fusion, members),
-        evaluation=binary_evaluation(held, fitted.val_scores, threshold),
-        comparison=_comparison(production, scores, fitted.val_scores, held),
-        ensemble=ensemble_of(fusion, members, fitted, member_metrics),
+    compared = None
+    if production is not None:
+        theirs = scores.get(PRODUCTION)
+        ours = fitted.fusion.val_scores
+        compared = comparison(production, theirs=theirs, ours=ours, positives=held.positives)
+    candidate = candidate_of(
+        spec, fusion=fusion, dataset=dataset, members=members, fitted=fitted, comparison=compared
     )
     return register(
         s3=ctx.s3, bucket=bucket, sessions=ctx.sessions, job_id=job_id, candidate=candidate
     )
 
 
-def _classes(fusion: FusionSpec, members: list[Member]) -> tuple[str, ...]:
-    """A probability ensemble labels frames with its members' classes; a score one does not."""
-    return members[0].manifest.classes if fusion.method == "probability" else ()
-
-
-def _normal_classes(fusion: FusionSpec, members: list[Member]) -> tuple[str, ...]:
-    return members[0].manifest.normal_classes if fusion.method == "probability" else ()
-
-
-def _comparison(
-    production: Production | None,
-    scores: dict[str, torch.Tensor],
-    ours: torch.Tensor,
-    held: HeldOut,
-) -> ProductionComparison | None:
-    if production is None:
-        return None
-    return comparison(
-        production, theirs=scores.get(PRODUCTION), ours=ours, positives=held.positives
-    )
-
-
-def _log_figures(
-    reporter: JobReporter,
-    summary: dict[str, float],
-    members: list[Member],
-    member_metrics: list[dict[str, float]],
-) -> None:
+def _log_figures(reporter: JobReporter, fitted: FittedEnsemble, members: list[Member]) -> None:
     each = ", ".join(
         f"{m.manifest.model_id} {f['auroc']:.4f}"
-        for m, f in zip(members, member_metrics, strict=True)
+        for m, f in zip(members, fitted.member_metrics, strict=True)
     )
-    reporter.log("info", f"held-out AUROC: ensemble {summary['auroc']:.4f}; members {each}")
+    reporter.log("info", f"held-out AUROC: ensemble {fitted.metrics['auroc']:.4f}; members {each}")
