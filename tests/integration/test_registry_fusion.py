@@ -16,7 +16,7 @@ from torchvision.io import encode_jpeg
 from tests.integration.registry_models import registry_models
 from tests.unit.classify_support import random_weights, tiny_spec
 from vigil_shared.datasets import DatasetManifest, NewImage, read_image, write_dataset
-from vigil_shared.db.models import Job, Model
+from vigil_shared.db.models import Job, Model, ModelAssignmentRow
 from vigil_shared.schemas.jobs import JobStatus
 from vigil_shared.schemas.manifests import ModelManifest, Preprocessing
 from vigil_shared.settings import CommonSettings
@@ -77,8 +77,8 @@ def registered_classifier(
     ).model_id
 
 
-def labeled_dataset(s3: Minio, bucket: str) -> DatasetManifest:
-    """Four clips of 6 frames; abnormal frames carry a bright square."""
+def labeled_dataset(s3: Minio, bucket: str, camera: str = "gate-1") -> DatasetManifest:
+    """Four clips of 6 frames of ``camera``; abnormal frames carry a bright square."""
     g = torch.Generator().manual_seed(3)
     images = []
     for i in range(24):
@@ -93,7 +93,7 @@ def labeled_dataset(s3: Minio, bucket: str) -> DatasetManifest:
                 group=f"clip{i // 6}",
                 label=label,
                 sequence=i,
-                camera_id="gate-1",
+                camera_id=camera,
             )
         )
     name = f"fusion-{uuid.uuid4().hex[:8]}"
@@ -214,10 +214,21 @@ def test_a_probability_ensemble_labels_frames_with_the_members_classes(
 ) -> None:
     a = registered_classifier(s3, settings, sessions, seed=1)
     b = registered_classifier(s3, settings, sessions, seed=2)
-    dataset = labeled_dataset(s3, settings.s3.datasets_bucket)
+    camera = f"cam-{uuid.uuid4().hex[:6]}"
+    with sessions.begin() as session:
+        session.add(ModelAssignmentRow(scope=camera, production_model_id=a, updated_by="test"))
+    dataset = labeled_dataset(s3, settings.s3.datasets_bucket, camera=camera)
     job = run(s3, settings, sessions, fusion_spec(dataset, [a, b], "probability"))
     assert job.status == JobStatus.SUCCEEDED and job.model_id is not None, job.error
     manifest = manifest_of(s3, settings, job.model_id)
+    # Compared with the camera's production model (member a) on the same held-out frames.
+    assert manifest.comparison is not None and manifest.comparison.model_id == a
+    assert manifest.ensemble is not None
+    member_a = manifest.ensemble.members[0].metrics
+    assert manifest.comparison.metrics["auroc"] == pytest.approx(member_a["auroc"])
+    assert manifest.comparison.delta["auroc"] == pytest.approx(
+        manifest.metrics["auroc"] - member_a["auroc"]
+    )
     assert manifest.classes == ("abnormal", "normal") and manifest.architecture.startswith("prob")
     assert manifest.ensemble is not None
     assert all((m.score_center, m.score_scale) == (0.0, 1.0) for m in manifest.ensemble.members)
