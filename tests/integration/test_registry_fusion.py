@@ -178,6 +178,20 @@ def test_a_score_ensemble_of_a_classifier_and_a_one_class_model_is_registered_an
     assert all(s.score >= 0 and s.threshold == manifest.threshold for s in scored)
 
 
+def test_the_api_shows_an_ensembles_members_as_its_lineage(
+    api: TestClient, s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session]
+) -> None:
+    a = registered_classifier(s3, settings, sessions, seed=1)
+    b = registered_classifier(s3, settings, sessions, seed=2)
+    dataset = labeled_dataset(s3, settings.s3.datasets_bucket)
+    job = run(s3, settings, sessions, fusion_spec(dataset, [a, b], "score"))
+    detail = api.get(f"/api/v1/models/{job.model_id}")
+    assert detail.status_code == 200, detail.text
+    body = detail.json()
+    assert (body["task"], body["members"]) == ("ensemble", [a, b])
+    assert api.get(f"/api/v1/models/{a}").json()["members"] == []
+
+
 def test_a_member_that_changed_since_the_fit_is_refused(
     s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session]
 ) -> None:

@@ -145,6 +145,11 @@ class ModelDetail(ModelOut):
     assignments: list[AssignmentOut] = Field(
         description="Scopes (visible to this key) where it is the production or shadow model."
     )
+    members: list[str] = Field(
+        default_factory=list,
+        description="An ensemble's member model ids, from its manifest (its lineage, as "
+        "parent_model_id is a fine-tuned model's); empty for other models.",
+    )
 
 
 class ScopeIn(BaseModel):
@@ -385,11 +390,18 @@ def get_model(
 ) -> ModelDetail:
     model = _model(session, model_id)
     assignments = visible_assignments(session=session, principal=principal, model_id=model_id)
+    manifest = read_manifest(clients=clients, model=model)
     return ModelDetail(
         **ModelOut.model_validate(model).model_dump(),
-        manifest=read_manifest(clients=clients, model=model),
+        manifest=manifest,
         assignments=[AssignmentOut.model_validate(a) for a in assignments],
+        members=ensemble_members(manifest),
     )
+
+
+def ensemble_members(manifest: dict[str, Any] | None) -> list[str]:
+    ensemble = (manifest or {}).get("ensemble") or {}
+    return [str(member["model_id"]) for member in ensemble.get("members", [])]
 
 
 @router.post(
