@@ -201,6 +201,14 @@ def test_a_member_that_changed_since_the_fit_is_refused(
     dataset = labeled_dataset(s3, settings.s3.datasets_bucket)
     job = run(s3, settings, sessions, fusion_spec(dataset, [a, b], "score"))
     assert job.status == JobStatus.SUCCEEDED and job.model_id is not None
+    # a's artifact corrupted in place (its manifest intact): the sha256 check refuses it.
+    artifact_key = manifest_of(s3, settings, a).artifact_key
+    artifact = get_bytes(s3, bucket, artifact_key)
+    put_bytes(s3, bucket, artifact_key, artifact[:-8] + b"\0" * 8, "application/octet-stream")
+    with pytest.raises(IntegrityError, match="does not match its recorded sha256"):
+        load_frame_model(s3, bucket=bucket, model_id=job.model_id, device="cpu")
+    put_bytes(s3, bucket, artifact_key, artifact, "application/octet-stream")
+    load_frame_model(s3, bucket=bucket, model_id=job.model_id, device="cpu")
     # Re-registered: another threshold in b's manifest.
     edited = manifest_of(s3, settings, b).model_copy(update={"threshold": 0.25})
     key = ModelManifest.manifest_key(b)

@@ -90,6 +90,14 @@ def test_only_models_that_can_be_averaged_as_asked_are_accepted() -> None:
     assert "one class list" in problem and "m-other: ['intrusion', 'normal']" in problem
 
 
+def test_a_registry_models_spec_with_a_search_is_refused() -> None:
+    fusion = {"kind": "registry_models", "model_ids": ["m-a", "m-b"]}
+    assert tiny_spec(fusion=fusion).fusion is not None
+    space = {"hyper.lr": {"type": "float", "low": 1e-4, "high": 1e-2}}
+    with pytest.raises(ValidationError, match="trains nothing: remove search"):
+        tiny_spec(fusion=fusion, search={"trials": 2, "space": space})
+
+
 def test_an_ensemble_manifest_names_members_and_has_no_weights_of_its_own() -> None:
     pair = EnsembleOf(method="score", members=(member("m-a"), member("m-b")))
     ensemble = manifest("m-ens", task="ensemble", ensemble=pair)
