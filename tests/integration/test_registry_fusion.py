@@ -20,7 +20,13 @@ from vigil_shared.db.models import Job, Model, ModelAssignmentRow
 from vigil_shared.schemas.jobs import JobStatus
 from vigil_shared.schemas.manifests import ModelManifest, Preprocessing
 from vigil_shared.settings import CommonSettings
-from vigil_shared.storage import IntegrityError, get_bytes, put_bytes, sha256_hex
+from vigil_shared.storage import (
+    IntegrityError,
+    StorageError,
+    get_bytes,
+    put_bytes,
+    sha256_hex,
+)
 from vigil_shared.vision.catalog import build_classifier
 from vigil_shared.vision.classifier_model import ArtifactMismatchError
 from vigil_shared.vision.inferencer import load_frame_model
@@ -209,6 +215,12 @@ def test_a_member_that_changed_since_the_fit_is_refused(
         load_frame_model(s3, bucket=bucket, model_id=job.model_id, device="cpu")
     put_bytes(s3, bucket, artifact_key, artifact, "application/octet-stream")
     load_frame_model(s3, bucket=bucket, model_id=job.model_id, device="cpu")
+    # a removed from the registry's bucket: the ensemble says which member is gone.
+    a_manifest = get_bytes(s3, bucket, ModelManifest.manifest_key(a))
+    s3.remove_object(bucket, ModelManifest.manifest_key(a))
+    with pytest.raises(StorageError, match=f"member {a} is no longer in the registry"):
+        load_frame_model(s3, bucket=bucket, model_id=job.model_id, device="cpu")
+    put_bytes(s3, bucket, ModelManifest.manifest_key(a), a_manifest, "application/json")
     # Re-registered: another threshold in b's manifest.
     edited = manifest_of(s3, settings, b).model_copy(update={"threshold": 0.25})
     key = ModelManifest.manifest_key(b)

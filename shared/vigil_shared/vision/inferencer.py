@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import torch
 from minio import Minio
+from minio.error import S3Error
 from safetensors.torch import load as load_safetensors
 
 from vigil_shared.schemas.manifests import EnsembleMember, ModelManifest
-from vigil_shared.storage import IntegrityError, get_bytes, sha256_hex
+from vigil_shared.storage import IntegrityError, StorageError, get_bytes, sha256_hex
 from vigil_shared.vision.backbones import FrameEmbedder, load_efficientnet_lite0
 from vigil_shared.vision.classifier_model import ArtifactMismatchError, ClassifierFrameModel
 from vigil_shared.vision.knn import KnnScorer
@@ -156,6 +157,13 @@ def _member(
         raise IntegrityError(
             f"ensemble {ensemble_id}: member {member.model_id} is not the model the ensemble "
             f"was fitted on ({exc}); restore that model or {refit}"
+        ) from exc
+    except S3Error as exc:
+        if exc.code != "NoSuchKey":
+            raise
+        raise StorageError(
+            f"ensemble {ensemble_id}: member {member.model_id} is no longer in the registry "
+            f"({exc.code}); restore that model or {refit}"
         ) from exc
     if manifest.artifact_sha256 != member.artifact_sha256:
         raise IntegrityError(
