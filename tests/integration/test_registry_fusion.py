@@ -4,6 +4,7 @@ pins its members, inference loads and serves it, and a member that changed is re
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from torchvision.io import encode_jpeg
 
 from tests.integration.registry_models import registry_models
 from tests.unit.classify_support import random_weights, tiny_spec
+from tests.unit.test_registry_fusion import manifest as stub_manifest
 from vigil_shared.datasets import DatasetManifest, NewImage, read_image, write_dataset
 from vigil_shared.db.models import Job, Model, ModelAssignmentRow
 from vigil_shared.schemas.jobs import JobStatus
@@ -33,6 +35,9 @@ from vigil_shared.vision.inferencer import load_frame_model
 from vigil_shared.vision.preprocess import decode
 from vigil_shared.vision.score_ensemble import ClassProbabilityEnsemble, ScoreEnsemble
 from vigil_shared.vision.score_metrics import auroc
+from vigil_shared.vision.scoring import FrameScore
+from vigil_trainer.cancel import JobCancelled
+from vigil_trainer.held_out import held_out, score_held_out
 from vigil_trainer.jobs import TrainerContext, run_job
 from vigil_trainer.registry import Candidate, register
 
@@ -145,6 +150,54 @@ def served_auroc(
     scored = model.score_frames([item.group for item in items], images)
     positives = torch.tensor([item.label == "abnormal" for item in items])
     return auroc(torch.tensor([s.score for s in scored]), positives), scored
+
+
+class Recorder:
+    """A stand-in member that notes what it is asked; the score is the frame's mean."""
+
+    def __init__(self) -> None:
+        self.manifest = stub_manifest("m-recorder")
+        self.calls: list[tuple[str, ...]] = []
+        self.forgotten: list[str] = []
+
+    def score_frames(
+        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+    ) -> list[FrameScore]:
+        self.calls.append(tuple(camera_ids))
+        return [FrameScore(score=float(i.float().mean()), threshold=0.0) for i in images]
+
+    def forget(self, camera_id: str) -> None:
+        self.forgotten.append(camera_id)
+
+
+def test_held_out_frames_are_scored_clip_by_clip_from_each_clips_first_frame(
+    s3: Minio, settings: CommonSettings
+) -> None:
+    dataset = labeled_dataset(s3, settings.s3.datasets_bucket)
+    spec = tiny_spec(dataset={"name": dataset.name}, validation={"groups": list(HELD_OUT)})
+    held = held_out(dataset, spec)
+    assert [i.sequence for i in held.items] == list(range(12, 24))
+    recorder, progress = Recorder(), list[dict[str, Any]]()
+    scores = score_held_out(
+        {"r": recorder},
+        held,
+        s3=s3,
+        bucket=settings.s3.datasets_bucket,
+        progress=progress.append,
+        should_stop=lambda: False,
+    )
+    assert scores["r"].shape == (12,) and progress[-1]["step"] == 12
+    assert recorder.calls == [("clip2",) * 6, ("clip3",) * 6]
+    assert recorder.forgotten == ["clip2", "clip2", "clip3", "clip3"]
+    with pytest.raises(JobCancelled):
+        score_held_out(
+            {"r": recorder},
+            held,
+            s3=s3,
+            bucket=settings.s3.datasets_bucket,
+            progress=progress.append,
+            should_stop=lambda: True,
+        )
 
 
 def test_a_score_ensemble_of_a_classifier_and_a_one_class_model_is_registered_and_served(
