@@ -3,6 +3,7 @@ pins its members, inference loads and serves it, and a member that changed is re
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -223,6 +224,9 @@ def test_a_score_ensemble_of_a_classifier_and_a_one_class_model_is_registered_an
         assert member.manifest_sha256 == sha256_hex(raw)
         assert member.artifact_sha256 == ModelManifest.model_validate_json(raw).artifact_sha256
         assert member.score_scale > 0 and {"auroc", "aupr"} <= set(member.metrics)
+    # A non-ensemble manifest is stored without the field, as before ensembles existed.
+    stored = json.loads(get_bytes(s3, bucket, ModelManifest.manifest_key(classifier)))
+    assert "ensemble" not in stored and "backbone_weights" in stored
     assert {"auroc", "aupr", "f1", "best_member_auroc", "threshold_calibrated"} <= set(
         manifest.metrics
     )

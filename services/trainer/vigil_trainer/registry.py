@@ -138,7 +138,11 @@ def register(
     manifest = build_manifest(
         candidate, model_id=model_id, artifact_key=artifact_key, artifact_sha256=artifact_sha256
     )
-    body = json.dumps(manifest.model_dump(mode="json", by_alias=True), indent=2).encode()
+    # A model that is not an ensemble is written without the field, so a reader from before
+    # ensembles existed (``extra="forbid"``) still reads it during a rolling upgrade.
+    unused = {"ensemble"} if manifest.ensemble is None else None
+    document = manifest.model_dump(mode="json", by_alias=True, exclude=unused)
+    body = json.dumps(document, indent=2).encode()
     put_bytes(s3, bucket, manifest.manifest_key(model_id), body, "application/json")
     _upsert_row(sessions, manifest, job_id)
     return manifest
