@@ -1,6 +1,7 @@
 """Services ride out a Kafka broker that crashes and comes back: the event sink keeps running,
 loses nothing delivered before or after the crash, and a replay still gives one row per event;
-ingest keeps its camera running and publishes again once the broker is back.
+ingest keeps its camera running and publishes again once the broker is back; inference keeps
+its worker and scores the frames sent after the restart.
 
 The broker is the test's own (``PrivateKafka``), so killing it leaves the shared one alone.
 """
@@ -14,16 +15,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from minio import Minio
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.factories import scene_jpeg, send_frame
 from tests.integration.conftest import StartService
 from tests.integration.private_kafka import PrivateKafka
+from tests.integration.registry_models import registry_models
 from tests.integration.rtsp import make_clip
 from tests.integration.test_event_sink import lifecycle, rows, send
 from tests.support import read_topic, wait_until
-from vigil_shared.kafka import ensure_topics
+from vigil_shared.kafka import ensure_topics, make_producer
+from vigil_shared.schemas.events import EventMessage
 from vigil_shared.schemas.frames import FrameHeaders
-from vigil_shared.settings import KafkaSettings
+from vigil_shared.settings import CommonSettings, KafkaSettings
 
 pytestmark = pytest.mark.slow
 
@@ -116,3 +121,55 @@ def test_ingest_publishes_again_after_a_broker_crash(
     wait_until(frames_after_restart, timeout_s=120, what="frames captured after the restart")
     assert ingest.process.poll() is None, f"ingest stopped:\n{ingest.log()[-2000:]}"
     assert ingest.stop() == 0
+
+
+def test_inference_scores_again_after_a_broker_crash(
+    broker: PrivateKafka,
+    monkeypatch: pytest.MonkeyPatch,
+    s3: Minio,
+    settings: CommonSettings,
+    start_service: StartService,
+) -> None:
+    namespace = f"r{uuid.uuid4().hex[:8]}."
+    monkeypatch.setenv("VIGIL_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
+    monkeypatch.setenv("VIGIL_KAFKA_TOPIC_NAMESPACE", namespace)
+    kafka = KafkaSettings()
+    topics = kafka.topics
+    ensure_topics(kafka, topics.all(), compacted=topics.compacted())
+    [model_id] = registry_models(s3, settings.s3.models_bucket)
+    camera = f"cam-{uuid.uuid4().hex[:8]}"
+
+    def publish(seqs: range) -> None:
+        producer = make_producer(kafka)
+        for seq in seqs:
+            send_frame(producer, topics.frames, camera_id=camera, seq=seq, payload=scene_jpeg(seq))
+        producer.flush()
+        producer.close()
+
+    def last_scored_seq() -> int:
+        records = read_topic(kafka, topics.events, count=10_000, timeout_s=3)
+        seqs = [EventMessage.model_validate_json(r.value).frame_seq for r in records]
+        return max(seqs, default=-1)
+
+    publish(range(0, 30))
+    worker = start_service(
+        "vigil_inference",
+        VIGIL_KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
+        VIGIL_KAFKA_TOPIC_NAMESPACE=namespace,
+        VIGIL_INFERENCE_GROUP_ID=f"inference-{camera}",
+        VIGIL_INFERENCE_MODEL_ID=model_id,
+        VIGIL_INFERENCE_THRESHOLD="0",  # every frame is hot
+        VIGIL_INFERENCE_EVENT_MAX_DURATION_S="0.5",
+        VIGIL_INFERENCE_THREADS="1",
+    )
+    wait_until(lambda: last_scored_seq() >= 20, timeout_s=120, what="events before the crash")
+
+    broker.kill()
+    time.sleep(5)
+    assert worker.process.poll() is None, f"inference died with the broker:\n{worker.log()[-2000:]}"
+    broker.start()
+
+    publish(range(30, 60))
+    wait_until(lambda: last_scored_seq() >= 50, timeout_s=120, what="events after the restart")
+    assert worker.process.poll() is None, f"inference stopped:\n{worker.log()[-2000:]}"
+    assert worker.stop() == 0
