@@ -55,13 +55,6 @@ def read_artifact(
     return load_safetensors(blob)
 
 
-def load_model(client: Minio, *, bucket: str, model_id: str) -> tuple[ModelManifest, KnnScorer]:
-    """A legacy kNN one_class model as its manifest and scorer (``load_frame_model`` wraps it)."""
-    manifest = read_manifest(client, bucket=bucket, model_id=model_id)
-    bank = read_artifact(client, bucket=bucket, manifest=manifest)[BANK_TENSOR]
-    return manifest, KnnScorer(bank=bank, k=manifest.k or 1, threshold=manifest.threshold)
-
-
 @dataclass
 class KnnFrameModel:
     """The first one_class models (a bank of global Lite0 embeddings) as a ``FrameModel``."""
