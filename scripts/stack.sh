@@ -547,10 +547,12 @@ start_s3() {
     sockets=(-filer.localSocket="$dir/filer.sock" -s3.localSocket="$dir/s3.sock")
   fi
   # -volume.preStopSeconds=0: by default the volume server lingers 10 s on SIGTERM.
-  # -volume.max=0 with 1 GiB volumes: the 8-volume default runs out after a couple of buckets.
+  # Every bucket is a SeaweedFS collection that grows 7 volumes of its own. -volume.max=0 sizes
+  # the slots by free disk; 256 MiB volumes (large objects are chunked anyway) give 4x the slots
+  # of 1 GiB ones, so a long-lived dev stack holds dozens of buckets, not a handful.
   spawn s3 "$(weed_bin)" server -dir="$dir/data" -ip="$HOST" -ip.bind="$HOST" \
     -master.port="$S3_MASTER_PORT" -master.port.grpc=$((S3_MASTER_PORT + 10000)) \
-    -master.volumeSizeLimitMB=1024 -master.telemetry=false -master.resumeState=false \
+    -master.volumeSizeLimitMB=256 -master.telemetry=false -master.resumeState=false \
     -volume.port="$S3_VOLUME_PORT" -volume.port.grpc=$((S3_VOLUME_PORT + 10000)) \
     -volume.max=0 -volume.preStopSeconds=0 \
     -filer.port="$S3_FILER_PORT" -filer.port.grpc=$((S3_FILER_PORT + 10000)) \

@@ -4,6 +4,7 @@ imported weights, and a tampered artifact refused by the inference loader."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -210,8 +211,21 @@ def test_cancel_a_running_job_and_skip_a_cancelled_queued_one(
     assert skipped.status == JobStatus.CANCELLED and skipped.started_at is None
 
 
+@pytest.fixture
+def weights_bucket(s3: Minio) -> Iterator[str]:
+    """An empty bucket of this test's own, removed afterwards: on SeaweedFS every bucket holds
+    volumes of its own, and buckets left behind by each run would use up the server's slots."""
+    bucket = f"vigil-test-weights-{uuid.uuid4().hex[:8]}"
+    s3.make_bucket(bucket)
+    yield bucket
+    for obj in s3.list_objects(bucket, recursive=True):
+        if obj.object_name is not None:
+            s3.remove_object(bucket, obj.object_name)
+    s3.remove_bucket(bucket)
+
+
 def test_imported_weights_are_validated_stored_and_preferred(
-    s3: Minio, settings: CommonSettings, tmp_path: Any
+    s3: Minio, weights_bucket: str, tmp_path: Any
 ) -> None:
     import torchvision.models as tvm
 
@@ -219,8 +233,7 @@ def test_imported_weights_are_validated_stored_and_preferred(
     # ImageNet weights (this host cannot download those); the source says so.
     path = tmp_path / "resnet18-random.pth"
     torch.save(tvm.resnet18(weights=None).state_dict(), path)
-    bucket = f"vigil-test-weights-{uuid.uuid4().hex[:8]}"
-    s3.make_bucket(bucket)
+    bucket = weights_bucket
     with pytest.raises(WeightsError, match="no ImageNet weights for resnet18: import a file"):
         resolve_weights("resnet18", s3=s3, bucket=bucket)
     record = import_weights(
