@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -77,6 +79,9 @@ def frame(blob_x: int | None) -> torch.Tensor:
     return gray.round().to(torch.uint8).expand(3, -1, -1).contiguous()
 
 
+QUIET = math.log(2)  # softplus(0): a frame exactly as calm as the site's normal mean
+
+
 def motion_model() -> OneClassFrameModel:
     model_spec = spec(appearance={"weight": 0.0})
     tensors = {MOTION_NORM: torch.tensor([0.0, 1.0])}
@@ -86,7 +91,7 @@ def motion_model() -> OneClassFrameModel:
 def test_heatmap_localises_a_moving_blob_and_the_first_frame_is_quiet() -> None:
     model = motion_model()
     scores = model.score_frames(["cam"] * 5, [frame(20 + 5 * i) for i in range(5)])
-    assert scores[0].score == 0.0  # no previous frame: nothing to compare motion with
+    assert scores[0].score == pytest.approx(QUIET)  # no previous frame: no motion to see
     last = scores[-1]
     assert last.heatmap is not None and last.heatmap.shape == (6, 8)
     row, col = divmod(int(last.heatmap.argmax()), 8)
@@ -97,17 +102,17 @@ def test_heatmap_localises_a_moving_blob_and_the_first_frame_is_quiet() -> None:
 def test_static_camera_scores_low_and_cameras_keep_separate_state() -> None:
     model = motion_model()
     still = model.score_frames(["a", "a", "a"], [frame(30)] * 3)
-    assert max(s.score for s in still) < 0.1
+    assert max(s.score for s in still) < QUIET + 0.1
     model.score_frames(["b"], [frame(20)])
     moved = model.score_frames(["b", "a"], [frame(30), frame(30)])
-    assert moved[0].score > 1.0 and moved[1].score < 0.1
+    assert moved[0].score > 1.0 and moved[1].score < QUIET + 0.1
 
 
 def test_forget_drops_a_camera_so_its_next_frame_is_a_first_frame() -> None:
     model = motion_model()
     model.score_frames(["cam"], [frame(20)])
     model.forget("cam")
-    assert model.score_frames(["cam"], [frame(40)])[0].score == 0.0
+    assert model.score_frames(["cam"], [frame(40)])[0].score == pytest.approx(QUIET)
 
 
 def fitted_tensors(model_spec: OneClassSpec) -> dict[str, torch.Tensor]:
@@ -173,3 +178,13 @@ def test_spec_defaults_fuse_both_streams() -> None:
     default = OneClassSpec.model_validate({"name": "x", "dataset": {"name": "ped2-train"}})
     assert default.motion is not None and default.motion.weight > 0
     assert default.appearance.weight > 0 and default.appearance.stages == (2, 4)
+
+
+def test_a_frame_calmer_than_the_site_normal_scores_above_zero_not_below() -> None:
+    model_spec = spec(appearance={"weight": 0.0})
+    busy_site = {MOTION_NORM: torch.tensor([5.0, 1.0])}  # normal frames move 5 units
+    model = OneClassFrameModel.from_artifact(manifest(model_spec), busy_site, "cpu")
+    scores = model.score_frames(["cam"] * 3, [frame(30)] * 3)  # nothing moves: z = -5
+    assert all(s.score >= 0.0 for s in scores)  # event messages carry scores >= 0
+    assert all(s.score < 0.01 for s in scores[1:])  # the first frame has no motion to measure
+    assert all(s.heatmap is None or float(s.heatmap.min()) >= 0.0 for s in scores)

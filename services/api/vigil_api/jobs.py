@@ -34,7 +34,8 @@ from vigil_api.deps import ClientsDep, SessionDep
 from vigil_shared.datasets import DatasetError, DatasetRef, load_manifest
 from vigil_shared.db.models import Job, JobLog, Model
 from vigil_shared.schemas.jobs import ClassifySpec, JobSpec, JobStatus
-from vigil_shared.schemas.manifests import ModelManifest, ensemble_problem
+from vigil_shared.schemas.manifests import ModelManifest, ensemble_problem, site_backbone_problem
+from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.storage import StorageError, get_bytes
 
 log = logging.getLogger("vigil_api")
@@ -153,23 +154,44 @@ def check_registry_fusion(*, session: Session, s3: Minio, bucket: str, spec: Job
     if spec.fusion.kind != "registry_models":
         return
     location = ("body", "fusion", "model_ids")
-    manifests = []
-    for model_id in spec.fusion.model_ids:
-        model = session.get(Model, model_id)
-        if model is None:
-            raise problems.invalid_field(
-                location, f"model {model_id} is not in the registry (GET /api/v1/models lists them)"
-            )
-        try:
-            raw = get_bytes(s3, bucket, model.manifest_key)
-            manifests.append(ModelManifest.model_validate_json(raw))
-        except (S3Error, StorageError, ValidationError) as exc:
-            raise problems.invalid_field(
-                location, f"model {model_id}: its manifest cannot be read ({exc})"
-            ) from exc
+    manifests = [
+        registry_manifest(session=session, s3=s3, bucket=bucket, model_id=m, location=location)
+        for m in spec.fusion.model_ids
+    ]
     problem = ensemble_problem(spec.fusion.method, manifests)
     if problem is not None:
         raise problems.invalid_field(location, problem)
+
+
+def check_backbone(*, session: Session, s3: Minio, bucket: str, spec: JobSpec) -> None:
+    """A one_class ``backbone_model_id`` must name a fine-tuned Lite0 classifier (a 422 at
+    ``body.backbone_model_id`` otherwise); the trainer checks again when it starts."""
+    if not isinstance(spec, OneClassSpec) or spec.backbone_model_id is None:
+        return
+    location = ("body", "backbone_model_id")
+    manifest = registry_manifest(
+        session=session, s3=s3, bucket=bucket, model_id=spec.backbone_model_id, location=location
+    )
+    problem = site_backbone_problem(manifest)
+    if problem is not None:
+        raise problems.invalid_field(location, problem)
+
+
+def registry_manifest(
+    *, session: Session, s3: Minio, bucket: str, model_id: str, location: tuple[str, ...]
+) -> ModelManifest:
+    """A registry model's manifest, or a 422 at ``location`` saying why there is none."""
+    model = session.get(Model, model_id)
+    if model is None:
+        raise problems.invalid_field(
+            location, f"model {model_id} is not in the registry (GET /api/v1/models lists them)"
+        )
+    try:
+        return ModelManifest.model_validate_json(get_bytes(s3, bucket, model.manifest_key))
+    except (S3Error, StorageError, ValidationError) as exc:
+        raise problems.invalid_field(
+            location, f"model {model_id}: its manifest cannot be read ({exc})"
+        ) from exc
 
 
 def create_job(*, session: Session, celery: Celery, spec: JobSpec, actor: str) -> Job:
@@ -257,9 +279,9 @@ def submit_job(
         )
     except DatasetError as exc:
         raise problems.invalid_field(("body", "dataset"), str(exc)) from exc
-    check_registry_fusion(
-        session=session, s3=clients.s3, bucket=clients.settings.common.s3.models_bucket, spec=spec
-    )
+    models_bucket = clients.settings.common.s3.models_bucket
+    check_registry_fusion(session=session, s3=clients.s3, bucket=models_bucket, spec=spec)
+    check_backbone(session=session, s3=clients.s3, bucket=models_bucket, spec=spec)
     try:
         return create_job(session=session, celery=clients.celery, spec=pinned, actor=principal.name)
     except QueueUnavailableError as exc:

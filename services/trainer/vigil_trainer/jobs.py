@@ -35,6 +35,7 @@ from vigil_trainer.classify.job import ClassifyContext, run_classify
 from vigil_trainer.classify.losses import UnknownLossError
 from vigil_trainer.fusion import FusionError
 from vigil_trainer.one_class import fit_one_class
+from vigil_trainer.one_class.backbone import one_class_backbone
 from vigil_trainer.registry import Candidate, register
 from vigil_trainer.registry_fusion import run_registry_fusion
 from vigil_trainer.reporting import JobReporter
@@ -194,7 +195,10 @@ def _run_one_class(
         "info",
         f"dataset {dataset.name} version {dataset.version[:12]}: {len(dataset.items)} images",
     )
+    backbone = one_class_backbone(spec, s3=ctx.s3, models_bucket=ctx.s3_settings.models_bucket)
+    reporter.log("info", f"backbone: {backbone.provenance.name} from {backbone.provenance.source}")
     fitted = fit_one_class(
+        backbone=backbone,
         s3=ctx.s3,
         bucket=ctx.s3_settings.datasets_bucket,
         spec=spec,
@@ -218,6 +222,7 @@ def _run_one_class(
         n_images=fitted.n_images,
         metrics=fitted.metrics,
         k=spec.k,
+        parent_model_id=spec.backbone_model_id,
     )
     return register(
         s3=ctx.s3,

@@ -230,3 +230,21 @@ def ensemble_problem(method: str, members: Sequence[ModelManifest]) -> str | Non
         )
         return f"probability averaging needs one class list and normal classes ({found}); use score"
     return None
+
+
+def site_backbone_problem(manifest: ModelManifest) -> str | None:
+    """Why ``manifest``'s model cannot give a one_class model its features, or None."""
+    name = f"model {manifest.model_id}"
+    if manifest.task != "classify":
+        return (
+            f"{name} is a {manifest.task} model; backbone_model_id names a classify model "
+            "fine-tuned from efficientnet_lite0 on the site's footage"
+        )
+    if manifest.architecture != "efficientnet_lite0":
+        return (
+            f"{name} is a {manifest.architecture} classifier; one_class patch features come "
+            "from efficientnet_lite0: fine-tune that architecture for a backbone"
+        )
+    if manifest.ensemble_size > 1:
+        return f"{name} is an ensemble of {manifest.ensemble_size} networks; name one network"
+    return None

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vigil_shared.datasets import DatasetRef
+from vigil_shared.schemas.assignments import ModelId
 
 __all__ = ["AppearanceSpec", "MotionSpec", "OneClassSpec"]
 
@@ -94,6 +95,12 @@ class OneClassSpec(BaseModel):
     name: str = Field(min_length=1, max_length=128, examples=["ped2-walkway"])
     task: Literal["one_class"] = "one_class"
     backbone: Literal["efficientnet_lite0"] = "efficientnet_lite0"
+    backbone_model_id: ModelId | None = Field(
+        default=None,
+        description="Take the patch features from this registry classify model (an "
+        "efficientnet_lite0 fine-tuned on the site's labeled footage) instead of the ImageNet "
+        "weights; the fitted model stores those weights in its own artifact.",
+    )
     dataset: DatasetRef
     image_size: int = Field(default=224, ge=64, le=640, multiple_of=32)
     appearance: AppearanceSpec = Field(default_factory=AppearanceSpec)

@@ -37,6 +37,7 @@ from vigil_shared.vision.motion import (
 from vigil_shared.vision.patches import PatchFeatureExtractor
 from vigil_shared.vision.preprocess import to_batch
 from vigil_shared.vision.scoring import FrameScore
+from vigil_shared.vision.site_backbone import BACKBONE_PREFIX, stored_backbone
 
 APPEARANCE_BANK = "appearance.bank"
 PROJECTION_MEAN = "appearance.projection_mean"
@@ -205,7 +206,12 @@ class OneClassScorer:
 
     def fuse(self, raw: StreamScores) -> tuple[torch.Tensor, torch.Tensor]:
         """Weighted sum of normalised stream scores (weights renormalised over the streams a
-        frame has), and the matching heatmap on the coarser stream's grid."""
+        frame has), and the matching heatmap on the coarser stream's grid, both through softplus.
+
+        The sum is in standard deviations above the site's normal frames, so half of all normal
+        frames are below zero; event messages carry scores >= 0 (a calm frame ends an event with
+        its score). Softplus keeps the order (AUROC, thresholds) and is the sum itself above
+        about 2, where thresholds sit."""
         parts: list[tuple[float, torch.Tensor, torch.Tensor | None, torch.Tensor]] = []
         if raw.appearance_map is not None:
             norm = self.tensors[APPEARANCE_NORM].cpu()
@@ -228,7 +234,8 @@ class OneClassScorer:
                 ).squeeze(1)
                 heatmap[present] += weight * (pooled[present] - mean) / std
         weights = weights.clamp_min(1e-12)
-        return total / weights, heatmap / weights.view(-1, 1, 1)
+        fused = functional.softplus(total / weights)
+        return fused, functional.softplus(heatmap / weights.view(-1, 1, 1))
 
     def smooth(self, camera_id: str, score: float) -> float:
         window = self.spec.smoothing_window
@@ -251,6 +258,10 @@ def check_tensors(spec: OneClassSpec, tensors: dict[str, torch.Tensor]) -> None:
     if spec.motion is not None and spec.motion.weight > 0:
         needed += [MOTION_NORM]
     missing = [name for name in needed if name not in tensors]
+    if spec.backbone_model_id is not None and not any(
+        k.startswith(BACKBONE_PREFIX) for k in tensors
+    ):
+        missing.append(f"{BACKBONE_PREFIX}* (the fine-tuned backbone)")
     if missing:
         raise ArtifactError(f"artifact lacks {', '.join(missing)}: refit the model")
 
@@ -292,13 +303,16 @@ def build_extractor(
     """The appearance extractor (None when the stream is off), with the site projection."""
     if spec.appearance.weight <= 0:
         return None
-    backbone = load_efficientnet_lite0()
-    if expect_sha256 is not None and backbone.provenance.sha256 != expect_sha256:
-        raise ArtifactError(
-            f"the model was fitted on backbone weights {expect_sha256[:12]}..., this host has "
-            f"{backbone.provenance.sha256[:12]}...: install the weights the manifest names"
-        )
-    extractor = PatchFeatureExtractor(backbone.module, spec.appearance.stages).to(device).eval()
+    module = stored_backbone(tensors)  # a site-fine-tuned body travels in the artifact
+    if module is None:
+        backbone = load_efficientnet_lite0()
+        if expect_sha256 is not None and backbone.provenance.sha256 != expect_sha256:
+            raise ArtifactError(
+                f"the model was fitted on backbone weights {expect_sha256[:12]}..., this host has "
+                f"{backbone.provenance.sha256[:12]}...: install the weights the manifest names"
+            )
+        module = backbone.module
+    extractor = PatchFeatureExtractor(module, spec.appearance.stages).to(device).eval()
     if PROJECTION_COMPONENTS in tensors:
         extractor.set_projection(tensors[PROJECTION_MEAN], tensors[PROJECTION_COMPONENTS])
     return extractor

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -23,7 +23,7 @@ from safetensors.torch import save as save_safetensors
 from vigil_shared.datasets import DatasetManifest
 from vigil_shared.schemas.manifests import Preprocessing, WeightsProvenance
 from vigil_shared.schemas.one_class import OneClassSpec
-from vigil_shared.vision.backbones import load_efficientnet_lite0
+from vigil_shared.vision.backbones import Backbone, load_efficientnet_lite0
 from vigil_shared.vision.one_class_model import APPEARANCE_NORM, MOTION_NORM, OneClassScorer
 from vigil_shared.vision.patches import PatchFeatureExtractor
 from vigil_shared.vision.preprocess import to_batch
@@ -33,6 +33,7 @@ from vigil_shared.vision.score_metrics import (
     best_f1_threshold,
     normal_threshold,
 )
+from vigil_shared.vision.site_backbone import backbone_tensors
 from vigil_trainer.cancel import JobCancelled
 from vigil_trainer.one_class.banks import appearance_bank
 from vigil_trainer.one_class.calibrate import (
@@ -94,12 +95,14 @@ def fit_one_class(
     batch_size: int,
     progress: Progress,
     should_stop: Callable[[], bool],
+    backbone: Backbone | None = None,
 ) -> OneClassFit:
-    """Fit on ``dataset`` (normal clips; clips with labeled anomalies validate only)."""
+    """Fit on ``dataset`` (normal clips; clips with labeled anomalies validate only), with
+    ``backbone``'s features (ImageNet Lite0 when None)."""
     torch.manual_seed(spec.seed)
     run = _Run(s3, bucket, device, batch_size, progress, should_stop)
     split = split_clips(clips_of(dataset), holdout_fraction=spec.holdout_fraction, seed=spec.seed)
-    backbone = load_efficientnet_lite0()
+    backbone = backbone or load_efficientnet_lite0()
     prep = backbone.preprocessing.model_copy(update={"image_size": spec.image_size})
     extractor = None
     tensors: dict[str, torch.Tensor] = {}
@@ -125,7 +128,11 @@ def fit_one_class(
         | {APPEARANCE_NORM: torch.tensor([0.0, 1.0]), MOTION_NORM: torch.tensor([0.0, 1.0])},
         device=device,
     )
-    return _calibrate(run, spec, scorer, split, dataset, backbone.provenance, prep)
+    fit = _calibrate(run, spec, scorer, split, dataset, backbone.provenance, prep)
+    if spec.backbone_model_id is None:
+        return fit
+    # The fine-tuned body goes into the artifact: inference must not need the model it came from.
+    return replace(fit, tensors=fit.tensors | backbone_tensors(backbone.module))
 
 
 @torch.inference_mode()
