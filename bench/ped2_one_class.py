@@ -42,6 +42,7 @@ from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.settings import S3Settings, default_datasets_dir
 from vigil_shared.storage import ensure_buckets, make_s3_client, sha256_hex
+from vigil_shared.vision.backbones import Backbone
 from vigil_shared.vision.one_class_model import OneClassFrameModel, StreamScores
 from vigil_shared.vision.preprocess import decode
 from vigil_shared.vision.score_metrics import auroc, average_precision
@@ -200,8 +201,10 @@ def fit_and_score(
     spec: OneClassSpec,
     dataset: DatasetManifest,
     test: Sequence[str],
+    backbone: Backbone | None = None,
 ) -> tuple[OneClassFit, float, dict[str, ClipResult], float]:
-    """Fit ``spec`` on ``dataset``, then score every test clip in order; with the timings."""
+    """Fit ``spec`` on ``dataset`` (with ``backbone``'s features, ImageNet's when None), then
+    score every test clip in order; with the timings."""
     s3_settings = S3Settings()
     started = time.perf_counter()
     fit = fit_one_class(
@@ -213,6 +216,7 @@ def fit_and_score(
         batch_size=args.batch_size,
         progress=lambda p: print(json.dumps(p), flush=True) if args.verbose else None,
         should_stop=lambda: False,
+        backbone=backbone,
     )
     fit_s = time.perf_counter() - started
     model = frame_model(fit, spec, args.device)
