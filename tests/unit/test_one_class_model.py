@@ -13,6 +13,7 @@ from safetensors.torch import save as save_safetensors
 
 from vigil_shared.datasets import DatasetRef
 from vigil_shared.schemas.frames import utc_now
+from vigil_shared.schemas.jobs import ClassifySpec
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.vision.backbones import LITE0_PREPROCESSING, load_efficientnet_lite0
@@ -25,6 +26,7 @@ from vigil_shared.vision.one_class_model import (
 )
 from vigil_shared.vision.patches import PatchFeatureExtractor
 from vigil_shared.vision.preprocess import to_batch
+from vigil_shared.vision.site_backbone import untouched_patch_stages
 
 VERSION = "0" * 64
 
@@ -188,3 +190,19 @@ def test_a_frame_calmer_than_the_site_normal_scores_above_zero_not_below() -> No
     assert all(s.score >= 0.0 for s in scores)  # event messages carry scores >= 0
     assert all(s.score < 0.01 for s in scores[1:])  # the first frame has no motion to measure
     assert all(s.heatmap is None or float(s.heatmap.min()) >= 0.0 for s in scores)
+
+
+def test_a_backbone_fine_tuned_past_the_patch_stages_only_is_called_out() -> None:
+    base = {"name": "c", "task": "classify", "dataset": {"name": "d"}}
+    parent = manifest(spec()).model_copy(update={"model_id": "m-parent"})
+
+    def warning(freeze: dict[str, object]) -> str | None:
+        classify = ClassifySpec.model_validate(base | {"structure": {"freeze": freeze}})
+        return untouched_patch_stages(parent.model_copy(update={"spec": classify}), (2, 4))
+
+    default = warning({})  # the classify default trains the last 2 of 9 stages only
+    assert default is not None and "patch stages [2, 4] are ImageNet's unchanged" in default
+    assert warning({"mode": "all_but_head"}) is not None
+    assert warning({"mode": "none"}) is None
+    assert warning({"mode": "last_n_stages", "last_n_stages": 4}) is None
+    assert warning({"mode": "last_n_stages", "last_n_stages": 3}) is not None

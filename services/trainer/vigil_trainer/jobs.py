@@ -29,6 +29,8 @@ from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.settings import S3Settings
 from vigil_shared.vision.backbones import WeightsError
 from vigil_shared.vision.catalog import UnknownArchitectureError
+from vigil_shared.vision.inferencer import read_manifest
+from vigil_shared.vision.site_backbone import untouched_patch_stages
 from vigil_trainer.cancel import JobCancelled
 from vigil_trainer.classify.evaluate import UnknownMetricError
 from vigil_trainer.classify.job import ClassifyContext, run_classify
@@ -197,6 +199,13 @@ def _run_one_class(
     )
     backbone = one_class_backbone(spec, s3=ctx.s3, models_bucket=ctx.s3_settings.models_bucket)
     reporter.log("info", f"backbone: {backbone.provenance.name} from {backbone.provenance.source}")
+    if spec.backbone_model_id is not None:
+        parent = read_manifest(
+            ctx.s3, bucket=ctx.s3_settings.models_bucket, model_id=spec.backbone_model_id
+        )
+        warning = untouched_patch_stages(parent, spec.appearance.stages)
+        if warning is not None:
+            reporter.log("warning", warning)
     fitted = fit_one_class(
         backbone=backbone,
         s3=ctx.s3,

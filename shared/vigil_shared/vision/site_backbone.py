@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from vigil_shared.schemas.jobs import ClassifySpec
 from vigil_shared.schemas.manifests import ModelManifest, site_backbone_problem
 from vigil_shared.vision.efficientnet_lite import EfficientNetLite0
 
@@ -63,3 +64,25 @@ def stored_backbone(tensors: dict[str, torch.Tensor]) -> EfficientNetLite0 | Non
         if k.startswith(BACKBONE_PREFIX)
     }
     return _lite0(state, "the one_class artifact's backbone") if state else None
+
+
+def untouched_patch_stages(manifest: ModelManifest, stages: tuple[int, ...]) -> str | None:
+    """A warning when the classify job kept every stage up to the deepest patch stage frozen:
+    its body then gives exactly ImageNet's patch features (the default freezing trains only the
+    last 2 of Lite0's 9 stages, past the patches at stages 2 and 4)."""
+    if not isinstance(manifest.spec, ClassifySpec):
+        return None
+    freeze = manifest.spec.structure.freeze
+    if freeze.mode == "none" or freeze.unfreeze_every is not None:
+        return None
+    catalog_stages = 9  # stem, the 7 block stages, the head conv
+    trainable = 0 if freeze.mode == "all_but_head" else freeze.last_n_stages
+    deepest = max(stages) + 1  # block stage s is catalog stage s + 1
+    if catalog_stages - trainable > deepest:
+        return (
+            f"model {manifest.model_id} was fine-tuned with its first {catalog_stages - trainable} "
+            f"of {catalog_stages} stages frozen, so patch stages {list(stages)} are ImageNet's "
+            "unchanged; fine-tune with structure.freeze.mode none (or last_n_stages >= "
+            f"{catalog_stages - deepest}) for features adapted to the site"
+        )
+    return None
