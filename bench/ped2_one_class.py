@@ -36,6 +36,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load as load_safetensors
 
+from bench.report import emit
 from vigil_shared.datasets import DatasetManifest, DatasetRef, NewImage, write_dataset
 from vigil_shared.schemas.frames import utc_now
 from vigil_shared.schemas.manifests import ModelManifest
@@ -305,12 +306,7 @@ def main() -> None:
         "--no-baseline", action="store_true", help="skip the appearance-only baseline fit"
     )
     args = parser.parse_args()
-    report = run(args)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    emit(run(args), args.json)
 
 
 if __name__ == "__main__":

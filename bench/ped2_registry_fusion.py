@@ -31,6 +31,7 @@ import torch
 
 from bench.ped2_one_class import QUICK_TRAIN, clip_images, frame_model, ped2_root
 from bench.ped2_one_class import training_dataset as train_clips
+from bench.report import emit
 from vigil_shared.datasets import DatasetManifest, DatasetRef, NewImage, write_dataset
 from vigil_shared.schemas.jobs import ClassifySpec, ValidationSplit
 from vigil_shared.schemas.one_class import OneClassSpec
@@ -167,11 +168,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args()
     args.verbose = False
-    text = json.dumps(run(args), indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    emit(run(args), args.json)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -34,6 +33,7 @@ from bench.ped2_one_class import (
     stream,
     training_dataset,
 )
+from bench.report import emit
 from vigil_shared.datasets import DatasetRef
 from vigil_shared.schemas.manifests import WeightsProvenance
 from vigil_shared.schemas.one_class import OneClassSpec
@@ -115,12 +115,7 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    report = run(args)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    emit(run(args), args.json)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from vigil_shared.settings import KafkaSettings
 
@@ -133,3 +134,52 @@ def _unreachable(settings: KafkaSettings) -> str:
         f"Kafka is unreachable at {settings.bootstrap_servers}; start it "
         "(scripts/stack.sh start) or set VIGIL_KAFKA_BOOTSTRAP_SERVERS"
     )
+
+
+def rewind_to_committed(consumer: KafkaConsumer) -> None:
+    """Seek every assigned partition back to its committed offset (its start when it has none),
+    so what was read but not committed before a failure is read again."""
+    for tp in consumer.assignment():
+        committed = consumer.committed(tp)
+        if committed is None:
+            consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, committed)
+
+
+class BrokerOutage:
+    """What a consumer loop does when Kafka fails under it (a broker restarting, a coordinator
+    moving): log it, wait a growing pause (0.5 s doubling to ``max_pause_s``), and have the loop
+    rewind to its committed offsets before it reads again. The process stays up and loses
+    nothing: every consumer here commits only what it has fully handled, and handles a record
+    twice the same way."""
+
+    def __init__(self, name: str, *, max_pause_s: float = 5.0) -> None:
+        self.name = name
+        self.max_pause_s = max_pause_s
+        self.pause_s = 0.5
+        self.failures = 0
+        self.rewind_pending = False
+
+    def failed(self, exc: KafkaError, stop: threading.Event) -> None:
+        self.failures += 1
+        self.rewind_pending = True
+        log.warning(
+            "%s: Kafka failed (%s: %s); retrying in %.1fs from the committed offsets",
+            self.name,
+            type(exc).__name__,
+            exc,
+            self.pause_s,
+        )
+        stop.wait(self.pause_s)
+        self.pause_s = min(self.pause_s * 2, self.max_pause_s)
+
+    def recover(self, consumer: KafkaConsumer) -> bool:
+        """Rewind if a failure asked for it; True when it did (the caller resets its state)."""
+        if not self.rewind_pending:
+            return False
+        rewind_to_committed(consumer)
+        self.rewind_pending = False
+        self.pause_s = 0.5
+        log.info("%s: Kafka is back; reading again from the committed offsets", self.name)
+        return True

@@ -41,6 +41,18 @@ def broker(tmp_path: Path) -> Iterator[PrivateKafka]:
     kafka.kill()
 
 
+@pytest.fixture
+def on_broker(broker: PrivateKafka, monkeypatch: pytest.MonkeyPatch) -> tuple[str, KafkaSettings]:
+    """This test's topic namespace on the private broker, its topics created; the settings
+    point there (the services started get the same two variables)."""
+    namespace = f"r{uuid.uuid4().hex[:8]}."
+    monkeypatch.setenv("VIGIL_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
+    monkeypatch.setenv("VIGIL_KAFKA_TOPIC_NAMESPACE", namespace)
+    kafka = KafkaSettings()
+    ensure_topics(kafka, kafka.topics.all(), compacted=kafka.topics.compacted())
+    return namespace, kafka
+
+
 def ended(sessions: sessionmaker[Session], camera_id: str) -> bool:
     found = rows(sessions, camera_id)
     return len(found) == 1 and found[0][1] == "ended"
@@ -48,16 +60,12 @@ def ended(sessions: sessionmaker[Session], camera_id: str) -> bool:
 
 def test_the_sink_survives_a_broker_crash_and_loses_nothing(
     broker: PrivateKafka,
-    monkeypatch: pytest.MonkeyPatch,
+    on_broker: tuple[str, KafkaSettings],
     sessions: sessionmaker[Session],
     start_service: StartService,
 ) -> None:
-    namespace = f"r{uuid.uuid4().hex[:8]}."
-    monkeypatch.setenv("VIGIL_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
-    monkeypatch.setenv("VIGIL_KAFKA_TOPIC_NAMESPACE", namespace)
-    kafka = KafkaSettings()
+    namespace, kafka = on_broker
     topics = kafka.topics
-    ensure_topics(kafka, topics.all(), compacted=topics.compacted())
     sink = start_service(
         "vigil_api.sink_main",
         VIGIL_KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
@@ -83,15 +91,11 @@ def test_the_sink_survives_a_broker_crash_and_loses_nothing(
 
 def test_ingest_publishes_again_after_a_broker_crash(
     broker: PrivateKafka,
-    monkeypatch: pytest.MonkeyPatch,
+    on_broker: tuple[str, KafkaSettings],
     tmp_path: Path,
     start_service: StartService,
 ) -> None:
-    namespace = f"r{uuid.uuid4().hex[:8]}."
-    monkeypatch.setenv("VIGIL_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
-    monkeypatch.setenv("VIGIL_KAFKA_TOPIC_NAMESPACE", namespace)
-    kafka = KafkaSettings()
-    ensure_topics(kafka, kafka.topics.all(), compacted=kafka.topics.compacted())
+    namespace, kafka = on_broker
     clip = make_clip(tmp_path)
     ingest = start_service(
         "vigil_ingest",
@@ -125,17 +129,13 @@ def test_ingest_publishes_again_after_a_broker_crash(
 
 def test_inference_scores_again_after_a_broker_crash(
     broker: PrivateKafka,
-    monkeypatch: pytest.MonkeyPatch,
+    on_broker: tuple[str, KafkaSettings],
     s3: Minio,
     settings: CommonSettings,
     start_service: StartService,
 ) -> None:
-    namespace = f"r{uuid.uuid4().hex[:8]}."
-    monkeypatch.setenv("VIGIL_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
-    monkeypatch.setenv("VIGIL_KAFKA_TOPIC_NAMESPACE", namespace)
-    kafka = KafkaSettings()
+    namespace, kafka = on_broker
     topics = kafka.topics
-    ensure_topics(kafka, topics.all(), compacted=topics.compacted())
     [model_id] = registry_models(s3, settings.s3.models_bucket)
     camera = f"cam-{uuid.uuid4().hex[:8]}"
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from kafka import KafkaConsumer
+from kafka.errors import KafkaError
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -27,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_shared.db.models import CameraStatusRow
+from vigil_shared.kafka import BrokerOutage
 from vigil_shared.schemas.camera_status import CameraState, CameraStatus
 
 log = logging.getLogger("vigil_api.camera_status")
@@ -106,9 +108,14 @@ class StatusRecorder:
         self._sessions = sessions
 
     def run(self, stop: threading.Event) -> None:
+        outage = BrokerOutage("camera-status")
         try:
             while not stop.is_set():
-                self.step()
+                try:
+                    outage.recover(self._consumer)
+                    self.step()
+                except KafkaError as exc:  # a newer report wins anyway; nothing to undo
+                    outage.failed(exc, stop)
         finally:
             self._consumer.close()
 

@@ -15,13 +15,14 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
 from pydantic import ValidationError
 from sqlalchemy import Boolean, case, func, literal_column, or_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_shared.db.models import Event
-from vigil_shared.kafka import dead_letter
+from vigil_shared.kafka import BrokerOutage, dead_letter
 from vigil_shared.schemas.events import EventMessage, EventPhase
 
 Row = dict[str, Any]
@@ -124,18 +125,25 @@ class EventSink:
         self.records_read = 0
 
     def run(self, stop: threading.Event) -> None:
+        outage = BrokerOutage("event-sink")
         try:
             while not stop.is_set():
-                batch = self._consumer.poll(
-                    timeout_ms=self._poll_timeout_ms, max_records=self._max_records
-                )
-                records = [r for part in batch.values() for r in part]
-                if records:
-                    self.process(records)
-                    self._consumer.commit()
+                try:
+                    outage.recover(self._consumer)
+                    self.step()
+                except KafkaError as exc:  # stored rows stay; the rest is read again
+                    outage.failed(exc, stop)
         finally:
             self._consumer.close()
             self._producer.close(timeout=10)
+
+    def step(self) -> None:
+        """One poll: store it, then commit it (a replay after a failure stores nothing twice)."""
+        batch = self._consumer.poll(timeout_ms=self._poll_timeout_ms, max_records=self._max_records)
+        records = [r for part in batch.values() for r in part]
+        if records:
+            self.process(records)
+            self._consumer.commit()
 
     def process(self, records: list[ConsumerRecord]) -> None:
         messages: list[EventMessage] = []

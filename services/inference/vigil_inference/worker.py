@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from vigil_inference.events import EventTracker, Observation, Transition
@@ -31,7 +32,7 @@ from vigil_inference.metrics import InferenceMetrics
 from vigil_inference.models import ScoringModel
 from vigil_inference.routing import AssignmentFollower, ModelRouter
 from vigil_inference.snapshots import SnapshotStore
-from vigil_shared.kafka import dead_letter
+from vigil_shared.kafka import BrokerOutage, dead_letter
 from vigil_shared.schemas.frames import FrameHeaders, MalformedFrameError, utc_now
 from vigil_shared.topics import Topics
 from vigil_shared.vision.preprocess import UndecodableImageError, decode_many
@@ -99,19 +100,18 @@ class InferenceWorker:
         self._camera_partition: dict[str, TopicPartition] = {}
 
     def run(self, stop: threading.Event) -> None:
+        outage = BrokerOutage("inference")
         try:
             while not stop.is_set():
-                transitions = self._follow_assignments()
-                records = self.collect(stop)
-                if records:
-                    transitions += self.process(records)
-                transitions += self._tracker.expire(now=self._clock())
-                if transitions:
-                    self.publish(transitions)
-                if records or transitions:
-                    self._producer.flush()  # events and dead letters are durable: commit
-                    self.commit()
-                self._measure_lag()
+                try:
+                    if outage.recover(self._consumer):
+                        # As after a restart: every camera's lifecycle and model state is
+                        # rebuilt from the committed offsets, which never pass the first frame
+                        # an open event depends on; replayed events keep their ids.
+                        self._drop_revoked(set())
+                    self.step(stop)
+                except KafkaError as exc:
+                    outage.failed(exc, stop)
         finally:
             self._producer.flush(timeout=10)
             self._consumer.close()
@@ -120,6 +120,20 @@ class InferenceWorker:
                 self._assignments.close()
             if self._snapshots is not None:
                 self._snapshots.close()
+
+    def step(self, stop: threading.Event) -> None:
+        """One micro-batch through: score, run the lifecycles, publish, flush, then commit."""
+        transitions = self._follow_assignments()
+        records = self.collect(stop)
+        if records:
+            transitions += self.process(records)
+        transitions += self._tracker.expire(now=self._clock())
+        if transitions:
+            self.publish(transitions)
+        if records or transitions:
+            self._producer.flush()  # events and dead letters are durable: commit
+            self.commit()
+        self._measure_lag()
 
     def collect(self, stop: threading.Event) -> list[ConsumerRecord]:
         """One micro-batch: up to ``max_frames``, waiting at most ``max_wait_s`` after the first."""
