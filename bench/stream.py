@@ -1,52 +1,91 @@
 """Streaming benchmark: frames/s and frame-to-event latency through real Kafka.
 
 Runs against the servers of scripts/stack.sh (load .stack/env first), in a fresh topic
-namespace, and compares Vigil's micro-batched worker with a naive baseline measured in the same
-run: the same worker with batches of one frame (decode on the CPU, one commit per frame).
+namespace per measurement, and compares Vigil's worker with a naive baseline measured in the
+same run. Both are the real ``python -m vigil_inference`` in its own process, as deployed; the
+naive one scores one frame at a time (decode on the CPU, one flush and one commit per frame,
+one scoring thread, torch's default threads), Vigil micro-batches and scores a batch's cameras
+on several threads.
 
     python bench/stream.py --frames 400 --seconds 30 --json bench/results/stream-cpu.json
 
-Throughput: a backlog of Ped2 frames (360x240 JPEG) is scored as fast as the worker can.
-Latency: 4 cameras x 5 fps are published in real time and every frame causes one event message
-(threshold 0, events of one frame: a start, then an end on the next frame), so p50/p99 of
-detected_at - captured_at cover every frame. Snapshots are off: with every frame an event they
-would measure S3 uploads, which a real stream makes only at an event's start and new peaks.
-Scoring is the warm-up model (EfficientNet-Lite0 embedding + kNN) at ``--image-size``.
+Throughput: a backlog of Ped2 frames (360x240 JPEG, 4 cameras) is scored as fast as the worker
+can, counted by the worker's own Prometheus metrics from its first scored batch (model load and
+group join excluded) to its last frame.
+Latency: after the worker has scored its warm-up frames, 4 cameras x 5 fps are published in
+real time; every scored frame causes event messages (threshold 0, events of one frame: most
+frames a start or an end), and p50/p99 are over ``detected_at - captured_at`` of every message.
+Snapshots are off: with every frame an event they would measure S3 uploads, which a real
+stream makes only at an event's start and new peaks. Scoring is the warm-up model
+(EfficientNet-Lite0 embedding + kNN) at ``--image-size``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
+import signal
+import socket
 import statistics
-import threading
+import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+from prometheus_client.parser import text_string_to_metric_families
 
-from vigil_inference.service import build_worker
-from vigil_inference.settings import InferenceSettings
+from bench.report import emit
 from vigil_shared.kafka import ensure_topics, make_consumer, make_producer
 from vigil_shared.schemas.events import EventMessage
 from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.settings import KafkaSettings, default_datasets_dir
+
+CAMERAS = 4
+WARMUP = 2  # frames per camera that form its warm-up bank (no events)
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    batch_size: int
+    scoring_threads: int
+    torch_threads: int | None  # None: torch's default (all cores)
 
 
 @dataclass
 class Result:
     mode: str
     batch_size: int
+    scoring_threads: int
+    torch_threads: int | None
     frames: int
     seconds: float
     frames_per_s: float
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
+
+    @classmethod
+    def of(
+        cls, mode: Mode, frames: int, seconds: float, latencies_ms: list[float] | None = None
+    ) -> Result:
+        values = sorted(latencies_ms or [])
+        return cls(
+            mode.name,
+            mode.batch_size,
+            mode.scoring_threads,
+            mode.torch_threads,
+            frames,
+            seconds,
+            frames / seconds,
+            latency_p50_ms=statistics.median(values) if values else None,
+            latency_p99_ms=values[int(len(values) * 0.99)] if values else None,
+        )
 
 
 def ped2_frames(limit: int) -> list[bytes]:
@@ -57,128 +96,157 @@ def ped2_frames(limit: int) -> list[bytes]:
     return [p.read_bytes() for p in paths]
 
 
-def fresh_namespace() -> None:
+def fresh_namespace() -> KafkaSettings:
     os.environ["VIGIL_KAFKA_TOPIC_NAMESPACE"] = f"bench{uuid.uuid4().hex[:8]}."
     kafka = KafkaSettings()
     ensure_topics(kafka, kafka.topics.all(), compacted=kafka.topics.compacted())
+    return kafka
 
 
-def publish(frames: list[bytes], *, cameras: int, fps: float | None, seconds: float | None) -> int:
-    """Publish round-robin over cameras; paced at ``fps`` per camera when given."""
-    kafka = KafkaSettings()
+def publish(
+    kafka: KafkaSettings,
+    frames: list[bytes],
+    *,
+    count: int,
+    fps: float | None = None,
+    first_seq: int = 0,
+) -> None:
+    """``count`` frames round-robin over the cameras; paced at ``fps`` per camera when given."""
     producer = make_producer(kafka, linger_ms=0)
     start = time.monotonic()
-    sent = 0
-    while True:
-        if seconds is None and sent >= len(frames):
-            break
-        if seconds is not None:
-            due = start + (sent // cameras) / (fps or 1)
-            if due - start >= seconds:
-                break
-            time.sleep(max(0.0, due - time.monotonic()))
-        camera = f"cam{sent % cameras}"
+    for sent in range(count):
+        if fps is not None:
+            time.sleep(max(0.0, start + (sent // CAMERAS) / fps - time.monotonic()))
+        camera = f"cam{sent % CAMERAS}"
+        seq = first_seq + sent // CAMERAS
         headers = FrameHeaders(
-            camera_id=camera,
-            seq=sent // cameras,
-            captured_at=datetime.now(UTC),
-            width=360,
-            height=240,
+            camera_id=camera, seq=seq, captured_at=datetime.now(UTC), width=360, height=240
         )
         producer.send(
             kafka.topics.frames,
             key=camera.encode(),
-            value=frames[sent % len(frames)],
+            value=frames[(seq * CAMERAS + sent % CAMERAS) % len(frames)],
             headers=headers.to_kafka_headers(),
         )
-        sent += 1
     producer.flush()
     producer.close()
-    return sent
 
 
-def run_worker(batch_size: int, expected: int, *, warmup: int) -> tuple[float, int]:
-    os.environ.update(
-        {
-            "VIGIL_INFERENCE_GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}",
-            "VIGIL_INFERENCE_BATCH_SIZE": str(batch_size),
-            "VIGIL_INFERENCE_MAX_WAIT_MS": "20",
-            "VIGIL_INFERENCE_WARMUP_FRAMES": str(warmup),
-            "VIGIL_INFERENCE_THRESHOLD": "0",
-            "VIGIL_INFERENCE_EVENT_OPEN_K": "1",
-            "VIGIL_INFERENCE_EVENT_OPEN_N": "1",
-            "VIGIL_INFERENCE_EVENT_MAX_DURATION_S": "0.001",
-            "VIGIL_INFERENCE_SNAPSHOTS": "false",
-        }
-    )
-    worker = build_worker(InferenceSettings())
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,))
-    thread.start()
-    # The clock starts at the first scored frame: model load and the group join are excluded.
-    while worker.frames_scored == 0 and thread.is_alive():
-        time.sleep(0.005)
-    start, first = time.perf_counter(), worker.frames_scored
-    while worker.frames_scored < expected and thread.is_alive():
-        time.sleep(0.005)
-    elapsed = time.perf_counter() - start
-    stop.set()
-    thread.join()
-    return elapsed, worker.frames_scored - first
+@dataclass
+class Worker:
+    process: subprocess.Popen[bytes]
+    metrics_port: int
+
+    def frames_scored(self) -> int:
+        """The worker's own count (Prometheus), warm-up frames included; 0 before it serves."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
+                text = r.read().decode()
+        except OSError:
+            return 0
+        return int(
+            sum(
+                sample.value
+                for family in text_string_to_metric_families(text)
+                if family.name == "vigil_inference_frames"
+                for sample in family.samples
+                if sample.name == "vigil_inference_frames_total"
+            )
+        )
+
+    def wait_scored(self, count: int, timeout_s: float = 300) -> tuple[float, int]:
+        """Until the worker has scored ``count`` frames; returns the time and the count."""
+        deadline = time.monotonic() + timeout_s
+        while (scored := self.frames_scored()) < count:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"inference worker stalled at {scored}/{count} frames")
+            time.sleep(0.05)  # each scrape costs the worker CPU: not too often
+        return time.perf_counter(), scored
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
-def latencies_ms() -> list[float]:
-    kafka = KafkaSettings()
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_worker(mode: Mode) -> Worker:
+    port = free_port()
+    env = {
+        **os.environ,
+        "VIGIL_LOG_LEVEL": "WARNING",
+        "VIGIL_INFERENCE_GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}",
+        "VIGIL_INFERENCE_METRICS_PORT": str(port),
+        "VIGIL_INFERENCE_BATCH_SIZE": str(mode.batch_size),
+        "VIGIL_INFERENCE_SCORING_THREADS": str(mode.scoring_threads),
+        "VIGIL_INFERENCE_MAX_WAIT_MS": "20",
+        "VIGIL_INFERENCE_WARMUP_FRAMES": str(WARMUP),
+        "VIGIL_INFERENCE_THRESHOLD": "0",
+        "VIGIL_INFERENCE_EVENT_OPEN_K": "1",
+        "VIGIL_INFERENCE_EVENT_OPEN_N": "1",
+        "VIGIL_INFERENCE_EVENT_MAX_DURATION_S": "0.001",
+        "VIGIL_INFERENCE_SNAPSHOTS": "false",
+    }
+    env.pop("VIGIL_INFERENCE_THREADS", None)
+    if mode.torch_threads is not None:
+        env["VIGIL_INFERENCE_THREADS"] = str(mode.torch_threads)
+    return Worker(subprocess.Popen([sys.executable, "-m", "vigil_inference"], env=env), port)
+
+
+def latencies_ms(kafka: KafkaSettings) -> list[float]:
+    """``detected_at - captured_at`` of every event message, read until the topic is quiet."""
     consumer = make_consumer(kafka, kafka.topics.events, group_id=f"bench-read-{uuid.uuid4().hex}")
     out: list[float] = []
     idle = 0
-    while idle < 6:
-        batch = consumer.poll(timeout_ms=500)
-        idle = 0 if batch else idle + 1
-        for records in batch.values():
-            for record in records:
-                event = EventMessage.model_validate_json(record.value)
-                out.append((event.detected_at - event.captured_at).total_seconds() * 1000)
-    consumer.close()
+    try:
+        while idle < 4:
+            batch = consumer.poll(timeout_ms=500)
+            idle = 0 if batch else idle + 1
+            for records in batch.values():
+                for record in records:
+                    event = EventMessage.model_validate_json(record.value)
+                    out.append((event.detected_at - event.captured_at).total_seconds() * 1000)
+    finally:
+        consumer.close()
     return out
 
 
-def throughput(mode: str, batch_size: int, frames: list[bytes]) -> Result:
-    fresh_namespace()
-    publish(frames, cameras=4, fps=None, seconds=None)
-    # Warm the model and the group join on the first frames; time the rest.
-    elapsed, scored = run_worker(batch_size, len(frames), warmup=4)
-    return Result(mode, batch_size, scored, elapsed, scored / elapsed)
+def throughput(mode: Mode, frames: list[bytes]) -> Result:
+    kafka = fresh_namespace()
+    publish(kafka, frames, count=len(frames))
+    worker = start_worker(mode)
+    try:
+        # The clock starts at the first scored batch: model load and group join are excluded.
+        start, first = worker.wait_scored(1)
+        end, scored = worker.wait_scored(len(frames))
+    finally:
+        worker.stop()
+    return Result.of(mode, scored - first, end - start)
 
 
-def latency(mode: str, batch_size: int, frames: list[bytes], seconds: float) -> Result:
-    fresh_namespace()
-    expected = int(seconds * 5) * 4
-    publisher = threading.Thread(
-        target=publish, args=(frames,), kwargs={"cameras": 4, "fps": 5.0, "seconds": seconds}
-    )
-    # Start consuming first so latency measures the pipeline, not a backlog.
-    result: dict[str, float] = {}
-
-    def consume() -> None:
-        result["elapsed"], result["scored"] = run_worker(batch_size, expected, warmup=2)
-
-    worker = threading.Thread(target=consume)
-    worker.start()
-    time.sleep(8)  # model load and group join happen before the cameras start
-    publisher.start()
-    publisher.join()
-    worker.join(timeout=seconds + 120)
-    values = sorted(latencies_ms())
-    return Result(
-        mode,
-        batch_size,
-        len(values),
-        seconds,
-        len(values) / seconds,
-        latency_p50_ms=statistics.median(values),
-        latency_p99_ms=values[min(len(values) - 1, int(len(values) * 0.99))],
-    )
+def latency(mode: Mode, frames: list[bytes], seconds: float) -> Result:
+    kafka = fresh_namespace()
+    worker = start_worker(mode)
+    try:
+        # Warm-up frames first, scored before the cameras start: the model is loaded and the
+        # group joined, so latency measures the pipeline.
+        publish(kafka, frames, count=CAMERAS * WARMUP)
+        worker.wait_scored(CAMERAS * WARMUP)
+        count = int(seconds * 5) * CAMERAS
+        publish(kafka, frames, count=count, fps=5.0, first_seq=WARMUP)
+        worker.wait_scored(CAMERAS * WARMUP + count, timeout_s=120)
+        values = latencies_ms(kafka)
+    finally:
+        worker.stop()
+    return Result.of(mode, count, seconds, values)
 
 
 def main() -> None:
@@ -187,46 +255,37 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    parser.add_argument(
+        "--scoring-threads", type=int, help="Vigil's scoring threads (default: the worker's)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     os.environ["VIGIL_INFERENCE_WARMUP_IMAGE_SIZE"] = str(args.image_size)
-    if args.threads:
-        os.environ["VIGIL_INFERENCE_THREADS"] = str(args.threads)
+    cores = len(os.sched_getaffinity(0))
+    naive = Mode("naive (1 frame, CPU decode)", 1, 1, None)
+    vigil = Mode("vigil micro-batched", args.batch_size, args.scoring_threads or cores, 1)
     frames = ped2_frames(args.frames)
     load_before = os.getloadavg()
     results = [
-        throughput("naive (1 frame, CPU decode)", 1, frames),
-        throughput("vigil micro-batched", args.batch_size, frames),
-        latency("naive (1 frame, CPU decode)", 1, frames, args.seconds),
-        latency("vigil micro-batched", args.batch_size, frames, args.seconds),
+        throughput(naive, frames),
+        throughput(vigil, frames),
+        latency(naive, frames, args.seconds),
+        latency(vigil, frames, args.seconds),
     ]
-    machine = {
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-        "image_size": args.image_size,
-        "threads": args.threads or torch.get_num_threads(),
-        # Others share this machine: the 1-minute load average says how quiet it was.
-        "load_average_before": load_before[0],
-        "load_average_after": os.getloadavg()[0],
+    report = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": cores,
+            "torch": torch.__version__,
+            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+            "image_size": args.image_size,
+            # Others may share this machine: the 1-minute load average says how quiet it was.
+            "load_average_before": load_before[0],
+            "load_average_after": os.getloadavg()[0],
+        },
+        "results": [asdict(r) for r in results],
     }
-    print(f"load average {load_before[0]:.2f} before, {machine['load_average_after']:.2f} after")
-    for r in results:
-        lat = (
-            f"p50 {r.latency_p50_ms:.0f} ms, p99 {r.latency_p99_ms:.0f} ms"
-            if r.latency_p50_ms is not None
-            else ""
-        )
-        print(
-            f"{r.mode:30s} batch {r.batch_size:3d}: {r.frames:5d} frames, "
-            f"{r.frames_per_s:7.1f} frames/s {lat}"
-        )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"machine": machine, "results": [asdict(r) for r in results]}
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    emit(report, args.json)
 
 
 if __name__ == "__main__":

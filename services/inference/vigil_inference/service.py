@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 from minio import Minio
@@ -30,6 +31,7 @@ from vigil_shared.vision.backbones import (
     FrameEmbedder,
     load_efficientnet_lite0,
 )
+from vigil_shared.vision.efficientnet_lite import fused_for_inference
 from vigil_shared.vision.inferencer import load_frame_model
 
 log = logging.getLogger("vigil_inference")
@@ -39,6 +41,13 @@ def pick_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return requested
+
+
+def scoring_thread_count(settings: InferenceSettings, device: str) -> int:
+    """One per available core on a CPU; one on CUDA, where the batch is the parallelism."""
+    if settings.scoring_threads is not None:
+        return settings.scoring_threads
+    return 1 if device.startswith("cuda") else len(os.sched_getaffinity(0))
 
 
 def lifecycle_settings(settings: InferenceSettings) -> LifecycleSettings:
@@ -53,15 +62,17 @@ def lifecycle_settings(settings: InferenceSettings) -> LifecycleSettings:
     )
 
 
-def warmup_model(settings: InferenceSettings, device: str) -> WarmupModel:
+def warmup_model(settings: InferenceSettings, device: str, *, max_batch: int = 0) -> WarmupModel:
+    """The built-in scorer, its kernels primed for batches up to ``max_batch`` frames."""
     prep = LITE0_PREPROCESSING.model_copy(update={"image_size": settings.warmup_image_size})
     embedder = BatchEmbedder(
-        FrameEmbedder(load_efficientnet_lite0().module),
+        FrameEmbedder(fused_for_inference(load_efficientnet_lite0().module)),
         prep,
         device=device,
         amp=settings.amp,
         compile_model=settings.compile,
     )
+    embedder.prime(max_batch)
     return WarmupModel(
         embedder,
         frames=settings.warmup_frames,
@@ -84,14 +95,25 @@ def registry_loader(s3: Minio, settings: InferenceSettings, device: str) -> Mode
 
 
 def build_router(
-    settings: InferenceSettings, s3: Minio, metrics: InferenceMetrics, device: str
+    settings: InferenceSettings,
+    s3: Minio,
+    metrics: InferenceMetrics,
+    device: str,
+    *,
+    scoring_threads: int = 1,
 ) -> ModelRouter:
     loader = registry_loader(s3, settings, device)
     # The static default must load: a typo in VIGIL_INFERENCE_MODEL_ID stops the start-up.
     preloaded = [loader(settings.model_id)] if settings.model_id else []
     return ModelRouter(
         loader=loader,
-        warmup=ScoringModel(WARMUP, warmup_model(settings, device)),
+        warmup=ScoringModel(
+            WARMUP,
+            # A scoring thread's share of a full batch (whole cameras: a little more).
+            warmup_model(
+                settings, device, max_batch=-(-settings.batch_size // scoring_threads) + 1
+            ),
+        ),
         default_model_id=settings.model_id,
         cache_size=settings.model_cache_size,
         metrics=metrics,
@@ -105,13 +127,15 @@ def build_worker(
     kafka = settings.common.kafka
     topics = kafka.topics
     ensure_topics(kafka, topics.all(), compacted=topics.compacted())
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
     device = pick_device(settings.device)
+    scoring_threads = scoring_thread_count(settings, device)
+    threads = settings.threads or (1 if scoring_threads > 1 else None)
+    if threads is not None:
+        torch.set_num_threads(threads)
     s3 = make_s3_client(settings.common.s3)
     ensure_buckets(s3, settings.common.s3)
     metrics = metrics or InferenceMetrics()
-    router = build_router(settings, s3, metrics, device)
+    router = build_router(settings, s3, metrics, device, scoring_threads=scoring_threads)
     assignments = AssignmentFollower(
         make_consumer(kafka, group_id=None), topics.model_assignments, metrics
     )
@@ -142,4 +166,5 @@ def build_worker(
         ),
         device=device,
         metrics=metrics,
+        scoring_threads=scoring_threads,
     )

@@ -26,9 +26,25 @@ class InferenceSettings(BaseSettings):
     )
     poll_timeout_ms: int = Field(default=200, ge=10, le=10_000)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = Field(default=True, description="Half-precision autocast on CUDA.")
+    amp: bool = Field(
+        default=True,
+        description="Autocast: fp16 on CUDA; bf16 for the warm-up model on a CPU with AMX.",
+    )
     compile: bool = Field(default=False, description="torch.compile the backbone (slow start).")
-    threads: int | None = Field(default=None, ge=1, le=256, description="CPU threads; all cores.")
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="torch threads per scoring pass; default: 1 when several scoring threads "
+        "run, else all cores.",
+    )
+    scoring_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Cameras of a batch scored in parallel by this many threads (CPU); "
+        "default: the cores available on a CPU, 1 on CUDA.",
+    )
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port."
     )

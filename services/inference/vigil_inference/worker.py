@@ -1,24 +1,34 @@
 """The scoring loop: collect a micro-batch, score it, follow event lifecycles, then commit.
 
-A batch closes when it holds ``batch_size`` frames or ``max_wait`` has passed since its first
+A two-stage pipeline: while one batch is scored (on a background thread), the next is read from
+Kafka and decoded, and when the scorer is free it takes whatever has arrived. An idle worker's
+batch closes when it holds ``batch_size`` frames or ``max_wait`` has passed since its first
 frame, so a busy stream fills the device and a quiet one still gets answers quickly. Each frame
-is scored by exactly one production model (models swap between batches only) and, if its camera
-has one, by a shadow model whose scores are only recorded.
+is scored by exactly one production model and, if its camera has one, by a shadow model whose
+scores are only recorded. Nothing else runs beside the scorer: lifecycles, publishing,
+commits, model swaps and partition revocations happen on the loop's thread between batches.
 
 At least once: snapshots are stored, then event messages produced and flushed, and only then
 offsets committed, and never past the oldest frame an open event (or a half-filled debounce
 window) depends on. A crash replays those frames, which rebuild the same events with the same
 ids. A frame that cannot be read or scored goes to the dead-letter topic with its reason.
+
+On a CPU a batch's cameras are scored by several threads at once (``scoring_threads``), each
+running torch single-threaded: independent passes keep every core busy where one OpenMP pass
+over a small batch spends much of its time in barriers (and collapses on a shared host). A
+camera's frames stay together, in order, in one thread, so per-camera state (warm-up banks,
+motion, smoothing) is only ever touched by one thread at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -59,9 +69,29 @@ class Frame:
     def key(self) -> tuple[int, int]:
         return self.record.partition, self.record.offset
 
+    @property
+    def partition(self) -> TopicPartition:
+        return TopicPartition(self.record.topic, self.record.partition)
+
 
 Scores = dict[tuple[int, int], tuple[ScoringModel, FrameScore]]
 """Production scores of a batch by (partition, offset)."""
+
+Groups = dict[str, tuple[ScoringModel, list[Frame]]]
+"""A batch's frames by the id of the model that scores them."""
+
+INFLIGHT_POLL_MS = 5
+"""Poll slice while a batch is being scored: the scorer is handed the next batch this soon."""
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A batch being scored: its records (for positions), frames and the future scores."""
+
+    records: list[ConsumerRecord]
+    frames: list[Frame]
+    scores: Future[Scores]
+    started: float
 
 
 class InferenceWorker:
@@ -78,6 +108,7 @@ class InferenceWorker:
         batching: Batching,
         device: str,
         metrics: InferenceMetrics,
+        scoring_threads: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._consumer = consumer
@@ -98,6 +129,15 @@ class InferenceWorker:
         self._positions: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._camera_partition: dict[str, TopicPartition] = {}
+        self._scoring_threads = scoring_threads
+        self._pool = (
+            ThreadPoolExecutor(scoring_threads, thread_name_prefix="vigil-score")
+            if scoring_threads > 1
+            else None
+        )
+        self._reject_lock = threading.Lock()
+        self._scorer = ThreadPoolExecutor(1, thread_name_prefix="vigil-batch")
+        self._inflight: InFlight | None = None
 
     def run(self, stop: threading.Event) -> None:
         outage = BrokerOutage("inference")
@@ -108,11 +148,19 @@ class InferenceWorker:
                         # As after a restart: every camera's lifecycle and model state is
                         # rebuilt from the committed offsets, which never pass the first frame
                         # an open event depends on; replayed events keep their ids.
+                        self._discard_inflight()
                         self._drop_revoked(set())
                     self.step(stop)
                 except KafkaError as exc:
                     outage.failed(exc, stop)
+            if self._inflight is not None and not outage.rewind_pending:
+                # The batch being scored: its events out and its offsets committed, if Kafka
+                # lets us; otherwise it is read again.
+                with contextlib.suppress(KafkaError):
+                    self.step(stop)
         finally:
+            self._discard_inflight()
+            self._scorer.shutdown()
             self._producer.flush(timeout=10)
             self._consumer.close()
             self._producer.close(timeout=10)
@@ -120,35 +168,49 @@ class InferenceWorker:
                 self._assignments.close()
             if self._snapshots is not None:
                 self._snapshots.close()
+            if self._pool is not None:
+                self._pool.shutdown()
 
     def step(self, stop: threading.Event) -> None:
-        """One micro-batch through: score, run the lifecycles, publish, flush, then commit."""
-        transitions = self._follow_assignments()
+        """One turn: collect the next batch while the current one is scored; then the current
+        batch's lifecycles, publish, flush and commit; then hand the next batch to the scorer."""
         records = self.collect(stop)
-        if records:
-            transitions += self.process(records)
+        finished = self._inflight is not None
+        transitions = self._finish()
+        transitions += self._follow_assignments()  # nothing is being scored: swap safely
         transitions += self._tracker.expire(now=self._clock())
         if transitions:
             self.publish(transitions)
-        if records or transitions:
+        if finished or transitions:
             self._producer.flush()  # events and dead letters are durable: commit
             self.commit()
+        if records:
+            self._start(records)
         self._measure_lag()
 
     def collect(self, stop: threading.Event) -> list[ConsumerRecord]:
-        """One micro-batch: up to ``max_frames``, waiting at most ``max_wait_s`` after the first."""
+        """The next batch: up to ``max_frames``. While a batch is being scored, whatever arrives
+        until the scorer is free; otherwise waiting at most ``max_wait_s`` after the first."""
         limits = self._batching
         records: list[ConsumerRecord] = []
         deadline: float | None = None
+        inflight = self._inflight
         while len(records) < limits.max_frames and not stop.is_set():
-            timeout_ms = limits.poll_timeout_ms
-            if deadline is not None:
+            if inflight is not None:
+                if inflight.scores.done():
+                    break
+                timeout_ms = INFLIGHT_POLL_MS
+            elif deadline is None:
+                timeout_ms = limits.poll_timeout_ms
+            else:
                 timeout_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
             polled = self._consumer.poll(
                 timeout_ms=timeout_ms, max_records=limits.max_frames - len(records)
             )
             for part in polled.values():
                 records.extend(part)
+            if inflight is not None:
+                continue
             if not records:
                 return records
             if deadline is None:
@@ -157,24 +219,45 @@ class InferenceWorker:
                 break
         return records
 
-    def process(self, records: list[ConsumerRecord]) -> list[Transition]:
-        """Score a batch and run the lifecycles; returns the messages it causes, in order."""
+    def _start(self, records: list[ConsumerRecord]) -> None:
+        """Decode and route on this thread, score on the scorer's."""
         started = time.perf_counter()
-        for record in records:
-            self._positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
         frames = self._decode(records)
-        scores = self._score(frames)
+        production, shadow = self._route(frames)
+        scores = self._scorer.submit(self._score, production, shadow)
+        self._inflight = InFlight(records, frames, scores, started)
+
+    def _finish(self) -> list[Transition]:
+        """The batch being scored, once it is: lifecycles in frame order, positions advanced.
+
+        Frames of partitions revoked meanwhile are left to their new owner, which replays them.
+        """
+        batch, self._inflight = self._inflight, None
+        if batch is None:
+            return []
+        scores = batch.scores.result()
+        assigned = self._consumer.assignment()
+        for record in batch.records:
+            tp = TopicPartition(record.topic, record.partition)
+            if tp in assigned:
+                self._positions[tp] = record.offset + 1
         received = self._clock()
         transitions: list[Transition] = []
-        for frame in frames:
+        for frame in batch.frames:
             score = scores.get(frame.key)
-            if score is not None:
+            if score is not None and frame.partition in assigned:
                 observation = self._observation(frame, score)
                 transitions += self._tracker.observe(observation, received_at=received)
-        if frames:
-            self.metrics.batch_size.observe(len(frames))
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        if batch.frames:
+            self.metrics.batch_size.observe(len(batch.frames))
+        self.metrics.batch_seconds.observe(time.perf_counter() - batch.started)
         return transitions
+
+    def _discard_inflight(self) -> None:
+        """Drop the batch being scored (its offsets stay uncommitted: it is read again)."""
+        batch, self._inflight = self._inflight, None
+        if batch is not None:
+            batch.scores.exception()  # wait: its models must be idle before state is reset
 
     def publish(self, transitions: Sequence[Transition]) -> None:
         """Store snapshots, then produce the messages that reference them (flushed by ``run``)."""
@@ -230,23 +313,27 @@ class InferenceWorker:
             if isinstance(image, UndecodableImageError):
                 self._reject(record, str(image))
             else:
-                frames.append(Frame(record, headers, image))
-                tp = TopicPartition(record.topic, record.partition)
-                self._camera_partition[headers.camera_id] = tp
+                frame = Frame(record, headers, image)
+                frames.append(frame)
+                self._camera_partition[headers.camera_id] = frame.partition
         return frames
 
-    def _score(self, frames: list[Frame]) -> Scores:
-        """Production scores by (offset, partition); shadow scores go to metrics only."""
-        production: dict[str, tuple[ScoringModel, list[Frame]]] = {}
-        shadow: dict[str, tuple[ScoringModel, list[Frame]]] = {}
+    def _route(self, frames: list[Frame]) -> tuple[Groups, Groups]:
+        """Production and shadow groups; routing (and model loading) stays on the loop's thread."""
+        production: Groups = {}
+        shadow: Groups = {}
         for frame in frames:
             route = self._router.route(frame.headers.camera_id)
             production.setdefault(route.production.ref.id, (route.production, []))[1].append(frame)
             if route.shadow is not None:
                 shadow.setdefault(route.shadow.ref.id, (route.shadow, []))[1].append(frame)
+        return production, shadow
+
+    def _score(self, production: Groups, shadow: Groups) -> Scores:
+        """Production scores by (partition, offset); shadow scores go to metrics only."""
         out: Scores = {}
         for model, group in production.values():
-            for frame, score in zip(group, self._score_group(model, group), strict=True):
+            for frame, score in self._score_in_shards(model, group):
                 self.frames_scored += 1
                 self.metrics.frames.labels(frame.headers.camera_id).inc()
                 if score is not None:  # None: a warm-up frame, learnt rather than scored
@@ -254,6 +341,22 @@ class InferenceWorker:
         for model, group in shadow.values():
             self._record_shadow(model, group, out)
         return out
+
+    def _score_in_shards(
+        self, model: ScoringModel, group: list[Frame]
+    ) -> list[tuple[Frame, FrameScore | None]]:
+        """Scores in the group's order; cameras split over the scoring threads when there are
+        several (a camera's frames in one shard, in order)."""
+        shards = camera_shards(group, self._scoring_threads)
+        if self._pool is None or len(shards) == 1:
+            return list(zip(group, self._score_group(model, group), strict=True))
+        futures = [self._pool.submit(self._score_group, model, shard) for shard in shards]
+        scored = {
+            frame.key: score
+            for shard, future in zip(shards, futures, strict=True)
+            for frame, score in zip(shard, future.result(), strict=True)
+        }
+        return [(frame, scored[frame.key]) for frame in group]
 
     def _score_group(self, model: ScoringModel, group: list[Frame]) -> list[FrameScore | None]:
         try:
@@ -343,9 +446,10 @@ class InferenceWorker:
                 self._committed.pop(tp, None)
 
     def _reject(self, record: ConsumerRecord, reason: str) -> None:
-        dead_letter(self._producer, self._topics.frames_dead_letter, record, reason)
-        self.dead_lettered += 1
-        self.metrics.dead_letters.inc()
+        with self._reject_lock:  # scoring threads reject frames too
+            dead_letter(self._producer, self._topics.frames_dead_letter, record, reason)
+            self.dead_lettered += 1
+            self.metrics.dead_letters.inc()
 
     def _measure_lag(self) -> None:
         now = time.monotonic()
@@ -358,3 +462,15 @@ class InferenceWorker:
         ends = self._consumer.end_offsets(list(partitions))
         lag = sum(max(0, ends[tp] - self._consumer.position(tp)) for tp in partitions)
         self.metrics.lag.set(lag)
+
+
+def camera_shards(frames: Sequence[Frame], shards: int) -> list[list[Frame]]:
+    """At most ``shards`` groups of whole cameras, balanced by frame count, each in batch order."""
+    per_camera: dict[str, list[Frame]] = {}
+    for frame in frames:
+        per_camera.setdefault(frame.headers.camera_id, []).append(frame)
+    bins: list[list[Frame]] = [[] for _ in range(min(shards, len(per_camera)) or 1)]
+    for camera_frames in sorted(per_camera.values(), key=len, reverse=True):
+        min(bins, key=len).extend(camera_frames)
+    order = {frame.key: index for index, frame in enumerate(frames)}
+    return [sorted(b, key=lambda f: order[f.key]) for b in bins if b]

@@ -21,6 +21,7 @@ from vigil_shared.schemas.manifests import EnsembleMember, ModelManifest
 from vigil_shared.storage import IntegrityError, StorageError, get_bytes, sha256_hex
 from vigil_shared.vision.backbones import FrameEmbedder, load_efficientnet_lite0
 from vigil_shared.vision.classifier_model import ArtifactMismatchError, ClassifierFrameModel
+from vigil_shared.vision.efficientnet_lite import fused_for_inference
 from vigil_shared.vision.knn import KnnScorer
 from vigil_shared.vision.preprocess import to_batch
 from vigil_shared.vision.score_ensemble import ClassProbabilityEnsemble, ScoreEnsemble, norms_from
@@ -83,7 +84,7 @@ def _knn(manifest: ModelManifest, tensors: dict[str, torch.Tensor], device: str)
     scorer = KnnScorer(
         bank=tensors[BANK_TENSOR].to(device), k=manifest.k or 1, threshold=manifest.threshold
     )
-    embedder = FrameEmbedder(backbone.module).to(device).eval()
+    embedder = FrameEmbedder(fused_for_inference(backbone.module)).to(device).eval()
     return KnnFrameModel(manifest=manifest, scorer=scorer, embedder=embedder, device=device)
 
 

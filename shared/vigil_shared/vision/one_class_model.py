@@ -26,6 +26,7 @@ from torch.nn import functional
 from vigil_shared.schemas.manifests import ModelManifest, Preprocessing
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.vision.backbones import load_efficientnet_lite0
+from vigil_shared.vision.efficientnet_lite import fused_for_inference
 from vigil_shared.vision.motion import (
     FlowParams,
     Gray,
@@ -312,7 +313,8 @@ def build_extractor(
                 f"{backbone.provenance.sha256[:12]}...: install the weights the manifest names"
             )
         module = backbone.module
-    extractor = PatchFeatureExtractor(module, spec.appearance.stages).to(device).eval()
+    extractor = PatchFeatureExtractor(fused_for_inference(module), spec.appearance.stages)
+    extractor = extractor.to(device).eval()
     if PROJECTION_COMPONENTS in tensors:
         extractor.set_projection(tensors[PROJECTION_MEAN], tensors[PROJECTION_COMPONENTS])
     return extractor
