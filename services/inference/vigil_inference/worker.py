@@ -1,12 +1,13 @@
 """The scoring loop: collect a micro-batch, score it, follow event lifecycles, then commit.
 
-A two-stage pipeline: while one batch is scored (on a background thread), the next is read from
-Kafka and decoded, and when the scorer is free it takes whatever has arrived. An idle worker's
-batch closes when it holds ``batch_size`` frames or ``max_wait`` has passed since its first
-frame, so a busy stream fills the device and a quiet one still gets answers quickly. Each frame
-is scored by exactly one production model and, if its camera has one, by a shadow model whose
-scores are only recorded. Nothing else runs beside the scorer: lifecycles, publishing,
-commits, model swaps and partition revocations happen on the loop's thread between batches.
+A two-stage pipeline: while one batch is decoded and scored (on a background thread), the loop
+reads the next from Kafka, then publishes and commits the previous one; when the scorer is free
+it takes whatever has arrived. An idle worker's batch closes when it holds ``batch_size`` frames
+or ``max_wait`` has passed since its first frame, so a busy stream fills the device and a quiet
+one still gets answers quickly. Each frame is scored by exactly one production model and, if its
+camera has one, by a shadow model whose scores are only recorded. The scorer only touches the
+models: lifecycles, publishing and commits stay on the loop's thread, and model swaps and
+partition revocations happen there while nothing is being scored.
 
 At least once: snapshots are stored, then event messages produced and flushed, and only then
 offsets committed, and never past the oldest frame an open event (or a half-filled debounce
@@ -40,7 +41,7 @@ from kafka.structs import OffsetAndMetadata
 from vigil_inference.events import EventTracker, Observation, Transition
 from vigil_inference.metrics import InferenceMetrics
 from vigil_inference.models import ScoringModel
-from vigil_inference.routing import AssignmentFollower, ModelRouter
+from vigil_inference.routing import AssignmentFollower, ModelRouter, Route
 from vigil_inference.snapshots import SnapshotStore
 from vigil_shared.kafka import BrokerOutage, dead_letter
 from vigil_shared.schemas.frames import FrameHeaders, MalformedFrameError, utc_now
@@ -77,6 +78,9 @@ class Frame:
 Scores = dict[tuple[int, int], tuple[ScoringModel, FrameScore]]
 """Production scores of a batch by (partition, offset)."""
 
+Parsed = tuple[ConsumerRecord, FrameHeaders]
+"""A record whose frame headers were read (not yet decoded)."""
+
 Groups = dict[str, tuple[ScoringModel, list[Frame]]]
 """A batch's frames by the id of the model that scores them."""
 
@@ -86,11 +90,11 @@ INFLIGHT_POLL_MS = 5
 
 @dataclass(frozen=True)
 class InFlight:
-    """A batch being scored: its records (for positions), frames and the future scores."""
+    """A batch being decoded and scored: its records (for positions) and the future frames
+    (those that decoded) with their scores."""
 
     records: list[ConsumerRecord]
-    frames: list[Frame]
-    scores: Future[Scores]
+    scored: Future[tuple[list[Frame], Scores]]
     started: float
 
 
@@ -172,20 +176,22 @@ class InferenceWorker:
                 self._pool.shutdown()
 
     def step(self, stop: threading.Event) -> None:
-        """One turn: collect the next batch while the current one is scored; then the current
-        batch's lifecycles, publish, flush and commit; then hand the next batch to the scorer."""
+        """One turn: collect the next batch while the current one is scored; run the current
+        batch's lifecycles; swap models and drop revoked cameras while nothing is scored; hand
+        the next batch to the scorer; then publish, flush and commit the current one."""
         records = self.collect(stop)
         finished = self._inflight is not None
         transitions = self._finish()
-        transitions += self._follow_assignments()  # nothing is being scored: swap safely
+        transitions += self._follow_assignments()
+        self._drop_revoked(self._consumer.assignment())
+        if records:
+            self._start(records)
         transitions += self._tracker.expire(now=self._clock())
         if transitions:
             self.publish(transitions)
         if finished or transitions:
             self._producer.flush()  # events and dead letters are durable: commit
             self.commit()
-        if records:
-            self._start(records)
         self._measure_lag()
 
     def collect(self, stop: threading.Event) -> list[ConsumerRecord]:
@@ -197,7 +203,7 @@ class InferenceWorker:
         inflight = self._inflight
         while len(records) < limits.max_frames and not stop.is_set():
             if inflight is not None:
-                if inflight.scores.done():
+                if inflight.scored.done():
                     break
                 timeout_ms = INFLIGHT_POLL_MS
             elif deadline is None:
@@ -220,12 +226,48 @@ class InferenceWorker:
         return records
 
     def _start(self, records: list[ConsumerRecord]) -> None:
-        """Decode and route on this thread, score on the scorer's."""
+        """Headers and routes (model loading) on this thread; decoding and scoring on the
+        scorer's."""
         started = time.perf_counter()
-        frames = self._decode(records)
-        production, shadow = self._route(frames)
-        scores = self._scorer.submit(self._score, production, shadow)
-        self._inflight = InFlight(records, frames, scores, started)
+        parsed = self._parse(records)
+        routes = {headers.camera_id: self._router.route(headers.camera_id) for _, headers in parsed}
+        scored = self._scorer.submit(self._decode_and_score, parsed, routes)
+        self._inflight = InFlight(records, scored, started)
+
+    def _decode_and_score(
+        self, parsed: list[Parsed], routes: dict[str, Route]
+    ) -> tuple[list[Frame], Scores]:
+        """The batch's cameras split over the scoring threads; frames back in batch order."""
+        shards = camera_shards(parsed, self._scoring_threads)
+        if self._pool is None or len(shards) <= 1:
+            done = [self._score_shard(parsed, routes)]
+        else:
+            futures = [self._pool.submit(self._score_shard, shard, routes) for shard in shards]
+            done = [future.result() for future in futures]
+        order = {(record.partition, record.offset): i for i, (record, _) in enumerate(parsed)}
+        frames = sorted((f for decoded, _ in done for f in decoded), key=lambda f: order[f.key])
+        return frames, {key: score for _, scores in done for key, score in scores.items()}
+
+    def _score_shard(
+        self, parsed: list[Parsed], routes: dict[str, Route]
+    ) -> tuple[list[Frame], Scores]:
+        """Decode, then score by model: production, then shadow (compared with production)."""
+        frames = self._decode(parsed)
+        production: Groups = {}
+        shadow: Groups = {}
+        for frame in frames:
+            route = routes[frame.headers.camera_id]
+            production.setdefault(route.production.ref.id, (route.production, []))[1].append(frame)
+            if route.shadow is not None:
+                shadow.setdefault(route.shadow.ref.id, (route.shadow, []))[1].append(frame)
+        out: Scores = {}
+        for model, group in production.values():
+            for frame, score in zip(group, self._score_group(model, group), strict=True):
+                if score is not None:  # None: a warm-up frame, learnt rather than scored
+                    out[frame.key] = (model, score)
+        for model, group in shadow.values():
+            self._record_shadow(model, group, out)
+        return frames, out
 
     def _finish(self) -> list[Transition]:
         """The batch being scored, once it is: lifecycles in frame order, positions advanced.
@@ -235,7 +277,7 @@ class InferenceWorker:
         batch, self._inflight = self._inflight, None
         if batch is None:
             return []
-        scores = batch.scores.result()
+        frames, scores = batch.scored.result()
         assigned = self._consumer.assignment()
         for record in batch.records:
             tp = TopicPartition(record.topic, record.partition)
@@ -243,13 +285,18 @@ class InferenceWorker:
                 self._positions[tp] = record.offset + 1
         received = self._clock()
         transitions: list[Transition] = []
-        for frame in batch.frames:
+        for frame in frames:
+            self.frames_scored += 1
+            self.metrics.frames.labels(frame.headers.camera_id).inc()
+            if frame.partition not in assigned:
+                continue
+            self._camera_partition[frame.headers.camera_id] = frame.partition
             score = scores.get(frame.key)
-            if score is not None and frame.partition in assigned:
+            if score is not None:
                 observation = self._observation(frame, score)
                 transitions += self._tracker.observe(observation, received_at=received)
-        if batch.frames:
-            self.metrics.batch_size.observe(len(batch.frames))
+        if frames:
+            self.metrics.batch_size.observe(len(frames))
         self.metrics.batch_seconds.observe(time.perf_counter() - batch.started)
         return transitions
 
@@ -257,7 +304,7 @@ class InferenceWorker:
         """Drop the batch being scored (its offsets stay uncommitted: it is read again)."""
         batch, self._inflight = self._inflight, None
         if batch is not None:
-            batch.scores.exception()  # wait: its models must be idle before state is reset
+            batch.scored.exception()  # wait: its models must be idle before state is reset
 
     def publish(self, transitions: Sequence[Transition]) -> None:
         """Store snapshots, then produce the messages that reference them (flushed by ``run``)."""
@@ -278,8 +325,6 @@ class InferenceWorker:
     def commit(self) -> None:
         """Commit each partition's position, held back to the oldest frame its cameras' open
         events depend on, so a restart replays exactly what rebuilds them."""
-        assigned = self._consumer.assignment()
-        self._drop_revoked(assigned)
         held: dict[TopicPartition, int] = {}
         for camera_id, tp in self._camera_partition.items():
             oldest = self._tracker.replay_from(camera_id)
@@ -300,63 +345,24 @@ class InferenceWorker:
         switched = self._router.apply(self._assignments.poll())
         return [t for camera_id in switched for t in self._tracker.end(camera_id)]
 
-    def _decode(self, records: list[ConsumerRecord]) -> list[Frame]:
-        parsed: list[tuple[ConsumerRecord, FrameHeaders]] = []
+    def _parse(self, records: list[ConsumerRecord]) -> list[Parsed]:
+        parsed: list[Parsed] = []
         for record in records:
             try:
                 parsed.append((record, FrameHeaders.from_kafka_headers(record.headers)))
             except MalformedFrameError as exc:
                 self._reject(record, str(exc))
+        return parsed
+
+    def _decode(self, parsed: list[Parsed]) -> list[Frame]:
         decoded = decode_many([r.value or b"" for r, _ in parsed], self._device)
         frames = []
         for (record, headers), image in zip(parsed, decoded, strict=True):
             if isinstance(image, UndecodableImageError):
                 self._reject(record, str(image))
             else:
-                frame = Frame(record, headers, image)
-                frames.append(frame)
-                self._camera_partition[headers.camera_id] = frame.partition
+                frames.append(Frame(record, headers, image))
         return frames
-
-    def _route(self, frames: list[Frame]) -> tuple[Groups, Groups]:
-        """Production and shadow groups; routing (and model loading) stays on the loop's thread."""
-        production: Groups = {}
-        shadow: Groups = {}
-        for frame in frames:
-            route = self._router.route(frame.headers.camera_id)
-            production.setdefault(route.production.ref.id, (route.production, []))[1].append(frame)
-            if route.shadow is not None:
-                shadow.setdefault(route.shadow.ref.id, (route.shadow, []))[1].append(frame)
-        return production, shadow
-
-    def _score(self, production: Groups, shadow: Groups) -> Scores:
-        """Production scores by (partition, offset); shadow scores go to metrics only."""
-        out: Scores = {}
-        for model, group in production.values():
-            for frame, score in self._score_in_shards(model, group):
-                self.frames_scored += 1
-                self.metrics.frames.labels(frame.headers.camera_id).inc()
-                if score is not None:  # None: a warm-up frame, learnt rather than scored
-                    out[frame.key] = (model, score)
-        for model, group in shadow.values():
-            self._record_shadow(model, group, out)
-        return out
-
-    def _score_in_shards(
-        self, model: ScoringModel, group: list[Frame]
-    ) -> list[tuple[Frame, FrameScore | None]]:
-        """Scores in the group's order; cameras split over the scoring threads when there are
-        several (a camera's frames in one shard, in order)."""
-        shards = camera_shards(group, self._scoring_threads)
-        if self._pool is None or len(shards) == 1:
-            return list(zip(group, self._score_group(model, group), strict=True))
-        futures = [self._pool.submit(self._score_group, model, shard) for shard in shards]
-        scored = {
-            frame.key: score
-            for shard, future in zip(shards, futures, strict=True)
-            for frame, score in zip(shard, future.result(), strict=True)
-        }
-        return [(frame, scored[frame.key]) for frame in group]
 
     def _score_group(self, model: ScoringModel, group: list[Frame]) -> list[FrameScore | None]:
         try:
@@ -464,13 +470,13 @@ class InferenceWorker:
         self.metrics.lag.set(lag)
 
 
-def camera_shards(frames: Sequence[Frame], shards: int) -> list[list[Frame]]:
+def camera_shards(parsed: Sequence[Parsed], shards: int) -> list[list[Parsed]]:
     """At most ``shards`` groups of whole cameras, balanced by frame count, each in batch order."""
-    per_camera: dict[str, list[Frame]] = {}
-    for frame in frames:
-        per_camera.setdefault(frame.headers.camera_id, []).append(frame)
-    bins: list[list[Frame]] = [[] for _ in range(min(shards, len(per_camera)) or 1)]
-    for camera_frames in sorted(per_camera.values(), key=len, reverse=True):
-        min(bins, key=len).extend(camera_frames)
-    order = {frame.key: index for index, frame in enumerate(frames)}
-    return [sorted(b, key=lambda f: order[f.key]) for b in bins if b]
+    per_camera: dict[str, list[Parsed]] = {}
+    for item in parsed:
+        per_camera.setdefault(item[1].camera_id, []).append(item)
+    bins: list[list[Parsed]] = [[] for _ in range(min(shards, len(per_camera)) or 1)]
+    for camera_items in sorted(per_camera.values(), key=len, reverse=True):
+        min(bins, key=len).extend(camera_items)
+    order = {id(item): index for index, item in enumerate(parsed)}
+    return [sorted(b, key=lambda item: order[id(item)]) for b in bins if b]
