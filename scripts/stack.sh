@@ -691,7 +691,9 @@ cmd_stop() {
       postgres) stop_pid postgres INT & ;;
       # weed's filer hangs in a graceful gRPC stop after SIGTERM and never exits by itself;
       # its data is written through (volume files, leveldb log) so SIGKILL loses nothing.
-      s3) { stop_pid s3 TERM 5 && s3_remove_sockets; } & ;;
+      # Its sockets are named by port only: remove them only when this checkout's weed ran,
+      # or a stop here would cut another checkout's live weed on the same ports.
+      s3) { if running_pid s3 >/dev/null; then stop_pid s3 TERM 5 && s3_remove_sockets; else stop_pid s3 TERM 5; fi; } & ;;
       *) stop_pid "$server" TERM & ;;
     esac
     pids+=($!)
