@@ -35,7 +35,7 @@ import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
-from vigil_api.events import Cursor
+from vigil_api.routes.events import Cursor
 from vigil_shared.db.migrate import upgrade
 from vigil_shared.settings import DatabaseSettings
 

@@ -21,8 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support import ServiceProcess, service_env
+from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
-from vigil_api.settings import ApiSettings
 from vigil_shared.db.engine import make_engine, make_session_factory
 from vigil_shared.db.migrate import upgrade
 from vigil_shared.kafka import ensure_topics

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import T0
 from tests.integration.conftest import ADMIN_KEY, IssueKey, bearer
+from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
-from vigil_api.settings import ApiSettings
 from vigil_shared.db.models import Camera, Event, Model
 from vigil_shared.topics import Topics
 

@@ -94,7 +94,7 @@ def test_status_reports_are_stored_latest_first_and_shown(
         )
     producer.flush()
     producer.close()
-    recorder = start_service("vigil_api.camera_status_main")
+    recorder = start_service("vigil_api.consumers.camera_status_main")
 
     def shown(camera_id: str) -> dict[str, Any] | None:
         status: dict[str, Any] | None = api.get(f"/api/v1/cameras/{camera_id}").json()["status"]

@@ -23,8 +23,8 @@ from tests.archive_builders import (
 )
 from tests.factories import scene_jpeg
 from tests.integration.conftest import IssueKey, bearer
+from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
-from vigil_api.settings import ApiSettings
 from vigil_shared.db.models import Dataset, Event
 from vigil_shared.kafka import make_producer
 from vigil_shared.schemas.events import snapshot_keys

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.integration.conftest import IssueKey, bearer
 from tests.integration.test_api_events import add, make_event
-from vigil_api.event_stream import StreamLimits, get_stream_limits
+from vigil_api.routes.event_stream import StreamLimits, get_stream_limits
 from vigil_shared.db.models import Event
 
 LIMITS = StreamLimits(poll_s=0.05, heartbeat_s=0.3, settle_s=0.1, max_duration_s=3.0)

@@ -26,9 +26,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.integration.conftest import ADMIN_KEY
-from vigil_api.event_stream import StreamLimits, get_stream_limits
+from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
-from vigil_api.settings import ApiSettings
+from vigil_api.routes.event_stream import StreamLimits, get_stream_limits
 
 EXAMPLES = int(os.environ.get("VIGIL_FUZZ_EXAMPLES", "6"))
 CHECKS = [

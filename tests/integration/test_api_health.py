@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from vigil_api.health import check_dependencies
+from vigil_api.routes.health import check_dependencies
 
 
 def test_ready_when_every_dependency_answers(api: TestClient) -> None:

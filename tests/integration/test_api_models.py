@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.integration.conftest import ADMIN_KEY, IssueKey, bearer
 from tests.support import read_topic
+from vigil_api.core.settings import ApiSettings
+from vigil_api.domain.registry_stages import Publisher
 from vigil_api.main import create_app
-from vigil_api.settings import ApiSettings
 from vigil_shared.db.models import Model, ModelStageChange
 from vigil_shared.kafka import KafkaUnavailableError
-from vigil_shared.registry_stages import Publisher
 from vigil_shared.schemas.assignments import ModelAssignment
 from vigil_shared.settings import CommonSettings, KafkaSettings
 from vigil_shared.storage import put_bytes, sha256_hex

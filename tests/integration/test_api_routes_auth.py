@@ -28,11 +28,11 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.integration.conftest import IssueKey, bearer
-from vigil_api.auth import Require
-from vigil_api.event_stream import StreamLimits, get_stream_limits
+from vigil_api.core.auth import Require
+from vigil_api.core.security import Role
+from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
-from vigil_api.security import Role
-from vigil_api.settings import ApiSettings
+from vigil_api.routes.event_stream import StreamLimits, get_stream_limits
 from vigil_shared.db.models import Camera, Event
 from vigil_shared.logging import JsonFormatter
 

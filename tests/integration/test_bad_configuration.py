@@ -12,8 +12,8 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from tests.support import service_env
+from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
-from vigil_api.settings import ApiSettings
 from vigil_shared.db.engine import DatabaseUnavailableError, make_engine, wait_for_database
 from vigil_shared.kafka import KafkaUnavailableError, make_producer
 from vigil_shared.settings import CommonSettings, DatabaseSettings, KafkaSettings

@@ -67,7 +67,7 @@ def test_the_sink_survives_a_broker_crash_and_loses_nothing(
     namespace, kafka = on_broker
     topics = kafka.topics
     sink = start_service(
-        "vigil_api.sink_main",
+        "vigil_api.consumers.sink_main",
         VIGIL_KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
         VIGIL_KAFKA_TOPIC_NAMESPACE=namespace,
         VIGIL_API_SINK_GROUP_ID=f"sink-{namespace}",

@@ -53,7 +53,7 @@ def test_ped2_clip_becomes_ordered_events_in_the_api(
     camera = f"ped2-{uuid.uuid4().hex[:8]}"
     labels = ped2 / "labels.json"
     assert labels.is_file()
-    sink = start_service("vigil_api.sink_main", VIGIL_API_SINK_GROUP_ID=f"sink-{camera}")
+    sink = start_service("vigil_api.consumers.sink_main", VIGIL_API_SINK_GROUP_ID=f"sink-{camera}")
     inference = start_service(
         "vigil_inference",
         VIGIL_INFERENCE_GROUP_ID=f"inference-{camera}",

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support import read_topic, wait_until
-from vigil_api.sink import EventSink
+from vigil_api.consumers.sink import EventSink
 from vigil_shared.db.models import Event
 from vigil_shared.kafka import header, make_consumer, make_producer
 from vigil_shared.schemas.events import (

@@ -27,8 +27,8 @@ from tests.integration.conftest import ADMIN_KEY, StartService, bearer
 from tests.integration.rtsp import Clip, free_tcp_port, make_clip
 from tests.integration.test_ingest_rtsp import TopicTail, frames_of, statuses_of
 from tests.support import wait_until
+from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
-from vigil_api.settings import ApiSettings
 from vigil_ingest.metrics import IngestMetrics
 from vigil_ingest.service import run_fleet
 from vigil_ingest.settings import IngestSettings

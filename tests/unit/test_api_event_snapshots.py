@@ -8,7 +8,7 @@ import pytest
 from minio import Minio
 from pydantic import SecretStr
 
-from vigil_api.event_snapshots import Presigner
+from vigil_api.domain.event_snapshots import Presigner
 from vigil_shared.settings import S3Settings
 
 NOW = datetime(2026, 11, 28, 9, 14, 5, tzinfo=UTC)

@@ -13,8 +13,8 @@ from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from vigil_api import problems
-from vigil_api.middleware import MetricsMiddleware, RequestIdMiddleware
+from vigil_api.core import problems
+from vigil_api.core.middleware import MetricsMiddleware, RequestIdMiddleware
 from vigil_shared.logging import JsonFormatter
 
 log = logging.getLogger("test_api_middleware")

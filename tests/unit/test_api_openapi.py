@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
-from vigil_api.settings import ApiSettings
 
 PUBLIC = {"/healthz", "/readyz", "/metrics"}
 PROBLEM = "application/problem+json"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from vigil_api.security import Role, hash_key, loggable_prefix, new_key
-from vigil_api.settings import ApiSettings
+from vigil_api.core.security import Role, hash_key, loggable_prefix, new_key
+from vigil_api.core.settings import ApiSettings
 
 REAL_SECRETS = {
     "VIGIL_ENV": "production",

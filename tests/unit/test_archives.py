@@ -17,7 +17,7 @@ from tests.archive_builders import (
     zip_bytes,
 )
 from tests.factories import scene_jpeg
-from vigil_api.archives import ArchiveError, ArchiveLimits, read_archive
+from vigil_api.domain.archives import ArchiveError, ArchiveLimits, read_archive
 
 LIMITS = ArchiveLimits(
     max_bytes=10 * 1024**2,

@@ -11,7 +11,7 @@ from vigil_shared.settings import REPO_ROOT
 
 FORBIDDEN = {
     "vigil_api.main": ("torch", "vigil_trainer", "vigil_inference", "vigil_ingest"),
-    "vigil_api.sink_main": ("torch", "vigil_trainer", "vigil_inference"),
+    "vigil_api.consumers.sink_main": ("torch", "vigil_trainer", "vigil_inference"),
     "vigil_inference.service": ("celery", "vigil_trainer", "vigil_api", "vigil_ingest"),
     "vigil_ingest.__main__": ("torch", "vigil_api", "vigil_inference", "vigil_trainer"),
     "vigil_trainer.worker": ("vigil_api", "vigil_inference", "vigil_ingest"),

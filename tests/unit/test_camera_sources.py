@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from vigil_api.camera_sources import check_source, file_outside_root, redact
+from vigil_api.domain.camera_sources import check_source, file_outside_root, redact
 
 
 @pytest.mark.parametrize(

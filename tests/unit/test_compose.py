@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
-from vigil_api.settings import ApiSettings
+from vigil_api.core.settings import ApiSettings
 from vigil_inference.settings import InferenceSettings
 from vigil_ingest.settings import IngestSettings
 from vigil_shared.settings import (

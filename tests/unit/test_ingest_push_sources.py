@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from vigil_api.camera_sources import check_source, redact
+from vigil_api.domain.camera_sources import check_source, redact
 from vigil_ingest.sources import SourceError, SourceKind, kind_of, push_token_sha256
 
 DIGEST = hashlib.sha256(b"token").hexdigest()

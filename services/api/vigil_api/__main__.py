@@ -7,8 +7,8 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from vigil_api.core.settings import get_settings
 from vigil_api.main import create_app
-from vigil_api.settings import get_settings
 from vigil_shared.db.migrate import upgrade
 
 

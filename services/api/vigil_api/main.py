@@ -9,7 +9,13 @@ from celery import Celery
 from fastapi import Depends, FastAPI
 from redis import Redis
 
-from vigil_api import (
+from vigil_api.core import problems
+from vigil_api.core.auth import authenticated
+from vigil_api.core.deps import Clients
+from vigil_api.core.middleware import MetricsMiddleware, RequestIdMiddleware
+from vigil_api.core.settings import ApiSettings, get_settings
+from vigil_api.domain.registry_stages import Publisher
+from vigil_api.routes import (
     cameras,
     datasets,
     event_stream,
@@ -19,17 +25,11 @@ from vigil_api import (
     ingest_cameras,
     jobs,
     keys,
-    models,
-    problems,
+    registry,
 )
-from vigil_api.auth import authenticated
-from vigil_api.deps import Clients
-from vigil_api.middleware import MetricsMiddleware, RequestIdMiddleware
-from vigil_api.settings import ApiSettings, get_settings
 from vigil_shared.db.engine import make_engine, make_session_factory
 from vigil_shared.kafka import make_producer
 from vigil_shared.logging import configure_logging
-from vigil_shared.registry_stages import Publisher
 from vigil_shared.storage import ensure_buckets, make_s3_client
 
 
@@ -87,7 +87,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         ingest_cameras,
         datasets,
         jobs,
-        models,
+        registry,
         event_stream,
         events,
         feedback,

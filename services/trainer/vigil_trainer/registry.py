@@ -1,7 +1,7 @@
 """Writes a trained model to the registry: artifact and manifest in S3, a row in PostgreSQL.
 
 Every model enters as a ``candidate``; promotion and rollback belong to the API
-(``vigil_shared.registry_stages``). The artifact is safetensors (never pickle) and the
+(``vigil_api.domain.registry_stages``). The artifact is safetensors (never pickle) and the
 manifest records its sha256, which every loader checks.
 """
 

@@ -14,9 +14,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import field_serializer
 
-from vigil_api.auth import OperatorDep
-from vigil_api.cameras import CameraOut, list_cameras
-from vigil_api.deps import SessionDep
+from vigil_api.core.auth import OperatorDep
+from vigil_api.core.deps import SessionDep
+from vigil_api.routes.cameras import CameraOut, list_cameras
 from vigil_shared.db.models import Camera
 from vigil_shared.schemas.frames import CameraId
 

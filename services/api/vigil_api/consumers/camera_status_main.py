@@ -1,4 +1,4 @@
-"""``python -m vigil_api.camera_status_main``: store ingest's camera status until SIGTERM.
+"""``python -m vigil_api.consumers.camera_status_main``: store ingest's camera status until SIGTERM.
 
 A process of its own (not the event sink's): status and events fail and scale independently,
 and a slow event backlog must not make every camera look stale.
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from vigil_api.camera_status import StatusRecorder
-from vigil_api.consumer_main import run_consumer
-from vigil_api.settings import ApiSettings
+from vigil_api.consumers.camera_status import StatusRecorder
+from vigil_api.consumers.runner import run_consumer
+from vigil_api.core.settings import ApiSettings
 from vigil_shared.kafka import make_consumer
 
 

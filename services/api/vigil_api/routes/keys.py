@@ -19,9 +19,9 @@ from pydantic import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vigil_api.auth import AdminDep
-from vigil_api.deps import SessionDep
-from vigil_api.security import PREFIX_LENGTH, Principal, Role, hash_key, new_key
+from vigil_api.core.auth import AdminDep
+from vigil_api.core.deps import SessionDep
+from vigil_api.core.security import PREFIX_LENGTH, Principal, Role, hash_key, new_key
 from vigil_shared.db.models import ApiKey
 from vigil_shared.schemas.frames import CameraId
 

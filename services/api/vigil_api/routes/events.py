@@ -22,12 +22,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.orm import Session
 
-from vigil_api import problems
-from vigil_api.auth import ViewerDep, forbidden
-from vigil_api.deps import Clients, ClientsDep, SessionDep
-from vigil_api.event_snapshots import Presigner
-from vigil_api.problems import invalid_field
-from vigil_api.security import Principal
+from vigil_api.core import problems
+from vigil_api.core.auth import ViewerDep, forbidden
+from vigil_api.core.deps import Clients, ClientsDep, SessionDep
+from vigil_api.core.problems import invalid_field
+from vigil_api.core.security import Principal
+from vigil_api.domain.event_snapshots import Presigner
 from vigil_shared.db.models import Event
 from vigil_shared.schemas.frames import CameraId
 

@@ -3,7 +3,7 @@ runs; and the stage changes (promote, shadow, rollback) that decide which model 
 camera.
 
 Promotion, shadowing and rollback are published on the compacted assignment topic before they
-are recorded (``vigil_shared.registry_stages``): a 503 means Kafka did not take the change and
+are recorded (``vigil_api.domain.registry_stages``): a 503 means Kafka did not take the change and
 nothing changed. A camera-scoped key may change only its own cameras' assignments, never the
 global default; a camera outside its scope answers 404, as one that does not exist.
 """
@@ -21,16 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from vigil_api import problems
-from vigil_api.auth import OperatorDep, ViewerDep, forbidden
-from vigil_api.deps import ClientsDep, SessionDep
-from vigil_api.security import Principal
-from vigil_shared import registry_stages
-from vigil_shared.db.models import Camera, Model, ModelAssignmentRow
-from vigil_shared.registry_stages import (
+from vigil_api.core import problems
+from vigil_api.core.auth import OperatorDep, ViewerDep, forbidden
+from vigil_api.core.deps import ClientsDep, SessionDep
+from vigil_api.core.security import Principal
+from vigil_api.domain import registry_stages
+from vigil_api.domain.registry_stages import (
     NothingToRollBackError,
     UnknownModelError,
 )
+from vigil_shared.db.models import Camera, Model, ModelAssignmentRow
 from vigil_shared.schemas.assignments import GLOBAL_SCOPE, ModelAssignment
 from vigil_shared.schemas.frames import CameraId
 from vigil_shared.storage import get_bytes

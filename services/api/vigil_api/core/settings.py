@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vigil_api.security import BOOTSTRAP_ADMIN, BOOTSTRAP_INGEST, Principal
+from vigil_api.core.security import BOOTSTRAP_ADMIN, BOOTSTRAP_INGEST, Principal
 from vigil_shared.settings import PLACEHOLDER_SECRETS, CommonSettings, Environment
 
 MIN_ADMIN_KEY_LENGTH = 32

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from vigil_api.settings import ApiSettings, get_settings
+from vigil_api.core.settings import ApiSettings, get_settings
 from vigil_shared.db.engine import (
     DatabaseUnavailableError,
     make_engine,

@@ -14,10 +14,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from vigil_api import problems
-from vigil_api.auth import OperatorDep
-from vigil_api.deps import ClientsDep, SessionDep
-from vigil_api.events import (
+from vigil_api.core import problems
+from vigil_api.core.auth import OperatorDep
+from vigil_api.core.deps import ClientsDep, SessionDep
+from vigil_api.core.security import Principal
+from vigil_api.routes.events import (
     EventOut,
     Text,
     Verdict,
@@ -26,7 +27,6 @@ from vigil_api.events import (
     snapshots_of,
     visible_event,
 )
-from vigil_api.security import Principal
 from vigil_shared.db.models import Event
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])

@@ -20,8 +20,8 @@ from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vigil_api.deps import ClientsDep, SessionDep
-from vigil_api.security import Principal, Role, hash_key, loggable_prefix
+from vigil_api.core.deps import ClientsDep, SessionDep
+from vigil_api.core.security import Principal, Role, hash_key, loggable_prefix
 from vigil_shared.db.models import ApiKey
 
 log = logging.getLogger("vigil_api.auth")

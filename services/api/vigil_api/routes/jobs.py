@@ -28,9 +28,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, Val
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
-from vigil_api import problems
-from vigil_api.auth import FleetOperatorDep, FleetViewerDep
-from vigil_api.deps import ClientsDep, SessionDep
+from vigil_api.core import problems
+from vigil_api.core.auth import FleetOperatorDep, FleetViewerDep
+from vigil_api.core.deps import ClientsDep, SessionDep
 from vigil_shared.datasets import DatasetError, DatasetRef, load_manifest
 from vigil_shared.db.models import Job, JobLog, Model
 from vigil_shared.schemas.jobs import ClassifySpec, JobSpec, JobStatus

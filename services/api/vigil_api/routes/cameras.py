@@ -21,15 +21,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vigil_api.auth import OperatorDep, ViewerDep, forbidden
-from vigil_api.camera_sources import SourceUrl, file_outside_root, redact
-from vigil_api.camera_status import CameraStatusOut
-from vigil_api.deps import ClientsDep, SessionDep
-from vigil_api.problems import invalid_field
-from vigil_api.security import Principal
-from vigil_shared import registry_stages
+from vigil_api.consumers.camera_status import CameraStatusOut
+from vigil_api.core.auth import OperatorDep, ViewerDep, forbidden
+from vigil_api.core.deps import ClientsDep, SessionDep
+from vigil_api.core.problems import invalid_field
+from vigil_api.core.security import Principal
+from vigil_api.domain import registry_stages
+from vigil_api.domain.camera_sources import SourceUrl, file_outside_root, redact
+from vigil_api.domain.registry_stages import Publisher
 from vigil_shared.db.models import Camera, Model
-from vigil_shared.registry_stages import Publisher
 from vigil_shared.schemas.frames import CameraId
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])

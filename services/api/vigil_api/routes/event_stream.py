@@ -28,10 +28,11 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from vigil_api import problems
-from vigil_api.auth import ViewerDep
-from vigil_api.deps import ClientsDep
-from vigil_api.events import (
+from vigil_api.core import problems
+from vigil_api.core.auth import ViewerDep
+from vigil_api.core.deps import ClientsDep
+from vigil_api.core.problems import invalid_field
+from vigil_api.routes.events import (
     EXAMPLE_EVENT,
     Cursor,
     EventFilters,
@@ -41,7 +42,6 @@ from vigil_api.events import (
     event_out,
     snapshots_of,
 )
-from vigil_api.problems import invalid_field
 from vigil_shared.db.models import Event
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])

@@ -1,12 +1,12 @@
-"""``python -m vigil_api.sink_main``: run the event sink until SIGTERM."""
+"""``python -m vigil_api.consumers.sink_main``: run the event sink until SIGTERM."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from vigil_api.consumer_main import run_consumer
-from vigil_api.settings import ApiSettings
-from vigil_api.sink import EventSink
+from vigil_api.consumers.runner import run_consumer
+from vigil_api.consumers.sink import EventSink
+from vigil_api.core.settings import ApiSettings
 from vigil_shared.kafka import make_consumer, make_producer
 
 

@@ -1,7 +1,7 @@
 """Camera status: ingest's reports on ``vigil.camera-status.v1``, kept as the latest per camera.
 
-``python -m vigil_api.camera_status_main`` runs ``StatusRecorder``; the API shows the stored
-report with each camera. A report is stored only if it is newer than the stored one, so
+``python -m vigil_api.consumers.camera_status_main`` runs ``StatusRecorder``; the API shows the
+stored report with each camera. A report is stored only if it is newer than the stored one, so
 replays and reorderings never move a camera's status back in time. Offsets are committed after
 the batch's transaction. A camera whose reports stopped for three report intervals is shown as
 ``unknown``: its ingest process is gone or cut off, whatever its last report said.

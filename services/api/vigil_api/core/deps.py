@@ -13,8 +13,8 @@ from redis import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from vigil_api.settings import ApiSettings
-from vigil_shared.registry_stages import Publisher
+from vigil_api.core.settings import ApiSettings
+from vigil_api.domain.registry_stages import Publisher
 
 
 @dataclass(frozen=True)

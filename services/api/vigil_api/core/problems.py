@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from vigil_shared.registry_stages import AssignmentPublishError
+from vigil_api.domain.registry_stages import AssignmentPublishError
 
 PROBLEM_TYPE = "application/problem+json"
 REQUEST_ID_HEADER = "X-Request-ID"

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from vigil_api.deps import Clients, ClientsDep
+from vigil_api.core.deps import Clients, ClientsDep
 
 router = APIRouter(tags=["health"])
 

@@ -18,7 +18,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vigil_api.problems import REQUEST_ID_HEADER
+from vigil_api.core.problems import REQUEST_ID_HEADER
 from vigil_shared.logging import bind
 
 # What a proxy or client may send as its own id; anything else is replaced, never echoed.

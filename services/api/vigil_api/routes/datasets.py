@@ -28,18 +28,18 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
-from vigil_api import problems
-from vigil_api.archives import ArchiveError, ArchiveLimits, read_archive
-from vigil_api.auth import FleetOperatorDep, OperatorDep, ViewerDep
-from vigil_api.dataset_sources import (
+from vigil_api.core import problems
+from vigil_api.core.auth import FleetOperatorDep, OperatorDep, ViewerDep
+from vigil_api.core.deps import Clients, ClientsDep, SessionDep
+from vigil_api.core.security import Principal
+from vigil_api.domain.archives import ArchiveError, ArchiveLimits, read_archive
+from vigil_api.domain.dataset_sources import (
     EventFilter,
     FrameRange,
     SourceError,
     frames_from_topic,
     reviewed_event_frames,
 )
-from vigil_api.deps import Clients, ClientsDep, SessionDep
-from vigil_api.security import Principal
 from vigil_shared.datasets import (
     DatasetError,
     DatasetManifest,
