@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from vigil_api.domain.camera_sources import check_source, file_outside_root, redact
+from vigil_api.domain.camera_sources import check_source, file_outside_root
+from vigil_shared.cameras.sources import redact
 
 
 @pytest.mark.parametrize(

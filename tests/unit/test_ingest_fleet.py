@@ -23,7 +23,8 @@ from vigil_ingest.definitions import (
 from vigil_ingest.fleet import MAX_RESTARTS, Fleet
 from vigil_ingest.metrics import IngestMetrics
 from vigil_ingest.service import _follow
-from vigil_ingest.sources import SourceFrame, SourceKind, kind_of
+from vigil_ingest.sources import SourceFrame, kind_of
+from vigil_shared.cameras.sources import SourceKind
 
 API = "http://api.test"
 

@@ -6,8 +6,9 @@ import hashlib
 
 import pytest
 
-from vigil_api.domain.camera_sources import check_source, redact
-from vigil_ingest.sources import SourceError, SourceKind, kind_of, push_token_sha256
+from vigil_api.domain.camera_sources import check_source
+from vigil_ingest.sources import SourceError, kind_of, push_token_sha256
+from vigil_shared.cameras.sources import SourceKind, redact
 
 DIGEST = hashlib.sha256(b"token").hexdigest()
 PUSH = f"push://?token_sha256={DIGEST}"

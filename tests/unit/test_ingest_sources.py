@@ -10,7 +10,8 @@ from PIL import Image
 
 from tests.unit.ingest_fakes import numbered_image
 from vigil_ingest.images import iter_images
-from vigil_ingest.sources import Sampler, SourceError, SourceKind, check_exists, kind_of, redact
+from vigil_ingest.sources import Sampler, SourceError, check_exists, kind_of
+from vigil_shared.cameras.sources import SourceKind, redact
 
 
 def image_dir(tmp_path: Path, count: int) -> Path:

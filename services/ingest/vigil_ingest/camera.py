@@ -24,8 +24,9 @@ from vigil_ingest.publisher import CapturedFrame, FramePublisher, send_status
 from vigil_ingest.push import PushCapture, PushRoutes
 from vigil_ingest.settings import IngestSettings
 from vigil_ingest.shaping import FrameShaper
-from vigil_ingest.sources import SourceError, SourceKind, kind_of, push_token_sha256, redact
+from vigil_ingest.sources import SourceError, kind_of, push_token_sha256
 from vigil_ingest.status import CameraTracker
+from vigil_shared.cameras.sources import SourceKind, redact
 from vigil_shared.logging import bind
 from vigil_shared.schemas.camera_status import CameraStatus
 

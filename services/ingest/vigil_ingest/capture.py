@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,9 +20,10 @@ from vigil_ingest.images import iter_images
 from vigil_ingest.publisher import CapturedFrame
 from vigil_ingest.settings import IngestSettings
 from vigil_ingest.shaping import FrameShaper
-from vigil_ingest.sources import SourceError, SourceFrame, SourceKind, kind_of, redact
+from vigil_ingest.sources import SourceError, SourceFrame, kind_of, read_source
 from vigil_ingest.status import CameraTracker
 from vigil_ingest.video import StreamOptions, iter_frames
+from vigil_shared.cameras.sources import CameraSource, SourceKind, redact
 from vigil_shared.schemas.frames import utc_now
 
 OpenFrames = Callable[[], Generator[SourceFrame, None, None]]
@@ -37,22 +38,41 @@ class Finish:
     failed: bool = False
 
 
-def open_frames(settings: IngestSettings) -> OpenFrames:
-    """How to (re)open the configured source; each call starts reading it afresh."""
-    source, kind = settings.source, kind_of(settings.source)
-    if kind is SourceKind.DIRECTORY:
-        directory = Path(source)
-        return lambda: iter_images(
-            directory, fps=settings.fps, image_fps=settings.image_fps, loop=settings.loop
-        )
+def _open_video(source: CameraSource, settings: IngestSettings) -> OpenFrames:
+    """A stream or video file, through FFmpeg; only a file loops."""
     options = StreamOptions(
         open_s=settings.open_timeout_s,
         read_s=settings.read_timeout_s,
         probe_s=settings.probe_s,
         rtsp_transport=settings.rtsp_transport,
     )
-    loop = settings.loop and kind is SourceKind.FILE
-    return lambda: iter_frames(source, fps=settings.fps, loop=loop, options=options)
+    loop = settings.loop and source.kind is SourceKind.FILE
+    return lambda: iter_frames(source.text, fps=settings.fps, loop=loop, options=options)
+
+
+def _open_images(source: CameraSource, settings: IngestSettings) -> OpenFrames:
+    directory = Path(source.text)
+    return lambda: iter_images(
+        directory, fps=settings.fps, image_fps=settings.image_fps, loop=settings.loop
+    )
+
+
+Opener = Callable[[CameraSource, IngestSettings], OpenFrames]
+OPENERS: Mapping[SourceKind, Opener] = {
+    SourceKind.STREAM: _open_video,
+    SourceKind.FILE: _open_video,
+    SourceKind.DIRECTORY: _open_images,
+}
+"""How each kind of source that ingest reads (all but push, which is uploaded) is opened."""
+
+
+def open_frames(settings: IngestSettings) -> OpenFrames:
+    """How to (re)open the configured source; each call starts reading it afresh."""
+    source = read_source(settings.source)
+    opener = OPENERS.get(source.kind)
+    if opener is None:
+        raise SourceError(f"a {source.kind} source is not read by a capture loop")
+    return opener(source, settings)
 
 
 class CaptureLoop:
@@ -76,7 +96,7 @@ class CaptureLoop:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._name = redact(source)
-        self._live = kind_of(source) is SourceKind.STREAM
+        self._live = kind_of(source).live
         self._open_frames = open_frames
         self._buffer = buffer
         self._tracker = tracker

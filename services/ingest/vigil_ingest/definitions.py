@@ -2,7 +2,8 @@
 
 Ingest reads ``GET /api/v1/ingest/cameras``: the cameras with their full source (a URL's
 password included, which the API's other routes never show), so the key ingest uses must hold
-the operator role. A camera the API lists but ingest cannot take (a field out of range, a mask
+the operator role. The fields are checked by the camera contract (``vigil_shared.cameras``), as
+the API checks them. A camera the API lists but ingest cannot take (a field out of range, a mask
 that is not a polygon) is skipped with a warning instead of failing the whole fleet.
 """
 
@@ -14,8 +15,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vigil_ingest.masks import Polygon
 from vigil_ingest.settings import IngestSettings
+from vigil_shared.cameras.fields import Fps, JpegQuality, Masks, Pixels
 from vigil_shared.schemas.frames import CameraId
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,12 @@ class CameraDefinition(BaseModel):
 
     id: CameraId
     source: str = Field(min_length=1)
-    target_fps: float = Field(gt=0, le=60)
-    max_width: int = Field(ge=32, le=8192)
-    max_height: int = Field(ge=32, le=8192)
-    jpeg_quality: int = Field(ge=10, le=100)
+    target_fps: Fps
+    max_width: Pixels
+    max_height: Pixels
+    jpeg_quality: JpegQuality
     enabled: bool = True
-    masks: tuple[Polygon, ...] = ()
+    masks: Masks = ()
 
     def settings(self, base: IngestSettings) -> IngestSettings:
         """The one-camera settings this camera runs with: its fields over the process's."""

@@ -2,20 +2,15 @@
 
 Masking comes first, before motion gating, resizing and JPEG encoding, so a masked area never
 leaves ingest and movement inside it cannot wake the motion gate. Coordinates are fractions of
-the picture's width and height, so one definition fits every resolution a camera sends.
+the picture's width and height, so one definition fits every resolution a camera sends; their
+shape is the camera contract's (``vigil_shared.cameras.fields.Polygon``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
 
 from PIL import Image, ImageDraw
-from pydantic import Field
-
-Coordinate = Annotated[float, Field(ge=0, le=1)]
-Point = tuple[Coordinate, Coordinate]
-Polygon = Annotated[tuple[Point, ...], Field(min_length=3, max_length=256)]
 
 
 class MaskSet:

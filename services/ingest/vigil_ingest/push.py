@@ -8,7 +8,6 @@ camera's publish loop with the same headers, sequence numbers, status and metric
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import threading
 import time
@@ -23,11 +22,12 @@ from vigil_ingest.capture import POLL_S, Finish
 from vigil_ingest.publisher import CapturedFrame
 from vigil_ingest.shaping import FrameShaper
 from vigil_ingest.status import CameraTracker
+from vigil_shared.cameras.sources import hash_token
 from vigil_shared.schemas.frames import utc_now
 
 # Compared against when no camera matches, so an unknown camera costs the same time as a bad
 # token and the answer's timing does not tell which push cameras exist.
-_NO_TOKEN = hashlib.sha256(b"no camera takes this token").hexdigest()
+_NO_TOKEN = hash_token("no camera takes this token")
 
 
 class PushOutcome(StrEnum):
@@ -38,8 +38,7 @@ class PushOutcome(StrEnum):
 
 def token_matches(token: str, token_sha256: str) -> bool:
     """Whether ``token`` hashes to ``token_sha256``, in time independent of where they differ."""
-    presented = hashlib.sha256(token.encode()).hexdigest()
-    return hmac.compare_digest(presented, token_sha256)
+    return hmac.compare_digest(hash_token(token), token_sha256)
 
 
 class PushCapture:

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vigil_ingest.masks import Polygon
+from vigil_shared.cameras.fields import Fps, JpegQuality, Masks, Pixels
 from vigil_shared.schemas.frames import CameraId
 from vigil_shared.settings import CommonSettings
 
@@ -29,17 +29,17 @@ class IngestSettings(BaseSettings):
         description="Video file, image directory, rtsp:// / rtmp:// / http(s):// URL, or "
         "push://?token_sha256=<hex> for a camera that uploads snapshots.",
     )
-    fps: float = Field(default=5.0, gt=0, le=60, description="Frames per second to publish.")
+    fps: Fps = Field(default=5.0, description="Frames per second to publish.")
     image_fps: float | None = Field(
         default=None,
         gt=0,
         le=1000,
         description="Rate the images of a directory were shot at; unset: every image is a frame.",
     )
-    max_width: int = Field(default=640, ge=32, le=8192)
-    max_height: int = Field(default=480, ge=32, le=8192)
-    jpeg_quality: int = Field(default=85, ge=10, le=100)
-    masks: tuple[Polygon, ...] = Field(
+    max_width: Pixels = 640
+    max_height: Pixels = 480
+    jpeg_quality: JpegQuality = 85
+    masks: Masks = Field(
         default=(),
         description="Polygons in [0,1] image coordinates blacked out before anything else, as "
         "JSON: [[[x, y], [x, y], [x, y]], ...].",

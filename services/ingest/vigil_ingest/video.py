@@ -15,15 +15,8 @@ from urllib.parse import urlsplit
 import av
 from PIL import Image
 
-from vigil_ingest.sources import (
-    Sampler,
-    SourceError,
-    SourceFrame,
-    SourceKind,
-    check_exists,
-    kind_of,
-    redact,
-)
+from vigil_ingest.sources import Sampler, SourceError, SourceFrame, check_exists, kind_of
+from vigil_shared.cameras.sources import SourceKind, redact
 
 
 @dataclass(frozen=True)

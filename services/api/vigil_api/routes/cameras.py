@@ -27,32 +27,18 @@ from vigil_api.core.deps import ClientsDep, SessionDep
 from vigil_api.core.problems import invalid_field
 from vigil_api.core.security import Principal
 from vigil_api.domain import registry_stages
-from vigil_api.domain.camera_sources import SourceUrl, file_outside_root, redact
+from vigil_api.domain.camera_sources import SourceUrl, file_outside_root
 from vigil_api.domain.registry_stages import Publisher
+from vigil_shared.cameras.fields import Fps, JpegQuality, Masks, Pixels
+from vigil_shared.cameras.sources import SOURCE_DOC, redact
 from vigil_shared.db.models import Camera, Model
 from vigil_shared.schemas.frames import CameraId
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
 
 Name = Annotated[str, Field(min_length=1, max_length=128, examples=["Lobby, north door"])]
-Fps = Annotated[float, Field(gt=0, le=60, description="Frames per second ingest publishes.")]
-Pixels = Annotated[int, Field(ge=32, le=8192)]
-JpegQuality = Annotated[int, Field(ge=10, le=100)]
 ModelId = Annotated[
     str, Field(min_length=1, max_length=64, description="A registry model that scores it.")
-]
-Coordinate = Annotated[float, Field(ge=0, le=1)]
-Polygon = Annotated[
-    list[tuple[Coordinate, Coordinate]],
-    Field(min_length=3, max_length=256, description="[x, y] fractions of width and height."),
-]
-Masks = Annotated[
-    list[Polygon],
-    Field(
-        max_length=64,
-        description="Areas ingest blacks out before anything else (privacy, ignore zones).",
-        examples=[[[[0, 0], [0.25, 0], [0.25, 0.2], [0, 0.2]]]],
-    ),
 ]
 CAMERA_IN_EXAMPLE: dict[str, JsonValue] = {
     "id": "lobby-north",
@@ -87,10 +73,6 @@ CAMERA_OUT_EXAMPLE: dict[str, JsonValue] = {
     "created_at": "2026-11-20T09:00:00Z",
     "updated_at": "2026-11-28T07:55:00Z",
 }
-SOURCE_DOC = (
-    "rtsp(s)://, rtmp(s)://, http(s):// URL, push://?token_sha256=<hex> for a camera that uploads "
-    "snapshots, or an absolute path under the file root."
-)
 
 
 class CameraIn(BaseModel):
@@ -108,7 +90,7 @@ class CameraIn(BaseModel):
     max_height: Pixels = 480
     jpeg_quality: JpegQuality = 85
     enabled: bool = True
-    masks: Masks = []
+    masks: Masks = ()
     model_id: ModelId | None = None
 
 
