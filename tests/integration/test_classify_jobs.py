@@ -19,6 +19,7 @@ from tests.integration.conftest import StartService
 from tests.support import ServiceProcess, wait_until
 from vigil_shared.datasets import DatasetManifest, NewImage, write_dataset
 from vigil_shared.db.models import Job, JobLog, Model
+from vigil_shared.queues import RUN_JOB_TASK, TASK_QUEUE
 from vigil_shared.schemas.jobs import JobStatus
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.settings import CommonSettings
@@ -26,7 +27,6 @@ from vigil_shared.storage import IntegrityError, get_bytes, put_bytes
 from vigil_shared.vision.backbones import WeightsError
 from vigil_shared.vision.inferencer import load_frame_model
 from vigil_trainer.classify.checkpoint import Checkpoint, S3CheckpointStore
-from vigil_trainer.settings import RUN_JOB_TASK, TASK_QUEUE
 from vigil_trainer.weights import import_weights, resolve_weights
 
 pytestmark = [pytest.mark.slow]

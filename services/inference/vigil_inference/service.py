@@ -31,16 +31,11 @@ from vigil_shared.vision.backbones import (
     FrameEmbedder,
     load_efficientnet_lite0,
 )
+from vigil_shared.vision.device import pick_device
 from vigil_shared.vision.efficientnet_lite import fused_for_inference
 from vigil_shared.vision.inferencer import load_frame_model
 
 log = logging.getLogger("vigil_inference")
-
-
-def pick_device(requested: str) -> str:
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
 
 
 def scoring_thread_count(settings: InferenceSettings, device: str) -> int:

@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 from vigil_shared.logging import configure_logging
+from vigil_shared.queues import TASK_QUEUE
 from vigil_shared.storage import ensure_buckets, make_s3_client
 from vigil_shared.vision.backbones import WeightsError
 from vigil_shared.vision.catalog import CATALOG
-from vigil_trainer.settings import TASK_QUEUE, TrainerSettings, get_settings
+from vigil_trainer.settings import TrainerSettings, get_settings
 from vigil_trainer.weights import import_weights
 
 

@@ -11,9 +11,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil_shared.settings import CommonSettings
 
-TASK_QUEUE = "vigil.training"
-RUN_JOB_TASK = "vigil.trainer.run_job"
-
 
 class TrainerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIL_TRAINER_", extra="ignore", frozen=True)

@@ -13,9 +13,11 @@ from celery import Celery, Task
 
 from vigil_shared.db.engine import make_engine, make_session_factory
 from vigil_shared.logging import bind
+from vigil_shared.queues import RUN_JOB_TASK, TASK_QUEUE
 from vigil_shared.storage import ensure_buckets, make_s3_client
-from vigil_trainer.jobs import JobBusyError, TrainerContext, pick_device, run_job
-from vigil_trainer.settings import RUN_JOB_TASK, TASK_QUEUE, TrainerSettings
+from vigil_shared.vision.device import pick_device
+from vigil_trainer.jobs import JobBusyError, TrainerContext, run_job
+from vigil_trainer.settings import TrainerSettings
 
 
 def build_context(settings: TrainerSettings) -> TrainerContext:

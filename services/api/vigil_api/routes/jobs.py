@@ -33,14 +33,13 @@ from vigil_api.core.auth import FleetOperatorDep, FleetViewerDep
 from vigil_api.core.deps import ClientsDep, SessionDep
 from vigil_shared.datasets import DatasetError, DatasetRef, load_manifest
 from vigil_shared.db.models import Job, JobLog, Model
+from vigil_shared.queues import RUN_JOB_TASK, TASK_QUEUE  # sent by name: no trainer import
 from vigil_shared.schemas.jobs import ClassifySpec, JobSpec, JobStatus
 from vigil_shared.schemas.manifests import ModelManifest, ensemble_problem, site_backbone_problem
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.storage import StorageError, get_bytes
 
 log = logging.getLogger("vigil_api")
-RUN_JOB_TASK = "vigil.trainer.run_job"  # the trainer's task, sent by name: no trainer import
-TASK_QUEUE = "vigil.training"
 FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
