@@ -20,6 +20,7 @@ from vigil_inference.models import (
     WarmupModel,
 )
 from vigil_inference.routing import AssignmentFollower, ModelLoader, ModelRouter
+from vigil_inference.scoring import BatchScorer
 from vigil_inference.settings import InferenceSettings
 from vigil_inference.snapshots import SnapshotStore
 from vigil_inference.worker import Batching, InferenceWorker
@@ -159,7 +160,6 @@ def build_worker(
             max_wait_s=settings.max_wait_ms / 1000,
             poll_timeout_ms=settings.poll_timeout_ms,
         ),
-        device=device,
+        scorer=BatchScorer(device=device, metrics=metrics, threads=scoring_threads),
         metrics=metrics,
-        scoring_threads=scoring_threads,
     )

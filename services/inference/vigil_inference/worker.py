@@ -14,43 +14,37 @@ offsets committed, and never past the oldest frame an open event (or a half-fill
 window) depends on. A crash replays those frames, which rebuild the same events with the same
 ids. A frame that cannot be read or scored goes to the dead-letter topic with its reason.
 
-On a CPU a batch's cameras are scored by several threads at once (``scoring_threads``), each
-running torch single-threaded: independent passes keep every core busy where one OpenMP pass
-over a small batch spends much of its time in barriers (and collapses on a shared host). A
-camera's frames stay together, in order, in one thread, so per-camera state (warm-up banks,
-motion, smoothing) is only ever touched by one thread at a time.
+Decoding and scoring (thread pools, camera shards, model groups, shadow models) are the
+``BatchScorer``'s (``scoring.py``); it hands back rejected frames, which the loop dead-letters
+before it commits past them. A frame's shapes along the way are in ``frames.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
-import torch
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from vigil_inference.events import EventTracker, Observation, Transition
+from vigil_inference.events import EventTracker, Transition
+from vigil_inference.frames import Frame, Rejected, ScoredBatch
 from vigil_inference.metrics import InferenceMetrics
-from vigil_inference.models import ScoringModel
-from vigil_inference.routing import AssignmentFollower, ModelRouter, Route
+from vigil_inference.routing import AssignmentFollower, ModelRouter
+from vigil_inference.scoring import BatchScorer
 from vigil_inference.snapshots import SnapshotStore
 from vigil_shared.kafka import BrokerOutage, dead_letter
-from vigil_shared.schemas.frames import FrameHeaders, MalformedFrameError, utc_now
+from vigil_shared.schemas.frames import MalformedFrameError, utc_now
 from vigil_shared.topics import Topics
-from vigil_shared.vision.preprocess import UndecodableImageError, decode_many
-from vigil_shared.vision.scoring import FrameScore
 
 LAG_EVERY_S = 5.0
-log = logging.getLogger("vigil_inference")
 
 
 @dataclass(frozen=True)
@@ -60,41 +54,16 @@ class Batching:
     poll_timeout_ms: int
 
 
-@dataclass(frozen=True)
-class Frame:
-    record: ConsumerRecord
-    headers: FrameHeaders
-    image: torch.Tensor
-
-    @property
-    def key(self) -> tuple[int, int]:
-        return self.record.partition, self.record.offset
-
-    @property
-    def partition(self) -> TopicPartition:
-        return TopicPartition(self.record.topic, self.record.partition)
-
-
-Scores = dict[tuple[int, int], tuple[ScoringModel, FrameScore]]
-"""Production scores of a batch by (partition, offset)."""
-
-Parsed = tuple[ConsumerRecord, FrameHeaders]
-"""A record whose frame headers were read (not yet decoded)."""
-
-Groups = dict[str, tuple[ScoringModel, list[Frame]]]
-"""A batch's frames by the id of the model that scores them."""
-
 INFLIGHT_POLL_MS = 5
 """Poll slice while a batch is being scored: the scorer is handed the next batch this soon."""
 
 
 @dataclass(frozen=True)
 class InFlight:
-    """A batch being decoded and scored: its records (for positions) and the future frames
-    (those that decoded) with their scores."""
+    """A batch being decoded and scored: its records (for positions) and its future scores."""
 
     records: list[ConsumerRecord]
-    scored: Future[tuple[list[Frame], Scores]]
+    scored: Future[ScoredBatch]
     started: float
 
 
@@ -110,9 +79,8 @@ class InferenceWorker:
         snapshots: SnapshotStore | None,
         topics: Topics,
         batching: Batching,
-        device: str,
+        scorer: BatchScorer,
         metrics: InferenceMetrics,
-        scoring_threads: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._consumer = consumer
@@ -123,7 +91,7 @@ class InferenceWorker:
         self._snapshots = snapshots
         self._topics = topics
         self._batching = batching
-        self._device = device
+        self._scorer = scorer
         self._clock = clock
         self.metrics = metrics
         self.frames_scored = 0
@@ -133,14 +101,6 @@ class InferenceWorker:
         self._positions: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._camera_partition: dict[str, TopicPartition] = {}
-        self._scoring_threads = scoring_threads
-        self._pool = (
-            ThreadPoolExecutor(scoring_threads, thread_name_prefix="vigil-score")
-            if scoring_threads > 1
-            else None
-        )
-        self._reject_lock = threading.Lock()
-        self._scorer = ThreadPoolExecutor(1, thread_name_prefix="vigil-batch")
         self._inflight: InFlight | None = None
 
     def run(self, stop: threading.Event) -> None:
@@ -164,7 +124,7 @@ class InferenceWorker:
                     self.step(stop)
         finally:
             self._discard_inflight()
-            self._scorer.shutdown()
+            self._scorer.close()
             self._producer.flush(timeout=10)
             self._consumer.close()
             self._producer.close(timeout=10)
@@ -172,8 +132,6 @@ class InferenceWorker:
                 self._assignments.close()
             if self._snapshots is not None:
                 self._snapshots.close()
-            if self._pool is not None:
-                self._pool.shutdown()
 
     def step(self, stop: threading.Event) -> None:
         """One turn: collect the next batch while the current one is scored; run the current
@@ -229,45 +187,9 @@ class InferenceWorker:
         """Headers and routes (model loading) on this thread; decoding and scoring on the
         scorer's."""
         started = time.perf_counter()
-        parsed = self._parse(records)
-        routes = {headers.camera_id: self._router.route(headers.camera_id) for _, headers in parsed}
-        scored = self._scorer.submit(self._decode_and_score, parsed, routes)
-        self._inflight = InFlight(records, scored, started)
-
-    def _decode_and_score(
-        self, parsed: list[Parsed], routes: dict[str, Route]
-    ) -> tuple[list[Frame], Scores]:
-        """The batch's cameras split over the scoring threads; frames back in batch order."""
-        shards = camera_shards(parsed, self._scoring_threads)
-        if self._pool is None or len(shards) <= 1:
-            done = [self._score_shard(parsed, routes)]
-        else:
-            futures = [self._pool.submit(self._score_shard, shard, routes) for shard in shards]
-            done = [future.result() for future in futures]
-        order = {(record.partition, record.offset): i for i, (record, _) in enumerate(parsed)}
-        frames = sorted((f for decoded, _ in done for f in decoded), key=lambda f: order[f.key])
-        return frames, {key: score for _, scores in done for key, score in scores.items()}
-
-    def _score_shard(
-        self, parsed: list[Parsed], routes: dict[str, Route]
-    ) -> tuple[list[Frame], Scores]:
-        """Decode, then score by model: production, then shadow (compared with production)."""
-        frames = self._decode(parsed)
-        production: Groups = {}
-        shadow: Groups = {}
-        for frame in frames:
-            route = routes[frame.headers.camera_id]
-            production.setdefault(route.production.ref.id, (route.production, []))[1].append(frame)
-            if route.shadow is not None:
-                shadow.setdefault(route.shadow.ref.id, (route.shadow, []))[1].append(frame)
-        out: Scores = {}
-        for model, group in production.values():
-            for frame, score in zip(group, self._score_group(model, group), strict=True):
-                if score is not None:  # None: a warm-up frame, learnt rather than scored
-                    out[frame.key] = (model, score)
-        for model, group in shadow.values():
-            self._record_shadow(model, group, out)
-        return frames, out
+        frames = self._read(records)
+        routes = {frame.camera_id: self._router.route(frame.camera_id) for frame in frames}
+        self._inflight = InFlight(records, self._scorer.submit(frames, routes), started)
 
     def _finish(self) -> list[Transition]:
         """The batch being scored, once it is: lifecycles in frame order, positions advanced.
@@ -277,7 +199,9 @@ class InferenceWorker:
         batch, self._inflight = self._inflight, None
         if batch is None:
             return []
-        frames, scores = batch.scored.result()
+        scored = batch.scored.result()
+        for rejected in scored.rejected:
+            self._reject(rejected)
         assigned = self._consumer.assignment()
         for record in batch.records:
             tp = TopicPartition(record.topic, record.partition)
@@ -285,18 +209,17 @@ class InferenceWorker:
                 self._positions[tp] = record.offset + 1
         received = self._clock()
         transitions: list[Transition] = []
-        for frame in frames:
+        for item in scored.frames:
+            frame = item.frame
             self.frames_scored += 1
-            self.metrics.frames.labels(frame.headers.camera_id).inc()
+            self.metrics.frames.labels(frame.camera_id).inc()
             if frame.partition not in assigned:
                 continue
-            self._camera_partition[frame.headers.camera_id] = frame.partition
-            score = scores.get(frame.key)
-            if score is not None:
-                observation = self._observation(frame, score)
-                transitions += self._tracker.observe(observation, received_at=received)
-        if frames:
-            self.metrics.batch_size.observe(len(frames))
+            self._camera_partition[frame.camera_id] = frame.partition
+            if item.observation is not None:
+                transitions += self._tracker.observe(item.observation, received_at=received)
+        if scored.frames:
+            self.metrics.batch_size.observe(len(scored.frames))
         self.metrics.batch_seconds.observe(time.perf_counter() - batch.started)
         return transitions
 
@@ -345,80 +268,14 @@ class InferenceWorker:
         switched = self._router.apply(self._assignments.poll())
         return [t for camera_id in switched for t in self._tracker.end(camera_id)]
 
-    def _parse(self, records: list[ConsumerRecord]) -> list[Parsed]:
-        parsed: list[Parsed] = []
+    def _read(self, records: list[ConsumerRecord]) -> list[Frame]:
+        frames: list[Frame] = []
         for record in records:
             try:
-                parsed.append((record, FrameHeaders.from_kafka_headers(record.headers)))
+                frames.append(Frame.read(record))
             except MalformedFrameError as exc:
-                self._reject(record, str(exc))
-        return parsed
-
-    def _decode(self, parsed: list[Parsed]) -> list[Frame]:
-        decoded = decode_many([r.value or b"" for r, _ in parsed], self._device)
-        frames = []
-        for (record, headers), image in zip(parsed, decoded, strict=True):
-            if isinstance(image, UndecodableImageError):
-                self._reject(record, str(image))
-            else:
-                frames.append(Frame(record, headers, image))
+                self._reject(Rejected(record, str(exc)))
         return frames
-
-    def _score_group(self, model: ScoringModel, group: list[Frame]) -> list[FrameScore | None]:
-        try:
-            return list(
-                model.scorer.score_frames(
-                    [f.headers.camera_id for f in group], [f.image for f in group]
-                )
-            )
-        # A frame a model cannot score (odd size, corrupt pixels) must not stall its partition:
-        # score one by one to find it and dead-letter only that frame.
-        except Exception as exc:
-            if len(group) == 1:
-                self._reject(group[0].record, f"model {model.ref.id} could not score it: {exc}")
-                return [None]
-        return [score for frame in group for score in self._score_group(model, [frame])]
-
-    def _record_shadow(
-        self,
-        model: ScoringModel,
-        group: list[Frame],
-        production: Scores,
-    ) -> None:
-        try:
-            scores = model.scorer.score_frames(
-                [f.headers.camera_id for f in group], [f.image for f in group]
-            )
-        except Exception as exc:  # a failing candidate never disturbs production scoring
-            log.warning("shadow model failed", extra={"model_id": model.ref.id, "reason": str(exc)})
-            return
-        for frame, score in zip(group, scores, strict=True):
-            prod = production.get(frame.key)
-            if score is None or prod is None:
-                continue
-            self.metrics.shadow_scores.labels(model.ref.id).observe(
-                score.score / max(score.threshold, 1e-9)
-            )
-            self.metrics.shadow_frames.labels(
-                model.ref.id,
-                "hot" if score.score >= score.threshold else "quiet",
-                "hot" if prod[1].score >= prod[1].threshold else "quiet",
-            ).inc()
-
-    def _observation(self, frame: Frame, scored: tuple[ScoringModel, FrameScore]) -> Observation:
-        model, score = scored
-        return Observation(
-            camera_id=frame.headers.camera_id,
-            seq=frame.headers.seq,
-            captured_at=frame.headers.captured_at,
-            offset=frame.record.offset,
-            score=score.score,
-            threshold=score.threshold,
-            model=model.ref,
-            jpeg=frame.record.value or b"",
-            heatmap=score.heatmap,
-            label=score.label,
-        )
 
     def _store_snapshots(self, transitions: Sequence[Transition]) -> dict[uuid.UUID, str]:
         if self._snapshots is None:
@@ -451,11 +308,12 @@ class InferenceWorker:
                 del self._positions[tp]
                 self._committed.pop(tp, None)
 
-    def _reject(self, record: ConsumerRecord, reason: str) -> None:
-        with self._reject_lock:  # scoring threads reject frames too
-            dead_letter(self._producer, self._topics.frames_dead_letter, record, reason)
-            self.dead_lettered += 1
-            self.metrics.dead_letters.inc()
+    def _reject(self, rejected: Rejected) -> None:
+        dead_letter(
+            self._producer, self._topics.frames_dead_letter, rejected.record, rejected.reason
+        )
+        self.dead_lettered += 1
+        self.metrics.dead_letters.inc()
 
     def _measure_lag(self) -> None:
         now = time.monotonic()
@@ -468,15 +326,3 @@ class InferenceWorker:
         ends = self._consumer.end_offsets(list(partitions))
         lag = sum(max(0, ends[tp] - self._consumer.position(tp)) for tp in partitions)
         self.metrics.lag.set(lag)
-
-
-def camera_shards(parsed: Sequence[Parsed], shards: int) -> list[list[Parsed]]:
-    """At most ``shards`` groups of whole cameras, balanced by frame count, each in batch order."""
-    per_camera: dict[str, list[Parsed]] = {}
-    for item in parsed:
-        per_camera.setdefault(item[1].camera_id, []).append(item)
-    bins: list[list[Parsed]] = [[] for _ in range(min(shards, len(per_camera)) or 1)]
-    for camera_items in sorted(per_camera.values(), key=len, reverse=True):
-        min(bins, key=len).extend(camera_items)
-    order = {id(item): index for index, item in enumerate(parsed)}
-    return [sorted(b, key=lambda item: order[id(item)]) for b in bins if b]

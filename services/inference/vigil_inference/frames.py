@@ -1,0 +1,89 @@
+"""A frame's shapes along the worker's pipeline: read, then scored, or rejected with a reason.
+
+``Frame`` is a record whose headers were read; the scorer turns the frames of a batch into
+``ScoredFrame``s (its ``Observation`` for the event lifecycle, or none) and ``Rejected`` ones,
+which the worker dead-letters. Decoded pixels never leave the scorer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kafka import TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+from vigil_inference.events import Observation
+from vigil_inference.models import ScoringModel
+from vigil_shared.schemas.frames import FrameHeaders
+from vigil_shared.vision.scoring import FrameScore
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A frame message whose headers were read (not yet decoded)."""
+
+    record: ConsumerRecord
+    headers: FrameHeaders
+
+    @classmethod
+    def read(cls, record: ConsumerRecord) -> Frame:
+        """Raises ``MalformedFrameError`` when the headers are missing or invalid."""
+        return cls(record, FrameHeaders.from_kafka_headers(record.headers))
+
+    @property
+    def camera_id(self) -> str:
+        return self.headers.camera_id
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """(partition, offset): unique within a batch of one topic."""
+        return self.record.partition, self.record.offset
+
+    @property
+    def partition(self) -> TopicPartition:
+        return TopicPartition(self.record.topic, self.record.partition)
+
+    @property
+    def jpeg(self) -> bytes:
+        return self.record.value or b""
+
+    def observation(self, model: ScoringModel, score: FrameScore) -> Observation:
+        """What the event lifecycle (and a snapshot) needs of this frame, scored by ``model``."""
+        return Observation(
+            camera_id=self.headers.camera_id,
+            seq=self.headers.seq,
+            captured_at=self.headers.captured_at,
+            offset=self.record.offset,
+            score=score.score,
+            threshold=score.threshold,
+            model=model.ref,
+            jpeg=self.jpeg,
+            heatmap=score.heatmap,
+            label=score.label,
+        )
+
+
+@dataclass(frozen=True)
+class ScoredFrame:
+    """A decoded frame after its production model: ``observation`` is None for a warm-up frame
+    (learnt rather than scored) and for a frame its model could not score (rejected)."""
+
+    frame: Frame
+    observation: Observation | None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A frame for the dead-letter topic, with the reason its consumers will read."""
+
+    record: ConsumerRecord
+    reason: str
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """What the scorer made of a batch: the frames that decoded, in batch order, and those it
+    rejected."""
+
+    frames: list[ScoredFrame] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
