@@ -212,7 +212,7 @@ def latencies_ms(kafka: KafkaSettings) -> list[float]:
             idle = 0 if batch else idle + 1
             for records in batch.values():
                 for record in records:
-                    event = EventMessage.model_validate_json(record.value)
+                    event = EventMessage.read_json(record.value)
                     out.append((event.detected_at - event.captured_at).total_seconds() * 1000)
     finally:
         consumer.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import uuid
@@ -172,3 +173,24 @@ def test_an_open_event_updates_in_place_and_ends_later(
     again = run_sink(kafka_settings, topics, sessions, group="sink-c", until_records=2)
     assert again.stored == 0
     assert [r[1:5] for r in rows(sessions, camera)] == [("ended", 5, end.peak_captured_at, 3.5)]
+
+
+def test_a_message_with_a_field_this_sink_does_not_know_is_stored_not_dead_lettered(
+    kafka_settings: KafkaSettings, topics: Topics, sessions: sessionmaker[Session]
+) -> None:
+    """An additive field keeps the topic: a newer inference's message reaches today's sink."""
+    camera = f"cam-{uuid.uuid4().hex[:8]}"
+    [start, *_] = lifecycle(camera, 0)
+    newer = start.model_dump(mode="json", by_alias=True)
+    newer["added_later"] = "north-fence"
+    newer["model"]["version"] = 7
+    producer = make_producer(kafka_settings)
+    producer.send(topics.events, key=camera.encode(), value=json.dumps(newer).encode())
+    producer.flush()
+    producer.close()
+
+    sink = run_sink(kafka_settings, topics, sessions, group="sink-d", until_records=1)
+    assert sink.stored == 1
+    assert [r[:5] for r in rows(sessions, camera)] == [
+        (start.event_id, "open", 1, start.peak_captured_at, 2.0)
+    ]

@@ -1,9 +1,12 @@
-"""The published event contract: current, backward compatible, described, and its samples valid."""
+"""The published contract: current, compatible with every schema's last release (frozen files),
+described, and its samples valid."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,14 +14,28 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from vigil_shared.schemas.events import EventMessage
-from vigil_shared.schemas.export import DEFAULT_DIR, render
+from vigil_shared.schemas.export import DEFAULT_DIR, RELEASED_DIR, SCHEMAS, render
+from vigil_shared.schemas.releases import (
+    BreakingChangeError,
+    compatibility_problems,
+    freeze,
+    pinned_sums,
+    releases,
+    sha256_of,
+)
+from vigil_shared.schemas.wire import WireMessage
 from vigil_shared.settings import REPO_ROOT
 from vigil_shared.topics import Topics
 
 DOCS = REPO_ROOT / "docs"
-BASELINE = REPO_ROOT / "tests" / "contract" / "event.v2.baseline.json"
+FIRST_V2 = RELEASED_DIR / "event.v2.0.json"
 CURRENT = DEFAULT_DIR / "event.v2.json"
 Schema = dict[str, Any]
+
+
+def is_message(name: str) -> bool:
+    """A topic's message: read by consumers of older releases (``WireMessage``)."""
+    return issubclass(SCHEMAS[name], WireMessage)
 
 
 def test_published_event_schema_is_generated_from_the_code() -> None:
@@ -27,40 +44,29 @@ def test_published_event_schema_is_generated_from_the_code() -> None:
     )
 
 
-def _types(prop: Schema) -> set[str]:
-    """What a property may hold, as comparable names: JSON types and referenced definitions."""
-    if "$ref" in prop:
-        return {prop["$ref"]}
-    if "anyOf" in prop:
-        return {t for option in prop["anyOf"] for t in _types(option)}
-    kind = prop.get("type")
-    return set(kind) if isinstance(kind, list) else {kind} if kind else {"any"}
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_every_schema_is_backward_compatible_with_its_last_release(name: str) -> None:
+    history = releases(RELEASED_DIR, name)
+    assert history, f"{name} was never released: python -m vigil_shared.schemas.export --release"
+    old, new = json.loads(history[-1].read_text()), json.loads((DEFAULT_DIR / name).read_text())
+    assert compatibility_problems(old, new, message=is_message(name)) == [], (
+        f"a change that breaks {history[-1].name} needs a new version (for a topic: a new topic)"
+    )
 
 
-def compatibility_problems(old: Schema, new: Schema, where: str = "") -> list[str]:
-    """Why a consumer written against ``old`` could break on ``new`` (empty: compatible)."""
-    problems = []
-    old_props, new_props = old.get("properties", {}), new.get("properties", {})
-    for name in old_props.keys() - new_props.keys():
-        problems.append(f"{where}{name}: removed")
-    for name in set(new.get("required", [])) - set(old.get("required", [])):
-        problems.append(f"{where}{name}: newly required")
-    for name in old_props.keys() & new_props.keys():
-        if _types(old_props[name]) != _types(new_props[name]):
-            problems.append(f"{where}{name}: type changed")
-    if "enum" in old and not set(old["enum"]) <= set(new.get("enum", [])):
-        problems.append(f"{where}enum lost values {set(old['enum']) - set(new.get('enum', []))}")
-    for name, definition in old.get("$defs", {}).items():
-        if name not in new.get("$defs", {}):
-            problems.append(f"$defs/{name}: removed")
-        else:
-            problems += compatibility_problems(definition, new["$defs"][name], f"$defs/{name}/")
-    return problems
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_every_release_kept_the_consumers_of_the_one_before(name: str) -> None:
+    history = [json.loads(path.read_text()) for path in releases(RELEASED_DIR, name)]
+    for old, new in itertools.pairwise(history):
+        assert compatibility_problems(old, new, message=is_message(name)) == []
 
 
-def test_the_current_event_schema_is_backward_compatible_with_the_first_v2() -> None:
-    old, new = json.loads(BASELINE.read_text()), json.loads(CURRENT.read_text())
-    assert compatibility_problems(old, new) == [], "a breaking change needs vigil.event.v3"
+def test_released_schemas_are_never_edited() -> None:
+    released = {p.name for p in RELEASED_DIR.glob("*.json")}
+    pinned = pinned_sums(RELEASED_DIR)
+    assert set(pinned) == released, "release with python -m vigil_shared.schemas.export --release"
+    edited = sorted(name for name in released if sha256_of(RELEASED_DIR / name) != pinned[name])
+    assert edited == [], "a released schema is frozen: release a new revision instead"
 
 
 @pytest.mark.parametrize(
@@ -70,13 +76,54 @@ def test_the_current_event_schema_is_backward_compatible_with_the_first_v2() -> 
         (lambda s: s["required"].append("label"), "label: newly required"),
         (lambda s: s["properties"]["frame_seq"].update(type="string"), "frame_seq: type changed"),
         (lambda s: s["$defs"]["EventPhase"]["enum"].remove("end"), "enum lost values"),
+        (lambda s: s["properties"]["schema"].update(const="x"), "schema: constant changed"),
+        (lambda s: s.update(additionalProperties=False), "closed to additional properties"),
+        (
+            lambda s: s["$defs"]["ModelRef"]["properties"]["kind"]["enum"].remove("warmup"),
+            "kind: enum lost values ['warmup']",
+        ),
+        (lambda s: s["$defs"]["EventPhase"]["enum"].append("pause"), "enum gained values"),
     ],
 )
 def test_the_compatibility_check_catches_breaking_changes(change: Any, problem: str) -> None:
-    old = json.loads(BASELINE.read_text())
-    new = json.loads(BASELINE.read_text())
+    old = json.loads(CURRENT.read_text())
+    new = json.loads(CURRENT.read_text())
     change(new)
-    assert any(problem in p for p in compatibility_problems(old, new))
+    assert any(problem in p for p in compatibility_problems(old, new, message=True))
+
+
+def test_a_new_enum_value_breaks_only_a_message() -> None:
+    old = {"properties": {"state": {"enum": ["online", "offline"], "type": "string"}}}
+    new = {"properties": {"state": {"enum": ["online", "offline", "degraded"], "type": "string"}}}
+    assert compatibility_problems(old, new, message=False) == []  # a request body takes more
+    assert compatibility_problems(old, new, message=True) == [
+        "state: enum gained values ['degraded']"  # an older consumer refuses it
+    ]
+
+
+def test_the_first_v2_is_kept_as_it_was_released() -> None:
+    first = json.loads(FIRST_V2.read_text())
+    assert first["additionalProperties"] is False  # what v2.1 opened (docs/topics.md)
+    assert compatibility_problems(first, json.loads(CURRENT.read_text()), message=True) == []
+
+
+def test_a_release_freezes_changes_only_and_refuses_a_breaking_one(tmp_path: Path) -> None:
+    schema = json.loads(CURRENT.read_text())
+
+    def release() -> Path | None:
+        return freeze(tmp_path, "event.v2.json", json.dumps(schema), message=True)
+
+    assert release() == tmp_path / "event.v2.0.json"
+    assert release() is None
+    schema["properties"]["added_by_this_test"] = {"type": "string"}
+    assert release() == tmp_path / "event.v2.1.json"
+    del schema["properties"]["score"]
+    with pytest.raises(BreakingChangeError, match="score: removed"):
+        release()
+    assert [p.name for p in releases(tmp_path, "event.v2.json")] == list(pinned_sums(tmp_path))
+    assert all(
+        sha256_of(tmp_path / name) == digest for name, digest in pinned_sums(tmp_path).items()
+    )
 
 
 def _refs(node: Any) -> list[str]:

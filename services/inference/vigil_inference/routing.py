@@ -208,7 +208,7 @@ class AssignmentFollower:
         for records in self._consumer.poll(timeout_ms=timeout_ms).values():
             for record in records:
                 try:
-                    out.append(ModelAssignment.model_validate_json(record.value or b""))
+                    out.append(ModelAssignment.read_json(record.value or b""))
                 except ValidationError as exc:
                     self._metrics.bad_assignments.inc()
                     log.warning(

@@ -12,7 +12,9 @@ import uuid
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
+
+from vigil_shared.schemas.wire import WireMessage
 
 ASSIGNMENT_SCHEMA: Literal["vigil.model-assignment.v1"] = "vigil.model-assignment.v1"
 GLOBAL_SCOPE: Literal["*"] = "*"
@@ -29,7 +31,7 @@ class AssignmentAction(StrEnum):
     CLEAR = "clear"
 
 
-class ModelAssignment(BaseModel):
+class ModelAssignment(WireMessage):
     """The models of one scope after a change: ``production`` emits events, ``shadow`` is only
     scored and recorded next to it. ``None`` means the scope falls back (camera → global →
     the inference service's built-in warm-up scorer)."""

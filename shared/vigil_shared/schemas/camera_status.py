@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from vigil_shared.schemas.frames import CameraId
+from vigil_shared.schemas.wire import WireMessage
 
 CAMERA_STATUS_SCHEMA: Literal["vigil.camera-status.v1"] = "vigil.camera-status.v1"
 
@@ -22,7 +23,7 @@ ingest is retrying; ``reason`` says why. ``stopped``: ingest no longer reads the
 ended, or ingest was shut down); ``reason`` says which."""
 
 
-class CameraStatus(BaseModel):
+class CameraStatus(WireMessage):
     """One camera as its ingest process sees it; counters run from that process's start."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from vigil_shared.schemas.frames import CameraId
+from vigil_shared.schemas.wire import WireMessage
 
 EVENT_SCHEMA: Literal["vigil.event.v2"] = "vigil.event.v2"
 _EVENT_NAMESPACE = uuid.UUID("6f0d8a4e-2a43-5b8e-9a59-3c1f6f8f7a10")
@@ -36,7 +37,7 @@ class EventPhase(StrEnum):
     END = "end"
 
 
-class EventMessage(BaseModel):
+class EventMessage(WireMessage):
     """One step of an anomaly event on one camera.
 
     ``frame_seq``/``captured_at``/``score`` are about the frame that caused this message (for an
@@ -61,9 +62,9 @@ class EventMessage(BaseModel):
     )
     detected_at: AwareDatetime = Field(description="When inference produced this message.")
     score: float = Field(ge=0, description="Score of this message's frame; larger: more anomalous.")
-    peak_score: float = Field(ge=0)
-    peak_frame_seq: int = Field(ge=0)
-    peak_captured_at: AwareDatetime
+    peak_score: float = Field(ge=0, description="Score of the event's most anomalous frame so far.")
+    peak_frame_seq: int = Field(ge=0, description="Sequence number of that frame.")
+    peak_captured_at: AwareDatetime = Field(description="Capture time of that frame.")
     threshold: float = Field(ge=0, description="The camera's threshold for this model.")
     model: ModelRef
     label: str | None = Field(

@@ -126,7 +126,7 @@ class StatusRecorder:
         for batch in polled.values():
             for record in batch:
                 try:
-                    reports.append(CameraStatus.model_validate_json(record.value or b""))
+                    reports.append(CameraStatus.read_json(record.value or b""))
                 except ValidationError as exc:
                     # Status is refreshed every interval: a bad report is logged and skipped.
                     log.warning(

@@ -4,7 +4,8 @@ Lifecycle messages (start, update, end) are merged into the event's row by an up
 rule is order-free and idempotent: the peak is the highest score (ties: the earlier frame), the
 earliest detection and start are kept, ``ended`` never goes back to ``open``. So any order and
 any number of deliveries of the same messages give the same row. Each polled batch is one
-transaction; offsets are committed after it. Invalid records go to the dead-letter topic.
+transaction; offsets are committed after it. Invalid records go to the dead-letter topic; fields
+this version does not know (a newer producer's additive ones) are ignored.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ class EventSink:
         self.records_read += len(records)
         for record in records:
             try:
-                messages.append(EventMessage.model_validate_json(record.value or b""))
+                messages.append(EventMessage.read_json(record.value or b""))
             except ValidationError as exc:
                 reason = f"not a valid vigil.event.v2: {exc}"
                 dead_letter(self._producer, self._dead_letter_topic, record, reason)
