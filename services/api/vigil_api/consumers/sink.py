@@ -3,16 +3,17 @@
 Lifecycle messages (start, update, end) are merged into the event's row by an upsert whose every
 rule is order-free and idempotent: the peak is the highest score (ties: the earlier frame), the
 earliest detection and start are kept, ``ended`` never goes back to ``open``. So any order and
-any number of deliveries of the same messages give the same row. Each polled batch is one
-transaction; offsets are committed after it. Invalid records go to the dead-letter topic; fields
-this version does not know (a newer producer's additive ones) are ignored.
+any number of deliveries of the same messages give the same row; a column without a rule here
+keeps what the event's first stored message said (``vigil_shared.db.event_rows`` maps message
+fields to columns). Each polled batch is one transaction; offsets are committed after it. Invalid
+records go to the dead-letter topic; fields this version does not know (a newer producer's
+additive ones) are ignored.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -22,30 +23,10 @@ from sqlalchemy import Boolean, case, func, literal_column, or_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from vigil_shared.db.event_rows import Row, event_row
 from vigil_shared.db.models import Event
 from vigil_shared.kafka import BrokerOutage, dead_letter
-from vigil_shared.schemas.events import EventMessage, EventPhase
-
-Row = dict[str, Any]
-
-
-def event_row(message: EventMessage) -> Row:
-    return {
-        "event_id": message.event_id,
-        "camera_id": message.camera_id,
-        "frame_seq": message.peak_frame_seq,
-        "captured_at": message.peak_captured_at,
-        "score": message.peak_score,
-        "label": message.label,
-        "detected_at": message.detected_at,
-        "threshold": message.threshold,
-        "model_id": message.model.id,
-        "model_kind": message.model.kind,
-        "started_at": message.started_at,
-        "ended_at": message.ended_at,
-        "status": "ended" if message.phase is EventPhase.END else "open",
-        "snapshot_key": message.snapshot_key,
-    }
+from vigil_shared.schemas.events import EventMessage
 
 
 def _later_peak(old: Row, new: Row) -> bool:
@@ -58,7 +39,7 @@ def merge_rows(old: Row, new: Row) -> Row:
     ended = [r["ended_at"] for r in (old, new) if r["ended_at"] is not None]
     return {
         **old,
-        **{k: peak[k] for k in ("frame_seq", "captured_at", "score", "label")},
+        **{k: peak[k] for k in _PEAK_COLUMNS},
         "detected_at": min(old["detected_at"], new["detected_at"]),
         "started_at": min(old["started_at"], new["started_at"]),
         "ended_at": max(ended) if ended else None,
@@ -101,6 +82,7 @@ def store_messages(sessions: sessionmaker[Session], messages: list[EventMessage]
 
 
 _PEAK_COLUMNS = ("frame_seq", "captured_at", "score", "label")
+"""The columns about the peak frame: they follow the highest score."""
 _INSERTED = literal_column("(xmax = 0)", Boolean)
 """True for a row the upsert inserted, false for one it updated (PostgreSQL)."""
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, create_model
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,7 @@ from vigil_api.core.deps import Clients, ClientsDep, SessionDep
 from vigil_api.core.problems import invalid_field
 from vigil_api.core.security import Principal
 from vigil_api.domain.event_snapshots import Presigner
+from vigil_shared.db.event_rows import EVENT_COLUMNS
 from vigil_shared.db.models import Event
 from vigil_shared.schemas.frames import CameraId
 
@@ -139,41 +140,47 @@ class ReviewOut(BaseModel):
     reviewed_at: datetime
 
 
-class EventOut(BaseModel):
-    """An event from start to end; ``frame_seq``/``captured_at``/``score`` are its peak frame."""
-
-    model_config = ConfigDict(
-        protected_namespaces=(), json_schema_extra={"examples": [EXAMPLE_EVENT]}
-    )
-
-    event_id: uuid.UUID
-    camera_id: str
-    status: EventStatus
-    started_at: datetime
-    ended_at: datetime | None
-    updated_at: datetime
-    label: str | None
-    frame_seq: int
-    captured_at: datetime
-    detected_at: datetime
-    score: float
-    threshold: float
-    model_id: str
-    model_kind: str
-    snapshot_url: str | None = Field(
-        description="A short-lived (5 min) link to the peak frame with its heatmap; "
-        "GET .../snapshot for a fresh one."
-    )
-    review: ReviewOut | None
+SHOWN_AS = {"snapshot_key": "snapshot_url"}
+"""Stored columns the API shows as something else: the snapshot's key as a short-lived link."""
+OUT_COLUMNS = [column for column in EVENT_COLUMNS if column not in SHOWN_AS]
 
 
-class EventPage(BaseModel):
-    model_config = ConfigDict(
+def _output_fields() -> dict[str, Any]:
+    """The stored columns as required output fields, typed as in the event schema."""
+    return {column: (EVENT_COLUMNS[column].info.annotation, ...) for column in OUT_COLUMNS}
+
+
+# The stored event's fields come from the event schema (renamed as the sink stores them), so a
+# new field of the event reaches the API without an edit here.
+EventOut = create_model(
+    "EventOut",
+    __config__=ConfigDict(protected_namespaces=(), json_schema_extra={"examples": [EXAMPLE_EVENT]}),
+    __doc__="An event from start to end; ``frame_seq``/``captured_at``/``score`` are its peak "
+    "frame.",
+    **_output_fields(),
+    status=(EventStatus, ...),
+    updated_at=(datetime, ...),
+    snapshot_url=(
+        str | None,
+        Field(
+            description="A short-lived (5 min) link to the peak frame with its heatmap; "
+            "GET .../snapshot for a fresh one."
+        ),
+    ),
+    review=(ReviewOut | None, ...),
+)
+
+EventPage = create_model(
+    "EventPage",
+    __config__=ConfigDict(
         json_schema_extra={"examples": [{"items": [EXAMPLE_EVENT], "next_cursor": "ZHwyMDI2"}]}
-    )
-
-    items: list[EventOut]
-    next_cursor: str | None = Field(description="Pass as ``cursor`` for the next page; null: end.")
+    ),
+    items=(list[EventOut], ...),
+    next_cursor=(
+        str | None,
+        Field(description="Pass as ``cursor`` for the next page; null: end."),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -192,7 +199,7 @@ def snapshots_of(clients: Clients) -> Snapshots:
     return Snapshots(Presigner.for_snapshots(s3, now=now, expires=SNAPSHOT_URL_EXPIRY))
 
 
-def event_out(row: Event, snapshots: Snapshots) -> EventOut:
+def event_out(row: Event, snapshots: Snapshots) -> BaseModel:
     review = None
     if row.review is not None and row.reviewed_at is not None:
         review = ReviewOut(
@@ -202,23 +209,14 @@ def event_out(row: Event, snapshots: Snapshots) -> EventOut:
             reviewed_by=row.reviewed_by or "",
             reviewed_at=row.reviewed_at,
         )
-    return EventOut(
-        event_id=row.event_id,
-        camera_id=row.camera_id,
-        status=EventStatus(row.status),
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        updated_at=row.updated_at,
-        label=row.label,
-        frame_seq=row.frame_seq,
-        captured_at=row.captured_at,
-        detected_at=row.detected_at,
-        score=row.score,
-        threshold=row.threshold,
-        model_id=row.model_id,
-        model_kind=row.model_kind,
-        snapshot_url=snapshots.url(row.snapshot_key),
-        review=review,
+    return EventOut.model_validate(
+        {column: getattr(row, column) for column in OUT_COLUMNS}
+        | {
+            "status": EventStatus(row.status),
+            "updated_at": row.updated_at,
+            "snapshot_url": snapshots.url(row.snapshot_key),
+            "review": review,
+        }
     )
 
 
@@ -338,7 +336,7 @@ def list_events(
     clients: ClientsDep,
     principal: ViewerDep,
     query: Annotated[EventQuery, Query()],
-) -> EventPage:
+) -> BaseModel:
     """Events by start time (newest first unless ``order=asc``), filtered, a page at a time."""
     check_camera_scope(request, principal, query.camera_id)
     try:
@@ -355,7 +353,7 @@ def list_events(
 @router.get("/{event_id}", response_model=EventOut, responses=problems.responses(404, 422))
 def get_event(
     event_id: uuid.UUID, session: SessionDep, clients: ClientsDep, principal: ViewerDep
-) -> EventOut:
+) -> BaseModel:
     row = visible_event(session=session, principal=principal, event_id=event_id)
     if row is None:
         raise event_not_found(event_id)

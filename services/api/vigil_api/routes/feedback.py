@@ -72,7 +72,7 @@ def post_feedback(
     session: SessionDep,
     clients: ClientsDep,
     principal: OperatorDep,
-) -> EventOut:
+) -> BaseModel:
     """Record an operator's verdict on the event (the key's name is the reviewer)."""
     event = visible_event(session=session, principal=principal, event_id=event_id)
     if event is None:
