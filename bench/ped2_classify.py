@@ -38,14 +38,14 @@ from vigil_shared.vision.score_metrics import average_precision
 from vigil_trainer.classify.data import ClassifyData
 from vigil_trainer.classify.engine import ClassifierFit, FitHooks, fit_classifier
 from vigil_trainer.classify.evaluate import classification_metrics
-from vigil_trainer.fusion import (
+from vigil_trainer.classify.fusion import (
     FusedClassifier,
     Trial,
     ensemble_trials,
     predict_probabilities,
     soup_trials,
 )
-from vigil_trainer.search import SearchResult, TrialRun, run_search
+from vigil_trainer.classify.search import SearchResult, TrialRun, run_search
 
 REPORTED = ("auroc", "aupr", "accuracy", "macro_f1")
 SPACE: dict[str, dict[str, Any]] = {

@@ -38,9 +38,9 @@ from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.settings import S3Settings
 from vigil_shared.storage import make_s3_client
 from vigil_shared.vision.scoring import FrameModel
-from vigil_trainer.held_out import held_out, score_held_out
+from vigil_trainer.classify.held_out import held_out, score_held_out
+from vigil_trainer.classify.registry_fusion import fit_ensemble
 from vigil_trainer.one_class import fit_one_class
-from vigil_trainer.registry_fusion import fit_ensemble
 
 TEST_CLIPS = ("Test001", "Test002", "Test004")
 """Clips with normal and abnormal frames (Test003 has 4 normal frames of 150)."""

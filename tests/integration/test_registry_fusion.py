@@ -38,8 +38,9 @@ from vigil_shared.vision.score_ensemble import ClassProbabilityEnsemble, ScoreEn
 from vigil_shared.vision.score_metrics import auroc
 from vigil_shared.vision.scoring import FrameScore
 from vigil_trainer.cancel import JobCancelled
-from vigil_trainer.held_out import held_out, score_held_out
-from vigil_trainer.jobs import TrainerContext, run_job
+from vigil_trainer.classify.held_out import held_out, score_held_out
+from vigil_trainer.context import TrainerContext
+from vigil_trainer.jobs import run_job
 from vigil_trainer.registry import Candidate, register
 
 HELD_OUT = ("clip2", "clip3")

@@ -16,9 +16,9 @@ from vigil_trainer.classify.engine import (
     FitHooks,
     build_network,
     fit_classifier,
-    lr_factor,
 )
 from vigil_trainer.classify.job import calibrated_threshold
+from vigil_trainer.classify.optim import lr_factor
 from vigil_trainer.weights import PretrainedWeights
 
 # Whole fits, tiny as they are, take seconds each on a loaded 2-core CPU.

@@ -16,23 +16,25 @@ from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.vision.backbones import LITE0_PREPROCESSING
 from vigil_shared.vision.score_ensemble import ScoreEnsemble, fit_score_norm
 from vigil_shared.vision.scoring import FrameScore
-from vigil_trainer.fusion import (
+from vigil_trainer.classify.fusion import (
     Candidate,
     FusionError,
     ProbabilityEnsemble,
     StateDict,
     Trial,
     average_probabilities,
-    average_scores,
-    calibrate_threshold,
     ensemble_state_dict,
     ensemble_trials,
-    fit_score_fusion,
     predict_probabilities,
-    scores_at,
     split_ensemble_state_dict,
     uniform_soup,
     weight_average,
+)
+from vigil_trainer.classify.score_fusion import (
+    average_scores,
+    calibrate_threshold,
+    fit_score_fusion,
+    scores_at,
 )
 
 

@@ -26,8 +26,8 @@ from vigil_shared.vision.score_ensemble import (
     norm_tensors,
     norms_from,
 )
-from vigil_trainer.held_out import HeldOut, held_out
-from vigil_trainer.registry_fusion import fit_ensemble
+from vigil_trainer.classify.held_out import HeldOut, held_out
+from vigil_trainer.classify.registry_fusion import fit_ensemble
 
 SHA = "0" * 64
 

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from vigil_shared.datasets import DatasetRef
 from vigil_shared.schemas.jobs import ClassifySpec, SearchSpec
-from vigil_trainer import search as search_module
-from vigil_trainer.search import (
+from vigil_trainer.classify import search as search_module
+from vigil_trainer.classify.search import (
     SearchError,
     TrialRun,
     apply_params,

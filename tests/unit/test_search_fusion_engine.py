@@ -11,15 +11,15 @@ from vigil_shared.vision.catalog import architecture
 from vigil_trainer.classify.data import ClassifyData
 from vigil_trainer.classify.engine import ClassifierFit, FitHooks, fit_classifier
 from vigil_trainer.classify.evaluate import classification_metrics
-from vigil_trainer.fusion import (
+from vigil_trainer.classify.fusion import (
     FusionError,
     Trial,
     ensemble_trials,
     predict_probabilities,
     soup_trials,
 )
-from vigil_trainer.search import TrialRun, run_search
-from vigil_trainer.tuning import fit_tuned
+from vigil_trainer.classify.search import TrialRun, run_search
+from vigil_trainer.classify.tuning import fit_tuned
 
 pytestmark = pytest.mark.slow
 CLASSES = ("normal", "abnormal")

@@ -16,7 +16,8 @@ from vigil_shared.logging import bind
 from vigil_shared.queues import RUN_JOB_TASK, TASK_QUEUE
 from vigil_shared.storage import ensure_buckets, make_s3_client
 from vigil_shared.vision.device import pick_device
-from vigil_trainer.jobs import JobBusyError, TrainerContext, run_job
+from vigil_trainer.context import TrainerContext
+from vigil_trainer.jobs import JobBusyError, run_job
 from vigil_trainer.settings import TrainerSettings
 
 

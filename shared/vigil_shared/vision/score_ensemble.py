@@ -10,7 +10,7 @@
   the members' class probabilities are averaged; the score is 1 - P(normal classes) of the mean
   and the label its most probable class.
 
-The trainer fits the normalisations and the threshold (``vigil_trainer.registry_fusion``);
+The trainer fits the normalisations and the threshold (``vigil_trainer.classify.registry_fusion``);
 inference only applies them (``vigil_shared.vision.inferencer`` loads the members).
 """
 

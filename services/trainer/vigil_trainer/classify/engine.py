@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from vigil_shared.schemas.jobs import ClassifySpec, HyperSpec
+from vigil_shared.schemas.jobs import ClassifySpec
 from vigil_shared.vision.catalog import ClassifierNet, architecture, build_classifier
 from vigil_trainer.cancel import JobCancelled
 from vigil_trainer.classify.augment import augment_batch, build_train_transform, to_float
@@ -32,6 +32,12 @@ from vigil_trainer.classify.evaluate import (
     classification_metrics,
 )
 from vigil_trainer.classify.losses import Loss, build_loss
+from vigil_trainer.classify.optim import (
+    lr_factor,
+    make_optimizer,
+    optimizer_tensors,
+    restore_optimizer,
+)
 from vigil_trainer.classify.structure import apply_freeze, param_groups
 from vigil_trainer.weights import PretrainedWeights, resolve_weights
 
@@ -81,29 +87,6 @@ class _Run:
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     best_probs: torch.Tensor | None = None
     best_metrics: dict[str, float] = field(default_factory=dict)
-
-
-def lr_factor(hyper: HyperSpec, epoch: int) -> float:
-    """Warm-up, then the schedule; a function of the epoch only, so resuming needs no state."""
-    if epoch < hyper.warmup_epochs:
-        return (epoch + 1) / (hyper.warmup_epochs + 1)
-    t = epoch - hyper.warmup_epochs
-    span = max(1, hyper.epochs - hyper.warmup_epochs)
-    if hyper.schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * t / span))
-    if hyper.schedule == "step":
-        return float(0.1 ** (t // max(1, span // 3)))
-    return 1.0
-
-
-def make_optimizer(hyper: HyperSpec, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
-    if hyper.optimizer == "sgd":
-        return torch.optim.SGD(
-            groups, lr=hyper.lr, momentum=hyper.momentum, weight_decay=hyper.weight_decay
-        )
-    if hyper.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=hyper.lr, weight_decay=hyper.weight_decay)
-    return torch.optim.AdamW(groups, lr=hyper.lr, weight_decay=hyper.weight_decay)
 
 
 def build_network(
@@ -266,31 +249,12 @@ class _Trainer:
         return {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], int]:
-    tensors: dict[str, torch.Tensor] = {}
-    state = optimizer.state_dict()["state"]
-    for index, entry in state.items():
-        for name, value in entry.items():
-            tensors[f"optim.{index}.{name}"] = torch.as_tensor(value)
-    return tensors, len(state)
-
-
-def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
-    current = optimizer.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})
-
-
 def _save(trainer: _Trainer, run: _Run, epoch: int, print_: str, store: CheckpointStore) -> None:
     tensors = {f"model.{k}": v for k, v in trainer.state().items()}
     tensors.update({f"best.{k}": v for k, v in run.best_state.items()})
     if run.best_probs is not None:
         tensors["best_probs"] = run.best_probs
-    optim, _ = _optimizer_tensors(trainer.optimizer)
+    optim, _ = optimizer_tensors(trainer.optimizer)
     tensors.update(optim)
     state = {
         "fingerprint": print_,
@@ -315,7 +279,7 @@ def _resume(trainer: _Trainer, run: _Run, print_: str, hooks: FitHooks) -> int:
         return 0
     t = found.tensors
     trainer.net.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
-    _restore_optimizer(trainer.optimizer, t)
+    restore_optimizer(trainer.optimizer, t)
     run.best_state = {k[5:]: v for k, v in t.items() if k.startswith("best.")}
     run.best_probs = t.get("best_probs")
     run.history = list(found.state["history"])

@@ -13,13 +13,14 @@ import torch
 
 from vigil_shared.schemas.manifests import ClassMetrics, Evaluation
 from vigil_shared.vision.score_metrics import auroc, average_precision
+from vigil_trainer.errors import JobInputError
 
 MetricFn = Callable[[torch.Tensor, torch.Tensor, Sequence[str], Sequence[str]], float]
 METRICS: dict[str, MetricFn] = {}
 LOWER_IS_BETTER = frozenset({"loss"})
 
 
-class UnknownMetricError(KeyError):
+class UnknownMetricError(JobInputError, KeyError):
     def __str__(self) -> str:
         known = sorted({*METRICS, "loss"})
         return f"unknown metric {self.args[0]!r}; registered: {', '.join(known)}"

@@ -1,20 +1,18 @@
 """A classify job from dataset to registry candidate: load, resolve weights, fit (or search),
-evaluate on held-out groups, compare with production, register."""
+evaluate on held-out groups, compare with production, register.
+
+``run`` is the classify kind's entry (``kinds.KINDS["classify"]``). A spec whose
+``fusion.kind`` is ``registry_models`` trains nothing: it fits an ensemble of registry models
+on the same held-out groups (``registry_fusion``).
+"""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
-
 import torch
-from minio import Minio
-from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_shared.datasets import DatasetManifest, load_manifest
 from vigil_shared.schemas.jobs import ClassifySpec
 from vigil_shared.schemas.manifests import ModelManifest
-from vigil_shared.settings import S3Settings
 from vigil_shared.vision.backbones import WeightsError
 from vigil_shared.vision.catalog import architecture
 from vigil_shared.vision.inferencer import read_artifact, read_manifest
@@ -24,9 +22,10 @@ from vigil_trainer.classify.compare import compare_with_production
 from vigil_trainer.classify.data import ClassifyData, load_classify_data
 from vigil_trainer.classify.engine import FitHooks
 from vigil_trainer.classify.evaluate import anomaly_scores, evaluation
+from vigil_trainer.classify.registry_fusion import run_registry_fusion
+from vigil_trainer.classify.tuning import TunedModel, fit_tuned
+from vigil_trainer.context import JobContext
 from vigil_trainer.registry import Candidate, register
-from vigil_trainer.reporting import JobReporter
-from vigil_trainer.tuning import TunedModel, fit_tuned
 from vigil_trainer.weights import PretrainedWeights, resolve_weights
 
 DEFAULT_THRESHOLD = 0.5
@@ -49,17 +48,7 @@ def calibrated_threshold(scores: torch.Tensor, positives: torch.Tensor) -> tuple
     return min(max(threshold, 0.0), 1.0), "validation_f1"
 
 
-@dataclass(frozen=True)
-class ClassifyContext:
-    s3: Minio
-    s3_settings: S3Settings
-    sessions: sessionmaker[Session]
-    device: str
-    allow_weight_download: bool
-    cache_dir: Path | None
-
-
-def starting_weights(ctx: ClassifyContext, spec: ClassifySpec) -> PretrainedWeights:
+def starting_weights(ctx: JobContext, spec: ClassifySpec) -> PretrainedWeights:
     """The parent model's weights when the spec names one, else ImageNet weights."""
     bucket = ctx.s3_settings.models_bucket
     if spec.parent_model_id is None:
@@ -87,16 +76,11 @@ def starting_weights(ctx: ClassifyContext, spec: ClassifySpec) -> PretrainedWeig
 
 
 def fit(
-    ctx: ClassifyContext,
-    *,
-    job_id: uuid.UUID,
-    spec: ClassifySpec,
-    data: ClassifyData,
-    weights: PretrainedWeights,
-    reporter: JobReporter,
+    ctx: JobContext, *, spec: ClassifySpec, data: ClassifyData, weights: PretrainedWeights
 ) -> TunedModel:
     """One fit, or a search (and fusion of its best trials) when the spec asks for one."""
-    store = S3CheckpointStore(ctx.s3, bucket=ctx.s3_settings.models_bucket, job_id=str(job_id))
+    reporter = ctx.reporter
+    store = S3CheckpointStore(ctx.s3, bucket=ctx.s3_settings.models_bucket, job_id=str(ctx.job_id))
     hooks = FitHooks(
         progress=reporter.progress,
         should_stop=reporter.should_stop,
@@ -109,7 +93,7 @@ def fit(
 
 
 def candidate(
-    ctx: ClassifyContext,
+    ctx: JobContext,
     *,
     spec: ClassifySpec,
     dataset: DatasetManifest,
@@ -163,9 +147,10 @@ def candidate(
     )
 
 
-def run_classify(
-    ctx: ClassifyContext, *, job_id: uuid.UUID, spec: ClassifySpec, reporter: JobReporter
-) -> ModelManifest:
+def run(*, ctx: JobContext, spec: ClassifySpec) -> ModelManifest:
+    if spec.fusion is not None and spec.fusion.kind == "registry_models":
+        return run_registry_fusion(ctx=ctx, spec=spec)
+    reporter = ctx.reporter
     dataset = load_manifest(ctx.s3, ctx.s3_settings.datasets_bucket, spec.dataset)
     reporter.log(
         "info",
@@ -186,13 +171,13 @@ def run_classify(
         f"{len(data.train_index)} training and {len(data.val_index)} validation frames; "
         f"held-out groups: {', '.join(data.val_groups)}",
     )
-    result = fit(ctx, job_id=job_id, spec=spec, data=data, weights=weights, reporter=reporter)
+    result = fit(ctx, spec=spec, data=data, weights=weights)
     reporter.progress({"stage": "registering"}, force=True)
     chosen = candidate(ctx, spec=spec, dataset=dataset, data=data, result=result, weights=weights)
     return register(
         s3=ctx.s3,
         bucket=ctx.s3_settings.models_bucket,
         sessions=ctx.sessions,
-        job_id=job_id,
+        job_id=ctx.job_id,
         candidate=chosen,
     )

@@ -12,13 +12,14 @@ import torch
 from torch.nn import functional
 
 from vigil_shared.schemas.jobs import HyperSpec
+from vigil_trainer.errors import JobInputError
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 LossFactory = Callable[[HyperSpec, torch.Tensor], Loss]
 LOSSES: dict[str, LossFactory] = {}
 
 
-class UnknownLossError(KeyError):
+class UnknownLossError(JobInputError, KeyError):
     def __str__(self) -> str:
         return f"unknown loss {self.args[0]!r}; registered: {', '.join(sorted(LOSSES))}"
 

@@ -1,12 +1,8 @@
-"""Model fusion: ensembles of several networks, or one network with averaged weights.
+"""Model fusion of a search's trials: ensembles of several networks, or one network with
+averaged weights (``fusion.kind`` ``top_k_trials`` and ``weight_average``; ``tuning`` calls it).
 
 - **Probability averaging** (classifiers with one class list): the ensemble's probabilities are
   the mean of its members' softmax outputs.
-- **Score averaging** (anomaly scores of any models, one-class included): each member's score is
-  normalised with the mean and spread of its scores on validation normal frames, so a member
-  whose scores run on a larger scale cannot outvote the others, then the normalised scores are
-  averaged; inference serves it as ``vigil_shared.vision.score_ensemble.ScoreEnsemble``
-  (``fit_score_fusion``, ``calibrate_threshold``; the job is ``vigil_trainer.registry_fusion``).
 - **Weight averaging** ("model soups", Wortsman et al. 2022) of fine-tuned checkpoints of one
   architecture fine-tuned from the same pretrained start: the uniform soup is the elementwise
   mean; the greedy soup adds checkpoints best first and keeps each only if validation does not
@@ -15,6 +11,7 @@
 
 An ensemble is served as one artifact: the members' state dicts with keys prefixed
 ``member<i>.`` and ``ensemble_size`` in the manifest. A soup is an ordinary state dict.
+Ensembles of registry models average scores instead (``score_fusion``).
 """
 
 from __future__ import annotations
@@ -28,27 +25,13 @@ from typing import Literal, Protocol
 import torch
 from torch import nn
 
-from vigil_shared.vision.score_ensemble import (
-    IDENTITY,
-    ScoreNorm,
-    fit_score_norm,
-    fuse_normalised,
-)
-from vigil_shared.vision.score_metrics import (
-    auroc,
-    average_precision,
-    best_f1_threshold,
-    normal_threshold,
-)
+from vigil_trainer.errors import JobInputError
 
 StateDict = dict[str, torch.Tensor]
 Direction = Literal["maximize", "minimize"]
-FusionMethod = Literal["probability", "score"]
-TARGET_FPR = 0.01
-"""An ensemble fitted without abnormal frames flags 1 in 100 held-out normal frames."""
 
 
-class FusionError(ValueError):
+class FusionError(JobInputError, ValueError):
     """The models cannot be fused as asked (different classes, architectures, too few)."""
 
 
@@ -63,77 +46,6 @@ def average_probabilities(probabilities: Sequence[torch.Tensor]) -> torch.Tensor
     if len(shapes) != 1:
         raise FusionError(f"members disagree on frames or classes: shapes {sorted(shapes)}")
     return torch.stack([p.double() for p in probabilities]).mean(0).float()
-
-
-def average_scores(scores: Sequence[torch.Tensor], norms: Sequence[ScoreNorm]) -> torch.Tensor:
-    """The score ensemble's score of each frame (``ScoreEnsemble`` computes the same)."""
-    if len(scores) != len(norms) or not scores:
-        raise FusionError(f"{len(scores)} score vectors for {len(norms)} normalisations")
-    return fuse_normalised([n.apply(s) for s, n in zip(scores, norms, strict=True)])
-
-
-@dataclass(frozen=True)
-class ScoreFusion:
-    """What an ensemble of registry models needs, fitted on held-out frames."""
-
-    norms: tuple[ScoreNorm, ...]
-    val_scores: torch.Tensor
-    """The ensemble's score of each held-out frame."""
-
-
-def fit_score_fusion(
-    *, scores: Sequence[torch.Tensor], normal: torch.Tensor, method: FusionMethod = "score"
-) -> ScoreFusion:
-    """Members' scores of the same held-out frames, fused. ``score``: each member normalised
-    on the frames labeled normal. ``probability``: members are classifiers with one class list,
-    whose score is 1 - P(normal), so the mean score is 1 - P(normal) of the mean probabilities."""
-    n_normal = int(normal.sum())
-    if n_normal < 2:
-        raise FusionError(
-            f"the held-out frames include {n_normal} labeled normal; fusion needs at least 2 "
-            "(hold out groups with normal frames: validation.groups)"
-        )
-    if method == "probability":
-        norms = tuple(IDENTITY for _ in scores)
-        return ScoreFusion(
-            norms=norms, val_scores=torch.stack([s.double() for s in scores]).mean(0)
-        )
-    try:
-        norms = tuple(fit_score_norm(member[normal]) for member in scores)
-    except ValueError as exc:
-        raise FusionError(str(exc)) from exc
-    return ScoreFusion(norms=norms, val_scores=average_scores(scores, norms))
-
-
-def calibrate_threshold(
-    scores: torch.Tensor, positives: torch.Tensor, *, target_fpr: float = TARGET_FPR
-) -> tuple[float, str]:
-    """The best-F1 cut on labeled held-out frames, or, with no abnormal frame among them, the
-    score ``target_fpr`` of the normal frames exceed; and which one it is. Never below 0: an
-    ensemble's scores are not negative, and an event's threshold may not be."""
-    if int(positives.sum()) == 0:
-        threshold = normal_threshold(scores, target_fpr=target_fpr)
-        return max(threshold, 0.0), "normal_fpr"
-    threshold, _ = best_f1_threshold(scores, positives)
-    return max(threshold, 0.0), "validation_f1"
-
-
-def scores_at(scores: torch.Tensor, positives: torch.Tensor, threshold: float) -> dict[str, float]:
-    """AUROC, AUPR, and precision, recall, F1 and false-positive rate of frames above the
-    threshold (undefined ones NaN)."""
-    flagged = scores > threshold
-    hits = float((flagged & positives).sum())
-    n_pos, n_neg = float(positives.sum()), float((~positives).sum())
-    precision = hits / float(flagged.sum()) if flagged.any() else float("nan")
-    recall = hits / n_pos if n_pos else float("nan")
-    return {
-        "auroc": auroc(scores, positives),
-        "aupr": average_precision(scores, positives),
-        "precision": precision,
-        "recall": recall,
-        "f1": 2 * hits / (float(flagged.sum()) + n_pos) if n_pos else float("nan"),
-        "false_positive_rate": float((flagged & ~positives).sum()) / n_neg if n_neg else 0.0,
-    }
 
 
 class ProbabilityEnsemble(nn.Module):

@@ -9,7 +9,6 @@ figures on the same frames, so a reviewer sees whether the ensemble beats its be
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 import torch
@@ -34,16 +33,16 @@ from vigil_shared.vision.score_ensemble import norm_tensors
 from vigil_shared.vision.scoring import FrameModel
 from vigil_trainer.classify.compare import comparison, load_production, score_metrics
 from vigil_trainer.classify.evaluate import confusion_matrix, per_class
-from vigil_trainer.classify.job import ClassifyContext
-from vigil_trainer.fusion import (
-    FusionError,
+from vigil_trainer.classify.fusion import FusionError
+from vigil_trainer.classify.held_out import HeldOut, held_out, score_held_out
+from vigil_trainer.classify.score_fusion import (
     FusionMethod,
     ScoreFusion,
     calibrate_threshold,
     fit_score_fusion,
     scores_at,
 )
-from vigil_trainer.held_out import HeldOut, held_out, score_held_out
+from vigil_trainer.context import JobContext
 from vigil_trainer.registry import Candidate, register
 from vigil_trainer.reporting import JobReporter
 
@@ -189,9 +188,9 @@ def candidate_of(
     )
 
 
-def run_registry_fusion(
-    ctx: ClassifyContext, *, job_id: uuid.UUID, spec: ClassifySpec, reporter: JobReporter
-) -> ModelManifest:
+def run_registry_fusion(*, ctx: JobContext, spec: ClassifySpec) -> ModelManifest:
+    """The classify run of a spec whose ``fusion.kind`` is ``registry_models``."""
+    reporter = ctx.reporter
     fusion = spec.fusion
     if fusion is None or fusion.kind != "registry_models":
         raise FusionError("run_registry_fusion runs fusion.kind registry_models only")
@@ -236,7 +235,7 @@ def run_registry_fusion(
         spec, fusion=fusion, dataset=dataset, members=members, fitted=fitted, comparison=compared
     )
     return register(
-        s3=ctx.s3, bucket=bucket, sessions=ctx.sessions, job_id=job_id, candidate=candidate
+        s3=ctx.s3, bucket=bucket, sessions=ctx.sessions, job_id=ctx.job_id, candidate=candidate
     )
 
 

@@ -18,7 +18,7 @@ from vigil_shared.vision.catalog import architecture
 from vigil_trainer.classify.data import ClassifyData
 from vigil_trainer.classify.engine import ClassifierFit, FitHooks, fit_classifier
 from vigil_trainer.classify.evaluate import classification_metrics
-from vigil_trainer.fusion import (
+from vigil_trainer.classify.fusion import (
     FusedClassifier,
     FusionError,
     Trial,
@@ -26,7 +26,7 @@ from vigil_trainer.fusion import (
     predict_probabilities,
     soup_trials,
 )
-from vigil_trainer.search import SearchResult, TrialRun, run_search
+from vigil_trainer.classify.search import SearchResult, TrialRun, run_search
 from vigil_trainer.weights import PretrainedWeights
 
 
@@ -72,7 +72,7 @@ def fit_tuned(
     if spec.fusion is not None and spec.fusion.kind == "registry_models":
         raise FusionError(
             "fusion.kind registry_models trains nothing: the job runner fuses the named models "
-            "with vigil_trainer.registry_fusion, not fit_tuned"
+            "with vigil_trainer.classify.registry_fusion, not fit_tuned"
         )
     if spec.search is None:
         if spec.fusion is not None:

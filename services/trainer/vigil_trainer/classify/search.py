@@ -41,6 +41,7 @@ from vigil_shared.schemas.search_space import (
     IntDistribution,
     resolve_field,
 )
+from vigil_trainer.errors import JobInputError
 
 log = logging.getLogger("vigil_trainer")
 
@@ -56,7 +57,7 @@ class HasMetrics(Protocol):
 FitT = TypeVar("FitT", bound=HasMetrics)
 
 
-class SearchError(RuntimeError):
+class SearchError(JobInputError, RuntimeError):
     """The study produced no usable trial."""
 
 

@@ -1,0 +1,45 @@
+"""What the job runner hands a model kind: the worker's clients, and the job's id and reporter.
+
+Every kind's run takes one ``JobContext`` and its spec (``kinds.KindRun``), so a kind needs
+nothing from another kind nor from the runner beyond this module.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from minio import Minio
+from sqlalchemy.orm import Session, sessionmaker
+
+from vigil_shared.settings import S3Settings
+from vigil_trainer.reporting import JobReporter
+
+
+@dataclass(frozen=True)
+class TrainerContext:
+    """Clients built once per worker process and handed to every job."""
+
+    s3: Minio
+    s3_settings: S3Settings
+    sessions: sessionmaker[Session]
+    device: str
+    batch_size: int
+    allow_weight_download: bool = False
+    cache_dir: Path | None = None
+    progress_interval_s: float = 1.0
+    lease_s: float = 300.0
+
+    def for_job(self, job_id: uuid.UUID, reporter: JobReporter) -> JobContext:
+        clients = {f.name: getattr(self, f.name) for f in fields(self)}
+        return JobContext(**clients, job_id=job_id, reporter=reporter)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobContext(TrainerContext):
+    """The worker's clients and one running job: its id (a checkpoint's and the model's key)
+    and its reporter (progress, log lines, the cancel flag)."""
+
+    job_id: uuid.UUID
+    reporter: JobReporter

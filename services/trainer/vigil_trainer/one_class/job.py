@@ -1,0 +1,69 @@
+"""A one_class job from dataset to registry candidate: load, pick the backbone, fit the banks
+and calibrate (``fit.fit_one_class``), register.
+
+``run`` is the one_class kind's entry (``kinds.KINDS["one_class"]``).
+"""
+
+from __future__ import annotations
+
+from vigil_shared.datasets import load_manifest
+from vigil_shared.schemas.manifests import ModelManifest
+from vigil_shared.schemas.one_class import OneClassSpec
+from vigil_shared.vision.inferencer import read_manifest
+from vigil_shared.vision.site_backbone import untouched_patch_stages
+from vigil_trainer.context import JobContext
+from vigil_trainer.one_class.backbone import one_class_backbone
+from vigil_trainer.one_class.fit import fit_one_class
+from vigil_trainer.registry import Candidate, register
+
+
+def run(*, ctx: JobContext, spec: OneClassSpec) -> ModelManifest:
+    reporter = ctx.reporter
+    dataset = load_manifest(ctx.s3, ctx.s3_settings.datasets_bucket, spec.dataset)
+    reporter.log(
+        "info",
+        f"dataset {dataset.name} version {dataset.version[:12]}: {len(dataset.items)} images",
+    )
+    backbone = one_class_backbone(spec, s3=ctx.s3, models_bucket=ctx.s3_settings.models_bucket)
+    reporter.log("info", f"backbone: {backbone.provenance.name} from {backbone.provenance.source}")
+    if spec.backbone_model_id is not None:
+        parent = read_manifest(
+            ctx.s3, bucket=ctx.s3_settings.models_bucket, model_id=spec.backbone_model_id
+        )
+        warning = untouched_patch_stages(parent, spec.appearance.stages)
+        if warning is not None:
+            reporter.log("warning", warning)
+    fitted = fit_one_class(
+        backbone=backbone,
+        s3=ctx.s3,
+        bucket=ctx.s3_settings.datasets_bucket,
+        spec=spec,
+        dataset=dataset,
+        device=ctx.device,
+        batch_size=ctx.batch_size,
+        progress=reporter.progress,
+        should_stop=reporter.should_stop,
+    )
+    reporter.progress({"stage": "registering"}, force=True)
+    candidate = Candidate(
+        spec=spec,
+        architecture=f"{spec.backbone}+patch-knn",
+        tensors=fitted.tensors,
+        threshold=fitted.threshold,
+        provenance=fitted.provenance,
+        preprocessing=fitted.preprocessing,
+        dataset_sha256=fitted.dataset_sha256,
+        dataset_name=dataset.name,
+        dataset_version=dataset.version,
+        n_images=fitted.n_images,
+        metrics=fitted.metrics,
+        k=spec.k,
+        parent_model_id=spec.backbone_model_id,
+    )
+    return register(
+        s3=ctx.s3,
+        bucket=ctx.s3_settings.models_bucket,
+        sessions=ctx.sessions,
+        job_id=ctx.job_id,
+        candidate=candidate,
+    )
