@@ -1,4 +1,5 @@
-"""What the job runner hands a model kind: the worker's clients, and the job's id and reporter.
+"""What the job runner hands a model kind: the worker's clients, the job's id and reporter, and
+the steps every kind takes (load the spec's dataset, register the candidate).
 
 Every kind's run takes one ``JobContext`` and its spec (``kinds.KindRun``), so a kind needs
 nothing from another kind nor from the runner beyond this module.
@@ -13,7 +14,10 @@ from pathlib import Path
 from minio import Minio
 from sqlalchemy.orm import Session, sessionmaker
 
+from vigil_shared.datasets import DatasetManifest, DatasetRef, load_manifest
+from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.settings import S3Settings
+from vigil_trainer.registry import Candidate, register
 from vigil_trainer.reporting import JobReporter
 
 
@@ -43,3 +47,22 @@ class JobContext(TrainerContext):
 
     job_id: uuid.UUID
     reporter: JobReporter
+
+    def load_dataset(self, ref: DatasetRef) -> DatasetManifest:
+        """The spec's dataset manifest, named in the job log with its version and size."""
+        dataset = load_manifest(self.s3, self.s3_settings.datasets_bucket, ref)
+        self.reporter.log(
+            "info",
+            f"dataset {dataset.name} version {dataset.version[:12]}: {len(dataset.items)} images",
+        )
+        return dataset
+
+    def register(self, candidate: Candidate) -> ModelManifest:
+        """Store the job's model and its ``candidate`` row (``registry.register``)."""
+        return register(
+            s3=self.s3,
+            bucket=self.s3_settings.models_bucket,
+            sessions=self.sessions,
+            job_id=self.job_id,
+            candidate=candidate,
+        )

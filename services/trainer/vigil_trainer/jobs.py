@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vigil_shared.datasets import DatasetError
 from vigil_shared.db.models import Job
 from vigil_shared.schemas.frames import utc_now
-from vigil_shared.schemas.jobs import ClassifySpec, JobSpec, JobStatus, OneClassSpec
+from vigil_shared.schemas.jobs import JobSpec, JobStatus
 from vigil_shared.vision.backbones import WeightsError
 from vigil_shared.vision.catalog import UnknownArchitectureError
 from vigil_trainer.cancel import JobCancelled
@@ -33,7 +33,7 @@ from vigil_trainer.kinds import run_kind
 from vigil_trainer.reporting import JobReporter
 
 log = logging.getLogger("vigil_trainer")
-SPEC = TypeAdapter[OneClassSpec | ClassifySpec](JobSpec)
+SPEC = TypeAdapter[JobSpec](JobSpec)
 # Failures caused by the job's input: the message is the user's to act on, no traceback needed.
 INPUT_ERRORS = (
     ValidationError,

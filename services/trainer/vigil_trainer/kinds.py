@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
-from vigil_shared.schemas.jobs import ClassifySpec, OneClassSpec
+from vigil_shared.schemas.jobs import JobSpec
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_trainer.classify import job as classify_job
 from vigil_trainer.context import JobContext
@@ -33,6 +33,6 @@ KINDS: Final[Mapping[str, KindRun]] = {
 }
 
 
-def run_kind(*, ctx: JobContext, spec: OneClassSpec | ClassifySpec) -> ModelManifest:
+def run_kind(*, ctx: JobContext, spec: JobSpec) -> ModelManifest:
     """Run the kind ``spec.task`` names; every task the schema accepts has one."""
     return KINDS[spec.task](ctx=ctx, spec=spec)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from vigil_shared.datasets import DatasetManifest, load_manifest
+from vigil_shared.datasets import DatasetManifest
 from vigil_shared.schemas.jobs import ClassifySpec
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.vision.backbones import WeightsError
@@ -25,7 +25,7 @@ from vigil_trainer.classify.evaluate import anomaly_scores, evaluation
 from vigil_trainer.classify.registry_fusion import run_registry_fusion
 from vigil_trainer.classify.tuning import TunedModel, fit_tuned
 from vigil_trainer.context import JobContext
-from vigil_trainer.registry import Candidate, register
+from vigil_trainer.registry import Candidate
 from vigil_trainer.weights import PretrainedWeights, resolve_weights
 
 DEFAULT_THRESHOLD = 0.5
@@ -151,11 +151,7 @@ def run(*, ctx: JobContext, spec: ClassifySpec) -> ModelManifest:
     if spec.fusion is not None and spec.fusion.kind == "registry_models":
         return run_registry_fusion(ctx=ctx, spec=spec)
     reporter = ctx.reporter
-    dataset = load_manifest(ctx.s3, ctx.s3_settings.datasets_bucket, spec.dataset)
-    reporter.log(
-        "info",
-        f"dataset {dataset.name} version {dataset.version[:12]}: {len(dataset.items)} images",
-    )
+    dataset = ctx.load_dataset(spec.dataset)
     weights = starting_weights(ctx, spec)
     reporter.log("info", f"weights: {weights.provenance.name} from {weights.provenance.source}")
     data = load_classify_data(
@@ -174,10 +170,4 @@ def run(*, ctx: JobContext, spec: ClassifySpec) -> ModelManifest:
     result = fit(ctx, spec=spec, data=data, weights=weights)
     reporter.progress({"stage": "registering"}, force=True)
     chosen = candidate(ctx, spec=spec, dataset=dataset, data=data, result=result, weights=weights)
-    return register(
-        s3=ctx.s3,
-        bucket=ctx.s3_settings.models_bucket,
-        sessions=ctx.sessions,
-        job_id=ctx.job_id,
-        candidate=chosen,
-    )
+    return ctx.register(chosen)

@@ -43,7 +43,7 @@ from vigil_trainer.classify.score_fusion import (
     scores_at,
 )
 from vigil_trainer.context import JobContext
-from vigil_trainer.registry import Candidate, register
+from vigil_trainer.registry import Candidate
 from vigil_trainer.reporting import JobReporter
 
 PRODUCTION = "<production>"
@@ -234,9 +234,7 @@ def run_registry_fusion(*, ctx: JobContext, spec: ClassifySpec) -> ModelManifest
     candidate = candidate_of(
         spec, fusion=fusion, dataset=dataset, members=members, fitted=fitted, comparison=compared
     )
-    return register(
-        s3=ctx.s3, bucket=bucket, sessions=ctx.sessions, job_id=ctx.job_id, candidate=candidate
-    )
+    return ctx.register(candidate)
 
 
 def _log_figures(reporter: JobReporter, fitted: FittedEnsemble, members: list[Member]) -> None:

@@ -6,7 +6,6 @@ and calibrate (``fit.fit_one_class``), register.
 
 from __future__ import annotations
 
-from vigil_shared.datasets import load_manifest
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.vision.inferencer import read_manifest
@@ -14,16 +13,12 @@ from vigil_shared.vision.site_backbone import untouched_patch_stages
 from vigil_trainer.context import JobContext
 from vigil_trainer.one_class.backbone import one_class_backbone
 from vigil_trainer.one_class.fit import fit_one_class
-from vigil_trainer.registry import Candidate, register
+from vigil_trainer.registry import Candidate
 
 
 def run(*, ctx: JobContext, spec: OneClassSpec) -> ModelManifest:
     reporter = ctx.reporter
-    dataset = load_manifest(ctx.s3, ctx.s3_settings.datasets_bucket, spec.dataset)
-    reporter.log(
-        "info",
-        f"dataset {dataset.name} version {dataset.version[:12]}: {len(dataset.items)} images",
-    )
+    dataset = ctx.load_dataset(spec.dataset)
     backbone = one_class_backbone(spec, s3=ctx.s3, models_bucket=ctx.s3_settings.models_bucket)
     reporter.log("info", f"backbone: {backbone.provenance.name} from {backbone.provenance.source}")
     if spec.backbone_model_id is not None:
@@ -60,10 +55,4 @@ def run(*, ctx: JobContext, spec: OneClassSpec) -> ModelManifest:
         k=spec.k,
         parent_model_id=spec.backbone_model_id,
     )
-    return register(
-        s3=ctx.s3,
-        bucket=ctx.s3_settings.models_bucket,
-        sessions=ctx.sessions,
-        job_id=ctx.job_id,
-        candidate=candidate,
-    )
+    return ctx.register(candidate)
