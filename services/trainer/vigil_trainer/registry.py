@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_shared.db.models import Model
 from vigil_shared.schemas.frames import utc_now
-from vigil_shared.schemas.jobs import ClassifySpec, OneClassSpec
+from vigil_shared.schemas.jobs import JobSpec
 from vigil_shared.schemas.manifests import (
     EnsembleOf,
     Evaluation,
@@ -45,7 +45,7 @@ class Candidate:
     """A trained model (or an ensemble of registry models) before it has an id: what the
     manifest and the row are made from."""
 
-    spec: OneClassSpec | ClassifySpec
+    spec: JobSpec
     architecture: str
     tensors: dict[str, torch.Tensor]
     threshold: float
