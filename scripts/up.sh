@@ -98,6 +98,7 @@ if [[ ! -s "$INGEST_KEY_FILE" ]] || ! curl -fsS -o /dev/null \
   (umask 077 && as_admin -d '{"name": "ingest (up.sh)", "role": "operator"}' "$API/api/v1/keys" |
     .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["key"])' >"$INGEST_KEY_FILE")
 fi
+chmod 600 "$INGEST_KEY_FILE" # one made by an older up.sh may be world-readable
 # The single-camera demo ingest of earlier versions would publish the demo camera twice.
 if [[ -f "$RUN/ingest-demo.pid" ]]; then
   kill -TERM -- "-$(cat "$RUN/ingest-demo.pid")" 2>/dev/null || true
