@@ -105,6 +105,38 @@ def test_new_events_stream_in_order_scoped_filtered_with_heartbeats(
     assert messages[-1].event == "end" and "time is up" in (messages[-1].data or "")
 
 
+def test_a_stream_carries_the_changes_stored_after_it_opened(
+    client: TestClient, sessions: sessionmaker[Session], cameras: tuple[str, str]
+) -> None:
+    """Not one committed just before it opened, however close; but one whose transaction began
+    before and committed after it opened (its ``updated_at`` is older than the opening)."""
+    mine, _ = cameras
+    app: Any = client.app
+    app.dependency_overrides[get_stream_limits] = lambda: StreamLimits(
+        poll_s=0.05, heartbeat_s=10.0, settle_s=2.0, max_duration_s=4.5
+    )
+    before, late, after = make_event(mine, 0), make_event(mine, 1), make_event(mine, 2)
+    add(sessions, [before])
+    began = threading.Event()
+
+    def commit_late_then_add() -> None:
+        with sessions.begin() as session:
+            session.add(late)
+            session.flush()  # its updated_at is now: before the stream opens
+            began.set()
+            deadline = time.monotonic() + 10
+            while app.state.event_streams.open == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        add(sessions, [after])
+
+    threading.Thread(target=commit_late_then_add, daemon=True).start()
+    assert began.wait(10)
+    response = client.get("/api/v1/events/stream", params={"camera_id": mine})
+
+    sent = [e["event_id"] for e in events_of(parse(response.text))]
+    assert sent == [str(late.event_id), str(after.event_id)]
+
+
 def test_last_event_id_resumes_after_that_message_and_feedback_is_a_change(
     client: TestClient, api: TestClient, sessions: sessionmaker[Session], cameras: tuple[str, str]
 ) -> None:

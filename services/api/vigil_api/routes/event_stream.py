@@ -3,7 +3,9 @@
 The stream polls PostgreSQL by an (updated_at, event_id) cursor, which is also each message's
 SSE ``id``, so a browser's ``EventSource`` resumes where it left off (``Last-Event-ID``) after a
 dropped connection. ``updated_at`` is a transaction's start time, so a row is sent only once it
-is ``settle_s`` old: a transaction that commits late (up to that long) is not skipped.
+is ``settle_s`` old: a transaction that commits late (up to that long) is not skipped. A new
+stream carries the changes stored after it opened: it starts ``settle_s`` back and skips what
+the database already held when it opened (``stream_start``).
 
 Bounded: at most ``max_streams`` per process, each at most ``max_duration_s`` (the client
 reconnects and resumes), at most ``batch`` rows per poll; it ends on client disconnect and when
@@ -19,7 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
@@ -99,13 +101,44 @@ def get_registry(request: Request) -> StreamRegistry:
 Fetch = Callable[[Cursor], list[Event]]
 
 
-def start_cursor(*, sessions: sessionmaker[Session], settle_s: float) -> Cursor:
-    """Now, as the database sees it: a stream without ``Last-Event-ID`` starts with what
-    changes from here on."""
+@dataclass(frozen=True)
+class StreamStart:
+    """Where a stream begins, and the changes at or after that point that were already stored
+    when it opened, which it skips (none when it resumes after a ``Last-Event-ID``)."""
+
+    cursor: Cursor
+    stored: frozenset[tuple[uuid.UUID, datetime]] = frozenset()
+
+    def already_stored(self, row: Event) -> bool:
+        return (row.event_id, row.updated_at) in self.stored
+
+
+def stream_start(
+    *,
+    sessions: sessionmaker[Session],
+    filters: EventFilters,
+    scope: frozenset[str] | None,
+    settle_s: float,
+) -> StreamStart:
+    """The start of a stream opened now: it carries the changes stored from here on.
+
+    No timestamp tells a change committed just before the stream opened from one whose
+    transaction began before and commits after (``updated_at`` is when it began). So the stream
+    starts ``settle_s`` back, and skips the changes of that window visible in the snapshot it
+    takes as it opens: exactly those the database held already."""
     with sessions() as session:
-        now = session.scalar(select(func.now()))
-    assert now is not None
-    return Cursor(at=now - timedelta(seconds=settle_s), event_id=_LAST_UUID)
+        # One snapshot for both reads; clock_timestamp() runs after it is taken, so every
+        # change it sees began before ``opened``.
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        opened = session.scalar(select(func.clock_timestamp()))
+        assert opened is not None
+        cursor = Cursor(at=opened - timedelta(seconds=settle_s), event_id=_LAST_UUID)
+        stored = session.execute(
+            apply_filters(select(Event), filters=filters, scope=scope)
+            .with_only_columns(Event.event_id, Event.updated_at)
+            .where(Event.updated_at > cursor.at)
+        )
+        return StreamStart(cursor=cursor, stored=frozenset((i, at) for i, at in stored))
 
 
 def changes_after(
@@ -136,7 +169,7 @@ def sse_message(*, event_id: str, event: str, data: str) -> str:
 async def sse_chunks(
     *,
     fetch: Fetch,
-    start: Cursor,
+    start: StreamStart,
     limits: StreamLimits,
     stopping: threading.Event,
     render: Callable[[Event], str],
@@ -144,12 +177,14 @@ async def sse_chunks(
     """The stream's text: changes as ``event`` messages, heartbeat comments when quiet, and an
     ``end`` message when the stream's time is up or the server stops."""
     yield f"retry: {limits.retry_ms}\n\n"
-    cursor = start
+    cursor = start.cursor
     began = last_sent = time.monotonic()
     while not stopping.is_set() and time.monotonic() - began < limits.max_duration_s:
         rows = await run_in_threadpool(fetch, cursor)
         for row in rows:
             cursor = Cursor(at=row.updated_at, event_id=row.event_id)
+            if start.already_stored(row):
+                continue
             yield sse_message(event_id=cursor.encode(CURSOR_TAG), event="event", data=render(row))
             last_sent = time.monotonic()
         if time.monotonic() - last_sent >= limits.heartbeat_s:
@@ -223,16 +258,22 @@ async def stream_events(
         Header(max_length=256, description="The last message id seen, to resume after it."),
     ] = None,
 ) -> EventStreamResponse:
-    """Live events with the list's filters, from now (or after ``Last-Event-ID``)."""
+    """Live events with the list's filters: those stored after the stream opened (or after
+    ``Last-Event-ID``)."""
     check_camera_scope(request, principal, filters.camera_id)
     if last_event_id is not None:
         try:
-            start = Cursor.decode(last_event_id, CURSOR_TAG)
+            start = StreamStart(cursor=Cursor.decode(last_event_id, CURSOR_TAG))
         except ValueError as exc:
             raise invalid_field(("header", "last-event-id"), str(exc)) from exc
     else:
         start = await run_in_threadpool(
-            lambda: start_cursor(sessions=clients.sessions, settle_s=limits.settle_s)
+            lambda: stream_start(
+                sessions=clients.sessions,
+                filters=filters,
+                scope=principal.camera_ids,
+                settle_s=limits.settle_s,
+            )
         )
     if registry.full:
         detail = f"{registry.max_streams} event streams are open; retry in a few seconds"
