@@ -136,10 +136,12 @@ def test_the_api_image_serves_and_runs_its_consumers(
     import_every_module(python, "vigil_api", tmp_path)
     port, sink_port, status_port = free_tcp_port(), free_tcp_port(), free_tcp_port()
     api = start_in(python, "vigil_api", VIGIL_API_PORT=str(port), VIGIL_API_ADMIN_KEY=ADMIN_KEY)
-    sink = start_in(python, "vigil_api.sink_main", VIGIL_API_SINK_METRICS_PORT=str(sink_port))
+    sink = start_in(
+        python, "vigil_api.consumers.sink_main", VIGIL_API_SINK_METRICS_PORT=str(sink_port)
+    )
     status = start_in(
         python,
-        "vigil_api.camera_status_main",
+        "vigil_api.consumers.camera_status_main",
         VIGIL_API_CAMERA_STATUS_METRICS_PORT=str(status_port),
     )
     for process, url, expected in (

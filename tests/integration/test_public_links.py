@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.integration.conftest import ADMIN_KEY
 from tests.integration.test_api_events import add, make_event
 from tests.integration.test_api_models import ARTIFACT, add_model
+from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
-from vigil_api.settings import ApiSettings
 from vigil_shared.settings import CommonSettings
 
 
