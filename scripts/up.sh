@@ -17,6 +17,12 @@ set -a
 . .stack/env
 set +a
 mkdir -p "$RUN" "$LOGS"
+# Every process serves Prometheus metrics (docs/operations.md#ports); each reads its own variable.
+export VIGIL_INGEST_METRICS_PORT="${VIGIL_INGEST_METRICS_PORT:-9101}"
+export VIGIL_INFERENCE_METRICS_PORT="${VIGIL_INFERENCE_METRICS_PORT:-9102}"
+export VIGIL_TRAINER_METRICS_PORT="${VIGIL_TRAINER_METRICS_PORT:-9103}"
+export VIGIL_API_SINK_METRICS_PORT="${VIGIL_API_SINK_METRICS_PORT:-9104}"
+export VIGIL_API_CAMERA_STATUS_METRICS_PORT="${VIGIL_API_CAMERA_STATUS_METRICS_PORT:-9105}"
 
 demo_source() {
   local clip="$REPO/../shared/datasets/ucsd-ped2/test/Test002.mp4"
@@ -117,6 +123,8 @@ Vigil is up.
   Viewer:  curl -H "Authorization: Bearer \$KEY" -H 'content-type: application/json' \\
              -d '{"name": "wall screen", "role": "viewer"}' http://127.0.0.1:$API_PORT/api/v1/keys
   Cameras: ingest runs every enabled camera registered through /api/v1/cameras (demo included)
+  Metrics: http://127.0.0.1:$API_PORT/metrics; ingest, inference, trainer, event sink and camera
+           status on ports $VIGIL_INGEST_METRICS_PORT, $VIGIL_INFERENCE_METRICS_PORT, $VIGIL_TRAINER_METRICS_PORT, $VIGIL_API_SINK_METRICS_PORT, $VIGIL_API_CAMERA_STATUS_METRICS_PORT (/metrics)
   Logs:    .stack/logs/
   Stop:    bash scripts/down.sh
 TXT

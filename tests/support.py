@@ -63,12 +63,14 @@ def read_topic(
 class ServiceProcess:
     """A Vigil service run as ``python -m module``, as it runs in production."""
 
-    def __init__(self, module: str, *, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, module: str, *, env: dict[str, str], log_path: Path, python: str = sys.executable
+    ) -> None:
         self.module = module
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", module], env=env, stdout=self._log, stderr=subprocess.STDOUT
+            [python, "-m", module], env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
     def log(self) -> str:

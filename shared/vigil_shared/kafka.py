@@ -49,12 +49,14 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
 def make_consumer(
     settings: KafkaSettings, *topics: str, group_id: str | None, **overrides: Any
 ) -> KafkaConsumer:
-    """``group_id=None``: a reader outside any group, assigned partitions by hand (state topics)."""
+    """``group_id=None``: a reader outside any group, assigned partitions by hand (state topics).
+
+    A group id is taken within the topic namespace (``KafkaSettings.consumer_group``)."""
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers.split(","),
         "client_id": settings.client_id,
         "bootstrap_timeout_ms": settings.bootstrap_timeout_ms,
-        "group_id": group_id,
+        "group_id": None if group_id is None else settings.consumer_group(group_id),
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "max_poll_records": 64,
@@ -77,8 +79,10 @@ def ensure_topics(
 ) -> None:
     """Create the topics if they are missing (the client waits ``bootstrap_timeout_ms``).
 
-    Topics named in ``compacted`` keep the latest record per key for ever (state, not a log).
+    Topics named in ``compacted`` keep the latest record per key for ever (state, not a log);
+    the others get the retention of ``topic_configs``. A topic that exists keeps its settings.
     """
+    configs = topic_configs(settings)
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=settings.bootstrap_servers.split(","),
@@ -96,7 +100,7 @@ def ensure_topics(
                     t,
                     num_partitions=partitions,
                     replication_factor=1,
-                    topic_configs={"cleanup.policy": "compact"} if t in compacted else {},
+                    topic_configs=COMPACTED if t in compacted else configs.get(t, {}),
                 )
                 for t in missing
             ]
@@ -105,6 +109,42 @@ def ensure_topics(
                 admin.create_topics(new)
     finally:
         admin.close()
+
+
+COMPACTED = {"cleanup.policy": "compact"}
+MIN_SEGMENT_BYTES = 1024**2  # Kafka refuses smaller segments
+MAX_SEGMENT_BYTES = 1024**3  # Kafka's default
+
+
+def topic_configs(settings: KafkaSettings) -> dict[str, dict[str, str]]:
+    """Each topic's Kafka settings: retention in time (and bytes for frames), compaction for
+    state. Kafka deletes whole closed segments, so a segment spans at most 1/24 of the
+    retention (and 1/8 of the byte limit): nothing outlives its policy by more than that, plus
+    the broker's 5-minute retention check."""
+    topics = settings.topics
+    frames = _retention(settings.frames_retention_hours * 3_600_000)
+    if settings.frames_retention_partition_bytes is not None:
+        limit = settings.frames_retention_partition_bytes
+        frames["retention.bytes"] = str(limit)
+        frames["segment.bytes"] = str(min(max(limit // 8, MIN_SEGMENT_BYTES), MAX_SEGMENT_BYTES))
+    events = _retention(settings.events_retention_days * 86_400_000)
+    return {
+        topics.frames: frames,
+        topics.frames_dead_letter: frames,  # footage too: the same lifetime
+        topics.events: events,
+        topics.events_dead_letter: events,
+        topics.camera_status: events,
+        topics.model_assignments: COMPACTED,
+    }
+
+
+def _retention(milliseconds: float) -> dict[str, str]:
+    retention = max(int(milliseconds), 60_000)
+    return {
+        "cleanup.policy": "delete",
+        "retention.ms": str(retention),
+        "segment.ms": str(max(retention // 24, 60_000)),
+    }
 
 
 def dead_letter(producer: KafkaProducer, topic: str, record: ConsumerRecord, reason: str) -> None:

@@ -42,10 +42,28 @@ class KafkaSettings(BaseSettings):
     bootstrap_timeout_ms: int = Field(
         default=30_000, ge=1_000, description="How long a client waits for a first broker."
     )
+    # Retention, applied when ensure_topics creates a topic (docs/operations.md, disk sizing).
+    frames_retention_hours: float = Field(
+        default=24, gt=0, description="How long frames (and frames that failed) are kept."
+    )
+    frames_retention_partition_bytes: int | None = Field(
+        default=None,
+        ge=1024**2,
+        description="Most bytes of frames kept per partition (Kafka's retention.bytes); the "
+        "oldest go first. Unset: time alone.",
+    )
+    events_retention_days: float = Field(
+        default=30, gt=0, description="How long events, camera status and dead letters are kept."
+    )
 
     @property
     def topics(self) -> Topics:
         return Topics.in_namespace(self.topic_namespace)
+
+    def consumer_group(self, name: str) -> str:
+        """A consumer group's id in this deployment: deployments sharing a cluster through
+        namespaces must not join each other's groups."""
+        return self.topic_namespace + name
 
 
 class S3Settings(BaseSettings):
@@ -61,6 +79,23 @@ class S3Settings(BaseSettings):
     datasets_bucket: str = "vigil-datasets"
     models_bucket: str = "vigil-models"
     snapshots_bucket: str = "vigil-snapshots"
+    public_endpoint: str = Field(
+        default="",
+        description="host[:port] at which browsers and tools outside the deployment reach S3; "
+        "every presigned link names it. Empty: the endpoint.",
+    )
+    public_secure: bool | None = Field(
+        default=None, description="https for presigned links; unset: as ``secure``."
+    )
+
+    @property
+    def link_endpoint(self) -> str:
+        """Where presigned links point (a link is signed for the host it names)."""
+        return self.public_endpoint or self.endpoint
+
+    @property
+    def link_secure(self) -> bool:
+        return self.secure if self.public_secure is None else self.public_secure
 
 
 class DatabaseSettings(BaseSettings):

@@ -139,6 +139,9 @@ def test_any_order_duplicates_and_replays_give_one_row_per_event(
 
     sink = run_sink(kafka_settings, topics, sessions, group="sink-a", until_records=10)
     assert sink.stored == 2
+    sample, labels = sink.metrics.registry.get_sample_value, {"consumer": "event-sink"}
+    assert sample("vigil_consumer_records_total", labels) == sink.records_read
+    assert sample("vigil_consumer_dead_letters_total", labels) == 1
     stored = rows(sessions, camera)
     assert [r[:5] for r in stored] == [
         (first[0].event_id, "ended", 5, first[1].peak_captured_at, 3.5),

@@ -40,3 +40,25 @@ def test_links_match_the_minio_client(secure: bool, key: str) -> None:
     )
     signer = Presigner.for_snapshots(s3, now=NOW, expires=expires)
     assert signer.url(key) == expected
+
+
+def test_links_are_signed_for_the_public_endpoint() -> None:
+    s3 = S3Settings(
+        endpoint="minio:9000",
+        public_endpoint="nvr.example.org",
+        public_secure=True,
+        secret_key=SecretStr("a-secret-key-for-the-test"),
+    )
+    client = Minio(
+        "nvr.example.org",
+        access_key=s3.access_key,
+        secret_key=s3.secret_key.get_secret_value(),
+        secure=True,
+        region=s3.region,
+    )
+    expires = timedelta(minutes=5)
+    key = "model-1/model.safetensors"
+    expected = client.presigned_get_object(s3.models_bucket, key, expires=expires, request_date=NOW)
+    signer = Presigner.for_bucket(s3, s3.models_bucket, now=NOW, expires=expires)
+    assert signer.url(key) == expected
+    assert expected.startswith("https://nvr.example.org/vigil-models/")

@@ -25,7 +25,8 @@ def main() -> None:
     except (KafkaUnavailableError, StorageError, WeightsError) as exc:
         print(f"inference: {exc}", file=sys.stderr)
         sys.exit(2)
-    log.info("inference started", extra={"group_id": settings.group_id})
+    group = settings.common.kafka.consumer_group(settings.group_id)
+    log.info("inference started", extra={"group_id": group})
     worker.run(stop)
     log.info(
         "inference stopped",

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-log = logging.getLogger(__name__)
+from vigil_shared import metrics as shared
+from vigil_shared.metrics import MetricsPortError
 
-
-class MetricsPortError(RuntimeError):
-    """The metrics port cannot be bound; the message names the setting to change."""
+__all__ = ["IngestMetrics", "MetricsPortError", "serve_metrics"]
 
 
 @dataclass
@@ -79,12 +77,4 @@ class IngestMetrics:
 
 def serve_metrics(metrics: IngestMetrics, port: int) -> WSGIServer:
     """Serve ``/metrics`` on ``port`` (0: any free one, logged); ``shutdown()`` stops it."""
-    try:
-        server, _ = start_http_server(port, registry=metrics.registry)
-    except OSError as exc:
-        raise MetricsPortError(
-            f"cannot serve metrics on port {port} ({exc.strerror}); "
-            "set VIGIL_INGEST_METRICS_PORT to a free port, or unset it"
-        ) from exc
-    log.info("metrics served", extra={"port": server.server_port})
-    return server
+    return shared.serve_metrics(metrics.registry, port, variable="VIGIL_INGEST_METRICS_PORT")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from vigil_shared.logging import configure_logging
+from vigil_shared.metrics import MetricsPortError, serve_metrics
 from vigil_shared.queues import TASK_QUEUE
 from vigil_shared.storage import ensure_buckets, make_s3_client
 from vigil_shared.vision.backbones import WeightsError
@@ -20,8 +21,16 @@ from vigil_trainer.weights import import_weights
 
 
 def run_worker(settings: TrainerSettings) -> None:
+    from vigil_trainer.metrics import trainer_registry
     from vigil_trainer.worker import create_app
 
+    if settings.metrics_port is not None:
+        port, variable = settings.metrics_port, "VIGIL_TRAINER_METRICS_PORT"
+        try:
+            serve_metrics(trainer_registry(settings), port, variable=variable)
+        except MetricsPortError as exc:
+            print(f"trainer: {exc}", file=sys.stderr)
+            sys.exit(2)
     app = create_app(settings)
     app.worker_main(
         [

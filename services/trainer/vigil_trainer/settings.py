@@ -39,6 +39,9 @@ class TrainerSettings(BaseSettings):
         "worker after this long. A job still running then is delivered again, and the copy "
         "waits its turn and finds the job finished, so keep it above most jobs' run time.",
     )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: any)."
+    )
     common: CommonSettings = Field(default_factory=CommonSettings)
 
 

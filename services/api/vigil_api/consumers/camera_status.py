@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_shared.db.models import CameraStatusRow
 from vigil_shared.kafka import BrokerOutage
+from vigil_shared.metrics import ConsumerMetrics
 from vigil_shared.schemas.camera_status import CameraState, CameraStatus
 
 log = logging.getLogger("vigil_api.camera_status")
@@ -103,9 +104,16 @@ def store_reports(sessions: sessionmaker[Session], reports: list[CameraStatus]) 
 class StatusRecorder:
     """Polls the status topic and stores each camera's latest report until ``stop`` is set."""
 
-    def __init__(self, *, consumer: KafkaConsumer, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        *,
+        consumer: KafkaConsumer,
+        sessions: sessionmaker[Session],
+        metrics: ConsumerMetrics | None = None,
+    ) -> None:
         self._consumer = consumer
         self._sessions = sessions
+        self.metrics = metrics or ConsumerMetrics("camera-status")
 
     def run(self, stop: threading.Event) -> None:
         outage = BrokerOutage("camera-status")
@@ -124,6 +132,7 @@ class StatusRecorder:
         reports: list[CameraStatus] = []
         polled = self._consumer.poll(timeout_ms=1000)
         for batch in polled.values():
+            self.metrics.records.inc(len(batch))
             for record in batch:
                 try:
                     reports.append(CameraStatus.read_json(record.value or b""))
@@ -136,4 +145,5 @@ class StatusRecorder:
         if polled:
             store_reports(self._sessions, reports)
             self._consumer.commit()
+        self.metrics.measure_lag(self._consumer)
         return len(reports)

@@ -9,21 +9,28 @@ from __future__ import annotations
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_api.consumers.camera_status import StatusRecorder
-from vigil_api.consumers.runner import run_consumer
+from vigil_api.consumers.runner import MetricsPort, run_consumer
 from vigil_api.core.settings import ApiSettings
 from vigil_shared.kafka import make_consumer
+from vigil_shared.metrics import ConsumerMetrics
+
+PORT = MetricsPort(
+    "VIGIL_API_CAMERA_STATUS_METRICS_PORT", lambda settings: settings.camera_status_metrics_port
+)
 
 
-def build(settings: ApiSettings, sessions: sessionmaker[Session]) -> StatusRecorder:
+def build(
+    settings: ApiSettings, sessions: sessionmaker[Session], metrics: ConsumerMetrics
+) -> StatusRecorder:
     kafka = settings.common.kafka
     consumer = make_consumer(
         kafka, kafka.topics.camera_status, group_id=settings.camera_status_group_id
     )
-    return StatusRecorder(consumer=consumer, sessions=sessions)
+    return StatusRecorder(consumer=consumer, sessions=sessions, metrics=metrics)
 
 
 def main() -> None:
-    run_consumer("camera-status", build)
+    run_consumer("camera-status", build, PORT)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vigil_shared.db.event_rows import Row, event_row
 from vigil_shared.db.models import Event
 from vigil_shared.kafka import BrokerOutage, dead_letter
+from vigil_shared.metrics import ConsumerMetrics
 from vigil_shared.schemas.events import EventMessage
 
 
@@ -97,8 +98,10 @@ class EventSink:
         dead_letter_topic: str,
         poll_timeout_ms: int = 500,
         max_records: int = 500,
+        metrics: ConsumerMetrics | None = None,
     ) -> None:
         self._consumer = consumer
+        self.metrics = metrics or ConsumerMetrics("event-sink")
         self._producer = producer
         self._sessions = sessions
         self._dead_letter_topic = dead_letter_topic
@@ -127,15 +130,18 @@ class EventSink:
         if records:
             self.process(records)
             self._consumer.commit()
+        self.metrics.measure_lag(self._consumer)
 
     def process(self, records: list[ConsumerRecord]) -> None:
         messages: list[EventMessage] = []
         self.records_read += len(records)
+        self.metrics.records.inc(len(records))
         for record in records:
             try:
                 messages.append(EventMessage.read_json(record.value or b""))
             except ValidationError as exc:
                 reason = f"not a valid vigil.event.v2: {exc}"
                 dead_letter(self._producer, self._dead_letter_topic, record, reason)
+                self.metrics.dead_letters.inc()
         self.stored += store_messages(self._sessions, messages)
         self._producer.flush()

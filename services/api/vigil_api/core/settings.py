@@ -38,6 +38,12 @@ class ApiSettings(BaseSettings):
         "local file; unset: file sources are refused.",
     )
     camera_status_group_id: str = "vigil-camera-status"
+    sink_metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="The event sink's Prometheus port (0: any)."
+    )
+    camera_status_metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Camera status' Prometheus port (0: any)."
+    )
     assignment_publish_timeout_s: float = Field(
         default=10.0, gt=0, le=60, description="How long a promotion waits for Kafka's acks."
     )

@@ -1,4 +1,5 @@
-"""Presigned snapshot links (S3 signature V4, query string), signed locally and fast.
+"""Presigned links (S3 signature V4, query string), signed locally and fast: snapshots, and
+every other link the API hands out (model downloads).
 
 A page of events carries up to 500 links. The ``minio`` client signs one in about 0.3-0.8 ms
 (it rebuilds the signing key and the URL machinery every time), which alone would take a
@@ -45,17 +46,25 @@ class Presigner:
         object.__setattr__(self, "_signing_key", key)
 
     @classmethod
-    def for_snapshots(cls, s3: S3Settings, *, now: datetime, expires: timedelta) -> Presigner:
+    def for_bucket(
+        cls, s3: S3Settings, bucket: str, *, now: datetime, expires: timedelta
+    ) -> Presigner:
+        """Links at the public S3 endpoint (``VIGIL_S3_PUBLIC_ENDPOINT``): they are followed by
+        browsers and tools outside the deployment, which cannot resolve its internal name."""
         return cls(
-            endpoint=s3.endpoint,
-            secure=s3.secure,
+            endpoint=s3.link_endpoint,
+            secure=s3.link_secure,
             access_key=s3.access_key,
             secret_key=s3.secret_key.get_secret_value(),
             region=s3.region,
-            bucket=s3.snapshots_bucket,
+            bucket=bucket,
             now=now,
             expires=expires,
         )
+
+    @classmethod
+    def for_snapshots(cls, s3: S3Settings, *, now: datetime, expires: timedelta) -> Presigner:
+        return cls.for_bucket(s3, s3.snapshots_bucket, now=now, expires=expires)
 
     @property
     def _day(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -26,6 +26,7 @@ from vigil_api.core.auth import OperatorDep, ViewerDep, forbidden
 from vigil_api.core.deps import ClientsDep, SessionDep
 from vigil_api.core.security import Principal
 from vigil_api.domain import registry_stages
+from vigil_api.domain.event_snapshots import Presigner
 from vigil_api.domain.registry_stages import (
     NothingToRollBackError,
     UnknownModelError,
@@ -464,11 +465,12 @@ def download(model_id: str, session: SessionDep, clients: ClientsDep, _: ViewerD
     """A short-lived presigned URL of the artifact (``VIGIL_API_DOWNLOAD_URL_EXPIRY_S``)."""
     model = _model(session, model_id)
     expiry = timedelta(seconds=clients.settings.download_url_expiry_s)
-    url = clients.s3.presigned_get_object(
-        clients.settings.common.s3.models_bucket, model.artifact_key, expires=expiry
+    s3, now = clients.settings.common.s3, datetime.now(UTC)
+    url = Presigner.for_bucket(s3, s3.models_bucket, now=now, expires=expiry).url(
+        model.artifact_key
     )
     return DownloadOut(
         url=url,
-        expires_at=datetime.now().astimezone() + expiry,
+        expires_at=now.astimezone() + expiry,
         artifact_sha256=model.artifact_sha256,
     )
