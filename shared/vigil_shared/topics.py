@@ -29,6 +29,9 @@ CAMERA_STATUS: Final = "vigil.camera-status.v1"
 MODEL_ASSIGNMENTS: Final = "vigil.model-assignments.v1"
 """Compacted; the current ``schemas.assignments.ModelAssignment`` per scope (camera id or ``*``)."""
 
+SCORING_STATUS: Final = "vigil.scoring-status.v1"
+"""Compacted; the latest ``schemas.scoring_status.ScoringStatus`` per camera id, from inference."""
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -38,6 +41,7 @@ class Topics:
     events_dead_letter: str = EVENTS_DEAD_LETTER
     camera_status: str = CAMERA_STATUS
     model_assignments: str = MODEL_ASSIGNMENTS
+    scoring_status: str = SCORING_STATUS
 
     @classmethod
     def in_namespace(cls, namespace: str) -> Topics:
@@ -48,4 +52,4 @@ class Topics:
 
     def compacted(self) -> tuple[str, ...]:
         """Topics that hold state (latest record per key) rather than a stream."""
-        return (self.model_assignments,)
+        return (self.model_assignments, self.scoring_status)

@@ -141,6 +141,8 @@ def test_promotion_reaches_the_topic_and_rollback_walks_back(
         (camera, "rollback", first),
     ]
     assert published[1].previous_production_model_id == first
+    # The registry's sha256 travels with the assignment: inference checks the artifact against it.
+    assert {a.production_artifact_sha256 for a in published} == {sha256_hex(ARTIFACT)}
     assert all(a.actor == "env-admin" for a in published)
 
 
@@ -154,6 +156,7 @@ def test_shadow_keeps_production_and_global_is_its_own_scope(
     (assignment,) = shadowed.json()
     assert assignment["scope"] == "*" and assignment["production_model_id"] == production
     assert assignment["shadow_model_id"] == candidate
+    assert assignment["shadow_artifact_sha256"] == sha256_hex(ARTIFACT)
     detail = client.get(f"/api/v1/models/{candidate}").json()
     assert detail["stage"] == "candidate" and detail["assignments"][0]["scope"] == "*"
     stop = client.post(f"/api/v1/models/{candidate}/shadow", json={"scope": "global", "stop": True})

@@ -7,11 +7,13 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from minio import Minio
 
 from tests.factories import scene_jpeg, send_frame
-from tests.integration.registry_models import registry_models
+from tests.integration.registry_models import registry_models, scene_bank
+from tests.integration.rtsp import free_tcp_port
 from tests.support import read_topic, wait_until
 from vigil_inference.service import build_worker
 from vigil_inference.settings import InferenceSettings
@@ -19,20 +21,30 @@ from vigil_inference.worker import InferenceWorker
 from vigil_shared.kafka import make_producer
 from vigil_shared.schemas.assignments import AssignmentAction, ModelAssignment
 from vigil_shared.schemas.events import EventMessage
+from vigil_shared.schemas.manifests import ModelManifest
+from vigil_shared.schemas.scoring_status import ScoringStatus
 from vigil_shared.settings import CommonSettings, KafkaSettings
+from vigil_shared.storage import put_bytes, sha256_hex
 from vigil_shared.topics import Topics
+from vigil_shared.vision.inferencer import read_manifest
 
 pytestmark = pytest.mark.slow
 
 
 def assign(
-    kafka: KafkaSettings, topics: Topics, scope: str, production: str, shadow: str | None = None
+    kafka: KafkaSettings,
+    topics: Topics,
+    scope: str,
+    production: str,
+    shadow: str | None = None,
+    sha256: str | None = None,
 ) -> None:
     assignment = ModelAssignment(
         change_id=uuid.uuid4(),
         scope=scope,
         production_model_id=production,
         shadow_model_id=shadow,
+        production_artifact_sha256=sha256,
         action=AssignmentAction.PROMOTE,
         actor="test",
         changed_at=datetime.now(UTC),
@@ -147,3 +159,67 @@ def test_a_model_that_cannot_load_leaves_the_camera_on_its_model(
     messages = [EventMessage.model_validate_json(r.value) for r in records]
     assert {m.model.id for m in messages} == {"warmup"}
     assert sample(worker, "vigil_inference_model_swaps_total") == 0
+
+
+def test_an_artifact_replaced_with_its_manifest_is_refused_and_shown(
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    s3: Minio,
+    settings: CommonSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whoever can write the bucket can replace an artifact *and* the manifest beside it: the
+    registry's sha256 (the database's, carried by the assignment) is what catches it, and the
+    fallback to the warm-up model shows in /readyz, the metrics and the scoring-status topic."""
+    bucket = settings.s3.models_bucket
+    (model_id,) = registry_models(s3, bucket)
+    manifest = read_manifest(s3, bucket=bucket, model_id=model_id)
+    registered = manifest.artifact_sha256
+    forged, _ = scene_bank(frames=6)  # another bank, with a manifest that matches it
+    put_bytes(s3, bucket, manifest.artifact_key, forged, "application/octet-stream")
+    body = manifest.model_copy(update={"artifact_sha256": sha256_hex(forged)})
+    put_bytes(
+        s3,
+        bucket,
+        ModelManifest.manifest_key(model_id),
+        body.model_dump_json(by_alias=True).encode(),
+        "application/json",
+    )
+    camera = f"cam-{uuid.uuid4().hex[:8]}"
+    assign(kafka_settings, topics, "*", model_id, sha256=registered)
+    port = free_tcp_port()
+    for name, value in {
+        "GROUP_ID": f"inference-{camera}",
+        "WARMUP_FRAMES": "2",
+        "THRESHOLD": "0",
+        "SNAPSHOTS": "false",
+        "METRICS_PORT": str(port),
+    }.items():
+        monkeypatch.setenv(f"VIGIL_INFERENCE_{name}", value)
+    send_frames(kafka_settings, topics, camera, range(6))
+    worker = build_worker(InferenceSettings())
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        wait_until(lambda: worker.frames_scored >= 6, timeout_s=120, what="6 frames scored")
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert ready.status_code == 503
+    (problem,) = ready.json()["problems"]
+    assert problem.startswith(f"camera {camera}: assigned model {model_id} cannot be loaded")
+    assert f"the registry recorded {registered[:12]}" in problem and "scored by warmup" in problem
+    assert sample(worker, "vigil_inference_cameras_on_fallback") == 1
+    assert sample(worker, "vigil_inference_model_unloadable", model_id=model_id) == 1
+    (record,) = read_topic(kafka_settings, topics.scoring_status, count=1, timeout_s=15)
+    status = ScoringStatus.model_validate_json(record.value)
+    assert (status.camera_id, status.model.id, status.assigned_model_id) == (
+        camera,
+        "warmup",
+        model_id,
+    )
+    assert status.problem is not None and "the registry recorded" in status.problem
+    events = read_topic(kafka_settings, topics.events, count=1, timeout_s=10)
+    assert {EventMessage.model_validate_json(r.value).model.id for r in events} == {"warmup"}

@@ -162,6 +162,7 @@ SAMPLE_SCHEMAS = {
     "vigil.event.v2": "event.v2.json",
     "vigil.camera-status.v1": "camera-status.v1.json",
     "vigil.model-assignment.v1": "model-assignment.v1.json",
+    "vigil.scoring-status.v1": "scoring-status.v1.json",
 }
 
 

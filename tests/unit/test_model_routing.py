@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 import pytest
 import torch
 
+from vigil_inference.health import ScoringHealth
 from vigil_inference.metrics import InferenceMetrics
 from vigil_inference.models import WARMUP, ScoringModel
 from vigil_inference.routing import ModelRouter
 from vigil_shared.schemas.assignments import AssignmentAction, ModelAssignment
 from vigil_shared.schemas.events import ModelRef
+from vigil_shared.schemas.scoring_status import ScoringStatus
 from vigil_shared.vision.scoring import FrameScore
 
 
@@ -31,25 +33,30 @@ class FakeModel:
 
 
 class Loader:
-    """Loads any id but those in ``broken``; counts loads."""
+    """Loads any id but those in ``broken``; counts loads and the sha256 each was asked with."""
 
     def __init__(self, broken: set[str] | None = None) -> None:
         self.broken = broken or set()
         self.loads: list[str] = []
+        self.checked: list[str | None] = []
 
-    def __call__(self, model_id: str) -> ScoringModel:
+    def __call__(self, model_id: str, artifact_sha256: str | None = None) -> ScoringModel:
         self.loads.append(model_id)
+        self.checked.append(artifact_sha256)
         if model_id in self.broken:
             raise FileNotFoundError(f"models/{model_id}/manifest.json")
-        return ScoringModel(ModelRef(id=model_id, kind="registry"), FakeModel())
+        return ScoringModel(ModelRef(id=model_id, kind="registry"), FakeModel(), artifact_sha256)
 
 
-def assignment(scope: str, production: str | None, shadow: str | None = None) -> ModelAssignment:
+def assignment(
+    scope: str, production: str | None, shadow: str | None = None, sha256: str | None = None
+) -> ModelAssignment:
     return ModelAssignment(
         change_id=uuid.uuid4(),
         scope=scope,
         production_model_id=production,
         shadow_model_id=shadow,
+        production_artifact_sha256=sha256,
         action=AssignmentAction.PROMOTE,
         actor="test",
         changed_at=datetime.now(UTC),
@@ -57,7 +64,10 @@ def assignment(scope: str, production: str | None, shadow: str | None = None) ->
 
 
 def router(
-    loader: Loader, default: str | None = None, cache_size: int = 4
+    loader: Loader,
+    default: str | None = None,
+    cache_size: int = 4,
+    reports: list[ScoringStatus] | None = None,
 ) -> tuple[ModelRouter, InferenceMetrics]:
     metrics = InferenceMetrics()
     routes = ModelRouter(
@@ -66,6 +76,7 @@ def router(
         default_model_id=default,
         cache_size=cache_size,
         metrics=metrics,
+        health=ScoringHealth(metrics=metrics, report=None if reports is None else reports.append),
     )
     return routes, metrics
 
@@ -147,3 +158,56 @@ def test_models_in_use_are_never_evicted(size: int) -> None:
     routes.apply([assignment("*", None)])
     assert [production(routes, f"cam{i}") for i in range(4)] == ["m-0", "m-1", "m-2", "m-3"]
     assert len(loader.loads) == 4
+
+
+def test_the_registry_sha256_reaches_the_loader_and_a_model_checked_for_another_reloads() -> None:
+    loader = Loader()
+    routes, _ = router(loader, default="m-1")  # the default: loaded without a registry sha256
+    production(routes, "a")
+    routes.apply([assignment("*", "m-1", sha256="a" * 64)])
+    assert production(routes, "a") == "m-1"
+    assert loader.checked == [None, "a" * 64], "the registry's sha256 was not checked"
+    assert routes.route("a").production.artifact_sha256 == "a" * 64
+    production(routes, "b")
+    assert len(loader.loads) == 2, "a model checked against that sha256 is shared"
+
+
+def test_a_model_that_cannot_load_is_visible_until_one_loads() -> None:
+    reports: list[ScoringStatus] = []
+    routes, metrics = router(Loader(broken={"m-bad"}), reports=reports)
+    routes.apply([assignment("*", "m-bad", sha256="b" * 64)])
+    assert production(routes, "a") == "warmup"
+    problem = reports[-1].problem or ""
+    assert reports[-1].camera_id == "a" and reports[-1].assigned_model_id == "m-bad"
+    assert reports[-1].model.id == "warmup"
+    assert problem.startswith("assigned model m-bad cannot be loaded: models/m-bad/manifest.json")
+    assert problem.endswith("scored by warmup")
+    assert routes.health.readiness() == [f"camera a: {problem}"]
+    value = metrics.registry.get_sample_value
+    assert value("vigil_inference_cameras_on_fallback") == 1
+    assert value("vigil_inference_model_unloadable", {"model_id": "m-bad"}) == 1
+
+    assert routes.apply([assignment("*", "m-good")]) == ["a"]
+    assert reports[-1].problem is None and reports[-1].model.id == "m-good"
+    assert routes.health.readiness() == []
+    assert value("vigil_inference_cameras_on_fallback") == 0
+    assert value("vigil_inference_model_unloadable", {"model_id": "m-bad"}) is None
+    before = len(reports)
+    production(routes, "a")
+    routes.apply([assignment("other-camera", "m-good")])
+    assert len(reports) == before, "an unchanged camera is reported again"
+
+
+def test_a_camera_kept_on_its_model_and_a_broken_shadow_are_reported() -> None:
+    reports: list[ScoringStatus] = []
+    routes, metrics = router(Loader(broken={"m-bad"}), reports=reports)
+    routes.apply([assignment("*", "m-1")])
+    production(routes, "a")
+    routes.apply([assignment("a", "m-bad", shadow="m-bad")])
+    assert production(routes, "a") == "m-1"
+    problem = reports[-1].problem or ""
+    assert "assigned model m-bad cannot be loaded" in problem and "scored by m-1" in problem
+    assert "shadow model m-bad cannot be loaded" in problem
+    routes.forget("a")
+    assert routes.health.readiness() == []
+    assert metrics.registry.get_sample_value("vigil_inference_cameras_on_fallback") == 0

@@ -60,6 +60,17 @@ class InferenceMetrics:
         self.model_load_failures = Counter(
             "vigil_inference_model_load_failures", "Models that could not be loaded", registry=r
         )
+        self.model_unloadable = Gauge(
+            "vigil_inference_model_unloadable",
+            "1 for each assigned model that cannot be loaded now (tampered, missing)",
+            ["model_id"],
+            registry=r,
+        )
+        self.cameras_on_fallback = Gauge(
+            "vigil_inference_cameras_on_fallback",
+            "Cameras scored by another model than the one assigned to them, which cannot load",
+            registry=r,
+        )
         self.model_load_seconds = Histogram(
             "vigil_inference_model_load_seconds", "Time to load a registry model", registry=r
         )

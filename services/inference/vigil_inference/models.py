@@ -33,10 +33,12 @@ class FrameScorer(Protocol):
 
 @dataclass(frozen=True)
 class ScoringModel:
-    """A loaded model and the reference events carry for it."""
+    """A loaded model and the reference events carry for it; ``artifact_sha256`` is the
+    registry's sha256 its artifact was checked against (None: the registry gave none)."""
 
     ref: ModelRef
     scorer: FrameScorer
+    artifact_sha256: str | None = None
 
 
 @dataclass

@@ -3,9 +3,10 @@
 The latest assignment per scope is the truth: a camera's own scope wins over ``*``, which wins
 over ``VIGIL_INFERENCE_MODEL_ID``, which wins over the built-in warm-up scorer. Production and
 shadow are resolved independently (a global shadow candidate can run next to a camera's own
-production model). A new model is loaded before any camera switches to it; if it cannot be
-loaded, cameras keep the model they had. Models are shared by the cameras that use them and
-kept in a bounded cache.
+production model). A new model is loaded before any camera switches to it, checked against the
+registry's sha256 of its artifact that the assignment carries; if it cannot be loaded, cameras
+keep the model they had, and the camera's ``ScoringHealth`` says so (``/readyz``, metrics, the
+scoring-status topic). Models are shared by the cameras that use them and kept in a bounded cache.
 """
 
 from __future__ import annotations
@@ -19,19 +20,35 @@ from dataclasses import dataclass
 from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from vigil_inference.health import CameraScoring, ScoringHealth
 from vigil_inference.metrics import InferenceMetrics
 from vigil_inference.models import ScoringModel
 from vigil_shared.schemas.assignments import GLOBAL_SCOPE, ModelAssignment
 
 log = logging.getLogger("vigil_inference")
-ModelLoader = Callable[[str], ScoringModel]
-"""Model id to a loaded model; raises when it cannot be loaded."""
+ModelLoader = Callable[[str, str | None], ScoringModel]
+"""Model id and the registry's sha256 of its artifact (None: unknown) to a loaded model whose
+``artifact_sha256`` is that sha256; raises when it cannot be loaded."""
 
 
 @dataclass(frozen=True)
 class Route:
     production: ScoringModel
     shadow: ScoringModel | None = None
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A model an assignment names, with the registry's sha256 of its artifact, if it gave one."""
+
+    model_id: str
+    artifact_sha256: str | None = None
+
+    def matches(self, model: ScoringModel) -> bool:
+        return model.ref.id == self.model_id and self.artifact_sha256 in (
+            None,
+            model.artifact_sha256,
+        )
 
 
 class ModelRouter:
@@ -44,16 +61,20 @@ class ModelRouter:
         cache_size: int,
         metrics: InferenceMetrics,
         preloaded: Iterable[ScoringModel] = (),
+        health: ScoringHealth | None = None,
     ) -> None:
         self._loader = loader
         self._warmup = warmup
         self._default = default_model_id
         self._cache_size = cache_size
         self._metrics = metrics
+        self.health = health or ScoringHealth(metrics=metrics)
         self._table: dict[str, ModelAssignment] = {}
         self._routes: dict[str, Route] = {}
-        self._cache: OrderedDict[str, ScoringModel] = OrderedDict((m.ref.id, m) for m in preloaded)
-        self._failed: set[str] = set()
+        self._cache: OrderedDict[Wanted, ScoringModel] = OrderedDict(
+            (Wanted(m.ref.id, m.artifact_sha256), m) for m in preloaded
+        )
+        self._failed: dict[Wanted, str] = {}  # why each failed model could not be loaded
 
     def route(self, camera_id: str) -> Route:
         route = self._routes.get(camera_id)
@@ -73,7 +94,7 @@ class ModelRouter:
         switched = []
         for camera_id, old in list(self._routes.items()):
             new = self._routes[camera_id] = self._resolve(camera_id, current=old)
-            if new.production.ref != old.production.ref:
+            if new.production is not old.production:
                 old.production.scorer.forget(camera_id)
                 switched.append(camera_id)
                 self._metrics.model_swaps.inc()
@@ -85,6 +106,7 @@ class ModelRouter:
                         "to": new.production.ref.id,
                     },
                 )
+        self.health.unloadable(self._failed_models())
         self._evict()
         return switched
 
@@ -94,76 +116,122 @@ class ModelRouter:
             route.production.scorer.forget(camera_id)
             if route.shadow is not None:
                 route.shadow.scorer.forget(camera_id)
+        self.health.forget(camera_id)
 
-    def _wanted(self, camera_id: str) -> tuple[list[str], str | None]:
+    def _wanted(self, camera_id: str) -> tuple[list[Wanted], Wanted | None]:
         own, everyone = self._table.get(camera_id), self._table.get(GLOBAL_SCOPE)
         production = [
-            model_id
-            for model_id in (
-                own.production_model_id if own else None,
-                everyone.production_model_id if everyone else None,
-                self._default,
-            )
-            if model_id is not None
+            Wanted(a.production_model_id, a.production_artifact_sha256)
+            for a in (own, everyone)
+            if a is not None and a.production_model_id is not None
         ]
-        shadow = own.shadow_model_id if own and own.shadow_model_id else None
-        if shadow is None and everyone is not None:
-            shadow = everyone.shadow_model_id
+        if self._default is not None:
+            production.append(Wanted(self._default))
+        shadow = next(
+            (
+                Wanted(a.shadow_model_id, a.shadow_artifact_sha256)
+                for a in (own, everyone)
+                if a is not None and a.shadow_model_id is not None
+            ),
+            None,
+        )
         return production, shadow
 
     def _resolve(self, camera_id: str, *, current: Route | None) -> Route:
-        wanted, shadow_id = self._wanted(camera_id)
+        wanted, shadow_wanted = self._wanted(camera_id)
         production = self._production(wanted, current)
         shadow = None
-        if shadow_id is not None and shadow_id != production.ref.id:
-            shadow = self._load(shadow_id)
+        if shadow_wanted is not None and shadow_wanted.model_id != production.ref.id:
+            shadow = self._load(shadow_wanted)
+        self._report(camera_id, wanted[0] if wanted else None, production, shadow_wanted, shadow)
         return Route(production=production, shadow=shadow)
 
-    def _production(self, wanted: list[str], current: Route | None) -> ScoringModel:
-        for model_id in wanted:
-            if current is not None and current.production.ref.id == model_id:
+    def _production(self, wanted: list[Wanted], current: Route | None) -> ScoringModel:
+        for want in wanted:
+            if current is not None and want.matches(current.production):
                 return current.production
-            model = self._load(model_id)
+            model = self._load(want)
             if model is not None:
                 return model
             if current is not None:
                 return current.production  # a model that cannot load never replaces a working one
         return self._warmup
 
-    def _load(self, model_id: str) -> ScoringModel | None:
-        cached = self._cache.get(model_id)
+    def _report(
+        self,
+        camera_id: str,
+        assigned: Wanted | None,
+        production: ScoringModel,
+        shadow_wanted: Wanted | None,
+        shadow: ScoringModel | None,
+    ) -> None:
+        problems = []
+        fallback = assigned is not None and not assigned.matches(production)
+        if assigned is not None and fallback:
+            reason = self._failed.get(assigned, "not loaded")
+            problems.append(
+                f"assigned model {assigned.model_id} cannot be loaded: {reason}; "
+                f"scored by {production.ref.id}"
+            )
+        if shadow_wanted is not None and shadow is None and shadow_wanted in self._failed:
+            problems.append(
+                f"shadow model {shadow_wanted.model_id} cannot be loaded: "
+                f"{self._failed[shadow_wanted]}"
+            )
+        self.health.camera(
+            camera_id,
+            CameraScoring(
+                model=production.ref,
+                assigned_model_id=assigned.model_id if assigned is not None else None,
+                shadow_model_id=shadow.ref.id if shadow is not None else None,
+                problem="; ".join(problems) or None,
+                on_fallback=fallback,
+            ),
+        )
+
+    def _load(self, want: Wanted) -> ScoringModel | None:
+        cached = self._cache.get(want) or next(
+            (m for m in self._cache.values() if want.matches(m)), None
+        )
         if cached is not None:
-            self._cache.move_to_end(model_id)
+            self._cache.move_to_end(Wanted(cached.ref.id, cached.artifact_sha256))
             return cached
-        if model_id in self._failed:
+        if want in self._failed:
             return None
         started = time.perf_counter()
         try:
-            model = self._loader(model_id)
+            model = self._loader(want.model_id, want.artifact_sha256)
         # Anything a broken or missing artifact raises (S3, integrity, schema, torch) must leave
-        # the worker scoring with the model it has; the reason is logged and counted.
+        # the worker scoring with the model it has; the reason is logged, counted and reported.
         except Exception as exc:
-            self._failed.add(model_id)
+            self._failed[want] = str(exc)
             self._metrics.model_load_failures.inc()
-            log.error("model could not be loaded", extra={"model_id": model_id, "reason": str(exc)})
+            self.health.unloadable(self._failed_models())
+            log.error(
+                "model could not be loaded",
+                extra={"model_id": want.model_id, "reason": str(exc)},
+            )
             return None
         self._metrics.model_load_seconds.observe(time.perf_counter() - started)
-        self._cache[model_id] = model
-        log.info("model loaded", extra={"model_id": model_id})
+        self._cache[Wanted(model.ref.id, model.artifact_sha256)] = model
+        log.info("model loaded", extra={"model_id": want.model_id})
         return model
+
+    def _failed_models(self) -> dict[str, str]:
+        return {want.model_id: reason for want, reason in self._failed.items()}
 
     def _evict(self) -> None:
         in_use = {
-            model.ref.id
+            id(model)
             for route in self._routes.values()
             for model in (route.production, route.shadow)
             if model is not None
         }
-        for model_id in list(self._cache):
+        for key, model in list(self._cache.items()):
             if len(self._cache) <= self._cache_size:
                 break
-            if model_id not in in_use:
-                del self._cache[model_id]
+            if id(model) not in in_use:
+                del self._cache[key]
 
 
 class AssignmentFollower:

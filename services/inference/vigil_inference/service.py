@@ -6,11 +6,12 @@ import logging
 import os
 
 import torch
+from kafka import KafkaProducer
 from minio import Minio
-from prometheus_client import start_http_server
 
 from vigil_inference.embedding import BatchEmbedder
 from vigil_inference.events import EventTracker, LifecycleSettings
+from vigil_inference.health import ReportStatus, ScoringHealth
 from vigil_inference.metrics import InferenceMetrics
 from vigil_inference.models import (
     WARMUP,
@@ -24,8 +25,10 @@ from vigil_inference.scoring import BatchScorer
 from vigil_inference.settings import InferenceSettings
 from vigil_inference.snapshots import SnapshotStore
 from vigil_inference.worker import Batching, InferenceWorker
+from vigil_shared.health import serve_health
 from vigil_shared.kafka import ensure_topics, make_consumer, make_producer
 from vigil_shared.schemas.events import ModelRef
+from vigil_shared.schemas.scoring_status import ScoringStatus
 from vigil_shared.storage import ensure_buckets, make_s3_client
 from vigil_shared.vision.backbones import (
     LITE0_PREPROCESSING,
@@ -79,15 +82,28 @@ def warmup_model(settings: InferenceSettings, device: str, *, max_batch: int = 0
 
 
 def registry_loader(s3: Minio, settings: InferenceSettings, device: str) -> ModelLoader:
-    def load(model_id: str) -> ScoringModel:
+    def load(model_id: str, artifact_sha256: str | None) -> ScoringModel:
         model: FrameScorer = load_frame_model(
-            s3, bucket=settings.common.s3.models_bucket, model_id=model_id, device=device
+            s3,
+            bucket=settings.common.s3.models_bucket,
+            model_id=model_id,
+            device=device,
+            artifact_sha256=artifact_sha256,
         )
         if settings.threshold is not None:
             model = ThresholdOverride(model, settings.threshold)
-        return ScoringModel(ModelRef(id=model_id, kind="registry"), model)
+        return ScoringModel(ModelRef(id=model_id, kind="registry"), model, artifact_sha256)
 
     return load
+
+
+def scoring_status_sender(producer: KafkaProducer, topic: str) -> ReportStatus:
+    """Sends a camera's scoring status on the worker's producer (flushed with each batch)."""
+
+    def send(status: ScoringStatus) -> None:
+        producer.send(topic, key=status.kafka_key(), value=status.to_json_bytes())
+
+    return send
 
 
 def build_router(
@@ -97,10 +113,13 @@ def build_router(
     device: str,
     *,
     scoring_threads: int = 1,
+    health: ScoringHealth | None = None,
 ) -> ModelRouter:
     loader = registry_loader(s3, settings, device)
     # The static default must load: a typo in VIGIL_INFERENCE_MODEL_ID stops the start-up.
-    preloaded = [loader(settings.model_id)] if settings.model_id else []
+    # (Its artifact is checked against its manifest only: the registry's sha256 comes with
+    # assignments, and inference does not read the database.)
+    preloaded = [loader(settings.model_id, None)] if settings.model_id else []
     return ModelRouter(
         loader=loader,
         warmup=ScoringModel(
@@ -114,6 +133,7 @@ def build_router(
         cache_size=settings.model_cache_size,
         metrics=metrics,
         preloaded=preloaded,
+        health=health,
     )
 
 
@@ -131,7 +151,13 @@ def build_worker(
     s3 = make_s3_client(settings.common.s3)
     ensure_buckets(s3, settings.common.s3)
     metrics = metrics or InferenceMetrics()
-    router = build_router(settings, s3, metrics, device, scoring_threads=scoring_threads)
+    producer = make_producer(kafka)
+    health = ScoringHealth(
+        metrics=metrics, report=scoring_status_sender(producer, topics.scoring_status)
+    )
+    router = build_router(
+        settings, s3, metrics, device, scoring_threads=scoring_threads, health=health
+    )
     assignments = AssignmentFollower(
         make_consumer(kafka, group_id=None), topics.model_assignments, metrics
     )
@@ -144,12 +170,17 @@ def build_worker(
         else None
     )
     if settings.metrics_port is not None:
-        start_http_server(settings.metrics_port, registry=metrics.registry)
+        serve_health(
+            metrics.registry,
+            health.readiness,
+            port=settings.metrics_port,
+            setting="VIGIL_INFERENCE_METRICS_PORT",
+        )
     return InferenceWorker(
         consumer=make_consumer(
             kafka, topics.frames, group_id=settings.group_id, max_poll_records=settings.batch_size
         ),
-        producer=make_producer(kafka),
+        producer=producer,
         router=router,
         assignments=assignments,
         tracker=EventTracker(lifecycle_settings(settings)),

@@ -22,6 +22,7 @@ GLOBAL_SCOPE: Literal["*"] = "*"
 
 Scope = Annotated[str, StringConstraints(pattern=r"^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$")]
 ModelId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+ArtifactSha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class AssignmentAction(StrEnum):
@@ -34,7 +35,11 @@ class AssignmentAction(StrEnum):
 class ModelAssignment(WireMessage):
     """The models of one scope after a change: ``production`` emits events, ``shadow`` is only
     scored and recorded next to it. ``None`` means the scope falls back (camera → global →
-    the inference service's built-in warm-up scorer)."""
+    the inference service's built-in warm-up scorer).
+
+    ``*_artifact_sha256`` is the registry's (the database's) sha256 of each model's artifact,
+    so inference can refuse an artifact replaced in S3 together with the manifest beside it;
+    absent in records written before it was added (then only the manifest's is checked)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
@@ -44,6 +49,12 @@ class ModelAssignment(WireMessage):
     production_model_id: ModelId | None
     shadow_model_id: ModelId | None = None
     previous_production_model_id: ModelId | None = None
+    production_artifact_sha256: ArtifactSha256 | None = Field(
+        default=None, description="The registry's sha256 of the production model's artifact."
+    )
+    shadow_artifact_sha256: ArtifactSha256 | None = Field(
+        default=None, description="The registry's sha256 of the shadow model's artifact."
+    )
     action: AssignmentAction
     actor: str = Field(max_length=128, description="API key name that made the change.")
     changed_at: AwareDatetime

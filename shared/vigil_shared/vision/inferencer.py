@@ -1,10 +1,11 @@
 """Loads a registry model for scoring, with no training code: manifest, then verified weights.
 
 ``load_frame_model`` is what inference uses: it reads the manifest, refuses an artifact whose
-sha256 differs from the manifest's (``IntegrityError``), loads the safetensors (never pickle)
-and builds the ``FrameModel`` of the manifest's task. An ``ensemble`` loads each member the same
-way, refusing one whose manifest or artifact is not the one the ensemble pinned when it was
-fitted (re-registered or modified since): its normalisations were fitted on that model's scores.
+sha256 differs from the manifest's or from the registry's (``IntegrityError``), loads the
+safetensors (never pickle) and builds the ``FrameModel`` of the manifest's task. An ``ensemble``
+loads each member the same way, refusing one whose manifest or artifact is not the one the
+ensemble pinned when it was fitted (re-registered or modified since): its normalisations were
+fitted on that model's scores.
 """
 
 from __future__ import annotations
@@ -104,9 +105,27 @@ def frame_model_from(
     return OneClassFrameModel.from_artifact(manifest, tensors, device)
 
 
-def load_frame_model(client: Minio, *, bucket: str, model_id: str, device: str) -> FrameModel:
-    """The registry model ``model_id`` ready to score; a tampered artifact is refused."""
+def load_frame_model(
+    client: Minio,
+    *,
+    bucket: str,
+    model_id: str,
+    device: str,
+    artifact_sha256: str | None = None,
+) -> FrameModel:
+    """The registry model ``model_id`` ready to score; a tampered artifact is refused.
+
+    ``artifact_sha256`` is the registry's (the database's) copy of the artifact's sha256: the
+    manifest in S3 must name it, so an artifact replaced together with its manifest (whoever can
+    write the bucket can write both) is refused as well (``IntegrityError``)."""
     manifest = read_manifest(client, bucket=bucket, model_id=model_id)
+    if artifact_sha256 is not None and manifest.artifact_sha256 != artifact_sha256:
+        raise IntegrityError(
+            f"model {model_id}: its manifest in S3 names artifact sha256 "
+            f"{manifest.artifact_sha256[:12]}..., the registry recorded {artifact_sha256[:12]}...; "
+            "the model's files in S3 were replaced: restore them from backup or register the "
+            "model again"
+        )
     return model_from_manifest(client, bucket=bucket, manifest=manifest, device=device)
 
 

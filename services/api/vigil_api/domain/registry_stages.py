@@ -193,6 +193,13 @@ def _require_model(*, session: Session, model_id: str) -> None:
         raise UnknownModelError(f"model {model_id} does not exist")
 
 
+def _artifact_sha256(*, session: Session, model_id: str | None) -> str | None:
+    """The registry's sha256 of the model's artifact: inference checks what it reads from S3
+    against this copy, not only against the manifest stored next to the artifact."""
+    model = session.get(Model, model_id) if model_id is not None else None
+    return model.artifact_sha256 if model is not None else None
+
+
 def _locked(*, session: Session, scope: str) -> ModelAssignmentRow | None:
     # FOR UPDATE: two promotions of one scope at once are serialised, history stays a line.
     return session.get(ModelAssignmentRow, scope, with_for_update=True)
@@ -228,6 +235,8 @@ def _change(
         production_model_id=production,
         shadow_model_id=shadow,
         previous_production_model_id=previous,
+        production_artifact_sha256=_artifact_sha256(session=session, model_id=production),
+        shadow_artifact_sha256=_artifact_sha256(session=session, model_id=shadow),
         action=action,
         actor=actor[:128],
         changed_at=now,
