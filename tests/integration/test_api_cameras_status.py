@@ -1,5 +1,6 @@
 """Camera masks (validated polygons that ingest reads) and camera status: ingest's reports on
-the status topic, stored by ``camera_status_main`` and shown with each camera."""
+the status topic and inference's on the scoring-status topic, stored by ``camera_status_main``
+and shown with each camera (and a model that cannot be loaded, with the model)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
 
-from tests.integration.conftest import StartService
+from tests.integration.conftest import IssueKey, StartService, bearer
 from tests.support import wait_until
+from vigil_shared.db.models import Model
 from vigil_shared.kafka import make_producer
 from vigil_shared.schemas.camera_status import CameraStatus
+from vigil_shared.schemas.events import ModelRef
+from vigil_shared.schemas.scoring_status import ScoringStatus
 from vigil_shared.settings import KafkaSettings
 
 SQUARE = [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5], [0.0, 0.5]]
@@ -105,4 +110,69 @@ def test_status_reports_are_stored_latest_first_and_shown(
     assert status["frames_dropped"] == 2 and status["reason"] is None
     stale = wait_until(lambda: shown(silent), timeout_s=30, what="the silent camera's status")
     assert stale["state"] == "unknown" and stale["reported_state"] == "online"
+    assert recorder.stop() == 0
+
+
+def test_a_model_inference_cannot_load_is_shown_with_the_camera_and_the_model(
+    api: TestClient,
+    kafka_settings: KafkaSettings,
+    start_service: StartService,
+    sessions: sessionmaker[Session],
+    issue_key: IssueKey,
+) -> None:
+    broken, fine = new_camera(api), new_camera(api)
+    model_id = f"m-{uuid.uuid4().hex[:12]}"
+    with sessions.begin() as session:
+        session.add(
+            Model(
+                id=model_id,
+                name="walkway",
+                task="one_class",
+                architecture="efficientnet_lite0+knn",
+                artifact_key=f"{model_id}/model.safetensors",
+                artifact_sha256="a" * 64,
+                manifest_key=f"{model_id}/manifest.json",
+                dataset_sha256="b" * 64,
+                threshold=1.0,
+            )
+        )
+    problem = f"assigned model {model_id} cannot be loaded: tampered; scored by warmup"
+    now = datetime.now(UTC)
+    sent = [
+        ScoringStatus(
+            camera_id=broken,
+            model=ModelRef(id=model_id, kind="registry"),
+            assigned_model_id=model_id,
+            reported_at=now - timedelta(minutes=5),
+        ),
+        ScoringStatus(
+            camera_id=broken,
+            model=ModelRef(id="warmup", kind="warmup"),
+            assigned_model_id=model_id,
+            problem=problem,
+            reported_at=now,
+        ),
+        ScoringStatus(camera_id=fine, model=ModelRef(id="warmup", kind="warmup"), reported_at=now),
+    ]
+    producer = make_producer(kafka_settings)
+    topic = kafka_settings.topics.scoring_status
+    for status in reversed(sent):  # the older report arrives last: it must not win
+        producer.send(topic, key=status.kafka_key(), value=status.to_json_bytes())
+    producer.flush()
+    producer.close()
+    recorder = start_service("vigil_api.consumers.camera_status_main")
+
+    def scoring(camera_id: str) -> dict[str, Any] | None:
+        shown: dict[str, Any] | None = api.get(f"/api/v1/cameras/{camera_id}").json()["scoring"]
+        return shown
+
+    shown = wait_until(lambda: scoring(broken), timeout_s=60, what="the stored scoring status")
+    assert shown["problem"] == problem and shown["model_id"] == "warmup"
+    assert shown["assigned_model_id"] == model_id
+    other = wait_until(lambda: scoring(fine), timeout_s=30, what="the other camera's status")
+    assert other["problem"] is None and other["assigned_model_id"] is None
+    detail = api.get(f"/api/v1/models/{model_id}").json()
+    assert [(p["camera_id"], p["problem"]) for p in detail["load_problems"]] == [(broken, problem)]
+    scoped = bearer(issue_key("viewer", camera_ids=[fine]))
+    assert api.get(f"/api/v1/models/{model_id}", headers=scoped).json()["load_problems"] == []
     assert recorder.stop() == 0

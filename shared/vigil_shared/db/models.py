@@ -176,7 +176,8 @@ class Camera(Base):
     masks: Mapped[list[Any]] = mapped_column(JSONB, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
-    # Read-only views: the assignment (scope = camera id) and ingest's latest status report.
+    # Read-only views: the assignment (scope = camera id), ingest's latest status report and
+    # inference's latest scoring status.
     assignment: Mapped[ModelAssignmentRow | None] = relationship(
         primaryjoin="foreign(ModelAssignmentRow.scope) == Camera.id",
         viewonly=True,
@@ -185,6 +186,12 @@ class Camera(Base):
     )
     status: Mapped[CameraStatusRow | None] = relationship(
         primaryjoin="foreign(CameraStatusRow.camera_id) == Camera.id",
+        viewonly=True,
+        lazy="selectin",
+        uselist=False,
+    )
+    scoring: Mapped[CameraScoringRow | None] = relationship(
+        primaryjoin="foreign(CameraScoringRow.camera_id) == Camera.id",
         viewonly=True,
         lazy="selectin",
         uselist=False,
@@ -214,6 +221,21 @@ class CameraStatusRow(Base):
     frames_dropped: Mapped[int] = mapped_column(BigInteger)
     frames_gated: Mapped[int] = mapped_column(BigInteger)
     reconnects: Mapped[int]
+
+
+class CameraScoringRow(Base):
+    """The latest ``vigil.scoring-status.v1`` record of a camera: the model inference scores it
+    with, the one assigned to it and, when they differ, why."""
+
+    __tablename__ = "camera_scoring"
+
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(128))
+    model_kind: Mapped[str] = mapped_column(String(16))
+    assigned_model_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    shadow_model_id: Mapped[str | None] = mapped_column(String(128))
+    problem: Mapped[str | None] = mapped_column(Text)
+    reported_at: Mapped[datetime]
 
 
 class ApiKey(Base):

@@ -1,7 +1,8 @@
-"""Camera status: ingest's reports on ``vigil.camera-status.v1``, kept as the latest per camera.
+"""Camera status: ingest's reports on ``vigil.camera-status.v1`` and inference's on
+``vigil.scoring-status.v1`` (see ``scoring_status.py``), kept as the latest per camera.
 
 ``python -m vigil_api.consumers.camera_status_main`` runs ``StatusRecorder``; the API shows the
-stored report with each camera. A report is stored only if it is newer than the stored one, so
+stored reports with each camera. A report is stored only if it is newer than the stored one, so
 replays and reorderings never move a camera's status back in time. Offsets are committed after
 the batch's transaction. A camera whose reports stopped for three report intervals is shown as
 ``unknown``: its ingest process is gone or cut off, whatever its last report said.
@@ -11,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
@@ -27,10 +29,12 @@ from pydantic import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from vigil_shared.db.models import CameraStatusRow
+from vigil_api.consumers.scoring_status import scoring_row
+from vigil_shared.db.models import CameraScoringRow, CameraStatusRow
 from vigil_shared.kafka import BrokerOutage
 from vigil_shared.metrics import ConsumerMetrics
 from vigil_shared.schemas.camera_status import CameraState, CameraStatus
+from vigil_shared.schemas.scoring_status import ScoringStatus
 
 log = logging.getLogger("vigil_api.camera_status")
 MISSED_REPORTS_BEFORE_UNKNOWN = 3
@@ -80,25 +84,52 @@ def status_row(report: CameraStatus) -> dict[str, object]:
     }
 
 
-def store_reports(sessions: sessionmaker[Session], reports: list[CameraStatus]) -> None:
-    """Upsert the newest report of each camera, in one transaction."""
-    latest: dict[str, CameraStatus] = {}
+class _Report(Protocol):
+    @property
+    def camera_id(self) -> str: ...
+
+    @property
+    def reported_at(self) -> datetime: ...
+
+
+R = TypeVar("R", bound=_Report)
+
+
+def upsert_latest(
+    session: Session,
+    table: type[CameraStatusRow | CameraScoringRow],
+    reports: Sequence[R],
+    row: Callable[[R], dict[str, object]],
+) -> None:
+    """Upsert the newest report of each camera; an older one never replaces a stored newer one
+    (replays and reorderings never move a camera back in time)."""
+    latest: dict[str, R] = {}
     for report in reports:
         old = latest.get(report.camera_id)
         if old is None or report.reported_at >= old.reported_at:
             latest[report.camera_id] = report
     if not latest:
         return
-    statement = insert(CameraStatusRow).values([status_row(r) for r in latest.values()])
-    columns = {c: statement.excluded[c] for c in status_row(next(iter(latest.values())))}
+    statement = insert(table).values([row(r) for r in latest.values()])
+    columns = {c: statement.excluded[c] for c in row(next(iter(latest.values())))}
     del columns["camera_id"]
     statement = statement.on_conflict_do_update(
-        index_elements=[CameraStatusRow.camera_id],
+        index_elements=[table.camera_id],
         set_=columns,
-        where=statement.excluded.reported_at >= CameraStatusRow.reported_at,
+        where=statement.excluded.reported_at >= table.reported_at,
     )
+    session.execute(statement)
+
+
+def store_reports(
+    sessions: sessionmaker[Session],
+    reports: Sequence[CameraStatus],
+    scoring: Sequence[ScoringStatus] = (),
+) -> None:
+    """Ingest's camera reports and inference's scoring reports, in one transaction."""
     with sessions.begin() as session:
-        session.execute(statement)
+        upsert_latest(session, CameraStatusRow, reports, status_row)
+        upsert_latest(session, CameraScoringRow, scoring, scoring_row)
 
 
 class StatusRecorder:
@@ -110,10 +141,12 @@ class StatusRecorder:
         consumer: KafkaConsumer,
         sessions: sessionmaker[Session],
         metrics: ConsumerMetrics | None = None,
+        scoring_topic: str | None = None,
     ) -> None:
         self._consumer = consumer
         self._sessions = sessions
         self.metrics = metrics or ConsumerMetrics("camera-status")
+        self._scoring_topic = scoring_topic
 
     def run(self, stop: threading.Event) -> None:
         outage = BrokerOutage("camera-status")
@@ -130,20 +163,28 @@ class StatusRecorder:
     def step(self) -> int:
         """One poll: store it, then commit its offsets; returns how many reports were valid."""
         reports: list[CameraStatus] = []
+        scoring: list[ScoringStatus] = []
         polled = self._consumer.poll(timeout_ms=1000)
-        for batch in polled.values():
+        for partition, batch in polled.items():
             self.metrics.records.inc(len(batch))
             for record in batch:
                 try:
-                    reports.append(CameraStatus.read_json(record.value or b""))
+                    if partition.topic == self._scoring_topic:
+                        scoring.append(ScoringStatus.read_json(record.value or b""))
+                    else:
+                        reports.append(CameraStatus.read_json(record.value or b""))
                 except ValidationError as exc:
-                    # Status is refreshed every interval: a bad report is logged and skipped.
+                    # A camera's next report replaces it: a bad one is logged and skipped.
                     log.warning(
                         "invalid camera status skipped",
-                        extra={"offset": record.offset, "error": str(exc)[:300]},
+                        extra={
+                            "topic": partition.topic,
+                            "offset": record.offset,
+                            "error": str(exc)[:300],
+                        },
                     )
         if polled:
-            store_reports(self._sessions, reports)
+            store_reports(self._sessions, reports, scoring)
             self._consumer.commit()
         self.metrics.measure_lag(self._consumer)
-        return len(reports)
+        return len(reports) + len(scoring)

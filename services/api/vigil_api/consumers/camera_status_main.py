@@ -1,4 +1,5 @@
-"""``python -m vigil_api.consumers.camera_status_main``: store ingest's camera status until SIGTERM.
+"""``python -m vigil_api.consumers.camera_status_main``: store ingest's camera status and
+inference's scoring status until SIGTERM.
 
 A process of its own (not the event sink's): status and events fail and scale independently,
 and a slow event backlog must not make every camera look stale.
@@ -23,10 +24,19 @@ def build(
     settings: ApiSettings, sessions: sessionmaker[Session], metrics: ConsumerMetrics
 ) -> StatusRecorder:
     kafka = settings.common.kafka
+    topics = kafka.topics
     consumer = make_consumer(
-        kafka, kafka.topics.camera_status, group_id=settings.camera_status_group_id
+        kafka,
+        topics.camera_status,
+        topics.scoring_status,
+        group_id=settings.camera_status_group_id,
     )
-    return StatusRecorder(consumer=consumer, sessions=sessions, metrics=metrics)
+    return StatusRecorder(
+        consumer=consumer,
+        sessions=sessions,
+        metrics=metrics,
+        scoring_topic=topics.scoring_status,
+    )
 
 
 def main() -> None:

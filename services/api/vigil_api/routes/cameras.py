@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vigil_api.consumers.camera_status import CameraStatusOut
+from vigil_api.consumers.scoring_status import CameraScoringOut
 from vigil_api.core.auth import OperatorDep, ViewerDep, forbidden
 from vigil_api.core.deps import ClientsDep, SessionDep
 from vigil_api.core.problems import invalid_field
@@ -69,6 +70,14 @@ CAMERA_OUT_EXAMPLE: dict[str, JsonValue] = {
         "frames_dropped": 12,
         "frames_gated": 80211,
         "reconnects": 1,
+    },
+    "scoring": {
+        "model_id": "m-20261128-walkway",
+        "model_kind": "registry",
+        "assigned_model_id": "m-20261128-walkway",
+        "shadow_model_id": None,
+        "problem": None,
+        "reported_at": "2026-11-28T08:00:01Z",
     },
     "created_at": "2026-11-20T09:00:00Z",
     "updated_at": "2026-11-28T07:55:00Z",
@@ -139,6 +148,11 @@ class CameraOut(BaseModel):
     masks: list[list[tuple[float, float]]]
     model_id: str | None = Field(description="The camera's own production model, if any.")
     status: CameraStatusOut | None = Field(description="Ingest's latest report; null: none yet.")
+    scoring: CameraScoringOut | None = Field(
+        default=None,
+        description="Inference's latest report: the model scoring the camera and, when its "
+        "assigned model cannot be loaded, why; null: none yet.",
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from vigil_api.consumers.scoring_status import ModelLoadProblem, load_problems
 from vigil_api.core import problems
 from vigil_api.core.auth import OperatorDep, ViewerDep, forbidden
 from vigil_api.core.deps import ClientsDep, SessionDep
@@ -150,6 +151,11 @@ class ModelDetail(ModelOut):
         default_factory=list,
         description="An ensemble's member model ids, from its manifest (its lineage, as "
         "parent_model_id is a fine-tuned model's); empty for other models.",
+    )
+    load_problems: list[ModelLoadProblem] = Field(
+        default_factory=list,
+        description="Cameras (visible to this key) this model is assigned to that inference "
+        "cannot move to it, with why (e.g. its artifact in S3 does not match the registry).",
     )
 
 
@@ -397,6 +403,11 @@ def get_model(
         manifest=manifest,
         assignments=[AssignmentOut.model_validate(a) for a in assignments],
         members=ensemble_members(manifest),
+        load_problems=[
+            ModelLoadProblem.model_validate(row)
+            for row in load_problems(session=session, model_id=model_id)
+            if principal.can_see(row.camera_id)
+        ],
     )
 
 
