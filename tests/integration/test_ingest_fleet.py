@@ -348,3 +348,47 @@ def test_a_key_without_the_operator_role_is_refused_at_start(
     )
     assert ingest.process.wait(timeout=60) == 2
     assert "give ingest a valid key with the operator role" in ingest.log()
+
+
+def test_a_revoked_key_is_shown_in_readiness_metrics_and_camera_status(
+    fleet_api: Api, clip: Clip, tails: tuple[TopicTail, TopicTail]
+) -> None:
+    """An admin revokes ingest's key while it runs: cameras registered afterwards cannot start,
+    and that must be seen, not only logged every refresh."""
+    api = fleet_api
+    frames_tail, status_tail = tails
+    running = api.register(source=str(clip.path), target_fps=2)
+    port = free_tcp_port()
+    with Ingest(api, metrics_port=port) as ingest:
+        frames_tail.wait_for(
+            frames_since_restart(running, count=2), timeout_s=60, what="frames of the camera"
+        )
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+        (row,) = [
+            k
+            for k in api.admin.get("/api/v1/keys").json()
+            if api.ingest_key.startswith(k["prefix"])
+        ]
+        # ``force``: the API may ask for it before revoking a key a service uses.
+        revoked = api.admin.delete(f"/api/v1/keys/{row['id']}", params={"force": "true"})
+        assert revoked.status_code == 200, revoked.text
+        unseen = api.register(source=str(clip.path), target_fps=2)
+        refused = status_tail.wait_for(
+            lambda r: next(
+                (
+                    s
+                    for s in camera_statuses(r, running)
+                    if (s.reason or "").startswith("api key refused")
+                ),
+                None,
+            ),
+            timeout_s=30,
+            what="the camera's status to say the key is refused",
+        )
+        assert refused.state == "online"
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 503
+        (problem,) = ready.json()["problems"]
+        assert problem.startswith("api key refused: the API refused VIGIL_INGEST_API_KEY (401")
+        assert ingest.metrics.registry.get_sample_value("vigil_ingest_api_key_refused") == 1
+        assert not camera_frames(frames_tail.read_for(1.0), unseen)

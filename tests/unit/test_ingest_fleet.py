@@ -16,6 +16,7 @@ from tests.unit.ingest_fakes import STREAM, TOPICS, FakeProducer, camera_setting
 from vigil_ingest.camera import CameraPipeline, build_camera
 from vigil_ingest.definitions import (
     PAGE,
+    ApiKeyStatus,
     CameraDefinition,
     DefinitionsError,
     fetch_definitions,
@@ -251,13 +252,15 @@ def test_a_refused_key_is_fatal_and_a_failing_api_is_not(code: int, fatal: bool)
         assert "operator role" in str(error.value)
 
 
-def follow_in_thread(fleet: Fleet, api: FakeApi, metrics: IngestMetrics) -> Callable[[], None]:
+def follow_in_thread(
+    fleet: Fleet, api: FakeApi, metrics: IngestMetrics, key: ApiKeyStatus | None = None
+) -> Callable[[], None]:
     stop = threading.Event()
     settings = camera_settings(camera_refresh_s=0.1)
     thread = threading.Thread(
         target=_follow,
         args=(fleet, api.client()),
-        kwargs={"settings": settings, "stop": stop, "metrics": metrics},
+        kwargs={"settings": settings, "stop": stop, "metrics": metrics, "key": key},
     )
     thread.start()
 
@@ -290,5 +293,46 @@ def test_the_fleet_follows_the_api_and_an_outage_keeps_cameras_running(
         wait_until(lambda: fleet.running["a"].target_fps == 3, timeout_s=5, what="a restarted")
         api.cameras = []
         wait_until(lambda: not fleet.running, timeout_s=5, what="cameras to stop")
+    finally:
+        finish()
+
+
+def test_a_key_refused_after_start_is_shown_until_the_api_takes_it_again(
+    fleet: Fleet, producer: FakeProducer, metrics: IngestMetrics
+) -> None:
+    api, key = FakeApi([camera("a")]), ApiKeyStatus(metrics)
+    finish = follow_in_thread(fleet, api, metrics, key)
+    value = metrics.registry.get_sample_value
+    try:
+        wait_until(lambda: "a" in fleet.running, timeout_s=5, what="camera a to start")
+        running = fleet.pipeline("a")
+        api.status = 401  # an admin revoked the key
+        api.cameras = [camera("a"), camera("b")]  # registered afterwards: cannot be seen
+        refused = wait_until(
+            lambda: (
+                (s := last_status(producer, "a"))
+                and (s.reason or "").startswith(
+                    "api key refused: the API refused VIGIL_INGEST_API_KEY (401"
+                )
+                and s
+            ),
+            timeout_s=5,
+            what="camera a's status to say the key is refused",
+        )
+        assert refused.state != "stopped" and fleet.pipeline("a") is running, "a was stopped"
+        assert key.readiness() == [refused.reason]
+        assert value("vigil_ingest_api_key_refused") == 1
+        assert (value("vigil_ingest_camera_refreshes_total", {"result": "refused"}) or 0) >= 1
+        assert set(fleet.running) == {"a"}
+
+        api.status = 200  # a valid key again
+        wait_until(lambda: "b" in fleet.running, timeout_s=5, what="camera b to start")
+        cleared = wait_until(
+            lambda: (s := last_status(producer, "a")) and "api key" not in (s.reason or "") and s,
+            timeout_s=5,
+            what="the warning to clear",
+        )
+        assert cleared.state == "online" and cleared.reason is None
+        assert key.readiness() == [] and value("vigil_ingest_api_key_refused") == 0
     finally:
         finish()

@@ -124,6 +124,10 @@ class CameraPipeline:
     def done(self) -> bool:
         return not any(thread.is_alive() for thread in self._threads)
 
+    def warn(self, warning: str | None) -> None:
+        """Shown in the camera's status reason until cleared (see ``CameraTracker.warn``)."""
+        self._tracker.warn(warning)
+
     def stop(self) -> None:
         self.halt.set()
 

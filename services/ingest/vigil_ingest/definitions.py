@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vigil_ingest.metrics import IngestMetrics
 from vigil_ingest.settings import IngestSettings
 from vigil_shared.cameras.fields import Fps, JpegQuality, Masks, Pixels
 from vigil_shared.schemas.frames import CameraId
@@ -31,6 +32,38 @@ class DefinitionsError(RuntimeError):
     def __init__(self, message: str, *, fatal: bool = False) -> None:
         super().__init__(message)
         self.fatal = fatal
+
+
+API_KEY_REFUSED = "api key refused"
+
+
+class ApiKeyStatus:
+    """Whether the API still takes ingest's key (fleet mode). A key refused after start (an
+    admin revoked it) stops nothing, since the running cameras are fine, but ingest can no longer
+    follow the API: a camera registered or changed meanwhile is not run. So it must be seen:
+    ``/readyz`` lists it, ``vigil_ingest_api_key_refused`` is 1, and every running camera's
+    status reason says ``api key refused: ...``."""
+
+    def __init__(self, metrics: IngestMetrics) -> None:
+        self._gauge = metrics.api_key_refused
+        self._gauge.set(0)
+        self.problem: str | None = None
+
+    def refused(self, error: DefinitionsError) -> bool:
+        """Record the refusal; True when the key was accepted until now."""
+        was, self.problem = self.problem, f"{API_KEY_REFUSED}: {error}"
+        self._gauge.set(1)
+        return was is None
+
+    def accepted(self) -> bool:
+        """The API read the cameras again; True when it refused the key until now."""
+        was, self.problem = self.problem, None
+        self._gauge.set(0)
+        return was is not None
+
+    def readiness(self) -> list[str]:
+        problem = self.problem
+        return [problem] if problem is not None else []
 
 
 class CameraDefinition(BaseModel):

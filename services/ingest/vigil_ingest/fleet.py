@@ -75,6 +75,7 @@ class Fleet:
         self._running: dict[str, _Running] = {}
         self._ended: dict[str, CameraDefinition] = {}  # ended by themselves, by definition
         self._failures: dict[str, deque[float]] = {}  # monotonic times of recent failures
+        self._warning: str | None = None
 
     @property
     def running(self) -> dict[str, CameraDefinition]:
@@ -111,6 +112,13 @@ class Fleet:
         if changes:
             log.info("cameras reconciled", extra={"changes": changes.__dict__})
         return changes
+
+    def warn(self, warning: str | None) -> None:
+        """Show ``warning`` in the status reason of every camera, running or started later, until
+        cleared with None: a problem of ingest's, such as the API refusing its key."""
+        self._warning = warning
+        for run in self._running.values():
+            run.pipeline.warn(warning)
 
     def reap(self) -> list[str]:
         """Close the cameras whose loops ended by themselves, restarting those that failed
@@ -173,6 +181,7 @@ class Fleet:
                 self._ended[definition.id] = definition
                 self._report_stopped(settings, str(exc))
                 return False
+            pipeline.warn(self._warning)
             pipeline.start()
             self._running[definition.id] = _Running(definition, pipeline)
             log.info("camera started", extra={"fps": definition.target_fps})

@@ -7,10 +7,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from vigil_shared import metrics as shared
-from vigil_shared.metrics import MetricsPortError
-
-__all__ = ["IngestMetrics", "MetricsPortError", "serve_metrics"]
+from vigil_shared.health import Readiness, serve_health
 
 
 @dataclass
@@ -60,8 +57,13 @@ class IngestMetrics:
         )
         self.camera_refreshes = Counter(
             "vigil_ingest_camera_refreshes",
-            "Readings of the API's camera definitions (result: ok, failed)",
+            "Readings of the API's camera definitions (result: ok, failed, refused)",
             ["result"],
+            registry=r,
+        )
+        self.api_key_refused = Gauge(
+            "vigil_ingest_api_key_refused",
+            "1 while the API refuses ingest's key (fleet mode): camera changes are not followed",
             registry=r,
         )
         self.cameras_running = Gauge(
@@ -75,6 +77,7 @@ class IngestMetrics:
         )
 
 
-def serve_metrics(metrics: IngestMetrics, port: int) -> WSGIServer:
-    """Serve ``/metrics`` on ``port`` (0: any free one, logged); ``shutdown()`` stops it."""
-    return shared.serve_metrics(metrics.registry, port, variable="VIGIL_INGEST_METRICS_PORT")
+def serve_metrics(metrics: IngestMetrics, port: int, readiness: Readiness = list) -> WSGIServer:
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``port`` (0: any free one, logged);
+    ``shutdown()`` stops it. Raises ``HealthPortError`` naming the setting for a taken port."""
+    return serve_health(metrics.registry, readiness, port=port, setting="VIGIL_INGEST_METRICS_PORT")

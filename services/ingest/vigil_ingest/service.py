@@ -14,13 +14,19 @@ from kafka import KafkaProducer
 
 from vigil_ingest.camera import CameraPipeline, build_camera
 from vigil_ingest.capture import Finish
-from vigil_ingest.definitions import DefinitionsError, fetch_definitions, make_api_client
+from vigil_ingest.definitions import (
+    ApiKeyStatus,
+    DefinitionsError,
+    fetch_definitions,
+    make_api_client,
+)
 from vigil_ingest.fleet import Fleet
 from vigil_ingest.metrics import IngestMetrics, serve_metrics
 from vigil_ingest.push import PushRoutes
 from vigil_ingest.push_server import PushServer, create_push_app
 from vigil_ingest.settings import IngestSettings
 from vigil_ingest.sources import SourceError, check_exists
+from vigil_shared.health import Readiness
 from vigil_shared.kafka import ensure_topics, make_producer
 
 log = logging.getLogger("vigil_ingest")
@@ -28,11 +34,13 @@ REAP_S = 1.0  # how often the fleet looks for cameras that ended by themselves
 
 
 @contextlib.contextmanager
-def _servers(settings: IngestSettings, metrics: IngestMetrics) -> Iterator[PushRoutes | None]:
-    """The metrics and push servers the settings ask for, closed on the way out; yields the push
-    routes when the push endpoint runs."""
+def _servers(
+    settings: IngestSettings, metrics: IngestMetrics, readiness: Readiness = list
+) -> Iterator[PushRoutes | None]:
+    """The metrics (and health) and push servers the settings ask for, closed on the way out;
+    yields the push routes when the push endpoint runs."""
     port = settings.metrics_port
-    metrics_server = serve_metrics(metrics, port) if port is not None else None
+    metrics_server = serve_metrics(metrics, port, readiness) if port is not None else None
     push_server: PushServer | None = None
     routes: PushRoutes | None = None
     try:
@@ -68,7 +76,7 @@ def run(
     """Publish the camera's frames until its source ends or ``stop`` is set.
 
     Raises ``SourceError`` for a source that cannot be right (none set, a missing file) and
-    ``KafkaUnavailableError`` when no broker answers (``MetricsPortError``/``PushPortError`` for a
+    ``KafkaUnavailableError`` when no broker answers (``HealthPortError``/``PushPortError`` for a
     taken port): configuration to fix, not faults to retry. A camera that is unreachable is
     retried and reported offline instead.
     """
@@ -95,7 +103,8 @@ def run_fleet(
     an API that cannot be reached leaves the running cameras as they are."""
     metrics = metrics or IngestMetrics()
     client = client or make_api_client(settings)
-    with _servers(settings, metrics) as routes, _producer(settings) as producer:
+    key = ApiKeyStatus(metrics)
+    with _servers(settings, metrics, key.readiness) as routes, _producer(settings) as producer:
         fleet = Fleet(
             base=settings,
             producer=producer,
@@ -104,7 +113,7 @@ def run_fleet(
             push_routes=routes,
         )
         try:
-            _follow(fleet, client, settings=settings, stop=stop, metrics=metrics)
+            _follow(fleet, client, settings=settings, stop=stop, metrics=metrics, key=key)
         finally:
             fleet.close()
             client.close()
@@ -117,26 +126,52 @@ def _follow(
     settings: IngestSettings,
     stop: threading.Event,
     metrics: IngestMetrics,
+    key: ApiKeyStatus | None = None,
 ) -> None:
+    key = key or ApiKeyStatus(metrics)
     first = True
     next_refresh = time.monotonic()
     while not stop.is_set():
         if time.monotonic() >= next_refresh:
             next_refresh = time.monotonic() + settings.camera_refresh_s
             try:
-                fleet.reconcile(fetch_definitions(client))
-                metrics.camera_refreshes.labels("ok").inc()
+                _refresh(fleet, client, metrics=metrics, key=key)
             except DefinitionsError as exc:
                 if exc.fatal and first:
                     raise
-                metrics.camera_refreshes.labels("failed").inc()
-                log.warning(
-                    "camera definitions not read; running cameras kept as they are",
-                    extra={"error": str(exc), "running": len(fleet.running)},
-                )
             first = False
         fleet.reap()
         stop.wait(min(REAP_S, max(next_refresh - time.monotonic(), 0.05)))
+
+
+def _refresh(
+    fleet: Fleet, client: httpx.Client, *, metrics: IngestMetrics, key: ApiKeyStatus
+) -> None:
+    """Read the definitions and reconcile; a failure keeps the running cameras as they are, and
+    a refused key is shown (``ApiKeyStatus``) until the API takes it again. Re-raises the
+    ``DefinitionsError`` for the caller to decide whether it ends ingest (at start)."""
+    try:
+        definitions = fetch_definitions(client)
+    except DefinitionsError as exc:
+        metrics.camera_refreshes.labels("refused" if exc.fatal else "failed").inc()
+        if exc.fatal and key.refused(exc):
+            log.error(
+                "the API refuses ingest's key: running cameras go on, but changes made in the "
+                "API are not followed until ingest has a valid key",
+                extra={"error": str(exc), "running": len(fleet.running)},
+            )
+            fleet.warn(key.problem)
+        else:
+            log.warning(
+                "camera definitions not read; running cameras kept as they are",
+                extra={"error": str(exc), "running": len(fleet.running)},
+            )
+        raise
+    if key.accepted():
+        log.info("the API takes ingest's key again")
+        fleet.warn(None)
+    fleet.reconcile(definitions)
+    metrics.camera_refreshes.labels("ok").inc()
 
 
 def grace_s(settings: IngestSettings) -> float:

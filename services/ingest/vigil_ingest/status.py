@@ -41,6 +41,7 @@ class CameraTracker:
         self._lock = threading.Lock()
         self._state: CameraState = "offline"
         self._reason: str | None = first_reason[:REASON_MAX]
+        self._warning: str | None = None
         self._since = clock()
         self._changed = True
         self._last_frame_at: datetime | None = None
@@ -70,6 +71,14 @@ class CameraTracker:
 
     def stopped(self, reason: str) -> None:
         self._enter("stopped", reason[:REASON_MAX])
+
+    def warn(self, warning: str | None) -> None:
+        """A problem of ingest's that is not the camera's state (the API refused ingest's key):
+        shown in ``reason`` whatever the state, and reported at once, until cleared (None)."""
+        with self._lock:
+            if warning == self._warning:
+                return
+            self._warning, self._changed = warning, True
 
     @property
     def state(self) -> CameraState:
@@ -119,7 +128,8 @@ class CameraTracker:
             status = CameraStatus(
                 camera_id=self.camera_id,
                 state=self._state,
-                reason=self._reason,
+                reason="; ".join(r for r in (self._reason, self._warning) if r)[:REASON_MAX]
+                or None,
                 since=self._since,
                 reported_at=self._clock(),
                 report_interval_s=self._interval_s,

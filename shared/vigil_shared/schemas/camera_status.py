@@ -34,8 +34,9 @@ class CameraStatus(WireMessage):
     reason: str | None = Field(
         default=None,
         max_length=1000,
-        description="Why the camera is offline or stopped, in words for an operator; "
-        "null while online.",
+        description="Why the camera is offline or stopped, in words for an operator; null while "
+        "online, unless ingest has a problem of its own that affects the camera (e.g. 'api key "
+        "refused: ...': the API refuses ingest's key, so changes to the camera are not followed).",
     )
     since: AwareDatetime = Field(description="When the camera entered this state.")
     reported_at: AwareDatetime
