@@ -1,10 +1,13 @@
 """Jobs: specs refused field by field, datasets pinned before queueing, listing with filters
-and cursors, cancellation of queued and running jobs, and logs read by cursor."""
+and cursors, cancellation of queued and running jobs, logs read by cursor, and jobs whose
+worker stopped beating: shown lost, queued again, then failed."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,8 +15,12 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.archive_builders import good_entries, zip_bytes
-from tests.integration.conftest import IssueKey, bearer
+from tests.integration.conftest import ADMIN_KEY, IssueKey, bearer
+from vigil_api.core.settings import ApiSettings
+from vigil_api.domain.job_watch import JobWatch
+from vigil_api.main import create_app
 from vigil_shared.db.models import Job, JobLog
+from vigil_shared.schemas.frames import utc_now
 
 
 @pytest.fixture
@@ -124,3 +131,57 @@ def test_camera_scoped_keys_cannot_use_jobs(api: TestClient, issue_key: IssueKey
     key = bearer(issue_key("operator", camera_ids=["cam-1"]))
     assert api.get("/api/v1/jobs", headers=key).status_code == 403
     assert api.post("/api/v1/jobs", json={}, headers=key).status_code == 403
+
+
+def hold(sessions: sessionmaker[Session], job_id: object, status: str, beat_age_s: float) -> None:
+    """The job as a trainer left it: held by ``gone:1``, whose last beat is ``beat_age_s`` old."""
+    beat = utc_now() - timedelta(seconds=beat_age_s)
+    progress = {"worker": "gone:1", "heartbeat": beat.isoformat(), "stage": "fit"}
+    with sessions.begin() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == uuid.UUID(str(job_id)))
+            .values(status=status, started_at=beat, progress=progress, finished_at=None)
+        )
+
+
+def test_a_job_whose_worker_stopped_beating_is_shown_lost_then_queued_again_then_failed(
+    dataset: tuple[str, str], sessions: sessionmaker[Session]
+) -> None:
+    settings = ApiSettings(job_sweep_interval_s=600)  # the test sweeps by itself
+    with TestClient(create_app(settings), headers=bearer(ADMIN_KEY)) as api:
+        clients = api.app.state.clients  # type: ignore[attr-defined]
+        watch = JobWatch(sessions=sessions, celery=clients.celery, lost_after_s=60, retries=1)
+        alive, lost, cancelling = (submit(api, dataset[0]) for _ in range(3))
+        hold(sessions, alive["id"], "running", beat_age_s=5)
+        hold(sessions, lost["id"], "running", beat_age_s=90)
+        hold(sessions, cancelling["id"], "cancelling", beat_age_s=90)
+
+        def shown(job: dict[str, object]) -> dict[str, Any]:
+            body: dict[str, Any] = api.get(f"/api/v1/jobs/{job['id']}").json()
+            return body
+
+        assert shown(alive)["worker_lost"] is False and shown(alive)["worker"] == "gone:1"
+        seen = shown(lost)
+        assert seen["worker_lost"] is True and seen["status"] == "running"
+        assert seen["heartbeat_at"] is not None and seen["worker"] == "gone:1"
+
+        def swept() -> dict[str, str]:
+            ids = {str(j["id"]) for j in (alive, lost, cancelling)}
+            return {str(o.job_id): o.action for o in watch.sweep() if str(o.job_id) in ids}
+
+        assert swept() == {lost["id"]: "queued", cancelling["id"]: "cancelled"}
+        requeued = shown(lost)
+        assert requeued["status"] == "queued" and requeued["worker_losses"] == 1
+        assert requeued["error"].startswith("worker lost: no heartbeat from gone:1 since")
+        assert "queued again (1 of 1)" in requeued["error"] and not requeued["worker_lost"]
+        assert shown(cancelling)["status"] == "cancelled"
+        logs = api.get(f"/api/v1/jobs/{lost['id']}/logs").json()["items"]
+        assert [line["level"] for line in logs] == ["error"] and "worker lost" in logs[0]["message"]
+
+        hold(sessions, lost["id"], "running", beat_age_s=90)  # its next worker died too
+        assert swept() == {lost["id"]: "failed"}
+        failed = shown(lost)
+        assert failed["status"] == "failed" and failed["worker_losses"] == 2
+        assert "failed after 2 lost workers" in failed["error"]
+        assert failed["finished_at"] is not None and shown(alive)["status"] == "running"

@@ -1,7 +1,9 @@
-"""A running job writes progress at most once a second and reads its cancel flag as rarely."""
+"""A running job writes progress at most once a second and reads its cancel flag as rarely; its
+heartbeat beats on a thread of its own."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -9,11 +11,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.support import wait_until
 from vigil_shared.db.models import Job, JobLog
 from vigil_shared.schemas.frames import utc_now
 from vigil_shared.schemas.jobs import JobStatus
 from vigil_trainer.jobs import WORKER_ID, JobBusyError, _start
-from vigil_trainer.reporting import JobReporter
+from vigil_trainer.reporting import Heartbeat, JobReporter
 
 
 class Clock:
@@ -90,3 +93,35 @@ def test_a_job_held_by_a_live_worker_is_not_run_twice(
     with sessions() as session:
         job = session.get(Job, job_id)
         assert job is not None and job.progress["worker"] == WORKER_ID
+
+
+def test_the_heartbeat_beats_on_its_own_into_the_progress_and_lets_go_of_a_lost_job(
+    sessions: sessionmaker[Session], job_id: uuid.UUID
+) -> None:
+    with sessions.begin() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        job.progress = {"worker": WORKER_ID, "stage": "decoding", "heartbeat": "2026-01-01T00:00"}
+
+    def progress() -> dict[str, object]:
+        with sessions() as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            return dict(job.progress)
+
+    with Heartbeat(sessions, job_id, worker=WORKER_ID, interval_s=0.05) as heart:
+        # The job writes no progress (a long stage): the heartbeat goes on regardless.
+        wait_until(lambda: heart.beats >= 3, timeout_s=5, what="three beats")
+        beaten = progress()
+        assert beaten["stage"] == "decoding", "a beat replaced the job's progress"
+        assert str(beaten["heartbeat"]) > "2026-01-01T00:00" and beaten["worker"] == WORKER_ID
+    beats = heart.beats
+    time.sleep(0.2)
+    assert heart.beats == beats, "the heartbeat outlived its job"
+
+    with sessions.begin() as session:  # the API took the job for lost; another worker took it
+        job = session.get(Job, job_id)
+        assert job is not None
+        job.progress = {"worker": "other-host:2", "heartbeat": "2026-01-01T00:00"}
+    assert Heartbeat(sessions, job_id, worker=WORKER_ID, interval_s=1).beat() is False
+    assert progress()["worker"] == "other-host:2"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +15,7 @@ from vigil_api.core.auth import authenticated
 from vigil_api.core.deps import Clients
 from vigil_api.core.middleware import MetricsMiddleware, RequestIdMiddleware
 from vigil_api.core.settings import ApiSettings, get_settings
+from vigil_api.domain.job_watch import JobWatch
 from vigil_api.domain.registry_stages import Publisher
 from vigil_api.routes import (
     cameras,
@@ -53,6 +55,16 @@ def build_clients(settings: ApiSettings) -> Clients:
     )
 
 
+def job_watch(clients: Clients) -> JobWatch:
+    settings = clients.settings
+    return JobWatch(
+        sessions=clients.sessions,
+        celery=clients.celery,
+        lost_after_s=settings.job_worker_lost_after_s,
+        retries=settings.job_retries_after_worker_lost,
+    )
+
+
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -61,9 +73,20 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         clients = build_clients(settings)
         app.state.clients = clients
         app.state.event_streams = event_stream.StreamRegistry()
+        stop_watch = threading.Event()
+        watch = threading.Thread(
+            target=job_watch(clients).run,
+            args=(stop_watch,),
+            kwargs={"interval_s": settings.job_sweep_interval_s},
+            name="job-watch",
+            daemon=True,
+        )
+        watch.start()
         try:
             yield
         finally:
+            stop_watch.set()
+            watch.join(timeout=10)
             app.state.event_streams.stopping.set()
             clients.assignments.producer.close(timeout=5)
             clients.redis.close()

@@ -33,7 +33,8 @@ class TrainerContext:
     allow_weight_download: bool = False
     cache_dir: Path | None = None
     progress_interval_s: float = 1.0
-    lease_s: float = 300.0
+    heartbeat_s: float = 10.0
+    lease_s: float = 60.0
 
     def for_job(self, job_id: uuid.UUID, reporter: JobReporter) -> JobContext:
         clients = {f.name: getattr(self, f.name) for f in fields(self)}

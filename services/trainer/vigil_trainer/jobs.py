@@ -4,8 +4,11 @@ The spec is validated again, then its kind (``task``) is run through ``kinds.KIN
 module knows no kind. A kind's ``JobInputError`` fails the job with its message.
 
 A job found ``cancelled`` before it starts is skipped; one cancelled while running stops at its
-next step (``JobCancelled``) and ends ``cancelled``. A job redelivered after its worker died
-finds its row ``running`` and its checkpoint in S3, and carries on from there.
+next step (``JobCancelled``) and ends ``cancelled``. While a job runs, a ``Heartbeat`` thread
+beats into its row every ``heartbeat_s``; a job whose beats stop is taken for lost by the API
+(``worker_lost``), which re-queues it. A job delivered again after its worker died finds its row
+``running`` (or ``queued`` again) and its checkpoint in S3, and carries on from there; one whose
+holder still beats (within ``lease_s``) waits instead of running twice.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from vigil_trainer.cancel import JobCancelled
 from vigil_trainer.context import TrainerContext
 from vigil_trainer.errors import JobInputError
 from vigil_trainer.kinds import run_kind
-from vigil_trainer.reporting import JobReporter
+from vigil_trainer.reporting import Heartbeat, JobReporter
 
 log = logging.getLogger("vigil_trainer")
 SPEC = TypeAdapter[JobSpec](JobSpec)
@@ -105,6 +108,13 @@ def run_job(ctx: TrainerContext, job_id: uuid.UUID) -> str | None:
         return None
     reporter = JobReporter(ctx.sessions, job_id, interval_s=ctx.progress_interval_s)
     reporter.context = {"worker": WORKER_ID}
+    with Heartbeat(ctx.sessions, job_id, worker=WORKER_ID, interval_s=ctx.heartbeat_s):
+        return _run(ctx, job_id, raw_spec, reporter)
+
+
+def _run(
+    ctx: TrainerContext, job_id: uuid.UUID, raw_spec: dict[str, Any], reporter: JobReporter
+) -> str | None:
     try:
         spec = SPEC.validate_python(raw_spec)
         reporter.log("info", f"{spec.task} job {spec.name!r} started on {ctx.device}")

@@ -1,19 +1,26 @@
-"""A running job's voice: progress into its row, lines into ``job_logs``, and the cancel check.
+"""A running job's voice: progress into its row, lines into ``job_logs``, the cancel check, and
+the heartbeat that says its worker lives.
 
 Progress is written at most once a second (a training step can take milliseconds) and the
 cancel flag is read at most once a second, so a job costs the database a couple of statements
-a second however fast it trains.
+a second however fast it trains. The heartbeat is separate: a thread of its own writes it every
+few seconds whatever the job is doing (decoding a dataset, a long epoch, an upload), so a job
+whose worker died is told from a slow one within a minute (the API shows it ``worker_lost`` and
+re-queues or fails it).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_shared.db.models import Job, JobLog
@@ -72,6 +79,68 @@ class JobReporter:
             status = session.scalar(select(Job.status).where(Job.id == self.job_id))
         self._stopping = status in STOPPING
         return self._stopping
+
+
+class Heartbeat:
+    """Writes ``heartbeat`` (and ``worker``) into the job's progress every ``interval_s`` on a
+    thread of its own, from ``with Heartbeat(...)`` until the block ends.
+
+    A beat merges into the progress the reporter writes (it never replaces it), and only while
+    the row is a running (or cancelling) job of this worker: once the job is finished, or given
+    to another worker after this one was taken for lost, it stops claiming it. A beat that
+    fails (the database briefly away) is logged and the next one tried."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        job_id: uuid.UUID,
+        *,
+        worker: str,
+        interval_s: float,
+    ) -> None:
+        self._sessions = sessions
+        self._job_id = job_id
+        self._worker = worker
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+        self.beats = 0
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._interval_s + 5)
+
+    def beat(self) -> bool:
+        """One beat now; False when the row is no longer this worker's running job."""
+        beat = func.jsonb_build_object("heartbeat", utc_now().isoformat(), "worker", self._worker)
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(Job)
+                .where(
+                    Job.id == self._job_id,
+                    Job.status.in_([JobStatus.RUNNING, JobStatus.CANCELLING]),
+                    Job.progress["worker"].astext == self._worker,
+                )
+                .values(progress=Job.progress.op("||")(beat))
+            )
+        self.beats += 1
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.beat()
+            except SQLAlchemyError as exc:
+                log.warning("heartbeat not written; trying again", extra={"error": str(exc)})
 
 
 def _json_safe(value: Any) -> Any:

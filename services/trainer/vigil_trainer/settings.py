@@ -26,10 +26,18 @@ class TrainerSettings(BaseSettings):
         default=None, description="Keeps decoded, resized datasets so a resumed job skips it."
     )
     progress_interval_s: float = Field(default=1.0, gt=0, le=60)
+    heartbeat_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="How often a running job's worker writes its heartbeat (a thread of its "
+        "own, whatever the job is doing); keep it well under the API's "
+        "VIGIL_API_JOB_WORKER_LOST_AFTER_S.",
+    )
     lease_s: float = Field(
-        default=300,
-        ge=5,
-        description="A running job whose progress is fresher than this belongs to a live "
+        default=60,
+        ge=1,
+        description="A running job whose heartbeat is fresher than this belongs to a live "
         "worker: a redelivered copy waits (retries) instead of running it twice.",
     )
     redelivery_after_s: int = Field(

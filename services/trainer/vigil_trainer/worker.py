@@ -34,6 +34,7 @@ def build_context(settings: TrainerSettings) -> TrainerContext:
         allow_weight_download=settings.allow_weight_download,
         cache_dir=settings.cache_dir,
         progress_interval_s=settings.progress_interval_s,
+        heartbeat_s=settings.heartbeat_s,
         lease_s=settings.lease_s,
     )
 

@@ -40,6 +40,8 @@ class Job(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     created_by: Mapped[str | None] = mapped_column(String(128))
+    # Times the job's worker stopped beating and the job was queued again (or failed).
+    worker_losses: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class JobLog(Base):

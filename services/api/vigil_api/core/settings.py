@@ -68,6 +68,23 @@ class ApiSettings(BaseSettings):
     dataset_max_frames: int = Field(
         default=5_000, gt=0, description="Most frames a dataset built from a camera or events has."
     )
+    job_worker_lost_after_s: float = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="A running job whose trainer has not written its heartbeat for this long "
+        "has lost its worker (shown worker_lost, then queued again or failed); keep it well "
+        "above VIGIL_TRAINER_HEARTBEAT_S.",
+    )
+    job_sweep_interval_s: float = Field(
+        default=15, gt=0, le=600, description="How often the API looks for lost workers' jobs."
+    )
+    job_retries_after_worker_lost: int = Field(
+        default=2,
+        ge=0,
+        le=100,
+        description="Times a job whose worker was lost is queued again before it is failed.",
+    )
     common: CommonSettings = Field(default_factory=CommonSettings)
 
     @field_validator("admin_key", "ingest_key", "camera_file_root", mode="before")

@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session
 from vigil_api.core import problems
 from vigil_api.core.auth import FleetOperatorDep, FleetViewerDep
 from vigil_api.core.deps import ClientsDep, SessionDep
+from vigil_api.domain.job_watch import enqueue, worker_view
 from vigil_shared.datasets import DatasetError, DatasetRef, load_manifest
 from vigil_shared.db.models import Job, JobLog, Model
-from vigil_shared.queues import RUN_JOB_TASK, TASK_QUEUE  # sent by name: no trainer import
 from vigil_shared.schemas.jobs import ClassifySpec, JobSpec, JobStatus
 from vigil_shared.schemas.manifests import ModelManifest, ensemble_problem, site_backbone_problem
 from vigil_shared.schemas.one_class import OneClassSpec
@@ -85,6 +85,20 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    worker: str | None = Field(default=None, description="The trainer running it, or last.")
+    heartbeat_at: datetime | None = Field(default=None, description="Its worker's last beat.")
+    worker_lost: bool = Field(
+        default=False,
+        description="Held by a worker that stopped beating (see docs/operations.md): it is "
+        "queued again or failed within VIGIL_API_JOB_SWEEP_INTERVAL_S.",
+    )
+    worker_losses: int = Field(default=0, description="Times its worker was lost.")
+
+
+def job_out(job: Job, *, lost_after_s: float) -> JobOut:
+    """The job as shown, with what its heartbeat says about its worker."""
+    view = worker_view(job, lost_after_s=lost_after_s)
+    return JobOut.model_validate(job).model_copy(update=view)
 
 
 class JobPage(BaseModel):
@@ -206,9 +220,7 @@ def create_job(*, session: Session, celery: Celery, spec: JobSpec, actor: str) -
     session.add(job)
     session.commit()
     try:
-        celery.send_task(
-            RUN_JOB_TASK, kwargs={"job_id": str(job.id)}, queue=TASK_QUEUE, task_id=str(job.id)
-        )
+        enqueue(celery, job.id)
     except QueueError as exc:
         job.status = JobStatus.FAILED
         job.error = f"the job queue is unavailable: {exc}"
@@ -269,7 +281,7 @@ def submit_job(
     session: SessionDep,
     clients: ClientsDep,
     principal: FleetOperatorDep,
-) -> Job:
+) -> JobOut:
     """Queue a fine-tuning job; its dataset must exist (422 at ``body.dataset`` otherwise), and
     a ``registry_models`` fusion's models too (422 at ``body.fusion.model_ids``)."""
     try:
@@ -282,14 +294,16 @@ def submit_job(
     check_registry_fusion(session=session, s3=clients.s3, bucket=models_bucket, spec=spec)
     check_backbone(session=session, s3=clients.s3, bucket=models_bucket, spec=spec)
     try:
-        return create_job(session=session, celery=clients.celery, spec=pinned, actor=principal.name)
+        job = create_job(session=session, celery=clients.celery, spec=pinned, actor=principal.name)
     except QueueUnavailableError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    return job_out(job, lost_after_s=clients.settings.job_worker_lost_after_s)
 
 
 @router.get("", response_model=JobPage, responses=problems.responses(422))
 def get_jobs(
     session: SessionDep,
+    clients: ClientsDep,
     _: FleetViewerDep,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     task: Annotated[str | None, Query(max_length=32)] = None,
@@ -316,8 +330,9 @@ def get_jobs(
     rows = list(session.scalars(query))
     page = rows[:limit]
     more = len(rows) > limit
+    lost_after_s = clients.settings.job_worker_lost_after_s
     return JobPage(
-        items=[JobOut.model_validate(j) for j in page],
+        items=[job_out(j, lost_after_s=lost_after_s) for j in page],
         next_cursor=_encode(page[-1]) if more else None,
     )
 
@@ -330,22 +345,25 @@ def _job(session: Session, job_id: uuid.UUID) -> Job:
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=problems.responses(404))
-def get_job(job_id: uuid.UUID, session: SessionDep, _: FleetViewerDep) -> Job:
-    return _job(session, job_id)
+def get_job(
+    job_id: uuid.UUID, session: SessionDep, clients: ClientsDep, _: FleetViewerDep
+) -> JobOut:
+    return job_out(_job(session, job_id), lost_after_s=clients.settings.job_worker_lost_after_s)
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, responses=problems.responses(404, 409))
 def post_cancel(
     job_id: uuid.UUID, session: SessionDep, clients: ClientsDep, _: FleetOperatorDep
-) -> Job:
-    """Queued: cancelled now. Running: ``cancelling`` until the trainer stops it."""
+) -> JobOut:
+    """Queued: cancelled now. Running: ``cancelling`` until the trainer stops it (or, if its
+    worker is lost, until the lost-worker sweep ends it)."""
     try:
         job = cancel_job(session=session, celery=clients.celery, job_id=job_id)
     except NotCancellableError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} does not exist")
-    return job
+    return job_out(job, lost_after_s=clients.settings.job_worker_lost_after_s)
 
 
 @router.get("/{job_id}/logs", response_model=LogPage, responses=problems.responses(404))
