@@ -5,6 +5,7 @@ and shown with each camera (and a model that cannot be loaded, with the model)."
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,8 +14,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.integration.conftest import IssueKey, StartService, bearer
+from tests.integration.test_api_cameras import add_model
 from tests.support import wait_until
-from vigil_shared.db.models import Model
 from vigil_shared.kafka import make_producer
 from vigil_shared.schemas.camera_status import CameraStatus
 from vigil_shared.schemas.events import ModelRef
@@ -80,35 +81,43 @@ def report(camera_id: str, *, state: str, at: datetime, **fields: Any) -> Camera
     return CameraStatus(**(values | fields))
 
 
+def publish(
+    settings: KafkaSettings, topic: str, reports: Iterable[CameraStatus | ScoringStatus]
+) -> None:
+    producer = make_producer(settings)
+    for sent in reports:
+        producer.send(topic, key=sent.camera_id.encode(), value=sent.to_json_bytes())
+    producer.flush()
+    producer.close()
+
+
+def shown(api: TestClient, camera_id: str, field: str) -> dict[str, Any] | None:
+    value: dict[str, Any] | None = api.get(f"/api/v1/cameras/{camera_id}").json()[field]
+    return value
+
+
 def test_status_reports_are_stored_latest_first_and_shown(
     api: TestClient, kafka_settings: KafkaSettings, start_service: StartService
 ) -> None:
     online, silent = new_camera(api), new_camera(api)
     assert api.get(f"/api/v1/cameras/{online}").json()["status"] is None
     now = datetime.now(UTC)
-    producer = make_producer(kafka_settings)
-    for sent in (
+    reports = (
         report(online, state="online", at=now),
         report(online, state="offline", at=now - timedelta(seconds=30), reason="older"),
         report(silent, state="online", at=now - timedelta(hours=1)),
-    ):
-        producer.send(
-            kafka_settings.topics.camera_status,
-            key=sent.camera_id.encode(),
-            value=sent.to_json_bytes(),
-        )
-    producer.flush()
-    producer.close()
+    )
+    publish(kafka_settings, kafka_settings.topics.camera_status, reports)
     recorder = start_service("vigil_api.consumers.camera_status_main")
 
-    def shown(camera_id: str) -> dict[str, Any] | None:
-        status: dict[str, Any] | None = api.get(f"/api/v1/cameras/{camera_id}").json()["status"]
-        return status
-
-    status = wait_until(lambda: shown(online), timeout_s=60, what="the stored status")
+    status = wait_until(
+        lambda: shown(api, online, "status"), timeout_s=60, what="the stored status"
+    )
     assert status["state"] == "online" and status["fps"] == 4.8
     assert status["frames_dropped"] == 2 and status["reason"] is None
-    stale = wait_until(lambda: shown(silent), timeout_s=30, what="the silent camera's status")
+    stale = wait_until(
+        lambda: shown(api, silent, "status"), timeout_s=30, what="the silent camera's status"
+    )
     assert stale["state"] == "unknown" and stale["reported_state"] == "online"
     assert recorder.stop() == 0
 
@@ -121,21 +130,7 @@ def test_a_model_inference_cannot_load_is_shown_with_the_camera_and_the_model(
     issue_key: IssueKey,
 ) -> None:
     broken, fine = new_camera(api), new_camera(api)
-    model_id = f"m-{uuid.uuid4().hex[:12]}"
-    with sessions.begin() as session:
-        session.add(
-            Model(
-                id=model_id,
-                name="walkway",
-                task="one_class",
-                architecture="efficientnet_lite0+knn",
-                artifact_key=f"{model_id}/model.safetensors",
-                artifact_sha256="a" * 64,
-                manifest_key=f"{model_id}/manifest.json",
-                dataset_sha256="b" * 64,
-                threshold=1.0,
-            )
-        )
+    model_id = add_model(sessions)
     problem = f"assigned model {model_id} cannot be loaded: tampered; scored by warmup"
     now = datetime.now(UTC)
     sent = [
@@ -154,22 +149,18 @@ def test_a_model_inference_cannot_load_is_shown_with_the_camera_and_the_model(
         ),
         ScoringStatus(camera_id=fine, model=ModelRef(id="warmup", kind="warmup"), reported_at=now),
     ]
-    producer = make_producer(kafka_settings)
-    topic = kafka_settings.topics.scoring_status
-    for status in reversed(sent):  # the older report arrives last: it must not win
-        producer.send(topic, key=status.kafka_key(), value=status.to_json_bytes())
-    producer.flush()
-    producer.close()
+    # The older report arrives last: it must not win.
+    publish(kafka_settings, kafka_settings.topics.scoring_status, reversed(sent))
     recorder = start_service("vigil_api.consumers.camera_status_main")
 
-    def scoring(camera_id: str) -> dict[str, Any] | None:
-        shown: dict[str, Any] | None = api.get(f"/api/v1/cameras/{camera_id}").json()["scoring"]
-        return shown
-
-    shown = wait_until(lambda: scoring(broken), timeout_s=60, what="the stored scoring status")
-    assert shown["problem"] == problem and shown["model_id"] == "warmup"
-    assert shown["assigned_model_id"] == model_id
-    other = wait_until(lambda: scoring(fine), timeout_s=30, what="the other camera's status")
+    scoring = wait_until(
+        lambda: shown(api, broken, "scoring"), timeout_s=60, what="the stored scoring status"
+    )
+    assert scoring["problem"] == problem and scoring["model_id"] == "warmup"
+    assert scoring["assigned_model_id"] == model_id
+    other = wait_until(
+        lambda: shown(api, fine, "scoring"), timeout_s=30, what="the other camera's status"
+    )
     assert other["problem"] is None and other["assigned_model_id"] is None
     detail = api.get(f"/api/v1/models/{model_id}").json()
     assert [(p["camera_id"], p["problem"]) for p in detail["load_problems"]] == [(broken, problem)]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -65,6 +67,24 @@ def send_frames(kafka: KafkaSettings, topics: Topics, camera: str, seqs: range) 
     producer.close()
 
 
+@contextlib.contextmanager
+def running_worker(monkeypatch: pytest.MonkeyPatch, **env: str) -> Iterator[InferenceWorker]:
+    """An inference worker built from ``VIGIL_INFERENCE_<name>`` settings, run on a thread
+    until the block ends."""
+    for name, value in env.items():
+        monkeypatch.setenv(f"VIGIL_INFERENCE_{name}", value)
+    worker = build_worker(InferenceSettings())
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        yield worker
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+
+
 def sample(worker: InferenceWorker, name: str, **labels: str) -> float:
     return worker.metrics.registry.get_sample_value(name, labels) or 0.0
 
@@ -79,23 +99,18 @@ def test_promotion_switches_scoring_live_and_shadow_only_records(
     old, new = registry_models(s3, settings.s3.models_bucket, count=2)
     camera = f"cam-{uuid.uuid4().hex[:8]}"
     assign(kafka_settings, topics, "*", old)  # read from the topic's start at boot
-    for name, value in {
-        "GROUP_ID": f"inference-{camera}",
-        "THRESHOLD": "0",
-        "BATCH_SIZE": "8",
-        # Every frame gives one message (start, then end at once), naming the model that scored it.
-        "EVENT_OPEN_K": "1",
-        "EVENT_OPEN_N": "1",
-        "EVENT_MAX_DURATION_S": "0.05",
-        "SNAPSHOTS": "false",
-    }.items():
-        monkeypatch.setenv(f"VIGIL_INFERENCE_{name}", value)
     send_frames(kafka_settings, topics, camera, range(40))
-    worker = build_worker(InferenceSettings())
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,))
-    thread.start()
-    try:
+    with running_worker(
+        monkeypatch,
+        GROUP_ID=f"inference-{camera}",
+        THRESHOLD="0",
+        BATCH_SIZE="8",
+        # Every frame gives one message (start, then end at once), naming the model that scored it.
+        EVENT_OPEN_K="1",
+        EVENT_OPEN_N="1",
+        EVENT_MAX_DURATION_S="0.05",
+        SNAPSHOTS="false",
+    ) as worker:
         wait_until(lambda: worker.frames_scored >= 40, timeout_s=120, what="40 frames scored")
         assign(kafka_settings, topics, camera, new, shadow=old)
         wait_until(
@@ -105,10 +120,6 @@ def test_promotion_switches_scoring_live_and_shadow_only_records(
         )
         send_frames(kafka_settings, topics, camera, range(40, 80))
         wait_until(lambda: worker.frames_scored >= 80, timeout_s=120, what="80 frames scored")
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-    assert not thread.is_alive()
 
     records = read_topic(kafka_settings, topics.events, count=80, timeout_s=15)
     models_by_frame: dict[int, set[str]] = defaultdict(set)
@@ -131,18 +142,16 @@ def test_a_model_that_cannot_load_leaves_the_camera_on_its_model(
     kafka_settings: KafkaSettings, topics: Topics, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     camera = f"cam-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("VIGIL_INFERENCE_GROUP_ID", f"inference-{camera}")
-    monkeypatch.setenv("VIGIL_INFERENCE_WARMUP_FRAMES", "2")
-    monkeypatch.setenv("VIGIL_INFERENCE_THRESHOLD", "0")
-    monkeypatch.setenv("VIGIL_INFERENCE_SNAPSHOTS", "false")
     # Frames first: a group member that joins before the topic's metadata reached it may be
     # assigned nothing until its next metadata refresh.
     send_frames(kafka_settings, topics, camera, range(4))
-    worker = build_worker(InferenceSettings())
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,))
-    thread.start()
-    try:
+    with running_worker(
+        monkeypatch,
+        GROUP_ID=f"inference-{camera}",
+        WARMUP_FRAMES="2",
+        THRESHOLD="0",
+        SNAPSHOTS="false",
+    ) as worker:
         wait_until(lambda: worker.frames_scored >= 4, timeout_s=120, what="4 frames scored")
         assign(kafka_settings, topics, "*", "no-such-model")
         wait_until(
@@ -152,9 +161,6 @@ def test_a_model_that_cannot_load_leaves_the_camera_on_its_model(
         )
         send_frames(kafka_settings, topics, camera, range(4, 8))
         wait_until(lambda: worker.frames_scored >= 8, timeout_s=60, what="8 frames scored")
-    finally:
-        stop.set()
-        thread.join(timeout=60)
     records = read_topic(kafka_settings, topics.events, count=2, timeout_s=10)
     messages = [EventMessage.model_validate_json(r.value) for r in records]
     assert {m.model.id for m in messages} == {"warmup"}
@@ -188,25 +194,17 @@ def test_an_artifact_replaced_with_its_manifest_is_refused_and_shown(
     camera = f"cam-{uuid.uuid4().hex[:8]}"
     assign(kafka_settings, topics, "*", model_id, sha256=registered)
     port = free_tcp_port()
-    for name, value in {
-        "GROUP_ID": f"inference-{camera}",
-        "WARMUP_FRAMES": "2",
-        "THRESHOLD": "0",
-        "SNAPSHOTS": "false",
-        "METRICS_PORT": str(port),
-    }.items():
-        monkeypatch.setenv(f"VIGIL_INFERENCE_{name}", value)
     send_frames(kafka_settings, topics, camera, range(6))
-    worker = build_worker(InferenceSettings())
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,))
-    thread.start()
-    try:
+    with running_worker(
+        monkeypatch,
+        GROUP_ID=f"inference-{camera}",
+        WARMUP_FRAMES="2",
+        THRESHOLD="0",
+        SNAPSHOTS="false",
+        METRICS_PORT=str(port),
+    ) as worker:
         wait_until(lambda: worker.frames_scored >= 6, timeout_s=120, what="6 frames scored")
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
-    finally:
-        stop.set()
-        thread.join(timeout=60)
     assert ready.status_code == 503
     (problem,) = ready.json()["problems"]
     assert problem.startswith(f"camera {camera}: assigned model {model_id} cannot be loaded")

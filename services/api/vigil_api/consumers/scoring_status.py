@@ -8,6 +8,7 @@ that inference refuses (an artifact replaced in S3) is seen where the model and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,12 +55,16 @@ def scoring_row(report: ScoringStatus) -> dict[str, object]:
     }
 
 
-def load_problems(*, session: Session, model_id: str) -> list[CameraScoringRow]:
-    """The cameras whose assigned model is ``model_id`` and that inference could not move to it."""
+def load_problems(
+    *, session: Session, model_id: str, visible: Callable[[str], bool]
+) -> list[ModelLoadProblem]:
+    """The cameras (those ``visible`` to the caller) whose assigned model is ``model_id`` and
+    that inference could not move to it."""
     query = (
         select(CameraScoringRow)
         .where(CameraScoringRow.assigned_model_id == model_id)
         .where(CameraScoringRow.problem.is_not(None))
         .order_by(CameraScoringRow.camera_id)
     )
-    return list(session.scalars(query))
+    rows = session.scalars(query)
+    return [ModelLoadProblem.model_validate(r) for r in rows if visible(r.camera_id)]

@@ -403,11 +403,7 @@ def get_model(
         manifest=manifest,
         assignments=[AssignmentOut.model_validate(a) for a in assignments],
         members=ensemble_members(manifest),
-        load_problems=[
-            ModelLoadProblem.model_validate(row)
-            for row in load_problems(session=session, model_id=model_id)
-            if principal.can_see(row.camera_id)
-        ],
+        load_problems=load_problems(session=session, model_id=model_id, visible=principal.can_see),
     )
 
 
