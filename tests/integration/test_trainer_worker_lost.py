@@ -93,13 +93,16 @@ def test_a_killed_trainer_is_reported_lost_and_its_job_queued_again(
         body: dict[str, Any] = api.get(f"/api/v1/jobs/{job_id}").json()
         return body
 
+    def status_with(worker: ServiceProcess) -> str:
+        worker.assert_running()
+        return str(job()["status"])
+
     first = start_service("vigil_trainer", **TRAINER)
-    running = wait_until(
-        lambda: (first.assert_running(), job())[1]["status"] == "running",
+    wait_until(
+        lambda: status_with(first) == "running",
         timeout_s=120,
         what="the first worker to start the job",
     )
-    assert running
     wait_until(lambda: job()["heartbeat_at"], timeout_s=10, what="a heartbeat")
     kill_machine(first)
     killed_at = time.monotonic()
@@ -120,11 +123,12 @@ def test_a_killed_trainer_is_reported_lost_and_its_job_queued_again(
     assert requeued["error"].startswith("worker lost: no heartbeat from")
 
     second = start_service("vigil_trainer", **TRAINER)
-    done = wait_until(
-        lambda: (second.assert_running(), j := job())[1]["status"] in {"succeeded", "failed"} and j,
+    wait_until(
+        lambda: status_with(second) in {"succeeded", "failed"},
         timeout_s=300,
         what="the second worker to finish the job",
     )
+    done = job()
     assert done["status"] == "succeeded", done["error"]
     assert done["worker_losses"] == 1 and done["error"] is None
     logs = [line["message"] for line in api.get(f"/api/v1/jobs/{job_id}/logs").json()["items"]]

@@ -22,6 +22,7 @@ from vigil_shared.schemas.camera_status import CameraStatus
 from vigil_shared.schemas.events import EventMessage
 from vigil_shared.schemas.export import DEFAULT_DIR
 from vigil_shared.schemas.frames import FrameHeaders
+from vigil_shared.schemas.scoring_status import ScoringStatus
 from vigil_shared.schemas.wire import WireMessage
 from vigil_shared.settings import REPO_ROOT
 
@@ -29,6 +30,7 @@ TOPIC_MESSAGES: dict[str, tuple[type[WireMessage], str]] = {
     "vigil.event.v2": (EventMessage, "event.v2.json"),
     "vigil.camera-status.v1": (CameraStatus, "camera-status.v1.json"),
     "vigil.model-assignment.v1": (ModelAssignment, "model-assignment.v1.json"),
+    "vigil.scoring-status.v1": (ScoringStatus, "scoring-status.v1.json"),
 }
 
 
