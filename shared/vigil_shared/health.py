@@ -1,8 +1,8 @@
-"""The small HTTP server of a worker process: ``/healthz``, ``/readyz`` and Prometheus metrics.
+"""``/healthz`` and ``/readyz`` beside a process's metrics (``metrics.serve_metrics`` serves them).
 
-Ingest and inference have no web API, but an operator (and compose's healthcheck) must see
-when they run degraded: a model that cannot be loaded, an API key the API refuses. Each passes
-a ``Readiness`` callable that lists what is wrong in words; ``/readyz`` answers 200
+Ingest and inference have no web API, but an operator (and compose's healthcheck) must see when
+they run degraded: a model that cannot be loaded, an API key the API refuses. Each passes a
+``Readiness`` callable that lists what is wrong in words; ``/readyz`` answers 200
 ``{"status": "ready"}`` when it lists nothing and 503 ``{"status": "degraded", "problems": [...]}``
 otherwise. ``/healthz`` answers 200 while the process serves at all. Any other path is the
 metrics, as ``prometheus_client.start_http_server`` serves them.
@@ -11,7 +11,6 @@ metrics, as ``prometheus_client.start_http_server`` serves them.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,14 +19,15 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
-log = logging.getLogger(__name__)
 Readiness = Callable[[], list[str]]
 """What keeps the process from doing all it should, one line each; empty: ready."""
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+App = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-class HealthPortError(RuntimeError):
-    """The health and metrics port cannot be bound; the message names the setting to change."""
+def ready() -> list[str]:
+    """The readiness of a process with nothing to report beyond answering."""
+    return []
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -35,9 +35,7 @@ class _QuietHandler(WSGIRequestHandler):
         """Probes every few seconds would flood the log."""
 
 
-def health_app(
-    registry: CollectorRegistry, readiness: Readiness
-) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+def health_app(registry: CollectorRegistry, readiness: Readiness) -> App:
     metrics = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -64,29 +62,21 @@ def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> l
     return [data]
 
 
-def serve_health(
+def serve_app(
     registry: CollectorRegistry,
     readiness: Readiness,
     *,
     port: int,
-    setting: str,
-    host: str = "0.0.0.0",  # metrics were always served on every interface
+    host: str = "0.0.0.0",  # as prometheus_client's start_http_server: every interface
 ) -> WSGIServer:
-    """Serve on ``port`` (0: any free one, logged) on a daemon thread; ``shutdown()`` and
-    ``server_close()`` stop it. ``setting`` names the variable that sets the port."""
-    try:
-        server = make_server(
-            host,
-            port,
-            health_app(registry, readiness),
-            ThreadingWSGIServer,
-            handler_class=_QuietHandler,
-        )
-    except OSError as exc:
-        raise HealthPortError(
-            f"cannot serve metrics and health on port {port} ({exc.strerror}); "
-            f"set {setting} to a free port, or unset it"
-        ) from exc
-    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
-    log.info("metrics and health served", extra={"port": server.server_port})
+    """``health_app`` served on ``port`` by a daemon thread; raises ``OSError`` when the port
+    cannot be bound."""
+    server = make_server(
+        host,
+        port,
+        health_app(registry, readiness),
+        ThreadingWSGIServer,
+        handler_class=_QuietHandler,
+    )
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server

@@ -1,5 +1,6 @@
-"""Prometheus metrics that several processes share: serving ``/metrics``, and what every Kafka
-consumer loop exports (records handled, dead letters, lag), so one alert rule covers them all.
+"""Prometheus metrics that several processes share: serving ``/metrics`` (with ``/healthz`` and
+``/readyz``, see ``vigil_shared.health``), and what every Kafka consumer loop exports (records
+handled, dead letters, lag), so one alert rule covers them all.
 
 Each process keeps its own ``CollectorRegistry`` (built at start-up, passed in), never the
 module-global default, so tests can build as many as they like.
@@ -12,7 +13,9 @@ import time
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from vigil_shared.health import Readiness, ready, serve_app
 
 if TYPE_CHECKING:  # the trainer serves metrics too, and its image has no Kafka client
     from kafka import KafkaConsumer
@@ -25,10 +28,13 @@ class MetricsPortError(RuntimeError):
     """The metrics port could not be bound; the message names the variable to change."""
 
 
-def serve_metrics(registry: CollectorRegistry, port: int, *, variable: str) -> WSGIServer:
-    """Serve ``/metrics`` on ``port`` (0: any free one, logged); ``shutdown()`` stops it."""
+def serve_metrics(
+    registry: CollectorRegistry, port: int, *, variable: str, readiness: Readiness = ready
+) -> WSGIServer:
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` (what ``readiness`` lists) on ``port``
+    (0: any free one, logged) on a daemon thread; ``shutdown()`` stops it."""
     try:
-        server, _ = start_http_server(port, registry=registry)
+        server = serve_app(registry, readiness, port=port)
     except OSError as exc:
         raise MetricsPortError(
             f"cannot serve metrics on port {port} ({exc.strerror}); "

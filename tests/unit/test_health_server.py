@@ -1,21 +1,18 @@
-"""The health server of ingest and inference: liveness, readiness with reasons, and metrics."""
+"""The metrics port of every process: liveness, readiness with reasons, and the metrics."""
 
 from __future__ import annotations
 
-import socket
-
 import httpx
-import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from vigil_shared.health import HealthPortError, serve_health
+from vigil_shared.metrics import serve_metrics
 
 
 def test_readyz_lists_the_problems_and_metrics_stay_served() -> None:
     registry = CollectorRegistry()
     Counter("vigil_test_things", "Things", registry=registry).inc()
     problems: list[str] = []
-    server = serve_health(registry, lambda: problems, port=0, setting="VIGIL_TEST_PORT")
+    server = serve_metrics(registry, 0, variable="VIGIL_TEST_PORT", readiness=lambda: problems)
     url = f"http://127.0.0.1:{server.server_port}"
     try:
         assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
@@ -31,11 +28,11 @@ def test_readyz_lists_the_problems_and_metrics_stay_served() -> None:
         server.server_close()
 
 
-def test_a_taken_port_names_the_setting() -> None:
-    with socket.socket() as taken:
-        taken.bind(("0.0.0.0", 0))
-        taken.listen()
-        with pytest.raises(HealthPortError, match="VIGIL_TEST_PORT"):
-            serve_health(
-                CollectorRegistry(), list, port=taken.getsockname()[1], setting="VIGIL_TEST_PORT"
-            )
+def test_a_process_with_nothing_to_report_is_ready() -> None:
+    server = serve_metrics(CollectorRegistry(), 0, variable="VIGIL_TEST_PORT")
+    try:
+        ready = httpx.get(f"http://127.0.0.1:{server.server_port}/readyz")
+        assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+    finally:
+        server.shutdown()
+        server.server_close()

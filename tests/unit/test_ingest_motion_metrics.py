@@ -11,11 +11,10 @@ from PIL import Image
 
 from tests.unit.ingest_fakes import TOPICS, FakeProducer, numbered_image, run_to_end
 from vigil_ingest.camera import build_camera
-from vigil_ingest.metrics import IngestMetrics, serve_metrics
+from vigil_ingest.metrics import IngestMetrics, MetricsPortError, serve_metrics
 from vigil_ingest.motion import MotionGate
 from vigil_ingest.settings import IngestSettings
 from vigil_ingest.sources import SourceFrame
-from vigil_shared.health import HealthPortError
 
 
 def noisy(image: Image.Image, amount: int) -> Image.Image:
@@ -97,5 +96,5 @@ def test_a_taken_metrics_port_names_the_setting() -> None:
     with socket.socket() as taken:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
-        with pytest.raises(HealthPortError, match="VIGIL_INGEST_METRICS_PORT"):
+        with pytest.raises(MetricsPortError, match="VIGIL_INGEST_METRICS_PORT"):
             serve_metrics(IngestMetrics(), taken.getsockname()[1])

@@ -7,10 +7,10 @@ import sys
 
 from vigil_inference.service import build_worker
 from vigil_inference.settings import get_settings
-from vigil_shared.health import HealthPortError
 from vigil_shared.kafka import KafkaUnavailableError
 from vigil_shared.lifecycle import stop_on_signals
 from vigil_shared.logging import configure_logging
+from vigil_shared.metrics import MetricsPortError
 from vigil_shared.storage import StorageError
 from vigil_shared.vision.backbones import WeightsError
 
@@ -23,7 +23,7 @@ def main() -> None:
     stop = stop_on_signals()
     try:
         worker = build_worker(settings)
-    except (KafkaUnavailableError, StorageError, WeightsError, HealthPortError) as exc:
+    except (KafkaUnavailableError, StorageError, WeightsError, MetricsPortError) as exc:
         print(f"inference: {exc}", file=sys.stderr)
         sys.exit(2)
     group = settings.common.kafka.consumer_group(settings.group_id)

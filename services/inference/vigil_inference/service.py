@@ -25,8 +25,8 @@ from vigil_inference.scoring import BatchScorer
 from vigil_inference.settings import InferenceSettings
 from vigil_inference.snapshots import SnapshotStore
 from vigil_inference.worker import Batching, InferenceWorker
-from vigil_shared.health import serve_health
 from vigil_shared.kafka import ensure_topics, make_consumer, make_producer
+from vigil_shared.metrics import serve_metrics
 from vigil_shared.schemas.events import ModelRef
 from vigil_shared.schemas.scoring_status import ScoringStatus
 from vigil_shared.storage import ensure_buckets, make_s3_client
@@ -170,11 +170,11 @@ def build_worker(
         else None
     )
     if settings.metrics_port is not None:
-        serve_health(
+        serve_metrics(
             metrics.registry,
-            health.readiness,
-            port=settings.metrics_port,
-            setting="VIGIL_INFERENCE_METRICS_PORT",
+            settings.metrics_port,
+            variable="VIGIL_INFERENCE_METRICS_PORT",
+            readiness=health.readiness,
         )
     return InferenceWorker(
         consumer=make_consumer(

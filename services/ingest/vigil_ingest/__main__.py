@@ -16,11 +16,11 @@ import sys
 from pydantic import ValidationError
 
 from vigil_ingest.definitions import DefinitionsError
+from vigil_ingest.metrics import MetricsPortError
 from vigil_ingest.push_server import PushPortError
 from vigil_ingest.service import run, run_fleet
 from vigil_ingest.settings import IngestSettings, get_settings
 from vigil_ingest.sources import SourceError
-from vigil_shared.health import HealthPortError
 from vigil_shared.kafka import KafkaUnavailableError
 from vigil_shared.lifecycle import stop_on_signals
 from vigil_shared.logging import bind, configure_logging
@@ -29,7 +29,7 @@ log = logging.getLogger("vigil_ingest")
 CONFIGURATION_ERRORS = (
     SourceError,
     KafkaUnavailableError,
-    HealthPortError,
+    MetricsPortError,
     PushPortError,
     DefinitionsError,
 )

@@ -7,7 +7,11 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from vigil_shared.health import Readiness, serve_health
+from vigil_shared import metrics as shared
+from vigil_shared.health import Readiness, ready
+from vigil_shared.metrics import MetricsPortError
+
+__all__ = ["IngestMetrics", "MetricsPortError", "serve_metrics"]
 
 
 @dataclass
@@ -77,7 +81,9 @@ class IngestMetrics:
         )
 
 
-def serve_metrics(metrics: IngestMetrics, port: int, readiness: Readiness = list) -> WSGIServer:
+def serve_metrics(metrics: IngestMetrics, port: int, readiness: Readiness = ready) -> WSGIServer:
     """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on ``port`` (0: any free one, logged);
-    ``shutdown()`` stops it. Raises ``HealthPortError`` naming the setting for a taken port."""
-    return serve_health(metrics.registry, readiness, port=port, setting="VIGIL_INGEST_METRICS_PORT")
+    ``shutdown()`` stops it."""
+    return shared.serve_metrics(
+        metrics.registry, port, variable="VIGIL_INGEST_METRICS_PORT", readiness=readiness
+    )

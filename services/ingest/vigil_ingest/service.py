@@ -26,7 +26,7 @@ from vigil_ingest.push import PushRoutes
 from vigil_ingest.push_server import PushServer, create_push_app
 from vigil_ingest.settings import IngestSettings
 from vigil_ingest.sources import SourceError, check_exists
-from vigil_shared.health import Readiness
+from vigil_shared.health import Readiness, ready
 from vigil_shared.kafka import ensure_topics, make_producer
 
 log = logging.getLogger("vigil_ingest")
@@ -35,7 +35,7 @@ REAP_S = 1.0  # how often the fleet looks for cameras that ended by themselves
 
 @contextlib.contextmanager
 def _servers(
-    settings: IngestSettings, metrics: IngestMetrics, readiness: Readiness = list
+    settings: IngestSettings, metrics: IngestMetrics, readiness: Readiness = ready
 ) -> Iterator[PushRoutes | None]:
     """The metrics (and health) and push servers the settings ask for, closed on the way out;
     yields the push routes when the push endpoint runs."""
@@ -76,7 +76,7 @@ def run(
     """Publish the camera's frames until its source ends or ``stop`` is set.
 
     Raises ``SourceError`` for a source that cannot be right (none set, a missing file) and
-    ``KafkaUnavailableError`` when no broker answers (``HealthPortError``/``PushPortError`` for a
+    ``KafkaUnavailableError`` when no broker answers (``MetricsPortError``/``PushPortError`` for a
     taken port): configuration to fix, not faults to retry. A camera that is unreachable is
     retried and reported offline instead.
     """
