@@ -135,6 +135,7 @@ def topic_configs(settings: KafkaSettings) -> dict[str, dict[str, str]]:
         topics.events_dead_letter: events,
         topics.camera_status: events,
         topics.model_assignments: COMPACTED,
+        topics.scoring_status: COMPACTED,
     }
 
 

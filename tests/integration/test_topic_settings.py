@@ -46,6 +46,7 @@ def test_topics_get_the_retention_of_the_settings(admin: KafkaAdminClient, topic
     for topic in (topics.events, topics.events_dead_letter, topics.camera_status):
         assert configs[topic]["retention.ms"] == str(30 * DAY_MS)
     assert configs[topics.model_assignments] == {"cleanup.policy": "compact"}
+    assert configs[topics.scoring_status] == {"cleanup.policy": "compact"}
 
 
 def test_a_byte_limit_bounds_the_frames_per_partition(
