@@ -133,10 +133,19 @@ def test_camera_scoped_keys_cannot_use_jobs(api: TestClient, issue_key: IssueKey
     assert api.post("/api/v1/jobs", json={}, headers=key).status_code == 403
 
 
-def hold(sessions: sessionmaker[Session], job_id: object, status: str, beat_age_s: float) -> None:
-    """The job as a trainer left it: held by ``gone:1``, whose last beat is ``beat_age_s`` old."""
+def hold(
+    sessions: sessionmaker[Session],
+    job_id: object,
+    status: str,
+    beat_age_s: float,
+    *,
+    offset: bool = True,
+) -> None:
+    """The job as a trainer left it: held by ``gone:1``, whose last beat is ``beat_age_s`` old
+    (written without its UTC offset when not ``offset``)."""
     beat = utc_now() - timedelta(seconds=beat_age_s)
-    progress = {"worker": "gone:1", "heartbeat": beat.isoformat(), "stage": "fit"}
+    written = beat.isoformat() if offset else beat.replace(tzinfo=None).isoformat()
+    progress = {"worker": "gone:1", "heartbeat": written, "stage": "fit"}
     with sessions.begin() as session:
         session.execute(
             update(Job)
@@ -152,10 +161,11 @@ def test_a_job_whose_worker_stopped_beating_is_shown_lost_then_queued_again_then
     with TestClient(create_app(settings), headers=bearer(ADMIN_KEY)) as api:
         clients = api.app.state.clients  # type: ignore[attr-defined]
         watch = JobWatch(sessions=sessions, celery=clients.celery, lost_after_s=60, retries=1)
-        alive, lost, cancelling = (submit(api, dataset[0]) for _ in range(3))
+        alive, lost, cancelling, naive = (submit(api, dataset[0]) for _ in range(4))
         hold(sessions, alive["id"], "running", beat_age_s=5)
         hold(sessions, lost["id"], "running", beat_age_s=90)
         hold(sessions, cancelling["id"], "cancelling", beat_age_s=90)
+        hold(sessions, naive["id"], "running", beat_age_s=90, offset=False)
 
         def shown(job: dict[str, object]) -> dict[str, Any]:
             body: dict[str, Any] = api.get(f"/api/v1/jobs/{job['id']}").json()
@@ -167,10 +177,14 @@ def test_a_job_whose_worker_stopped_beating_is_shown_lost_then_queued_again_then
         assert seen["heartbeat_at"] is not None and seen["worker"] == "gone:1"
 
         def swept() -> dict[str, str]:
-            ids = {str(j["id"]) for j in (alive, lost, cancelling)}
+            ids = {str(j["id"]) for j in (alive, lost, cancelling, naive)}
             return {str(o.job_id): o.action for o in watch.sweep() if str(o.job_id) in ids}
 
-        assert swept() == {lost["id"]: "queued", cancelling["id"]: "cancelled"}
+        assert swept() == {
+            lost["id"]: "queued",
+            cancelling["id"]: "cancelled",
+            naive["id"]: "queued",  # a beat without an offset is UTC, not a crash
+        }
         requeued = shown(lost)
         assert requeued["status"] == "queued" and requeued["worker_losses"] == 1
         assert requeued["error"].startswith("worker lost: no heartbeat from gone:1 since")

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from minio import Minio
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import scene_jpeg
 from tests.integration.conftest import ADMIN_KEY, StartService, bearer
@@ -22,6 +24,7 @@ from tests.support import ServiceProcess, wait_until
 from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
 from vigil_shared.datasets import NewImage, write_dataset
+from vigil_shared.db.models import Job
 from vigil_shared.settings import CommonSettings
 
 pytestmark = [pytest.mark.slow]
@@ -56,14 +59,21 @@ def kill_machine(worker: ServiceProcess) -> None:
 
 
 @pytest.fixture
-def api() -> Iterator[TestClient]:
+def api(sessions: sessionmaker[Session]) -> Iterator[TestClient]:
+    # The queue and the jobs are this test's alone: jobs other tests of the run left queued or
+    # running (with no worker) would be swept, queued again and run first.
+    with sessions.begin() as session:
+        session.execute(
+            update(Job)
+            .where(Job.status.in_(["queued", "running", "cancelling"]))
+            .values(status="cancelled")
+        )
     settings = ApiSettings(
         job_worker_lost_after_s=LOST_AFTER_S,
         job_sweep_interval_s=SWEEP_S,
         job_retries_after_worker_lost=1,
     )
     with TestClient(create_app(settings), headers=bearer(ADMIN_KEY)) as client:
-        # The run's own queue: jobs other tests queued without a worker would go first.
         client.app.state.clients.celery.control.purge()  # type: ignore[attr-defined]
         yield client
 

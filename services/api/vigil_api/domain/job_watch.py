@@ -22,7 +22,7 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from celery import Celery
@@ -49,14 +49,16 @@ def enqueue(celery: Celery, job_id: uuid.UUID) -> None:
 
 
 def heartbeat(job: Job) -> datetime | None:
-    """The last heartbeat its worker wrote into the job's progress, if any."""
+    """The last heartbeat its worker wrote into the job's progress, if any (UTC when the
+    writer gave no offset)."""
     beat = job.progress.get("heartbeat") if isinstance(job.progress, dict) else None
-    if isinstance(beat, str):
-        try:
-            return datetime.fromisoformat(beat)
-        except ValueError:
-            return None
-    return None
+    if not isinstance(beat, str):
+        return None
+    try:
+        at = datetime.fromisoformat(beat)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def last_beat(job: Job) -> datetime | None:
@@ -110,6 +112,10 @@ class JobWatch:
                 self.sweep()
             except (SQLAlchemyError, QueueError) as exc:
                 log.warning("lost-worker sweep failed; trying again", extra={"error": str(exc)})
+            # Anything else is a bug, but a watchdog that died would hide every lost job after
+            # it: logged with its traceback, and the next sweep runs.
+            except Exception:
+                log.exception("lost-worker sweep failed")
 
     def _handle(self, job_id: uuid.UUID) -> LostJob | None:
         with self.sessions.begin() as session:
