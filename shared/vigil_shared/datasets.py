@@ -24,15 +24,28 @@ from typing import Annotated, Literal
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from vigil_shared.schemas.frames import utc_now
-from vigil_shared.storage import get_bytes, put_bytes, sha256_hex
+from vigil_shared.schemas.inputs import ONE_LINE, ONE_LINE_SCHEMA
+from vigil_shared.storage import get_bytes, list_keys, put_bytes, sha256_hex
 
 DATASET_SCHEMA: Literal["vigil.dataset.v1"] = "vigil.dataset.v1"
 DatasetName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$")]
 DatasetVersion = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-Label = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")]
+LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$"
+Label = Annotated[str, StringConstraints(pattern=LABEL_PATTERN)]
+# The unit evaluation holds out (a clip, a camera, a day): a name, as long as a folder path.
+GroupName = Annotated[
+    str, StringConstraints(min_length=1, max_length=256), ONE_LINE, ONE_LINE_SCHEMA
+]
 _CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 
 
@@ -125,6 +138,25 @@ def write_dataset(
     description: str = "",
 ) -> DatasetManifest:
     """Store a new version; all or nothing. An identical existing version is returned as is."""
+    manifest, _ = write_version(
+        client, bucket, name=name, images=images, source=source, description=description
+    )
+    return manifest
+
+
+def write_version(
+    client: Minio,
+    bucket: str,
+    *,
+    name: str,
+    images: Sequence[NewImage],
+    source: Literal["upload", "camera", "events", "import"],
+    description: str = "",
+) -> tuple[DatasetManifest, bool]:
+    """``write_dataset``, and whether this call stored the version (False: an identical one
+    existed), so a caller whose next step fails removes only what it wrote (``delete_version``).
+
+    Every item and the manifest are validated before the first object is written."""
     if not images:
         raise DatasetError(f"dataset {name!r} would be empty")
     hashes = [sha256_hex(image.data) for image in images]
@@ -133,34 +165,49 @@ def write_dataset(
     )
     existing = _try_load(client, bucket, name, version)
     if existing is not None:
-        return existing
+        return existing, False
     prefix = dataset_prefix(name, version)
-    written: list[str] = []
-    items: list[DatasetItem] = []
     try:
-        for image, digest in zip(images, hashes, strict=True):
-            ext = image.extension.lower()
-            if ext not in _CONTENT_TYPES:
-                raise DatasetError(f"{image.source_name or digest}: unsupported type {ext!r}")
-            key = f"{prefix}images/{digest}{ext}"
-            if key not in written:
-                put_bytes(client, bucket, key, image.data, _CONTENT_TYPES[ext])
-                written.append(key)
-            items.append(_item(key, digest, image))
+        items = tuple(
+            _item(f"{prefix}images/{digest}{_extension(image, digest)}", digest, image)
+            for image, digest in zip(images, hashes, strict=True)
+        )
         manifest = DatasetManifest(
             name=name,
             version=version,
             source=source,
             description=description,
             created_at=utc_now(),
-            items=tuple(items),
+            items=items,
         )
+    except ValidationError as exc:
+        raise DatasetError(f"dataset {name!r} cannot be stored: {exc}") from exc
+    written: list[str] = []
+    try:
+        for image, item in zip(images, items, strict=True):
+            if item.key not in written:
+                content_type = _CONTENT_TYPES[image.extension.lower()]
+                put_bytes(client, bucket, item.key, image.data, content_type)
+                written.append(item.key)
         body = manifest.model_dump_json(by_alias=True, indent=1).encode()
         put_bytes(client, bucket, manifest_key(name, version), body, "application/json")
     except BaseException:
         _delete(client, bucket, written)
         raise
-    return manifest
+    return manifest, True
+
+
+def delete_version(client: Minio, bucket: str, name: str, version: str) -> None:
+    """Remove a version: its manifest first (so it stops being listed), then its images."""
+    _delete(client, bucket, [manifest_key(name, version)])
+    _delete(client, bucket, list(list_keys(client, bucket, dataset_prefix(name, version))))
+
+
+def _extension(image: NewImage, digest: str) -> str:
+    ext = image.extension.lower()
+    if ext not in _CONTENT_TYPES:
+        raise DatasetError(f"{image.source_name or digest}: unsupported type {ext!r}")
+    return ext
 
 
 def _item(key: str, digest: str, image: NewImage) -> DatasetItem:

@@ -27,7 +27,9 @@ from pydantic import (
     model_validator,
 )
 
-from vigil_shared.datasets import DatasetRef
+from vigil_shared.datasets import DatasetRef, GroupName
+from vigil_shared.schemas.assignments import ModelId
+from vigil_shared.schemas.inputs import SafeName
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.schemas.search_space import Distribution, check_space
 
@@ -87,18 +89,21 @@ def _named(kind: str, builtin: tuple[str, ...]) -> Callable[[str], str]:
     return check
 
 
+# A built-in name or ``custom:<name>``: lowercase letters, digits, '_' and one ':'.
+_PLUGGABLE_NAME = StringConstraints(max_length=71, pattern=r"^[a-z][a-z0-9_]*(:[a-z][a-z0-9_]*)?$")
 LossName = Annotated[
     str,
+    _PLUGGABLE_NAME,
     AfterValidator(_named("loss", BUILTIN_LOSSES)),
     Field(examples=list(BUILTIN_LOSSES), description="A built-in loss or custom:<name>."),
 ]
 MetricName = Annotated[
     str,
+    _PLUGGABLE_NAME,
     AfterValidator(_named("metric", BUILTIN_METRICS)),
     Field(examples=list(BUILTIN_METRICS), description="A built-in metric or custom:<name>."),
 ]
 ClassName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")]
-ModelId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 
 class _Part(BaseModel):
@@ -237,7 +242,7 @@ class SearchSpec(_Part):
     pruner: Literal["median", "successive_halving", "none"] = "median"
     metric: MetricName = "macro_f1"
     direction: Literal["maximize", "minimize"] = "maximize"
-    timeout_s: int | None = Field(default=None, ge=10)
+    timeout_s: int | None = Field(default=None, ge=10, le=7 * 24 * 3600)
 
     @field_validator("space")
     @classmethod
@@ -274,7 +279,7 @@ class ValidationSplit(_Part):
     not near-duplicates of training frames."""
 
     fraction: float = Field(default=0.2, gt=0, lt=1)
-    groups: tuple[str, ...] | None = Field(
+    groups: tuple[GroupName, ...] | None = Field(
         default=None, description="Exactly these groups are held out (overrides fraction)."
     )
 
@@ -285,7 +290,7 @@ class ClassifySpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1, max_length=128, examples=["gate-intrusion"])
+    name: SafeName = Field(examples=["gate-intrusion"])
     task: Literal["classify"] = "classify"
     dataset: DatasetRef
     architecture: Architecture = "efficientnet_lite0"
@@ -320,10 +325,13 @@ class ClassifySpec(BaseModel):
         return self
 
 
-def _task_of(value: Any) -> str:
+def _task_of(value: Any) -> str | None:
     """A spec without ``task`` is a one_class spec (the only kind before classify existed)."""
-    task = value.get("task", "one_class") if isinstance(value, dict) else value.task
-    return str(task)
+    if isinstance(value, dict):
+        return str(value.get("task", "one_class"))
+    if isinstance(value, OneClassSpec | ClassifySpec):
+        return value.task
+    return None  # not an object (a JSON array, a number): pydantic answers "not a valid tag"
 
 
 JobSpec = Annotated[

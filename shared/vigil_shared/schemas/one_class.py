@@ -8,12 +8,13 @@ normalised on held-out normal clips, then the streams are fused by weight.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vigil_shared.datasets import DatasetRef
 from vigil_shared.schemas.assignments import ModelId
+from vigil_shared.schemas.inputs import SafeName
 
 __all__ = ["AppearanceSpec", "MotionSpec", "OneClassSpec"]
 
@@ -26,7 +27,7 @@ class AppearanceSpec(_Part):
     """Patch features of EfficientNet-Lite0 stages, a coreset bank, kNN distance per patch."""
 
     weight: float = Field(default=0.2, ge=0, le=1, description="Fusion weight; 0 turns it off.")
-    stages: tuple[int, ...] = Field(
+    stages: tuple[Annotated[int, Field(ge=0, le=6)], ...] = Field(
         default=(2, 4),
         min_length=1,
         max_length=4,
@@ -92,7 +93,7 @@ class OneClassSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1, max_length=128, examples=["ped2-walkway"])
+    name: SafeName = Field(examples=["ped2-walkway"])
     task: Literal["one_class"] = "one_class"
     backbone: Literal["efficientnet_lite0"] = "efficientnet_lite0"
     backbone_model_id: ModelId | None = Field(

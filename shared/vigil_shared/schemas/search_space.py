@@ -15,7 +15,9 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 
-Choice = str | int | float | bool
+from vigil_shared.schemas.inputs import INT64_MAX, Int64, SafeName
+
+Choice = SafeName | Int64 | float | bool
 
 
 class FloatDistribution(BaseModel):
@@ -42,9 +44,9 @@ class IntDistribution(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: Literal["int"] = "int"
-    low: int
-    high: int
-    step: int = Field(default=1, ge=1)
+    low: Int64
+    high: Int64
+    step: int = Field(default=1, ge=1, le=INT64_MAX)
     log: bool = False
 
     @model_validator(mode="after")
