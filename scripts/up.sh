@@ -101,7 +101,7 @@ fi
 INGEST_KEY_FILE="$REPO/.stack/ingest-key"
 if [[ ! -s "$INGEST_KEY_FILE" ]] || ! curl -fsS -o /dev/null \
   -H @<(bearer "$(cat "$INGEST_KEY_FILE")") "$API/api/v1/ingest/cameras?limit=1"; then
-  (umask 077 && as_admin -d '{"name": "ingest (up.sh)", "role": "operator"}' "$API/api/v1/keys" |
+  (umask 077 && as_admin -d '{"name": "ingest (up.sh)", "role": "operator", "service": true}' "$API/api/v1/keys" |
     .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["key"])' >"$INGEST_KEY_FILE")
 fi
 chmod 600 "$INGEST_KEY_FILE" # one made by an older up.sh may be world-readable

@@ -22,8 +22,9 @@ from tests.archive_builders import (
     zip_bytes,
 )
 from tests.factories import scene_jpeg
-from tests.integration.conftest import IssueKey, bearer
+from tests.integration.conftest import ADMIN_KEY, IssueKey, bearer
 from vigil_api.core.settings import ApiSettings
+from vigil_api.domain import dataset_versions
 from vigil_api.main import create_app
 from vigil_shared.db.models import Dataset, Event
 from vigil_shared.kafka import make_producer
@@ -228,3 +229,120 @@ def test_a_camera_time_range_becomes_a_version(
             json=body | {"camera_id": "no-such-camera"},
         )
         assert empty.status_code == 422 and "sent no frames" in empty.json()["detail"]
+
+
+def test_a_scoped_key_adds_versions_only_to_datasets_its_scope_owns(
+    api: TestClient, s3: Minio, sessions: sessionmaker[Session], issue_key: IssueKey
+) -> None:
+    mine, other = f"cam-{uuid.uuid4().hex[:8]}", f"cam-{uuid.uuid4().hex[:8]}"
+    for camera in (mine, other):
+        add_reviewed_event(sessions, s3, camera, "confirmed", None)
+    scoped = bearer(issue_key("operator", camera_ids=[mine]))
+    fleet = new_name()
+    uploaded = upload(api, fleet, zip_bytes(good_entries()))
+    assert uploaded.status_code == 201 and uploaded.json()["owner_scope"] is None
+    keys_before = stored_keys(s3, fleet)
+
+    # The attack: a camera's key adds the newest version to a fleet-wide dataset, which every
+    # job naming the dataset without a version would then train on.
+    poisoned = api.post(f"/api/v1/datasets/{fleet}/versions/from-events", json={}, headers=scoped)
+    assert poisoned.status_code == 403, poisoned.text
+    assert "fleet-wide" in poisoned.json()["detail"]
+    assert stored_keys(s3, fleet) == keys_before and dataset_rows(sessions, fleet) == 1
+
+    own = new_name()
+    built = api.post(f"/api/v1/datasets/{own}/versions/from-events", json={}, headers=scoped)
+    assert built.status_code == 201 and built.json()["owner_scope"] == [mine]
+    stranger = bearer(issue_key("operator", camera_ids=[other]))
+    refused = api.post(f"/api/v1/datasets/{own}/versions/from-events", json={}, headers=stranger)
+    assert refused.status_code == 403 and "another camera scope" in refused.json()["detail"]
+    wider = bearer(issue_key("operator", camera_ids=[mine, other]))
+    added = api.post(f"/api/v1/datasets/{own}/versions/from-events", json={}, headers=wider)
+    assert added.status_code == 201, added.text
+    assert added.json()["owner_scope"] == sorted([mine, other])
+    # An unscoped key may add to any dataset; the versions it adds are fleet-wide.
+    assert api.post(f"/api/v1/datasets/{own}/versions/from-events", json={}).status_code == 201
+
+
+def test_versions_stored_without_a_row_count_as_fleet_wide(
+    api: TestClient, s3: Minio, sessions: sessionmaker[Session], issue_key: IssueKey
+) -> None:
+    mine = f"cam-{uuid.uuid4().hex[:8]}"
+    add_reviewed_event(sessions, s3, mine, "confirmed", None)
+    name = new_name()
+    put_bytes(s3, CommonSettings().s3.datasets_bucket, f"datasets/{name}/{'0' * 64}/x", b"x", "x")
+    scoped = bearer(issue_key("operator", camera_ids=[mine]))
+    refused = api.post(f"/api/v1/datasets/{name}/versions/from-events", json={}, headers=scoped)
+    assert refused.status_code == 403 and "imported" in refused.json()["detail"]
+
+
+def test_an_upload_with_a_nul_in_its_description_is_422_and_stores_nothing(
+    api: TestClient, s3: Minio, sessions: sessionmaker[Session]
+) -> None:
+    name = new_name()
+    files = {"archive": ("data.zip", zip_bytes(good_entries()), "application/zip")}
+    refused = api.post(
+        f"/api/v1/datasets/{name}/versions", files=files, data={"description": "first\x00cut"}
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "body.description"
+    assert stored_keys(s3, name) == [] and dataset_rows(sessions, name) == 0
+    # The same content is not blocked under that name: nothing of the refused upload remains.
+    again = api.post(
+        f"/api/v1/datasets/{name}/versions", files=files, data={"description": "first\ncut"}
+    )
+    assert again.status_code == 201 and again.json()["description"] == "first\ncut"
+
+
+def test_a_version_that_cannot_be_recorded_is_removed_from_storage(
+    s3: Minio, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def database_down(**_: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(dataset_versions, "record_version", database_down)
+    name = new_name()
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    app = create_app(ApiSettings())
+    with TestClient(app, headers=headers, raise_server_exceptions=False) as client:
+        assert upload(client, name, zip_bytes(good_entries())).status_code == 500
+    assert stored_keys(s3, name) == [] and dataset_rows(sessions, name) == 0
+
+
+def test_a_review_label_that_cannot_be_a_dataset_label_is_422_not_500(
+    api: TestClient, s3: Minio, sessions: sessionmaker[Session]
+) -> None:
+    camera = f"cam-{uuid.uuid4().hex[:8]}"
+    # Stored before feedback labels had to be dataset labels.
+    event_id = add_reviewed_event(sessions, s3, camera, "confirmed", "vélo")
+    name = new_name()
+    body = {"camera_ids": [camera]}
+    response = api.post(f"/api/v1/datasets/{name}/versions/from-events", json=body)
+    assert response.status_code == 422, response.text
+    assert str(event_id) in response.json()["detail"]
+    assert stored_keys(s3, name) == [] and dataset_rows(sessions, name) == 0
+    feedback = api.post(
+        f"/api/v1/events/{event_id}/feedback", json={"verdict": "confirmed", "label": "vélo"}
+    )
+    assert feedback.status_code == 422 and feedback.json()["errors"][0]["field"] == "body.label"
+
+
+@pytest.mark.parametrize(
+    ("entries", "reason"),
+    [
+        ({"normal/" + "a" * 1100 + "_0001.jpg": scene_jpeg(3)}, "at most 1024"),
+        ({"normal/gpj.\u202eexe_0001.jpg": scene_jpeg(3)}, "bidi"),
+        ({"manifest.json": b"[" * 100_000 + b"]" * 100_000}, "deeper than 32"),
+        ({"manifest.json": b'{"items": [{"file": "a\\u0000.jpg", "label": "x"}]}'}, "NUL"),
+    ],
+    ids=["long-name", "bidi-name", "deep-manifest", "nul-manifest"],
+)
+def test_hostile_entry_names_and_manifests_are_422_naming_why(
+    api: TestClient, s3: Minio, entries: dict[str, bytes], reason: str
+) -> None:
+    name = new_name()
+    response = upload(api, name, zip_bytes(good_entries() | entries))
+    assert response.status_code == 422, response.text
+    assert reason in response.json()["detail"]
+    assert len(response.json()["detail"]) < 2000  # a long name is quoted shortened
+    assert stored_keys(s3, name) == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.integration.conftest import IssueKey, bearer
+from tests.integration.conftest import ADMIN_KEY, IssueKey, bearer
 from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
 from vigil_shared.db.models import ApiKey
@@ -145,3 +147,72 @@ def test_the_environment_ingest_key_is_an_operator_that_cannot_manage_keys(
         assert ingest.post("/api/v1/keys", json={"name": "x", "role": "viewer"}).status_code == 403
         wrong = ingest.get("/api/v1/cameras", headers=bearer(ingest_key + "x"))
         assert wrong.status_code == 401
+
+
+def test_a_service_key_is_revoked_only_with_force_and_shows_when_it_was_used(
+    api: TestClient, anonymous: TestClient
+) -> None:
+    body = {"name": "ingest (site 3)", "role": "operator", "service": True}
+    created = api.post("/api/v1/keys", json=body).json()
+    assert created["service"] is True and created["last_used_at"] is None
+    assert anonymous.get("/api/v1/ingest/cameras", headers=bearer(created["key"])).is_success
+    listed = next(k for k in api.get("/api/v1/keys").json() if k["id"] == created["id"])
+    assert listed["last_used_at"] is not None  # an admin sees the key is in use
+
+    refused = api.delete(f"/api/v1/keys/{created['id']}")
+    assert refused.status_code == 409
+    assert "service key" in refused.json()["detail"] and "force=true" in refused.json()["detail"]
+    assert anonymous.get("/api/v1/ingest/cameras", headers=bearer(created["key"])).is_success
+    forced = api.delete(f"/api/v1/keys/{created['id']}", params={"force": "true"})
+    assert forced.status_code == 200 and forced.json()["revoked_at"] is not None
+    assert (
+        anonymous.get("/api/v1/ingest/cameras", headers=bearer(created["key"])).status_code == 401
+    )
+
+
+def test_last_use_is_written_at_most_once_a_minute(
+    api: TestClient, anonymous: TestClient, issue_key: IssueKey, sessions: sessionmaker[Session]
+) -> None:
+    viewer = issue_key("viewer")
+    anonymous.get("/api/v1/models", headers=bearer(viewer))
+    with sessions() as session:
+        first = session.scalars(select(ApiKey).where(ApiKey.prefix == viewer[:12])).one()
+    anonymous.get("/api/v1/models", headers=bearer(viewer))
+    with sessions() as session:
+        again = session.scalars(select(ApiKey).where(ApiKey.prefix == viewer[:12])).one()
+        assert again.last_used_at == first.last_used_at is not None
+        an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        session.execute(
+            update(ApiKey).where(ApiKey.id == first.id).values(last_used_at=an_hour_ago)
+        )
+        session.commit()
+    anonymous.get("/api/v1/models", headers=bearer(viewer))
+    with sessions() as session:
+        later = session.scalars(select(ApiKey).where(ApiKey.id == first.id)).one()
+        assert later.last_used_at is not None and later.last_used_at > an_hour_ago
+
+
+def test_a_live_stream_ends_within_seconds_of_its_key_being_revoked(
+    issue_key: IssueKey, sessions: sessionmaker[Session]
+) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    with TestClient(create_app(ApiSettings(stream_key_check_s=0.5)), headers=admin) as api:
+        viewer = issue_key("viewer")
+        key_id = next(k["id"] for k in api.get("/api/v1/keys").json() if k["prefix"] == viewer[:12])
+        revoked_at: list[float] = []
+
+        def revoke_once_streaming() -> None:
+            streams = api.app.state.event_streams  # type: ignore[attr-defined]
+            deadline = time.monotonic() + 10
+            while streams.open == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1.0)  # the stream has checked its key at least once
+            assert api.delete(f"/api/v1/keys/{key_id}").status_code == 200
+            revoked_at.append(time.monotonic())
+
+        threading.Thread(target=revoke_once_streaming, daemon=True).start()
+        stream = TestClient(api.app).get("/api/v1/events/stream", headers=bearer(viewer))
+        ended = time.monotonic()
+    assert stream.status_code == 200 and revoked_at
+    assert ended - revoked_at[0] < 3.0  # not the 15 minutes a stream may last
+    assert stream.text.rstrip().endswith('data: "the key was revoked or has expired"')

@@ -24,7 +24,7 @@ from tests.support import read_topic
 from vigil_api.core.settings import ApiSettings
 from vigil_api.domain.registry_stages import Publisher
 from vigil_api.main import create_app
-from vigil_shared.db.models import Model, ModelStageChange
+from vigil_shared.db.models import Dataset, Model, ModelStageChange
 from vigil_shared.kafka import KafkaUnavailableError
 from vigil_shared.schemas.assignments import ModelAssignment
 from vigil_shared.settings import CommonSettings, KafkaSettings
@@ -72,6 +72,26 @@ def add_model(
             )
         )
     return model_id
+
+
+def add_dataset(sessions: sessionmaker[Session], camera_ids: list[str]) -> str:
+    """A recorded version of dataset walkway made of these cameras' frames; its version."""
+    version = uuid.uuid4().hex * 2
+    with sessions.begin() as session:
+        session.add(
+            Dataset(
+                name="walkway",
+                version=version,
+                source="camera",
+                manifest_key=f"datasets/walkway/{version}/manifest.json",
+                n_items=1,
+                label_counts={"normal": 1},
+                camera_ids=camera_ids,
+                owner_scope=camera_ids,
+                created_by="test",
+            )
+        )
+    return version
 
 
 @pytest.fixture
@@ -197,7 +217,9 @@ def test_scoped_keys_change_only_their_cameras(
     client: TestClient, sessions: sessionmaker[Session], s3: Minio, issue_key: IssueKey
 ) -> None:
     mine, other = add_camera(client), add_camera(client)
-    model_id = add_model(sessions, s3)
+    # A model the key may see (trained on its camera's frames): a model outside its scope is
+    # answered as one that does not exist (test_a_scoped_key_sees_only_models_of_its_cameras).
+    model_id = add_model(sessions, s3, dataset_version=add_dataset(sessions, [mine]))
     key = bearer(issue_key("operator", camera_ids=[mine]))
     url = f"/api/v1/models/{model_id}/promote"
     assert client.post(url, json={"scope": "global"}, headers=key).status_code == 403
@@ -212,6 +234,46 @@ def test_scoped_keys_change_only_their_cameras(
     assert mine in scopes and other not in scopes and scopes <= {mine, "*"}
     viewer = bearer(issue_key("viewer", camera_ids=[mine]))
     assert client.post(url, json={"scope": [mine]}, headers=viewer).status_code == 403
+
+
+def test_a_scoped_key_sees_only_models_of_its_cameras(
+    client: TestClient, sessions: sessionmaker[Session], s3: Minio, issue_key: IssueKey
+) -> None:
+    mine, other = add_camera(client), add_camera(client)
+    trained_here = add_model(sessions, s3, dataset_version=add_dataset(sessions, [mine]))
+    trained_there = add_model(sessions, s3, dataset_version=add_dataset(sessions, [other]))
+    trained_on_both = add_model(sessions, s3, dataset_version=add_dataset(sessions, [mine, other]))
+    assigned_here, fleet = add_model(sessions, s3), add_model(sessions, s3)
+    promoted = client.post(f"/api/v1/models/{assigned_here}/promote", json={"scope": [mine]})
+    assert promoted.status_code == 200
+    created = {trained_here, trained_there, trained_on_both, assigned_here, fleet}
+    key = bearer(issue_key("viewer", camera_ids=[mine]))
+
+    def listed(headers: dict[str, str] | None = None) -> set[str]:
+        page = client.get("/api/v1/models", params={"limit": 500}, headers=headers).json()
+        return {m["id"] for m in page} & created
+
+    assert listed(key) == {trained_here, assigned_here}
+    assert listed() == created  # an unscoped key sees every model
+    for hidden in (trained_there, trained_on_both, fleet):
+        for path in ("", "/download"):
+            response = client.get(f"/api/v1/models/{hidden}{path}", headers=key)
+            assert response.status_code == 404, path  # as a model that does not exist
+            assert response.json()["detail"] == f"model {hidden} does not exist"
+        compared = client.get(
+            "/api/v1/models/compare", params={"a": trained_here, "b": hidden}, headers=key
+        )
+        assert compared.status_code == 404
+    for visible in (trained_here, assigned_here):
+        assert client.get(f"/api/v1/models/{visible}/download", headers=key).status_code == 200
+    operator = bearer(issue_key("operator", camera_ids=[mine]))
+    promote = client.post(
+        f"/api/v1/models/{fleet}/promote", json={"scope": [mine]}, headers=operator
+    )
+    assert promote.status_code == 404
+    assign = client.patch(f"/api/v1/cameras/{mine}", json={"model_id": fleet}, headers=operator)
+    assert assign.status_code == 422 and "does not exist" in assign.json()["detail"]
+    assert listed(key) == {trained_here, assigned_here}  # still: nothing was assigned
 
 
 def test_compare_only_on_the_same_evaluation(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from celery import Celery
 from fastapi import Depends, FastAPI
@@ -13,12 +14,19 @@ from redis import Redis
 from vigil_api.core import problems
 from vigil_api.core.auth import authenticated
 from vigil_api.core.deps import Clients
-from vigil_api.core.middleware import MetricsMiddleware, RequestIdMiddleware
+from vigil_api.core.middleware import (
+    BodyLimit,
+    BodyLimitMiddleware,
+    JsonBodyGuardMiddleware,
+    MetricsMiddleware,
+    RequestIdMiddleware,
+)
 from vigil_api.core.settings import ApiSettings, get_settings
 from vigil_api.domain.job_watch import JobWatch
 from vigil_api.domain.registry_stages import Publisher
 from vigil_api.routes import (
     cameras,
+    dataset_builds,
     datasets,
     event_stream,
     events,
@@ -27,6 +35,7 @@ from vigil_api.routes import (
     ingest_cameras,
     jobs,
     keys,
+    model_stages,
     registry,
 )
 from vigil_shared.db.engine import make_engine, make_session_factory
@@ -65,6 +74,24 @@ def job_watch(clients: Clients) -> JobWatch:
     )
 
 
+def body_limits(settings: ApiSettings) -> dict[str, Any]:
+    """Every request body is small JSON, but a dataset archive's."""
+    archive = BodyLimit(
+        settings.archive_max_bytes + datasets.MULTIPART_OVERHEAD,
+        f"the archive is larger than {settings.archive_max_bytes} bytes "
+        "(VIGIL_API_ARCHIVE_MAX_BYTES); split it into several versions",
+    )
+    json = BodyLimit(
+        settings.body_max_bytes,
+        f"the request body is larger than {settings.body_max_bytes} bytes "
+        "(VIGIL_API_BODY_MAX_BYTES); send less in one request",
+    )
+    return {
+        "default": json,
+        "routes": {("POST", datasets.UPLOAD_PATH): archive},
+    }
+
+
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -100,7 +127,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
-    # Outermost last: the request id is bound before metrics and routes see the request.
+    # Outermost last: the request id is bound before metrics and routes see the request, and a
+    # body's size is counted before its JSON is checked.
+    app.add_middleware(JsonBodyGuardMiddleware)
+    app.add_middleware(BodyLimitMiddleware, **body_limits(settings))
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)  # the only routes that need no key
@@ -109,8 +139,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         cameras,
         ingest_cameras,
         datasets,
+        dataset_builds,
         jobs,
         registry,
+        model_stages,
         event_stream,
         events,
         feedback,

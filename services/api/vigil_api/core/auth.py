@@ -3,7 +3,8 @@
 Every ``/api/v1`` router is included with ``authenticated`` as a dependency (``main.py``), so a
 route without a role of its own still needs a valid key; routes that change or manage things
 ask for more with ``OperatorDep``/``AdminDep``. A failure is logged with the key's prefix at
-most, never the key.
+most, never the key. A stored key's last use is recorded (to the minute), and a request that
+lasts (a live stream) re-checks its key as it goes (``still_valid``).
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from vigil_api.core.deps import ClientsDep, SessionDep
@@ -28,6 +29,9 @@ log = logging.getLogger("vigil_api.auth")
 AUTH_FAILURES = Counter(
     "vigil_api_auth_failures", "Requests refused by authentication or authorization", ["reason"]
 )
+# A key's last use is written at most this often: a write per request would cost more than the
+# request, and an admin asking "is this key in use?" needs minutes, not milliseconds.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 HOW_TO_AUTHENTICATE = "send the key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 
 bearer_scheme = HTTPBearer(auto_error=False, description="An API key as a bearer token.")
@@ -49,14 +53,33 @@ def find_principal(
     row = session.scalar(select(ApiKey).where(ApiKey.key_sha256 == digest))
     if row is None:
         raise InvalidKeyError("unknown")
-    if row.revoked_at is not None:
-        raise InvalidKeyError("revoked")
-    if row.expires_at is not None and row.expires_at <= now:
-        raise InvalidKeyError("expired")
+    refused = _refusal(row, now)
+    if refused is not None:
+        raise InvalidKeyError(refused)
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
+        session.commit()
     scope = None if row.camera_ids is None else frozenset(row.camera_ids)
     return Principal(
         key_id=row.id, prefix=row.prefix, name=row.name, role=Role(row.role), camera_ids=scope
     )
+
+
+def _refusal(row: ApiKey, now: datetime) -> str | None:
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= now:
+        return "expired"
+    return None
+
+
+def still_valid(*, session: Session, principal: Principal, now: datetime) -> bool:
+    """Whether the key a long request (a live stream) was opened with is still accepted: not
+    revoked, not expired. Keys from the environment last as long as the process."""
+    if principal.key_id is None:
+        return True
+    row = session.get(ApiKey, principal.key_id)
+    return row is not None and _refusal(row, now) is None
 
 
 def _unauthorized(request: Request, reason: str, *, key_prefix: str | None) -> HTTPException:

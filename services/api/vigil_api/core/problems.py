@@ -49,6 +49,7 @@ _EXAMPLES: dict[int, str] = {
     403: "this needs the operator role; this key has viewer",
     404: "event 1b4e28ba-2fa1-11d2-883f-0016d3cca427 does not exist",
     409: "camera lobby-north already exists",
+    413: "the request body is larger than 1048576 bytes (VIGIL_API_BODY_MAX_BYTES)",
     422: "query.limit: Input should be less than or equal to 500",
     503: "too many open event streams; retry in a few seconds",
 }
@@ -75,7 +76,7 @@ def document(app: FastAPI) -> None:
     """Make the OpenAPI document say what the API does: every error of an ``/api/`` route is a
     problem (``application/problem+json``), including FastAPI's own 422, which it would
     otherwise describe as its default validation-error shape; a route with a path parameter
-    can answer 404, one with a body 400 (not parseable)."""
+    can answer 404, one with a body 400 (not parseable) and 413 (over its size limit)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -92,8 +93,9 @@ def document(app: FastAPI) -> None:
             for operation in operations.values():
                 if "{" in path:  # whatever the path names may not exist (or not for this key)
                     operation["responses"].setdefault("404", {"description": _title(404)})
-                if "requestBody" in operation:  # a body that is not JSON at all
+                if "requestBody" in operation:  # a body that is not JSON, or is too large
                     operation["responses"].setdefault("400", {"description": _title(400)})
+                    operation["responses"].setdefault("413", {"description": _title(413)})
                 for code, response in operation["responses"].items():
                     if code.startswith(("4", "5")):
                         response["content"] = {
@@ -108,6 +110,26 @@ def document(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+class BodyTooLargeError(HTTPException):
+    """A request body over its route's limit, raised as its bytes arrive (``middleware.py``).
+
+    An ``HTTPException`` so that FastAPI, which turns any other error while reading a body into
+    a 400, passes it on to the problem handlers."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, detail)
+
+
+class InvalidBodyError(HTTPException):
+    """A 422 for a body refused before any model sees it (a JSON document too deep, a NUL),
+    raised while the body is read, where only ``HTTPException``s pass through FastAPI."""
+
+    def __init__(self, location: tuple[str | int, ...], message: str) -> None:
+        self.field = ".".join(str(part) for part in ("body", *location))
+        super().__init__(422, f"{self.field}: {message}")
+        self.message = message
 
 
 def request_id_of(request: Request) -> str | None:
@@ -158,6 +180,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(request, 422, detail, errors=errors)
 
 
+async def _invalid_body(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidBodyError)
+    errors = [{"field": exc.field, "message": exc.message}]
+    return problem(request, 422, str(exc.detail), errors=errors)
+
+
 async def _unpublished(request: Request, exc: Exception) -> JSONResponse:
     # Any route that changes an assignment publishes it before committing; when Kafka does not
     # acknowledge, nothing was stored and the caller may simply retry.
@@ -182,6 +210,7 @@ def _title(status: int) -> str:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(InvalidBodyError, _invalid_body)
     app.add_exception_handler(AssignmentPublishError, _unpublished)
     app.add_exception_handler(Exception, _unexpected_error)
     document(app)

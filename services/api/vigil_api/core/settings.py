@@ -47,8 +47,20 @@ class ApiSettings(BaseSettings):
     assignment_publish_timeout_s: float = Field(
         default=10.0, gt=0, le=60, description="How long a promotion waits for Kafka's acks."
     )
+    stream_key_check_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=900,
+        description="How often a live event stream re-checks its key: a stream ends within this "
+        "long of its key being revoked or expiring.",
+    )
     download_url_expiry_s: int = Field(
         default=300, ge=1, le=600, description="Lifetime of a model's presigned download URL."
+    )
+    body_max_bytes: int = Field(
+        default=1024**2,
+        gt=0,
+        description="Largest request body but a dataset archive's (JSON bodies are small).",
     )
     archive_max_bytes: int = Field(
         default=512 * 1024**2, gt=0, description="Largest dataset archive accepted, as uploaded."

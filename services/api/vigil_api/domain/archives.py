@@ -7,19 +7,15 @@ problem, then reads and decodes every image; every problem found is reported by 
 once (``ArchiveError.problems``), so a user fixes the archive in one go. Nothing here writes
 anywhere: the caller stores the images only when the archive is accepted whole.
 
-Labels come from ``manifest.json`` or ``manifest.csv`` at the root when there is one (each
-image listed with its label, optionally group and sequence), otherwise from each image's top
-folder (``normal/clip01_0003.jpg`` → label ``normal``). The group (the unit evaluation holds
-out) defaults to the image's folder below the label (``normal/clip01/0003.jpg`` → ``clip01``)
-or else its name without a trailing frame number (``clip01_0003`` → ``clip01``); that number is
-the sequence. Hidden files and ``__MACOSX/`` are skipped.
+Labels, groups and sequence numbers come from a manifest or from each image's path
+(``archive_labels.py``). Entry names are names (``vigil_shared.schemas.inputs``): at most 1024
+characters, no control or bidirectional formatting character. Hidden files and ``__MACOSX/``
+are skipped.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import re
 import tarfile
 import zipfile
@@ -27,15 +23,16 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import IO, Any
+from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
+from vigil_api.domain.archive_labels import MANIFEST_NAMES, Labels, labels_from_path, read_manifest
+from vigil_shared.schemas.inputs import name_problem
+
 IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
-MANIFEST_NAMES = ("manifest.json", "manifest.csv")
-LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
-FRAME_NUMBER = re.compile(r"^(?P<prefix>.*?)[_-]?(?P<number>\d+)$")
 MAX_PROBLEMS_LISTED = 50
+SHOWN_NAME_LENGTH = 200  # a refused name is quoted up to this long in the problem
 _READ_CHUNK = 1 << 20
 
 
@@ -84,13 +81,6 @@ class _Entry:
     size: int
     compressed: int | None  # None: unknown per entry (tar); the archive's ratio is checked
     kind: str  # file, dir, link, special
-
-
-@dataclass(frozen=True)
-class _Labels:
-    label: str
-    group: str
-    sequence: int | None
 
 
 class _Reader:
@@ -201,7 +191,7 @@ def _checked_entries(reader: _Reader, *, limits: ArchiveLimits, archive_bytes: i
         if problem is None and entry.name in seen:
             problem = "appears twice in the archive"
         if problem is not None:
-            problems.append(EntryProblem(entry.name, problem))
+            problems.append(EntryProblem(_shown(entry.name), problem))
             continue
         seen.add(entry.name)
         total += entry.size
@@ -221,7 +211,14 @@ def _checked_entries(reader: _Reader, *, limits: ArchiveLimits, archive_bytes: i
     return files
 
 
+def _shown(name: str) -> str:
+    return name if len(name) <= SHOWN_NAME_LENGTH else name[:SHOWN_NAME_LENGTH] + "..."
+
+
 def _entry_problem(entry: _Entry, *, limits: ArchiveLimits) -> str | None:
+    bad_name = name_problem(entry.name)
+    if bad_name is not None:
+        return f"the entry's name {bad_name}; rename it"
     path = PurePosixPath(entry.name)
     if entry.name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", entry.name):
         return "an absolute path; entries must be relative"
@@ -245,10 +242,10 @@ def _skipped(name: str) -> bool:
 def _images(reader: _Reader, files: list[_Entry], *, limits: ArchiveLimits) -> list[ArchiveImage]:
     problems: list[EntryProblem] = []
     manifest_entry = next((f for f in files if f.name in MANIFEST_NAMES), None)
-    labels: dict[str, _Labels] | None = None
+    labels: dict[str, Labels] | None = None
     if manifest_entry is not None:
         try:
-            labels = _read_manifest(
+            labels = read_manifest(
                 manifest_entry.name, reader.read(manifest_entry.name, manifest_entry.size)
             )
         except ValueError as exc:
@@ -275,13 +272,13 @@ def _images(reader: _Reader, files: list[_Entry], *, limits: ArchiveLimits) -> l
 
 
 def _image(
-    reader: _Reader, entry: _Entry, *, labels: dict[str, _Labels] | None, limits: ArchiveLimits
+    reader: _Reader, entry: _Entry, *, labels: dict[str, Labels] | None, limits: ArchiveLimits
 ) -> ArchiveImage:
     extension = PurePosixPath(entry.name).suffix.lower()
     if extension not in IMAGE_FORMATS:
         raise ValueError("not an image: only .jpg, .jpeg and .png files may be in the archive")
     if labels is None:
-        found = _labels_from_path(entry.name)
+        found = labels_from_path(entry.name)
     elif entry.name in labels:
         found = labels[entry.name]
     else:
@@ -313,74 +310,3 @@ def _check_decodes(data: bytes, *, expected: str, max_pixels: int) -> None:
         raise ValueError(f"not a decodable image ({exc})") from exc
     except OSError as exc:
         raise ValueError(f"a truncated or corrupt image ({exc})") from exc
-
-
-def _split_stem(stem: str) -> tuple[str, int | None]:
-    match = FRAME_NUMBER.match(stem)
-    if match is None:
-        return stem, None
-    return match.group("prefix") or stem, int(match.group("number"))
-
-
-def _labels_from_path(name: str) -> _Labels:
-    parts = PurePosixPath(name).parts
-    if len(parts) < 2:
-        raise ValueError(
-            "has no label: put it in a folder named after its label (normal/...) or list it "
-            "in manifest.json or manifest.csv"
-        )
-    label = _valid_label(parts[0])
-    prefix, sequence = _split_stem(PurePosixPath(name).stem)
-    group = "/".join(parts[1:-1]) if len(parts) > 2 else prefix
-    return _Labels(label=label, group=group[:256], sequence=sequence)
-
-
-def _valid_label(label: str) -> str:
-    if not LABEL.fullmatch(label):
-        raise ValueError(
-            f"label {label!r} must be 1-64 letters, digits, spaces, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return label
-
-
-def _read_manifest(name: str, data: bytes) -> dict[str, _Labels]:
-    """``{"items": [{"file", "label", "group"?, "sequence"?}]}`` or a CSV with those columns."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError("is not UTF-8 text") from exc
-    if name.endswith(".json"):
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"is not valid JSON ({exc})") from exc
-        rows = document.get("items") if isinstance(document, dict) else document
-        if not isinstance(rows, list):
-            raise ValueError('must be {"items": [{"file": ..., "label": ...}, ...]}')
-    else:
-        rows = list(csv.DictReader(io.StringIO(text)))
-    labels: dict[str, _Labels] = {}
-    for number, row in enumerate(rows, start=1):
-        labels.update(_manifest_row(row, number))
-    return labels
-
-
-def _manifest_row(row: Any, number: int) -> dict[str, _Labels]:
-    if not isinstance(row, dict) or not row.get("file") or not row.get("label"):
-        raise ValueError(f"item {number} needs 'file' and 'label'")
-    file = str(row["file"])
-    prefix, number_in_name = _split_stem(PurePosixPath(file).stem)
-    sequence = row.get("sequence")
-    try:
-        parsed = int(sequence) if sequence not in (None, "") else number_in_name
-    except ValueError as exc:
-        raise ValueError(f"item {number}: sequence {sequence!r} is not a whole number") from exc
-    if parsed is not None and parsed < 0:
-        raise ValueError(f"item {number}: sequence must not be negative")
-    try:
-        label = _valid_label(str(row["label"]))
-    except ValueError as exc:
-        raise ValueError(f"item {number}: {exc}") from exc
-    group = str(row.get("group") or "") or prefix
-    return {file: _Labels(label=label, group=group[:256], sequence=parsed)}

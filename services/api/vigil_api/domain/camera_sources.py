@@ -12,9 +12,10 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Annotated
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from vigil_shared.cameras.sources import parse_source
+from vigil_shared.schemas.inputs import NAME_FORBIDDEN
 
 
 def check_source(value: str) -> str:
@@ -38,4 +39,6 @@ SourceUrl = Annotated[
     str,
     StringConstraints(min_length=1, max_length=2048),
     AfterValidator(check_source),
+    # What the OpenAPI document says of it: ``check_source`` checks this, and more, in words.
+    Field(json_schema_extra={"pattern": rf"^[^\s{NAME_FORBIDDEN}]+$"}),
 ]

@@ -7,6 +7,7 @@ return ``NewImage``s for ``vigil_shared.datasets.write_dataset``, which stores t
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from minio.error import S3Error
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vigil_shared.datasets import NewImage
+from vigil_shared.datasets import LABEL_PATTERN, NewImage
 from vigil_shared.db.models import Event
 from vigil_shared.schemas.events import snapshot_keys
 from vigil_shared.schemas.frames import FrameHeaders
@@ -30,6 +31,7 @@ from vigil_shared.storage import get_bytes
 SEND_DELAY_SLACK = timedelta(seconds=30)
 READ_DEADLINE_S = 60.0
 ABNORMAL = "abnormal"
+LABEL = re.compile(LABEL_PATTERN)
 NORMAL = "normal"
 
 
@@ -155,6 +157,13 @@ def reviewed_event_frames(
     events = list(session.scalars(query.limit(max_frames + 1)))
     if len(events) > max_frames:
         raise SourceError(f"more than {max_frames} events match; narrow the filters")
+    unusable = [str(e.event_id) for e in events if not LABEL.fullmatch(_label(e))]
+    if unusable:
+        raise SourceError(
+            f"the review label of event {', '.join(unusable[:5])} cannot be a dataset label "
+            "(1-64 ASCII letters, digits, spaces, '.', '_' or '-'); review it again with one, or "
+            "leave it out with start/end or camera_ids"
+        )
     images, skipped = [], []
     for event in events:
         raw_key = snapshot_keys(camera_id=event.camera_id, event_id=event.event_id)[1]

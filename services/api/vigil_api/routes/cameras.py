@@ -23,24 +23,26 @@ from sqlalchemy.orm import Session
 
 from vigil_api.consumers.camera_status import CameraStatusOut
 from vigil_api.consumers.scoring_status import CameraScoringOut
+from vigil_api.core import problems
 from vigil_api.core.auth import OperatorDep, ViewerDep, forbidden
 from vigil_api.core.deps import ClientsDep, SessionDep
 from vigil_api.core.problems import invalid_field
 from vigil_api.core.security import Principal
 from vigil_api.domain import registry_stages
 from vigil_api.domain.camera_sources import SourceUrl, file_outside_root
+from vigil_api.domain.model_scope import check_visible_model
 from vigil_api.domain.registry_stages import Publisher
 from vigil_shared.cameras.fields import Fps, JpegQuality, Masks, Pixels
 from vigil_shared.cameras.sources import SOURCE_DOC, redact
 from vigil_shared.db.models import Camera, Model
+from vigil_shared.schemas.assignments import ModelId as RegistryModelId
 from vigil_shared.schemas.frames import CameraId
+from vigil_shared.schemas.inputs import SafeName
 
 router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
 
-Name = Annotated[str, Field(min_length=1, max_length=128, examples=["Lobby, north door"])]
-ModelId = Annotated[
-    str, Field(min_length=1, max_length=64, description="A registry model that scores it.")
-]
+Name = Annotated[SafeName, Field(examples=["Lobby, north door"])]
+ModelId = Annotated[RegistryModelId, Field(description="A registry model that scores it.")]
 CAMERA_IN_EXAMPLE: dict[str, JsonValue] = {
     "id": "lobby-north",
     "name": "Lobby, north door",
@@ -295,7 +297,12 @@ def get_cameras(
     return list_cameras(session=session, principal=principal, after=after, limit=limit)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=CameraOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CameraOut,
+    responses=problems.responses(403, 409, 422),
+)
 def post_camera(
     spec: CameraIn,
     request: Request,
@@ -306,6 +313,10 @@ def post_camera(
     if not principal.can_see(spec.id):
         detail = f"this key is scoped to other cameras; it may not register camera {spec.id}"
         raise forbidden(request, principal, "scope", detail)
+    where = ("body", "model_id")
+    check_visible_model(
+        session=session, principal=principal, model_id=spec.model_id, location=where
+    )
     try:
         return create_camera(
             session=session,
@@ -337,6 +348,10 @@ def patch_camera(
     camera = visible_camera(session=session, principal=principal, camera_id=camera_id)
     if camera is None:
         raise _not_found(camera_id)
+    where = ("body", "model_id")
+    check_visible_model(
+        session=session, principal=principal, model_id=patch.model_id, location=where
+    )
     return update_camera(
         session=session,
         publisher=clients.assignments,

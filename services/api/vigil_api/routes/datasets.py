@@ -1,5 +1,6 @@
-"""Datasets: immutable, content-addressed versions in S3, built from an uploaded archive, a
-camera's frames or reviewed events, listed with counts per label.
+"""Datasets: immutable, content-addressed versions in S3, built from an uploaded archive (here)
+or from a camera's frames or reviewed events (``dataset_builds.py``), listed with counts per
+label.
 
 A version's id is the hash of its content (``vigil_shared.datasets``): uploading the same
 images with the same labels again gives the same version (200, not 201) and stores nothing new.
@@ -9,50 +10,46 @@ written all or nothing, so a refused upload leaves no object and no row.
 Camera scope: a camera-scoped key sees a version only when every image came from its cameras
 (``camera_ids`` ⊆ its cameras, and not empty): an uploaded archive has no camera, so uploads
 are made and seen by unscoped keys only. A scoped key may build versions from its own cameras'
-frames and events.
+frames and events, and only into datasets its scope owns (``domain/dataset_versions.py``): a
+fleet-wide dataset or another scope's answers 403.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime
-from typing import IO, Annotated, Literal
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    TypeAdapter,
+    ValidationError,
+)
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from vigil_api.core import problems
-from vigil_api.core.auth import FleetOperatorDep, OperatorDep, ViewerDep
-from vigil_api.core.deps import Clients, ClientsDep, SessionDep
+from vigil_api.core.auth import FleetOperatorDep, ViewerDep, forbidden
+from vigil_api.core.deps import ClientsDep, SessionDep
 from vigil_api.core.security import Principal
-from vigil_api.domain.archives import ArchiveError, ArchiveLimits, read_archive
-from vigil_api.domain.dataset_sources import (
-    EventFilter,
-    FrameRange,
-    SourceError,
-    frames_from_topic,
-    reviewed_event_frames,
+from vigil_api.domain.archives import ArchiveError
+from vigil_api.domain.dataset_versions import (
+    NotOwnerError,
+    archive_images,
+    limits_of,
+    store_version,
+    visible,
+    visible_versions,
 )
-from vigil_shared.datasets import (
-    DatasetError,
-    DatasetManifest,
-    DatasetRef,
-    Label,
-    NewImage,
-    load_manifest,
-    manifest_key,
-    write_dataset,
-)
+from vigil_shared.datasets import DatasetError, DatasetRef, load_manifest
 from vigil_shared.db.models import Dataset
-from vigil_shared.kafka import make_consumer
-from vigil_shared.schemas.frames import CameraId
+from vigil_shared.schemas.inputs import TEXT_MAX_LENGTH, TEXT_PATTERN, SafeText
 
 log = logging.getLogger("vigil_api.datasets")
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
@@ -61,6 +58,8 @@ NamePath = Annotated[
     Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$", description="Lowercase name.", examples=["gate"]),
 ]
 VersionPath = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="The content hash.")]
+DESCRIPTION: TypeAdapter[str] = TypeAdapter(SafeText)
+UPLOAD_PATH = "/api/v1/datasets/{name}/versions"  # its body limit is the archive's (main.py)
 MULTIPART_OVERHEAD = 64 * 1024
 UPLOAD_BODY = {
     "requestBody": {
@@ -73,7 +72,11 @@ UPLOAD_BODY = {
                     "required": ["archive"],
                     "properties": {
                         "archive": {"type": "string", "format": "binary"},
-                        "description": {"type": "string", "maxLength": 2000},
+                        "description": {
+                            "type": "string",
+                            "maxLength": TEXT_MAX_LENGTH,
+                            "pattern": TEXT_PATTERN,
+                        },
                     },
                 },
             }
@@ -90,6 +93,7 @@ VERSION_EXAMPLE: dict[str, JsonValue] = {
     "n_items": 5,
     "label_counts": {"normal": 3, "abnormal": 2},
     "camera_ids": [],
+    "owner_scope": None,
     "created_by": "night-shift console",
     "created_at": "2026-11-28T12:00:00Z",
 }
@@ -107,6 +111,10 @@ class VersionOut(BaseModel):
     n_items: int
     label_counts: dict[str, int]
     camera_ids: list[str]
+    owner_scope: list[str] | None = Field(
+        description="The camera scope of the key that made it; null: fleet-wide (an unscoped "
+        "key). Only keys whose scope covers it may add versions to the dataset."
+    )
     created_by: str
     created_at: datetime
 
@@ -151,158 +159,9 @@ class DatasetOut(BaseModel):
     versions: list[VersionOut] = Field(description="Oldest first.")
 
 
-class FromCameraIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "camera_id": "lobby-north",
-                    "start": "2026-11-28T08:00:00Z",
-                    "end": "2026-11-28T08:30:00Z",
-                    "every_n": 10,
-                    "label": "normal",
-                }
-            ]
-        },
-    )
-
-    camera_id: CameraId
-    start: AwareDatetime
-    end: AwareDatetime
-    every_n: int = Field(default=1, ge=1, le=10_000, description="Keep one frame in every n.")
-    label: Label = "normal"
-    description: str = Field(default="", max_length=2000)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> FromCameraIn:
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
-        return self
-
-
-class FromEventsIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "camera_ids": ["lobby-north"],
-                    "review": ["confirmed", "false_positive"],
-                    "start": "2026-11-01T00:00:00Z",
-                }
-            ]
-        },
-    )
-
-    camera_ids: list[CameraId] | None = Field(
-        default=None, max_length=500, description="Default: every camera this key sees."
-    )
-    review: list[Literal["confirmed", "false_positive"]] = Field(
-        default=["confirmed", "false_positive"], min_length=1
-    )
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
-    description: str = Field(default="", max_length=2000)
-
-
-def visible(principal: Principal, camera_ids: list[str]) -> bool:
-    """Unscoped keys see every version; scoped keys those made only of their cameras' images."""
-    if principal.camera_ids is None:
-        return True
-    return bool(camera_ids) and set(camera_ids) <= principal.camera_ids
-
-
-def visible_versions(
-    *, session: Session, principal: Principal, name: str | None = None
-) -> list[Dataset]:
-    query = select(Dataset).order_by(Dataset.name, Dataset.created_at)
-    if name is not None:
-        query = query.where(Dataset.name == name)
-    return [row for row in session.scalars(query) if visible(principal, row.camera_ids)]
-
-
-def record_version(
-    *, session: Session, manifest: DatasetManifest, actor: str, object_key: str
-) -> tuple[Dataset, bool]:
-    """The version's row, inserted unless it exists; ``True`` when it is new."""
-    statement = (
-        insert(Dataset)
-        .values(
-            id=uuid.uuid4(),
-            name=manifest.name,
-            version=manifest.version,
-            source=manifest.source,
-            description=manifest.description,
-            manifest_key=object_key,
-            n_items=len(manifest.items),
-            label_counts=manifest.label_counts,
-            camera_ids=manifest.camera_ids,
-            created_by=actor,
-        )
-        .on_conflict_do_nothing(constraint="uq_datasets_name_version")
-        .returning(Dataset.id)
-    )
-    created = session.execute(statement).scalar() is not None
-    session.commit()
-    row = session.scalars(
-        select(Dataset).where(Dataset.name == manifest.name, Dataset.version == manifest.version)
-    ).one()
-    return row, created
-
-
-def store_version(
-    *,
-    session: Session,
-    clients: Clients,
-    name: str,
-    images: list[NewImage],
-    source: Literal["upload", "camera", "events"],
-    description: str,
-    actor: str,
-) -> tuple[Dataset, bool]:
-    """Write the images as a version (all or nothing), then record it."""
-    bucket = clients.settings.common.s3.datasets_bucket
-    try:
-        manifest = write_dataset(
-            clients.s3, bucket, name=name, images=images, source=source, description=description
-        )
-    except DatasetError as exc:
-        raise problems.invalid_field(("body",), str(exc)) from exc
-    return record_version(
-        session=session,
-        manifest=manifest,
-        actor=actor,
-        object_key=manifest_key(manifest.name, manifest.version),
-    )
-
-
-def archive_images(fileobj: IO[bytes], *, limits: ArchiveLimits) -> list[NewImage]:
-    return [
-        NewImage(
-            data=image.data,
-            extension=image.extension,
-            group=image.group,
-            label=image.label,
-            sequence=image.sequence,
-            source_name=image.name,
-        )
-        for image in read_archive(fileobj, limits=limits)
-    ]
-
-
-def limits_of(clients: Clients) -> ArchiveLimits:
-    settings = clients.settings
-    return ArchiveLimits(
-        max_bytes=settings.archive_max_bytes,
-        max_entries=settings.archive_max_entries,
-        max_uncompressed_bytes=settings.archive_max_uncompressed_bytes,
-        max_ratio=settings.archive_max_ratio,
-        max_pixels=settings.image_max_pixels,
-    )
-
-
-def _created(row: Dataset, created: bool, skipped: list[str] | None = None) -> CreatedVersion:
+def created_version(
+    row: Dataset, created: bool, skipped: list[str] | None = None
+) -> CreatedVersion:
     return CreatedVersion(
         **VersionOut.model_validate(row).model_dump(),
         created=created,
@@ -310,7 +169,7 @@ def _created(row: Dataset, created: bool, skipped: list[str] | None = None) -> C
     )
 
 
-def _status(response: Response, created: bool) -> None:
+def set_status(response: Response, created: bool) -> None:
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
 
 
@@ -324,20 +183,21 @@ def _archive_problem(exc: ArchiveError) -> RequestValidationError:
     )
 
 
-async def _spooled_archive(request: Request, max_bytes: int) -> tuple[IO[bytes], str]:
-    """The uploaded archive, spooled to a temporary file; refused before reading when the
-    declared length is over the limit (so a huge upload is never read)."""
-    length = request.headers.get("content-length")
-    if length is None:
-        raise HTTPException(
-            status.HTTP_411_LENGTH_REQUIRED, "send the archive with a Content-Length header"
-        )
-    if not length.isdigit() or int(length) > max_bytes + MULTIPART_OVERHEAD:
-        raise HTTPException(
-            413,
-            f"the archive is larger than {max_bytes} bytes (VIGIL_API_ARCHIVE_MAX_BYTES); "
-            "split it into several versions",
-        )
+def store(request: Request, principal: Principal, **kwargs: Any) -> tuple[Dataset, bool]:
+    """``store_version``, its refusals as problems: 403 for a dataset this key does not own,
+    422 for images that cannot be stored."""
+    try:
+        return store_version(principal=principal, **kwargs)
+    except NotOwnerError as exc:
+        raise forbidden(request, principal, "dataset owner", str(exc)) from exc
+    except DatasetError as exc:
+        raise problems.invalid_field(("body",), str(exc)) from exc
+
+
+async def _read_form(request: Request) -> tuple[IO[bytes], str]:
+    """The uploaded archive (spooled to a temporary file) and its description, both checked
+    before anything is stored. The body's size is counted as it arrives (``BodyLimitMiddleware``
+    refuses it past ``VIGIL_API_ARCHIVE_MAX_BYTES``), whether or not it declares a length."""
     form = await request.form(max_files=1, max_fields=2)
     archive = form.get("archive")
     description = form.get("description") or ""
@@ -345,7 +205,19 @@ async def _spooled_archive(request: Request, max_bytes: int) -> tuple[IO[bytes],
         raise problems.invalid_field(
             ("body", "archive"), "send the archive as the multipart file field 'archive'"
         )
-    return archive.file, description[:2000]
+    try:
+        return archive.file, DESCRIPTION.validate_python(description)
+    except ValidationError as exc:
+        raise problems.invalid_field(("body", "description"), exc.errors()[0]["msg"]) from exc
+
+
+SAME_CONTENT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": CreatedVersion,
+        "description": "Identical content is already a version of the dataset: that version, "
+        "with created false; nothing new is stored.",
+    }
+}
 
 
 @router.post(
@@ -353,7 +225,7 @@ async def _spooled_archive(request: Request, max_bytes: int) -> tuple[IO[bytes],
     status_code=status.HTTP_201_CREATED,
     response_model=CreatedVersion,
     openapi_extra=UPLOAD_BODY,
-    responses=problems.responses(411, 413, 422),
+    responses=SAME_CONTENT | problems.responses(413, 422),
 )
 async def upload_version(
     name: NamePath,
@@ -364,126 +236,27 @@ async def upload_version(
 ) -> CreatedVersion:
     """Upload a zip or tar(.gz) of images, labelled by top folder or by a manifest.json/csv;
     201 for a new version, 200 when identical content already is one."""
-    fileobj, description = await _spooled_archive(request, clients.settings.archive_max_bytes)
+    fileobj, description = await _read_form(request)
     try:
         images = await run_in_threadpool(archive_images, fileobj, limits=limits_of(clients))
     except ArchiveError as exc:
         raise _archive_problem(exc) from exc
     with clients.sessions() as session:
         row, created = await run_in_threadpool(
-            store_version,
+            store,
+            request,
+            principal,
             session=session,
             clients=clients,
             name=name,
             images=images,
             source="upload",
             description=description,
-            actor=principal.name,
         )
-        result = _created(row, created)
+        result = created_version(row, created)
     log.info("dataset version uploaded", extra={"dataset": name, "version": row.version})
-    _status(response, created)
+    set_status(response, created)
     return result
-
-
-@router.post(
-    "/{name}/versions/from-camera",
-    status_code=status.HTTP_201_CREATED,
-    response_model=CreatedVersion,
-    responses=problems.responses(404, 422),
-)
-def version_from_camera(
-    name: NamePath,
-    body: FromCameraIn,
-    response: Response,
-    session: SessionDep,
-    clients: ClientsDep,
-    principal: OperatorDep,
-) -> CreatedVersion:
-    """Every ``every_n``-th frame a camera sent between ``start`` and ``end``, one label."""
-    if not principal.can_see(body.camera_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"camera {body.camera_id} does not exist")
-    kafka = clients.settings.common.kafka
-    consumer = make_consumer(kafka, group_id=None)
-    wanted = FrameRange(
-        camera_id=body.camera_id,
-        start=body.start,
-        end=body.end,
-        every_n=body.every_n,
-        label=body.label,
-    )
-    try:
-        images = frames_from_topic(
-            consumer=consumer,
-            topic=kafka.topics.frames,
-            wanted=wanted,
-            max_frames=clients.settings.dataset_max_frames,
-        )
-    except SourceError as exc:
-        raise problems.invalid_field(("body",), str(exc)) from exc
-    finally:
-        consumer.close()
-    if not images:
-        raise problems.invalid_field(
-            ("body",), f"camera {body.camera_id} sent no frames in that range (or they expired)"
-        )
-    row, created = store_version(
-        session=session,
-        clients=clients,
-        name=name,
-        images=images,
-        source="camera",
-        description=body.description,
-        actor=principal.name,
-    )
-    _status(response, created)
-    return _created(row, created)
-
-
-@router.post(
-    "/{name}/versions/from-events",
-    status_code=status.HTTP_201_CREATED,
-    response_model=CreatedVersion,
-    responses=problems.responses(404, 422),
-)
-def version_from_events(
-    name: NamePath,
-    body: FromEventsIn,
-    response: Response,
-    session: SessionDep,
-    clients: ClientsDep,
-    principal: OperatorDep,
-) -> CreatedVersion:
-    """Reviewed events' peak frames: confirmed ones labelled by their review label (or
-    ``abnormal``), false positives ``normal``."""
-    cameras = body.camera_ids
-    if cameras is not None:
-        hidden = [c for c in cameras if not principal.can_see(c)]
-        if hidden:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"camera {hidden[0]} does not exist")
-    elif principal.camera_ids is not None:
-        cameras = sorted(principal.camera_ids)
-    found = reviewed_event_frames(
-        session=session,
-        s3=clients.s3,
-        bucket=clients.settings.common.s3.snapshots_bucket,
-        wanted=EventFilter(camera_ids=cameras, reviews=body.review, start=body.start, end=body.end),
-        max_frames=clients.settings.dataset_max_frames,
-    )
-    if not found.images:
-        detail = "no reviewed event with a stored frame matches; review events first"
-        raise problems.invalid_field(("body",), detail)
-    row, created = store_version(
-        session=session,
-        clients=clients,
-        name=name,
-        images=found.images,
-        source="events",
-        description=body.description,
-        actor=principal.name,
-    )
-    _status(response, created)
-    return _created(row, created, found.skipped)
 
 
 @router.get("", response_model=list[DatasetSummary])

@@ -8,8 +8,9 @@ stream carries the changes stored after it opened: it starts ``settle_s`` back a
 the database already held when it opened (``stream_start``).
 
 Bounded: at most ``max_streams`` per process, each at most ``max_duration_s`` (the client
-reconnects and resumes), at most ``batch`` rows per poll; it ends on client disconnect and when
-the server begins to stop. The key is checked when the stream opens.
+reconnects and resumes), at most ``batch`` rows per poll; it ends on client disconnect, when
+the server begins to stop, and within ``key_check_s`` (``VIGIL_API_STREAM_KEY_CHECK_S``) of its
+key being revoked or expiring: the key is checked when the stream opens and again that often.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
@@ -31,10 +32,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from vigil_api.core import problems
-from vigil_api.core.auth import ViewerDep
+from vigil_api.core.auth import ViewerDep, still_valid
 from vigil_api.core.deps import ClientsDep
 from vigil_api.core.problems import invalid_field
+from vigil_api.core.security import Principal
 from vigil_api.routes.events import (
+    CURSOR_PATTERN,
     EXAMPLE_EVENT,
     Cursor,
     EventFilters,
@@ -60,11 +63,12 @@ class StreamLimits:
     max_duration_s: float = 900.0
     batch: int = 200
     retry_ms: int = 2000
+    key_check_s: float = 15.0
 
 
-def get_stream_limits() -> StreamLimits:
+def get_stream_limits(clients: ClientsDep) -> StreamLimits:
     """A dependency so tests (and the fuzzer) can shorten streams."""
-    return StreamLimits()
+    return StreamLimits(key_check_s=clients.settings.stream_key_check_s)
 
 
 class StreamRegistry:
@@ -173,13 +177,21 @@ async def sse_chunks(
     limits: StreamLimits,
     stopping: threading.Event,
     render: Callable[[Event], str],
+    key_valid: Callable[[], bool],
 ) -> AsyncIterator[str]:
     """The stream's text: changes as ``event`` messages, heartbeat comments when quiet, and an
-    ``end`` message when the stream's time is up or the server stops."""
+    ``end`` message when the stream's time is up, the server stops or its key is no longer
+    valid (checked every ``key_check_s``)."""
     yield f"retry: {limits.retry_ms}\n\n"
     cursor = start.cursor
-    began = last_sent = time.monotonic()
+    began = last_sent = key_checked = time.monotonic()
+    reason = "stream time is up; reconnect to resume"
     while not stopping.is_set() and time.monotonic() - began < limits.max_duration_s:
+        if time.monotonic() - key_checked >= limits.key_check_s:
+            if not await run_in_threadpool(key_valid):
+                reason = "the key was revoked or has expired"
+                break
+            key_checked = time.monotonic()
         rows = await run_in_threadpool(fetch, cursor)
         for row in rows:
             cursor = Cursor(at=row.updated_at, event_id=row.event_id)
@@ -192,7 +204,7 @@ async def sse_chunks(
             last_sent = time.monotonic()
         if len(rows) < limits.batch:
             await asyncio.sleep(limits.poll_s)
-    reason = "server stopping" if stopping.is_set() else "stream time is up; reconnect to resume"
+    reason = "server stopping" if stopping.is_set() else reason
     yield sse_message(event_id=cursor.encode(CURSOR_TAG), event="end", data=f'"{reason}"')
 
 
@@ -255,7 +267,11 @@ async def stream_events(
     registry: Annotated[StreamRegistry, Depends(get_registry)],
     last_event_id: Annotated[
         str | None,
-        Header(max_length=256, description="The last message id seen, to resume after it."),
+        Header(
+            max_length=256,
+            pattern=CURSOR_PATTERN,
+            description="The last message id seen, to resume after it.",
+        ),
     ] = None,
 ) -> EventStreamResponse:
     """Live events with the list's filters: those stored after the stream opened (or after
@@ -284,6 +300,7 @@ async def stream_events(
         limits=limits,
         stopping=registry.stopping,
         render=lambda row: _render(row, snapshots_of(clients)),  # links fresh per message
+        key_valid=lambda: _key_valid(clients.sessions, principal),
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return EventStreamResponse(guarded(registry, chunks), headers=headers)
@@ -309,6 +326,11 @@ def _fetcher(
             return rows
 
     return fetch
+
+
+def _key_valid(sessions: sessionmaker[Session], principal: Principal) -> bool:
+    with sessions() as session:
+        return still_valid(session=session, principal=principal, now=datetime.now(UTC))
 
 
 def _render(row: Event, snapshots: Snapshots) -> str:

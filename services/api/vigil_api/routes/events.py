@@ -31,16 +31,16 @@ from vigil_api.domain.event_snapshots import Presigner
 from vigil_shared.db.event_rows import EVENT_COLUMNS
 from vigil_shared.db.models import Event
 from vigil_shared.schemas.frames import CameraId
+from vigil_shared.schemas.inputs import ONE_LINE, ONE_LINE_SCHEMA, SafeName
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
 MAX_PAGE = 500
 SNAPSHOT_URL_EXPIRY = timedelta(minutes=5)
-# Printable text without NUL (PostgreSQL refuses NUL in text); labels and model ids are short.
-Text = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
-ModelIdText = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")
-]
+# Names (``vigil_shared.schemas.inputs``): labels are short, model ids at most 128 characters.
+Text = Annotated[str, StringConstraints(min_length=1, max_length=64), ONE_LINE, ONE_LINE_SCHEMA]
+ModelIdText = SafeName
+CURSOR_PATTERN = r"^[A-Za-z0-9_=-]+$"  # what ``Cursor.encode`` writes: URL-safe base64
 
 EXAMPLE_EVENT_ID = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 EXAMPLE_EVENT: dict[str, Any] = {
@@ -126,6 +126,7 @@ class EventQuery(EventFilters):
     cursor: str | None = Field(
         default=None,
         max_length=256,
+        pattern=CURSOR_PATTERN,
         description="``next_cursor`` of the previous page, with the same filters and order.",
     )
     limit: int = Field(default=100, ge=1, le=MAX_PAGE)

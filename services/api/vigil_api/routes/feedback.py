@@ -20,14 +20,15 @@ from vigil_api.core.deps import ClientsDep, SessionDep
 from vigil_api.core.security import Principal
 from vigil_api.routes.events import (
     EventOut,
-    Text,
     Verdict,
     event_not_found,
     event_out,
     snapshots_of,
     visible_event,
 )
+from vigil_shared.datasets import Label
 from vigil_shared.db.models import Event
+from vigil_shared.schemas.inputs import SafeText
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
@@ -44,10 +45,13 @@ class FeedbackIn(BaseModel):
     )
 
     verdict: Verdict
-    label: Text | None = Field(
-        default=None, description="What the event shows (for a false positive: what it really is)."
+    label: Label | None = Field(
+        default=None,
+        description="What the event shows (for a false positive: what it really is); a "
+        "dataset label, since datasets are built from reviews: 1-64 ASCII letters, digits, "
+        "spaces, '.', '_' or '-'.",
     )
-    note: str | None = Field(default=None, max_length=2000, pattern=r"^[^\x00]*$")
+    note: SafeText | None = None
 
 
 def record_feedback(

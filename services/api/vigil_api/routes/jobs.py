@@ -17,7 +17,7 @@ import base64
 import logging
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from celery import Celery
 from fastapi import APIRouter, Body, HTTPException, Query, status
@@ -34,6 +34,7 @@ from vigil_api.core.deps import ClientsDep, SessionDep
 from vigil_api.domain.job_watch import enqueue, worker_view
 from vigil_shared.datasets import DatasetError, DatasetRef, load_manifest
 from vigil_shared.db.models import Job, JobLog, Model
+from vigil_shared.schemas.inputs import RowId, SafeName
 from vigil_shared.schemas.jobs import ClassifySpec, JobSpec, JobStatus
 from vigil_shared.schemas.manifests import ModelManifest, ensemble_problem, site_backbone_problem
 from vigil_shared.schemas.one_class import OneClassSpec
@@ -306,11 +307,11 @@ def get_jobs(
     clients: ClientsDep,
     _: FleetViewerDep,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
-    task: Annotated[str | None, Query(max_length=32)] = None,
-    name: Annotated[str | None, Query(max_length=128, description="Exact job name.")] = None,
+    task: Annotated[Literal["one_class", "classify"] | None, Query()] = None,
+    name: Annotated[SafeName | None, Query(description="Exact job name.")] = None,
     created_after: AwareDatetime | None = None,
     created_before: AwareDatetime | None = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_=-]+$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> JobPage:
     """Newest first, filtered; page with ``next_cursor``."""
@@ -371,7 +372,7 @@ def get_logs(
     job_id: uuid.UUID,
     session: SessionDep,
     _: FleetViewerDep,
-    after: Annotated[int | None, Query(ge=0, description="Lines after this id.")] = None,
+    after: Annotated[RowId | None, Query(description="Lines after this id.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> LogPage:
     """The job's log, oldest first, as the trainer wrote it."""

@@ -1,4 +1,10 @@
-"""API key management for admins: create (the key is shown once), list, revoke."""
+"""API key management for admins: create (the key is shown once), list, revoke.
+
+A key can be marked ``service``: a service (ingest) runs with it, so revoking it stops that
+service, which then fails quietly in the background (cameras registered afterwards never start).
+Revoking a service key therefore answers 409 unless ``force=true``. Every key shows when it was
+last used (to the minute), so an admin sees which keys are in use before revoking one.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -19,11 +25,13 @@ from pydantic import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vigil_api.core import problems
 from vigil_api.core.auth import AdminDep
 from vigil_api.core.deps import SessionDep
 from vigil_api.core.security import PREFIX_LENGTH, Principal, Role, hash_key, new_key
 from vigil_shared.db.models import ApiKey
 from vigil_shared.schemas.frames import CameraId
+from vigil_shared.schemas.inputs import SafeName
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 
@@ -38,6 +46,8 @@ KEY_EXAMPLE: dict[str, JsonValue] = {
     "created_at": "2026-11-28T09:00:00+00:00",
     "expires_at": None,
     "revoked_at": None,
+    "service": False,
+    "last_used_at": "2026-11-28T09:42:00+00:00",
 }
 
 
@@ -51,7 +61,7 @@ class KeyIn(BaseModel):
         },
     )
 
-    name: str = Field(min_length=1, max_length=128, examples=["night-shift console"])
+    name: SafeName = Field(examples=["night-shift console"])
     role: Role = Field(examples=["viewer"])
     camera_ids: Annotated[list[CameraId], Field(min_length=1, max_length=1000)] | None = Field(
         default=None,
@@ -59,6 +69,10 @@ class KeyIn(BaseModel):
         examples=[["lobby", "loading-dock"]],
     )
     expires_at: AwareDatetime | None = None
+    service: bool = Field(
+        default=False,
+        description="A key a service runs with (ingest): revoking it then needs force=true.",
+    )
 
     @field_validator("expires_at")
     @classmethod
@@ -86,6 +100,10 @@ class KeyOut(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    service: bool = Field(description="A service runs with it; revoking it needs force=true.")
+    last_used_at: datetime | None = Field(
+        description="When a request last used it (to the minute); null: never."
+    )
 
 
 class KeyCreated(KeyOut):
@@ -107,6 +125,7 @@ def create_key(*, session: Session, spec: KeyIn, created_by: Principal) -> tuple
         camera_ids=None if spec.camera_ids is None else sorted(set(spec.camera_ids)),
         created_by=created_by.prefix,
         expires_at=spec.expires_at,
+        service=spec.service,
     )
     session.add(row)
     session.commit()
@@ -121,9 +140,21 @@ def list_keys(*, session: Session, include_revoked: bool) -> list[ApiKey]:
     return list(session.scalars(query))
 
 
-def revoke_key(*, session: Session, key_id: uuid.UUID) -> ApiKey | None:
-    """Mark the key revoked (kept for the audit trail); revoking twice changes nothing."""
+class ServiceKeyError(Exception):
+    """A service key's revocation without ``force``; the message says what to do first."""
+
+
+def revoke_key(*, session: Session, key_id: uuid.UUID, force: bool = False) -> ApiKey | None:
+    """Mark the key revoked (kept for the audit trail); revoking twice changes nothing. A service
+    key is revoked only with ``force`` (``ServiceKeyError`` otherwise)."""
     row = session.get(ApiKey, key_id)
+    if row is not None and row.revoked_at is None and row.service and not force:
+        used = "never used" if row.last_used_at is None else f"last used {row.last_used_at:%c} UTC"
+        raise ServiceKeyError(
+            f"key {row.prefix} ({row.name}, {used}) is a service key: the service that runs "
+            "with it stops working when it is revoked. Give the service a new key first, then "
+            "revoke this one with force=true"
+        )
     if row is not None and row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
         session.commit()
@@ -142,9 +173,20 @@ def get_keys(session: SessionDep, _: AdminDep, include_revoked: bool = False) ->
     return list_keys(session=session, include_revoked=include_revoked)
 
 
-@router.delete("/{key_id}", response_model=KeyOut)
-def delete_key(key_id: uuid.UUID, session: SessionDep, _: AdminDep) -> ApiKey:
-    row = revoke_key(session=session, key_id=key_id)
+@router.delete("/{key_id}", response_model=KeyOut, responses=problems.responses(404, 409))
+def delete_key(
+    key_id: uuid.UUID,
+    session: SessionDep,
+    _: AdminDep,
+    force: Annotated[
+        bool, Query(description="Revoke a service key too (it stops the service using it).")
+    ] = False,
+) -> ApiKey:
+    """Revoke the key at once; a service key only with ``force=true`` (409 otherwise)."""
+    try:
+        row = revoke_key(session=session, key_id=key_id, force=force)
+    except ServiceKeyError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"key {key_id} does not exist")
     return row

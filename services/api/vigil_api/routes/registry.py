@@ -1,11 +1,10 @@
 """The model registry as operators see it: what was trained, from what, how it scored, where it
-runs; and the stage changes (promote, shadow, rollback) that decide which model scores which
-camera.
+runs, and its artifact. Stage changes (promote, shadow, rollback) are in ``model_stages.py``.
 
-Promotion, shadowing and rollback are published on the compacted assignment topic before they
-are recorded (``vigil_api.domain.registry_stages``): a 503 means Kafka did not take the change and
-nothing changed. A camera-scoped key may change only its own cameras' assignments, never the
-global default; a camera outside its scope answers 404, as one that does not exist.
+A camera-scoped key sees only the models that touch its cameras (trained on its cameras' data,
+or assigned to one of them or globally: ``domain/model_scope.py``); any other answers 404, as a
+model that does not exist, and so cannot be downloaded. It sees the assignments of its cameras
+and the global one.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from minio.error import S3Error
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from sqlalchemy import or_, select
@@ -23,22 +22,17 @@ from sqlalchemy.orm import Session
 
 from vigil_api.consumers.scoring_status import ModelLoadProblem, load_problems
 from vigil_api.core import problems
-from vigil_api.core.auth import OperatorDep, ViewerDep, forbidden
+from vigil_api.core.auth import ViewerDep
 from vigil_api.core.deps import ClientsDep, SessionDep
 from vigil_api.core.security import Principal
-from vigil_api.domain import registry_stages
 from vigil_api.domain.event_snapshots import Presigner
-from vigil_api.domain.registry_stages import (
-    NothingToRollBackError,
-    UnknownModelError,
-)
-from vigil_shared.db.models import Camera, Model, ModelAssignmentRow
-from vigil_shared.schemas.assignments import GLOBAL_SCOPE, ModelAssignment
-from vigil_shared.schemas.frames import CameraId
+from vigil_api.domain.model_scope import visible_model, visible_models
+from vigil_shared.db.models import Model, ModelAssignmentRow
+from vigil_shared.schemas.assignments import GLOBAL_SCOPE, ModelId
 from vigil_shared.storage import get_bytes
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
-GLOBAL = "global"
+ModelPath = Annotated[ModelId, Path(description="A registry model id.")]
 
 
 MODEL_EXAMPLE: dict[str, JsonValue] = {
@@ -66,27 +60,6 @@ ASSIGNMENT_EXAMPLE: dict[str, JsonValue] = {
     "updated_by": "night-shift console",
     "updated_at": "2026-11-28T12:30:00Z",
 }
-CHANGE_EXAMPLE: dict[str, JsonValue] = {
-    "schema": "vigil.model-assignment.v1",
-    "change_id": "0b8e6f1a-2c3d-4e5f-8a9b-0c1d2e3f4a5b",
-    "scope": "lobby-north",
-    "production_model_id": "m-20261128-walkway",
-    "shadow_model_id": None,
-    "previous_production_model_id": "m-20261101-walkway",
-    "action": "promote",
-    "actor": "night-shift console",
-    "changed_at": "2026-11-28T12:30:00Z",
-}
-
-
-class AssignmentChange(ModelAssignment):
-    """The change as published on the assignment topic."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [CHANGE_EXAMPLE]})
-
-    @classmethod
-    def of(cls, assignment: ModelAssignment) -> AssignmentChange:
-        return cls.model_validate(assignment.model_dump(by_alias=True))
 
 
 class ModelOut(BaseModel):
@@ -159,30 +132,6 @@ class ModelDetail(ModelOut):
     )
 
 
-class ScopeIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"scope": ["lobby-north"]}]}
-    )
-
-    scope: Literal["global"] | Annotated[list[CameraId], Field(min_length=1, max_length=500)] = (
-        Field(description="'global' (every camera without its own) or a list of camera ids.")
-    )
-
-
-class ShadowIn(ScopeIn):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"scope": "global"}]})
-
-    stop: bool = Field(default=False, description="true: stop shadowing in these scopes.")
-
-
-class RollbackIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"scope": "lobby-north"}]}
-    )
-
-    scope: Literal["global"] | CameraId = Field(description="'global' or one camera id.")
-
-
 class MetricComparison(BaseModel):
     a: float | None
     b: float | None
@@ -230,14 +179,15 @@ class DownloadOut(BaseModel):
     artifact_sha256: str = Field(description="Check the download against this.")
 
 
-def _not_found(model_id: str) -> HTTPException:
+def model_not_found(model_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"model {model_id} does not exist")
 
 
-def _model(session: Session, model_id: str) -> Model:
-    model = session.get(Model, model_id)
+def model_or_404(*, session: Session, principal: Principal, model_id: str) -> Model:
+    """The model, or a 404 when it does not exist or this key may not see it."""
+    model = visible_model(session=session, principal=principal, model_id=model_id)
     if model is None:
-        raise _not_found(model_id)
+        raise model_not_found(model_id)
     return model
 
 
@@ -248,27 +198,6 @@ def read_manifest(*, clients: ClientsDep, model: Model) -> dict[str, Any] | None
         return None
     manifest: dict[str, Any] = json.loads(raw)
     return manifest
-
-
-def resolve_scopes(
-    *,
-    request: Request,
-    session: Session,
-    principal: Principal,
-    scope: str | list[str],
-) -> list[str]:
-    """The assignment scopes a key asks for: ``*`` for global (unscoped keys only), or cameras
-    that exist and that the key sees (any other is a 404, as in ``cameras.py``)."""
-    if scope == GLOBAL:
-        if principal.scoped:
-            detail = "a camera-scoped key may not change the global model; name its cameras"
-            raise forbidden(request, principal, "scope", detail)
-        return [GLOBAL_SCOPE]
-    cameras = [scope] if isinstance(scope, str) else list(dict.fromkeys(scope))
-    for camera_id in cameras:
-        if not principal.can_see(camera_id) or session.get(Camera, camera_id) is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"camera {camera_id} does not exist")
-    return cameras
 
 
 def visible_assignments(
@@ -327,11 +256,17 @@ def _number(value: Any) -> float | None:
 @router.get("", response_model=list[ModelOut])
 def list_models(
     session: SessionDep,
-    _: ViewerDep,
+    principal: ViewerDep,
     stage: Annotated[Literal["candidate", "production", "archived"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[Model]:
-    query = select(Model).order_by(Model.created_at.desc()).limit(limit)
+    """Newest first; a camera-scoped key gets only the models that touch its cameras."""
+    query = (
+        select(Model)
+        .where(visible_models(principal))
+        .order_by(Model.created_at.desc())
+        .limit(limit)
+    )
     if stage is not None:
         query = query.where(Model.stage == stage)
     return list(session.scalars(query))
@@ -347,11 +282,12 @@ def list_assignments(session: SessionDep, principal: ViewerDep) -> list[ModelAss
 def compare(
     session: SessionDep,
     clients: ClientsDep,
-    _: ViewerDep,
-    a: Annotated[str, Query(description="A model id.")],
-    b: Annotated[str, Query(description="Another model id.")],
+    principal: ViewerDep,
+    a: Annotated[ModelId, Query(description="A model id.")],
+    b: Annotated[ModelId, Query(description="Another model id.")],
 ) -> ComparisonOut:
-    model_a, model_b = _model(session, a), _model(session, b)
+    model_a = model_or_404(session=session, principal=principal, model_id=a)
+    model_b = model_or_404(session=session, principal=principal, model_id=b)
     manifests = (
         read_manifest(clients=clients, model=model_a),
         read_manifest(clients=clients, model=model_b),
@@ -368,34 +304,11 @@ def compare(
     )
 
 
-@router.post(
-    "/rollback", response_model=AssignmentChange, responses=problems.responses(404, 409, 503)
-)
-def post_rollback(
-    body: RollbackIn,
-    request: Request,
-    session: SessionDep,
-    clients: ClientsDep,
-    principal: OperatorDep,
-) -> AssignmentChange:
-    """Return a scope to the production model it had before its latest promotion."""
-    (scope,) = resolve_scopes(
-        request=request, session=session, principal=principal, scope=body.scope
-    )
-    try:
-        change = registry_stages.rollback(
-            session=session, publisher=clients.assignments, scope=scope, actor=principal.name
-        )
-    except NothingToRollBackError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    return AssignmentChange.of(change)
-
-
 @router.get("/{model_id}", response_model=ModelDetail, responses=problems.responses(404))
 def get_model(
-    model_id: str, session: SessionDep, clients: ClientsDep, principal: ViewerDep
+    model_id: ModelPath, session: SessionDep, clients: ClientsDep, principal: ViewerDep
 ) -> ModelDetail:
-    model = _model(session, model_id)
+    model = model_or_404(session=session, principal=principal, model_id=model_id)
     assignments = visible_assignments(session=session, principal=principal, model_id=model_id)
     manifest = read_manifest(clients=clients, model=model)
     return ModelDetail(
@@ -412,65 +325,13 @@ def ensemble_members(manifest: dict[str, Any] | None) -> list[str]:
     return [str(member["model_id"]) for member in ensemble.get("members", [])]
 
 
-@router.post(
-    "/{model_id}/promote",
-    response_model=list[AssignmentChange],
-    responses=problems.responses(404, 503),
-)
-def promote(
-    model_id: str,
-    body: ScopeIn,
-    request: Request,
-    session: SessionDep,
-    clients: ClientsDep,
-    principal: OperatorDep,
-) -> list[AssignmentChange]:
-    """Make the model the production model of the scopes (published, then recorded)."""
-    _model(session, model_id)
-    scopes = resolve_scopes(request=request, session=session, principal=principal, scope=body.scope)
-    try:
-        changes = registry_stages.promote(
-            session=session,
-            publisher=clients.assignments,
-            model_id=model_id,
-            scopes=scopes,
-            actor=principal.name,
-        )
-    except UnknownModelError as exc:
-        raise _not_found(model_id) from exc
-    return [AssignmentChange.of(c) for c in changes]
-
-
-@router.post(
-    "/{model_id}/shadow",
-    response_model=list[AssignmentChange],
-    responses=problems.responses(404, 503),
-)
-def post_shadow(
-    model_id: str,
-    body: ShadowIn,
-    request: Request,
-    session: SessionDep,
-    clients: ClientsDep,
-    principal: OperatorDep,
-) -> list[AssignmentChange]:
-    """Score the model beside the scopes' production models; it emits no events."""
-    _model(session, model_id)
-    scopes = resolve_scopes(request=request, session=session, principal=principal, scope=body.scope)
-    changes = registry_stages.shadow(
-        session=session,
-        publisher=clients.assignments,
-        model_id=None if body.stop else model_id,
-        scopes=scopes,
-        actor=principal.name,
-    )
-    return [AssignmentChange.of(c) for c in changes]
-
-
 @router.get("/{model_id}/download", response_model=DownloadOut, responses=problems.responses(404))
-def download(model_id: str, session: SessionDep, clients: ClientsDep, _: ViewerDep) -> DownloadOut:
-    """A short-lived presigned URL of the artifact (``VIGIL_API_DOWNLOAD_URL_EXPIRY_S``)."""
-    model = _model(session, model_id)
+def download(
+    model_id: ModelPath, session: SessionDep, clients: ClientsDep, principal: ViewerDep
+) -> DownloadOut:
+    """A short-lived presigned URL of the artifact (``VIGIL_API_DOWNLOAD_URL_EXPIRY_S``); a
+    camera-scoped key only for a model it sees (404 otherwise)."""
+    model = model_or_404(session=session, principal=principal, model_id=model_id)
     expiry = timedelta(seconds=clients.settings.download_url_expiry_s)
     s3, now = clients.settings.common.s3, datetime.now(UTC)
     url = Presigner.for_bucket(s3, s3.models_bucket, now=now, expires=expiry).url(
