@@ -27,11 +27,14 @@ class AppearanceSpec(_Part):
     """Patch features of EfficientNet-Lite0 stages, a coreset bank, kNN distance per patch."""
 
     weight: float = Field(default=0.2, ge=0, le=1, description="Fusion weight; 0 turns it off.")
-    stages: tuple[Annotated[int, Field(ge=0, le=6)], ...] = Field(
-        default=(2, 4),
-        min_length=1,
-        max_length=4,
-        description="Lite0 stages (0..6) to take patches from; 2 and 4 are strides 8 and 16.",
+    # The bounds are for the JSON Schema; ``_stages_exist`` checks them, saying what a stage is.
+    stages: tuple[Annotated[int, Field(json_schema_extra={"minimum": 0, "maximum": 6})], ...] = (
+        Field(
+            default=(2, 4),
+            min_length=1,
+            max_length=4,
+            description="Lite0 stages (0..6) to take patches from; 2 and 4 are strides 8 and 16.",
+        )
     )
     frame_stride: int = Field(
         default=2, ge=1, le=100, description="Take the bank's patches from every n-th frame."
