@@ -26,8 +26,6 @@ from vigil_api.routes.datasets import (
     SAME_CONTENT,
     CreatedVersion,
     NamePath,
-    created_version,
-    set_status,
     store,
 )
 from vigil_shared.datasets import Label
@@ -136,8 +134,9 @@ def version_from_camera(
         raise problems.invalid_field(
             ("body",), f"camera {body.camera_id} sent no frames in that range (or they expired)"
         )
-    row, created = store(
+    return store(
         request,
+        response,
         principal,
         session=session,
         clients=clients,
@@ -146,8 +145,6 @@ def version_from_camera(
         source="camera",
         description=body.description,
     )
-    set_status(response, created)
-    return created_version(row, created)
 
 
 @router.post(
@@ -190,8 +187,9 @@ def version_from_events(
     if not found.images:
         detail = "no reviewed event with a stored frame matches; review events first"
         raise problems.invalid_field(("body",), detail)
-    row, created = store(
+    return store(
         request,
+        response,
         principal,
         session=session,
         clients=clients,
@@ -199,6 +197,5 @@ def version_from_events(
         images=found.images,
         source="events",
         description=body.description,
+        skipped=found.skipped,
     )
-    set_status(response, created)
-    return created_version(row, created, found.skipped)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import IO, Annotated, Any
+from functools import partial
+from typing import IO, Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -32,11 +33,12 @@ from pydantic import (
     ValidationError,
 )
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from vigil_api.core import problems
 from vigil_api.core.auth import FleetOperatorDep, ViewerDep, forbidden
-from vigil_api.core.deps import ClientsDep, SessionDep
+from vigil_api.core.deps import Clients, ClientsDep, SessionDep
 from vigil_api.core.security import Principal
 from vigil_api.domain.archives import ArchiveError
 from vigil_api.domain.dataset_versions import (
@@ -47,7 +49,7 @@ from vigil_api.domain.dataset_versions import (
     visible,
     visible_versions,
 )
-from vigil_shared.datasets import DatasetError, DatasetRef, load_manifest
+from vigil_shared.datasets import DatasetError, DatasetRef, NewImage, load_manifest
 from vigil_shared.db.models import Dataset
 from vigil_shared.schemas.inputs import TEXT_MAX_LENGTH, TEXT_PATTERN, SafeText
 
@@ -159,20 +161,6 @@ class DatasetOut(BaseModel):
     versions: list[VersionOut] = Field(description="Oldest first.")
 
 
-def created_version(
-    row: Dataset, created: bool, skipped: list[str] | None = None
-) -> CreatedVersion:
-    return CreatedVersion(
-        **VersionOut.model_validate(row).model_dump(),
-        created=created,
-        skipped_events=skipped or [],
-    )
-
-
-def set_status(response: Response, created: bool) -> None:
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-
-
 def _archive_problem(exc: ArchiveError) -> RequestValidationError:
     """One 422 naming every entry at fault: ``errors[].field`` is ``body.archive.<entry>``."""
     return RequestValidationError(
@@ -183,15 +171,41 @@ def _archive_problem(exc: ArchiveError) -> RequestValidationError:
     )
 
 
-def store(request: Request, principal: Principal, **kwargs: Any) -> tuple[Dataset, bool]:
-    """``store_version``, its refusals as problems: 403 for a dataset this key does not own,
-    422 for images that cannot be stored."""
+def store(
+    request: Request,
+    response: Response,
+    principal: Principal,
+    *,
+    session: Session,
+    clients: Clients,
+    name: str,
+    images: list[NewImage],
+    source: Literal["upload", "camera", "events"],
+    description: str,
+    skipped: list[str] | None = None,
+) -> CreatedVersion:
+    """``store_version``, answered: 201 for a new version, 200 when identical content already
+    is one; 403 for a dataset this key does not own, 422 for images that cannot be stored."""
     try:
-        return store_version(principal=principal, **kwargs)
+        row, created = store_version(
+            session=session,
+            clients=clients,
+            name=name,
+            images=images,
+            source=source,
+            description=description,
+            principal=principal,
+        )
     except NotOwnerError as exc:
         raise forbidden(request, principal, "dataset owner", str(exc)) from exc
     except DatasetError as exc:
         raise problems.invalid_field(("body",), str(exc)) from exc
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return CreatedVersion(
+        **VersionOut.model_validate(row).model_dump(),
+        created=created,
+        skipped_events=skipped or [],
+    )
 
 
 async def _read_form(request: Request) -> tuple[IO[bytes], str]:
@@ -242,20 +256,14 @@ async def upload_version(
     except ArchiveError as exc:
         raise _archive_problem(exc) from exc
     with clients.sessions() as session:
-        row, created = await run_in_threadpool(
-            store,
-            request,
-            principal,
-            session=session,
-            clients=clients,
+        result = await run_in_threadpool(
+            partial(store, request, response, principal, session=session, clients=clients),
             name=name,
             images=images,
             source="upload",
             description=description,
         )
-        result = created_version(row, created)
-    log.info("dataset version uploaded", extra={"dataset": name, "version": row.version})
-    set_status(response, created)
+    log.info("dataset version uploaded", extra={"dataset": name, "version": result.version})
     return result
 
 
