@@ -121,7 +121,7 @@ class Dataset(Base):
     n_items: Mapped[int]
     label_counts: Mapped[dict[str, Any]]
     camera_ids: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
-    # The camera scope of the key that made it; NULL: fleet-wide (an unscoped key). 0006.
+    # The camera scope of the key that made it; NULL: fleet-wide (an unscoped key). 0008.
     owner_scope: Mapped[list[str] | None] = mapped_column(ARRAY(String(64)))
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -258,7 +258,7 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
-    # A key a service (ingest) runs with: revoking it stops that service, so it needs force. 0006.
+    # A key a service (ingest) runs with: revoking it stops that service, so it needs force. 0008.
     service: Mapped[bool] = mapped_column(default=False, server_default="false")
-    # When a request last used it, to the minute (``auth.LAST_USED_RESOLUTION``). 0006.
+    # When a request last used it, to the minute (``auth.LAST_USED_RESOLUTION``). 0008.
     last_used_at: Mapped[datetime | None]

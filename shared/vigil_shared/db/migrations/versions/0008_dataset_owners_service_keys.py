@@ -9,8 +9,8 @@ fleet-wide and only unscoped keys may add to those datasets.
 ``api_keys.service`` marks a key a service runs with (ingest): revoking it needs ``force``.
 ``api_keys.last_used_at`` is when a request last used the key, so an admin sees a key in use.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-29
 """
 
@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
