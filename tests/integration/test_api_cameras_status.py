@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.integration.conftest import IssueKey, StartService, bearer
 from tests.integration.test_api_cameras import add_model
 from tests.support import wait_until
+from vigil_shared.db.models import ModelAssignmentRow
 from vigil_shared.kafka import make_producer
 from vigil_shared.schemas.camera_status import CameraStatus
 from vigil_shared.schemas.events import ModelRef
@@ -164,6 +165,10 @@ def test_a_model_inference_cannot_load_is_shown_with_the_camera_and_the_model(
     assert other["problem"] is None and other["assigned_model_id"] is None
     detail = api.get(f"/api/v1/models/{model_id}").json()
     assert [(p["camera_id"], p["problem"]) for p in detail["load_problems"]] == [(broken, problem)]
+    # A key for the other camera sees the model once it scores that camera too (a model it
+    # cannot see answers 404: test_api_models), but never the problem of a camera outside it.
+    with sessions.begin() as session:
+        session.add(ModelAssignmentRow(scope=fine, production_model_id=model_id, updated_by="t"))
     scoped = bearer(issue_key("viewer", camera_ids=[fine]))
     assert api.get(f"/api/v1/models/{model_id}", headers=scoped).json()["load_problems"] == []
     assert recorder.stop() == 0
