@@ -24,7 +24,7 @@ class ExitCode(IntEnum):
     ERROR = 1
     """Any other refusal (409 conflict, ...)."""
     USAGE = 2
-    """The command line itself is wrong (click's own code)."""
+    """The command line itself is wrong (typer's own code)."""
     UNREACHABLE = 3
     AUTH = 4
     """401 (no key, or a key the API does not take) or 403 (this key may not do that)."""

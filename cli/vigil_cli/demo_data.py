@@ -23,8 +23,8 @@ from pathlib import Path
 
 NORMAL_NAME = "walkway-normal"
 LABELED_NAME = "walkway-labeled"
-PED2_TRAIN_CLIPS = tuple(f"Train{i:03d}" for i in range(1, 7))
-PED2_TRAIN_EVERY = 3
+PED2_TRAIN_CLIPS = tuple(f"Train{i:03d}" for i in range(1, 5))
+PED2_TRAIN_EVERY = 4
 # Test clips whose first frames are normal and the rest abnormal: both labels in each group.
 PED2_LABELED_CLIPS = ("Test001", "Test002", "Test004", "Test007", "Test012")
 PED2_LABELED_EVERY = 4
@@ -103,7 +103,7 @@ def ped2_sets(root: Path, work: Path) -> list[DemoSet]:
                 labeled[f"{label}/{clip}/{frame.name}"] = frame
     return [
         DemoSet(NORMAL_NAME, f"UCSD Ped2 {PED2_TRAIN_CLIPS[0]}-{PED2_TRAIN_CLIPS[-1]}, every "
-                f"{PED2_TRAIN_EVERY}rd frame (normal)", write_zip(work / "normal.zip", normal)),
+                f"{PED2_TRAIN_EVERY}th frame (normal)", write_zip(work / "normal.zip", normal)),
         DemoSet(LABELED_NAME, f"UCSD Ped2 test clips {', '.join(PED2_LABELED_CLIPS)}, every "
                 f"{PED2_LABELED_EVERY}th frame, frame-level labels (a demo, not a benchmark)",
                 write_zip(work / "labeled.zip", labeled)),

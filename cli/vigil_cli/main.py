@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
+from typer._click import Context  # typer vendors click; its groups are invoked with this
 from typer.core import TyperGroup
 
 from vigil_cli import config
@@ -20,14 +20,14 @@ class VigilGroup(TyperGroup):
     """Every command runs inside this: a ``CliError`` prints its message on stderr and exits
     with its code (see ``ExitCode``), never a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except CliError as exc:
-            click.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(int(exc.code)) from exc
         except config.ConfigError as exc:
-            click.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(int(ExitCode.ERROR)) from exc
 
 
@@ -78,4 +78,4 @@ def login(
     if as_json:
         emit_json({"url": chosen.url, "config": str(path)})
     else:
-        click.echo(f"logged in to {chosen.url}; URL and key kept in {path} (mode 600)")
+        typer.echo(f"logged in to {chosen.url}; URL and key kept in {path} (mode 600)")

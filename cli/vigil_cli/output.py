@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -32,12 +31,12 @@ def err_console() -> Console:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False))
+    typer.echo(json.dumps(data, indent=2, sort_keys=False))
 
 
 def emit_json_line(data: Any) -> None:
     """One JSON document per line, flushed: for streams (``events tail``, ``jobs logs -f``)."""
-    click.echo(json.dumps(data, separators=(",", ":")))
+    typer.echo(json.dumps(data, separators=(",", ":")))
 
 
 def field(row: Mapping[str, Any], path: str) -> Any:

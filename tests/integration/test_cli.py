@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from minio import Minio
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from tests.archive_builders import good_entries, zip_bytes
 from tests.integration.api_server import RunningApi, own_models_bucket, start_api
@@ -306,3 +305,15 @@ def test_an_unreachable_api_is_exit_3(config_file: Path) -> None:
     )
     assert result.returncode == 3 and result.stdout == ""
     assert "cannot reach the API at http://127.0.0.1:9" in result.stderr
+
+
+def test_demo_datasets_from_the_generated_scene(vigil: Vigil, tmp_path: Path) -> None:
+    """Without Ped2 the demo sets are cut from FFmpeg's test scene (with Ped2: the README test)."""
+    result = ok_json(vigil("demo", "datasets", "--ped2", str(tmp_path / "absent"), "--json"))
+    assert result["source"] == "generated"
+    normal, labeled = result["datasets"]
+    assert normal["name"] == "walkway-normal" and set(normal["label_counts"]) == {"normal"}
+    assert labeled["name"] == "walkway-labeled"
+    assert set(labeled["label_counts"]) == {"normal", "abnormal"}
+    shown = ok_json(vigil("datasets", "show", "walkway-normal", "--json"))
+    assert shown["versions"][-1]["version"] == normal["version"]

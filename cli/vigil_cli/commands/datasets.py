@@ -114,7 +114,7 @@ def upload(
 ) -> None:
     """Upload an archive (one folder per label, or a manifest) as a new version (operator).
 
-    The same content uploaded again returns the existing version (``created: false``).
+    The same content uploaded again returns the existing version (created: false).
     """
     with connect() as api:
         created = upload_archive(

@@ -66,7 +66,7 @@ def list_events(
     cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Events, newest first (``--json``: the page, with ``next_cursor``)."""
+    """Events, newest first (--json: the page, with next_cursor)."""
     with connect() as api:
         page = api.get(
             "/api/v1/events",
@@ -139,7 +139,7 @@ def tail(
 ) -> None:
     """Follow events as they start, change and are reviewed (Ctrl-C stops).
 
-    ``--json`` prints one event per line (JSON lines).
+    --json prints one event per line (JSON lines).
     """
     params = {"camera_id": camera, "min_score": min_score}
     seen = 0

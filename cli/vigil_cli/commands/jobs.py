@@ -70,6 +70,7 @@ def submit(
     task: Annotated[str, typer.Option(help="one_class or classify.")] = "one_class",
     architecture: Annotated[str | None, typer.Option(help="classify: the backbone.")] = None,
     watch_it: Annotated[bool, typer.Option("--watch", help="Then watch it to the end.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the job's id.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Queue a job (operator): a full spec with --spec, or --name and --dataset for defaults."""
@@ -84,13 +85,19 @@ def submit(
     with connect() as api:
         job = api.post("/api/v1/jobs", spec)
         if watch_it:
-            watch_job(api, str(job["id"]), interval_s=1.0, as_json=as_json)
+            watch_job(api, str(job["id"]), interval_s=1.0, as_json=as_json, quiet=quiet)
             return
+    if quiet:
+        typer.echo(job["id"])
+        return
     show(job, as_json, lambda: details(job, DETAIL, title=f"job {job['id']} queued"))
 
 
-def watch_job(api: ApiClient, job_id: str, *, interval_s: float, as_json: bool) -> None:
-    """Poll the job until it ends, drawing its progress on stderr; exit 8 unless it succeeded."""
+def watch_job(
+    api: ApiClient, job_id: str, *, interval_s: float, as_json: bool, quiet: bool = False
+) -> None:
+    """Poll the job until it ends, drawing its progress on stderr; exit 8 unless it succeeded.
+    ``quiet``: stdout gets only the model's id (the bar is still drawn, on stderr)."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -113,7 +120,10 @@ def watch_job(api: ApiClient, job_id: str, *, interval_s: float, as_json: bool) 
             if job["status"] in FINISHED:
                 break
             time.sleep(interval_s)
-    show(job, as_json, lambda: _outcome(job))
+    if quiet and job["status"] == "succeeded":
+        typer.echo(job["model_id"])
+    else:
+        show(job, as_json, lambda: _outcome(job))
     if job["status"] != "succeeded":
         raise typer.Exit(int(ExitCode.JOB_FAILED))
 
@@ -126,11 +136,20 @@ def _outcome(job: dict[str, Any]) -> None:
 
 
 @app.command("watch")
-def watch(job_id: JobId, interval: Interval = 1.0, as_json: JsonOption = False) -> None:
-    """A live bar (stage, trial, epoch, ETA, metrics) until the job ends; exit 8 if it did not
-    succeed. ``--json``: no bar, the finished job."""
+def watch(
+    job_id: JobId,
+    interval: Interval = 1.0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the model's id at the end.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """A live bar (stage, trial, epoch, ETA, metrics) until the job ends.
+
+    Exit 8 if it did not succeed. --json: no bar, the finished job.
+    """
     with connect() as api:
-        watch_job(api, job_id, interval_s=interval, as_json=as_json)
+        watch_job(api, job_id, interval_s=interval, as_json=as_json, quiet=quiet)
 
 
 @app.command("logs")
@@ -140,7 +159,7 @@ def logs(
     interval: Interval = 1.0,
     as_json: JsonOption = False,
 ) -> None:
-    """The trainer's log lines, oldest first (``--json``: one line object per line)."""
+    """The trainer's log lines, oldest first (--json: one JSON object per line)."""
     after: int | None = None
     with connect() as api:
         while True:
@@ -167,7 +186,7 @@ def list_jobs(
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
     as_json: JsonOption = False,
 ) -> None:
-    """Jobs, newest first (``--json``: the page, with ``next_cursor``)."""
+    """Jobs, newest first (--json: the page, with next_cursor)."""
     with connect() as api:
         page = api.get("/api/v1/jobs", status=status, name=name, limit=limit)
     show(page, as_json, lambda: table(page["items"], COLUMNS, title="Jobs"))

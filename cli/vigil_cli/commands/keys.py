@@ -45,7 +45,7 @@ def create(
     expires: Annotated[str | None, typer.Option(help="Expiry, an ISO time with a zone.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a key; it is printed once (``key``), keep it now."""
+    """Create a key; it is printed once (key), keep it now."""
     body = {"name": name, "role": role, "camera_ids": camera or None, "expires_at": expires}
     with connect() as api:
         created = api.post("/api/v1/keys", body)

@@ -3,6 +3,7 @@ rollback), which inference follows live."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -48,7 +49,7 @@ CHANGE_COLUMNS: list[Column] = [
 ]
 
 
-def _scopes(model: dict[str, Any], role: str) -> list[str]:
+def _scopes(model: Mapping[str, Any], role: str) -> list[str]:
     return [a["scope"] for a in model.get("assignments", []) if a.get(role) == model["id"]]
 
 
