@@ -4,7 +4,7 @@ bar: how far, out of what, the ETA the trainer estimated, and the latest metrics
 The trainer writes ``stage`` always; ``step``/``total`` within a stage (loading, banks,
 scoring); ``epoch``/``epochs`` while training a classifier, with ``metrics`` of the last
 validation; ``trial``/``trials`` (0-based trial number) during a search; ``eta_s`` where it can
-estimate one.
+estimate one. The API adds ``worker_lost`` when the trainer running the job stopped beating.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ def describe(job: Mapping[str, Any]) -> Snapshot:
         completed, of = float(step), float(total)
     else:
         completed, of = 0.0, None
+    if job.get("worker_lost"):
+        parts.append("(worker lost: no heartbeat)")
     if status in FINISHED:
         parts = [status]
         completed, of = (of or 1.0), (of or 1.0)

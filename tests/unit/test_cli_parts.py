@@ -60,6 +60,11 @@ def test_progress_as_a_bar(
     assert (snapshot.label, snapshot.completed, snapshot.total) == (label, done, total)
 
 
+def test_progress_says_when_the_worker_is_lost() -> None:
+    job = {"status": "running", "worker_lost": True, "progress": {"stage": "train"}}
+    assert describe(job).label == "train (worker lost: no heartbeat)"
+
+
 def test_progress_shows_eta_and_metrics() -> None:
     progress = {"stage": "train", "eta_s": 3725.2, "metrics": {"macro_f1": 0.8123, "note": "x"}}
     snapshot = describe({"status": "running", "progress": progress})
