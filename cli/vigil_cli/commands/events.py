@@ -16,6 +16,7 @@ from vigil_cli.output import (
     console,
     details,
     emit_json_line,
+    err_console,
     short_time,
     show,
     table,
@@ -145,7 +146,7 @@ def tail(
     seen = 0
     with connect() as api:
         if not as_json:
-            console().print(f"following {api.url} (Ctrl-C stops)", style="dim")
+            err_console().print(f"following {api.url} (Ctrl-C stops)", style="dim")
         try:
             for event in follow(api, params):
                 if as_json:
