@@ -116,7 +116,8 @@ VIGIL_INGEST_API_URL="$API" VIGIL_INGEST_API_KEY="$(cat "$INGEST_KEY_FILE")" \
 cat <<TXT
 
 Vigil is up.
-  API:     http://127.0.0.1:$API_PORT   (OpenAPI docs at /docs, readiness at /readyz)
+  API:     http://127.0.0.1:$API_PORT   (OpenAPI docs at /docs and /redoc, readiness at /readyz)
+  CLI:     export PATH="\$PWD/.venv/bin:\$PATH"; vigil login --url http://127.0.0.1:$API_PORT --key-file .stack/admin-key
   Key:     the admin key is in .stack/admin-key (mode 600); every /api/v1 route needs a key:
              KEY=\$(cat .stack/admin-key)
   Events:  curl -H "Authorization: Bearer \$KEY" 'http://127.0.0.1:$API_PORT/api/v1/events?camera_id=demo'

@@ -17,6 +17,18 @@ FORBIDDEN = {
     "vigil_ingest.__main__": ("torch", "vigil_api", "vigil_inference", "vigil_trainer"),
     "vigil_trainer.worker": ("vigil_api", "vigil_inference", "vigil_ingest"),
     "vigil_shared.settings": ("torch", "vigil_api", "vigil_inference", "vigil_ingest"),
+    # The CLI is an HTTP client on an operator's laptop: the API is all it knows.
+    "vigil_cli.main": (
+        "torch",
+        "vigil_shared",
+        "vigil_api",
+        "vigil_trainer",
+        "vigil_inference",
+        "vigil_ingest",
+        "kafka",
+        "sqlalchemy",
+        "minio",
+    ),
 }
 
 

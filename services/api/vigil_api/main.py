@@ -25,6 +25,7 @@ from vigil_api.core.settings import ApiSettings, get_settings
 from vigil_api.domain.job_watch import JobWatch
 from vigil_api.domain.registry_stages import Publisher
 from vigil_api.routes import (
+    api_docs,
     cameras,
     dataset_builds,
     datasets,
@@ -125,8 +126,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Cameras, datasets, fine-tuning jobs, models and anomaly events.",
         lifespan=lifespan,
+        docs_url=None,  # api_docs serves both pages from vendored assets, not from a CDN
+        redoc_url=None,
     )
     problems.install(app)
+    api_docs.install(app)
     # Outermost last: the request id is bound before metrics and routes see the request, and a
     # body's size is counted before its JSON is checked.
     app.add_middleware(JsonBodyGuardMiddleware)

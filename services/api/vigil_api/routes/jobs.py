@@ -39,6 +39,7 @@ from vigil_shared.schemas.jobs import ClassifySpec, JobSpec, JobStatus
 from vigil_shared.schemas.manifests import ModelManifest, ensemble_problem, site_backbone_problem
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.storage import StorageError, get_bytes
+from vigil_shared.weights_store import missing_weights
 
 log = logging.getLogger("vigil_api")
 FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
@@ -191,6 +192,15 @@ def check_backbone(*, session: Session, s3: Minio, bucket: str, spec: JobSpec) -
         raise problems.invalid_field(location, problem)
 
 
+def check_weights(*, s3: Minio, bucket: str, spec: JobSpec, allow_download: bool) -> None:
+    """A job whose pretrained weights the trainer cannot find is refused now (422 saying how
+    to import them) rather than accepted and failed at its first step."""
+    problem = missing_weights(s3, bucket=bucket, spec=spec, allow_download=allow_download)
+    if problem is not None:
+        field = "weights_sha256" if getattr(spec, "weights_sha256", None) else "architecture"
+        raise problems.invalid_field(("body", field), problem)
+
+
 def registry_manifest(
     *, session: Session, s3: Minio, bucket: str, model_id: str, location: tuple[str, ...]
 ) -> ModelManifest:
@@ -283,8 +293,9 @@ def submit_job(
     clients: ClientsDep,
     principal: FleetOperatorDep,
 ) -> JobOut:
-    """Queue a fine-tuning job; its dataset must exist (422 at ``body.dataset`` otherwise), and
-    a ``registry_models`` fusion's models too (422 at ``body.fusion.model_ids``)."""
+    """Queue a fine-tuning job; its dataset must exist (422 at ``body.dataset`` otherwise), a
+    ``registry_models`` fusion's models too (422 at ``body.fusion.model_ids``), and its
+    architecture's pretrained weights (422 at ``body.architecture``: how to import them)."""
     try:
         pinned = pin_dataset(
             s3=clients.s3, bucket=clients.settings.common.s3.datasets_bucket, spec=spec
@@ -294,6 +305,8 @@ def submit_job(
     models_bucket = clients.settings.common.s3.models_bucket
     check_registry_fusion(session=session, s3=clients.s3, bucket=models_bucket, spec=spec)
     check_backbone(session=session, s3=clients.s3, bucket=models_bucket, spec=spec)
+    allow_download = clients.settings.trainer_allows_weight_download
+    check_weights(s3=clients.s3, bucket=models_bucket, spec=spec, allow_download=allow_download)
     try:
         job = create_job(session=session, celery=clients.celery, spec=pinned, actor=principal.name)
     except QueueUnavailableError as exc:

@@ -1,0 +1,1 @@
+"""One module per area of the API, each a ``typer.Typer`` mounted by ``vigil_cli.main``."""

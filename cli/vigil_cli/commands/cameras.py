@@ -1,0 +1,110 @@
+"""``vigil cameras``: list, show, add, enable, disable, remove."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import typer
+
+from vigil_cli.client import connect
+from vigil_cli.output import Column, JsonOption, details, short_time, show, table
+
+app = typer.Typer(name="cameras", help="Cameras: where ingest reads frames.", no_args_is_help=True)
+CameraId = Annotated[str, typer.Argument(help="The camera's id.")]
+
+
+def _status(camera: Mapping[str, Any]) -> str:
+    status = camera.get("status")
+    if not status:
+        return "no report yet"
+    state = str(status.get("state"))
+    reason = status.get("reason")
+    return f"{state} ({reason})" if reason and state != "online" else state
+
+
+COLUMNS: list[Column] = [
+    ("id", "id"),
+    ("name", "name"),
+    ("enabled", "enabled"),
+    ("status", _status),
+    ("fps", "status.fps"),
+    ("last frame", lambda c: short_time((c.get("status") or {}).get("last_frame_at"))),
+    ("model", "model_id"),
+]
+DETAIL: list[Column] = [
+    *COLUMNS,
+    ("source", "source"),
+    ("target fps", "target_fps"),
+    ("size", lambda c: f"{c['max_width']}x{c['max_height']}"),
+    ("masks", lambda c: len(c.get("masks") or [])),
+    ("frames dropped", "status.frames_dropped"),
+]
+
+
+def _one(camera: dict[str, Any], as_json: bool) -> None:
+    show(camera, as_json, lambda: details(camera, DETAIL, title=f"camera {camera['id']}"))
+
+
+@app.command("list")
+def list_cameras(
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Cameras this key sees, with ingest's latest status."""
+    with connect() as api:
+        cameras = api.get("/api/v1/cameras", limit=limit)
+    show(cameras, as_json, lambda: table(cameras, COLUMNS, title="Cameras"))
+
+
+@app.command("show")
+def show_camera(camera_id: CameraId, as_json: JsonOption = False) -> None:
+    """One camera: source (passwords shown as ***), sampling, masks, model and status."""
+    with connect() as api:
+        _one(api.get(f"/api/v1/cameras/{camera_id}"), as_json)
+
+
+@app.command("add")
+def add_camera(
+    camera_id: CameraId,
+    source: Annotated[str, typer.Option(help="rtsp://, http(s)://, push://?... or a file path.")],
+    name: Annotated[str | None, typer.Option(help="Shown to operators (default: the id).")] = None,
+    fps: Annotated[float, typer.Option(help="Frames a second to sample.")] = 5.0,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Register it switched off.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a camera (operator); ingest starts reading it if enabled."""
+    body = {
+        "id": camera_id,
+        "name": name or camera_id,
+        "source": source,
+        "target_fps": fps,
+        "enabled": not disabled,
+    }
+    with connect() as api:
+        _one(api.post("/api/v1/cameras", body), as_json)
+
+
+def _set_enabled(camera_id: str, enabled: bool, as_json: bool) -> None:
+    with connect() as api:
+        _one(api.patch(f"/api/v1/cameras/{camera_id}", {"enabled": enabled}), as_json)
+
+
+@app.command("enable")
+def enable(camera_id: CameraId, as_json: JsonOption = False) -> None:
+    """Switch a camera on (operator)."""
+    _set_enabled(camera_id, True, as_json)
+
+
+@app.command("disable")
+def disable(camera_id: CameraId, as_json: JsonOption = False) -> None:
+    """Switch a camera off (operator): ingest stops reading it; its events stay."""
+    _set_enabled(camera_id, False, as_json)
+
+
+@app.command("remove")
+def remove(camera_id: CameraId, as_json: JsonOption = False) -> None:
+    """Delete a camera (operator)."""
+    with connect() as api:
+        removed = api.delete(f"/api/v1/cameras/{camera_id}")
+    show(removed or {"id": camera_id}, as_json, lambda: typer.echo(f"camera {camera_id} removed"))

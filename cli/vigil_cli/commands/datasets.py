@@ -1,0 +1,128 @@
+"""``vigil datasets``: list, show, and upload an archive with a progress bar."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from vigil_cli.client import ApiClient, connect
+from vigil_cli.output import Column, JsonOption, details, err_console, short_time, show, table
+
+app = typer.Typer(name="datasets", help="Datasets: versioned sets of labeled frames.")
+Name = Annotated[str, typer.Argument(help="The dataset's name (lowercase).")]
+# An upload is read and checked whole before the API answers: allow a large one time.
+UPLOAD_TIMEOUT_S = 600.0
+
+VERSION_COLUMNS: list[Column] = [
+    ("version", lambda v: str(v["version"])[:12]),
+    ("created", lambda v: short_time(v.get("created_at"))),
+    ("source", "source"),
+    ("images", "n_items"),
+    ("labels", "label_counts"),
+    ("description", "description"),
+]
+
+
+class ProgressReader(io.BufferedReader):
+    """A file that reports how far it has been read: httpx streams the multipart body from it
+    (and takes its length from the file, so the upload carries a Content-Length)."""
+
+    def __init__(self, path: Path, on_read: Callable[[int], None]) -> None:
+        super().__init__(io.FileIO(path))
+        self.on_read = on_read
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self.on_read(self.tell())
+        return chunk
+
+
+@app.command("list")
+def list_datasets(as_json: JsonOption = False) -> None:
+    """Datasets this key sees, with their latest version."""
+    with connect() as api:
+        datasets = api.get("/api/v1/datasets")
+    columns: list[Column] = [
+        ("name", "name"),
+        ("versions", "versions"),
+        ("latest", lambda d: str(d["latest"]["version"])[:12]),
+        ("created", lambda d: short_time(d["latest"].get("created_at"))),
+        ("images", "latest.n_items"),
+        ("labels", "latest.label_counts"),
+    ]
+    show(datasets, as_json, lambda: table(datasets, columns, title="Datasets"))
+
+
+@app.command("show")
+def show_dataset(name: Name, as_json: JsonOption = False) -> None:
+    """A dataset's versions, oldest first."""
+    with connect() as api:
+        dataset = api.get(f"/api/v1/datasets/{name}")
+    show(
+        dataset,
+        as_json,
+        lambda: table(dataset["versions"], VERSION_COLUMNS, title=f"Dataset {name}"),
+    )
+
+
+def upload_archive(
+    api: ApiClient, *, name: str, archive: Path, description: str, quiet: bool
+) -> dict[str, Any]:
+    """Upload ``archive`` as a new version of ``name``; a bar on stderr unless ``quiet``."""
+    size = archive.stat().st_size
+    columns = (
+        TextColumn("uploading {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console(), disable=quiet, transient=True) as progress:
+        task = progress.add_task(archive.name, total=size)
+        with ProgressReader(archive, lambda done: progress.update(task, completed=done)) as body:
+            created: dict[str, Any] = api.call(
+                "POST",
+                f"/api/v1/datasets/{name}/versions",
+                files={"archive": (archive.name, body, "application/octet-stream")},
+                data={"description": description},
+                timeout=UPLOAD_TIMEOUT_S,
+            )
+    return created
+
+
+@app.command("upload")
+def upload(
+    name: Name,
+    archive: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="zip, tar, tar.gz/bz2/xz of images."),
+    ],
+    description: Annotated[str, typer.Option(help="What this version holds.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Upload an archive (one folder per label, or a manifest) as a new version (operator).
+
+    The same content uploaded again returns the existing version (created: false).
+    """
+    with connect() as api:
+        created = upload_archive(
+            api, name=name, archive=archive, description=description, quiet=as_json
+        )
+    show(created, as_json, lambda: _created(created))
+
+
+def _created(version: dict[str, Any]) -> None:
+    what = "new version" if version.get("created") else "identical to existing version"
+    details(version, [("dataset", "name"), *VERSION_COLUMNS], title=what)

@@ -1,0 +1,142 @@
+"""``vigil models``: the registry (list, show, compare) and its stages (promote, shadow,
+rollback), which inference follows live."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import typer
+
+from vigil_cli.client import CliError, ExitCode, connect
+from vigil_cli.output import Column, JsonOption, console, details, short_time, show, table
+
+app = typer.Typer(name="models", help="Models: the registry, promotion, shadowing, rollback.")
+ModelId = Annotated[str, typer.Argument(help="The model's id.")]
+Cameras = Annotated[
+    list[str] | None, typer.Option("--camera", "-c", help="This camera (repeatable).")
+]
+Global = Annotated[
+    bool, typer.Option("--global", help="The global default (cameras without their own).")
+]
+
+COLUMNS: list[Column] = [
+    ("id", "id"),
+    ("task", "task"),
+    ("architecture", "architecture"),
+    ("stage", "stage"),
+    ("dataset", "dataset_name"),
+    ("threshold", "threshold"),
+    ("metrics", "metrics"),
+    ("created", lambda m: short_time(m.get("created_at"))),
+]
+DETAIL: list[Column] = [
+    *COLUMNS,
+    ("dataset version", "dataset_version"),
+    ("parent", "parent_model_id"),
+    ("job", "job_id"),
+    ("artifact sha256", "artifact_sha256"),
+    ("members", "members"),
+    ("production in", lambda m: _scopes(m, "production_model_id")),
+    ("shadow in", lambda m: _scopes(m, "shadow_model_id")),
+]
+CHANGE_COLUMNS: list[Column] = [
+    ("scope", "scope"),
+    ("action", "action"),
+    ("production", "production_model_id"),
+    ("shadow", "shadow_model_id"),
+    ("previous production", "previous_production_model_id"),
+]
+
+
+def _scopes(model: Mapping[str, Any], role: str) -> list[str]:
+    return [a["scope"] for a in model.get("assignments", []) if a.get(role) == model["id"]]
+
+
+def scope_of(camera: list[str] | None, global_: bool) -> str | list[str]:
+    """The API's scope: ``"global"`` or a list of cameras; exactly one of the two options."""
+    if bool(camera) == global_:
+        raise CliError("name the scope: --camera ID (repeatable) or --global", ExitCode.USAGE)
+    return "global" if global_ else list(camera or [])
+
+
+@app.command("list")
+def list_models(
+    stage: Annotated[str | None, typer.Option(help="candidate, production or archived.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Models, newest first, with their metrics."""
+    with connect() as api:
+        models = api.get("/api/v1/models", stage=stage, limit=limit)
+    show(models, as_json, lambda: table(models, COLUMNS, title="Models"))
+
+
+@app.command("show")
+def show_model(model_id: ModelId, as_json: JsonOption = False) -> None:
+    """One model: lineage, manifest, where it is production or shadow."""
+    with connect() as api:
+        model = api.get(f"/api/v1/models/{model_id}")
+    show(model, as_json, lambda: details(model, DETAIL, title=f"model {model_id}"))
+
+
+@app.command("compare")
+def compare(
+    a: Annotated[str, typer.Argument(help="A model id (the baseline).")],
+    b: Annotated[str, typer.Argument(help="Another model id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Metrics side by side (delta = b - a); only models evaluated on the same frames."""
+    with connect() as api:
+        result = api.get("/api/v1/models/compare", a=a, b=b)
+    rows = [{"metric": k, **v} for k, v in result["metrics"].items()]
+    columns: list[Column] = [("metric", "metric"), (a, "a"), (b, "b"), ("delta", "delta")]
+    title = f"{a} vs {b} on {result['dataset_name']} {str(result['dataset_version'])[:12]}"
+    show(result, as_json, lambda: table(rows, columns, title=title))
+
+
+def _changed(changes: Any, as_json: bool) -> None:
+    rows = changes if isinstance(changes, list) else [changes]
+    show(changes, as_json, lambda: table(rows, CHANGE_COLUMNS, title="Assignments changed"))
+
+
+@app.command("promote")
+def promote(
+    model_id: ModelId, camera: Cameras = None, global_: Global = False, as_json: JsonOption = False
+) -> None:
+    """Make the model production for the cameras or globally (operator); inference swaps live."""
+    with connect() as api:
+        changes = api.post(
+            f"/api/v1/models/{model_id}/promote", {"scope": scope_of(camera, global_)}
+        )
+    _changed(changes, as_json)
+
+
+@app.command("shadow")
+def shadow(
+    model_id: ModelId,
+    camera: Cameras = None,
+    global_: Global = False,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop shadowing in the scope.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Score the model beside production, raising no events (operator)."""
+    body = {"scope": scope_of(camera, global_), "stop": stop}
+    with connect() as api:
+        changes = api.post(f"/api/v1/models/{model_id}/shadow", body)
+    _changed(changes, as_json)
+
+
+@app.command("rollback")
+def rollback(
+    camera: Annotated[str | None, typer.Option("--camera", "-c", help="This camera.")] = None,
+    global_: Global = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Return a scope to the production model before its latest promotion (operator)."""
+    scope = scope_of([camera] if camera else None, global_)
+    with connect() as api:
+        change = api.post("/api/v1/models/rollback", {"scope": scope if global_ else camera})
+    _changed(change, as_json)
+    if not as_json:
+        console().print(f"{change['scope']}: production is now {change['production_model_id']}")

@@ -1,0 +1,319 @@
+"""The ``vigil`` CLI against the real API, served by ``python -m vigil_api`` on a free port:
+every command's ``--json`` output parsed, and failures that exit with their kind's code and
+the problem's message (401/403: 4, 404: 5, 422: 6, unreachable: 3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from minio import Minio
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner, Result
+
+from tests.archive_builders import good_entries, zip_bytes
+from tests.integration.api_server import RunningApi, own_models_bucket, start_api
+from tests.integration.conftest import ADMIN_KEY
+from tests.integration.test_api_events import add, make_event
+from tests.integration.test_api_models import add_model
+from vigil_cli.main import app
+from vigil_shared.db.models import Job, JobLog
+
+Vigil = Callable[..., Result]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
+    with own_models_bucket():
+        running = start_api(tmp_path_factory.mktemp("api"))
+        yield running
+        # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly
+        assert running.process.stop() in (0, -signal.SIGTERM), running.process.log()[-2000:]
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    return tmp_path / "vigil" / "config.toml"
+
+
+@pytest.fixture
+def vigil(server: RunningApi, config_file: Path) -> Vigil:
+    """Run a command in process; the key comes from VIGIL_API_KEY (admin unless given)."""
+    runner = CliRunner()
+
+    def run(*args: str, key: str | None = ADMIN_KEY, stdin: str | None = None) -> Result:
+        env = {"VIGIL_URL": server.url, "VIGIL_API_KEY": key, "VIGIL_CONFIG": str(config_file)}
+        return runner.invoke(app, list(args), env=env, input=stdin)
+
+    return run
+
+
+def ok_json(result: Result) -> Any:
+    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
+    return json.loads(result.stdout)
+
+
+def failed(result: Result, code: int, *texts: str) -> None:
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    assert result.stdout == ""
+    for text in texts:
+        assert text in result.stderr, result.stderr
+
+
+def test_login_keeps_url_and_key_in_a_private_file(
+    vigil: Vigil, server: RunningApi, config_file: Path, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_text(ADMIN_KEY + "\n")
+    done = ok_json(vigil("login", "--url", server.url, "--key-file", str(key_file), "--json"))
+    assert done == {"url": server.url, "config": str(config_file)}
+    assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(config_file.parent.stat().st_mode) == 0o700
+    # From now on the file alone is enough: no VIGIL_URL, no VIGIL_API_KEY.
+    env = {"VIGIL_CONFIG": str(config_file), "VIGIL_URL": None, "VIGIL_API_KEY": None}
+    listed = CliRunner().invoke(app, ["models", "list", "--json"], env=env)
+    assert listed.exit_code == 0 and isinstance(json.loads(listed.stdout), list)
+    config_file.unlink()
+    refused = vigil("login", "--url", server.url, "--key-file", "-", stdin="not-a-key\n")
+    failed(refused, 4, "Unauthorized (401)", "not valid", "vigil login")
+    assert not config_file.exists(), "a refused key is not kept"
+
+
+def test_cameras(vigil: Vigil) -> None:
+    camera_id = f"cli-{uuid.uuid4().hex[:8]}"
+    source = "rtsp://user:secret@cam.local/main"
+    added = ok_json(vigil("cameras", "add", camera_id, "--source", source, "--fps", "2", "--json"))
+    assert added["id"] == camera_id and added["target_fps"] == 2 and added["enabled"]
+    assert "secret" not in added["source"]
+    assert camera_id in {c["id"] for c in ok_json(vigil("cameras", "list", "--json"))}
+    assert ok_json(vigil("cameras", "disable", camera_id, "--json"))["enabled"] is False
+    assert ok_json(vigil("cameras", "enable", camera_id, "--json"))["enabled"] is True
+    assert ok_json(vigil("cameras", "show", camera_id, "--json"))["status"] is None
+    human = vigil("cameras", "show", camera_id)
+    assert human.exit_code == 0 and camera_id in human.stdout and "no report yet" in human.stdout
+    failed(vigil("cameras", "add", camera_id, "--source", source), 1, "Conflict (409)")
+    failed(vigil("cameras", "show", "no-such-cam"), 5, "Not Found (404)", "no-such-cam")
+    failed(
+        vigil("cameras", "add", "x", "--source", source, "--fps", "-1"),
+        6,
+        "Unprocessable Entity (422)",
+        "body.target_fps",
+        "request id: ",
+    )
+    ok_json(vigil("cameras", "remove", camera_id, "--json"))
+    failed(vigil("cameras", "show", camera_id), 5)
+
+
+def test_keys_and_what_a_weaker_key_is_told(vigil: Vigil) -> None:
+    created = ok_json(
+        vigil("keys", "create", "--name", "wall", "--role", "viewer", "-c", "lobby", "--json")
+    )
+    assert created["role"] == "viewer" and created["camera_ids"] == ["lobby"]
+    viewer = created["key"]
+    listed = ok_json(vigil("keys", "list", "--json"))
+    assert created["id"] in {k["id"] for k in listed} and "key" not in listed[0]
+    failed(vigil("keys", "list", key=viewer), 4, "Forbidden (403)", "admin role")
+    failed(vigil("cameras", "add", "x", "--source", "rtsp://a/b", key=viewer), 4, "operator role")
+    revoked = ok_json(vigil("keys", "revoke", created["id"], "--json"))
+    assert revoked["revoked_at"] is not None
+    failed(vigil("cameras", "list", key=viewer), 4, "Unauthorized (401)")
+    assert created["id"] in {k["id"] for k in ok_json(vigil("keys", "list", "--all", "--json"))}
+    failed(vigil("keys", "list", key=None), 4, "no API key", "vigil login")
+    failed(vigil("keys", "create", "--name", "x", "--role", "root"), 6, "body.role")
+
+
+def test_datasets_upload_list_show(vigil: Vigil, tmp_path: Path) -> None:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    archive = tmp_path / "set.zip"
+    archive.write_bytes(zip_bytes(good_entries()))
+    first = ok_json(vigil("datasets", "upload", name, str(archive), "--description", "x", "--json"))
+    assert first["created"] is True and first["n_items"] > 0 and first["description"] == "x"
+    again = ok_json(vigil("datasets", "upload", name, str(archive), "--json"))
+    assert again["created"] is False and again["version"] == first["version"]
+    assert name in {d["name"] for d in ok_json(vigil("datasets", "list", "--json"))}
+    shown = ok_json(vigil("datasets", "show", name, "--json"))
+    assert [v["version"] for v in shown["versions"]] == [first["version"]]
+    human = vigil("datasets", "upload", name, str(archive))
+    assert human.exit_code == 0 and "identical" in human.stdout
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(zip_bytes({"normal/a.jpg": b"not a jpeg"}))
+    failed(vigil("datasets", "upload", name, str(bad)), 6, "body.archive.normal/a.jpg")
+    failed(vigil("datasets", "show", "no-such-set"), 5, "does not exist")
+
+
+@pytest.fixture
+def dataset(vigil: Vigil, tmp_path: Path) -> str:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    archive = tmp_path / "set.zip"
+    archive.write_bytes(zip_bytes(good_entries()))
+    ok_json(vigil("datasets", "upload", name, str(archive), "--json"))
+    return name
+
+
+def act_as_trainer(sessions: sessionmaker[Session], job_id: str, *, ok: bool) -> threading.Thread:
+    """What the trainer writes into a job's row, step by step, ending as told."""
+    steps: list[dict[str, Any]] = [
+        {"status": "running", "progress": {"stage": "loading", "step": 1, "total": 4}},
+        {
+            "progress": {
+                "stage": "train",
+                "epoch": 2,
+                "epochs": 3,
+                "step": 1,
+                "total": 2,
+                "eta_s": 4.0,
+                "metrics": {"macro_f1": 0.75},
+            }
+        },
+        {"status": "succeeded", "model_id": "m-cli"}
+        if ok
+        else {"status": "failed", "error": "no frames"},
+    ]
+
+    def run() -> None:
+        for values in steps:
+            time.sleep(0.4)
+            with sessions.begin() as session:
+                session.execute(update(Job).where(Job.id == uuid.UUID(job_id)).values(**values))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_jobs_submit_watch_logs_list(
+    vigil: Vigil, dataset: str, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    job = ok_json(vigil("jobs", "submit", "--name", "cli", "--dataset", dataset, "--json"))
+    assert job["status"] == "queued" and job["spec"]["dataset"]["name"] == dataset
+    trainer = act_as_trainer(sessions, job["id"], ok=True)
+    watched = ok_json(vigil("jobs", "watch", job["id"], "--interval", "0.2", "--json"))
+    trainer.join()
+    assert watched["status"] == "succeeded" and watched["model_id"] == "m-cli"
+    with sessions.begin() as session:
+        session.add_all(
+            JobLog(job_id=uuid.UUID(job["id"]), level="info", message=f"line {i}") for i in range(3)
+        )
+    lines = vigil("jobs", "logs", job["id"], "--follow", "--json")
+    assert [json.loads(x)["message"] for x in lines.stdout.splitlines()] == [
+        "line 0",
+        "line 1",
+        "line 2",
+    ]
+    page = ok_json(vigil("jobs", "list", "--name", "cli", "--json"))
+    assert job["id"] in {j["id"] for j in page["items"]}
+    assert ok_json(vigil("jobs", "show", job["id"], "--json"))["status"] == "succeeded"
+    failed(vigil("jobs", "cancel", job["id"]), 1, "Conflict (409)", "already succeeded")
+    failed(vigil("jobs", "show", str(uuid.uuid4())), 5, "does not exist")
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"name": "cli", "task": "one_class", "dataset": {"name": dataset}}))
+    second = ok_json(vigil("jobs", "submit", "--spec", str(spec), "--json"))
+    act_as_trainer(sessions, second["id"], ok=False)
+    failing = vigil("jobs", "watch", second["id"], "--interval", "0.2")
+    assert failing.exit_code == 8 and "failed: no frames" in failing.stderr
+
+
+def test_a_job_without_weights_is_refused_with_how_to_import_them(
+    vigil: Vigil, dataset: str
+) -> None:
+    refused = vigil(
+        "jobs", "submit", "--name", "g", "--dataset", dataset, "--task", "classify",
+        "--architecture", "resnet18",
+    )  # fmt: skip
+    failed(refused, 6, "body.architecture", "python -m vigil_trainer import-weights")
+
+
+def test_models_list_show_compare_promote_shadow_rollback(
+    vigil: Vigil, sessions: sessionmaker[Session], s3: Minio
+) -> None:
+    a = add_model(sessions, s3, metrics={"auroc": 0.8})
+    b = add_model(sessions, s3, metrics={"auroc": 0.9})
+    camera = f"cli-{uuid.uuid4().hex[:8]}"
+    ok_json(vigil("cameras", "add", camera, "--source", "rtsp://cam.local/x", "--json"))
+    assert {a, b} <= {m["id"] for m in ok_json(vigil("models", "list", "--json"))}
+    assert ok_json(vigil("models", "show", a, "--json"))["id"] == a
+    compared = ok_json(vigil("models", "compare", a, b, "--json"))
+    assert compared["metrics"]["auroc"]["delta"] == pytest.approx(0.1)
+    ok_json(vigil("models", "promote", a, "-c", camera, "--json"))
+    (change,) = ok_json(vigil("models", "promote", b, "-c", camera, "--json"))
+    assert change["production_model_id"] == b and change["previous_production_model_id"] == a
+    (shadowed,) = ok_json(vigil("models", "shadow", a, "-c", camera, "--json"))
+    assert shadowed["shadow_model_id"] == a and shadowed["production_model_id"] == b
+    back = ok_json(vigil("models", "rollback", "-c", camera, "--json"))
+    assert back["production_model_id"] == a
+    assert camera in ok_json(vigil("models", "show", a, "--json"))["assignments"][0]["scope"]
+    failed(vigil("models", "promote", a), 2, "--camera ID")
+    failed(vigil("models", "show", "no-such-model"), 5, "Not Found (404)")
+
+
+def test_events_list_show_review_and_tail(
+    vigil: Vigil, server: RunningApi, sessions: sessionmaker[Session], config_file: Path
+) -> None:
+    camera = f"cli-{uuid.uuid4().hex[:8]}"
+    ids = add(sessions, [make_event(camera, minute) for minute in range(3)])
+    page = ok_json(vigil("events", "list", "-c", camera, "--limit", "2", "--json"))
+    assert [e["event_id"] for e in page["items"]] == ids[::-1][:2] and page["next_cursor"]
+    assert ok_json(vigil("events", "show", ids[0], "--json"))["camera_id"] == camera
+    reviewed = ok_json(
+        vigil("events", "review", ids[0], "--verdict", "confirmed", "--label", "cart", "--json")
+    )
+    assert reviewed["review"]["verdict"] == "confirmed"
+    failed(vigil("events", "list", "--cursor", "nope"), 6, "query.cursor")
+
+    # tail as a user runs it: the console script's module, a process, the stream followed.
+    env = {**server.env, "VIGIL_URL": server.url, "VIGIL_API_KEY": ADMIN_KEY,
+           "VIGIL_CONFIG": str(config_file)}  # fmt: skip
+    command = [sys.executable, "-m", "vigil_cli", "events", "tail", "-c", camera]
+    tail = subprocess.Popen(
+        [*command, "--count", "1", "--json"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(3)  # the stream carries what is stored after it opened
+        (new,) = add(sessions, [make_event(camera, 10, status="open")])
+        out, _ = tail.communicate(timeout=30)
+    finally:
+        tail.kill()
+    assert tail.returncode == 0
+    assert [json.loads(line)["event_id"] for line in out.splitlines()] == [new]
+
+
+def test_an_unreachable_api_is_exit_3(config_file: Path) -> None:
+    env = {
+        "VIGIL_URL": "http://127.0.0.1:9",
+        "VIGIL_API_KEY": "k",
+        "VIGIL_CONFIG": str(config_file),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "vigil_cli", "cameras", "list", "--json"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3 and result.stdout == ""
+    assert "cannot reach the API at http://127.0.0.1:9" in result.stderr
+
+
+def test_demo_datasets_from_the_generated_scene(vigil: Vigil, tmp_path: Path) -> None:
+    """Without Ped2 the demo sets are cut from FFmpeg's test scene (with Ped2: the README test)."""
+    result = ok_json(vigil("demo", "datasets", "--ped2", str(tmp_path / "absent"), "--json"))
+    assert result["source"] == "generated"
+    normal, labeled = result["datasets"]
+    assert normal["name"] == "walkway-normal" and set(normal["label_counts"]) == {"normal"}
+    assert labeled["name"] == "walkway-labeled"
+    assert set(labeled["label_counts"]) == {"normal", "abnormal"}
+    shown = ok_json(vigil("datasets", "show", "walkway-normal", "--json"))
+    assert shown["versions"][-1]["version"] == normal["version"]

@@ -1,0 +1,96 @@
+"""The CLI's pieces that need no server: the SSE parser, a job's progress as a bar, the
+config file and its environment overrides, and exit codes by status."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from vigil_cli import config
+from vigil_cli.client import ExitCode, exit_code_for
+from vigil_cli.progress import describe, eta_text
+from vigil_cli.sse import messages
+
+
+def test_sse_messages_follow_the_standard() -> None:
+    lines = [
+        "retry: 2000",
+        "",
+        "id: c1",
+        "event: event",
+        'data: {"a":',
+        "data:1}",
+        "",
+        ": keep-alive",
+        "",
+        "event: end",
+        'data: "time is up"',
+        "",
+        "data: unterminated",
+    ]
+    parsed = list(messages(lines))
+    assert [(m.event, m.data, m.id) for m in parsed] == [
+        ("event", '{"a":\n1}', "c1"),
+        ("end", '"time is up"', "c1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("progress", "status", "label", "done", "total"),
+    [
+        ({}, "queued", "queued", 0, None),
+        ({"stage": "loading", "step": 5, "total": 20}, "running", "loading", 5, 20),
+        (
+            {"stage": "train", "epoch": 2, "epochs": 4, "step": 1, "total": 2, "trial": 0,
+             "trials": 8},
+            "running",
+            "train trial 1/8 epoch 2/4",
+            1.5,
+            4,
+        ),
+        ({"stage": "registering"}, "succeeded", "succeeded", 1, 1),
+    ],
+)  # fmt: skip
+def test_progress_as_a_bar(
+    progress: dict[str, object], status: str, label: str, done: float, total: float | None
+) -> None:
+    snapshot = describe({"status": status, "progress": progress})
+    assert (snapshot.label, snapshot.completed, snapshot.total) == (label, done, total)
+
+
+def test_progress_says_when_the_worker_is_lost() -> None:
+    job = {"status": "running", "worker_lost": True, "progress": {"stage": "train"}}
+    assert describe(job).label == "train (worker lost: no heartbeat)"
+
+
+def test_progress_shows_eta_and_metrics() -> None:
+    progress = {"stage": "train", "eta_s": 3725.2, "metrics": {"macro_f1": 0.8123, "note": "x"}}
+    snapshot = describe({"status": "running", "progress": progress})
+    assert eta_text(snapshot.eta_s) == "eta 1:02:05" and eta_text(None) == "eta -"
+    assert snapshot.metrics == "macro_f1 0.812"
+
+
+def test_config_file_is_private_and_the_environment_wins(tmp_path: Path) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path)}
+    assert config.load(env) == config.Config(url=config.DEFAULT_URL, key=None)
+    path = config.save(config.Config(url="http://api:8000", key='k"ey\\1'), env)
+    assert path == tmp_path / "vigil" / "config.toml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert config.load(env) == config.Config(url="http://api:8000", key='k"ey\\1')
+    overridden = config.load({**env, "VIGIL_URL": "http://other/", "VIGIL_API_KEY": "k2"})
+    assert overridden == config.Config(url="http://other", key="k2")
+    path.write_text("url = [")
+    with pytest.raises(config.ConfigError, match="vigil login"):
+        config.load(env)
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(401, ExitCode.AUTH), (403, ExitCode.AUTH), (404, ExitCode.NOT_FOUND),
+     (422, ExitCode.INVALID), (413, ExitCode.INVALID), (409, ExitCode.ERROR),
+     (503, ExitCode.SERVER)],
+)  # fmt: skip
+def test_exit_codes_by_status(status: int, code: ExitCode) -> None:
+    assert exit_code_for(status) is code
