@@ -1,4 +1,5 @@
-"""Helpers for integration tests: waiting, reading topics, running services as processes."""
+"""Helpers for integration tests: waiting, reading topics and stored events, running services as
+processes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from typing import TypeVar
 
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
+from vigil_shared.db.models import Event
 from vigil_shared.kafka import make_consumer
 from vigil_shared.settings import KafkaSettings
 
@@ -58,6 +62,28 @@ def read_topic(
     finally:
         consumer.close()
     return records
+
+
+def stored_events(sessions: sessionmaker[Session], camera_id: str) -> list[tuple[object, ...]]:
+    """The stored events of ``camera_id``, oldest first, as tuples of the columns the event sink
+    writes: id, status, peak frame seq, captured at, score, started, ended, detected, snapshot."""
+    with sessions() as session:
+        query = (
+            select(
+                Event.event_id,
+                Event.status,
+                Event.frame_seq,
+                Event.captured_at,
+                Event.score,
+                Event.started_at,
+                Event.ended_at,
+                Event.detected_at,
+                Event.snapshot_key,
+            )
+            .where(Event.camera_id == camera_id)
+            .order_by(Event.started_at)
+        )
+        return [tuple(r) for r in session.execute(query)]
 
 
 class ServiceProcess:

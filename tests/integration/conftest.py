@@ -2,7 +2,9 @@
 
 Tests use their own PostgreSQL database (``vigil_test_<pid>``), Redis database (1-15), S3
 buckets and a Kafka topic namespace per test, so they never read or disturb a running
-development stack or another test run.
+development stack or another test run. Every table is emptied before each test
+(``clean_database``), so no test sees another's rows. Every test here is marked
+``integration`` by the collection hook in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from minio import Minio
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support import ServiceProcess, service_env
@@ -25,6 +28,7 @@ from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
 from vigil_shared.db.engine import make_engine, make_session_factory
 from vigil_shared.db.migrate import upgrade
+from vigil_shared.db.models import Base
 from vigil_shared.kafka import ensure_topics
 from vigil_shared.settings import CommonSettings, DatabaseSettings, KafkaSettings
 from vigil_shared.storage import ensure_buckets, make_s3_client
@@ -34,8 +38,6 @@ from vigil_shared.topics import Topics
 TEST_DATABASE = f"vigil_test_{os.getpid()}"
 # The API's bootstrap admin key in tests; the ``api`` client sends it with every request.
 ADMIN_KEY = f"test-admin-{uuid.uuid4().hex}"
-
-pytestmark = pytest.mark.integration
 
 
 def _admin_url(url: str) -> str:
@@ -107,6 +109,27 @@ def engine(test_environment: None) -> Iterator[Engine]:
 @pytest.fixture(scope="session")
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return make_session_factory(engine)
+
+
+@pytest.fixture(autouse=True)
+def clean_database(engine: Engine) -> None:
+    """Empty every table before the test.
+
+    Truncation, not a rolled-back transaction: the rows a test checks are written by the API's
+    own engine (built in its lifespan), by consumers on their own sessions and by services run
+    as processes, none of which could join one test transaction. Before, not after, so a test
+    that failed half-way leaves its rows to look at and still cannot disturb the next one.
+    """
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    except OperationalError as exc:
+        pytest.fail(
+            "could not empty the test database: a connection still holds a lock on a table "
+            f"(a service, consumer or session an earlier test started and did not close): {exc}"
+        )
 
 
 @pytest.fixture

@@ -3,74 +3,24 @@ nothing of any other camera: not its record, not its events."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.factories import T0
+from tests.factories import add_events, add_model, camera_body, event_row, new_id
 from tests.integration.conftest import ADMIN_KEY, IssueKey, bearer
 from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
-from vigil_shared.db.models import Camera, Event, Model
+from vigil_shared.db.models import Camera
 from vigil_shared.topics import Topics
-
-
-def new_id(label: str = "cam") -> str:
-    return f"{label}-{uuid.uuid4().hex[:8]}"
-
-
-def camera_body(camera_id: str, **fields: Any) -> dict[str, Any]:
-    body = {"id": camera_id, "name": f"camera {camera_id}", "source": "rtsp://10.0.0.7/main"}
-    return body | fields
-
-
-def add_model(sessions: sessionmaker[Session]) -> str:
-    model_id = new_id("model")
-    with sessions.begin() as session:
-        session.add(
-            Model(
-                id=model_id,
-                name="walkway",
-                task="one_class",
-                architecture="efficientnet_lite0",
-                artifact_key=f"{model_id}/model.safetensors",
-                artifact_sha256="0" * 64,
-                manifest_key=f"{model_id}/manifest.json",
-                dataset_sha256="1" * 64,
-                threshold=0.5,
-            )
-        )
-    return model_id
-
-
-def add_events(sessions: sessionmaker[Session], camera_id: str, count: int) -> None:
-    with sessions.begin() as session:
-        for seq in range(count):
-            at = T0 + timedelta(seconds=seq)
-            session.add(
-                Event(
-                    event_id=uuid.uuid4(),
-                    camera_id=camera_id,
-                    frame_seq=seq,
-                    captured_at=at,
-                    detected_at=at,
-                    started_at=at,
-                    score=1.0,
-                    threshold=0.5,
-                    model_id="warmup",
-                    model_kind="warmup",
-                )
-            )
 
 
 def test_camera_lifecycle(topics: Topics, api: TestClient, sessions: sessionmaker[Session]) -> None:
     """``topics`` first: the app publishes the model assignment in this test's namespace."""
-    camera_id = new_id()
+    camera_id = new_id("cam")
     created = api.post("/api/v1/cameras", json=camera_body(camera_id, target_fps=2.5))
     assert created.status_code == 201, created.text
     camera = created.json()
@@ -96,7 +46,7 @@ def test_camera_lifecycle(topics: Topics, api: TestClient, sessions: sessionmake
 
 
 def test_a_second_camera_with_the_same_id_is_a_409(api: TestClient) -> None:
-    camera_id = new_id()
+    camera_id = new_id("cam")
     assert api.post("/api/v1/cameras", json=camera_body(camera_id)).status_code == 201
     response = api.post("/api/v1/cameras", json=camera_body(camera_id))
     assert response.status_code == 409
@@ -132,7 +82,7 @@ def test_listing_pages_by_id(api: TestClient) -> None:
 def test_invalid_sources_are_a_422_naming_the_field(
     api: TestClient, source: str, message: str
 ) -> None:
-    response = api.post("/api/v1/cameras", json=camera_body(new_id(), source=source))
+    response = api.post("/api/v1/cameras", json=camera_body(new_id("cam"), source=source))
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     errors = response.json()["errors"]
@@ -148,16 +98,16 @@ def api_with_file_root() -> Iterator[TestClient]:
 
 
 def test_file_sources_only_under_the_file_root(api_with_file_root: TestClient) -> None:
-    inside = camera_body(new_id(), source="/datasets/ucsd-ped2/test/Test002.mp4")
+    inside = camera_body(new_id("cam"), source="/datasets/ucsd-ped2/test/Test002.mp4")
     assert api_with_file_root.post("/api/v1/cameras", json=inside).status_code == 201
-    outside = camera_body(new_id(), source="/home/operator/secret.mp4")
+    outside = camera_body(new_id("cam"), source="/home/operator/secret.mp4")
     response = api_with_file_root.post("/api/v1/cameras", json=outside)
     assert response.status_code == 422
     assert response.json()["errors"][0]["message"] == "a file source must be under /datasets"
 
 
 def test_sampling_fields_are_bounded(api: TestClient) -> None:
-    body = camera_body(new_id(), target_fps=0, max_width=10, jpeg_quality=101, shutter="fast")
+    body = camera_body(new_id("cam"), target_fps=0, max_width=10, jpeg_quality=101, shutter="fast")
     response = api.post("/api/v1/cameras", json=body)
     assert response.status_code == 422
     fields = {e["field"] for e in response.json()["errors"]}
@@ -165,7 +115,7 @@ def test_sampling_fields_are_bounded(api: TestClient) -> None:
 
 
 def test_an_unknown_model_is_a_422_and_changes_nothing(api: TestClient) -> None:
-    camera_id = new_id()
+    camera_id = new_id("cam")
     response = api.post("/api/v1/cameras", json=camera_body(camera_id, model_id="no-such-model"))
     assert response.status_code == 422
     assert response.json()["errors"] == [
@@ -179,7 +129,7 @@ def test_an_unknown_model_is_a_422_and_changes_nothing(api: TestClient) -> None:
 
 
 def test_patch_refuses_null_for_required_fields(api: TestClient) -> None:
-    camera_id = new_id()
+    camera_id = new_id("cam")
     api.post("/api/v1/cameras", json=camera_body(camera_id))
     response = api.patch(f"/api/v1/cameras/{camera_id}", json={"name": None, "enabled": None})
     assert response.status_code == 422
@@ -189,7 +139,7 @@ def test_patch_refuses_null_for_required_fields(api: TestClient) -> None:
 def test_a_source_password_is_stored_but_never_shown(
     api: TestClient, sessions: sessionmaker[Session]
 ) -> None:
-    camera_id = new_id()
+    camera_id = new_id("cam")
     source = "rtsp://viewer:s3cr%40t@10.0.0.9:554/Streaming/101?transport=tcp"
     created = api.post("/api/v1/cameras", json=camera_body(camera_id, source=source)).json()
     shown = "rtsp://viewer:***@10.0.0.9:554/Streaming/101?transport=tcp"
@@ -208,7 +158,7 @@ def two_cameras(api: TestClient, sessions: sessionmaker[Session]) -> tuple[str, 
     mine, other = new_id("mine"), new_id("other")
     for camera_id in (mine, other):
         assert api.post("/api/v1/cameras", json=camera_body(camera_id)).status_code == 201
-        add_events(sessions, camera_id, 3)
+        add_events(sessions, [event_row(camera_id, minute) for minute in range(3)])
     return mine, other
 
 

@@ -4,7 +4,6 @@ and shown with each camera (and a model that cannot be loaded, with the model)."
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.factories import add_model, create_camera
 from tests.integration.conftest import IssueKey, StartService, bearer
-from tests.integration.test_api_cameras import add_model
 from tests.support import wait_until
 from vigil_shared.db.models import ModelAssignmentRow
 from vigil_shared.kafka import make_producer
@@ -26,16 +25,8 @@ from vigil_shared.settings import KafkaSettings
 SQUARE = [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5], [0.0, 0.5]]
 
 
-def new_camera(api: TestClient, **fields: Any) -> str:
-    camera_id = f"cam-{uuid.uuid4().hex[:8]}"
-    body = {"id": camera_id, "name": camera_id, "source": "rtsp://10.0.0.7/main"} | fields
-    response = api.post("/api/v1/cameras", json=body)
-    assert response.status_code == 201, response.text
-    return camera_id
-
-
 def test_masks_are_stored_changed_and_given_to_ingest(api: TestClient) -> None:
-    camera_id = new_camera(api, masks=[SQUARE])
+    camera_id = create_camera(api, masks=[SQUARE])
     assert api.get(f"/api/v1/cameras/{camera_id}").json()["masks"] == [SQUARE]
     triangle = [[0.9, 0.9], [1.0, 0.9], [1.0, 1.0]]
     changed = api.patch(f"/api/v1/cameras/{camera_id}", json={"masks": [SQUARE, triangle]})
@@ -100,7 +91,7 @@ def shown(api: TestClient, camera_id: str, field: str) -> dict[str, Any] | None:
 def test_status_reports_are_stored_latest_first_and_shown(
     api: TestClient, kafka_settings: KafkaSettings, start_service: StartService
 ) -> None:
-    online, silent = new_camera(api), new_camera(api)
+    online, silent = create_camera(api), create_camera(api)
     assert api.get(f"/api/v1/cameras/{online}").json()["status"] is None
     now = datetime.now(UTC)
     reports = (
@@ -130,7 +121,7 @@ def test_a_model_inference_cannot_load_is_shown_with_the_camera_and_the_model(
     sessions: sessionmaker[Session],
     issue_key: IssueKey,
 ) -> None:
-    broken, fine = new_camera(api), new_camera(api)
+    broken, fine = create_camera(api), create_camera(api)
     model_id = add_model(sessions)
     problem = f"assigned model {model_id} cannot be loaded: tampered; scored by warmup"
     now = datetime.now(UTC)

@@ -14,19 +14,21 @@ from minio import Minio
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.archive_builders import (
+from tests.factories import (
+    add_rows,
     bomb_entry,
+    event_row,
     good_entries,
+    scene_jpeg,
     tar_bytes,
     truncated_jpeg,
     zip_bytes,
 )
-from tests.factories import scene_jpeg
 from tests.integration.conftest import ADMIN_KEY, IssueKey, bearer
 from vigil_api.core.settings import ApiSettings
 from vigil_api.domain import dataset_versions
 from vigil_api.main import create_app
-from vigil_shared.db.models import Dataset, Event
+from vigil_shared.db.models import Dataset
 from vigil_shared.kafka import make_producer
 from vigil_shared.schemas.events import snapshot_keys
 from vigil_shared.schemas.frames import FrameHeaders
@@ -133,29 +135,12 @@ def test_too_many_files_and_too_large_archives_are_refused(
 
 def add_reviewed_event(
     sessions: sessionmaker[Session], s3: Minio, camera_id: str, review: str, label: str | None
-) -> uuid.UUID:
-    event_id = uuid.uuid4()
-    at = datetime.now(UTC) - timedelta(minutes=5)
-    with sessions.begin() as session:
-        session.add(
-            Event(
-                event_id=event_id,
-                camera_id=camera_id,
-                frame_seq=1,
-                captured_at=at,
-                detected_at=at,
-                started_at=at,
-                score=2.0,
-                threshold=1.0,
-                model_id="m",
-                model_kind="registry",
-                review=review,
-                review_label=label,
-            )
-        )
-    raw_key = snapshot_keys(camera_id=camera_id, event_id=event_id)[1]
+) -> None:
+    """A reviewed event with its raw peak frame stored, as inference and feedback leave it."""
+    event = event_row(camera_id, review=review, review_label=label)
+    add_rows(sessions, [event])
+    raw_key = snapshot_keys(camera_id=camera_id, event_id=event.event_id)[1]
     put_bytes(s3, CommonSettings().s3.snapshots_bucket, raw_key, scene_jpeg(7), "image/jpeg")
-    return event_id
 
 
 def test_reviewed_events_become_labelled_frames_and_scope_is_kept(

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -15,40 +14,11 @@ import httpx2
 import pytest
 from fastapi.testclient import TestClient
 from minio import Minio
-from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.factories import T0, add_events, event_row
 from tests.integration.conftest import IssueKey, bearer
-from vigil_shared.db.models import Event
 from vigil_shared.settings import CommonSettings
-
-T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
-
-
-def make_event(camera_id: str, minute: int, **values: Any) -> Event:
-    at = T0 + timedelta(minutes=minute)
-    row = {
-        "event_id": uuid.uuid4(),
-        "camera_id": camera_id,
-        "frame_seq": minute * 10,
-        "captured_at": at + timedelta(seconds=2),
-        "detected_at": at + timedelta(seconds=2, milliseconds=80),
-        "score": 1.0 + minute / 100,
-        "threshold": 0.9,
-        "model_id": "model-a",
-        "model_kind": "registry",
-        "started_at": at,
-        "ended_at": at + timedelta(seconds=5),
-        "status": "ended",
-    }
-    row.update(values)
-    return Event(**row)
-
-
-def add(sessions: sessionmaker[Session], rows: list[Event]) -> list[str]:
-    with sessions.begin() as session:
-        session.add_all(rows)
-    return [str(r.event_id) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -62,22 +32,19 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(sessions: sessionmaker[Session]) -> Iterator[Fleet]:
+def fleet(sessions: sessionmaker[Session]) -> Fleet:
     suffix = uuid.uuid4().hex[:8]
     mine, other = f"mine-{suffix}", f"other-{suffix}"
-    mine_rows = [make_event(mine, m) for m in range(12)]
+    mine_rows = [event_row(mine, m) for m in range(12)]
     mine_rows[3].label, mine_rows[4].label = "bicycle", "bicycle"
     mine_rows[11].status, mine_rows[11].ended_at = "open", None
     mine_rows[7].model_id = "model-b"
-    fleet = Fleet(
+    return Fleet(
         mine=mine,
         other=other,
-        mine_ids=add(sessions, mine_rows),
-        other_ids=add(sessions, [make_event(other, m) for m in range(3)]),
+        mine_ids=add_events(sessions, mine_rows),
+        other_ids=add_events(sessions, [event_row(other, m) for m in range(3)]),
     )
-    yield fleet
-    with sessions.begin() as session:
-        session.execute(delete(Event).where(Event.camera_id.in_([mine, other])))
 
 
 def ids(response: httpx2.Response) -> list[str]:
@@ -163,13 +130,13 @@ def test_snapshot_links_serve_the_stored_jpeg(
     api: TestClient, sessions: sessionmaker[Session], s3: Minio, settings: CommonSettings
 ) -> None:
     camera = f"snap-{uuid.uuid4().hex[:8]}"
-    event = make_event(camera, 0)
+    event = event_row(camera, 0)
     key = f"events/{camera}/{event.event_id}/overlay.jpg"
     jpeg = b"\xff\xd8\xff\xe0fake-jpeg-bytes\xff\xd9"
     s3.put_object(settings.s3.snapshots_bucket, key, io.BytesIO(jpeg), len(jpeg))
     event.snapshot_key = key
-    without = make_event(camera, 1)
-    add(sessions, [event, without])
+    without = event_row(camera, 1)
+    add_events(sessions, [event, without])
 
     body = api.get(f"/api/v1/events/{event.event_id}").json()
     assert httpx.get(body["snapshot_url"]).content == jpeg

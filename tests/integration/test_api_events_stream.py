@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.factories import add_events, event_row
 from tests.integration.conftest import IssueKey, bearer
-from tests.integration.test_api_events import add, make_event
 from vigil_api.routes.event_stream import StreamLimits, get_stream_limits
 from vigil_shared.db.models import Event
 
@@ -59,12 +58,9 @@ def client(api: TestClient) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def cameras(sessions: sessionmaker[Session]) -> Iterator[tuple[str, str]]:
+def cameras() -> tuple[str, str]:
     suffix = uuid.uuid4().hex[:8]
-    mine, other = f"live-{suffix}", f"else-{suffix}"
-    yield mine, other
-    with sessions.begin() as session:
-        session.execute(delete(Event).where(Event.camera_id.in_([mine, other])))
+    return f"live-{suffix}", f"else-{suffix}"
 
 
 def add_once_streaming(sessions: sessionmaker[Session], app: Any, rows: list[Event]) -> None:
@@ -76,7 +72,7 @@ def add_once_streaming(sessions: sessionmaker[Session], app: Any, rows: list[Eve
         while app.state.event_streams.open == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         for row in rows:
-            add(sessions, [row])
+            add_events(sessions, [row])
 
     threading.Thread(target=run, daemon=True).start()
 
@@ -88,9 +84,9 @@ def test_new_events_stream_in_order_scoped_filtered_with_heartbeats(
     cameras: tuple[str, str],
 ) -> None:
     mine, other = cameras
-    add(sessions, [make_event(mine, 0)])  # before the stream opened: not sent
-    rows = [make_event(mine, 1), make_event(other, 2), make_event(mine, 3, score=0.1)]
-    rows.append(make_event(mine, 4))
+    add_events(sessions, [event_row(mine, 0)])  # before the stream opened: not sent
+    rows = [event_row(mine, 1), event_row(other, 2), event_row(mine, 3, score=0.1)]
+    rows.append(event_row(mine, 4))
     add_once_streaming(sessions, client.app, rows)
     headers = bearer(issue_key("viewer", camera_ids=[mine]))
 
@@ -115,8 +111,8 @@ def test_a_stream_carries_the_changes_stored_after_it_opened(
     app.dependency_overrides[get_stream_limits] = lambda: StreamLimits(
         poll_s=0.05, heartbeat_s=10.0, settle_s=2.0, max_duration_s=4.5
     )
-    before, late, after = make_event(mine, 0), make_event(mine, 1), make_event(mine, 2)
-    add(sessions, [before])
+    before, late, after = event_row(mine, 0), event_row(mine, 1), event_row(mine, 2)
+    add_events(sessions, [before])
     began = threading.Event()
 
     def commit_late_then_add() -> None:
@@ -127,7 +123,7 @@ def test_a_stream_carries_the_changes_stored_after_it_opened(
             deadline = time.monotonic() + 10
             while app.state.event_streams.open == 0 and time.monotonic() < deadline:
                 time.sleep(0.02)
-        add(sessions, [after])
+        add_events(sessions, [after])
 
     threading.Thread(target=commit_late_then_add, daemon=True).start()
     assert began.wait(10)
@@ -141,7 +137,7 @@ def test_last_event_id_resumes_after_that_message_and_feedback_is_a_change(
     client: TestClient, api: TestClient, sessions: sessionmaker[Session], cameras: tuple[str, str]
 ) -> None:
     mine, _ = cameras
-    rows = [make_event(mine, m) for m in range(3)]
+    rows = [event_row(mine, m) for m in range(3)]
     add_once_streaming(sessions, client.app, rows)
     first = parse(client.get("/api/v1/events/stream", params={"camera_id": mine}).text)
     sent = [m for m in first if m.event == "event"]

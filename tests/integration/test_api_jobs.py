@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.archive_builders import good_entries, zip_bytes
+from tests.factories import good_entries, zip_bytes
 from tests.integration.conftest import ADMIN_KEY, IssueKey, bearer
 from vigil_api.core.settings import ApiSettings
 from vigil_api.domain.job_watch import JobWatch

@@ -4,9 +4,7 @@ reach the assignment topic before they are recorded, and short-lived artifact do
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -19,79 +17,18 @@ from minio import Minio
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.factories import MODEL_ARTIFACT, add_dataset, add_stored_model, create_camera
 from tests.integration.conftest import ADMIN_KEY, IssueKey, bearer
 from tests.support import read_topic
 from vigil_api.core.settings import ApiSettings
 from vigil_api.domain.registry_stages import Publisher
 from vigil_api.main import create_app
-from vigil_shared.db.models import Dataset, Model, ModelStageChange
+from vigil_shared.db.models import ModelStageChange
 from vigil_shared.kafka import KafkaUnavailableError
 from vigil_shared.schemas.assignments import ModelAssignment
-from vigil_shared.settings import CommonSettings, KafkaSettings
-from vigil_shared.storage import put_bytes, sha256_hex
+from vigil_shared.settings import KafkaSettings
+from vigil_shared.storage import sha256_hex
 from vigil_shared.topics import Topics
-
-ARTIFACT = b"model weights " * 64
-
-
-def new_id(label: str) -> str:
-    return f"{label}-{uuid.uuid4().hex[:8]}"
-
-
-def add_model(
-    sessions: sessionmaker[Session],
-    s3: Minio,
-    *,
-    dataset_version: str = "a" * 64,
-    metrics: dict[str, float] | None = None,
-    groups: list[str] | None = None,
-    parent: str | None = None,
-) -> str:
-    """A registry row with its artifact and manifest stored, as the trainer leaves them."""
-    model_id = new_id("model")
-    bucket = CommonSettings().s3.models_bucket
-    put_bytes(s3, bucket, f"{model_id}/model.safetensors", ARTIFACT, "application/octet-stream")
-    manifest = {"model_id": model_id, "evaluation": {"validation_groups": groups or ["clip-1"]}}
-    put_bytes(s3, bucket, f"{model_id}/manifest.json", json.dumps(manifest).encode(), "x/json")
-    with sessions.begin() as session:
-        session.add(
-            Model(
-                id=model_id,
-                name="walkway",
-                task="classify",
-                architecture="efficientnet_lite0",
-                artifact_key=f"{model_id}/model.safetensors",
-                artifact_sha256=sha256_hex(ARTIFACT),
-                manifest_key=f"{model_id}/manifest.json",
-                dataset_sha256=dataset_version,
-                dataset_name="walkway",
-                dataset_version=dataset_version,
-                parent_model_id=parent,
-                threshold=0.5,
-                metrics=metrics or {"auroc": 0.9},
-            )
-        )
-    return model_id
-
-
-def add_dataset(sessions: sessionmaker[Session], camera_ids: list[str]) -> str:
-    """A recorded version of dataset walkway made of these cameras' frames; its version."""
-    version = uuid.uuid4().hex * 2
-    with sessions.begin() as session:
-        session.add(
-            Dataset(
-                name="walkway",
-                version=version,
-                source="camera",
-                manifest_key=f"datasets/walkway/{version}/manifest.json",
-                n_items=1,
-                label_counts={"normal": 1},
-                camera_ids=camera_ids,
-                owner_scope=camera_ids,
-                created_by="test",
-            )
-        )
-    return version
 
 
 @pytest.fixture
@@ -100,13 +37,6 @@ def client(topics: Topics) -> Iterator[TestClient]:
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     with TestClient(create_app(ApiSettings()), headers=headers) as api:
         yield api
-
-
-def add_camera(client: TestClient) -> str:
-    camera_id = new_id("cam")
-    body = {"id": camera_id, "name": camera_id, "source": "rtsp://10.0.0.7/main"}
-    assert client.post("/api/v1/cameras", json=body).status_code == 201
-    return camera_id
 
 
 def assignments_on_topic(count: int) -> list[ModelAssignment]:
@@ -121,8 +51,8 @@ def assignments_on_topic(count: int) -> list[ModelAssignment]:
 def test_a_model_shows_its_lineage_and_manifest(
     client: TestClient, sessions: sessionmaker[Session], s3: Minio
 ) -> None:
-    parent = add_model(sessions, s3)
-    child = add_model(sessions, s3, parent=parent)
+    parent = add_stored_model(sessions, s3)
+    child = add_stored_model(sessions, s3, parent=parent)
     body = client.get(f"/api/v1/models/{child}").json()
     assert body["parent_model_id"] == parent and body["dataset_name"] == "walkway"
     assert body["dataset_version"] == "a" * 64 and body["stage"] == "candidate"
@@ -133,8 +63,8 @@ def test_a_model_shows_its_lineage_and_manifest(
 def test_promotion_reaches_the_topic_and_rollback_walks_back(
     client: TestClient, sessions: sessionmaker[Session], s3: Minio
 ) -> None:
-    camera = add_camera(client)
-    first, second, third = (add_model(sessions, s3) for _ in range(3))
+    camera = create_camera(client)
+    first, second, third = (add_stored_model(sessions, s3) for _ in range(3))
     for model_id in (first, second, third):
         response = client.post(f"/api/v1/models/{model_id}/promote", json={"scope": [camera]})
         assert response.status_code == 200, response.text
@@ -162,21 +92,21 @@ def test_promotion_reaches_the_topic_and_rollback_walks_back(
     ]
     assert published[1].previous_production_model_id == first
     # The registry's sha256 travels with the assignment: inference checks the artifact against it.
-    assert {a.production_artifact_sha256 for a in published} == {sha256_hex(ARTIFACT)}
+    assert {a.production_artifact_sha256 for a in published} == {sha256_hex(MODEL_ARTIFACT)}
     assert all(a.actor == "env-admin" for a in published)
 
 
 def test_shadow_keeps_production_and_global_is_its_own_scope(
     client: TestClient, sessions: sessionmaker[Session], s3: Minio
 ) -> None:
-    production, candidate = add_model(sessions, s3), add_model(sessions, s3)
+    production, candidate = add_stored_model(sessions, s3), add_stored_model(sessions, s3)
     assert client.post(f"/api/v1/models/{production}/promote", json={"scope": "global"}).is_success
     shadowed = client.post(f"/api/v1/models/{candidate}/shadow", json={"scope": "global"})
     assert shadowed.status_code == 200, shadowed.text
     (assignment,) = shadowed.json()
     assert assignment["scope"] == "*" and assignment["production_model_id"] == production
     assert assignment["shadow_model_id"] == candidate
-    assert assignment["shadow_artifact_sha256"] == sha256_hex(ARTIFACT)
+    assert assignment["shadow_artifact_sha256"] == sha256_hex(MODEL_ARTIFACT)
     detail = client.get(f"/api/v1/models/{candidate}").json()
     assert detail["stage"] == "candidate" and detail["assignments"][0]["scope"] == "*"
     stop = client.post(f"/api/v1/models/{candidate}/shadow", json={"scope": "global", "stop": True})
@@ -186,8 +116,8 @@ def test_shadow_keeps_production_and_global_is_its_own_scope(
 def test_a_publish_failure_is_a_503_and_changes_nothing(
     client: TestClient, sessions: sessionmaker[Session], s3: Minio
 ) -> None:
-    camera = add_camera(client)
-    model_id = add_model(sessions, s3)
+    camera = create_camera(client)
+    model_id = add_stored_model(sessions, s3)
 
     class DownProducer:
         def send(self, *args: Any, **kwargs: Any) -> None:
@@ -216,10 +146,10 @@ def test_a_publish_failure_is_a_503_and_changes_nothing(
 def test_scoped_keys_change_only_their_cameras(
     client: TestClient, sessions: sessionmaker[Session], s3: Minio, issue_key: IssueKey
 ) -> None:
-    mine, other = add_camera(client), add_camera(client)
+    mine, other = create_camera(client), create_camera(client)
     # A model the key may see (trained on its camera's frames): a model outside its scope is
     # answered as one that does not exist (test_a_scoped_key_sees_only_models_of_its_cameras).
-    model_id = add_model(sessions, s3, dataset_version=add_dataset(sessions, [mine]))
+    model_id = add_stored_model(sessions, s3, dataset_version=add_dataset(sessions, [mine]))
     key = bearer(issue_key("operator", camera_ids=[mine]))
     url = f"/api/v1/models/{model_id}/promote"
     assert client.post(url, json={"scope": "global"}, headers=key).status_code == 403
@@ -239,11 +169,13 @@ def test_scoped_keys_change_only_their_cameras(
 def test_a_scoped_key_sees_only_models_of_its_cameras(
     client: TestClient, sessions: sessionmaker[Session], s3: Minio, issue_key: IssueKey
 ) -> None:
-    mine, other = add_camera(client), add_camera(client)
-    trained_here = add_model(sessions, s3, dataset_version=add_dataset(sessions, [mine]))
-    trained_there = add_model(sessions, s3, dataset_version=add_dataset(sessions, [other]))
-    trained_on_both = add_model(sessions, s3, dataset_version=add_dataset(sessions, [mine, other]))
-    assigned_here, fleet = add_model(sessions, s3), add_model(sessions, s3)
+    mine, other = create_camera(client), create_camera(client)
+    trained_here = add_stored_model(sessions, s3, dataset_version=add_dataset(sessions, [mine]))
+    trained_there = add_stored_model(sessions, s3, dataset_version=add_dataset(sessions, [other]))
+    trained_on_both = add_stored_model(
+        sessions, s3, dataset_version=add_dataset(sessions, [mine, other])
+    )
+    assigned_here, fleet = add_stored_model(sessions, s3), add_stored_model(sessions, s3)
     promoted = client.post(f"/api/v1/models/{assigned_here}/promote", json={"scope": [mine]})
     assert promoted.status_code == 200
     created = {trained_here, trained_there, trained_on_both, assigned_here, fleet}
@@ -279,15 +211,15 @@ def test_a_scoped_key_sees_only_models_of_its_cameras(
 def test_compare_only_on_the_same_evaluation(
     client: TestClient, sessions: sessionmaker[Session], s3: Minio
 ) -> None:
-    a = add_model(sessions, s3, metrics={"auroc": 0.8, "f1": 0.5})
-    b = add_model(sessions, s3, metrics={"auroc": 0.9, "loss": 0.1})
+    a = add_stored_model(sessions, s3, metrics={"auroc": 0.8, "f1": 0.5})
+    b = add_stored_model(sessions, s3, metrics={"auroc": 0.9, "loss": 0.1})
     body = client.get("/api/v1/models/compare", params={"a": a, "b": b}).json()
     assert body["metrics"]["auroc"]["delta"] == pytest.approx(0.1)
     assert body["metrics"]["f1"] == {"a": 0.5, "b": None, "delta": None}
-    other_data = add_model(sessions, s3, dataset_version="b" * 64)
+    other_data = add_stored_model(sessions, s3, dataset_version="b" * 64)
     refused = client.get("/api/v1/models/compare", params={"a": a, "b": other_data})
     assert refused.status_code == 409 and "same dataset version" in refused.json()["detail"]
-    other_split = add_model(sessions, s3, groups=["clip-2"])
+    other_split = add_stored_model(sessions, s3, groups=["clip-2"])
     split = client.get("/api/v1/models/compare", params={"a": a, "b": other_split})
     assert split.status_code == 409 and "validation groups" in split.json()["detail"]
 
@@ -295,13 +227,13 @@ def test_compare_only_on_the_same_evaluation(
 def test_download_is_a_presigned_url_that_expires(
     sessions: sessionmaker[Session], s3: Minio
 ) -> None:
-    model_id = add_model(sessions, s3)
+    model_id = add_stored_model(sessions, s3)
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     with TestClient(create_app(ApiSettings(download_url_expiry_s=2)), headers=headers) as api:
         body = api.get(f"/api/v1/models/{model_id}/download").json()
-    assert body["artifact_sha256"] == sha256_hex(ARTIFACT)
+    assert body["artifact_sha256"] == sha256_hex(MODEL_ARTIFACT)
     fetched = httpx.get(body["url"])
-    assert fetched.status_code == 200 and fetched.content == ARTIFACT
+    assert fetched.status_code == 200 and fetched.content == MODEL_ARTIFACT
     time.sleep(3.5)
     assert httpx.get(body["url"]).status_code == 403
 
@@ -309,8 +241,8 @@ def test_download_is_a_presigned_url_that_expires(
 def test_clear_and_delete_are_changes_too(
     client: TestClient, sessions: sessionmaker[Session], s3: Minio
 ) -> None:
-    camera = add_camera(client)
-    first, second = add_model(sessions, s3), add_model(sessions, s3)
+    camera = create_camera(client)
+    first, second = add_stored_model(sessions, s3), add_stored_model(sessions, s3)
     for model_id in (first, second):
         assert client.patch(f"/api/v1/cameras/{camera}", json={"model_id": model_id}).is_success
     assert client.patch(f"/api/v1/cameras/{camera}", json={"model_id": None}).is_success

@@ -24,16 +24,15 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
-from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.factories import add_rows, camera_row, event_row, new_id
 from tests.integration.conftest import IssueKey, bearer
 from vigil_api.core.auth import Require
 from vigil_api.core.security import Role
 from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
 from vigil_api.routes.event_stream import StreamLimits, get_stream_limits
-from vigil_shared.db.models import Camera, Event
 from vigil_shared.logging import JsonFormatter
 
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
@@ -129,29 +128,12 @@ def client(api: TestClient) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def other(sessions: sessionmaker[Session]) -> Iterator[OtherCamera]:
+def other(sessions: sessionmaker[Session]) -> OtherCamera:
     """A camera and an event a camera-scoped key must not reach."""
-    from tests.integration.test_api_events import make_event
-
-    camera_id = f"other-{uuid.uuid4().hex[:8]}"
-    event = make_event(camera_id, 0)
-    with sessions.begin() as session:
-        session.add(
-            Camera(
-                id=camera_id,
-                name="other",
-                source="rtsp://10.0.0.9/main",
-                target_fps=5.0,
-                max_width=640,
-                max_height=480,
-                jpeg_quality=85,
-            )
-        )
-        session.add(event)
-    yield OtherCamera(camera_id=camera_id, event_id=event.event_id)
-    with sessions.begin() as session:
-        session.execute(delete(Event).where(Event.camera_id == camera_id))
-        session.execute(delete(Camera).where(Camera.id == camera_id))
+    camera = camera_row(new_id("other"), name="other")
+    event = event_row(camera.id)
+    add_rows(sessions, [camera, event])
+    return OtherCamera(camera_id=camera.id, event_id=event.event_id)
 
 
 def _value(name: str, schema: dict[str, Any], other: OtherCamera | None) -> str:

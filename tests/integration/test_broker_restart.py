@@ -18,13 +18,17 @@ import pytest
 from minio import Minio
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.factories import scene_jpeg, send_frame
+from tests.factories import (
+    event_lifecycle,
+    registry_models,
+    scene_jpeg,
+    send_events,
+    send_frame,
+)
 from tests.integration.conftest import StartService
 from tests.integration.private_kafka import PrivateKafka
-from tests.integration.registry_models import registry_models
 from tests.integration.rtsp import make_clip
-from tests.integration.test_event_sink import lifecycle, rows, send
-from tests.support import read_topic, wait_until
+from tests.support import read_topic, stored_events, wait_until
 from vigil_shared.kafka import ensure_topics, make_producer
 from vigil_shared.schemas.events import EventMessage
 from vigil_shared.schemas.frames import FrameHeaders
@@ -54,7 +58,7 @@ def on_broker(broker: PrivateKafka, monkeypatch: pytest.MonkeyPatch) -> tuple[st
 
 
 def ended(sessions: sessionmaker[Session], camera_id: str) -> bool:
-    found = rows(sessions, camera_id)
+    found = stored_events(sessions, camera_id)
     return len(found) == 1 and found[0][1] == "ended"
 
 
@@ -73,7 +77,7 @@ def test_the_sink_survives_a_broker_crash_and_loses_nothing(
         VIGIL_API_SINK_GROUP_ID=f"sink-{namespace}",
     )
     before, after = f"cam-{uuid.uuid4().hex[:6]}", f"cam-{uuid.uuid4().hex[:6]}"
-    send(kafka, topics.events, lifecycle(before, 0))
+    send_events(kafka, topics.events, event_lifecycle(before, 0))
     wait_until(lambda: ended(sessions, before), timeout_s=90, what="the first event stored")
 
     broker.kill()  # a crash: no clean shutdown, the sink's connections just drop
@@ -82,7 +86,7 @@ def test_the_sink_survives_a_broker_crash_and_loses_nothing(
     broker.start()
 
     # New events after the restart, and the old ones again (a producer that retried).
-    send(kafka, topics.events, lifecycle(after, 100) + lifecycle(before, 0))
+    send_events(kafka, topics.events, event_lifecycle(after, 100) + event_lifecycle(before, 0))
     wait_until(lambda: ended(sessions, after), timeout_s=120, what="the event sent after restart")
     assert ended(sessions, before), "the replayed event must still be one row"
     assert sink.process.poll() is None, f"the sink stopped:\n{sink.log()[-2000:]}"

@@ -13,11 +13,11 @@ from celery import Celery
 from minio import Minio
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from torchvision.io import encode_jpeg
 
+from tests.factories import add_job, labeled_dataset
 from tests.integration.conftest import StartService
 from tests.support import ServiceProcess, wait_until
-from vigil_shared.datasets import DatasetManifest, NewImage, write_dataset
+from vigil_shared.datasets import DatasetManifest
 from vigil_shared.db.models import Job, JobLog, Model
 from vigil_shared.queues import RUN_JOB_TASK, TASK_QUEUE
 from vigil_shared.schemas.jobs import JobStatus
@@ -33,28 +33,9 @@ pytestmark = [pytest.mark.slow]
 FINISHED = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
 
 
-def frames_dataset(s3: Minio, bucket: str, n: int = 24) -> DatasetManifest:
+def frames_dataset(s3: Minio, bucket: str) -> DatasetManifest:
     """Two classes told apart by a bright square, four clips, one camera."""
-    g = torch.Generator().manual_seed(7)
-    images = []
-    for i in range(n):
-        image = torch.randint(0, 120, (3, 48, 64), dtype=torch.uint8, generator=g)
-        label = "intrusion" if i % 2 == 0 else "normal"
-        if label == "intrusion":
-            image[:, 12:36, 16:48] = 250
-        images.append(
-            NewImage(
-                data=encode_jpeg(image).numpy().tobytes(),
-                extension=".jpg",
-                group=f"clip{(i // 2) % 4}",
-                label=label,
-                sequence=i,
-                camera_id="gate-1",
-            )
-        )
-    return write_dataset(
-        s3, bucket, name=f"cls-{uuid.uuid4().hex[:8]}", images=images, source="upload"
-    )
+    return labeled_dataset(s3, bucket, seed=7, abnormal="intrusion", every=2, run=2)
 
 
 def spec_for(dataset: DatasetManifest, **hyper: Any) -> dict[str, Any]:
@@ -71,11 +52,7 @@ def spec_for(dataset: DatasetManifest, **hyper: Any) -> dict[str, Any]:
 def submit(
     sessions: sessionmaker[Session], spec: dict[str, Any], *, send: bool = True
 ) -> uuid.UUID:
-    with sessions.begin() as session:
-        job = Job(name=spec["name"], task=spec["task"], spec=spec, status=JobStatus.QUEUED)
-        session.add(job)
-        session.flush()
-        job_id = job.id
+    job_id = add_job(sessions, spec=spec)
     if send:
         Celery(broker=CommonSettings().redis.url).send_task(
             RUN_JOB_TASK, kwargs={"job_id": str(job_id)}, queue=TASK_QUEUE, task_id=str(job_id)

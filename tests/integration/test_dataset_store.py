@@ -21,8 +21,6 @@ from vigil_shared.datasets import (
 from vigil_shared.settings import CommonSettings
 from vigil_shared.storage import IntegrityError, list_keys
 
-pytestmark = pytest.mark.integration
-
 
 def jpeg(shade: int) -> bytes:
     buffer = io.BytesIO()

@@ -6,63 +6,15 @@ import json
 import random
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.support import read_topic, wait_until
+from tests.factories import event_lifecycle, send_events
+from tests.support import read_topic, stored_events, wait_until
 from vigil_api.consumers.sink import EventSink
-from vigil_shared.db.models import Event
 from vigil_shared.kafka import header, make_consumer, make_producer
-from vigil_shared.schemas.events import (
-    EventMessage,
-    EventPhase,
-    ModelRef,
-    event_id_for,
-    message_id_for,
-)
 from vigil_shared.settings import KafkaSettings
 from vigil_shared.topics import Topics
-
-T0 = datetime(2026, 11, 28, 12, tzinfo=UTC)
-
-
-def lifecycle(camera_id: str, first_seq: int) -> list[EventMessage]:
-    """start at first+2 (peak 2.0), update at first+6 (peak 3.5 at first+5), end at first+12."""
-
-    def at(seq: int) -> datetime:
-        return T0 + timedelta(seconds=seq / 10)
-
-    event_id = event_id_for(
-        camera_id=camera_id, frame_seq=first_seq, captured_at=at(first_seq), model_id="m-test"
-    )
-    steps = [
-        (EventPhase.START, first_seq + 2, 2.0, first_seq + 1, 2.0),
-        (EventPhase.UPDATE, first_seq + 6, 1.5, first_seq + 5, 3.5),
-        (EventPhase.END, first_seq + 12, 0.2, first_seq + 5, 3.5),
-    ]
-    return [
-        EventMessage(
-            message_id=message_id_for(event_id=event_id, phase=phase, frame_seq=seq),
-            event_id=event_id,
-            phase=phase,
-            camera_id=camera_id,
-            frame_seq=seq,
-            captured_at=at(seq),
-            started_at=at(first_seq),
-            ended_at=at(first_seq + 7) if phase is EventPhase.END else None,
-            detected_at=at(seq) + timedelta(milliseconds=80),
-            score=score,
-            peak_score=peak,
-            peak_frame_seq=peak_seq,
-            peak_captured_at=at(peak_seq),
-            threshold=1.0,
-            model=ModelRef(id="m-test", kind="registry"),
-            snapshot_key=f"events/{camera_id}/{event_id}/overlay.jpg",
-        )
-        for phase, seq, score, peak_seq, peak in steps
-    ]
 
 
 def run_sink(
@@ -96,42 +48,14 @@ def run_sink(
     return sink
 
 
-def rows(sessions: sessionmaker[Session], camera_id: str) -> list[tuple[object, ...]]:
-    with sessions() as session:
-        query = (
-            select(
-                Event.event_id,
-                Event.status,
-                Event.frame_seq,
-                Event.captured_at,
-                Event.score,
-                Event.started_at,
-                Event.ended_at,
-                Event.detected_at,
-                Event.snapshot_key,
-            )
-            .where(Event.camera_id == camera_id)
-            .order_by(Event.started_at)
-        )
-        return [tuple(r) for r in session.execute(query)]
-
-
-def send(kafka: KafkaSettings, topic: str, messages: list[EventMessage]) -> None:
-    producer = make_producer(kafka)
-    for message in messages:
-        producer.send(topic, key=message.camera_id.encode(), value=message.to_json_bytes())
-    producer.flush()
-    producer.close()
-
-
 def test_any_order_duplicates_and_replays_give_one_row_per_event(
     kafka_settings: KafkaSettings, topics: Topics, sessions: sessionmaker[Session]
 ) -> None:
     camera = f"cam-{uuid.uuid4().hex[:8]}"
-    first, second = lifecycle(camera, 0), lifecycle(camera, 100)
+    first, second = event_lifecycle(camera, 0), event_lifecycle(camera, 100)
     shuffled = [*first, *second, first[0], second[2], first[1]]
     random.Random(7).shuffle(shuffled)
-    send(kafka_settings, topics.events, shuffled)
+    send_events(kafka_settings, topics.events, shuffled)
     producer = make_producer(kafka_settings)
     producer.send(topics.events, key=camera.encode(), value=b'{"schema": "vigil.event.v2"}')
     producer.flush()
@@ -142,7 +66,7 @@ def test_any_order_duplicates_and_replays_give_one_row_per_event(
     sample, labels = sink.metrics.registry.get_sample_value, {"consumer": "event-sink"}
     assert sample("vigil_consumer_records_total", labels) == sink.records_read
     assert sample("vigil_consumer_dead_letters_total", labels) == 1
-    stored = rows(sessions, camera)
+    stored = stored_events(sessions, camera)
     assert [r[:5] for r in stored] == [
         (first[0].event_id, "ended", 5, first[1].peak_captured_at, 3.5),
         (second[0].event_id, "ended", 105, second[1].peak_captured_at, 3.5),
@@ -156,7 +80,7 @@ def test_any_order_duplicates_and_replays_give_one_row_per_event(
 
     replay = run_sink(kafka_settings, topics, sessions, group="sink-b", until_records=10)
     assert replay.stored == 0
-    assert rows(sessions, camera) == stored
+    assert stored_events(sessions, camera) == stored
 
     dead = read_topic(kafka_settings, topics.events_dead_letter, count=2, timeout_s=15)
     assert len(dead) == 2  # the malformed record, once per sink group that read it
@@ -168,14 +92,18 @@ def test_an_open_event_updates_in_place_and_ends_later(
     kafka_settings: KafkaSettings, topics: Topics, sessions: sessionmaker[Session]
 ) -> None:
     camera = f"cam-{uuid.uuid4().hex[:8]}"
-    start, update, end = lifecycle(camera, 0)
-    send(kafka_settings, topics.events, [start])
+    start, update, end = event_lifecycle(camera, 0)
+    send_events(kafka_settings, topics.events, [start])
     run_sink(kafka_settings, topics, sessions, group="sink-c", until_records=1)
-    assert [r[1:5] for r in rows(sessions, camera)] == [("open", 1, start.peak_captured_at, 2.0)]
-    send(kafka_settings, topics.events, [update, end])
+    assert [r[1:5] for r in stored_events(sessions, camera)] == [
+        ("open", 1, start.peak_captured_at, 2.0)
+    ]
+    send_events(kafka_settings, topics.events, [update, end])
     again = run_sink(kafka_settings, topics, sessions, group="sink-c", until_records=2)
     assert again.stored == 0
-    assert [r[1:5] for r in rows(sessions, camera)] == [("ended", 5, end.peak_captured_at, 3.5)]
+    assert [r[1:5] for r in stored_events(sessions, camera)] == [
+        ("ended", 5, end.peak_captured_at, 3.5)
+    ]
 
 
 def test_a_message_with_a_field_this_sink_does_not_know_is_stored_not_dead_lettered(
@@ -183,7 +111,7 @@ def test_a_message_with_a_field_this_sink_does_not_know_is_stored_not_dead_lette
 ) -> None:
     """An additive field keeps the topic: a newer inference's message reaches today's sink."""
     camera = f"cam-{uuid.uuid4().hex[:8]}"
-    [start, *_] = lifecycle(camera, 0)
+    [start, *_] = event_lifecycle(camera, 0)
     newer = start.model_dump(mode="json", by_alias=True)
     newer["added_later"] = "north-fence"
     newer["model"]["version"] = 7
@@ -194,6 +122,6 @@ def test_a_message_with_a_field_this_sink_does_not_know_is_stored_not_dead_lette
 
     sink = run_sink(kafka_settings, topics, sessions, group="sink-d", until_records=1)
     assert sink.stored == 1
-    assert [r[:5] for r in rows(sessions, camera)] == [
+    assert [r[:5] for r in stored_events(sessions, camera)] == [
         (start.event_id, "open", 1, start.peak_captured_at, 2.0)
     ]

@@ -13,9 +13,8 @@ from datetime import timedelta
 import pytest
 from minio import Minio
 
-from tests.factories import T0, scene_jpeg, send_frame
+from tests.factories import T0, registry_models, scene_jpeg, send_frame
 from tests.integration.conftest import StartService
-from tests.integration.registry_models import registry_models
 from tests.support import read_topic, wait_until
 from vigil_inference.events import EventTracker, LifecycleSettings, Observation
 from vigil_shared.kafka import make_producer

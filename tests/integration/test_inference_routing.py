@@ -13,8 +13,7 @@ import httpx
 import pytest
 from minio import Minio
 
-from tests.factories import scene_jpeg, send_frame
-from tests.integration.registry_models import registry_models, scene_bank
+from tests.factories import registry_models, scene_bank, scene_jpeg, send_frame
 from tests.integration.rtsp import free_tcp_port
 from tests.support import read_topic, wait_until
 from vigil_inference.service import build_worker

@@ -37,8 +37,6 @@ from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.settings import KafkaSettings
 from vigil_shared.topics import Topics
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.factories import add_job
 from tests.support import wait_until
 from vigil_shared.db.models import Job, JobLog
 from vigil_shared.schemas.frames import utc_now
@@ -29,11 +30,7 @@ class Clock:
 
 @pytest.fixture
 def job_id(sessions: sessionmaker[Session]) -> uuid.UUID:
-    with sessions.begin() as session:
-        job = Job(name="r", task="classify", spec={}, status=JobStatus.RUNNING)
-        session.add(job)
-        session.flush()
-        return job.id
+    return add_job(sessions, name="r", status=JobStatus.RUNNING)
 
 
 def test_progress_is_throttled_and_nan_becomes_null(

@@ -4,18 +4,14 @@ is gone), and a missing, wrong or tampered parent is refused with the reason."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 import torch
 from fastapi.testclient import TestClient
 from minio import Minio
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.factories import scene_jpeg
-from tests.integration.test_production_comparison import registered_classifier
-from vigil_shared.datasets import DatasetManifest, DatasetRef, NewImage, write_dataset
-from vigil_shared.db.models import Job
+from tests.factories import add_job, registered_classifier, scene_dataset
+from vigil_shared.datasets import DatasetManifest, DatasetRef
 from vigil_shared.schemas.jobs import JobStatus
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.schemas.one_class import OneClassSpec
@@ -29,16 +25,6 @@ from vigil_trainer.one_class import fit_one_class
 from vigil_trainer.one_class.backbone import one_class_backbone
 from vigil_trainer.one_class.fit import OneClassFit
 from vigil_trainer.registry import Candidate, register
-
-
-def normal_clips(s3: Minio, bucket: str) -> DatasetManifest:
-    images = [
-        NewImage(data=scene_jpeg(step), extension=".jpg", group=f"clip{clip}", sequence=step)
-        for clip in range(5)
-        for step in range(6)
-    ]
-    name = f"site-{uuid.uuid4().hex[:8]}"
-    return write_dataset(s3, bucket, name=name, images=images, source="import")
 
 
 def spec_for(dataset: DatasetManifest, backbone_model_id: str | None) -> OneClassSpec:
@@ -75,14 +61,14 @@ def test_the_fine_tuned_body_gives_the_features_and_travels_with_the_model(
     s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session]
 ) -> None:
     bucket = settings.s3.models_bucket
-    parent_id = registered_classifier(s3, settings, sessions)
+    parent_id = registered_classifier(s3, settings, sessions).model_id
     parent = read_manifest(s3, bucket=bucket, model_id=parent_id)
     body = {
         k.removeprefix("body."): v
         for k, v in read_artifact(s3, bucket=bucket, manifest=parent).items()
         if k.startswith("body.")
     }
-    dataset = normal_clips(s3, settings.s3.datasets_bucket)
+    dataset = scene_dataset(s3, settings.s3.datasets_bucket)
     spec = spec_for(dataset, parent_id)
     site = fit(s3, settings, spec, dataset)
     imagenet = fit(s3, settings, spec_for(dataset, None), dataset)
@@ -98,11 +84,7 @@ def test_the_fine_tuned_body_gives_the_features_and_travels_with_the_model(
     assert not any(k.startswith(BACKBONE_PREFIX) for k in imagenet.tensors)
     assert not torch.equal(site.tensors[APPEARANCE_BANK], imagenet.tensors[APPEARANCE_BANK])
 
-    with sessions.begin() as session:
-        job = Job(name="site", task="one_class", spec={}, status=JobStatus.SUCCEEDED)
-        session.add(job)
-        session.flush()
-        job_id = job.id
+    job_id = add_job(sessions, name="site", task="one_class", status=JobStatus.SUCCEEDED)
     manifest = register(
         s3=s3,
         bucket=bucket,
@@ -136,7 +118,7 @@ def test_the_fine_tuned_body_gives_the_features_and_travels_with_the_model(
         fit(s3, settings, spec_for(dataset, manifest.model_id), dataset)
     with pytest.raises(WeightsError, match=f"backbone model {parent_id} cannot be read"):
         fit(s3, settings, spec, dataset)
-    tampered_id = registered_classifier(s3, settings, sessions)
+    tampered_id = registered_classifier(s3, settings, sessions).model_id
     tampered = read_manifest(s3, bucket=bucket, model_id=tampered_id)
     put_bytes(s3, bucket, tampered.artifact_key, b"not the weights", "application/octet-stream")
     with pytest.raises(WeightsError, match="does not match its recorded sha256"):
@@ -146,7 +128,7 @@ def test_the_fine_tuned_body_gives_the_features_and_travels_with_the_model(
 def test_the_api_refuses_a_backbone_that_is_not_a_lite0_classifier(
     api: TestClient, s3: Minio, settings: CommonSettings
 ) -> None:
-    dataset = normal_clips(s3, settings.s3.datasets_bucket)
+    dataset = scene_dataset(s3, settings.s3.datasets_bucket)
     body = {"name": "site", "dataset": {"name": dataset.name}, "backbone_model_id": "m-nowhere"}
     response = api.post("/api/v1/jobs", json=body)
     assert response.status_code == 422, response.text

@@ -8,49 +8,19 @@ import torch
 from minio import Minio
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.unit.classify_support import random_weights, tiny_spec, two_class_frames
-from vigil_shared.db.models import Job, ModelAssignmentRow
-from vigil_shared.schemas.jobs import JobStatus
-from vigil_shared.schemas.manifests import ModelManifest, Preprocessing
+from tests import factories
+from tests.unit.classify_support import two_class_frames
+from vigil_shared.db.models import ModelAssignmentRow
+from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.settings import CommonSettings
-from vigil_shared.vision.catalog import build_classifier
 from vigil_trainer.classify.compare import compare_with_production, production_model
-from vigil_trainer.registry import Candidate, register
 
 
 def registered_classifier(
     s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session]
 ) -> str:
-    with sessions.begin() as session:
-        job = Job(name="p", task="classify", spec={}, status=JobStatus.SUCCEEDED)
-        session.add(job)
-        session.flush()
-        job_id = job.id
-    weights = random_weights()
-    torch.manual_seed(1)
-    net = build_classifier("efficientnet_lite0", n_classes=2, pretrained=weights.state_dict)
-    spec = tiny_spec()
-    candidate = Candidate(
-        spec=spec,
-        architecture=spec.architecture,
-        tensors=net.state_dict(),
-        threshold=0.5,
-        provenance=weights.provenance,
-        preprocessing=Preprocessing(image_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
-        dataset_sha256="a" * 64,
-        n_images=32,
-        metrics={"macro_f1": 0.5, "auroc": float("nan")},
-        classes=("abnormal", "normal"),
-        normal_classes=("normal",),
-        head="linear",
-    )
-    manifest = register(
-        s3=s3,
-        bucket=settings.s3.models_bucket,
-        sessions=sessions,
-        job_id=job_id,
-        candidate=candidate,
-    )
+    metrics = {"macro_f1": 0.5, "auroc": float("nan")}
+    manifest = factories.registered_classifier(s3, settings, sessions, metrics=metrics)
     assert "auroc" not in manifest.metrics  # NaN is left out, never stored
     return manifest.model_id
 

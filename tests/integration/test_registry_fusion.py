@@ -13,15 +13,19 @@ import torch
 from fastapi.testclient import TestClient
 from minio import Minio
 from sqlalchemy.orm import Session, sessionmaker
-from torchvision.io import encode_jpeg
 
-from tests.integration.registry_models import registry_models
-from tests.unit.classify_support import random_weights, tiny_spec
-from tests.unit.test_registry_fusion import manifest as stub_manifest
-from vigil_shared.datasets import DatasetManifest, NewImage, read_image, write_dataset
+from tests.factories import (
+    add_job,
+    labeled_dataset,
+    model_manifest,
+    registered_classifier,
+    registry_models,
+)
+from tests.unit.classify_support import tiny_spec
+from vigil_shared.datasets import DatasetManifest, read_image
 from vigil_shared.db.models import Job, Model, ModelAssignmentRow
 from vigil_shared.schemas.jobs import JobStatus
-from vigil_shared.schemas.manifests import ModelManifest, Preprocessing
+from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.settings import CommonSettings
 from vigil_shared.storage import (
     IntegrityError,
@@ -30,7 +34,6 @@ from vigil_shared.storage import (
     put_bytes,
     sha256_hex,
 )
-from vigil_shared.vision.catalog import build_classifier
 from vigil_shared.vision.classifier_model import ArtifactMismatchError
 from vigil_shared.vision.inferencer import load_frame_model
 from vigil_shared.vision.preprocess import decode
@@ -41,76 +44,8 @@ from vigil_trainer.cancel import JobCancelled
 from vigil_trainer.classify.held_out import held_out, score_held_out
 from vigil_trainer.context import TrainerContext
 from vigil_trainer.jobs import run_job
-from vigil_trainer.registry import Candidate, register
 
 HELD_OUT = ("clip2", "clip3")
-
-
-def new_job(sessions: sessionmaker[Session], spec: dict[str, Any]) -> uuid.UUID:
-    with sessions.begin() as session:
-        job = Job(name=spec["name"], task="classify", spec=spec, status=JobStatus.QUEUED)
-        session.add(job)
-        session.flush()
-        return job.id
-
-
-def registered_classifier(
-    s3: Minio,
-    settings: CommonSettings,
-    sessions: sessionmaker[Session],
-    *,
-    seed: int,
-    classes: tuple[str, str] = ("abnormal", "normal"),
-) -> str:
-    """A tiny random-weight Lite0 classifier, registered as a training job would."""
-    job_id = new_job(sessions, {"name": "member"})
-    weights = random_weights()
-    torch.manual_seed(seed)
-    net = build_classifier("efficientnet_lite0", n_classes=2, pretrained=weights.state_dict)
-    candidate = Candidate(
-        spec=tiny_spec(),
-        architecture="efficientnet_lite0",
-        tensors=net.state_dict(),
-        threshold=0.5,
-        provenance=weights.provenance,
-        preprocessing=Preprocessing(image_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
-        dataset_sha256="a" * 64,
-        n_images=32,
-        metrics={},
-        classes=classes,
-        normal_classes=("normal",),
-        head="linear",
-    )
-    return register(
-        s3=s3,
-        bucket=settings.s3.models_bucket,
-        sessions=sessions,
-        job_id=job_id,
-        candidate=candidate,
-    ).model_id
-
-
-def labeled_dataset(s3: Minio, bucket: str, camera: str = "gate-1") -> DatasetManifest:
-    """Four clips of 6 frames of ``camera``; abnormal frames carry a bright square."""
-    g = torch.Generator().manual_seed(3)
-    images = []
-    for i in range(24):
-        image = torch.randint(0, 120, (3, 48, 64), dtype=torch.uint8, generator=g)
-        label = "abnormal" if i % 3 == 0 else "normal"
-        if label == "abnormal":
-            image[:, 12:36, 16:48] = 250
-        images.append(
-            NewImage(
-                data=encode_jpeg(image).numpy().tobytes(),
-                extension=".jpg",
-                group=f"clip{i // 6}",
-                label=label,
-                sequence=i,
-                camera_id=camera,
-            )
-        )
-    name = f"fusion-{uuid.uuid4().hex[:8]}"
-    return write_dataset(s3, bucket, name=name, images=images, source="upload")
 
 
 def fusion_spec(dataset: DatasetManifest, model_ids: list[str], method: str) -> dict[str, Any]:
@@ -126,7 +61,7 @@ def fusion_spec(dataset: DatasetManifest, model_ids: list[str], method: str) -> 
 def run(
     s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session], spec: dict[str, Any]
 ) -> Job:
-    job_id = new_job(sessions, spec)
+    job_id = add_job(sessions, spec=spec)
     ctx = TrainerContext(
         s3=s3, s3_settings=settings.s3, sessions=sessions, device="cpu", batch_size=8
     )
@@ -158,7 +93,7 @@ class Recorder:
     """A stand-in member that notes what it is asked; the score is the frame's mean."""
 
     def __init__(self) -> None:
-        self.manifest = stub_manifest("m-recorder")
+        self.manifest = model_manifest("m-recorder")
         self.calls: list[tuple[str, ...]] = []
         self.forgotten: list[str] = []
 
@@ -206,7 +141,7 @@ def test_a_score_ensemble_of_a_classifier_and_a_one_class_model_is_registered_an
     s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session]
 ) -> None:
     bucket = settings.s3.models_bucket
-    classifier = registered_classifier(s3, settings, sessions, seed=1)
+    classifier = registered_classifier(s3, settings, sessions, seed=1).model_id
     [one_class] = registry_models(s3, bucket)
     dataset = labeled_dataset(s3, settings.s3.datasets_bucket)
     job = run(s3, settings, sessions, fusion_spec(dataset, [classifier, one_class], "score"))
@@ -245,8 +180,8 @@ def test_a_score_ensemble_of_a_classifier_and_a_one_class_model_is_registered_an
 def test_the_api_shows_an_ensembles_members_as_its_lineage(
     api: TestClient, s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session]
 ) -> None:
-    a = registered_classifier(s3, settings, sessions, seed=1)
-    b = registered_classifier(s3, settings, sessions, seed=2)
+    a = registered_classifier(s3, settings, sessions, seed=1).model_id
+    b = registered_classifier(s3, settings, sessions, seed=2).model_id
     dataset = labeled_dataset(s3, settings.s3.datasets_bucket)
     job = run(s3, settings, sessions, fusion_spec(dataset, [a, b], "score"))
     detail = api.get(f"/api/v1/models/{job.model_id}")
@@ -260,8 +195,8 @@ def test_a_member_that_changed_since_the_fit_is_refused(
     s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session]
 ) -> None:
     bucket = settings.s3.models_bucket
-    a = registered_classifier(s3, settings, sessions, seed=1)
-    b = registered_classifier(s3, settings, sessions, seed=2)
+    a = registered_classifier(s3, settings, sessions, seed=1).model_id
+    b = registered_classifier(s3, settings, sessions, seed=2).model_id
     dataset = labeled_dataset(s3, settings.s3.datasets_bucket)
     job = run(s3, settings, sessions, fusion_spec(dataset, [a, b], "score"))
     assert job.status == JobStatus.SUCCEEDED and job.model_id is not None
@@ -304,8 +239,8 @@ def test_a_member_that_changed_since_the_fit_is_refused(
 def test_a_probability_ensemble_labels_frames_with_the_members_classes(
     s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session]
 ) -> None:
-    a = registered_classifier(s3, settings, sessions, seed=1)
-    b = registered_classifier(s3, settings, sessions, seed=2)
+    a = registered_classifier(s3, settings, sessions, seed=1).model_id
+    b = registered_classifier(s3, settings, sessions, seed=2).model_id
     camera = f"cam-{uuid.uuid4().hex[:6]}"
     with sessions.begin() as session:
         session.add(ModelAssignmentRow(scope=camera, production_model_id=a, updated_by="test"))
@@ -336,8 +271,10 @@ def test_a_probability_ensemble_labels_frames_with_the_members_classes(
 def test_members_that_cannot_be_fused_fail_the_job_with_the_reason(
     s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session]
 ) -> None:
-    a = registered_classifier(s3, settings, sessions, seed=1)
-    other = registered_classifier(s3, settings, sessions, seed=2, classes=("intrusion", "normal"))
+    a = registered_classifier(s3, settings, sessions, seed=1).model_id
+    other = registered_classifier(
+        s3, settings, sessions, seed=2, classes=("intrusion", "normal")
+    ).model_id
     dataset = labeled_dataset(s3, settings.s3.datasets_bucket)
     unknown = run(s3, settings, sessions, fusion_spec(dataset, [a, "m-nope"], "score"))
     assert unknown.status == JobStatus.FAILED
@@ -350,8 +287,10 @@ def test_members_that_cannot_be_fused_fail_the_job_with_the_reason(
 def test_the_api_refuses_a_fusion_of_unknown_or_incompatible_models_before_queueing(
     api: TestClient, s3: Minio, settings: CommonSettings, sessions: sessionmaker[Session]
 ) -> None:
-    a = registered_classifier(s3, settings, sessions, seed=1)
-    other = registered_classifier(s3, settings, sessions, seed=2, classes=("intrusion", "normal"))
+    a = registered_classifier(s3, settings, sessions, seed=1).model_id
+    other = registered_classifier(
+        s3, settings, sessions, seed=2, classes=("intrusion", "normal")
+    ).model_id
     dataset = labeled_dataset(s3, settings.s3.datasets_bucket)
 
     def refusal(model_ids: list[str], method: str) -> str:

@@ -8,15 +8,15 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.archive_builders import (
+from tests.factories import (
     Entries,
     bomb_entry,
     good_entries,
+    scene_jpeg,
     tar_bytes,
     truncated_jpeg,
     zip_bytes,
 )
-from tests.factories import scene_jpeg
 from vigil_api.domain.archives import ArchiveError, ArchiveLimits, read_archive
 
 LIMITS = ArchiveLimits(

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.factories import model_manifest
 from tests.unit.classify_support import random_weights
-from vigil_shared.schemas.manifests import ModelManifest
+from vigil_shared.schemas.manifests import ModelManifest, Preprocessing
 from vigil_shared.vision.backbones import WeightsError
 from vigil_shared.vision.catalog import CATALOG, UnknownArchitectureError, build_classifier
 from vigil_shared.vision.classifier_model import ClassifierFrameModel
@@ -69,28 +70,13 @@ def test_without_any_weight_source_the_error_names_all_three() -> None:
 
 
 def manifest_for(ensemble_size: int = 1) -> ModelManifest:
-    return ModelManifest.model_validate(
-        {
-            "model_id": "m-test",
-            "name": "t",
-            "task": "classify",
-            "architecture": "efficientnet_lite0",
-            "backbone_weights": random_weights().provenance,
-            "preprocessing": {"image_size": 32, "mean": [0.5] * 3, "std": [0.5] * 3},
-            "threshold": 0.5,
-            "classes": ["bike", "car", "normal"],
-            "normal_classes": ["normal"],
-            "head": "linear",
-            "ensemble_size": ensemble_size,
-            "artifact_key": "models/m-test/model.safetensors",
-            "artifact_sha256": "0" * 64,
-            "dataset_sha256": "1" * 64,
-            "n_images": 3,
-            "spec": {"name": "t", "task": "classify", "dataset": {"name": "d"}},
-            "metrics": {},
-            "code_version": "0",
-            "created_at": "2026-11-28T12:00:00Z",
-        }
+    prep = Preprocessing(image_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    return model_manifest(
+        "m-test",
+        classes=("bike", "car", "normal"),
+        preprocessing=prep,
+        head="linear",
+        ensemble_size=ensemble_size,
     )
 
 

@@ -10,16 +10,15 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from tests.factories import SHA, model_manifest
 from tests.unit.classify_support import tiny_spec
 from vigil_shared.datasets import DatasetError, DatasetItem, DatasetManifest
 from vigil_shared.schemas.manifests import (
     EnsembleMember,
     EnsembleOf,
     ModelManifest,
-    WeightsProvenance,
     ensemble_problem,
 )
-from vigil_shared.vision.backbones import LITE0_PREPROCESSING
 from vigil_shared.vision.score_ensemble import (
     ClassProbabilityEnsemble,
     ScoreNorm,
@@ -28,37 +27,6 @@ from vigil_shared.vision.score_ensemble import (
 )
 from vigil_trainer.classify.held_out import HeldOut, held_out
 from vigil_trainer.classify.registry_fusion import fit_ensemble
-
-SHA = "0" * 64
-
-
-def manifest(
-    model_id: str,
-    task: str = "classify",
-    classes: tuple[str, ...] = ("abnormal", "normal"),
-    **extra: object,
-) -> ModelManifest:
-    fields: dict[str, object] = {
-        "model_id": model_id,
-        "name": "t",
-        "task": task,
-        "architecture": "efficientnet_lite0",
-        "threshold": 0.5,
-        "classes": classes,
-        "normal_classes": ("normal",),
-        "artifact_key": f"models/{model_id}/model.safetensors",
-        "artifact_sha256": SHA,
-        "dataset_sha256": SHA,
-        "n_images": 1,
-        "spec": tiny_spec(),
-        "metrics": {},
-        "code_version": "test",
-        "created_at": datetime.now(UTC),
-    }
-    if task != "ensemble":
-        fields["backbone_weights"] = WeightsProvenance(name="w", source="test", sha256=SHA)
-        fields["preprocessing"] = LITE0_PREPROCESSING
-    return ModelManifest.model_validate(fields | extra)
 
 
 def member(model_id: str) -> EnsembleMember:
@@ -73,10 +41,10 @@ def member(model_id: str) -> EnsembleMember:
 
 
 def test_only_models_that_can_be_averaged_as_asked_are_accepted() -> None:
-    a, b = manifest("m-a"), manifest("m-b")
-    knn = manifest("m-knn", task="one_class")
-    other = manifest("m-other", classes=("intrusion", "normal"))
-    nested = manifest(
+    a, b = model_manifest("m-a"), model_manifest("m-b")
+    knn = model_manifest("m-knn", task="one_class")
+    other = model_manifest("m-other", classes=("intrusion", "normal"))
+    nested = model_manifest(
         "m-ens",
         task="ensemble",
         ensemble=EnsembleOf(method="score", members=(member("m-a"), member("m-b"))),
@@ -100,17 +68,17 @@ def test_a_registry_models_spec_with_a_search_is_refused() -> None:
 
 def test_an_ensemble_manifest_names_members_and_has_no_weights_of_its_own() -> None:
     pair = EnsembleOf(method="score", members=(member("m-a"), member("m-b")))
-    ensemble = manifest("m-ens", task="ensemble", ensemble=pair)
+    ensemble = model_manifest("m-ens", task="ensemble", ensemble=pair)
     again = ModelManifest.model_validate_json(ensemble.model_dump_json(by_alias=True))
     assert again.ensemble == pair and again.backbone_weights is None
     with pytest.raises(TypeError, match="is an ensemble"):
         ensemble.own_preprocessing()
     with pytest.raises(ValidationError, match="names its members"):
-        manifest("m-ens", task="ensemble")
+        model_manifest("m-ens", task="ensemble")
     with pytest.raises(ValidationError, match="names its members"):
-        manifest("m-a", ensemble=pair)
+        model_manifest("m-a", ensemble=pair)
     with pytest.raises(ValidationError, match="needs backbone_weights"):
-        manifest("m-a", backbone_weights=None)
+        model_manifest("m-a", backbone_weights=None)
     with pytest.raises(ValidationError, match="at least 2"):
         EnsembleOf(method="score", members=(member("m-a"),))
 
@@ -162,7 +130,7 @@ class FixedClassifier:
     """Stands in for a ``ClassifierFrameModel``: the same probabilities for every frame."""
 
     def __init__(self, model_id: str, probabilities: list[float], classes: tuple[str, ...]):
-        self.manifest = manifest(model_id, classes=classes)
+        self.manifest = model_manifest(model_id, classes=classes)
         self.p = torch.tensor(probabilities)
 
     def probabilities(self, images: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,7 +141,7 @@ class FixedClassifier:
 
 def test_a_probability_ensemble_scores_and_labels_by_the_mean_probabilities() -> None:
     classes = ("abnormal", "normal")
-    ensemble_manifest = manifest(
+    ensemble_manifest = model_manifest(
         "m-ens",
         task="ensemble",
         classes=classes,
