@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from fastapi.testclient import TestClient
 from kafka import KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
 from minio import Minio
 from PIL import Image, ImageDraw
 from safetensors.torch import save as save_safetensors
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from torchvision.io import encode_jpeg
 
 from tests.unit.classify_support import random_weights, tiny_spec
+from vigil_inference.frames import Frame
 from vigil_shared.datasets import DatasetManifest, DatasetRef, NewImage, write_dataset
 from vigil_shared.db.models import Base, Camera, Dataset, Event, Job, Model
 from vigil_shared.kafka import make_producer
@@ -105,6 +107,24 @@ def send_frame(
         value=payload,
         headers=meta.to_kafka_headers() if headers is None else headers,
     )
+
+
+def consumed_frame(
+    camera_id: str, offset: int, payload: bytes = b"", *, partition: int = 0
+) -> Frame:
+    """A 180x120 frame as the inference worker holds it after a poll: the Kafka record at
+    ``offset`` and its parsed headers (seq ``offset``, captured ``offset`` seconds after T0)."""
+    record = ConsumerRecord(
+        "frames", partition, 0, offset, 0, 0, camera_id.encode(), payload, [], None, 0, 0, 0
+    )
+    headers = FrameHeaders(
+        camera_id=camera_id,
+        seq=offset,
+        captured_at=T0 + timedelta(seconds=offset),
+        width=180,
+        height=120,
+    )
+    return Frame(record, headers)
 
 
 # --- cameras ------------------------------------------------------------------------------

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 
 import pytest
 import torch
-from kafka.consumer.fetcher import ConsumerRecord
 
-from tests.factories import T0, scene_jpeg
+from tests.factories import consumed_frame, scene_jpeg
 from vigil_inference.frames import Frame
 from vigil_inference.metrics import InferenceMetrics
 from vigil_inference.models import ScoringModel
 from vigil_inference.routing import Route
 from vigil_inference.scoring import BatchScorer
 from vigil_shared.schemas.events import ModelRef
-from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.vision.scoring import FrameScore
 
 NARROW = (60, 40)
@@ -54,17 +51,7 @@ def model(model_id: str, scorer: WidthModel) -> ScoringModel:
 
 
 def frame(camera_id: str, offset: int, jpeg: bytes) -> Frame:
-    record = ConsumerRecord(
-        "frames", offset % 2, 0, offset, 0, 0, camera_id.encode(), jpeg, [], None, 0, 0, 0
-    )
-    headers = FrameHeaders(
-        camera_id=camera_id,
-        seq=offset,
-        captured_at=T0 + timedelta(seconds=offset),
-        width=180,
-        height=120,
-    )
-    return Frame(record, headers)
+    return consumed_frame(camera_id, offset, jpeg, partition=offset % 2)
 
 
 @pytest.mark.parametrize("threads", [1, 3])

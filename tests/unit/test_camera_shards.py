@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from kafka.consumer.fetcher import ConsumerRecord
-
-from tests.factories import T0
-from vigil_inference.frames import Frame
+from tests.factories import consumed_frame
 from vigil_inference.scoring import camera_shards
-from vigil_shared.schemas.frames import FrameHeaders
-
-
-def parsed(camera_id: str, offset: int) -> Frame:
-    record = ConsumerRecord(
-        "frames", 0, 0, offset, 0, 0, camera_id.encode(), b"", [], None, 0, 0, 0
-    )
-    headers = FrameHeaders(camera_id=camera_id, seq=offset, captured_at=T0, width=4, height=4)
-    return Frame(record, headers)
 
 
 def test_cameras_stay_whole_and_in_order_across_balanced_shards() -> None:
-    batch = [parsed(camera, i) for i, camera in enumerate("aabacbdaab")]
+    batch = [consumed_frame(camera, i) for i, camera in enumerate("aabacbdaab")]
     shards = camera_shards(batch, 2)
     assert len(shards) == 2
     for shard in shards:
@@ -31,5 +19,6 @@ def test_cameras_stay_whole_and_in_order_across_balanced_shards() -> None:
 
 
 def test_fewer_cameras_than_threads_and_an_empty_batch() -> None:
-    assert [len(s) for s in camera_shards([parsed("a", 0), parsed("a", 1)], 4)] == [2]
+    one_camera = [consumed_frame("a", 0), consumed_frame("a", 1)]
+    assert [len(s) for s in camera_shards(one_camera, 4)] == [2]
     assert camera_shards([], 4) == []
