@@ -1,8 +1,9 @@
 """Test data, made on the spot, in one place: frames, cameras, jobs, models, events, datasets
 and dataset archives.
 
-``*_row`` builds an unsaved ORM row with every required column filled (any column overridden by
-keyword); ``add_*`` stores rows and returns their ids; ``*_body`` is a request body for the API.
+``make_*`` builds an unsaved ORM row with every required column filled (any column overridden
+by keyword); ``add_*`` stores rows (and returns their ids); ``*_body`` is a request body for the
+API.
 Ids are random, so the objects of one test never meet another's in S3 or on Kafka (the database
 is emptied before every integration test anyway).
 """
@@ -145,7 +146,7 @@ def create_camera(api: TestClient, **fields: Any) -> str:
     return str(body["id"])
 
 
-def camera_row(camera_id: str | None = None, **fields: Any) -> Camera:
+def make_camera(camera_id: str | None = None, **fields: Any) -> Camera:
     values: dict[str, Any] = {
         "id": camera_id or new_id("cam"),
         "name": "camera",
@@ -168,14 +169,17 @@ def add_job(
     name: str | None = None,
     task: str | None = None,
     status: JobStatus = JobStatus.QUEUED,
+    **fields: Any,
 ) -> uuid.UUID:
-    """A job row (name and task from ``spec`` unless given); its id."""
+    """A job row (name and task from ``spec`` unless given; ``fields``: any other column); its
+    id."""
     spec = spec if spec is not None else {}
     job = Job(
         name=name or spec.get("name", "job"),
         task=task or spec.get("task", "classify"),
         spec=spec,
         status=status,
+        **fields,
     )
     with sessions.begin() as session:
         session.add(job)
@@ -186,7 +190,7 @@ def add_job(
 # --- models -------------------------------------------------------------------------------
 
 
-def model_row(model_id: str | None = None, **fields: Any) -> Model:
+def make_model(model_id: str | None = None, **fields: Any) -> Model:
     """A registry row with no artifact behind it."""
     model_id = model_id or new_id("model")
     values: dict[str, Any] = {
@@ -204,8 +208,8 @@ def model_row(model_id: str | None = None, **fields: Any) -> Model:
 
 
 def add_model(sessions: sessionmaker[Session], **fields: Any) -> str:
-    """A registry row (``model_row``) stored; its id."""
-    row = model_row(**fields)
+    """A registry row (``make_model``) stored; its id."""
+    row = make_model(**fields)
     add_rows(sessions, [row])
     return row.id
 
@@ -356,7 +360,7 @@ def registry_models(s3: Minio, bucket: str, *, count: int = 1) -> list[str]:
 # --- events -------------------------------------------------------------------------------
 
 
-def event_row(camera_id: str, minute: int = 0, **values: Any) -> Event:
+def make_event(camera_id: str, minute: int = 0, **values: Any) -> Event:
     """An ended event of ``camera_id`` that started ``minute`` minutes after ``T0``; scores rise
     by 0.01 a minute."""
     at = T0 + timedelta(minutes=minute)

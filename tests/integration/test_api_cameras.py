@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.factories import add_events, add_model, camera_body, event_row, new_id
+from tests.factories import add_events, add_model, camera_body, make_event, new_id
 from tests.integration.conftest import ADMIN_KEY, IssueKey, bearer
 from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
@@ -158,7 +158,7 @@ def two_cameras(api: TestClient, sessions: sessionmaker[Session]) -> tuple[str, 
     mine, other = new_id("mine"), new_id("other")
     for camera_id in (mine, other):
         assert api.post("/api/v1/cameras", json=camera_body(camera_id)).status_code == 201
-        add_events(sessions, [event_row(camera_id, minute) for minute in range(3)])
+        add_events(sessions, [make_event(camera_id, minute) for minute in range(3)])
     return mine, other
 
 

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.factories import (
     add_rows,
     bomb_entry,
-    event_row,
     good_entries,
+    make_event,
     scene_jpeg,
     tar_bytes,
     truncated_jpeg,
@@ -137,7 +137,7 @@ def add_reviewed_event(
     sessions: sessionmaker[Session], s3: Minio, camera_id: str, review: str, label: str | None
 ) -> None:
     """A reviewed event with its raw peak frame stored, as inference and feedback leave it."""
-    event = event_row(camera_id, review=review, review_label=label)
+    event = make_event(camera_id, review=review, review_label=label)
     add_rows(sessions, [event])
     raw_key = snapshot_keys(camera_id=camera_id, event_id=event.event_id)[1]
     put_bytes(s3, CommonSettings().s3.snapshots_bucket, raw_key, scene_jpeg(7), "image/jpeg")

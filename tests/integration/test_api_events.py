@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from minio import Minio
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.factories import T0, add_events, event_row
+from tests.factories import T0, add_events, make_event
 from tests.integration.conftest import IssueKey, bearer
 from vigil_shared.settings import CommonSettings
 
@@ -35,7 +35,7 @@ class Fleet:
 def fleet(sessions: sessionmaker[Session]) -> Fleet:
     suffix = uuid.uuid4().hex[:8]
     mine, other = f"mine-{suffix}", f"other-{suffix}"
-    mine_rows = [event_row(mine, m) for m in range(12)]
+    mine_rows = [make_event(mine, m) for m in range(12)]
     mine_rows[3].label, mine_rows[4].label = "bicycle", "bicycle"
     mine_rows[11].status, mine_rows[11].ended_at = "open", None
     mine_rows[7].model_id = "model-b"
@@ -43,7 +43,7 @@ def fleet(sessions: sessionmaker[Session]) -> Fleet:
         mine=mine,
         other=other,
         mine_ids=add_events(sessions, mine_rows),
-        other_ids=add_events(sessions, [event_row(other, m) for m in range(3)]),
+        other_ids=add_events(sessions, [make_event(other, m) for m in range(3)]),
     )
 
 
@@ -130,12 +130,12 @@ def test_snapshot_links_serve_the_stored_jpeg(
     api: TestClient, sessions: sessionmaker[Session], s3: Minio, settings: CommonSettings
 ) -> None:
     camera = f"snap-{uuid.uuid4().hex[:8]}"
-    event = event_row(camera, 0)
+    event = make_event(camera, 0)
     key = f"events/{camera}/{event.event_id}/overlay.jpg"
     jpeg = b"\xff\xd8\xff\xe0fake-jpeg-bytes\xff\xd9"
     s3.put_object(settings.s3.snapshots_bucket, key, io.BytesIO(jpeg), len(jpeg))
     event.snapshot_key = key
-    without = event_row(camera, 1)
+    without = make_event(camera, 1)
     add_events(sessions, [event, without])
 
     body = api.get(f"/api/v1/events/{event.event_id}").json()

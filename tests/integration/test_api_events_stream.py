@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.factories import add_events, event_row
+from tests.factories import add_events, make_event
 from tests.integration.conftest import IssueKey, bearer
 from vigil_api.routes.event_stream import StreamLimits, get_stream_limits
 from vigil_shared.db.models import Event
@@ -84,9 +84,9 @@ def test_new_events_stream_in_order_scoped_filtered_with_heartbeats(
     cameras: tuple[str, str],
 ) -> None:
     mine, other = cameras
-    add_events(sessions, [event_row(mine, 0)])  # before the stream opened: not sent
-    rows = [event_row(mine, 1), event_row(other, 2), event_row(mine, 3, score=0.1)]
-    rows.append(event_row(mine, 4))
+    add_events(sessions, [make_event(mine, 0)])  # before the stream opened: not sent
+    rows = [make_event(mine, 1), make_event(other, 2), make_event(mine, 3, score=0.1)]
+    rows.append(make_event(mine, 4))
     add_once_streaming(sessions, client.app, rows)
     headers = bearer(issue_key("viewer", camera_ids=[mine]))
 
@@ -111,7 +111,7 @@ def test_a_stream_carries_the_changes_stored_after_it_opened(
     app.dependency_overrides[get_stream_limits] = lambda: StreamLimits(
         poll_s=0.05, heartbeat_s=10.0, settle_s=2.0, max_duration_s=4.5
     )
-    before, late, after = event_row(mine, 0), event_row(mine, 1), event_row(mine, 2)
+    before, late, after = make_event(mine, 0), make_event(mine, 1), make_event(mine, 2)
     add_events(sessions, [before])
     began = threading.Event()
 
@@ -137,7 +137,7 @@ def test_last_event_id_resumes_after_that_message_and_feedback_is_a_change(
     client: TestClient, api: TestClient, sessions: sessionmaker[Session], cameras: tuple[str, str]
 ) -> None:
     mine, _ = cameras
-    rows = [event_row(mine, m) for m in range(3)]
+    rows = [make_event(mine, m) for m in range(3)]
     add_once_streaming(sessions, client.app, rows)
     first = parse(client.get("/api/v1/events/stream", params={"camera_id": mine}).text)
     sent = [m for m in first if m.event == "event"]

@@ -26,7 +26,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.factories import add_rows, camera_row, event_row, new_id
+from tests.factories import add_rows, make_camera, make_event, new_id
 from tests.integration.conftest import IssueKey, bearer
 from vigil_api.core.auth import Require
 from vigil_api.core.security import Role
@@ -130,8 +130,8 @@ def client(api: TestClient) -> Iterator[TestClient]:
 @pytest.fixture
 def other(sessions: sessionmaker[Session]) -> OtherCamera:
     """A camera and an event a camera-scoped key must not reach."""
-    camera = camera_row(new_id("other"), name="other")
-    event = event_row(camera.id)
+    camera = make_camera(new_id("other"), name="other")
+    event = make_event(camera.id)
     add_rows(sessions, [camera, event])
     return OtherCamera(camera_id=camera.id, event_id=event.event_id)
 

@@ -16,9 +16,8 @@ from fastapi.testclient import TestClient
 from minio import Minio
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.factories import MODEL_ARTIFACT, add_events, add_stored_model, make_event
 from tests.integration.conftest import ADMIN_KEY
-from tests.integration.test_api_events import add, make_event
-from tests.integration.test_api_models import ARTIFACT, add_model
 from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
 from vigil_shared.settings import CommonSettings
@@ -43,11 +42,11 @@ def public_api(public_host: str) -> Iterator[TestClient]:
 def test_model_downloads_point_at_the_public_endpoint(
     public_api: TestClient, public_host: str, sessions: sessionmaker[Session], s3: Minio
 ) -> None:
-    model_id = add_model(sessions, s3)
+    model_id = add_stored_model(sessions, s3)
     url = public_api.get(f"/api/v1/models/{model_id}/download").json()["url"]
     assert urlsplit(url).netloc == public_host
     fetched = httpx.get(url)
-    assert fetched.status_code == 200 and fetched.content == ARTIFACT
+    assert fetched.status_code == 200 and fetched.content == MODEL_ARTIFACT
 
 
 def test_snapshot_links_point_at_the_public_endpoint(
@@ -62,7 +61,7 @@ def test_snapshot_links_point_at_the_public_endpoint(
     event.snapshot_key = f"events/{camera}/{event.event_id}/overlay.jpg"
     jpeg = b"\xff\xd8\xff\xe0public-link\xff\xd9"
     s3.put_object(settings.s3.snapshots_bucket, event.snapshot_key, io.BytesIO(jpeg), len(jpeg))
-    add(sessions, [event])
+    add_events(sessions, [event])
     url = public_api.get(f"/api/v1/events/{event.event_id}").json()["snapshot_url"]
     assert urlsplit(url).netloc == public_host
     assert httpx.get(url).content == jpeg

@@ -13,7 +13,7 @@ from redis import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from vigil_shared.db.models import Job
+from tests.factories import add_job
 from vigil_shared.metrics import serve_metrics
 from vigil_shared.schemas.jobs import JobStatus
 from vigil_shared.settings import CommonSettings
@@ -38,19 +38,9 @@ def queue(redis: Redis) -> Iterator[str]:
 def add_jobs(sessions: sessionmaker[Session], *runs: tuple[JobStatus, float | None]) -> None:
     """Jobs in these statuses, each run for so many seconds (None: never finished)."""
     start = datetime.now(UTC) - timedelta(hours=1)
-    with sessions.begin() as session:
-        for status, seconds in runs:
-            finished = None if seconds is None else start + timedelta(seconds=seconds)
-            session.add(
-                Job(
-                    name="metrics",
-                    task="classify",
-                    spec={},
-                    status=status,
-                    started_at=start,
-                    finished_at=finished,
-                )
-            )
+    for status, seconds in runs:
+        finished = None if seconds is None else start + timedelta(seconds=seconds)
+        add_job(sessions, name="metrics", status=status, started_at=start, finished_at=finished)
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
