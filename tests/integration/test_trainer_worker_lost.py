@@ -15,8 +15,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from minio import Minio
-from sqlalchemy import update
-from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import scene_jpeg
 from tests.integration.conftest import ADMIN_KEY, StartService, bearer
@@ -24,7 +22,6 @@ from tests.support import ServiceProcess, wait_until
 from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
 from vigil_shared.datasets import NewImage, write_dataset
-from vigil_shared.db.models import Job
 from vigil_shared.settings import CommonSettings
 
 pytestmark = [pytest.mark.slow]
@@ -59,15 +56,9 @@ def kill_machine(worker: ServiceProcess) -> None:
 
 
 @pytest.fixture
-def api(sessions: sessionmaker[Session]) -> Iterator[TestClient]:
-    # The queue and the jobs are this test's alone: jobs other tests of the run left queued or
-    # running (with no worker) would be swept, queued again and run first.
-    with sessions.begin() as session:
-        session.execute(
-            update(Job)
-            .where(Job.status.in_(["queued", "running", "cancelling"]))
-            .values(status="cancelled")
-        )
+def api() -> Iterator[TestClient]:
+    # The queue is this test's alone (the jobs table is emptied before every test): a task other
+    # tests of the run left queued would be run first.
     settings = ApiSettings(
         job_worker_lost_after_s=LOST_AFTER_S,
         job_sweep_interval_s=SWEEP_S,
