@@ -135,12 +135,14 @@ def test_too_many_files_and_too_large_archives_are_refused(
 
 def add_reviewed_event(
     sessions: sessionmaker[Session], s3: Minio, camera_id: str, review: str, label: str | None
-) -> None:
-    """A reviewed event with its raw peak frame stored, as inference and feedback leave it."""
+) -> uuid.UUID:
+    """A reviewed event with its raw peak frame stored, as inference and feedback leave it; its
+    id."""
     event = make_event(camera_id, review=review, review_label=label)
     add_rows(sessions, [event])
     raw_key = snapshot_keys(camera_id=camera_id, event_id=event.event_id)[1]
     put_bytes(s3, CommonSettings().s3.snapshots_bucket, raw_key, scene_jpeg(7), "image/jpeg")
+    return event.event_id
 
 
 def test_reviewed_events_become_labelled_frames_and_scope_is_kept(

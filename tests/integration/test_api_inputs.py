@@ -9,7 +9,6 @@ import contextlib
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,20 +18,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.factories import add_job
 from tests.integration.conftest import ADMIN_KEY
 from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
-from vigil_shared.db.models import ApiKey, Camera, Job
+from vigil_shared.db.models import ApiKey, Camera
 
 NUL, BIDI = "\x00", "\u202e"
-
-
-def add_job(sessions: sessionmaker[Session]) -> uuid.UUID:
-    with sessions.begin() as session:
-        job = Job(name="walkway", task="one_class", spec={}, status="queued", progress={})
-        session.add(job)
-        session.flush()
-        return job.id
 
 
 @pytest.mark.parametrize(
@@ -106,7 +98,7 @@ def test_a_job_that_is_not_an_object_is_422(api: TestClient, body: Any) -> None:
 
 
 def test_integers_past_64_bits_are_422(api: TestClient, sessions: sessionmaker[Session]) -> None:
-    job_id = add_job(sessions)
+    job_id = add_job(sessions, name="walkway", task="one_class", progress={})
     for after in (2**63, 10**30):
         response = api.get(f"/api/v1/jobs/{job_id}/logs", params={"after": after})
         assert response.status_code == 422, response.text

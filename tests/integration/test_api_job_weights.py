@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from minio import Minio
 
-from tests.archive_builders import good_entries, zip_bytes
+from tests.factories import good_entries, zip_bytes
 from tests.integration.conftest import ADMIN_KEY
 from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app

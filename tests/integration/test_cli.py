@@ -23,11 +23,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result
 
-from tests.archive_builders import good_entries, zip_bytes
+from tests.factories import add_events, add_stored_model, good_entries, make_event, zip_bytes
 from tests.integration.api_server import RunningApi, own_models_bucket, start_api
 from tests.integration.conftest import ADMIN_KEY
-from tests.integration.test_api_events import add, make_event
-from tests.integration.test_api_models import add_model
 from vigil_cli.main import app
 from vigil_shared.db.models import Job, JobLog
 
@@ -239,8 +237,8 @@ def test_a_job_without_weights_is_refused_with_how_to_import_them(
 def test_models_list_show_compare_promote_shadow_rollback(
     vigil: Vigil, sessions: sessionmaker[Session], s3: Minio
 ) -> None:
-    a = add_model(sessions, s3, metrics={"auroc": 0.8})
-    b = add_model(sessions, s3, metrics={"auroc": 0.9})
+    a = add_stored_model(sessions, s3, metrics={"auroc": 0.8})
+    b = add_stored_model(sessions, s3, metrics={"auroc": 0.9})
     camera = f"cli-{uuid.uuid4().hex[:8]}"
     ok_json(vigil("cameras", "add", camera, "--source", "rtsp://cam.local/x", "--json"))
     assert {a, b} <= {m["id"] for m in ok_json(vigil("models", "list", "--json"))}
@@ -263,7 +261,7 @@ def test_events_list_show_review_and_tail(
     vigil: Vigil, server: RunningApi, sessions: sessionmaker[Session], config_file: Path
 ) -> None:
     camera = f"cli-{uuid.uuid4().hex[:8]}"
-    ids = add(sessions, [make_event(camera, minute) for minute in range(3)])
+    ids = add_events(sessions, [make_event(camera, minute) for minute in range(3)])
     page = ok_json(vigil("events", "list", "-c", camera, "--limit", "2", "--json"))
     assert [e["event_id"] for e in page["items"]] == ids[::-1][:2] and page["next_cursor"]
     assert ok_json(vigil("events", "show", ids[0], "--json"))["camera_id"] == camera
@@ -282,7 +280,7 @@ def test_events_list_show_review_and_tail(
     )
     try:
         time.sleep(3)  # the stream carries what is stored after it opened
-        (new,) = add(sessions, [make_event(camera, 10, status="open")])
+        (new,) = add_events(sessions, [make_event(camera, 10, status="open")])
         out, _ = tail.communicate(timeout=30)
     finally:
         tail.kill()
