@@ -247,7 +247,9 @@ def test_a_scoped_key_adds_versions_only_to_datasets_its_scope_owns(
     added = api.post(f"/api/v1/datasets/{own}/versions/from-events", json={}, headers=wider)
     assert added.status_code == 201, added.text
     assert added.json()["owner_scope"] == sorted([mine, other])
-    # An unscoped key may add to any dataset; the versions it adds are fleet-wide.
+    # An unscoped key may add to any dataset; the versions it adds are fleet-wide. A third
+    # camera's event makes its version new (the same events would be the same version: 200).
+    add_reviewed_event(sessions, s3, f"cam-{uuid.uuid4().hex[:8]}", "confirmed", None)
     assert api.post(f"/api/v1/datasets/{own}/versions/from-events", json={}).status_code == 201
 
 
