@@ -32,7 +32,7 @@ from tests.support import ServiceProcess, read_topic, wait_until
 from vigil_shared.settings import REPO_ROOT, KafkaSettings
 from vigil_shared.topics import Topics
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.slow]
 INSTALL_TIMEOUT_S = 900
 
 

@@ -31,8 +31,6 @@ from minio import Minio
 
 from vigil_shared.settings import REPO_ROOT, CommonSettings
 
-pytestmark = pytest.mark.integration
-
 HOST = "127.0.0.1"
 STACK_DIR = Path(os.environ.get("VIGIL_STACK_DIR", REPO_ROOT / ".stack"))
 SECURITY_DIR = STACK_DIR / "s3" / "security"
