@@ -2,6 +2,14 @@
 
 Producers wait for all in-sync replicas and retry; consumers never auto-commit, because an offset
 may only be committed once the effect of its message is durable (at-least-once).
+
+Group consumers (inference, the event sink, camera status) share one membership policy, from
+``KafkaSettings``: a short session (10 s, heartbeats every 3 s) instead of kafka-python's 45 s,
+so a crashed member's partitions move within seconds, and, when ``group_instance_id`` is set,
+static membership: a process restarted under the same name is handed its partitions back as soon
+as it rejoins, without waiting for its old session to expire and without a rebalance. A dynamic
+member leaves its group when it closes (SIGTERM); a static one does not (it is expected back),
+so if it is not, its partitions move after the session timeout.
 """
 
 from __future__ import annotations
@@ -9,9 +17,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaAdminClient,
+    KafkaConsumer,
+    KafkaProducer,
+    TopicPartition,
+)
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
@@ -47,11 +62,17 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
 
 
 def make_consumer(
-    settings: KafkaSettings, *topics: str, group_id: str | None, **overrides: Any
+    settings: KafkaSettings,
+    *topics: str,
+    group_id: str | None,
+    listener: ConsumerRebalanceListener | None = None,
+    **overrides: Any,
 ) -> KafkaConsumer:
     """``group_id=None``: a reader outside any group, assigned partitions by hand (state topics).
 
-    A group id is taken within the topic namespace (``KafkaSettings.consumer_group``)."""
+    A group id is taken within the topic namespace (``KafkaSettings.consumer_group``), and a
+    group member gets the membership policy of the module docstring; ``listener`` hears of
+    every partition it is assigned, revoked or loses."""
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers.split(","),
         "client_id": settings.client_id,
@@ -63,11 +84,76 @@ def make_consumer(
         "request_timeout_ms": max(settings.request_timeout_ms, 30_500),
         "fetch_max_bytes": 16 * 1024 * 1024,
     }
+    if group_id is not None:
+        options.update(group_membership(settings))
     options.update(overrides)
     try:
-        return KafkaConsumer(*topics, **options)
+        consumer = KafkaConsumer(**options)
     except KafkaTimeoutError as exc:
         raise KafkaUnavailableError(_unreachable(settings)) from exc
+    if topics:
+        consumer.subscribe(topics=list(topics), listener=listener)
+    return consumer
+
+
+def group_membership(settings: KafkaSettings) -> dict[str, Any]:
+    """Session, heartbeat and rebalance options of every group consumer (module docstring)."""
+    options: dict[str, Any] = {
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        "max_poll_interval_ms": settings.max_poll_interval_ms,
+    }
+    if settings.group_instance_id is not None:
+        options["group_instance_id"] = settings.group_instance_id
+    return options
+
+
+class PartitionChanges(ConsumerRebalanceListener):  # type: ignore[misc]
+    """What rebalances did to a consumer's partitions since it last looked.
+
+    kafka-python calls a listener from its network thread while ``poll`` waits, so the record is
+    locked. ``epoch(tp)`` grows each time ``tp`` is revoked or lost: records read before that
+    belong to the old ownership even if the partition came straight back (an eager rebalance
+    revokes everything, then reassigns), and must not be handled as the new owner's."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._epochs: dict[TopicPartition, int] = {}
+        self._revoked: set[TopicPartition] = set()
+        self._assigned: set[TopicPartition] = set()
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        with self._lock:
+            for tp in revoked:
+                self._epochs[tp] = self._epochs.get(tp, 0) + 1
+                self._revoked.add(tp)
+                self._assigned.discard(tp)
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        with self._lock:
+            self._assigned.update(assigned)
+
+    def epoch(self, tp: TopicPartition) -> int:
+        with self._lock:
+            return self._epochs.get(tp, 0)
+
+    def stamp(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The current epoch of each partition, to check later with ``changed``."""
+        with self._lock:
+            return {tp: self._epochs.get(tp, 0) for tp in partitions}
+
+    def changed(self, stamps: dict[TopicPartition, int]) -> set[TopicPartition]:
+        """The partitions of ``stamps`` revoked or lost since they were stamped."""
+        with self._lock:
+            return {tp for tp, epoch in stamps.items() if self._epochs.get(tp, 0) != epoch}
+
+    def take(self) -> tuple[set[TopicPartition], set[TopicPartition]]:
+        """(revoked or lost, assigned) since the last call; a partition revoked and assigned
+        again is in both."""
+        with self._lock:
+            revoked, assigned = self._revoked, self._assigned
+            self._revoked, self._assigned = set(), set()
+            return revoked, assigned
 
 
 def ensure_topics(
