@@ -28,6 +28,8 @@ class FakeModel:
     ) -> list[FrameScore | None]:
         return [FrameScore(score=1.0, threshold=1.0) for _ in camera_ids]
 
+    context_frames = 0
+
     def forget(self, camera_id: str) -> None:
         self.forgotten.append(camera_id)
 

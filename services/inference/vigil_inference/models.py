@@ -28,6 +28,11 @@ class FrameScorer(Protocol):
         self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
     ) -> Sequence[FrameScore | None]: ...
 
+    @property
+    def context_frames(self) -> int:
+        """Previous frames of a camera a score depends on (``FrameModel.context_frames``)."""
+        ...
+
     def forget(self, camera_id: str) -> None: ...
 
 
@@ -96,6 +101,12 @@ class WarmupModel:
         embeddings = self._embedder(images)
         return [self._bank(c).observe(e) for c, e in zip(camera_ids, embeddings, strict=True)]
 
+    @property
+    def context_frames(self) -> int:
+        """0: a bank is learnt from whichever frames come first, so no replay rebuilds it (a
+        restart learns a new bank); once learnt, it scores each frame on its own."""
+        return 0
+
     def forget(self, camera_id: str) -> None:
         self._banks.pop(camera_id, None)
 
@@ -122,6 +133,10 @@ class ThresholdOverride:
             None if s is None else replace(s, threshold=self._threshold)
             for s in self._model.score_frames(camera_ids, images)
         ]
+
+    @property
+    def context_frames(self) -> int:
+        return self._model.context_frames
 
     def forget(self, camera_id: str) -> None:
         self._model.forget(camera_id)
