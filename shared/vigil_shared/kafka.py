@@ -29,7 +29,12 @@ from kafka import (
 )
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import (
+    FencedInstanceIdError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+)
 
 from vigil_shared.settings import KafkaSettings
 
@@ -39,6 +44,10 @@ ERROR_HEADER = "vigil-error"
 
 class KafkaUnavailableError(RuntimeError):
     """The brokers could not be reached; the message says which address to check."""
+
+
+class InstanceIdConflictError(RuntimeError):
+    """Another live process joined this consumer group under the same static member name."""
 
 
 def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
@@ -88,11 +97,17 @@ def make_consumer(
         options.update(group_membership(settings))
     options.update(overrides)
     try:
-        consumer = KafkaConsumer(**options)
+        consumer = KafkaConsumer(*topics, **options)
     except KafkaTimeoutError as exc:
         raise KafkaUnavailableError(_unreachable(settings)) from exc
-    if topics:
+    if topics and listener is not None:
         consumer.subscribe(topics=list(topics), listener=listener)
+    if group_id is not None:
+        # The topics' metadata before the first join: a join without it gets no partitions,
+        # and kafka-python 3.0.12 can lose the rejoin that follows when a short poll times out
+        # during it (the member then stays without partitions and without heartbeats).
+        for topic in topics:
+            consumer.partitions_for_topic(topic)
     return consumer
 
 
@@ -289,6 +304,13 @@ class BrokerOutage:
         self.rewind_pending = False
 
     def failed(self, exc: KafkaError, stop: threading.Event) -> None:
+        """Wait, then have the loop rewind; a static member fenced by another process under its
+        name stops instead: waiting would only fence that one in turn."""
+        if isinstance(exc, FencedInstanceIdError):
+            raise InstanceIdConflictError(
+                f"{self.name}: another process joined the group as VIGIL_KAFKA_GROUP_INSTANCE_ID "
+                "of this one; give every process its own name"
+            ) from exc
         self.failures += 1
         self.rewind_pending = True
         log.warning(
