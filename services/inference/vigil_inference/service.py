@@ -25,7 +25,7 @@ from vigil_inference.scoring import BatchScorer
 from vigil_inference.settings import InferenceSettings
 from vigil_inference.snapshots import SnapshotStore
 from vigil_inference.worker import Batching, InferenceWorker
-from vigil_shared.kafka import ensure_topics, make_consumer, make_producer
+from vigil_shared.kafka import PartitionChanges, ensure_topics, make_consumer, make_producer
 from vigil_shared.metrics import serve_metrics
 from vigil_shared.schemas.events import ModelRef
 from vigil_shared.schemas.scoring_status import ScoringStatus
@@ -176,10 +176,16 @@ def build_worker(
             variable="VIGIL_INFERENCE_METRICS_PORT",
             readiness=health.readiness,
         )
+    partitions = PartitionChanges()
     return InferenceWorker(
         consumer=make_consumer(
-            kafka, topics.frames, group_id=settings.group_id, max_poll_records=settings.batch_size
+            kafka,
+            topics.frames,
+            group_id=settings.group_id,
+            listener=partitions,
+            max_poll_records=settings.batch_size,
         ),
+        partitions=partitions,
         producer=producer,
         router=router,
         assignments=assignments,
