@@ -40,6 +40,9 @@ from vigil_shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 ERROR_HEADER = "vigil-error"
+RECONNECT_BACKOFF_MAX_MS = 2_000
+"""Longest wait between two attempts to reach a broker that went away (kafka-python's default,
+30 s, grows that long during an outage and so delays recovery by as much once it is back)."""
 
 
 class KafkaUnavailableError(RuntimeError):
@@ -59,6 +62,7 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
         "retries": 10,
         "retry_backoff_ms": 200,
         "max_in_flight_requests_per_connection": 1,  # retries must not reorder a camera's frames
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
         "linger_ms": 5,
         "request_timeout_ms": settings.request_timeout_ms,
         "max_request_size": 8 * 1024 * 1024,
@@ -92,6 +96,7 @@ def make_consumer(
         "max_poll_records": 64,
         "request_timeout_ms": max(settings.request_timeout_ms, 30_500),
         "fetch_max_bytes": 16 * 1024 * 1024,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     if group_id is not None:
         options.update(group_membership(settings))
@@ -291,12 +296,13 @@ def rewind_to_committed(consumer: KafkaConsumer) -> None:
 
 class BrokerOutage:
     """What a consumer loop does when Kafka fails under it (a broker restarting, a coordinator
-    moving): log it, wait a growing pause (0.5 s doubling to ``max_pause_s``), and have the loop
+    moving): log it, wait a growing pause (0.5 s doubling to ``max_pause_s``, short: the pause
+    still running when the broker is back delays the recovery by as much), and have the loop
     rewind to its committed offsets before it reads again. The process stays up and loses
     nothing: every consumer here commits only what it has fully handled, and handles a record
     twice the same way."""
 
-    def __init__(self, name: str, *, max_pause_s: float = 5.0) -> None:
+    def __init__(self, name: str, *, max_pause_s: float = 2.0) -> None:
         self.name = name
         self.max_pause_s = max_pause_s
         self.pause_s = 0.5
