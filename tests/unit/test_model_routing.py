@@ -11,7 +11,7 @@ import torch
 
 from vigil_inference.health import ScoringHealth
 from vigil_inference.metrics import InferenceMetrics
-from vigil_inference.models import WARMUP, ScoringModel
+from vigil_inference.models import WARMUP, Deferred, ScoringModel
 from vigil_inference.routing import ModelRouter
 from vigil_shared.schemas.assignments import AssignmentAction, ModelAssignment
 from vigil_shared.schemas.events import ModelRef
@@ -213,3 +213,21 @@ def test_a_camera_kept_on_its_model_and_a_broken_shadow_are_reported() -> None:
     routes.forget("a")
     assert routes.health.readiness() == []
     assert metrics.registry.get_sample_value("vigil_inference_cameras_on_fallback") == 0
+
+
+def test_the_warm_up_model_is_built_on_first_use_only_once() -> None:
+    built: list[FakeModel] = []
+
+    def build() -> FakeModel:
+        built.append(FakeModel())
+        return built[-1]
+
+    deferred = Deferred(build)
+    deferred.forget("cam")  # nothing built yet: nothing to forget
+    assert built == []
+    image = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    deferred.score_frames(["cam"], [image])
+    deferred.score_frames(["cam"], [image])
+    deferred.forget("cam")
+    assert len(built) == 1 and built[0].forgotten == ["cam"]
+    assert deferred.context_frames == 0

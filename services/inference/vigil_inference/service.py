@@ -15,6 +15,7 @@ from vigil_inference.health import ReportStatus, ScoringHealth
 from vigil_inference.metrics import InferenceMetrics
 from vigil_inference.models import (
     WARMUP,
+    Deferred,
     FrameScorer,
     ScoringModel,
     ThresholdOverride,
@@ -120,14 +121,12 @@ def build_router(
     # (Its artifact is checked against its manifest only: the registry's sha256 comes with
     # assignments, and inference does not read the database.)
     preloaded = [loader(settings.model_id, None)] if settings.model_id else []
+    # A scoring thread's share of a full batch (whole cameras: a little more).
+    max_batch = -(-settings.batch_size // scoring_threads) + 1
     return ModelRouter(
         loader=loader,
         warmup=ScoringModel(
-            WARMUP,
-            # A scoring thread's share of a full batch (whole cameras: a little more).
-            warmup_model(
-                settings, device, max_batch=-(-settings.batch_size // scoring_threads) + 1
-            ),
+            WARMUP, Deferred(lambda: warmup_model(settings, device, max_batch=max_batch))
         ),
         default_model_id=settings.model_id,
         cache_size=settings.model_cache_size,
