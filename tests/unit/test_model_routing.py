@@ -231,3 +231,12 @@ def test_the_warm_up_model_is_built_on_first_use_only_once() -> None:
     deferred.forget("cam")
     assert len(built) == 1 and built[0].forgotten == ["cam"]
     assert deferred.context_frames == 0
+
+
+def test_reset_drops_a_silent_cameras_model_state_and_keeps_its_route() -> None:
+    routes, _ = router(Loader())
+    route = routes.route("a")
+    routes.reset("a")
+    assert routes.route("a") is route
+    scorer = route.production.scorer
+    assert isinstance(scorer, FakeModel) and scorer.forgotten == ["a"]

@@ -312,7 +312,7 @@ class InferenceWorker:
         now = self._clock()
         transitions = self._tracker.expire(now=now)
         for camera_id in self._ledger.idle(now=now):
-            self._router.forget(camera_id)
+            self._router.reset(camera_id)
             self._ledger.reset(camera_id)
         return transitions
 
