@@ -55,6 +55,38 @@ class KafkaSettings(BaseSettings):
     events_retention_days: float = Field(
         default=30, gt=0, description="How long events, camera status and dead letters are kept."
     )
+    group_instance_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="Static group membership: a name unique to this process within its "
+        "consumer groups (e.g. inference-1). A process restarted under the same name gets its "
+        "partitions back at once, without a rebalance; two live processes must never share it. "
+        "Unset: dynamic membership, partitions move after the session timeout.",
+    )
+    session_timeout_ms: int = Field(
+        default=10_000,
+        ge=6_000,  # the broker's group.min.session.timeout.ms
+        le=300_000,
+        description="A group member silent this long is dropped and its partitions reassigned.",
+    )
+    heartbeat_interval_ms: int = Field(
+        default=3_000, ge=100, description="How often a group member tells the broker it lives."
+    )
+    max_poll_interval_ms: int = Field(
+        default=300_000,
+        ge=10_000,
+        description="The longest a consumer may go between polls (a slow batch, a model load) "
+        "before it is dropped from its group; also how long a rebalance waits for members.",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> KafkaSettings:
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError(
+                f"VIGIL_KAFKA_HEARTBEAT_INTERVAL_MS ({self.heartbeat_interval_ms}) must be at most "
+                f"a third of VIGIL_KAFKA_SESSION_TIMEOUT_MS ({self.session_timeout_ms})"
+            )
+        return self
 
     @property
     def topics(self) -> Topics:

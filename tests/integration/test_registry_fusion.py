@@ -103,6 +103,8 @@ class Recorder:
         self.calls.append(tuple(camera_ids))
         return [FrameScore(score=float(i.float().mean()), threshold=0.0) for i in images]
 
+    context_frames = 0
+
     def forget(self, camera_id: str) -> None:
         self.forgotten.append(camera_id)
 

@@ -42,6 +42,8 @@ class WidthModel:
             for camera_id, image in zip(camera_ids, images, strict=True)
         ]
 
+    context_frames = 0
+
     def forget(self, camera_id: str) -> None:
         pass
 

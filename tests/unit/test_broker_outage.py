@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 from kafka import TopicPartition
-from kafka.errors import KafkaConnectionError
+from kafka.errors import FencedInstanceIdError, KafkaConnectionError
 
-from vigil_shared.kafka import BrokerOutage
+from vigil_shared.kafka import BrokerOutage, InstanceIdConflictError
 
 
 class FakeConsumer:
@@ -43,3 +44,9 @@ def test_a_failure_pauses_longer_each_time_then_rewinds_once_to_the_committed_of
     assert sorted(consumer.seeks, key=lambda s: s[0].partition) == [(a, 42), (b, "beginning")]
     assert not outage.recover(consumer)
     assert outage.pause_s == 0.5
+
+
+def test_a_static_member_fenced_by_another_process_under_its_name_stops() -> None:
+    outage = BrokerOutage("test")
+    with pytest.raises(InstanceIdConflictError, match="VIGIL_KAFKA_GROUP_INSTANCE_ID"):
+        outage.failed(FencedInstanceIdError("fenced"), threading.Event())

@@ -131,15 +131,16 @@ def test_the_same_frames_give_the_same_messages() -> None:
 
 
 @pytest.mark.parametrize("crash_after", range(2, 30))
-def test_replaying_from_replay_from_rebuilds_the_same_messages(crash_after: int) -> None:
-    """A restarted worker replays from the committed offset, which never passes replay_from."""
+def test_replaying_from_the_resume_frame_rebuilds_the_same_messages(crash_after: int) -> None:
+    """A restarted worker replays from the committed offset, which never passes the resume
+    frame."""
     scores = [0, 2, 0, 2, 2, 3, 2, 5, 2, 0, 0, 0, 0, 0, 2, 0, 2, 2, 2, 0, 0, 0, 2, 2, 2, 2, 0, 0]
     scores += [0, 0]
     reference = run(scores)
     tracker = EventTracker(SETTINGS)
     before = run(scores[:crash_after], tracker=tracker)
-    resume = tracker.replay_from("cam")
-    resume_seq = crash_after if resume is None else resume - 1000
+    resume = tracker.resume_frame("cam")
+    resume_seq = crash_after if resume is None else resume.offset - 1000
     after = run(scores[resume_seq:], first_seq=resume_seq)
     seen = {(t.phase, t.event_id, t.frame.seq) for t in before + after}
     assert {(t.phase, t.event_id, t.frame.seq) for t in reference} == seen

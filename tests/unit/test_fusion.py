@@ -177,6 +177,8 @@ class ScaledModel:
             for i in images
         ]
 
+    context_frames = 0
+
     def forget(self, camera_id: str) -> None:
         self.forgotten.append(camera_id)
 

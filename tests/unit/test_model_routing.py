@@ -11,7 +11,7 @@ import torch
 
 from vigil_inference.health import ScoringHealth
 from vigil_inference.metrics import InferenceMetrics
-from vigil_inference.models import WARMUP, ScoringModel
+from vigil_inference.models import WARMUP, Deferred, ScoringModel
 from vigil_inference.routing import ModelRouter
 from vigil_shared.schemas.assignments import AssignmentAction, ModelAssignment
 from vigil_shared.schemas.events import ModelRef
@@ -27,6 +27,8 @@ class FakeModel:
         self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
     ) -> list[FrameScore | None]:
         return [FrameScore(score=1.0, threshold=1.0) for _ in camera_ids]
+
+    context_frames = 0
 
     def forget(self, camera_id: str) -> None:
         self.forgotten.append(camera_id)
@@ -211,3 +213,30 @@ def test_a_camera_kept_on_its_model_and_a_broken_shadow_are_reported() -> None:
     routes.forget("a")
     assert routes.health.readiness() == []
     assert metrics.registry.get_sample_value("vigil_inference_cameras_on_fallback") == 0
+
+
+def test_the_warm_up_model_is_built_on_first_use_only_once() -> None:
+    built: list[FakeModel] = []
+
+    def build() -> FakeModel:
+        built.append(FakeModel())
+        return built[-1]
+
+    deferred = Deferred(build)
+    deferred.forget("cam")  # nothing built yet: nothing to forget
+    assert built == []
+    image = torch.zeros(3, 4, 4, dtype=torch.uint8)
+    deferred.score_frames(["cam"], [image])
+    deferred.score_frames(["cam"], [image])
+    deferred.forget("cam")
+    assert len(built) == 1 and built[0].forgotten == ["cam"]
+    assert deferred.context_frames == 0
+
+
+def test_reset_drops_a_silent_cameras_model_state_and_keeps_its_route() -> None:
+    routes, _ = router(Loader())
+    route = routes.route("a")
+    routes.reset("a")
+    assert routes.route("a") is route
+    scorer = route.production.scorer
+    assert isinstance(scorer, FakeModel) and scorer.forgotten == ["a"]

@@ -146,6 +146,33 @@ def test_artifact_round_trips_through_safetensors() -> None:
     assert a[2].score > a[0].score  # an object appeared and moved
 
 
+def test_context_frames_are_exactly_what_a_fresh_camera_needs_to_get_the_same_score() -> None:
+    model_spec = spec(smoothing_window=3)  # persistence 2, plus 3 - 1 smoothed scores back
+    model = OneClassFrameModel.from_artifact(
+        manifest(model_spec), fitted_tensors(model_spec), "cpu"
+    )
+    assert model.context_frames == 4
+    steps = [0, 2, 9, 9, 3, 12, 1, 0, 15, 4]  # a blob moving at changing speeds
+    images = [frame(10 + sum(steps[: i + 1])) for i in range(len(steps))]
+    continuous = [s.score for s in model.score_frames(["cam"] * len(images), images)]
+    one_short = []
+    for t in range(4, len(images)):  # each replay is a camera of its own: a fresh state
+        replayed = model.score_frames([f"replay-{t}"] * 5, images[t - 4 : t + 1])
+        assert replayed[-1].score == pytest.approx(continuous[t], abs=1e-5)
+        short = model.score_frames([f"short-{t}"] * 4, images[t - 3 : t + 1])
+        one_short.append(abs(short[-1].score - continuous[t]))
+    assert max(one_short) > 0.01, "one frame fewer must change a score: the context is tight"
+
+
+def test_context_frames_follow_the_streams_in_use() -> None:
+    appearance_only = spec(motion=None, smoothing_window=5)
+    model = OneClassFrameModel.from_artifact(
+        manifest(appearance_only), fitted_tensors(appearance_only), "cpu"
+    )
+    assert model.context_frames == 4
+    assert motion_model().context_frames == 2  # the persistence window, no smoothing
+
+
 def test_artifact_missing_a_stream_is_refused_with_the_names() -> None:
     model_spec = spec()
     tensors = fitted_tensors(model_spec)

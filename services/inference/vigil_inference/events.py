@@ -6,9 +6,10 @@ after ``close_after`` consecutive quiet frames, at ``max_duration_s``, when the 
 (``silence_s``) or restarts (its sequence goes back), or when its model changes.
 
 Every decision uses the frames' own capture times and sequence numbers, never the wall clock, so
-the same frames give the same messages with the same ids. ``replay_from`` says from which frame
-a camera's state can be rebuilt: the worker commits offsets no further, so after a crash the
-replayed frames rebuild an open event (and a half-filled debounce window) exactly.
+the same frames give the same messages with the same ids. ``resume_frame`` says from which
+frame a camera's state can be rebuilt: the worker commits offsets no further (nor past the frames
+that frame's score depends on, ``Observation.context_from``), so after a crash the replayed
+frames rebuild an open event (and a half-filled debounce window) exactly.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class Observation:
     jpeg: bytes
     heatmap: torch.Tensor | None = None
     label: str | None = None
+    context_from: int | None = None
+    """Offset of the oldest frame of the camera that this score depends on (its model's
+    ``context_frames`` back, set by the worker); None: the frame alone."""
 
     @property
     def hot(self) -> bool:
@@ -107,7 +111,7 @@ class Transition:
 class _OpenEvent:
     event_id: uuid.UUID
     first: Observation
-    replay_offset: int
+    resume: Observation
     peak: Observation
     last_hot: Observation
     last_message_at: datetime
@@ -138,12 +142,12 @@ class CameraLifecycle:
             return []
         return [self._finish(event, last, ended_at=event.last_hot.captured_at)]
 
-    def replay_from(self) -> int | None:
-        """Offset of the oldest frame the current state depends on; None: no state to keep."""
+    def resume_frame(self) -> Observation | None:
+        """The oldest frame the current state depends on; None: no state to keep."""
         if self.event is not None:
-            return self.event.replay_offset
-        hot = [f.offset for f in self.window if f.hot]
-        return min(hot) if hot else None
+            return self.event.resume
+        hot = [f for f in self.window if f.hot]
+        return min(hot, key=lambda f: f.offset) if hot else None
 
     def _break_if_discontinuous(self, frame: Observation) -> list[Transition]:
         last = self.last
@@ -171,7 +175,7 @@ class CameraLifecycle:
                 model_id=first.model.id,
             ),
             first=first,
-            replay_offset=min(f.offset for f in self.window),
+            resume=min(self.window, key=lambda f: f.offset),
             peak=peak,
             last_hot=frame,
             last_message_at=frame.captured_at,
@@ -252,17 +256,22 @@ class EventTracker:
         """Drop a camera's state without a message: another worker took its partition over."""
         self._cameras.pop(camera_id, None)
 
-    def expire(self, *, now: float) -> list[Transition]:
-        """End the events of cameras that sent nothing for ``silence_s`` (by arrival time, so a
-        replayed backlog never expires anything) and drop their state."""
-        idle = [
-            c for c, s in self._cameras.items() if now - s.received_at > self.settings.silence_s
-        ]
-        return [t for camera_id in idle for t in self.end(camera_id)]
+    def idle(self, *, now: float) -> list[str]:
+        """Cameras that sent nothing for ``silence_s`` (by arrival time, so a replayed backlog
+        never looks idle)."""
+        silence = self.settings.silence_s
+        return [c for c, s in self._cameras.items() if now - s.received_at > silence]
 
-    def replay_from(self, camera_id: str) -> int | None:
+    def expire(self, *, now: float) -> list[Transition]:
+        """End the events of the ``idle`` cameras and drop their state."""
+        return [t for camera_id in self.idle(now=now) for t in self.end(camera_id)]
+
+    def open_events(self) -> int:
+        return sum(camera.event is not None for camera in self._cameras.values())
+
+    def resume_frame(self, camera_id: str) -> Observation | None:
         camera = self._cameras.get(camera_id)
-        return camera.replay_from() if camera else None
+        return camera.resume_frame() if camera else None
 
     def cameras(self) -> list[str]:
         return list(self._cameras)

@@ -18,6 +18,10 @@ from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.vision.scoring import FrameScore
 
 
+def partition_of(record: ConsumerRecord) -> TopicPartition:
+    return TopicPartition(record.topic, record.partition)
+
+
 @dataclass(frozen=True)
 class Frame:
     """A frame message whose headers were read (not yet decoded)."""
@@ -41,7 +45,7 @@ class Frame:
 
     @property
     def partition(self) -> TopicPartition:
-        return TopicPartition(self.record.topic, self.record.partition)
+        return partition_of(self.record)
 
     @property
     def jpeg(self) -> bytes:
@@ -66,10 +70,12 @@ class Frame:
 @dataclass(frozen=True)
 class ScoredFrame:
     """A decoded frame after its production model: ``observation`` is None for a warm-up frame
-    (learnt rather than scored) and for a frame its model could not score (rejected)."""
+    (learnt rather than scored) and for a frame its model could not score (rejected).
+    ``context_frames``: how many previous frames of its camera that model's score depends on."""
 
     frame: Frame
     observation: Observation | None
+    context_frames: int = 0
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,16 @@ class InferenceMetrics:
         self.lag = Gauge(
             "vigil_inference_consumer_lag", "Frames waiting in assigned partitions", registry=r
         )
+        self.open_events = Gauge(
+            "vigil_inference_open_events", "Cameras with an event open now", registry=r
+        )
+        self.replayed_frames = Counter(
+            "vigil_inference_replayed_frames",
+            "Frames read again after a restart, rebalance or Kafka failure that were skipped "
+            "(stage=skipped) or scored only to rebuild their model's state (stage=context)",
+            ["stage"],
+            registry=r,
+        )
         self.snapshot_seconds = Histogram(
             "vigil_inference_snapshot_wait_seconds",
             "Time a batch waited for its snapshot uploads",

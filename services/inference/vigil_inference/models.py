@@ -7,6 +7,7 @@ which kind it holds. A warm-up camera's first frames form its bank and are not s
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -27,6 +28,11 @@ class FrameScorer(Protocol):
     def score_frames(
         self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
     ) -> Sequence[FrameScore | None]: ...
+
+    @property
+    def context_frames(self) -> int:
+        """Previous frames of a camera a score depends on (``FrameModel.context_frames``)."""
+        ...
 
     def forget(self, camera_id: str) -> None: ...
 
@@ -96,6 +102,12 @@ class WarmupModel:
         embeddings = self._embedder(images)
         return [self._bank(c).observe(e) for c, e in zip(camera_ids, embeddings, strict=True)]
 
+    @property
+    def context_frames(self) -> int:
+        """0: a bank is learnt from whichever frames come first, so no replay rebuilds it (a
+        restart learns a new bank); once learnt, it scores each frame on its own."""
+        return 0
+
     def forget(self, camera_id: str) -> None:
         self._banks.pop(camera_id, None)
 
@@ -104,6 +116,36 @@ class WarmupModel:
         if bank is None:
             bank = self._banks[camera_id] = WarmupBank(*self._bank_args)
         return bank
+
+
+class Deferred:
+    """A scorer built on first use. The warm-up model costs seconds of a worker's start (its
+    backbone primed for every batch size), which a worker whose cameras all have registry models
+    never needs: a restarted worker scores again that much sooner."""
+
+    def __init__(self, build: Callable[[], FrameScorer]) -> None:
+        self._build = build
+        self._model: FrameScorer | None = None
+        self._lock = threading.Lock()  # scoring threads may be first together
+
+    def score_frames(
+        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+    ) -> Sequence[FrameScore | None]:
+        return self._built().score_frames(camera_ids, images)
+
+    @property
+    def context_frames(self) -> int:
+        return self._built().context_frames
+
+    def forget(self, camera_id: str) -> None:
+        if self._model is not None:
+            self._model.forget(camera_id)
+
+    def _built(self) -> FrameScorer:
+        with self._lock:
+            if self._model is None:
+                self._model = self._build()
+            return self._model
 
 
 class ThresholdOverride:
@@ -122,6 +164,10 @@ class ThresholdOverride:
             None if s is None else replace(s, threshold=self._threshold)
             for s in self._model.score_frames(camera_ids, images)
         ]
+
+    @property
+    def context_frames(self) -> int:
+        return self._model.context_frames
 
     def forget(self, camera_id: str) -> None:
         self._model.forget(camera_id)

@@ -111,12 +111,20 @@ class ModelRouter:
         return switched
 
     def forget(self, camera_id: str) -> None:
-        route = self._routes.pop(camera_id, None)
+        """The camera is gone from this worker (another took its partition): route, model
+        state and health."""
+        self.reset(camera_id)
+        self._routes.pop(camera_id, None)
+        self.health.forget(camera_id)
+
+    def reset(self, camera_id: str) -> None:
+        """Drop the camera's state in its models (it fell silent): its next frame starts
+        afresh, as a replay will start it; its route stays."""
+        route = self._routes.get(camera_id)
         if route is not None:
             route.production.scorer.forget(camera_id)
             if route.shadow is not None:
                 route.shadow.scorer.forget(camera_id)
-        self.health.forget(camera_id)
 
     def _wanted(self, camera_id: str) -> tuple[list[Wanted], Wanted | None]:
         own, everyone = self._table.get(camera_id), self._table.get(GLOBAL_SCOPE)

@@ -113,7 +113,9 @@ class BatchScorer:
                     if isinstance(outcome, FrameScore)
                     else None
                 )
-                scored[item.frame.key] = ScoredFrame(item.frame, observation)
+                scored[item.frame.key] = ScoredFrame(
+                    item.frame, observation, group.model.scorer.context_frames
+                )
         for group in group_by_model(decoded, lambda camera_id: routes[camera_id].shadow):
             self._record_shadow(group, scored)
         batch.frames.extend(scored[item.frame.key] for item in decoded)

@@ -15,6 +15,7 @@ from vigil_inference.health import ReportStatus, ScoringHealth
 from vigil_inference.metrics import InferenceMetrics
 from vigil_inference.models import (
     WARMUP,
+    Deferred,
     FrameScorer,
     ScoringModel,
     ThresholdOverride,
@@ -25,7 +26,7 @@ from vigil_inference.scoring import BatchScorer
 from vigil_inference.settings import InferenceSettings
 from vigil_inference.snapshots import SnapshotStore
 from vigil_inference.worker import Batching, InferenceWorker
-from vigil_shared.kafka import ensure_topics, make_consumer, make_producer
+from vigil_shared.kafka import PartitionChanges, ensure_topics, make_consumer, make_producer
 from vigil_shared.metrics import serve_metrics
 from vigil_shared.schemas.events import ModelRef
 from vigil_shared.schemas.scoring_status import ScoringStatus
@@ -120,14 +121,12 @@ def build_router(
     # (Its artifact is checked against its manifest only: the registry's sha256 comes with
     # assignments, and inference does not read the database.)
     preloaded = [loader(settings.model_id, None)] if settings.model_id else []
+    # A scoring thread's share of a full batch (whole cameras: a little more).
+    max_batch = -(-settings.batch_size // scoring_threads) + 1
     return ModelRouter(
         loader=loader,
         warmup=ScoringModel(
-            WARMUP,
-            # A scoring thread's share of a full batch (whole cameras: a little more).
-            warmup_model(
-                settings, device, max_batch=-(-settings.batch_size // scoring_threads) + 1
-            ),
+            WARMUP, Deferred(lambda: warmup_model(settings, device, max_batch=max_batch))
         ),
         default_model_id=settings.model_id,
         cache_size=settings.model_cache_size,
@@ -176,10 +175,16 @@ def build_worker(
             variable="VIGIL_INFERENCE_METRICS_PORT",
             readiness=health.readiness,
         )
+    partitions = PartitionChanges()
     return InferenceWorker(
         consumer=make_consumer(
-            kafka, topics.frames, group_id=settings.group_id, max_poll_records=settings.batch_size
+            kafka,
+            topics.frames,
+            group_id=settings.group_id,
+            listener=partitions,
+            max_poll_records=settings.batch_size,
         ),
+        partitions=partitions,
         producer=producer,
         router=router,
         assignments=assignments,

@@ -11,7 +11,9 @@ partition revocations happen there while nothing is being scored.
 
 At least once: snapshots are stored, then event messages produced and flushed, and only then
 offsets committed, and never past the oldest frame an open event (or a half-filled debounce
-window) depends on. A crash replays those frames, which rebuild the same events with the same
+window) depends on, nor past the frames its model's score of that frame depends on. The commit
+says per camera where its replay starts to score and where to observe (``replay.py``), so a
+crash, a rebalance or a Kafka failure replays frames that rebuild the same events with the same
 ids. A frame that cannot be read or scored goes to the dead-letter topic with its reason.
 
 Decoding and scoring (thread pools, camera shards, model groups, shadow models) are the
@@ -22,6 +24,7 @@ before it commits past them. A frame's shapes along the way are in ``frames.py``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 import uuid
@@ -35,12 +38,13 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from vigil_inference.events import EventTracker, Transition
-from vigil_inference.frames import Frame, Rejected, ScoredBatch
+from vigil_inference.frames import Frame, Rejected, ScoredBatch, ScoredFrame, partition_of
 from vigil_inference.metrics import InferenceMetrics
+from vigil_inference.replay import ReplayLedger
 from vigil_inference.routing import AssignmentFollower, ModelRouter
 from vigil_inference.scoring import BatchScorer
 from vigil_inference.snapshots import SnapshotStore
-from vigil_shared.kafka import BrokerOutage, dead_letter
+from vigil_shared.kafka import BrokerOutage, PartitionChanges, dead_letter
 from vigil_shared.schemas.frames import MalformedFrameError, utc_now
 from vigil_shared.topics import Topics
 
@@ -60,11 +64,13 @@ INFLIGHT_POLL_MS = 5
 
 @dataclass(frozen=True)
 class InFlight:
-    """A batch being decoded and scored: its records (for positions) and its future scores."""
+    """A batch being decoded and scored: its records (for positions), its future scores, and
+    the ownership epoch of each partition it read (``PartitionChanges.epoch``)."""
 
     records: list[ConsumerRecord]
     scored: Future[ScoredBatch]
     started: float
+    epochs: dict[TopicPartition, int]
 
 
 class InferenceWorker:
@@ -72,6 +78,7 @@ class InferenceWorker:
         self,
         *,
         consumer: KafkaConsumer,
+        partitions: PartitionChanges,
         producer: KafkaProducer,
         router: ModelRouter,
         assignments: AssignmentFollower | None,
@@ -84,6 +91,7 @@ class InferenceWorker:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._consumer = consumer
+        self._partitions = partitions
         self._producer = producer
         self._router = router
         self._assignments = assignments
@@ -99,8 +107,9 @@ class InferenceWorker:
         self.dead_lettered = 0
         self._lag_due = 0.0
         self._positions: dict[TopicPartition, int] = {}
-        self._committed: dict[TopicPartition, int] = {}
-        self._camera_partition: dict[str, TopicPartition] = {}
+        self._committed: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._ledger = ReplayLedger(silence_s=tracker.settings.silence_s)
+        self._replan: set[TopicPartition] = set()
         self._inflight: InFlight | None = None
 
     def run(self, stop: threading.Event) -> None:
@@ -109,11 +118,7 @@ class InferenceWorker:
             while not stop.is_set():
                 try:
                     if outage.recover(self._consumer):
-                        # As after a restart: every camera's lifecycle and model state is
-                        # rebuilt from the committed offsets, which never pass the first frame
-                        # an open event depends on; replayed events keep their ids.
-                        self._discard_inflight()
-                        self._drop_revoked(set())
+                        self._rewound()
                     self.step(stop)
                 except KafkaError as exc:
                     outage.failed(exc, stop)
@@ -123,28 +128,33 @@ class InferenceWorker:
                 with contextlib.suppress(KafkaError):
                     self.step(stop)
         finally:
-            self._discard_inflight()
-            self._scorer.close()
-            self._producer.flush(timeout=10)
-            self._consumer.close()
-            self._producer.close(timeout=10)
-            if self._assignments is not None:
-                self._assignments.close()
-            if self._snapshots is not None:
-                self._snapshots.close()
+            self.close()
+
+    def close(self) -> None:
+        """Release the clients; nothing more is committed (what was not is read again)."""
+        self._discard_inflight()
+        self._scorer.close()
+        self._producer.flush(timeout=10)
+        self._consumer.close(autocommit=False)
+        self._producer.close(timeout=10)
+        if self._assignments is not None:
+            self._assignments.close()
+        if self._snapshots is not None:
+            self._snapshots.close()
 
     def step(self, stop: threading.Event) -> None:
         """One turn: collect the next batch while the current one is scored; run the current
-        batch's lifecycles; swap models and drop revoked cameras while nothing is scored; hand
-        the next batch to the scorer; then publish, flush and commit the current one."""
+        batch's lifecycles; swap models, drop revoked cameras, read the replay plans of assigned
+        partitions and expire silent cameras while nothing is scored; hand the next batch to
+        the scorer; then publish, flush and commit the current one."""
         records = self.collect(stop)
         finished = self._inflight is not None
         transitions = self._finish()
         transitions += self._follow_assignments()
-        self._drop_revoked(self._consumer.assignment())
+        self._rebalanced()
+        transitions += self._expire()
         if records:
             self._start(records)
-        transitions += self._tracker.expire(now=self._clock())
         if transitions:
             self.publish(transitions)
         if finished or transitions:
@@ -157,6 +167,7 @@ class InferenceWorker:
         until the scorer is free; otherwise waiting at most ``max_wait_s`` after the first."""
         limits = self._batching
         records: list[ConsumerRecord] = []
+        epochs: dict[TopicPartition, int] = {}
         deadline: float | None = None
         inflight = self._inflight
         while len(records) < limits.max_frames and not stop.is_set():
@@ -171,6 +182,8 @@ class InferenceWorker:
             polled = self._consumer.poll(
                 timeout_ms=timeout_ms, max_records=limits.max_frames - len(records)
             )
+            records = self._owned(records, epochs)  # a rebalance in that poll
+            epochs.update(self._partitions.stamp(polled))
             for part in polled.values():
                 records.extend(part)
             if inflight is not None:
@@ -181,15 +194,30 @@ class InferenceWorker:
                 deadline = time.monotonic() + limits.max_wait_s
             if time.monotonic() >= deadline:
                 break
-        return records
+        return self._owned(records, epochs)
+
+    def _owned(
+        self, records: list[ConsumerRecord], epochs: dict[TopicPartition, int]
+    ) -> list[ConsumerRecord]:
+        """The records whose partition was not revoked since they were read."""
+        stale = self._partitions.changed(epochs)
+        for tp in stale:
+            del epochs[tp]
+        return [r for r in records if partition_of(r) not in stale] if stale else records
 
     def _start(self, records: list[ConsumerRecord]) -> None:
         """Headers and routes (model loading) on this thread; decoding and scoring on the
-        scorer's."""
+        scorer's. Frames a replay no longer needs are not scored."""
         started = time.perf_counter()
-        frames = self._read(records)
+        frames = []
+        for frame in self._read(records):
+            if self._ledger.skips(frame.camera_id, frame.record.offset):
+                self.metrics.replayed_frames.labels("skipped").inc()
+            else:
+                frames.append(frame)
         routes = {frame.camera_id: self._router.route(frame.camera_id) for frame in frames}
-        self._inflight = InFlight(records, self._scorer.submit(frames, routes), started)
+        epochs = self._partitions.stamp(map(partition_of, records))
+        self._inflight = InFlight(records, self._scorer.submit(frames, routes), started, epochs)
 
     def _finish(self) -> list[Transition]:
         """The batch being scored, once it is: lifecycles in frame order, positions advanced.
@@ -202,26 +230,40 @@ class InferenceWorker:
         scored = batch.scored.result()
         for rejected in scored.rejected:
             self._reject(rejected)
-        assigned = self._consumer.assignment()
+        owned = self._consumer.assignment() - self._partitions.changed(batch.epochs)
         for record in batch.records:
-            tp = TopicPartition(record.topic, record.partition)
-            if tp in assigned:
+            tp = partition_of(record)
+            if tp in owned:
                 self._positions[tp] = record.offset + 1
         received = self._clock()
         transitions: list[Transition] = []
         for item in scored.frames:
-            frame = item.frame
             self.frames_scored += 1
-            self.metrics.frames.labels(frame.camera_id).inc()
-            if frame.partition not in assigned:
-                continue
-            self._camera_partition[frame.camera_id] = frame.partition
-            if item.observation is not None:
-                transitions += self._tracker.observe(item.observation, received_at=received)
+            self.metrics.frames.labels(item.frame.camera_id).inc()
+            if item.frame.partition in owned:
+                transitions += self._observe(item, received)
         if scored.frames:
             self.metrics.batch_size.observe(len(scored.frames))
         self.metrics.batch_seconds.observe(time.perf_counter() - batch.started)
         return transitions
+
+    def _observe(self, item: ScoredFrame, received: float) -> list[Transition]:
+        """The lifecycle's part of a scored frame, unless a replay only rebuilds its model."""
+        frame = item.frame
+        seen = self._ledger.scored(
+            frame.camera_id,
+            frame.partition,
+            frame.record.offset,
+            context_frames=item.context_frames,
+            now=received,
+        )
+        if not seen.observe:
+            self.metrics.replayed_frames.labels("context").inc()
+            return []
+        if item.observation is None:
+            return []
+        observation = dataclasses.replace(item.observation, context_from=seen.context_from)
+        return self._tracker.observe(observation, received_at=received)
 
     def _discard_inflight(self) -> None:
         """Drop the batch being scored (its offsets stay uncommitted: it is read again)."""
@@ -247,26 +289,32 @@ class InferenceWorker:
 
     def commit(self) -> None:
         """Commit each partition's position, held back to the oldest frame its cameras' open
-        events depend on, so a restart replays exactly what rebuilds them."""
-        held: dict[TopicPartition, int] = {}
-        for camera_id, tp in self._camera_partition.items():
-            oldest = self._tracker.replay_from(camera_id)
-            if oldest is not None:
-                held[tp] = min(oldest, held.get(tp, oldest))
-        offsets = {}
-        for tp, position in self._positions.items():
-            offset = min(position, held.get(tp, position))
-            if self._committed.get(tp) != offset:
-                offsets[tp] = OffsetAndMetadata(offset, "", -1)
+        events and their models' state depend on, with each camera's resume point, so a
+        restart replays exactly what rebuilds them (``replay.py``)."""
+        wanted = self._ledger.commits(self._positions, self._tracker.resume_frame)
+        offsets = {tp: o for tp, o in wanted.items() if self._committed.get(tp) != o}
         if offsets:
             self._consumer.commit(offsets)
-            self._committed.update({tp: o.offset for tp, o in offsets.items()})
+            self._committed.update(offsets)
+        self.metrics.open_events.set(self._tracker.open_events())
 
     def _follow_assignments(self) -> list[Transition]:
         if self._assignments is None:
             return []
         switched = self._router.apply(self._assignments.poll())
+        for camera_id in switched:
+            self._ledger.reset(camera_id)  # the router dropped the old model's state
         return [t for camera_id in switched for t in self._tracker.end(camera_id)]
+
+    def _expire(self) -> list[Transition]:
+        """End the events of cameras that fell silent; drop the model state of those whose
+        model keeps some (their next frame starts afresh, as a replay will start it)."""
+        now = self._clock()
+        transitions = self._tracker.expire(now=now)
+        for camera_id in self._ledger.idle(now=now):
+            self._router.reset(camera_id)
+            self._ledger.reset(camera_id)
+        return transitions
 
     def _read(self, records: list[ConsumerRecord]) -> list[Frame]:
         frames: list[Frame] = []
@@ -296,17 +344,32 @@ class InferenceWorker:
             )
         return keys
 
-    def _drop_revoked(self, assigned: set[TopicPartition]) -> None:
-        """Cameras of partitions this worker lost: another worker replays and owns them now."""
-        for camera_id, tp in list(self._camera_partition.items()):
-            if tp not in assigned:
-                del self._camera_partition[camera_id]
-                self._tracker.forget(camera_id)
-                self._router.forget(camera_id)
-        for tp in list(self._positions):
-            if tp not in assigned:
-                del self._positions[tp]
-                self._committed.pop(tp, None)
+    def _rebalanced(self) -> None:
+        """Drop what this worker held of partitions revoked since the last turn (another worker,
+        or this one again, replays them), then read the replay plan of each partition assigned
+        (a partition revoked and assigned again is both)."""
+        revoked, assigned = self._partitions.take()
+        self._drop(revoked)
+        assigned |= self._replan
+        self._replan = set()
+        now = self._clock()
+        for tp in assigned & self._consumer.assignment():
+            self._ledger.load(tp, self._consumer.committed(tp, metadata=True), now=now)
+
+    def _rewound(self) -> None:
+        """After a Kafka failure, as after a restart: every camera's lifecycle and model state
+        is rebuilt from the committed offsets and their replay plans."""
+        self._discard_inflight()
+        self._drop(set(self._positions) | self._ledger.partitions())
+        self._replan = set(self._consumer.assignment())
+
+    def _drop(self, partitions: set[TopicPartition]) -> None:
+        for camera_id in self._ledger.drop(partitions):
+            self._tracker.forget(camera_id)
+            self._router.forget(camera_id)
+        for tp in partitions:
+            self._positions.pop(tp, None)
+            self._committed.pop(tp, None)
 
     def _reject(self, rejected: Rejected) -> None:
         dead_letter(

@@ -119,5 +119,9 @@ class ClassifierFrameModel:
             )
         return out
 
+    @property
+    def context_frames(self) -> int:
+        return 0
+
     def forget(self, camera_id: str) -> None:
         """Frames are scored independently: there is no per-camera state to drop."""

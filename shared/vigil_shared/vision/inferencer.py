@@ -76,6 +76,10 @@ class KnnFrameModel:
         scores = self.scorer.score(self.embedder(batch)).cpu().tolist()
         return [FrameScore(score=s, threshold=self.scorer.threshold) for s in scores]
 
+    @property
+    def context_frames(self) -> int:
+        return 0
+
     def forget(self, camera_id: str) -> None:
         """Frames are scored independently."""
 

@@ -132,6 +132,16 @@ class OneClassScorer:
 
     # --- FrameModel ---------------------------------------------------------------------------
 
+    @property
+    def context_frames(self) -> int:
+        """A score depends on the smoothing window's earlier scores (``smoothing_window - 1``
+        frames), and the first of those on its motion: the persistence window's maps, each
+        flow from the frame before it (``persistence`` frames). Without motion, only the
+        smoothing window."""
+        motion = self.spec.motion
+        flow = motion.persistence if motion is not None and motion.weight > 0 else 0
+        return self.spec.smoothing_window - 1 + flow
+
     def score_frames(
         self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
     ) -> list[FrameScore]:

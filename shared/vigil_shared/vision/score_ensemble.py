@@ -119,6 +119,11 @@ class ScoreEnsemble:
             out.append(FrameScore(score=float(fused[i]), threshold=self.threshold, heatmap=heatmap))
         return out
 
+    @property
+    def context_frames(self) -> int:
+        """The members score the same frames: the one that looks furthest back."""
+        return max(member.context_frames for member in self.members)
+
     def forget(self, camera_id: str) -> None:
         for member in self.members:
             member.forget(camera_id)
@@ -184,6 +189,10 @@ class ClassProbabilityEnsemble:
                 )
             )
         return out
+
+    @property
+    def context_frames(self) -> int:
+        return 0
 
     def forget(self, camera_id: str) -> None:
         """Classify members score frames independently."""

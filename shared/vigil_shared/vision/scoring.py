@@ -3,7 +3,8 @@
 Both task kinds implement it: a ``one_class`` model (patch memory bank, with motion between a
 camera's consecutive frames, so it keeps a little state per camera) and a ``classify`` model
 (anomaly score = 1 - probability of the normal classes). Inference depends only on this
-protocol and ``load_frame_model``; it never imports training code.
+protocol and ``load_frame_model``; it never imports training code. A model with per-camera state
+says how far back it looks (``context_frames``), so a replay can rebuild that state exactly.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ class FrameScore:
 
 class FrameModel(Protocol):
     manifest: ModelManifest
+
+    @property
+    def context_frames(self) -> int:
+        """How many previous frames of a camera a frame's score depends on: 0 for a model that
+        scores each frame on its own. A camera's state rebuilt from scratch on its last
+        ``context_frames`` frames gives every later frame exactly the score it would have had;
+        inference replays that many frames after a crash before it trusts a score."""
+        ...
 
     def score_frames(
         self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
