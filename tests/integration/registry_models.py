@@ -19,7 +19,7 @@ from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.storage import put_bytes, sha256_hex
 from vigil_shared.vision.backbones import FrameEmbedder, load_efficientnet_lite0
-from vigil_shared.vision.inferencer import BANK_TENSOR
+from vigil_shared.vision.knn import BANK_TENSOR
 from vigil_shared.vision.preprocess import decode, to_batch
 
 IMAGE_SIZE = 96
