@@ -133,12 +133,14 @@ def test_evaluate_reports_frames_events_and_each_clip() -> None:
     assert report["frames"]["auroc"] == pytest.approx(0.97)  # 6 of 100 normals tie
     assert report["events"]["recall"] == 1.0 and report["events"]["false_alarms"] == 1
     assert report["clips"]["x"] == {
+        "auroc": 1.0,
         "intervals": [[10, 29]],
         "delays_frames": [2],
         "events": [[10, 12, 29]],
         "false_alarms": 0,
     }
     assert report["clips"]["y"]["events"] == [[40, 42, 45]]
+    assert report["clips"]["y"]["auroc"] is None  # no abnormal frame
     with pytest.raises(ValueError, match="scores for"):
         replay_clip(hot(3), labeled(4), threshold=1.0, fps=FPS)
 

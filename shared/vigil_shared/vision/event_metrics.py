@@ -193,12 +193,16 @@ def evaluate(
         "threshold": threshold,
         "frames": frame_figures(scores, labels, causal_window=causal_window),
         "events": asdict(event_figures(list(replays.values()), fps=fps, grace_s=grace_s)),
-        "clips": {clip: _clip_report(r) for clip, r in replays.items()},
+        "clips": {
+            clip: _clip_report(r, auroc(scores[clip].double(), labels[clip].bool()))
+            for clip, r in replays.items()
+        },
     }
 
 
-def _clip_report(replayed: ClipReplay) -> dict[str, Any]:
+def _clip_report(replayed: ClipReplay, clip_auroc: float) -> dict[str, Any]:
     return {
+        "auroc": None if clip_auroc != clip_auroc else clip_auroc,  # NaN: one class only
         "intervals": [[i.first, i.last] for i in replayed.intervals],
         "delays_frames": replayed.delays(),
         "events": [[e.first, e.opened, e.last] for e in replayed.events],
