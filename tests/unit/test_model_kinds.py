@@ -9,9 +9,11 @@ from typing import get_args
 import pytest
 import torch
 
+from tests.unit.test_catalog_and_classifier_model import manifest_for
 from tests.unit.test_registry_fusion import manifest, member
 from tests.unit.test_trainer_kinds import schema_kinds
 from vigil_shared.schemas.manifests import EnsembleMember, EnsembleOf, ModelManifest
+from vigil_shared.vision.catalog import build_classifier
 from vigil_shared.vision.classifier_model import ClassifierFrameModel
 from vigil_shared.vision.inferencer import frame_model_from
 from vigil_shared.vision.knn import BANK_TENSOR, KnnFrameModel
@@ -58,7 +60,6 @@ class ConstantModel:
 @pytest.mark.parametrize(
     ("task", "tensors", "built_by"),
     [
-        ("classify", {}, ClassifierFrameModel),
         ("one_class", {}, OneClassFrameModel),
         ("one_class", {BANK_TENSOR: torch.zeros(2, 8)}, KnnFrameModel),
     ],
@@ -76,6 +77,14 @@ def test_the_loader_of_a_task_builds_its_kind(
     monkeypatch.setattr(built_by, "from_artifact", from_artifact)
     model = frame_model_from(manifest("m-1", task=task, k=1), tensors, "cpu")
     assert model is sentinel and built == ["m-1 on cpu"]
+
+
+def test_a_classify_manifest_loads_its_network() -> None:
+    net = build_classifier("efficientnet_lite0", n_classes=3).eval()
+    model = frame_model_from(manifest_for(), net.state_dict(), "cpu")
+    assert isinstance(model, ClassifierFrameModel)
+    frames = [torch.randint(0, 255, (3, 40, 56), dtype=torch.uint8)]
+    assert 0 <= model.score_frames(["cam"], frames)[0].score <= 1
 
 
 def test_an_ensemble_loads_its_members_through_the_loader_it_is_given() -> None:

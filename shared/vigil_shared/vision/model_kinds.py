@@ -38,43 +38,36 @@ class KindLoader(Protocol):
     ) -> FrameModel: ...
 
 
-def _one_class(
-    *,
-    manifest: ModelManifest,
-    tensors: dict[str, torch.Tensor],
-    device: str,
-    members: MemberLoader,
+FromArtifact = Callable[[ModelManifest, dict[str, torch.Tensor], str], FrameModel]
+
+
+def own_artifact(build: FromArtifact) -> KindLoader:
+    """The loader of a kind built from its own artifact alone (every kind but an ensemble)."""
+
+    def load(
+        *,
+        manifest: ModelManifest,
+        tensors: dict[str, torch.Tensor],
+        device: str,
+        members: MemberLoader,
+    ) -> FrameModel:
+        return build(manifest, tensors, device)
+
+    return load
+
+
+def one_class_by_layout(
+    manifest: ModelManifest, tensors: dict[str, torch.Tensor], device: str
 ) -> FrameModel:
-    """By the artifact's layout: the first one_class models stored a bank of global
-    embeddings (and ``k``); later ones the patch and motion banks of ``OneClassFrameModel``."""
+    """The first one_class models stored a bank of global embeddings (and ``k``); later ones
+    the patch and motion banks of ``OneClassFrameModel``."""
     if BANK_TENSOR in tensors and manifest.k is not None:
         return KnnFrameModel.from_artifact(manifest, tensors, device)
     return OneClassFrameModel.from_artifact(manifest, tensors, device)
 
 
-def _classify(
-    *,
-    manifest: ModelManifest,
-    tensors: dict[str, torch.Tensor],
-    device: str,
-    members: MemberLoader,
-) -> FrameModel:
-    return ClassifierFrameModel.from_artifact(manifest, tensors, device)
-
-
-def _ensemble(
-    *,
-    manifest: ModelManifest,
-    tensors: dict[str, torch.Tensor],
-    device: str,
-    members: MemberLoader,
-) -> FrameModel:
-    """The members bring their own device."""
-    return ensemble_from_artifact(manifest, tensors, members)
-
-
 LOADERS: Final[Mapping[str, KindLoader]] = {
-    "one_class": _one_class,
-    "classify": _classify,
-    "ensemble": _ensemble,
+    "one_class": own_artifact(one_class_by_layout),
+    "classify": own_artifact(ClassifierFrameModel.from_artifact),
+    "ensemble": ensemble_from_artifact,
 }

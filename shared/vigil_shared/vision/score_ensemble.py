@@ -197,12 +197,14 @@ class ClassProbabilityEnsemble:
 
 
 def ensemble_from_artifact(
+    *,
     manifest: ModelManifest,
     tensors: dict[str, torch.Tensor],
+    device: str,
     members: Callable[[EnsembleMember], FrameModel],
 ) -> ScoreEnsemble | ClassProbabilityEnsemble:
-    """The ensemble over its pinned members (each loaded by ``members``), with the
-    normalisations its artifact holds; refused when the manifest's members were edited."""
+    """The ensemble over its pinned members (each loaded by ``members``, on ``device``), with
+    the normalisations its artifact holds; refused when the manifest's members were edited."""
     assert manifest.ensemble is not None  # the manifest validator requires it for an ensemble
     norms = norms_from(tensors)
     pinned = manifest.ensemble.members
