@@ -26,9 +26,9 @@ from tests.integration.one_class_scene import HEIGHT, WIDTH, Scene, store_scene_
 from tests.integration.private_kafka import PrivateKafka
 from tests.integration.rtsp import free_tcp_port
 from tests.support import ServiceProcess, service_env
-from vigil_inference.events import LifecycleSettings
 from vigil_shared.db.engine import make_engine
 from vigil_shared.db.migrate import upgrade
+from vigil_shared.event_lifecycle import LifecycleSettings
 from vigil_shared.kafka import ensure_topics, make_consumer, make_producer
 from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.settings import DatabaseSettings, KafkaSettings, S3Settings

@@ -82,12 +82,15 @@ def _abnormal(n_frames: int, ranges: list[list[int]]) -> npt.NDArray[np.int64]:
     return labels
 
 
-def _decode(path: Path, *, size: int) -> npt.NDArray[np.uint8]:
+def decode_clip(path: Path, *, size: int | None = None) -> npt.NDArray[np.uint8]:
+    """A clip's frames in grayscale, (N, H, W); resized to ``size`` x ``size`` when given."""
     frames: list[npt.NDArray[np.uint8]] = []
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             gray = Image.fromarray(frame.to_ndarray(format="gray"))
-            frames.append(np.asarray(gray.resize((size, size), Image.Resampling.BILINEAR)))
+            if size is not None:
+                gray = gray.resize((size, size), Image.Resampling.BILINEAR)
+            frames.append(np.asarray(gray))
     return np.stack(frames)
 
 
@@ -101,7 +104,7 @@ def _decode_all(root: Path, *, size: int) -> Ped2Frames:
         clips[name] = (root / "test" / f"{name}.mp4", labels)
     images, labels_all, names, numbers = [], [], [], []
     for name, (path, labels) in sorted(clips.items()):
-        decoded = _decode(path, size=size)
+        decoded = decode_clip(path, size=size)
         if len(decoded) != len(labels):
             raise ValueError(
                 f"{path} decodes to {len(decoded)} frames, labels.json says {len(labels)}"

@@ -53,7 +53,7 @@ from vigil_shared.vision.backbones import (
     load_efficientnet_lite0,
 )
 from vigil_shared.vision.catalog import build_classifier
-from vigil_shared.vision.inferencer import BANK_TENSOR
+from vigil_shared.vision.knn import BANK_TENSOR
 from vigil_shared.vision.preprocess import decode, to_batch
 from vigil_trainer.registry import Candidate, register
 

@@ -17,9 +17,9 @@ from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from tests.support import wait_until
-from vigil_inference.events import EventTracker, LifecycleSettings, Transition
 from vigil_inference.frames import Frame
 from vigil_inference.models import ScoringModel
+from vigil_shared.event_lifecycle import EventTracker, LifecycleSettings, Transition
 from vigil_shared.kafka import make_consumer
 from vigil_shared.schemas.events import EventMessage, EventPhase, ModelRef
 from vigil_shared.settings import KafkaSettings

@@ -16,7 +16,7 @@ from minio import Minio
 from tests.factories import T0, registry_models, scene_jpeg, send_frame
 from tests.integration.conftest import StartService
 from tests.support import read_topic, wait_until
-from vigil_inference.events import EventTracker, LifecycleSettings, Observation
+from vigil_shared.event_lifecycle import EventTracker, LifecycleSettings, Observation
 from vigil_shared.kafka import make_producer
 from vigil_shared.schemas.events import EventMessage, ModelRef
 from vigil_shared.settings import CommonSettings, KafkaSettings

@@ -22,7 +22,7 @@ from tests.integration.conftest import StartService
 from tests.integration.event_reference import EventLog, ExpectedEvent, expected_events
 from tests.integration.one_class_scene import HEIGHT, WIDTH, Scene, store_scene_model
 from tests.support import ServiceProcess, read_topic, wait_until
-from vigil_inference.events import LifecycleSettings
+from vigil_shared.event_lifecycle import LifecycleSettings
 from vigil_shared.kafka import make_producer
 from vigil_shared.schemas.events import EventPhase
 from vigil_shared.schemas.frames import FrameHeaders

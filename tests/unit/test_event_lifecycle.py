@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vigil_inference.events import EventTracker, LifecycleSettings, Observation, Transition
+from vigil_shared.event_lifecycle import EventTracker, LifecycleSettings, Observation, Transition
 from vigil_shared.schemas.events import EventPhase, ModelRef
 
 T0 = datetime(2026, 11, 28, 12, tzinfo=UTC)

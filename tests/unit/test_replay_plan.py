@@ -11,8 +11,8 @@ import pytest
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from vigil_inference.events import EventTracker, LifecycleSettings, Observation
 from vigil_inference.replay import METADATA_MAX_BYTES, ReplayLedger, ResumePoint, decode, encode
+from vigil_shared.event_lifecycle import EventTracker, LifecycleSettings, Observation
 from vigil_shared.schemas.events import ModelRef
 
 TP = TopicPartition("frames", 0)

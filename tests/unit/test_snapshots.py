@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import torch
 
 from tests.factories import scene_jpeg
-from vigil_inference.events import Observation
 from vigil_inference.snapshots import colorize, overlay, render_overlay
+from vigil_shared.event_lifecycle import Observation
 from vigil_shared.schemas.events import ModelRef
 from vigil_shared.vision.preprocess import decode
 

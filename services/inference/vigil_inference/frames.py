@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from vigil_inference.events import Observation
 from vigil_inference.models import ScoringModel
+from vigil_shared.event_lifecycle import Observation
 from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.vision.scoring import FrameScore
 

@@ -10,7 +10,6 @@ from kafka import KafkaProducer
 from minio import Minio
 
 from vigil_inference.embedding import BatchEmbedder
-from vigil_inference.events import EventTracker, LifecycleSettings
 from vigil_inference.health import ReportStatus, ScoringHealth
 from vigil_inference.metrics import InferenceMetrics
 from vigil_inference.models import (
@@ -26,6 +25,7 @@ from vigil_inference.scoring import BatchScorer
 from vigil_inference.settings import InferenceSettings
 from vigil_inference.snapshots import SnapshotStore
 from vigil_inference.worker import Batching, InferenceWorker
+from vigil_shared.event_lifecycle import EventTracker, LifecycleSettings
 from vigil_shared.kafka import PartitionChanges, ensure_topics, make_consumer, make_producer
 from vigil_shared.metrics import serve_metrics
 from vigil_shared.schemas.events import ModelRef

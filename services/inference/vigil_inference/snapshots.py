@@ -14,7 +14,7 @@ import torch
 from minio import Minio
 from torchvision.io import encode_jpeg
 
-from vigil_inference.events import Observation
+from vigil_shared.event_lifecycle import Observation
 from vigil_shared.schemas.events import snapshot_keys
 from vigil_shared.storage import put_bytes
 from vigil_shared.vision.preprocess import decode

@@ -37,13 +37,13 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from vigil_inference.events import EventTracker, Transition
 from vigil_inference.frames import Frame, Rejected, ScoredBatch, ScoredFrame, partition_of
 from vigil_inference.metrics import InferenceMetrics
 from vigil_inference.replay import ReplayLedger
 from vigil_inference.routing import AssignmentFollower, ModelRouter
 from vigil_inference.scoring import BatchScorer
 from vigil_inference.snapshots import SnapshotStore
+from vigil_shared.event_lifecycle import EventTracker, Transition
 from vigil_shared.kafka import BrokerOutage, PartitionChanges, dead_letter
 from vigil_shared.schemas.frames import MalformedFrameError, utc_now
 from vigil_shared.topics import Topics

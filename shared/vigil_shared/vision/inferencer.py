@@ -2,16 +2,13 @@
 
 ``load_frame_model`` is what inference uses: it reads the manifest, refuses an artifact whose
 sha256 differs from the manifest's or from the registry's (``IntegrityError``), loads the
-safetensors (never pickle) and builds the ``FrameModel`` of the manifest's task. An ``ensemble``
-loads each member the same way, refusing one whose manifest or artifact is not the one the
-ensemble pinned when it was fitted (re-registered or modified since): its normalisations were
-fitted on that model's scores.
+safetensors (never pickle) and builds the ``FrameModel`` of the manifest's task with that kind's
+loader (``vision.model_kinds``). An ``ensemble`` loads each member the same way, refusing one
+whose manifest or artifact is not the one the ensemble pinned when it was fitted (re-registered
+or modified since): its normalisations were fitted on that model's scores.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from minio import Minio
@@ -20,20 +17,9 @@ from safetensors.torch import load as load_safetensors
 
 from vigil_shared.schemas.manifests import EnsembleMember, ModelManifest
 from vigil_shared.storage import IntegrityError, StorageError, get_bytes, sha256_hex
-from vigil_shared.vision.backbones import FrameEmbedder, load_efficientnet_lite0
-from vigil_shared.vision.classifier_model import ArtifactMismatchError, ClassifierFrameModel
-from vigil_shared.vision.efficientnet_lite import fused_for_inference
-from vigil_shared.vision.knn import KnnScorer
-from vigil_shared.vision.preprocess import to_batch
-from vigil_shared.vision.score_ensemble import ClassProbabilityEnsemble, ScoreEnsemble, norms_from
-from vigil_shared.vision.scoring import FrameModel, FrameScore
-
-BANK_TENSOR = "bank"
-
-
-class EnsembleMemberError(ValueError):
-    """A model that cannot be an ensemble's member (an ensemble itself, or not a classifier
-    where probabilities are averaged)."""
+from vigil_shared.vision.model_kinds import LOADERS, MemberLoader
+from vigil_shared.vision.score_ensemble import EnsembleMemberError
+from vigil_shared.vision.scoring import FrameModel
 
 
 def read_manifest(client: Minio, *, bucket: str, model_id: str) -> ModelManifest:
@@ -57,56 +43,24 @@ def read_artifact(
     return load_safetensors(blob)
 
 
-@dataclass
-class KnnFrameModel:
-    """The first one_class models (a bank of global Lite0 embeddings) as a ``FrameModel``."""
-
-    manifest: ModelManifest
-    scorer: KnnScorer
-    embedder: FrameEmbedder
-    device: str
-
-    @torch.inference_mode()
-    def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
-    ) -> list[FrameScore]:
-        if not images:
-            return []
-        batch = to_batch([i.to(self.device) for i in images], self.manifest.own_preprocessing())
-        scores = self.scorer.score(self.embedder(batch)).cpu().tolist()
-        return [FrameScore(score=s, threshold=self.scorer.threshold) for s in scores]
-
-    @property
-    def context_frames(self) -> int:
-        return 0
-
-    def forget(self, camera_id: str) -> None:
-        """Frames are scored independently."""
-
-
-def _knn(manifest: ModelManifest, tensors: dict[str, torch.Tensor], device: str) -> KnnFrameModel:
-    backbone = load_efficientnet_lite0()
-    scorer = KnnScorer(
-        bank=tensors[BANK_TENSOR].to(device), k=manifest.k or 1, threshold=manifest.threshold
-    )
-    embedder = FrameEmbedder(fused_for_inference(backbone.module)).to(device).eval()
-    return KnnFrameModel(manifest=manifest, scorer=scorer, embedder=embedder, device=device)
-
-
 def frame_model_from(
-    manifest: ModelManifest, tensors: dict[str, torch.Tensor], device: str
+    manifest: ModelManifest,
+    tensors: dict[str, torch.Tensor],
+    device: str,
+    *,
+    members: MemberLoader | None = None,
 ) -> FrameModel:
-    """Dispatch on the manifest's task (and, for one_class, on the artifact's layout); an
-    ensemble needs its members from S3 (``load_frame_model``)."""
-    if manifest.task == "ensemble":
-        raise EnsembleMemberError(f"model {manifest.model_id} is an ensemble: use load_frame_model")
-    if manifest.task == "classify":
-        return ClassifierFrameModel.from_artifact(manifest, tensors, device)
-    if BANK_TENSOR in tensors and manifest.k is not None:
-        return _knn(manifest, tensors, device)
-    from vigil_shared.vision.one_class_model import OneClassFrameModel
+    """The loader of the manifest's task (``model_kinds.LOADERS``) on verified tensors; a model
+    built on other registry models (an ensemble) needs ``members`` (``load_frame_model``)."""
 
-    return OneClassFrameModel.from_artifact(manifest, tensors, device)
+    def no_members(member: EnsembleMember) -> FrameModel:
+        raise EnsembleMemberError(
+            f"model {manifest.model_id} is an {manifest.task} of registry models: "
+            "use load_frame_model"
+        )
+
+    load = LOADERS[manifest.task]
+    return load(manifest=manifest, tensors=tensors, device=device, members=members or no_members)
 
 
 def load_frame_model(
@@ -137,29 +91,11 @@ def model_from_manifest(
     client: Minio, *, bucket: str, manifest: ModelManifest, device: str
 ) -> FrameModel:
     tensors = read_artifact(client, bucket=bucket, manifest=manifest)
-    if manifest.task != "ensemble":
-        return frame_model_from(manifest, tensors, device)
-    assert manifest.ensemble is not None  # the manifest validator requires it for an ensemble
-    norms = norms_from(tensors)
-    members = manifest.ensemble.members
-    if [(n.center, n.scale) for n in norms] != [(m.score_center, m.score_scale) for m in members]:
-        raise ArtifactMismatchError(
-            f"ensemble {manifest.model_id}: the artifact's normalisations differ from the "
-            "manifest's members; the manifest was edited: restore it or refit the ensemble"
-        )
-    models = [_member(client, bucket, manifest.model_id, m, device) for m in members]
-    if manifest.ensemble.method == "score":
-        return ScoreEnsemble(
-            manifest=manifest, members=models, norms=norms, threshold=manifest.threshold
-        )
-    classifiers = [m for m in models if isinstance(m, ClassifierFrameModel)]
-    if len(classifiers) != len(models):
-        raise EnsembleMemberError(
-            f"ensemble {manifest.model_id} averages probabilities of classify models only"
-        )
-    return ClassProbabilityEnsemble(
-        manifest=manifest, members=classifiers, threshold=manifest.threshold
-    )
+
+    def member(pinned: EnsembleMember) -> FrameModel:
+        return _member(client, bucket, manifest.model_id, pinned, device)
+
+    return frame_model_from(manifest, tensors, device, members=member)
 
 
 def _member(

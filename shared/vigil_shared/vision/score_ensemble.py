@@ -11,23 +11,30 @@
   and the label its most probable class.
 
 The trainer fits the normalisations and the threshold (``vigil_trainer.classify.registry_fusion``);
-inference only applies them (``vigil_shared.vision.inferencer`` loads the members).
+inference only applies them: ``ensemble_from_artifact`` is the ``ensemble`` kind's loader
+(``vision.model_kinds``), given the members ``vision.inferencer`` loads from the registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 from torch.nn import functional
 
-from vigil_shared.schemas.manifests import ModelManifest
+from vigil_shared.schemas.manifests import EnsembleMember, ModelManifest
+from vigil_shared.vision.classifier_model import ArtifactMismatchError, ClassifierFrameModel
 from vigil_shared.vision.scoring import FrameModel, FrameScore
 
 CENTER_TENSOR = "score_center"
 SCALE_TENSOR = "score_scale"
+
+
+class EnsembleMemberError(ValueError):
+    """A model that cannot be an ensemble's member (an ensemble itself, or not a classifier
+    where probabilities are averaged), or an ensemble loaded without its members."""
 
 
 @dataclass(frozen=True)
@@ -196,3 +203,35 @@ class ClassProbabilityEnsemble:
 
     def forget(self, camera_id: str) -> None:
         """Classify members score frames independently."""
+
+
+def ensemble_from_artifact(
+    *,
+    manifest: ModelManifest,
+    tensors: dict[str, torch.Tensor],
+    device: str,
+    members: Callable[[EnsembleMember], FrameModel],
+) -> ScoreEnsemble | ClassProbabilityEnsemble:
+    """The ensemble over its pinned members (each loaded by ``members``, on ``device``), with
+    the normalisations its artifact holds; refused when the manifest's members were edited."""
+    assert manifest.ensemble is not None  # the manifest validator requires it for an ensemble
+    norms = norms_from(tensors)
+    pinned = manifest.ensemble.members
+    if [(n.center, n.scale) for n in norms] != [(m.score_center, m.score_scale) for m in pinned]:
+        raise ArtifactMismatchError(
+            f"ensemble {manifest.model_id}: the artifact's normalisations differ from the "
+            "manifest's members; the manifest was edited: restore it or refit the ensemble"
+        )
+    models = [members(m) for m in pinned]
+    if manifest.ensemble.method == "score":
+        return ScoreEnsemble(
+            manifest=manifest, members=models, norms=norms, threshold=manifest.threshold
+        )
+    classifiers = [m for m in models if isinstance(m, ClassifierFrameModel)]
+    if len(classifiers) != len(models):
+        raise EnsembleMemberError(
+            f"ensemble {manifest.model_id} averages probabilities of classify models only"
+        )
+    return ClassProbabilityEnsemble(
+        manifest=manifest, members=classifiers, threshold=manifest.threshold
+    )

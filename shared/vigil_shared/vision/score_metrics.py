@@ -71,3 +71,13 @@ def best_f1_threshold(scores: torch.Tensor, positives: torch.Tensor) -> tuple[fl
 def normal_threshold(scores: torch.Tensor, *, target_fpr: float) -> float:
     """The score that ``target_fpr`` of held-out normal frames exceed."""
     return float(torch.quantile(scores.double(), 1.0 - target_fpr))
+
+
+def trailing_mean(scores: torch.Tensor, window: int) -> torch.Tensor:
+    """Mean of each score and up to ``window - 1`` before it: what a live camera can compute."""
+    if window <= 1 or scores.numel() == 0:
+        return scores
+    cumulative = torch.cat([scores.new_zeros(1), scores.double().cumsum(0)])
+    index = torch.arange(scores.numel())
+    start = (index - window + 1).clamp(min=0)
+    return ((cumulative[index + 1] - cumulative[start]) / (index + 1 - start)).to(scores.dtype)

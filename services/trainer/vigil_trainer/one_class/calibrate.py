@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from vigil_shared.vision.one_class_model import StreamScores
+from vigil_shared.vision.score_metrics import trailing_mean as trailing_mean  # its callers' name
 
 
 @dataclass
@@ -31,16 +32,6 @@ def stream_norm(values: torch.Tensor) -> torch.Tensor:
         return torch.tensor([0.0, 1.0])
     std = float(present.std())
     return torch.tensor([float(present.mean()), max(std, 1e-6)])
-
-
-def trailing_mean(scores: torch.Tensor, window: int) -> torch.Tensor:
-    """Mean of each score and up to ``window - 1`` before it: what a live camera can compute."""
-    if window <= 1 or scores.numel() == 0:
-        return scores
-    cumulative = torch.cat([scores.new_zeros(1), scores.double().cumsum(0)])
-    index = torch.arange(scores.numel())
-    start = (index - window + 1).clamp(min=0)
-    return ((cumulative[index + 1] - cumulative[start]) / (index + 1 - start)).to(scores.dtype)
 
 
 def quantile_metrics(scores: torch.Tensor, threshold: float) -> dict[str, float]:

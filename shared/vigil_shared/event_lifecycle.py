@@ -10,6 +10,9 @@ the same frames give the same messages with the same ids. ``resume_frame`` says 
 frame a camera's state can be rebuilt: the worker commits offsets no further (nor past the frames
 that frame's score depends on, ``Observation.context_from``), so after a crash the replayed
 frames rebuild an open event (and a half-filled debounce window) exactly.
+
+It lives in ``shared`` because the trainer runs it too: a one_class fit replays it over scores of
+normal footage (``vigil_shared.event_simulation``) to set the threshold by events per hour.
 """
 
 from __future__ import annotations

@@ -1,0 +1,197 @@
+"""What an operator would see on UCSD Ped2 and on synthetic scenes: frame- and event-level figures.
+
+One run fits, on Ped2's training clips (stored as an S3 dataset, as ``bench.ped2_one_class``
+does), the one_class model of the **default spec** (whatever ``OneClassSpec``'s defaults are),
+the **previous defaults** (explicit fusion weights 0.2 / 0.8; skipped while they are the
+defaults) and the **baseline** (a pretrained Lite0 patch kNN: appearance only, no whitening, no
+motion), each through the trainer's ``fit_one_class`` and each calibrated by its own fit. Each
+model then scores, in order through ``score_frames``, Ped2's test clips and the synthetic
+scenes of ``bench.synthetic_scenes`` (built from training clips; SYNTHETIC, see there), and
+``vigil_shared.vision.event_metrics`` replays the scores through the worker's event lifecycle
+(default ``LifecycleSettings``) at the model's own threshold. Nothing is chosen on the test clips:
+the thresholds come from the fits.
+
+    set -a; . .stack/env; set +a
+    python -m bench.ped2_events --json bench/results/ped2-events-cpu.json
+    python -m bench.ped2_events --quick       # 3 train clips, 2 test clips, 2 scenes, default only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.ped2_one_class import (
+    QUICK_TEST,
+    QUICK_TRAIN,
+    RecordingModel,
+    fit_and_score,
+    frame_model,
+    labels_of,
+    ped2_root,
+    score_clip,
+    training_dataset,
+)
+from bench.report import emit
+from bench.synthetic_scenes import KINDS, build_scenes, training_clips, write_scenes
+from vigil_shared.datasets import DatasetManifest, DatasetRef
+from vigil_shared.event_lifecycle import LifecycleSettings
+from vigil_shared.schemas.one_class import OneClassSpec
+from vigil_shared.settings import REPO_ROOT, S3Settings
+from vigil_shared.vision.event_metrics import CAUSAL_WINDOW, GRACE_S, evaluate
+
+FPS = 10.0
+QUICK_KINDS = ("fills", "covered-dark")
+PREVIOUS_DEFAULTS = {"appearance": {"weight": 0.2}, "motion": {"weight": 0.8}}
+BASELINE = {"appearance": {"weight": 1.0, "whiten_dim": 0}, "motion": None}
+BASELINE_WHAT = "pretrained Lite0 stride-8+16 patch kNN, coreset bank, no motion, no whitening"
+
+Clips = dict[str, tuple[list[Path], torch.Tensor]]
+"""A clip's frame files in order and its per-frame abnormal labels, by clip name."""
+
+
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied, nested dicts merged key by key."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def specs(
+    dataset: DatasetManifest, overrides: dict[str, Any], *, previous: bool, baseline: bool
+) -> dict[str, OneClassSpec]:
+    """The specs compared, by row name; the previous defaults only while they differ."""
+    ref = DatasetRef(name=dataset.name, version=dataset.version)
+    base = merged({"name": "ped2", "dataset": ref}, overrides)
+    out = {"default": OneClassSpec.model_validate(base)}
+    if previous:
+        spec = OneClassSpec.model_validate(merged(base, PREVIOUS_DEFAULTS))
+        if spec != out["default"]:
+            out["previous_defaults"] = spec
+    if baseline:
+        out["baseline"] = OneClassSpec.model_validate(merged(base, BASELINE))
+    return out
+
+
+def ped2_test_clips(root: Path, names: Sequence[str]) -> Clips:
+    clips: Clips = {}
+    for name in names:
+        paths = sorted((root / "test_frames" / name).glob("*.jpg"))
+        clips[name] = (paths, labels_of(root, name, len(paths)))
+    return clips
+
+
+def synthetic_clips(root: Path, train: Sequence[str], kinds: Sequence[str], seed: int) -> Clips:
+    """The synthetic scenes built from the ``train`` clips, written as JPEGs under ``.cache``."""
+    built = build_scenes(training_clips(root, list(train)), seed=seed)
+    scenes = [s for s in built if s.name in kinds]
+    out = REPO_ROOT / ".cache" / "ped2-synthetic" / f"seed{seed}-{len(train)}clips"
+    folders = write_scenes(scenes, out, seed=seed)
+    return {
+        s.name: (sorted(folders[s.name].glob("*.jpg")), torch.from_numpy(s.abnormal))
+        for s in scenes
+    }
+
+
+def measure(
+    args: argparse.Namespace,
+    root: Path,
+    spec: OneClassSpec,
+    dataset: DatasetManifest,
+    sets: dict[str, Clips],
+) -> dict[str, Any]:
+    """Fit ``spec``, score every clip of every set in order, and evaluate each set."""
+    fit, fit_s, _, _ = fit_and_score(args, root, spec, dataset, ())
+    model = frame_model(fit, spec, args.device)
+    assert isinstance(model, RecordingModel)
+    threshold = model.manifest.threshold
+    row: dict[str, Any] = {
+        "spec": spec.model_dump(mode="json", exclude={"dataset", "name"}),
+        "fit_s": round(fit_s, 1),
+        "threshold": threshold,
+        "fit_metrics": fit.metrics,
+    }
+    for name, clips in sets.items():
+        started = time.perf_counter()
+        scores = {
+            clip: torch.tensor(score_clip(model, paths, args.batch_size).scores).double()
+            for clip, (paths, _) in clips.items()
+        }
+        frames = sum(len(s) for s in scores.values())
+        labels = {clip: abnormal for clip, (_, abnormal) in clips.items()}
+        row[name] = evaluate(scores, labels, threshold=threshold, fps=FPS) | {
+            "frames_per_s": round(frames / (time.perf_counter() - started), 2)
+        }
+    return row
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(args.threads)
+    root = ped2_root()
+    train = QUICK_TRAIN if args.quick else tuple(f"Train{i:03d}" for i in range(1, 17))
+    test = QUICK_TEST if args.quick else tuple(f"Test{i:03d}" for i in range(1, 13))
+    kinds = QUICK_KINDS if args.quick else KINDS
+    dataset = training_dataset(root, train, S3Settings())
+    sets = {
+        "ped2_test": ped2_test_clips(root, test),
+        "synthetic": synthetic_clips(root, train, kinds, args.seed),
+    }
+    compared = specs(
+        dataset,
+        json.loads(args.spec) if args.spec else {},
+        previous=not args.quick or args.all_models,
+        baseline=not args.quick or args.all_models,
+    )
+    report: dict[str, Any] = {
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch threads {args.threads}",
+        "device": args.device,
+        "quick": args.quick,
+        "dataset": {"name": dataset.name, "version": dataset.version, "frames": len(dataset.items)},
+        "lifecycle": asdict(LifecycleSettings()),
+        "fps": FPS,
+        "grace_s": GRACE_S,
+        "causal_window": CAUSAL_WINDOW,
+        "synthetic_seed": args.seed,
+        "baseline_is": BASELINE_WHAT,
+        "models": {},
+    }
+    for name, spec in compared.items():
+        print(json.dumps({"fitting": name}), flush=True)
+        report["models"][name] = measure(args, root, spec, dataset, sets)
+    report["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 train, 2 test clips, 2 scenes")
+    parser.add_argument("--all-models", action="store_true", help="quick, but every row")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)))
+    parser.add_argument("--spec", help="JSON overrides of every OneClassSpec compared")
+    parser.add_argument("--seed", type=int, default=0, help="of the synthetic scenes")
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--verbose", action="store_true", help="print fit progress")
+    args = parser.parse_args(argv)
+    report = run(args)
+    emit(report, args.json)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""SYNTHETIC scenes built from UCSD Ped2 training frames, one per failure kind of issue 11.
+
+Ped2's test anomalies are all "something unusual moves through the scene" (bikes, carts,
+skaters). Real sites also see the scene itself change, which Ped2 never shows; these clips make
+those kinds from Ped2's own *training* clips (normal footage only, so nothing here comes from
+the test clips), each with per-frame labels, deterministic by seed:
+
+- ``empties``: the walkers fade into the clip's median background within 1 s and the walkway
+  stays empty (abnormal from the onset, 50-70 frames in, to the end);
+- ``fills``: the walkers of 3 other training clips fade in over 1 s, a crowd in which each
+  walks at a walker's speed (onset to end);
+- ``moved``: the camera is knocked, zoom 1.15-1.25 and a shift of 15-25 by 8-15 px, and stays
+  so (onset to end);
+- ``covered-dark``: the lens is covered, brightness falls to 8 % within 0.3 s, for 5 s, then
+  comes back (the 5 s and the ramps);
+- ``covered-blur``: something smears the lens, Gaussian blur (sigma 6) for 5 s (the 5 s);
+- ``far-motion``: a small figure (a walker crop scaled to 10-14 px) crosses the lawn at the top
+  of the view at 6-10 px a frame, several times a walker's speed there (while it is in view).
+
+The onset and the training clip behind each scene are drawn from the seed. Foregrounds (the
+walkers) are the pixels more than 20 grey levels from the clip's per-pixel median, cleaned by a
+morphological opening and dilated, which leaves faint ghosts at the walkers' edges when they
+fade: the scenes test *which kind* of change a model flags, not image realism. Nothing here is
+real footage of such an event.
+
+    python -m bench.synthetic_scenes --out .cache/ped2-synthetic   # JPEGs + labels.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from bench.ped2_data import decode_clip, ped2_root
+
+Frames = npt.NDArray[np.uint8]  # (N, H, W) grayscale
+Mask = npt.NDArray[np.bool_]
+KINDS = ("empties", "fills", "moved", "covered-dark", "covered-blur", "far-motion")
+FADE = 10  # frames: one second at Ped2's 10 fps
+COVER = 50  # frames a lens stays covered
+FOREGROUND_LEVELS = 20
+
+
+@dataclass(frozen=True)
+class Scene:
+    name: str
+    source: str
+    """The training clip(s) it is made of."""
+    onset: int
+    frames: Frames
+    abnormal: Mask
+
+
+def background(clip: Frames) -> Frames:
+    """The clip's per-pixel median: the walkway with no walkers (each pixel is mostly empty)."""
+    median: Frames = np.median(clip, axis=0).astype(np.uint8)
+    return median
+
+
+def foreground(clip: Frames, empty: Frames) -> Mask:
+    """Per frame, the walkers: far from the background, opened (no specks), then dilated."""
+    far = (np.abs(clip.astype(np.int16) - empty.astype(np.int16)) > FOREGROUND_LEVELS).astype(
+        np.uint8
+    )
+    small, grow = np.ones((3, 3), np.uint8), np.ones((9, 9), np.uint8)
+    return np.stack([cv2.dilate(cv2.morphologyEx(f, cv2.MORPH_OPEN, small), grow) > 0 for f in far])
+
+
+def ramp(n: int, start: int, length: int) -> npt.NDArray[np.float64]:
+    """0 before ``start``, rising linearly to 1 over ``length`` frames, 1 after."""
+    return np.clip((np.arange(n) - start + 1) / length, 0.0, 1.0)
+
+
+def blend(a: Frames, b: Frames, weight: npt.NDArray[np.float64]) -> Frames:
+    """Per frame, ``a`` to ``b`` by ``weight`` (0: a, 1: b)."""
+    w = weight[:, None, None]
+    return np.rint(a * (1.0 - w) + b * w).astype(np.uint8)
+
+
+def from_onset(n: int, onset: int, end: int | None = None) -> Mask:
+    labels = np.zeros(n, dtype=bool)
+    labels[onset : n if end is None else end] = True
+    return labels
+
+
+def empties(clip: Frames, onset: int) -> tuple[Frames, Mask]:
+    empty = background(clip)
+    cleaned = np.where(foreground(clip, empty), empty[None], clip)
+    return blend(clip, cleaned, ramp(len(clip), onset, FADE)), from_onset(len(clip), onset)
+
+
+def fills(clip: Frames, others: list[Frames], onset: int) -> tuple[Frames, Mask]:
+    n = min(len(clip), *(len(o) for o in others))
+    out = clip[:n]
+    weight = ramp(n, onset, FADE)
+    for other in others:
+        walkers = foreground(other[:n], background(other))
+        pasted = np.where(walkers, other[:n], out)
+        out = blend(out, pasted, weight)
+    return out, from_onset(n, onset)
+
+
+def moved(clip: Frames, onset: int, rng: np.random.Generator) -> tuple[Frames, Mask]:
+    height, width = clip.shape[1:]
+    zoom = rng.uniform(1.15, 1.25)
+    shift = rng.uniform(15, 25) * rng.choice([-1, 1]), rng.uniform(8, 15) * rng.choice([-1, 1])
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 0.0, zoom)
+    matrix[:, 2] += shift
+    out = clip.copy()
+    for i in range(onset, len(clip)):
+        out[i] = cv2.warpAffine(clip[i], matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
+    return out, from_onset(len(clip), onset)
+
+
+def covered_dark(clip: Frames, onset: int) -> tuple[Frames, Mask]:
+    n, fade = len(clip), 3
+    covered = ramp(n, onset, fade) - ramp(n, onset + COVER, fade)
+    dark = np.rint(clip * 0.08).astype(np.uint8)
+    return blend(clip, dark, covered), from_onset(n, onset, onset + COVER + fade - 1)
+
+
+def covered_blur(clip: Frames, onset: int) -> tuple[Frames, Mask]:
+    out = clip.copy()
+    for i in range(onset, min(onset + COVER, len(clip))):
+        out[i] = cv2.GaussianBlur(clip[i], (0, 0), 6.0)
+    return out, from_onset(len(clip), onset, onset + COVER)
+
+
+def sprite(clip: Frames, height: int) -> tuple[Frames, Mask]:
+    """The tallest walker of the clip's middle frame, scaled to ``height`` px: pixels, mask."""
+    middle = len(clip) // 2
+    mask = foreground(clip[middle : middle + 1], background(clip))[0].astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+    if count < 2:
+        raise ValueError("no walker in the clip's middle frame to make a sprite of")
+    x, y, w, h, _ = stats[1 + int(np.argmax(stats[1:, cv2.CC_STAT_HEIGHT]))]
+    scale = height / h
+    size = (max(2, round(w * scale)), height)
+    crop = clip[middle, y : y + h, x : x + w]
+    pixels = np.asarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    outline = cv2.resize(mask[y : y + h, x : x + w], size, interpolation=cv2.INTER_NEAREST)
+    shape = np.asarray(outline, dtype=bool)
+    return pixels, shape
+
+
+def far_motion(
+    clip: Frames, figure: tuple[Frames, Mask], onset: int, rng: np.random.Generator
+) -> tuple[Frames, Mask]:
+    pixels, shape = figure
+    width = clip.shape[2]
+    h, w = pixels.shape
+    row = int(rng.integers(62, 100 - h))  # the lawn, the far part of the view
+    speed = float(rng.uniform(6, 10)) * rng.choice([-1, 1])
+    out, labels = clip.copy(), np.zeros(len(clip), dtype=bool)
+    for i in range(onset, len(clip)):
+        left = round((i - onset) * speed) if speed > 0 else round(width + (i - onset) * speed - w)
+        if left >= width or left + w <= 0:
+            break
+        cols = slice(max(0, left), min(width, left + w))
+        part = slice(cols.start - left, cols.stop - left)
+        region = out[i, row : row + h, cols]
+        out[i, row : row + h, cols] = np.where(shape[:, part], pixels[:, part], region)
+        labels[i] = True
+    return out, labels
+
+
+def build_scenes(train: Mapping[str, Frames], *, seed: int) -> list[Scene]:
+    """One scene of each kind from the training ``clips`` (name to frames), drawn by ``seed``."""
+    rng = np.random.default_rng(seed)
+    names = sorted(train)
+    order = [names[i] for i in rng.permutation(len(names))]
+    bases = {kind: order[i % len(order)] for i, kind in enumerate(KINDS)}
+    others = [n for n in order if n != bases["fills"]][:3]
+    donor = order[-1]
+    makers: dict[str, Callable[[Frames, int], tuple[Frames, Mask]]] = {
+        "empties": empties,
+        "fills": lambda clip, onset: fills(clip, [train[n] for n in others], onset),
+        "moved": lambda clip, onset: moved(clip, onset, rng),
+        "covered-dark": covered_dark,
+        "covered-blur": covered_blur,
+        "far-motion": lambda clip, onset: far_motion(
+            clip, sprite(train[donor], int(rng.integers(10, 15))), onset, rng
+        ),
+    }
+    scenes = []
+    for kind in KINDS:
+        onset = int(rng.integers(50, 71))
+        frames, abnormal = makers[kind](train[bases[kind]], onset)
+        source = "+".join([bases[kind], *(others if kind == "fills" else [])])
+        if kind == "far-motion":
+            source += f"+sprite:{donor}"
+        scenes.append(Scene(kind, source, onset, frames, abnormal))
+    return scenes
+
+
+def training_clips(root: Path, names: list[str] | None = None) -> dict[str, Frames]:
+    """Ped2's training clips at full size (240 x 360), decoded."""
+    paths = sorted((root / "train").glob("Train*.mp4"))
+    return {p.stem: decode_clip(p) for p in paths if names is None or p.stem in names}
+
+
+def write_scenes(scenes: list[Scene], out: Path, *, seed: int) -> dict[str, Path]:
+    """Each scene as ``<out>/<name>/NNN.jpg`` (JPEG q95, as the test frames), with
+    ``labels.json`` (abnormal intervals, 1-based inclusive like Ped2's); the scene folders."""
+    folders: dict[str, Path] = {}
+    labels: dict[str, object] = {"fps": 10, "seed": seed, "synthetic": True, "clips": {}}
+    for scene in scenes:
+        folder = out / scene.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for index, frame in enumerate(scene.frames):
+            Image.fromarray(frame).save(folder / f"{index + 1:03d}.jpg", quality=95)
+        changes = np.flatnonzero(np.diff(np.r_[0, scene.abnormal.astype(np.int8), 0]))
+        ranges = [[int(a) + 1, int(b)] for a, b in changes.reshape(-1, 2)]
+        assert isinstance(labels["clips"], dict)
+        labels["clips"][scene.name] = {
+            "n_frames": len(scene.frames),
+            "abnormal": ranges,
+            "onset": scene.onset + 1,
+            "source": scene.source,
+        }
+        folders[scene.name] = folder
+    (out / "labels.json").write_text(json.dumps(labels, indent=2) + "\n")
+    return folders
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(".cache/ped2-synthetic"))
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    scenes = build_scenes(training_clips(ped2_root()), seed=args.seed)
+    for name, folder in write_scenes(scenes, args.out / f"seed{args.seed}", seed=args.seed).items():
+        print(name, folder)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""The synthetic failure-kind scenes do what their labels say, on made-up walkway clips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.synthetic_scenes import COVER, FADE, KINDS, Frames, Scene, background, build_scenes
+
+N_FRAMES = 130
+WALKWAY = slice(120, 200)
+
+
+def walkway_clip(seed: int, walkers: int = 4) -> Frames:
+    """A textured background with dark 12 x 30 walkers crossing the walkway at 2 px a frame."""
+    rng = np.random.default_rng(seed)
+    ground = np.linspace(90, 160, 360)[None, :] + rng.normal(0, 4, (240, 360))
+    clip = np.repeat(np.clip(ground, 0, 255).astype(np.uint8)[None], N_FRAMES, axis=0)
+    for _ in range(walkers):
+        row, start = int(rng.integers(125, 165)), int(rng.integers(0, 100))
+        for t in range(N_FRAMES):
+            x = start + 2 * t
+            clip[t, row : row + 30, x : x + 12] = 30
+    return clip
+
+
+@pytest.fixture(scope="module")
+def train() -> dict[str, Frames]:
+    return {f"Train{i:03d}": walkway_clip(i) for i in range(1, 5)}
+
+
+@pytest.fixture(scope="module")
+def scenes(train: dict[str, Frames]) -> dict[str, Scene]:
+    return {s.name: s for s in build_scenes(train, seed=7)}
+
+
+def source(scene: Scene, train: dict[str, Frames]) -> Frames:
+    return train[scene.source.split("+")[0]][: len(scene.frames)]
+
+
+def test_one_scene_per_kind_labeled_from_its_onset(scenes: dict[str, Scene]) -> None:
+    assert list(scenes) == list(KINDS)
+    for scene in scenes.values():
+        assert scene.frames.shape[1:] == (240, 360) and scene.frames.dtype == np.uint8
+        assert len(scene.abnormal) == len(scene.frames)
+        assert 50 <= scene.onset <= 70
+        assert not scene.abnormal[: scene.onset].any() and scene.abnormal[scene.onset]
+
+
+def test_the_same_seed_builds_the_same_scenes(train: dict[str, Frames]) -> None:
+    again, other = build_scenes(train, seed=7), build_scenes(train, seed=8)
+    first = build_scenes(train, seed=7)
+    assert all(np.array_equal(a.frames, b.frames) for a, b in zip(first, again, strict=True))
+    assert [s.onset for s in first] != [s.onset for s in other]
+
+
+def test_normal_frames_are_the_training_frames_untouched(
+    scenes: dict[str, Scene], train: dict[str, Frames]
+) -> None:
+    for scene in scenes.values():
+        original = source(scene, train)
+        assert np.array_equal(scene.frames[: scene.onset], original[: scene.onset])
+
+
+def dark_pixels(frames: Frames) -> float:
+    return float((frames[:, WALKWAY] < 60).mean())
+
+
+def test_the_walkway_empties_and_fills(scenes: dict[str, Scene], train: dict[str, Frames]) -> None:
+    empties = scenes["empties"]
+    after = empties.frames[empties.onset + FADE :]
+    original = source(empties, train)
+    assert dark_pixels(after) < 0.05 * dark_pixels(original)
+    empty = background(original).astype(int)
+    assert np.abs(after.astype(int) - empty).mean() < 2
+    fills = scenes["fills"]
+    crowd = fills.frames[fills.onset + FADE :]
+    assert dark_pixels(crowd) > 1.8 * dark_pixels(source(fills, train)[fills.onset + FADE :])
+
+
+def test_the_camera_moves_and_stays_moved(
+    scenes: dict[str, Scene], train: dict[str, Frames]
+) -> None:
+    moved = scenes["moved"]
+    original = source(moved, train)
+    changed = np.abs(moved.frames.astype(int) - original).mean(axis=(1, 2))
+    assert (changed[moved.onset :] > 3).all()
+    assert moved.abnormal[moved.onset :].all()
+
+
+def test_a_covered_lens_darkens_or_blurs_for_a_while(
+    scenes: dict[str, Scene], train: dict[str, Frames]
+) -> None:
+    dark = scenes["covered-dark"]
+    inside = dark.frames[dark.onset + 3 : dark.onset + COVER]
+    assert inside.mean() < 0.1 * source(dark, train).mean()
+    assert dark.abnormal.sum() == COVER + 2
+    back = dark.onset + COVER + 2
+    assert np.array_equal(dark.frames[back:], source(dark, train)[back:])
+    assert not dark.abnormal[back:].any()
+    blur = scenes["covered-blur"]
+    blurred = blur.frames[blur.abnormal].astype(float)
+    sharp = source(blur, train)[blur.abnormal].astype(float)
+    assert np.abs(np.diff(blurred, axis=2)).mean() < 0.3 * np.abs(np.diff(sharp, axis=2)).mean()
+
+
+def test_a_small_fast_figure_crosses_the_top_while_labeled(
+    scenes: dict[str, Scene], train: dict[str, Frames]
+) -> None:
+    far = scenes["far-motion"]
+    diff = far.frames.astype(int) != source(far, train)
+    rows = np.flatnonzero(diff.any(axis=(0, 2)))
+    assert rows.min() >= 62 and rows.max() < 100
+    touched = diff.any(axis=(1, 2))
+    assert np.array_equal(touched, far.abnormal) and 20 <= far.abnormal.sum() <= 70
+    centres = [np.flatnonzero(d.any(axis=0)).mean() for d in diff[far.abnormal][1:-1]]
+    speeds = np.abs(np.diff(centres))
+    assert 5 <= float(np.median(speeds)) <= 11
