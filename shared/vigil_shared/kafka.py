@@ -15,6 +15,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.producer.future import FutureRecordMetadata
 
 from vigil_shared.settings import KafkaSettings
 
@@ -71,18 +72,18 @@ def make_consumer(
 
 
 def ensure_topics(
-    settings: KafkaSettings,
-    topics: tuple[str, ...],
-    *,
-    partitions: int = 4,
-    compacted: tuple[str, ...] = (),
+    settings: KafkaSettings, topics: tuple[str, ...], *, compacted: tuple[str, ...] = ()
 ) -> None:
-    """Create the topics if they are missing (the client waits ``bootstrap_timeout_ms``).
+    """Create the topics if they are missing (the client waits ``bootstrap_timeout_ms``), with
+    the settings' partitions, replication factor and ``min.insync.replicas``.
 
     Topics named in ``compacted`` keep the latest record per key for ever (state, not a log);
     the others get the retention of ``topic_configs``. A topic that exists keeps its settings.
     """
     configs = topic_configs(settings)
+    # Explicit on every topic, whatever the broker's default: with acks=all, a write is
+    # acknowledged once this many copies hold it.
+    durability = {"min.insync.replicas": str(settings.min_insync)}
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=settings.bootstrap_servers.split(","),
@@ -98,9 +99,12 @@ def ensure_topics(
             new = [
                 NewTopic(
                     t,
-                    num_partitions=partitions,
-                    replication_factor=1,
-                    topic_configs=COMPACTED if t in compacted else configs.get(t, {}),
+                    num_partitions=settings.partitions,
+                    replication_factor=settings.replication_factor,
+                    topic_configs={
+                        **(COMPACTED if t in compacted else configs.get(t, {})),
+                        **durability,
+                    },
                 )
                 for t in missing
             ]
@@ -148,8 +152,11 @@ def _retention(milliseconds: float) -> dict[str, str]:
     }
 
 
-def dead_letter(producer: KafkaProducer, topic: str, record: ConsumerRecord, reason: str) -> None:
-    """Copy ``record`` to a dead-letter topic with the reason in the ``vigil-error`` header."""
+def dead_letter(
+    producer: KafkaProducer, topic: str, record: ConsumerRecord, reason: str
+) -> FutureRecordMetadata:
+    """Copy ``record`` to a dead-letter topic with the reason in the ``vigil-error`` header;
+    the future says whether Kafka took it."""
     log.warning(
         "record sent to dead-letter topic",
         extra={
@@ -160,7 +167,7 @@ def dead_letter(producer: KafkaProducer, topic: str, record: ConsumerRecord, rea
         },
     )
     headers = [*(record.headers or []), (ERROR_HEADER, reason.encode()[:1000])]
-    producer.send(topic, key=record.key, value=record.value or b"", headers=headers)
+    return producer.send(topic, key=record.key, value=record.value or b"", headers=headers)
 
 
 def header(headers: list[tuple[str, bytes]] | None, name: str) -> str | None:
