@@ -178,12 +178,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_worker(mode: Mode) -> Worker:
+def start_worker(mode: Mode, *, group_id: str | None = None) -> Worker:
+    """A worker process in a consumer group of its own, or in ``group_id`` (shared by several)."""
     port = free_port()
     env = {
         **os.environ,
         "VIGIL_LOG_LEVEL": "WARNING",
-        "VIGIL_INFERENCE_GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}",
+        "VIGIL_INFERENCE_GROUP_ID": group_id or f"bench-{uuid.uuid4().hex[:6]}",
         "VIGIL_INFERENCE_METRICS_PORT": str(port),
         "VIGIL_INFERENCE_BATCH_SIZE": str(mode.batch_size),
         "VIGIL_INFERENCE_SCORING_THREADS": str(mode.scoring_threads),
