@@ -48,7 +48,15 @@ CONNECTIONS = (
     "VIGIL_S3_ACCESS_KEY",
     "VIGIL_S3_SECRET_KEY",
 )
-VIGIL_SERVICES = ("api", "event-sink", "camera-status", "inference", "trainer", "ingest")
+VIGIL_SERVICES = (
+    "api",
+    "event-sink",
+    "camera-status",
+    "retention",
+    "inference",
+    "trainer",
+    "ingest",
+)
 # Where each process serves Prometheus metrics, as docs/operations.md#ports lists them.
 METRICS_PORTS = {
     "api": ("VIGIL_API_PORT", 8000),
@@ -57,6 +65,7 @@ METRICS_PORTS = {
     "trainer": ("VIGIL_TRAINER_METRICS_PORT", 9103),
     "event-sink": ("VIGIL_API_SINK_METRICS_PORT", 9104),
     "camera-status": ("VIGIL_API_CAMERA_STATUS_METRICS_PORT", 9105),
+    "retention": ("VIGIL_API_RETENTION_METRICS_PORT", 9106),
 }
 TOOL = REPO_ROOT / "tools" / "compose-config"
 KEYS = {"VIGIL_API_ADMIN_KEY": "a" * 40, "VIGIL_INGEST_API_KEY": "b" * 40}

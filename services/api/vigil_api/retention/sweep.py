@@ -79,9 +79,10 @@ class RetentionMetrics:
         )
         self.last_success = Gauge(
             "vigil_retention_last_success_timestamp_seconds",
-            "When the last retention sweep finished",
+            "When the last retention sweep finished (the process's start before the first)",
             registry=r,
         )
+        self.last_success.set_to_current_time()
         self.failures = Counter("vigil_retention_failures", "Sweeps that failed", registry=r)
 
 
