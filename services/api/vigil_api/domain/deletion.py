@@ -26,7 +26,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from vigil_shared.datasets import dataset_prefix, manifest_key
+from vigil_shared.datasets import delete_version
 from vigil_shared.db.models import (
     Dataset,
     DeletedEvent,
@@ -39,7 +39,7 @@ from vigil_shared.db.models import (
 from vigil_shared.schemas.events import snapshot_keys
 from vigil_shared.schemas.jobs import JobStatus
 from vigil_shared.schemas.manifests import ModelManifest
-from vigil_shared.storage import list_keys, remove_keys
+from vigil_shared.storage import remove_keys
 
 UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING)
 
@@ -143,8 +143,7 @@ def delete_dataset(
         raise InUseError(
             _needed_message(f"dataset {row.name} version {row.version}", needed), needed
         )
-    remove_keys(s3, bucket, [manifest_key(row.name, row.version)])
-    remove_keys(s3, bucket, list_keys(s3, bucket, dataset_prefix(row.name, row.version)))
+    delete_version(s3, bucket, row.name, row.version)
     Audit(session, deletion).record(
         kind="dataset",
         target=f"{row.name}@{row.version}",
