@@ -10,11 +10,13 @@ the deletion go together.
   it anyway, and the audit row names what needed it. Its manifest goes first (the manifest's
   presence *is* the dataset, so a reader never sees half of one), then its images, then its row.
 - A model is refused while any assignment names it (a camera's or the fleet default, production
-  or shadow): inference would lose it. Its artifact and manifest go, then its row.
+  or shadow): inference would lose it; and while an ensemble in the registry has it as a member
+  (an ensemble loads its members' artifacts). Its artifact and manifest go, then its row.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -22,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minio import Minio
-from sqlalchemy import delete, or_, select
+from minio.error import S3Error
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -39,7 +42,7 @@ from vigil_shared.db.models import (
 from vigil_shared.schemas.events import snapshot_keys
 from vigil_shared.schemas.jobs import JobStatus
 from vigil_shared.schemas.manifests import ModelManifest
-from vigil_shared.storage import remove_keys
+from vigil_shared.storage import get_bytes, list_keys, remove_keys
 
 UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING)
 
@@ -115,9 +118,8 @@ def delete_events(
 def dataset_needed_by(session: Session, *, name: str, version: str) -> dict[str, list[str]]:
     """What still needs this dataset version: models trained on it, jobs that will read it (a
     job without a version reads the latest, so this one too)."""
-    models = session.scalars(
-        select(Model.id).where(Model.dataset_name == name, Model.dataset_version == version)
-    ).all()
+    trained = func.coalesce(Model.dataset_version, Model.dataset_sha256) == version
+    models = session.scalars(select(Model.id).where(Model.dataset_name == name, trained)).all()
     jobs = [
         str(job.id)
         for job in session.scalars(select(Job).where(Job.status.in_(list(UNFINISHED))))
@@ -158,26 +160,49 @@ def delete_dataset(
     session.delete(row)
 
 
-def model_assigned_to(session: Session, model_id: str) -> list[str]:
-    """The scopes (camera ids, ``*`` for the fleet default) whose assignment names the model."""
+def model_needed_by(
+    session: Session, *, s3: Minio, bucket: str, model_id: str
+) -> dict[str, list[str]]:
+    """The scopes (camera ids, ``*`` for the fleet default) whose assignment names the model,
+    and the ensembles that have it as a member."""
     named = or_(
         ModelAssignmentRow.production_model_id == model_id,
         ModelAssignmentRow.shadow_model_id == model_id,
     )
-    return sorted(session.scalars(select(ModelAssignmentRow.scope).where(named)).all())
+    scopes = session.scalars(select(ModelAssignmentRow.scope).where(named)).all()
+    ensembles = session.scalars(
+        select(Model.id).where(Model.architecture.endswith("_ensemble"), Model.id != model_id)
+    ).all()
+    needed = {
+        "assignments": sorted(scopes),
+        "ensembles": sorted(e for e in ensembles if model_id in _members(s3, bucket, e)),
+    }
+    return {what: ids for what, ids in needed.items() if ids}
+
+
+def _members(s3: Minio, bucket: str, ensemble_id: str) -> set[str]:
+    try:
+        raw = get_bytes(s3, bucket, ModelManifest.manifest_key(ensemble_id))
+    except S3Error as exc:
+        if exc.code == "NoSuchKey":  # an ensemble without its manifest loads nothing
+            return set()
+        raise
+    ensemble = json.loads(raw).get("ensemble") or {}
+    return {str(member["model_id"]) for member in ensemble.get("members", [])}
 
 
 def delete_model(
     *, session: Session, s3: Minio, bucket: str, row: Model, deletion: Deletion
 ) -> None:
-    """Delete a model's artifact, manifest and row; refused while it is assigned."""
-    scopes = model_assigned_to(session, row.id)
-    if scopes:
-        needed = {"assignments": scopes}
+    """Delete a model's artifact, manifest and row; refused while it is assigned or an
+    ensemble's member."""
+    needed = model_needed_by(session, s3=s3, bucket=bucket, model_id=row.id)
+    if needed:
         raise InUseError(_needed_message(f"model {row.id}", needed), needed)
-    remove_keys(
-        s3, bucket, [row.artifact_key, row.manifest_key or ModelManifest.manifest_key(row.id)]
-    )
+    # The manifest first: without it the model cannot be loaded, even half deleted.
+    remove_keys(s3, bucket, [row.manifest_key])
+    prefix = ModelManifest.manifest_key(row.id).rsplit("/", 1)[0] + "/"
+    remove_keys(s3, bucket, {row.artifact_key, *list_keys(s3, bucket, prefix)})
     Audit(session, deletion).record(
         kind="model",
         target=row.id,

@@ -66,3 +66,21 @@ def kafka_outlives(policy: Policy, *, frames_ms: int | None, events_ms: int | No
             "VIGIL_KAFKA_EVENTS_RETENTION_DAYS and the topic's retention.ms"
         )
     return problems
+
+
+def retention_problem(days: int | None, *, max_days: int, frames_hours: float) -> str | None:
+    """Why a camera may not have this ``retention_days``; None when it may."""
+    if days is None:
+        return None
+    if days > max_days:
+        return (
+            f"at most {max_days} days: VIGIL_API_RETENTION_MAX_DAYS, the global maximum, "
+            "caps every camera's retention"
+        )
+    if days * 24 < frames_hours:
+        return (
+            f"frames stay {frames_hours:g} h on Kafka for every camera "
+            "(VIGIL_KAFKA_FRAMES_RETENTION_HOURS): a camera's retention cannot be shorter; "
+            "lower that setting and the frames topic's retention.ms first"
+        )
+    return None
