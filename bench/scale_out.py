@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 import uuid
 from collections import defaultdict
@@ -31,11 +30,18 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import torch
 from kafka.partitioner.default import murmur2
 
 from bench.report import emit
-from bench.stream import WARMUP, Mode, Worker, fresh_namespace, ped2_frames, start_worker
+from bench.stream import (
+    WARMUP,
+    Mode,
+    Worker,
+    fresh_namespace,
+    machine,
+    ped2_frames,
+    start_worker,
+)
 from vigil_shared.kafka import make_producer
 from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.settings import KafkaSettings
@@ -150,16 +156,9 @@ def main() -> None:
     results = [measure(n, frames, rounds=rounds, cores=cores) for n in (1, 2)]
     report = {
         "machine": {
-            "platform": platform.platform(),
-            "cpus": cores,
-            "torch": torch.__version__,
-            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-            "image_size": size,
+            **machine(size, load_before[0]),
             "cameras": PARTITIONS * CAMERAS_PER_PARTITION,
             "brokers": len(KafkaSettings().bootstrap_servers.split(",")),
-            # Others may share this machine: the 1-minute load average says how quiet it was.
-            "load_average_before": load_before[0],
-            "load_average_after": os.getloadavg()[0],
         },
         "results": [asdict(r) for r in results],
         "speedup": results[1].frames_per_s / results[0].frames_per_s,

@@ -13,11 +13,10 @@ from fastapi.testclient import TestClient
 from minio import Minio
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.factories import add_job, add_model, add_rows, camera_dataset, make_event, make_model
 from tests.integration.conftest import IssueKey, bearer
-from tests.integration.test_api_events import make_event
-from tests.integration.test_retention import add_dataset, queued_job_reading, trained_on
 from vigil_shared.datasets import list_versions
-from vigil_shared.db.models import DeletedEvent, Model, ModelAssignmentRow
+from vigil_shared.db.models import DeletedEvent, ModelAssignmentRow
 from vigil_shared.schemas.events import snapshot_keys
 from vigil_shared.schemas.frames import utc_now
 from vigil_shared.schemas.manifests import ModelManifest
@@ -44,8 +43,7 @@ def test_an_operator_deletes_an_event_with_its_snapshots_and_the_audit_says_so(
     keys = snapshot_keys(camera_id=camera, event_id=event.event_id)
     for key in keys:
         put_bytes(s3, settings.s3.snapshots_bucket, key, b"jpeg", "image/jpeg")
-    with sessions.begin() as session:
-        session.add(event)
+    add_rows(sessions, [event])
     operator = issue_key("operator", name="privacy officer")
     url = f"/api/v1/events/{event.event_id}"
 
@@ -71,13 +69,12 @@ def test_a_dataset_a_model_or_job_needs_is_refused_unless_forced(
 ) -> None:
     bucket = settings.s3.datasets_bucket
     old = utc_now() - timedelta(days=2)
-    lineage = add_dataset(
-        sessions, s3, bucket, camera_id=f"cam-{uuid.uuid4().hex[:6]}", captured_at=old
-    )
-    model_id = trained_on(sessions, lineage)
-    pending = add_dataset(sessions, s3, bucket, camera_id=None, captured_at=old)
-    job_id = queued_job_reading(sessions, pending)
-    free = add_dataset(sessions, s3, bucket, camera_id=None, captured_at=old)
+    camera = f"cam-{uuid.uuid4().hex[:6]}"
+    lineage = camera_dataset(sessions, s3, bucket, camera_id=camera, captured_at=old)
+    model_id = add_model(sessions, dataset_name=lineage.name, dataset_version=lineage.version)
+    pending = camera_dataset(sessions, s3, bucket, camera_id=None, captured_at=old)
+    job_id = add_job(sessions, spec={"task": "one_class", "dataset": {"name": pending.name}})
+    free = camera_dataset(sessions, s3, bucket, camera_id=None, captured_at=old)
 
     def url(row: Any) -> str:
         return f"/api/v1/datasets/{row.name}/versions/{row.version}"
@@ -102,7 +99,9 @@ def test_a_dataset_a_model_or_job_needs_is_refused_unless_forced(
     assert record["detail"]["needed_by"] == {"models": [model_id]}
 
 
-def add_model(sessions: sessionmaker[Session], s3: Minio, *, members: tuple[str, ...] = ()) -> str:
+def stored_model(
+    sessions: sessionmaker[Session], s3: Minio, *, members: tuple[str, ...] = ()
+) -> str:
     """A registry row with its artifact and manifest in S3; ``members``: an ensemble's."""
     model_id = f"m-del-{uuid.uuid4().hex[:10]}"
     bucket = CommonSettings().s3.models_bucket
@@ -113,28 +112,23 @@ def add_model(sessions: sessionmaker[Session], s3: Minio, *, members: tuple[str,
     if members:
         body["ensemble"] = {"members": [{"model_id": m} for m in members]}
     put_bytes(s3, bucket, manifest, json.dumps(body).encode(), "application/json")
-    with sessions.begin() as session:
-        session.add(
-            Model(
-                id=model_id,
-                name="walkway",
-                task="classify",
-                architecture="score_ensemble" if members else "efficientnet_lite0",
-                artifact_key=artifact,
-                artifact_sha256="0" * 64,
-                manifest_key=manifest,
-                dataset_sha256="1" * 64,
-                threshold=0.5,
-            )
-        )
+    architecture = "score_ensemble" if members else "efficientnet_lite0"
+    row = make_model(
+        model_id,
+        task="classify",
+        architecture=architecture,
+        artifact_key=artifact,
+        manifest_key=manifest,
+    )
+    add_rows(sessions, [row])
     return model_id
 
 
 def test_a_model_in_use_is_refused_and_a_free_one_goes_with_its_objects(
     api: TestClient, sessions: sessionmaker[Session], s3: Minio, settings: CommonSettings
 ) -> None:
-    assigned, member, free = (add_model(sessions, s3) for _ in range(3))
-    ensemble = add_model(sessions, s3, members=(member,))
+    assigned, member, free = (stored_model(sessions, s3) for _ in range(3))
+    ensemble = stored_model(sessions, s3, members=(member,))
     camera = f"cam-{uuid.uuid4().hex[:6]}"
     with sessions.begin() as session:
         session.add(ModelAssignmentRow(scope=camera, shadow_model_id=assigned, updated_by="test"))

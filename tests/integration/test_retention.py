@@ -17,22 +17,27 @@ from minio import Minio
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.factories import scene_jpeg
+from tests.factories import (
+    add_job,
+    add_model,
+    add_rows,
+    camera_dataset,
+    event_lifecycle,
+    make_camera,
+    make_event,
+    scene_jpeg,
+)
 from tests.integration.conftest import StartService
-from tests.integration.test_event_sink import lifecycle
 from tests.support import wait_until
 from vigil_api.consumers.sink import store_messages
 from vigil_api.domain.deletion import Buckets
 from vigil_api.retention.sweep import RetentionMetrics, RetentionSweep
-from vigil_shared.datasets import NewImage, list_versions, write_dataset
+from vigil_shared.datasets import list_versions
 from vigil_shared.db.models import (
-    Camera,
     Dataset,
     DeletedEvent,
     DeletionRecord,
     Event,
-    Job,
-    Model,
 )
 from vigil_shared.schemas.events import snapshot_keys
 from vigil_shared.schemas.frames import utc_now
@@ -82,20 +87,8 @@ class Cameras:
 @pytest.fixture
 def cameras(sessions: sessionmaker[Session]) -> Cameras:
     ids = Cameras(*(f"ret-{uuid.uuid4().hex[:8]}" for _ in range(4)))
-    with sessions.begin() as session:
-        for camera_id, days in ((ids.week, 7), (ids.default, None), (ids.beyond, 60)):
-            session.add(
-                Camera(
-                    id=camera_id,
-                    name=camera_id,
-                    source="rtsp://10.0.0.7/main",
-                    target_fps=5,
-                    max_width=640,
-                    max_height=480,
-                    jpeg_quality=85,
-                    retention_days=days,
-                )
-            )
+    policies = ((ids.week, 7), (ids.default, None), (ids.beyond, 60))
+    add_rows(sessions, [make_camera(c, retention_days=days) for c, days in policies])
     return ids
 
 
@@ -111,24 +104,17 @@ def add_event(
     overlay, frame = snapshot_keys(camera_id=camera_id, event_id=event_id)
     for key in (overlay, frame):
         put_bytes(s3, bucket, key, scene_jpeg(1), "image/jpeg")
-    with sessions.begin() as session:
-        session.add(
-            Event(
-                event_id=event_id,
-                camera_id=camera_id,
-                frame_seq=1,
-                captured_at=started_at + timedelta(seconds=2),
-                detected_at=started_at + timedelta(seconds=2),
-                started_at=started_at,
-                ended_at=started_at + timedelta(seconds=5),
-                status="ended",
-                score=1.0,
-                threshold=0.5,
-                model_id="warmup",
-                model_kind="warmup",
-                snapshot_key=overlay,
-            )
-        )
+    event = make_event(
+        camera_id,
+        0,
+        event_id=event_id,
+        started_at=started_at,
+        captured_at=started_at + timedelta(seconds=2),
+        detected_at=started_at + timedelta(seconds=2),
+        ended_at=started_at + timedelta(seconds=5),
+        snapshot_key=overlay,
+    )
+    add_rows(sessions, [event])
     return event_id
 
 
@@ -192,7 +178,7 @@ def test_no_event_or_snapshot_outlives_its_cameras_policy(
     with sessions() as session:
         tombstones = set(session.scalars(select(DeletedEvent.event_id)))
     assert {e for _, e in expired} <= tombstones
-    [message, *_] = lifecycle(cameras.week, 0)
+    [message, *_] = event_lifecycle(cameras.week, 0)
     replayed = message.model_copy(update={"event_id": expired[0][1], "camera_id": cameras.week})
     assert store_messages(sessions, [replayed]) == 0
     assert not stored(sessions, [expired[0][1]])
@@ -233,78 +219,6 @@ def test_an_orphan_snapshot_goes_when_old_and_a_kept_events_stays(
     assert record.detail == {"count": 1, "event_ids": [str(orphan)]}
 
 
-def add_dataset(
-    sessions: sessionmaker[Session],
-    s3: Minio,
-    bucket: str,
-    *,
-    camera_id: str | None,
-    captured_at: datetime,
-) -> Dataset:
-    name = f"ret-{uuid.uuid4().hex[:10]}"
-    images = [
-        NewImage(
-            data=scene_jpeg(step),
-            extension=".jpg",
-            group=camera_id or "upload",
-            label="normal",
-            sequence=step,
-            camera_id=camera_id,
-            captured_at=captured_at + timedelta(seconds=step),
-        )
-        for step in range(3)
-    ]
-    manifest = write_dataset(
-        s3, bucket, name=name, images=images, source="camera" if camera_id else "upload"
-    )
-    row = Dataset(
-        name=name,
-        version=manifest.version,
-        source=manifest.source,
-        manifest_key=f"datasets/{name}/{manifest.version}/manifest.json",
-        n_items=len(manifest.items),
-        label_counts=manifest.label_counts,
-        camera_ids=manifest.camera_ids,
-        created_by="test",
-    )
-    with sessions.begin() as session:
-        session.add(row)
-    return row
-
-
-def trained_on(sessions: sessionmaker[Session], dataset: Dataset) -> str:
-    model_id = f"m-ret-{uuid.uuid4().hex[:10]}"
-    with sessions.begin() as session:
-        session.add(
-            Model(
-                id=model_id,
-                name="walkway",
-                task="one_class",
-                architecture="efficientnet_lite0",
-                artifact_key=f"{model_id}/model.safetensors",
-                artifact_sha256="0" * 64,
-                manifest_key=f"{model_id}/manifest.json",
-                dataset_sha256="1" * 64,
-                threshold=0.5,
-                dataset_name=dataset.name,
-                dataset_version=dataset.version,
-            )
-        )
-    return model_id
-
-
-def queued_job_reading(sessions: sessionmaker[Session], dataset: Dataset) -> uuid.UUID:
-    job = Job(
-        name="retrain",
-        task="one_class",
-        spec={"name": "retrain", "task": "one_class", "dataset": {"name": dataset.name}},
-        status="queued",
-    )
-    with sessions.begin() as session:
-        session.add(job)
-    return job.id
-
-
 def test_camera_footage_in_datasets_goes_unless_a_model_or_job_needs_it(
     sweep: RetentionSweep,
     sessions: sessionmaker[Session],
@@ -316,13 +230,13 @@ def test_camera_footage_in_datasets_goes_unless_a_model_or_job_needs_it(
     old = now - 10 * DAY
 
     def dataset(camera_id: str | None) -> Dataset:
-        return add_dataset(sessions, s3, buckets.datasets, camera_id=camera_id, captured_at=old)
+        return camera_dataset(sessions, s3, buckets.datasets, camera_id=camera_id, captured_at=old)
 
     expired = dataset(cameras.week)
     lineage = dataset(cameras.week)
-    model_id = trained_on(sessions, lineage)
+    model_id = add_model(sessions, dataset_name=lineage.name, dataset_version=lineage.version)
     pending = dataset(cameras.week)
-    job_id = queued_job_reading(sessions, pending)
+    job_id = add_job(sessions, spec={"task": "one_class", "dataset": {"name": pending.name}})
     within = dataset(cameras.default)  # 30 days: kept
     upload = dataset(None)  # no camera's footage: not the cameras' policy to expire
 

@@ -19,7 +19,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +29,9 @@ from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 from minio import Minio
 
-from tests.factories import T0, scene_jpeg
+from tests.factories import registry_models, scene_jpeg, send_frame
 from tests.integration.conftest import StartService
 from tests.integration.private_kafka import PrivateKafka
-from tests.integration.registry_models import registry_models
 from tests.support import ServiceProcess, read_topic, wait_until
 from vigil_inference.events import EventTracker, LifecycleSettings, Observation
 from vigil_shared.kafka import ensure_topics, make_consumer, make_producer
@@ -82,18 +80,9 @@ class Stream(threading.Thread):
         started = time.monotonic()
         for seq in range(ROUNDS):
             for camera in self.cameras:
-                headers = FrameHeaders(
-                    camera_id=camera,
-                    seq=seq,
-                    captured_at=T0 + timedelta(seconds=seq / 10),
-                    width=180,
-                    height=120,
-                )
-                future = producer.send(
-                    self.kafka.topics.frames,
-                    key=camera.encode(),
-                    value=scene_jpeg(seq % 40),
-                    headers=headers.to_kafka_headers(),
+                payload = scene_jpeg(seq % 40)
+                future = send_frame(
+                    producer, self.kafka.topics.frames, camera_id=camera, seq=seq, payload=payload
                 )
                 future.add_callback(self._acked, (camera, seq)).add_errback(self._failed)
             self.rounds = seq + 1
