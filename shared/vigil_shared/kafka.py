@@ -14,7 +14,12 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import (
+    InvalidReplicationFactorError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+)
 from kafka.producer.future import FutureRecordMetadata
 
 from vigil_shared.settings import KafkaSettings
@@ -24,7 +29,8 @@ ERROR_HEADER = "vigil-error"
 
 
 class KafkaUnavailableError(RuntimeError):
-    """The brokers could not be reached; the message says which address to check."""
+    """The brokers could not be reached, or cannot hold the topics as configured; the message
+    says which address or setting to check."""
 
 
 def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
@@ -111,6 +117,12 @@ def ensure_topics(
             # Another service may create one between our list and create: that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)
+    except InvalidReplicationFactorError as exc:
+        raise KafkaUnavailableError(
+            f"Kafka at {settings.bootstrap_servers} has fewer brokers than "
+            f"VIGIL_KAFKA_REPLICATION_FACTOR={settings.replication_factor}; lower it, or start "
+            "the cluster's other brokers"
+        ) from exc
     finally:
         admin.close()
 
