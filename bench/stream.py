@@ -36,6 +36,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 from prometheus_client.parser import text_string_to_metric_families
@@ -178,12 +179,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_worker(mode: Mode) -> Worker:
+def start_worker(mode: Mode, *, group_id: str | None = None) -> Worker:
+    """A worker process in a consumer group of its own, or in ``group_id`` (shared by several)."""
     port = free_port()
     env = {
         **os.environ,
         "VIGIL_LOG_LEVEL": "WARNING",
-        "VIGIL_INFERENCE_GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}",
+        "VIGIL_INFERENCE_GROUP_ID": group_id or f"bench-{uuid.uuid4().hex[:6]}",
         "VIGIL_INFERENCE_METRICS_PORT": str(port),
         "VIGIL_INFERENCE_BATCH_SIZE": str(mode.batch_size),
         "VIGIL_INFERENCE_SCORING_THREADS": str(mode.scoring_threads),
@@ -249,6 +251,20 @@ def latency(mode: Mode, frames: list[bytes], seconds: float) -> Result:
     return Result.of(mode, count, seconds, values)
 
 
+def machine(image_size: int, load_before: float) -> dict[str, Any]:
+    """What a streaming figure was measured on, called when the runs are done. Others may share
+    the machine: the 1-minute load average before and after says how quiet it was."""
+    return {
+        "platform": platform.platform(),
+        "cpus": len(os.sched_getaffinity(0)),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "image_size": image_size,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=400)
@@ -273,16 +289,7 @@ def main() -> None:
         latency(vigil, frames, args.seconds),
     ]
     report = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": cores,
-            "torch": torch.__version__,
-            "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-            "image_size": args.image_size,
-            # Others may share this machine: the 1-minute load average says how quiet it was.
-            "load_average_before": load_before[0],
-            "load_average_after": os.getloadavg()[0],
-        },
+        "machine": machine(args.image_size, load_before[0]),
         "results": [asdict(r) for r in results],
     }
     emit(report, args.json)

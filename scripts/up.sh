@@ -23,6 +23,7 @@ export VIGIL_INFERENCE_METRICS_PORT="${VIGIL_INFERENCE_METRICS_PORT:-9102}"
 export VIGIL_TRAINER_METRICS_PORT="${VIGIL_TRAINER_METRICS_PORT:-9103}"
 export VIGIL_API_SINK_METRICS_PORT="${VIGIL_API_SINK_METRICS_PORT:-9104}"
 export VIGIL_API_CAMERA_STATUS_METRICS_PORT="${VIGIL_API_CAMERA_STATUS_METRICS_PORT:-9105}"
+export VIGIL_API_RETENTION_METRICS_PORT="${VIGIL_API_RETENTION_METRICS_PORT:-9106}"
 
 demo_source() {
   local clip="$REPO/../shared/datasets/ucsd-ped2/test/Test002.mp4"
@@ -87,6 +88,7 @@ VIGIL_KAFKA_GROUP_INSTANCE_ID="camera-status-$HOST" \
   start_service camera-status .venv/bin/python -m vigil_api.consumers.camera_status_main
 VIGIL_KAFKA_GROUP_INSTANCE_ID="inference-$HOST" \
   start_service inference .venv/bin/python -m vigil_inference
+start_service retention .venv/bin/python -m vigil_api.retention
 start_service trainer .venv/bin/python -m vigil_trainer
 
 API="http://127.0.0.1:$API_PORT"
@@ -130,8 +132,8 @@ Vigil is up.
   Viewer:  curl -H "Authorization: Bearer \$KEY" -H 'content-type: application/json' \\
              -d '{"name": "wall screen", "role": "viewer"}' http://127.0.0.1:$API_PORT/api/v1/keys
   Cameras: ingest runs every enabled camera registered through /api/v1/cameras (demo included)
-  Metrics: http://127.0.0.1:$API_PORT/metrics; ingest, inference, trainer, event sink and camera
-           status on ports $VIGIL_INGEST_METRICS_PORT, $VIGIL_INFERENCE_METRICS_PORT, $VIGIL_TRAINER_METRICS_PORT, $VIGIL_API_SINK_METRICS_PORT, $VIGIL_API_CAMERA_STATUS_METRICS_PORT (/metrics)
+  Metrics: http://127.0.0.1:$API_PORT/metrics; ingest, inference, trainer, event sink, camera
+           status and retention on ports $VIGIL_INGEST_METRICS_PORT, $VIGIL_INFERENCE_METRICS_PORT, $VIGIL_TRAINER_METRICS_PORT, $VIGIL_API_SINK_METRICS_PORT, $VIGIL_API_CAMERA_STATUS_METRICS_PORT, $VIGIL_API_RETENTION_METRICS_PORT (/metrics)
   Logs:    .stack/logs/
   Stop:    bash scripts/down.sh
 TXT

@@ -94,7 +94,8 @@ def send_frame(
     seq: int,
     payload: bytes,
     headers: list[tuple[str, bytes]] | None = None,
-) -> None:
+) -> Any:
+    """Send one frame captured at ``T0 + seq / 10`` s; returns the send's future."""
     meta = FrameHeaders(
         camera_id=camera_id,
         seq=seq,
@@ -102,7 +103,7 @@ def send_frame(
         width=180,
         height=120,
     )
-    producer.send(
+    return producer.send(
         topic,
         key=camera_id.encode(),
         value=payload,
@@ -500,6 +501,46 @@ def scene_dataset(s3: Minio, bucket: str) -> DatasetManifest:
         for step in range(6)
     ]
     return write_dataset(s3, bucket, name=new_id("scene"), images=images, source="import")
+
+
+def camera_dataset(
+    sessions: sessionmaker[Session],
+    s3: Minio,
+    bucket: str,
+    *,
+    camera_id: str | None,
+    captured_at: datetime,
+) -> Dataset:
+    """Three frames of ``camera_id`` captured from ``captured_at`` on, stored in S3 and recorded
+    (``camera_id=None``: an upload, no camera's frames); the row."""
+    images = [
+        NewImage(
+            data=scene_jpeg(step),
+            extension=".jpg",
+            group=camera_id or "upload",
+            label="normal",
+            sequence=step,
+            camera_id=camera_id,
+            captured_at=captured_at + timedelta(seconds=step),
+        )
+        for step in range(3)
+    ]
+    name = new_id("ds")
+    manifest = write_dataset(
+        s3, bucket, name=name, images=images, source="camera" if camera_id else "upload"
+    )
+    row = Dataset(
+        name=name,
+        version=manifest.version,
+        source=manifest.source,
+        manifest_key=f"datasets/{name}/{manifest.version}/manifest.json",
+        n_items=len(manifest.items),
+        label_counts=manifest.label_counts,
+        camera_ids=manifest.camera_ids,
+        created_by="test",
+    )
+    add_rows(sessions, [row])
+    return row
 
 
 # --- dataset archives, good and hostile, built in memory ----------------------------------

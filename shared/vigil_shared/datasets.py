@@ -13,6 +13,7 @@ nothing partial is ever listed. Readers check every image against its recorded s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import Counter
@@ -22,7 +23,6 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from minio import Minio
-from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 from pydantic import (
     AwareDatetime,
@@ -35,7 +35,14 @@ from pydantic import (
 
 from vigil_shared.schemas.frames import utc_now
 from vigil_shared.schemas.inputs import ONE_LINE, ONE_LINE_SCHEMA
-from vigil_shared.storage import get_bytes, list_keys, put_bytes, sha256_hex
+from vigil_shared.storage import (
+    StorageError,
+    get_bytes,
+    list_keys,
+    put_bytes,
+    remove_keys,
+    sha256_hex,
+)
 
 DATASET_SCHEMA: Literal["vigil.dataset.v1"] = "vigil.dataset.v1"
 DatasetName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$")]
@@ -198,9 +205,10 @@ def write_version(
 
 
 def delete_version(client: Minio, bucket: str, name: str, version: str) -> None:
-    """Remove a version: its manifest first (so it stops being listed), then its images."""
-    _delete(client, bucket, [manifest_key(name, version)])
-    _delete(client, bucket, list(list_keys(client, bucket, dataset_prefix(name, version))))
+    """Remove a version: its manifest first (so it stops being listed), then its images.
+    Raises ``StorageError`` naming an object S3 would not delete."""
+    remove_keys(client, bucket, [manifest_key(name, version)])
+    remove_keys(client, bucket, list_keys(client, bucket, dataset_prefix(name, version)))
 
 
 def _extension(image: NewImage, digest: str) -> str:
@@ -224,10 +232,9 @@ def _item(key: str, digest: str, image: NewImage) -> DatasetItem:
 
 
 def _delete(client: Minio, bucket: str, keys: list[str]) -> None:
-    if keys:
-        errors = client.remove_objects(bucket, [DeleteObject(k) for k in keys])
-        for _ in errors:  # the iterator performs the deletes
-            pass
+    """Best effort, after a failed write: the write's own error is the one to report."""
+    with contextlib.suppress(StorageError):
+        remove_keys(client, bucket, keys)
 
 
 def _try_load(client: Minio, bucket: str, name: str, version: str) -> DatasetManifest | None:

@@ -31,10 +31,12 @@ from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import (
     FencedInstanceIdError,
+    InvalidReplicationFactorError,
     KafkaError,
     KafkaTimeoutError,
     TopicAlreadyExistsError,
 )
+from kafka.producer.future import FutureRecordMetadata
 
 from vigil_shared.settings import KafkaSettings
 
@@ -46,7 +48,8 @@ RECONNECT_BACKOFF_MAX_MS = 2_000
 
 
 class KafkaUnavailableError(RuntimeError):
-    """The brokers could not be reached; the message says which address to check."""
+    """The brokers could not be reached, or cannot hold the topics as configured; the message
+    says which address or setting to check."""
 
 
 class InstanceIdConflictError(RuntimeError):
@@ -177,18 +180,18 @@ class PartitionChanges(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def ensure_topics(
-    settings: KafkaSettings,
-    topics: tuple[str, ...],
-    *,
-    partitions: int = 4,
-    compacted: tuple[str, ...] = (),
+    settings: KafkaSettings, topics: tuple[str, ...], *, compacted: tuple[str, ...] = ()
 ) -> None:
-    """Create the topics if they are missing (the client waits ``bootstrap_timeout_ms``).
+    """Create the topics if they are missing (the client waits ``bootstrap_timeout_ms``), with
+    the settings' partitions, replication factor and ``min.insync.replicas``.
 
     Topics named in ``compacted`` keep the latest record per key for ever (state, not a log);
     the others get the retention of ``topic_configs``. A topic that exists keeps its settings.
     """
     configs = topic_configs(settings)
+    # Explicit on every topic, whatever the broker's default: with acks=all, a write is
+    # acknowledged once this many copies hold it.
+    durability = {"min.insync.replicas": str(settings.min_insync)}
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=settings.bootstrap_servers.split(","),
@@ -204,15 +207,24 @@ def ensure_topics(
             new = [
                 NewTopic(
                     t,
-                    num_partitions=partitions,
-                    replication_factor=1,
-                    topic_configs=COMPACTED if t in compacted else configs.get(t, {}),
+                    num_partitions=settings.partitions,
+                    replication_factor=settings.replication_factor,
+                    topic_configs={
+                        **(COMPACTED if t in compacted else configs.get(t, {})),
+                        **durability,
+                    },
                 )
                 for t in missing
             ]
             # Another service may create one between our list and create: that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)
+    except InvalidReplicationFactorError as exc:
+        raise KafkaUnavailableError(
+            f"Kafka at {settings.bootstrap_servers} has fewer brokers than "
+            f"VIGIL_KAFKA_REPLICATION_FACTOR={settings.replication_factor}; lower it, or start "
+            "the cluster's other brokers"
+        ) from exc
     finally:
         admin.close()
 
@@ -254,8 +266,11 @@ def _retention(milliseconds: float) -> dict[str, str]:
     }
 
 
-def dead_letter(producer: KafkaProducer, topic: str, record: ConsumerRecord, reason: str) -> None:
-    """Copy ``record`` to a dead-letter topic with the reason in the ``vigil-error`` header."""
+def dead_letter(
+    producer: KafkaProducer, topic: str, record: ConsumerRecord, reason: str
+) -> FutureRecordMetadata:
+    """Copy ``record`` to a dead-letter topic with the reason in the ``vigil-error`` header;
+    the future says whether Kafka took it."""
     log.warning(
         "record sent to dead-letter topic",
         extra={
@@ -266,7 +281,7 @@ def dead_letter(producer: KafkaProducer, topic: str, record: ConsumerRecord, rea
         },
     )
     headers = [*(record.headers or []), (ERROR_HEADER, reason.encode()[:1000])]
-    producer.send(topic, key=record.key, value=record.value or b"", headers=headers)
+    return producer.send(topic, key=record.key, value=record.value or b"", headers=headers)
 
 
 def header(headers: list[tuple[str, bytes]] | None, name: str) -> str | None:

@@ -88,6 +88,41 @@ class KafkaSettings(BaseSettings):
             )
         return self
 
+    # Layout and durability, also applied at creation (docs/operations.md, scale-out).
+    partitions: int = Field(
+        default=4,
+        ge=1,
+        le=1024,
+        description="Partitions of each topic: the most processes of one consumer group "
+        "(inference instances, say) that share its work.",
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, le=16, description="Copies of each partition: 3 on a 3-broker cluster."
+    )
+    min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="Copies a write must reach before it is acknowledged (producers ask "
+        "acks=all). Unset: one less than the replication factor, at least 1, so that one "
+        "broker may fail without stopping writes or losing an acknowledged one.",
+    )
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> KafkaSettings:
+        if self.min_insync > self.replication_factor:
+            raise ValueError(
+                f"VIGIL_KAFKA_MIN_INSYNC_REPLICAS ({self.min_insync}) cannot exceed "
+                f"VIGIL_KAFKA_REPLICATION_FACTOR ({self.replication_factor}): no write would "
+                "ever succeed"
+            )
+        return self
+
+    @property
+    def min_insync(self) -> int:
+        if self.min_insync_replicas is not None:
+            return self.min_insync_replicas
+        return max(1, self.replication_factor - 1)
+
     @property
     def topics(self) -> Topics:
         return Topics.in_namespace(self.topic_namespace)

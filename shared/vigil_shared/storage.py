@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from minio import Minio
+from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
@@ -80,3 +81,14 @@ def list_keys(client: Minio, bucket: str, prefix: str) -> Iterator[str]:
     for obj in client.list_objects(bucket, prefix=prefix, recursive=True):
         if obj.object_name is not None and not obj.is_dir:
             yield obj.object_name
+
+
+def remove_keys(client: Minio, bucket: str, keys: Iterable[str]) -> int:
+    """Delete these objects (a missing one is no error); returns how many were asked for.
+    Raises ``StorageError`` naming the first object S3 would not delete."""
+    wanted = [DeleteObject(key) for key in keys]
+    if not wanted:
+        return 0
+    for error in client.remove_objects(bucket, wanted):  # the iterator performs the deletes
+        raise StorageError(f"s3://{bucket}/{error.name} was not deleted: {error.code}")
+    return len(wanted)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from tests.support import service_env
 from vigil_api.core.settings import ApiSettings
 from vigil_api.main import create_app
 from vigil_shared.db.engine import DatabaseUnavailableError, make_engine, wait_for_database
-from vigil_shared.kafka import KafkaUnavailableError, make_producer
+from vigil_shared.kafka import KafkaUnavailableError, ensure_topics, make_producer
 from vigil_shared.settings import CommonSettings, DatabaseSettings, KafkaSettings
 from vigil_shared.storage import StorageError, ensure_buckets, make_s3_client
 
@@ -52,6 +53,15 @@ def test_unreachable_kafka_names_the_variable(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv(name, value)
     with pytest.raises(KafkaUnavailableError, match=r"127\.0\.0\.1:1.*VIGIL_KAFKA_BOOTSTRAP"):
         make_producer(KafkaSettings())
+
+
+def test_more_replicas_than_brokers_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stack's single broker cannot hold a topic replicated three times."""
+    monkeypatch.setenv("VIGIL_KAFKA_TOPIC_NAMESPACE", f"rf{uuid.uuid4().hex[:8]}.")
+    monkeypatch.setenv("VIGIL_KAFKA_REPLICATION_FACTOR", "3")
+    kafka = KafkaSettings()
+    with pytest.raises(KafkaUnavailableError, match="VIGIL_KAFKA_REPLICATION_FACTOR=3; lower it"):
+        ensure_topics(kafka, kafka.topics.all(), compacted=kafka.topics.compacted())
 
 
 def test_api_refuses_to_start_with_wrong_s3_credentials(

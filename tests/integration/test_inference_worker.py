@@ -5,13 +5,17 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
-from kafka import TopicPartition
+from kafka import KafkaProducer, TopicPartition
+from kafka.errors import KafkaTimeoutError
+from kafka.future import Future
 from minio import Minio
 
 from tests.factories import T0, scene_jpeg, send_frame
 from tests.support import read_topic, wait_until
+from vigil_inference import service
 from vigil_inference.service import build_worker
 from vigil_inference.settings import InferenceSettings
 from vigil_shared.kafka import header, make_consumer, make_producer
@@ -113,3 +117,64 @@ def test_bad_frames_go_to_dead_letter_while_the_camera_keeps_being_scored(
     assert list(ends.values()) == [11]
     [partition] = ends
     assert committed[partition] == 3, "the commit must stop at the open event's first frame"
+
+
+class FirstEventLost:
+    """A producer whose first event message fails, as one does when a broker failover outlasts
+    the producer's delivery timeout; everything else goes through."""
+
+    def __init__(self, producer: KafkaProducer, events_topic: str) -> None:
+        self._producer, self._events_topic = producer, events_topic
+        self.lost = 0
+
+    def send(self, topic: str, **kwargs: Any) -> Any:
+        if topic == self._events_topic and not self.lost:
+            self.lost += 1
+            return Future().failure(KafkaTimeoutError("batch expired: no leader for 30 s"))
+        return self._producer.send(topic, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+
+def test_an_event_kafka_did_not_take_is_sent_again_before_its_frames_are_committed(
+    kafka_settings: KafkaSettings, topics: Topics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    camera = f"cam-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("VIGIL_INFERENCE_GROUP_ID", f"inference-{camera}")
+    monkeypatch.setenv("VIGIL_INFERENCE_WARMUP_FRAMES", "3")
+    monkeypatch.setenv("VIGIL_INFERENCE_THRESHOLD", "0")
+    monkeypatch.setenv("VIGIL_INFERENCE_SNAPSHOTS", "false")
+    monkeypatch.setenv("VIGIL_INFERENCE_WARMUP_IMAGE_SIZE", "64")
+    producer = make_producer(kafka_settings)
+    for seq in range(10):
+        send_frame(producer, topics.frames, camera_id=camera, seq=seq, payload=scene_jpeg(seq))
+    producer.flush()
+    producer.close()
+    failing: list[FirstEventLost] = []
+
+    def make_failing_producer(settings: KafkaSettings) -> FirstEventLost:
+        failing.append(FirstEventLost(make_producer(settings), topics.events))
+        return failing[-1]
+
+    monkeypatch.setattr(service, "make_producer", make_failing_producer)
+    worker = build_worker(InferenceSettings())
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        wait_until(
+            lambda: worker.events_emitted >= 2,
+            timeout_s=240,
+            what="the start message, sent again",
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    starts = read_topic(kafka_settings, topics.events, count=10, timeout_s=15)
+    assert [f.lost for f in failing] == [1], "the failure was not injected"
+    [start] = [EventMessage.model_validate_json(r.value) for r in starts]
+    # 3 warm-up frames, then every frame hot: the event opens at the third (seq 5).
+    assert (start.phase, start.frame_seq) == ("start", 5)
+    # The frames were read twice: the turn whose message failed committed nothing.
+    assert worker.frames_scored > 10

@@ -45,8 +45,11 @@ def test_topics_get_the_retention_of_the_settings(admin: KafkaAdminClient, topic
         assert "retention.bytes" not in configs[topic]
     for topic in (topics.events, topics.events_dead_letter, topics.camera_status):
         assert configs[topic]["retention.ms"] == str(30 * DAY_MS)
-    assert configs[topics.model_assignments] == {"cleanup.policy": "compact"}
-    assert configs[topics.scoring_status] == {"cleanup.policy": "compact"}
+    # Explicit on every topic: the single broker's replication factor 1 takes one copy.
+    compacted = {"cleanup.policy": "compact", "min.insync.replicas": "1"}
+    assert configs[topics.model_assignments] == compacted
+    assert configs[topics.scoring_status] == compacted
+    assert all(config["min.insync.replicas"] == "1" for config in configs.values())
 
 
 def test_a_byte_limit_bounds_the_frames_per_partition(

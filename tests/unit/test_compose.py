@@ -48,7 +48,15 @@ CONNECTIONS = (
     "VIGIL_S3_ACCESS_KEY",
     "VIGIL_S3_SECRET_KEY",
 )
-VIGIL_SERVICES = ("api", "event-sink", "camera-status", "inference", "trainer", "ingest")
+VIGIL_SERVICES = (
+    "api",
+    "event-sink",
+    "camera-status",
+    "retention",
+    "inference",
+    "trainer",
+    "ingest",
+)
 # Where each process serves Prometheus metrics, as docs/operations.md#ports lists them.
 METRICS_PORTS = {
     "api": ("VIGIL_API_PORT", 8000),
@@ -57,6 +65,7 @@ METRICS_PORTS = {
     "trainer": ("VIGIL_TRAINER_METRICS_PORT", 9103),
     "event-sink": ("VIGIL_API_SINK_METRICS_PORT", 9104),
     "camera-status": ("VIGIL_API_CAMERA_STATUS_METRICS_PORT", 9105),
+    "retention": ("VIGIL_API_RETENTION_METRICS_PORT", 9106),
 }
 TOOL = REPO_ROOT / "tools" / "compose-config"
 KEYS = {"VIGIL_API_ADMIN_KEY": "a" * 40, "VIGIL_INGEST_API_KEY": "b" * 40}
@@ -145,7 +154,7 @@ def test_compose_refuses_to_start_without_the_keys(compose_config: Path) -> None
 
 
 def test_the_compose_version_is_stated() -> None:
-    for name in ("docker-compose.yml", "docker-compose.cpu.yml"):
+    for name in ("docker-compose.yml", "docker-compose.cpu.yml", "docker-compose.cluster.yml"):
         assert "Compose v2.24 or later" in (REPO_ROOT / name).read_text(), name
     assert "Compose v2.24" in (REPO_ROOT / "docs" / "operations.md").read_text()
 
@@ -332,3 +341,95 @@ def test_ingest_reads_the_fleet_from_the_api_with_the_key_the_api_accepts(
         == api["VIGIL_API_INGEST_KEY"]
         == KEYS["VIGIL_INGEST_API_KEY"]
     )
+
+
+CLUSTER = ("docker-compose.yml", "docker-compose.cluster.yml")
+KAFKA_NODES = ("kafka", "kafka-2", "kafka-3")
+
+
+@pytest.fixture(scope="session")
+def cluster(compose_config: Path, env_file: Path) -> dict[str, Any]:
+    return resolve(compose_config, env_file, *CLUSTER)
+
+
+def test_the_cluster_override_is_a_kraft_quorum_of_three(cluster: dict[str, Any]) -> None:
+    services = cluster["services"]
+    nodes = {name: services[name]["environment"] for name in KAFKA_NODES}
+    assert {env["KAFKA_NODE_ID"] for env in nodes.values()} == {"1", "2", "3"}
+    voters = {env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in nodes.values()}
+    assert voters == {"1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    assert len({env["CLUSTER_ID"] for env in nodes.values()}) == 1, "one cluster id for all"
+    for name, env in nodes.items():
+        assert env["KAFKA_PROCESS_ROLES"] == "broker,controller", name
+        listeners = dict(item.split("://") for item in env["KAFKA_LISTENERS"].split(","))
+        assert listeners["CONTROLLER"] == ":9093", name
+        advertised = dict(i.split("://") for i in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+        assert advertised["PLAINTEXT"] == f"{name}:9092", name
+        # Kafka's own topics (offsets, transactions) survive a broker too.
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3", name
+        assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "3", name
+        assert (env["KAFKA_DEFAULT_REPLICATION_FACTOR"], env["KAFKA_MIN_INSYNC_REPLICAS"]) == (
+            "3",
+            "2",
+        )
+        assert services[name]["restart"] == "unless-stopped", name
+        assert services[name]["healthcheck"]["test"][0] == "CMD-SHELL", name
+
+
+def test_every_broker_keeps_its_log_on_a_volume_of_its_own(cluster: dict[str, Any]) -> None:
+    services = cluster["services"]
+    sources = []
+    for name in KAFKA_NODES:
+        path = services[name]["environment"]["KAFKA_LOG_DIRS"]
+        [volume] = [v for v in services[name]["volumes"] if v["target"] == path]
+        assert volume["type"] == "volume" and volume["source"] in cluster["volumes"], name
+        sources.append(volume["source"])
+    assert len(set(sources)) == len(KAFKA_NODES), "two brokers on one volume"
+
+
+def test_every_broker_is_reachable_from_the_host(cluster: dict[str, Any]) -> None:
+    """A client is sent to each partition's leader, so each broker needs an external address."""
+    services = cluster["services"]
+    published = {}
+    for name in KAFKA_NODES:
+        env = services[name]["environment"]
+        advertised = dict(i.split("://") for i in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+        [port] = services[name]["ports"]
+        assert port["host_ip"] == "127.0.0.1" and port["target"] == 9094, name
+        assert advertised["EXTERNAL"] == f"localhost:{port['published']}", name
+        published[name] = port["published"]
+    assert published == {"kafka": "9094", "kafka-2": "9095", "kafka-3": "9096"}
+
+
+def test_the_services_use_every_broker_and_replicate_their_topics(
+    cluster: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = cluster["services"]
+    for name in VIGIL_SERVICES:
+        env = services[name]["environment"]
+        assert env["VIGIL_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092,kafka-2:9092,kafka-3:9092"
+        for node in KAFKA_NODES:
+            assert services[name]["depends_on"][node]["condition"] == "service_healthy", name
+        for variable, value in env.items():
+            if variable.startswith("VIGIL_KAFKA_"):
+                monkeypatch.setenv(variable, value)
+        kafka = KafkaSettings()
+        assert (kafka.replication_factor, kafka.min_insync) == (3, 2), name
+
+
+def test_inference_and_the_trainer_run_several_instances(
+    compose_config: Path, env_file: Path, cluster: dict[str, Any]
+) -> None:
+    for name in ("inference", "trainer"):
+        service = cluster["services"][name]
+        assert service["deploy"]["replicas"] == 2, name
+        assert service["deploy"]["resources"]["reservations"]["devices"], f"{name}: GPU lost"
+        # Replicas cannot share a container name, a host port or a static group membership.
+        assert "container_name" not in service and "ports" not in service, name
+        assert "VIGIL_KAFKA_GROUP_INSTANCE_ID" not in service["environment"], name
+    cpu = resolve(
+        compose_config, env_file, "docker-compose.yml", "docker-compose.cpu.yml", CLUSTER[1]
+    )
+    for name in ("inference", "trainer"):
+        deploy = cpu["services"][name]["deploy"]
+        assert deploy["replicas"] == 2 and not deploy.get("resources"), name

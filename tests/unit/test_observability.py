@@ -20,6 +20,7 @@ from sqlalchemy import create_engine
 
 from vigil_api.core.auth import AUTH_FAILURES
 from vigil_api.core.middleware import LATENCY, REQUESTS
+from vigil_api.retention.sweep import RetentionMetrics
 from vigil_inference.metrics import InferenceMetrics
 from vigil_ingest.metrics import IngestMetrics
 from vigil_shared.metrics import ConsumerMetrics
@@ -61,6 +62,7 @@ def exported() -> set[str]:
         IngestMetrics().registry,
         InferenceMetrics().registry,
         ConsumerMetrics("test").registry,
+        RetentionMetrics().registry,
     ):
         names |= sample_names(described(registry))
     return names
@@ -152,5 +154,6 @@ def test_every_process_is_on_the_dashboard(exported: set[str]) -> None:
         for target in panel["targets"]
         for name in METRIC.findall(target["expr"])
     }
-    prefixes = {f"vigil_{p}_" for p in ("ingest", "inference", "consumer", "trainer", "api")}
+    processes = ("ingest", "inference", "consumer", "trainer", "api", "retention")
+    prefixes = {f"vigil_{p}_" for p in processes}
     assert {p for p in prefixes if any(n.startswith(p) for n in queried)} == prefixes

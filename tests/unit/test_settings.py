@@ -43,3 +43,22 @@ def test_malformed_topic_namespace_is_refused(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("VIGIL_KAFKA_TOPIC_NAMESPACE", "no dot")
     with pytest.raises(ValidationError, match="topic_namespace"):
         KafkaSettings()
+
+
+@pytest.mark.parametrize(("replicas", "expected"), [("1", 1), ("2", 1), ("3", 2), ("5", 4)])
+def test_one_broker_may_fail_without_stopping_writes_by_default(
+    monkeypatch: pytest.MonkeyPatch, replicas: str, expected: int
+) -> None:
+    monkeypatch.setenv("VIGIL_KAFKA_REPLICATION_FACTOR", replicas)
+    assert KafkaSettings().min_insync == expected
+
+
+def test_min_insync_replicas_beyond_the_replicas_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VIGIL_KAFKA_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("VIGIL_KAFKA_MIN_INSYNC_REPLICAS", "2")
+    assert KafkaSettings().min_insync == 2
+    monkeypatch.setenv("VIGIL_KAFKA_MIN_INSYNC_REPLICAS", "4")
+    with pytest.raises(ValidationError, match="VIGIL_KAFKA_MIN_INSYNC_REPLICAS"):
+        KafkaSettings()

@@ -29,6 +29,7 @@ from vigil_api.routes import (
     cameras,
     dataset_builds,
     datasets,
+    deletions,
     event_stream,
     events,
     feedback,
@@ -151,6 +152,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         events,
         feedback,
         keys,
+        deletions,
     ):
         # Every other route needs a valid key, even one that forgets to ask for a role.
         app.include_router(

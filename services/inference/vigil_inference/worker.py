@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
+from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import OffsetAndMetadata
 
 from vigil_inference.frames import Frame, Rejected, ScoredBatch, ScoredFrame, partition_of
@@ -111,6 +112,7 @@ class InferenceWorker:
         self._ledger = ReplayLedger(silence_s=tracker.settings.silence_s)
         self._replan: set[TopicPartition] = set()
         self._inflight: InFlight | None = None
+        self._sent: list[FutureRecordMetadata] = []
 
     def run(self, stop: threading.Event) -> None:
         outage = BrokerOutage("inference")
@@ -119,6 +121,7 @@ class InferenceWorker:
                 try:
                     if outage.recover(self._consumer):
                         self._rewound()
+                        self._sent.clear()
                     self.step(stop)
                 except KafkaError as exc:
                     outage.failed(exc, stop)
@@ -158,7 +161,8 @@ class InferenceWorker:
         if transitions:
             self.publish(transitions)
         if finished or transitions:
-            self._producer.flush()  # events and dead letters are durable: commit
+            self._producer.flush()
+            self._raise_if_undelivered()  # events and dead letters are durable: commit
             self.commit()
         self._measure_lag()
 
@@ -280,12 +284,25 @@ class InferenceWorker:
             message = transition.message(
                 detected_at=detected_at, snapshot_key=keys.get(transition.event_id)
             )
-            self._producer.send(
+            sent = self._producer.send(
                 self._topics.events, key=frame.camera_id.encode(), value=message.to_json_bytes()
             )
+            self._sent.append(sent)
             self.events_emitted += 1
             self.metrics.events.labels(frame.camera_id, transition.phase.value).inc()
             self.metrics.latency.observe((detected_at - frame.captured_at).total_seconds())
+
+    def _raise_if_undelivered(self) -> None:
+        """Kafka gave up on a message (a broker failover longer than the producer's delivery
+        timeout): fail the turn before its offsets are committed, so that the loop rewinds and
+        the frames are scored and their messages sent again, with the same ids."""
+        sent, self._sent = self._sent, []
+        for future in sent:
+            if future.failed():
+                error = future.exception
+                if isinstance(error, KafkaError):
+                    raise error
+                raise KafkaError(f"a message was not delivered: {error!r}") from error
 
     def commit(self) -> None:
         """Commit each partition's position, held back to the oldest frame its cameras' open
@@ -372,8 +389,10 @@ class InferenceWorker:
             self._committed.pop(tp, None)
 
     def _reject(self, rejected: Rejected) -> None:
-        dead_letter(
-            self._producer, self._topics.frames_dead_letter, rejected.record, rejected.reason
+        self._sent.append(
+            dead_letter(
+                self._producer, self._topics.frames_dead_letter, rejected.record, rejected.reason
+            )
         )
         self.dead_lettered += 1
         self.metrics.dead_letters.inc()

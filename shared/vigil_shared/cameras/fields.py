@@ -15,6 +15,15 @@ from pydantic import Field
 Fps = Annotated[float, Field(gt=0, le=60, description="Frames per second ingest publishes.")]
 Pixels = Annotated[int, Field(ge=32, le=8192)]
 JpegQuality = Annotated[int, Field(ge=10, le=100)]
+RetentionDays = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=36_500,
+        description="Days its events, their snapshots and its frames in datasets are kept; "
+        "unset: VIGIL_API_RETENTION_MAX_DAYS, which also caps it.",
+    ),
+]
 
 Coordinate = Annotated[float, Field(ge=0, le=1)]
 Point = tuple[Coordinate, Coordinate]

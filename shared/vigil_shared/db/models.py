@@ -125,6 +125,9 @@ class Dataset(Base):
     owner_scope: Mapped[list[str] | None] = mapped_column(ARRAY(String(64)))
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # When its oldest camera frame was captured: what the cameras' retention counts from. NULL
+    # until the retention sweep has read it from the manifest (or no frame is a camera's). 0009.
+    footage_from: Mapped[datetime | None]
 
 
 class Event(Base):
@@ -178,6 +181,9 @@ class Camera(Base):
     enabled: Mapped[bool] = mapped_column(default=True)
     # Polygons of [x, y] fractions of the picture that ingest blacks out before anything else.
     masks: Mapped[list[Any]] = mapped_column(JSONB, default=list, server_default="[]")
+    # Days its events, snapshots and footage in datasets are kept; NULL: the global maximum
+    # (VIGIL_API_RETENTION_MAX_DAYS), which also caps this. 0009.
+    retention_days: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
     # Read-only views: the assignment (scope = camera id), ingest's latest status report and
@@ -262,3 +268,31 @@ class ApiKey(Base):
     service: Mapped[bool] = mapped_column(default=False, server_default="false")
     # When a request last used it, to the minute (``auth.LAST_USED_RESOLUTION``). 0008.
     last_used_at: Mapped[datetime | None]
+
+
+class DeletionRecord(Base):
+    """The audit log of deletions: who deleted what, when and why (retention or a request).
+
+    One row per deleted dataset or model, and per batch of events (their ids in ``detail``)."""
+
+    __tablename__ = "deletion_audit"
+    __table_args__ = (Index("ix_deletion_audit_at_id", "at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(server_default=func.now())
+    actor: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class DeletedEvent(Base):
+    """A deleted event's id, until no message of it can still be read from Kafka: the event
+    sink stores nothing more for it (a late update or a replay would bring it back)."""
+
+    __tablename__ = "deleted_events"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64))
+    deleted_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)

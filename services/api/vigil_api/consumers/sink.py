@@ -7,7 +7,7 @@ any number of deliveries of the same messages give the same row; a column withou
 keeps what the event's first stored message said (``vigil_shared.db.event_rows`` maps message
 fields to columns). Each polled batch is one transaction; offsets are committed after it. Invalid
 records go to the dead-letter topic; fields this version does not know (a newer producer's
-additive ones) are ignored.
+additive ones) are ignored. Messages of a deleted event (``deleted_events``) are dropped.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 from sqlalchemy import Boolean, case, func, literal_column, or_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from vigil_api.domain.deletion import deleted_event_ids
 from vigil_shared.db.event_rows import Row, event_row
 from vigil_shared.db.models import Event
 from vigil_shared.kafka import BrokerOutage, dead_letter
@@ -58,12 +59,23 @@ def store_messages(sessions: sessionmaker[Session], messages: list[EventMessage]
         rows[message.event_id] = row if old is None else merge_rows(old, row)
     if not rows:
         return 0
-    statement = insert(Event).values(list(rows.values()))
+    with sessions.begin() as session:
+        # A deleted event stays deleted: a late update or a replayed message is dropped.
+        for event_id in deleted_event_ids(session, list(rows)):
+            del rows[event_id]
+        if not rows:
+            return 0
+        inserted = session.scalars(_upsert(list(rows.values())).returning(_INSERTED)).all()
+        return sum(1 for new_row in inserted if new_row)
+
+
+def _upsert(rows: list[Row]) -> Insert:
+    statement = insert(Event).values(rows)
     new = statement.excluded
     peak = or_(
         new.score > Event.score, (new.score == Event.score) & (new.frame_seq < Event.frame_seq)
     )
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[Event.event_id],
         set_={
             **{c: case((peak, getattr(new, c)), else_=getattr(Event, c)) for c in _PEAK_COLUMNS},
@@ -77,9 +89,6 @@ def store_messages(sessions: sessionmaker[Session], messages: list[EventMessage]
             "updated_at": func.now(),
         },
     )
-    with sessions.begin() as session:
-        inserted = session.scalars(statement.returning(_INSERTED)).all()
-        return sum(1 for new_row in inserted if new_row)
 
 
 _PEAK_COLUMNS = ("frame_seq", "captured_at", "score", "label")

@@ -107,6 +107,19 @@ class ApiSettings(BaseSettings):
         description="VIGIL_TRAINER_ALLOW_WEIGHT_DOWNLOAD: jobs without imported weights are "
         "accepted (the trainer downloads them); unset: refused at submission (422).",
     )
+    retention_max_days: int = Field(
+        default=30,
+        ge=1,
+        le=36_500,
+        description="The longest any camera's events, snapshots and dataset footage are kept; "
+        "a camera's own retention_days may only be shorter.",
+    )
+    retention_interval_s: float = Field(
+        default=3600, ge=10, le=86_400, description="How often the retention sweep runs."
+    )
+    retention_metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="The retention sweep's Prometheus port (0: any)."
+    )
     common: CommonSettings = Field(default_factory=CommonSettings)
 
     @field_validator("admin_key", "ingest_key", "camera_file_root", mode="before")

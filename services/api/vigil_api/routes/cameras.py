@@ -28,11 +28,13 @@ from vigil_api.core.auth import OperatorDep, ViewerDep, forbidden
 from vigil_api.core.deps import ClientsDep, SessionDep
 from vigil_api.core.problems import invalid_field
 from vigil_api.core.security import Principal
+from vigil_api.core.settings import ApiSettings
 from vigil_api.domain import registry_stages
 from vigil_api.domain.camera_sources import SourceUrl, file_outside_root
 from vigil_api.domain.model_scope import check_visible_model
 from vigil_api.domain.registry_stages import Publisher
-from vigil_shared.cameras.fields import Fps, JpegQuality, Masks, Pixels
+from vigil_api.retention.policy import retention_problem
+from vigil_shared.cameras.fields import Fps, JpegQuality, Masks, Pixels, RetentionDays
 from vigil_shared.cameras.sources import SOURCE_DOC, redact
 from vigil_shared.db.models import Camera, Model
 from vigil_shared.schemas.assignments import ModelId as RegistryModelId
@@ -49,6 +51,7 @@ CAMERA_IN_EXAMPLE: dict[str, JsonValue] = {
     "source": "rtsp://viewer:secret@cam-7.local:554/main",
     "target_fps": 5.0,
     "masks": [[[0, 0], [0.25, 0], [0.25, 0.2], [0, 0.2]]],
+    "retention_days": 14,
 }
 CAMERA_OUT_EXAMPLE: dict[str, JsonValue] = {
     **CAMERA_IN_EXAMPLE,
@@ -103,10 +106,12 @@ class CameraIn(BaseModel):
     enabled: bool = True
     masks: Masks = ()
     model_id: ModelId | None = None
+    retention_days: RetentionDays | None = None
 
 
 class CameraPatch(BaseModel):
-    """The fields to change; ``model_id: null`` removes the model assignment."""
+    """The fields to change; ``model_id: null`` removes the model assignment,
+    ``retention_days: null`` returns the camera to the global maximum."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -123,10 +128,12 @@ class CameraPatch(BaseModel):
     enabled: bool | None = None
     masks: Masks | None = None
     model_id: ModelId | None = None
+    retention_days: RetentionDays | None = None
 
     @model_validator(mode="after")
     def _only_model_id_may_be_null(self) -> CameraPatch:
-        nulled = sorted(f for f in self.model_fields_set - {"model_id"} if getattr(self, f) is None)
+        nullable = {"model_id", "retention_days"}
+        nulled = sorted(f for f in self.model_fields_set - nullable if getattr(self, f) is None)
         if nulled:
             raise ValueError(f"{', '.join(nulled)} may not be null; leave a field out to keep it")
         return self
@@ -149,6 +156,9 @@ class CameraOut(BaseModel):
     enabled: bool
     masks: list[list[tuple[float, float]]]
     model_id: str | None = Field(description="The camera's own production model, if any.")
+    retention_days: int | None = Field(
+        default=None, description="Its own retention; null: the global maximum."
+    )
     status: CameraStatusOut | None = Field(description="Ingest's latest report; null: none yet.")
     scoring: CameraScoringOut | None = Field(
         default=None,
@@ -283,6 +293,17 @@ def _commit_with_model(
         session.commit()
 
 
+def check_retention(days: int | None, settings: ApiSettings) -> None:
+    """A 422 at ``body.retention_days`` for a policy the deployment cannot keep."""
+    problem = retention_problem(
+        days,
+        max_days=settings.retention_max_days,
+        frames_hours=settings.common.kafka.frames_retention_hours,
+    )
+    if problem is not None:
+        raise invalid_field(("body", "retention_days"), problem)
+
+
 def _not_found(camera_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"camera {camera_id} does not exist")
 
@@ -317,6 +338,7 @@ def post_camera(
     check_visible_model(
         session=session, principal=principal, model_id=spec.model_id, location=where
     )
+    check_retention(spec.retention_days, clients.settings)
     try:
         return create_camera(
             session=session,
@@ -352,6 +374,7 @@ def patch_camera(
     check_visible_model(
         session=session, principal=principal, model_id=patch.model_id, location=where
     )
+    check_retention(patch.retention_days, clients.settings)
     return update_camera(
         session=session,
         publisher=clients.assignments,
