@@ -81,12 +81,11 @@ done
 curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null || { echo "up: the API did not become ready; see .stack/logs/api.log" >&2; exit 1; }
 # Static group membership (one name per process): a restarted consumer gets its partitions back
 # at once instead of after the session timeout.
-HOST="$(hostname -s)"
-VIGIL_KAFKA_GROUP_INSTANCE_ID="event-sink-$HOST" \
+VIGIL_KAFKA_GROUP_INSTANCE_ID="event-sink-{hostname}" \
   start_service event-sink .venv/bin/python -m vigil_api.consumers.sink_main
-VIGIL_KAFKA_GROUP_INSTANCE_ID="camera-status-$HOST" \
+VIGIL_KAFKA_GROUP_INSTANCE_ID="camera-status-{hostname}" \
   start_service camera-status .venv/bin/python -m vigil_api.consumers.camera_status_main
-VIGIL_KAFKA_GROUP_INSTANCE_ID="inference-$HOST" \
+VIGIL_KAFKA_GROUP_INSTANCE_ID="inference-{hostname}" \
   start_service inference .venv/bin/python -m vigil_inference
 start_service retention .venv/bin/python -m vigil_api.retention
 start_service trainer .venv/bin/python -m vigil_trainer

@@ -7,10 +7,11 @@ are refused outside development so that a production deployment cannot run on th
 
 from __future__ import annotations
 
+import socket
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil_shared.topics import Topics
@@ -59,9 +60,11 @@ class KafkaSettings(BaseSettings):
         default=None,
         pattern=r"^[A-Za-z0-9._-]{1,200}$",
         description="Static group membership: a name unique to this process within its "
-        "consumer groups (e.g. inference-1). A process restarted under the same name gets its "
-        "partitions back at once, without a rebalance; two live processes must never share it. "
-        "Unset: dynamic membership, partitions move after the session timeout.",
+        "consumer groups (e.g. inference-1; {hostname} is replaced by the host's name, so "
+        "replicas of one container definition get one each). A process restarted under the "
+        "same name gets its partitions back at once, without a rebalance; two live processes "
+        "must never share it. Unset: dynamic membership, partitions move after the session "
+        "timeout.",
     )
     session_timeout_ms: int = Field(
         default=10_000,
@@ -78,6 +81,13 @@ class KafkaSettings(BaseSettings):
         description="The longest a consumer may go between polls (a slow batch, a model load) "
         "before it is dropped from its group; also how long a rebalance waits for members.",
     )
+
+    @field_validator("group_instance_id", mode="before")
+    @classmethod
+    def _expand_hostname(cls, value: object) -> object:
+        if isinstance(value, str) and "{hostname}" in value:
+            return value.replace("{hostname}", socket.gethostname())
+        return value
 
     @model_validator(mode="after")
     def _heartbeat_within_session(self) -> KafkaSettings:

@@ -424,9 +424,11 @@ def test_inference_and_the_trainer_run_several_instances(
         service = cluster["services"][name]
         assert service["deploy"]["replicas"] == 2, name
         assert service["deploy"]["resources"]["reservations"]["devices"], f"{name}: GPU lost"
-        # Replicas cannot share a container name, a host port or a static group membership.
+        # Replicas cannot share a container name, a host port or a static group name: theirs
+        # comes from each container's own hostname.
         assert "container_name" not in service and "ports" not in service, name
-        assert "VIGIL_KAFKA_GROUP_INSTANCE_ID" not in service["environment"], name
+        instance = service["environment"].get("VIGIL_KAFKA_GROUP_INSTANCE_ID")
+        assert instance is None or "{hostname}" in instance, name
     cpu = resolve(
         compose_config, env_file, "docker-compose.yml", "docker-compose.cpu.yml", CLUSTER[1]
     )

@@ -3,6 +3,8 @@ if it got it straight back) from those of its new ownership."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from kafka import TopicPartition
 from pydantic import ValidationError
@@ -21,6 +23,14 @@ def test_group_consumers_have_a_short_session_and_static_membership_is_opt_in(
     }
     monkeypatch.setenv("VIGIL_KAFKA_GROUP_INSTANCE_ID", "inference-1")
     assert group_membership(KafkaSettings())["group_instance_id"] == "inference-1"
+
+
+def test_each_replica_of_a_container_gets_its_own_name_from_its_hostname(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "3f2a9c1b7d0e")
+    monkeypatch.setenv("VIGIL_KAFKA_GROUP_INSTANCE_ID", "inference-{hostname}")
+    assert KafkaSettings().group_instance_id == "inference-3f2a9c1b7d0e"
 
 
 @pytest.mark.parametrize(
