@@ -154,6 +154,11 @@ class PrivateKafka:
     def bootstrap(self) -> str:
         return ",".join(node.address for node in self.nodes)
 
+    @property
+    def live_bootstrap(self) -> str:
+        """The addresses of the nodes running now."""
+        return ",".join(node.address for node in self.nodes if node.running)
+
     def client_env(self) -> dict[str, str]:
         """What a service needs to use this cluster, with topics replicated across it."""
         return {

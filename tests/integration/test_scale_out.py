@@ -19,11 +19,13 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
@@ -140,11 +142,23 @@ def event_messages(kafka: KafkaSettings) -> list[EventMessage]:
     return [EventMessage.model_validate_json(r.value) for r in records]
 
 
-def assignments(admin: KafkaAdminClient, group: str, topic: str) -> list[set[int]]:
+@contextmanager
+def admin_of(cluster: PrivateKafka) -> Iterator[KafkaAdminClient]:
+    """An admin client of the brokers alive now: one made before a crash may go on asking the
+    dead broker for the group's coordinator."""
+    client = KafkaAdminClient(bootstrap_servers=cluster.live_bootstrap.split(","))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def assignments(cluster: PrivateKafka, group: str, topic: str) -> list[set[int]]:
     """The frames partitions of each live member of ``group``; none while it rebalances, or
     while its coordinator moves."""
     try:
-        described = admin.describe_groups([group])[group]
+        with admin_of(cluster) as admin:
+            described = admin.describe_groups([group])[group]
     except KafkaError as exc:
         LAST_SEEN[group] = repr(exc)
         return []
@@ -160,9 +174,10 @@ def assignments(admin: KafkaAdminClient, group: str, topic: str) -> list[set[int
     return members
 
 
-def lag(admin: KafkaAdminClient, kafka: KafkaSettings, group: str) -> int:
+def lag(cluster: PrivateKafka, kafka: KafkaSettings, group: str) -> int:
     """Frames not yet committed by ``group``, over every partition."""
-    committed = admin.list_group_offsets({group: None})[group]
+    with admin_of(cluster) as admin:
+        committed = admin.list_group_offsets({group: None})[group]
     reader = make_consumer(kafka, group_id=None)
     try:
         partitions = [TopicPartition(kafka.topics.frames, p) for p in range(PARTITIONS)]
@@ -198,16 +213,17 @@ def on_cluster(cluster: PrivateKafka, monkeypatch: pytest.MonkeyPatch) -> dict[s
 def test_topics_are_replicated_with_min_insync_from_the_settings(
     cluster: PrivateKafka, on_cluster: dict[str, str]
 ) -> None:
-    kafka = KafkaSettings()
-    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap.split(","))
-    try:
-        for topic in admin.describe_topics(list(kafka.topics.all())):
-            partitions = topic["partitions"]
-            assert len(partitions) == PARTITIONS, topic["name"]
-            assert all(len(p["replica_nodes"]) == 3 for p in partitions), topic["name"]
-            assert len({p["leader_id"] for p in partitions}) > 1, "one broker leads them all"
-    finally:
-        admin.close()
+    topics = KafkaSettings().topics.all()
+    with admin_of(cluster) as admin:
+        described = admin.describe_topics(list(topics))
+        resources = [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in topics]
+        configs = admin.describe_configs(resources)["topic"]
+    for topic in described:
+        partitions = topic["partitions"]
+        assert len(partitions) == PARTITIONS, topic["name"]
+        assert all(len(p["replica_nodes"]) == 3 for p in partitions), topic["name"]
+        assert len({p["leader_id"] for p in partitions}) > 1, "one broker leads them all"
+        assert configs[topic["name"]]["min.insync.replicas"]["value"] == "2", topic["name"]
 
 
 def test_two_instances_survive_a_broker_and_an_instance_killed_under_a_stream(
@@ -234,45 +250,42 @@ def test_two_instances_survive_a_broker_and_an_instance_killed_under_a_stream(
         "VIGIL_INFERENCE_SCORING_THREADS": "1",
     }
     instances = [start_service("vigil_inference", **env) for _ in range(2)]
-    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap.split(","))
     group = kafka.consumer_group(GROUP)
 
     def shared() -> bool:
         for instance in instances:
             instance.assert_running()
-        members = assignments(admin, group, kafka.topics.frames)
+        members = assignments(cluster, group, kafka.topics.frames)
         return len(members) == 2 and all(members)
 
     wait_until(shared, timeout_s=240, what="two inference instances sharing the partitions")
     stream = Stream(kafka, cameras)
     stream.start()
-    try:
-        wait_until(lambda: stream.rounds >= ROUNDS // 4, timeout_s=120, what="a quarter sent")
-        before = {m.message_id for m in event_messages(kafka)}
-        assert before, "no event before the broker was killed: the test proves nothing"
-        leader = partition_leader(admin, kafka.topics.frames)
-        next(n for n in cluster.nodes if n.node_id == leader).kill()
+    wait_until(lambda: stream.rounds >= ROUNDS // 4, timeout_s=120, what="a quarter sent")
+    before = {m.message_id for m in event_messages(kafka)}
+    assert before, "no event before the broker was killed: the test proves nothing"
+    leader = partition_leader(cluster, kafka.topics.frames)
+    next(n for n in cluster.nodes if n.node_id == leader).kill()
 
-        wait_until(lambda: stream.rounds >= ROUNDS // 2, timeout_s=120, what="half sent")
-        dead, survivor = instances
-        dead.kill()
-        stream.join(timeout=ROUNDS / ROUNDS_PER_S + 120)
-        assert not stream.is_alive(), "the stream did not finish"
-        check_outcome(kafka, admin, group, survivor, stream, model_id, before)
-        assert survivor.stop() == 0
-    finally:
-        admin.close()
+    wait_until(lambda: stream.rounds >= ROUNDS // 2, timeout_s=120, what="half sent")
+    dead, survivor = instances
+    dead.kill()
+    stream.join(timeout=ROUNDS / ROUNDS_PER_S + 120)
+    assert not stream.is_alive(), "the stream did not finish"
+    check_outcome(kafka, cluster, group, survivor, stream, model_id, before)
+    assert survivor.stop() == 0
 
 
-def partition_leader(admin: KafkaAdminClient, topic: str) -> int:
-    [described] = admin.describe_topics([topic])
+def partition_leader(cluster: PrivateKafka, topic: str) -> int:
+    with admin_of(cluster) as admin:
+        [described] = admin.describe_topics([topic])
     leader: int = min(described["partitions"], key=lambda p: p["partition_index"])["leader_id"]
     return leader
 
 
 def check_outcome(
     kafka: KafkaSettings,
-    admin: KafkaAdminClient,
+    cluster: PrivateKafka,
     group: str,
     survivor: ServiceProcess,
     stream: Stream,
@@ -292,7 +305,7 @@ def check_outcome(
 
     def rebalanced() -> bool:
         survivor.assert_running()
-        members = assignments(admin, group, kafka.topics.frames)
+        members = assignments(cluster, group, kafka.topics.frames)
         return members == [set(range(PARTITIONS))]
 
     try:
@@ -307,7 +320,7 @@ def check_outcome(
         return got if expected <= seen else None
 
     final = wait_until(complete, timeout_s=240, what="every start and end message")
-    wait_until(lambda: lag(admin, kafka, group) == 0, timeout_s=120, what="the lag back to zero")
+    wait_until(lambda: lag(cluster, kafka, group) == 0, timeout_s=120, what="the lag back to zero")
 
     assert before <= {m.message_id for m in final}, "an acknowledged event message was lost"
     lifecycle = {
