@@ -20,7 +20,7 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from minio import Minio
@@ -70,24 +70,23 @@ class InUseError(Exception):
         self.needed_by = needed_by
 
 
-@dataclass
+@dataclass(frozen=True)
 class Audit:
-    """Audit rows to add: one per ``record`` call."""
+    """Adds an audit row to the session (committed with the deletion) per ``record`` call."""
 
     session: Session
     deletion: Deletion
-    rows: list[DeletionRecord] = field(default_factory=list)
 
     def record(self, *, kind: str, target: str, detail: dict[str, Any]) -> None:
-        row = DeletionRecord(
-            actor=self.deletion.actor,
-            kind=kind,
-            target=target[:255],
-            reason=self.deletion.reason,
-            detail=detail,
+        self.session.add(
+            DeletionRecord(
+                actor=self.deletion.actor,
+                kind=kind,
+                target=target[:255],
+                reason=self.deletion.reason,
+                detail=detail,
+            )
         )
-        self.session.add(row)
-        self.rows.append(row)
 
 
 def delete_events(
@@ -116,8 +115,8 @@ def delete_events(
 
 
 def dataset_needed_by(session: Session, *, name: str, version: str) -> dict[str, list[str]]:
-    """What still needs this dataset version: models trained on it, jobs that will read it (a
-    job without a version reads the latest, so this one too)."""
+    """What still needs this dataset version: models trained on it, and unfinished jobs that
+    name it (one that names the dataset without a version reads the latest, which may be it)."""
     trained = func.coalesce(Model.dataset_version, Model.dataset_sha256) == version
     models = session.scalars(select(Model.id).where(Model.dataset_name == name, trained)).all()
     jobs = [
