@@ -154,7 +154,7 @@ class InferenceWorker:
         finished = self._inflight is not None
         transitions = self._finish()
         transitions += self._follow_assignments()
-        self._rebalanced()
+        records = self._rebalanced(records)
         transitions += self._expire()
         if records:
             self._start(records)
@@ -361,17 +361,26 @@ class InferenceWorker:
             )
         return keys
 
-    def _rebalanced(self) -> None:
-        """Drop what this worker held of partitions revoked since the last turn (another worker,
-        or this one again, replays them), then read the replay plan of each partition assigned
-        (a partition revoked and assigned again is both)."""
+    def _rebalanced(self, records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+        """Drop what this worker held of partitions revoked since the last turn, then read each
+        assigned partition's replay plan and seek it to its commit: kafka-python keeps the
+        position of one revoked and assigned again (a member left), but its lifecycles were
+        dropped, so read on from there an open event would restart under another id and never
+        end. Its records read this turn are dropped (read again)."""
         revoked, assigned = self._partitions.take()
         self._drop(revoked)
         assigned |= self._replan
         self._replan = set()
         now = self._clock()
-        for tp in assigned & self._consumer.assignment():
-            self._ledger.load(tp, self._consumer.committed(tp, metadata=True), now=now)
+        sought = assigned & self._consumer.assignment()
+        for tp in sought:
+            committed = self._consumer.committed(tp, metadata=True)
+            self._ledger.load(tp, committed, now=now)
+            if committed is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed.offset)
+        return [r for r in records if partition_of(r) not in sought] if sought else records
 
     def _rewound(self) -> None:
         """After a Kafka failure, as after a restart: every camera's lifecycle and model state
