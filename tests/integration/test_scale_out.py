@@ -83,7 +83,10 @@ class Stream(threading.Thread):
         started = time.monotonic()
         for seq in range(ROUNDS):
             for camera in self.cameras:
-                payload = scene_jpeg(seq % 40)
+                # Steps past the model's bank (scene frames 0-11): every frame scores apart
+                # from its neighbours, so a replay (other batches, other float rounding) picks
+                # the same peak; frames in the bank would all score about 0, a tie.
+                payload = scene_jpeg(12 + seq % 28)
                 future = send_frame(
                     producer, self.kafka.topics.frames, camera_id=camera, seq=seq, payload=payload
                 )
@@ -359,5 +362,6 @@ def check_outcome(
         by_id[message.message_id].append(message)
     assert all(len(ids) == 1 for ids in by_key.values()), "a replayed message changed its id"
     for copies in by_id.values():
-        fields = {c.model_dump_json(exclude={"detected_at", "score", "peak_score"}) for c in copies}
-        assert len(fields) == 1, "duplicates must be the same message"
+        dumps = [c.model_dump(exclude={"detected_at", "score", "peak_score"}) for c in copies]
+        differ = {k: [d[k] for d in dumps] for k in dumps[0] if len({str(d[k]) for d in dumps}) > 1}
+        assert not differ, f"copies of {copies[0].message_id} differ: {differ}"
