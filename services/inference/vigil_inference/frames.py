@@ -7,6 +7,7 @@ which the worker dead-letters. Decoded pixels never leave the scorer.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from kafka import TopicPartition
@@ -93,3 +94,14 @@ class ScoredBatch:
 
     frames: list[ScoredFrame] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A batch being decoded and scored: its records (for positions), its future scores, and
+    the ownership epoch of each partition it read (``PartitionChanges.epoch``)."""
+
+    records: list[ConsumerRecord]
+    scored: Future[ScoredBatch]
+    started: float
+    epochs: dict[TopicPartition, int]

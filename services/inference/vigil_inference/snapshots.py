@@ -8,13 +8,14 @@ produces the messages that reference them, and commits offsets only after both.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 from minio import Minio
 from torchvision.io import encode_jpeg
 
-from vigil_shared.event_lifecycle import Observation
+from vigil_shared.event_lifecycle import Observation, Transition
 from vigil_shared.schemas.events import snapshot_keys
 from vigil_shared.storage import put_bytes
 from vigil_shared.vision.preprocess import decode
@@ -70,6 +71,21 @@ class SnapshotStore:
 
     def key_for(self, *, camera_id: str, event_id: uuid.UUID) -> str:
         return snapshot_keys(camera_id=camera_id, event_id=event_id)[0]
+
+    def store_peaks(self, transitions: Sequence[Transition]) -> dict[uuid.UUID, str]:
+        """Store each event's latest peak of the batch and wait for it; the key of every event's
+        snapshot. One upload per event per batch, so uploads of one key never race."""
+        latest = {t.event_id: t.snapshot for t in transitions if t.snapshot is not None}
+        pending = {
+            event_id: self.submit(event_id=event_id, frame=frame)
+            for event_id, frame in latest.items()
+        }
+        keys = {event_id: future.result() for event_id, future in pending.items()}
+        for t in transitions:
+            keys.setdefault(
+                t.event_id, self.key_for(camera_id=t.frame.camera_id, event_id=t.event_id)
+            )
+        return keys
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

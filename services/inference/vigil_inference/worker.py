@@ -29,7 +29,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -38,7 +37,7 @@ from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import OffsetAndMetadata
 
-from vigil_inference.frames import Frame, Rejected, ScoredBatch, ScoredFrame, partition_of
+from vigil_inference.frames import Frame, InFlight, Rejected, ScoredFrame, partition_of
 from vigil_inference.metrics import InferenceMetrics
 from vigil_inference.replay import ReplayLedger
 from vigil_inference.routing import AssignmentFollower, ModelRouter
@@ -61,17 +60,6 @@ class Batching:
 
 INFLIGHT_POLL_MS = 5
 """Poll slice while a batch is being scored: the scorer is handed the next batch this soon."""
-
-
-@dataclass(frozen=True)
-class InFlight:
-    """A batch being decoded and scored: its records (for positions), its future scores, and
-    the ownership epoch of each partition it read (``PartitionChanges.epoch``)."""
-
-    records: list[ConsumerRecord]
-    scored: Future[ScoredBatch]
-    started: float
-    epochs: dict[TopicPartition, int]
 
 
 class InferenceWorker:
@@ -345,20 +333,9 @@ class InferenceWorker:
     def _store_snapshots(self, transitions: Sequence[Transition]) -> dict[uuid.UUID, str]:
         if self._snapshots is None:
             return {}
-        # One upload per event per batch, of its latest peak: uploads of one key never race.
-        latest = {t.event_id: t.snapshot for t in transitions if t.snapshot is not None}
         started = time.perf_counter()
-        pending: dict[uuid.UUID, Future[str]] = {
-            event_id: self._snapshots.submit(event_id=event_id, frame=frame)
-            for event_id, frame in latest.items()
-        }
-        keys = {event_id: future.result() for event_id, future in pending.items()}
+        keys = self._snapshots.store_peaks(transitions)
         self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
-        for t in transitions:
-            keys.setdefault(
-                t.event_id,
-                self._snapshots.key_for(camera_id=t.frame.camera_id, event_id=t.event_id),
-            )
         return keys
 
     def _rebalanced(self, records: list[ConsumerRecord]) -> list[ConsumerRecord]:
