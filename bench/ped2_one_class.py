@@ -46,9 +46,8 @@ from vigil_shared.storage import ensure_buckets, make_s3_client, sha256_hex
 from vigil_shared.vision.backbones import Backbone
 from vigil_shared.vision.one_class_model import OneClassFrameModel, StreamScores
 from vigil_shared.vision.preprocess import decode
-from vigil_shared.vision.score_metrics import auroc, average_precision
+from vigil_shared.vision.score_metrics import auroc, average_precision, trailing_mean
 from vigil_trainer.one_class import OneClassFit, fit_one_class
-from vigil_trainer.one_class.calibrate import trailing_mean
 
 QUICK_TRAIN = ("Train001", "Train002", "Train003")
 QUICK_TEST = ("Test001", "Test002")

@@ -11,8 +11,9 @@ frame a camera's state can be rebuilt: the worker commits offsets no further (no
 that frame's score depends on, ``Observation.context_from``), so after a crash the replayed
 frames rebuild an open event (and a half-filled debounce window) exactly.
 
-It lives in ``shared`` because the trainer runs it too: a one_class fit replays it over scores of
-normal footage (``vigil_shared.event_simulation``) to set the threshold by events per hour.
+It lives in ``shared`` so that code outside inference judges scores by the events they would
+raise: ``vigil_shared.event_simulation`` replays it over a clip's scores for the event-level
+figures of ``vision.event_metrics`` (and for a fit that sets its threshold by events per hour).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from vigil_trainer.one_class.calibrate import stream_norm, trailing_mean
+from vigil_shared.vision.score_metrics import trailing_mean
+from vigil_trainer.one_class.calibrate import stream_norm
 
 
 def test_trailing_mean_uses_only_past_frames() -> None:

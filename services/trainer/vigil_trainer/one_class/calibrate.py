@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import torch
 
 from vigil_shared.vision.one_class_model import StreamScores
-from vigil_shared.vision.score_metrics import trailing_mean as trailing_mean  # its callers' name
 
 
 @dataclass

@@ -32,6 +32,7 @@ from vigil_shared.vision.score_metrics import (
     average_precision,
     best_f1_threshold,
     normal_threshold,
+    trailing_mean,
 )
 from vigil_shared.vision.site_backbone import backbone_tensors
 from vigil_trainer.cancel import JobCancelled
@@ -40,7 +41,6 @@ from vigil_trainer.one_class.calibrate import (
     ClipScores,
     quantile_metrics,
     stream_norm,
-    trailing_mean,
 )
 from vigil_trainer.one_class.clips import Clip, ClipSplit, clips_of, read_frames, split_clips
 
