@@ -36,7 +36,19 @@ def topic_configs(admin: KafkaAdminClient, *topics: str) -> dict[str, dict[str, 
     }
 
 
+def created_with_settings(admin: KafkaAdminClient, *topics: str) -> dict[str, dict[str, str]]:
+    """The topics' settings once every one of them reads back with its retention, else {}."""
+    configs = topic_configs(admin, *topics)
+    ready = all("retention.ms" in configs.get(topic, {}) for topic in topics)
+    return configs if ready else {}
+
+
 def test_topics_get_the_retention_of_the_settings(admin: KafkaAdminClient, topics: Topics) -> None:
+    wait_until(
+        lambda: created_with_settings(admin, topics.frames, topics.events),
+        timeout_s=30,
+        what="the new topics' settings on the broker",
+    )
     configs = topic_configs(admin, *topics.all())
     for topic in (topics.frames, topics.frames_dead_letter):
         assert configs[topic]["cleanup.policy"] == "delete"
@@ -61,7 +73,13 @@ def test_a_byte_limit_bounds_the_frames_per_partition(
     monkeypatch.setenv("VIGIL_KAFKA_EVENTS_RETENTION_DAYS", "7")
     settings = KafkaSettings()
     ensure_topics(settings, settings.topics.all(), compacted=settings.topics.compacted())
-    configs = topic_configs(admin, settings.topics.frames, settings.topics.events)
+    # The controller acknowledges the creation before the broker answering the describe has
+    # applied it: until then the new topics read back without their settings.
+    configs = wait_until(
+        lambda: created_with_settings(admin, settings.topics.frames, settings.topics.events),
+        timeout_s=30,
+        what="the new topics' settings on the broker",
+    )
     frames = configs[settings.topics.frames]
     assert frames["retention.ms"] == str(6 * HOUR_MS)
     assert frames["retention.bytes"] == str(2 * 1024**3)
