@@ -463,7 +463,7 @@ ports_kafka() {
 start_kafka() {
   local libs="$STACK_DIR/kafka/libs" node dir
   local log4j="-Dlog4j2.configurationFile=$STACK_DIR/kafka/config/log4j2.properties"
-  local opts=(-Xms128m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
+  local opts=(-Xms128m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
     -Djava.awt.headless=true "$log4j")
   check_kafka_cluster
   write_kafka_log4j

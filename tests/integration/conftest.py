@@ -17,6 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
 from minio import Minio
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
@@ -80,13 +82,39 @@ def test_environment() -> Iterator[None]:
 
 
 @pytest.fixture
-def topics(monkeypatch: pytest.MonkeyPatch) -> Topics:
-    """A fresh topic namespace for this test, created on the broker."""
+def topics(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topics]:
+    """A fresh topic namespace for this test, created on the broker and deleted after it.
+
+    Deleted because a whole run creates thousands of partitions: kept, they exhaust the
+    single test broker's heap (it died of it once, mid-run, with 16k partitions).
+    """
     namespace = f"t{uuid.uuid4().hex[:10]}."
     monkeypatch.setenv("VIGIL_KAFKA_TOPIC_NAMESPACE", namespace)
     settings = KafkaSettings()
     ensure_topics(settings, settings.topics.all(), compacted=settings.topics.compacted())
-    return settings.topics
+    yield settings.topics
+    delete_namespace_topics(settings, namespace)
+
+
+def delete_namespace_topics(settings: KafkaSettings, namespace: str) -> None:
+    """Best effort: a broker a test stopped on purpose may not answer, and that is no failure."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers.split(","),
+            client_id="vigil-tests-cleanup",
+            bootstrap_timeout_ms=5000,
+            request_timeout_ms=10000,
+        )
+    except KafkaError:
+        return
+    try:
+        mine = [t for t in admin.list_topics() if t.startswith(namespace)]
+        if mine:
+            admin.delete_topics(mine, timeout_ms=10000)
+    except KafkaError:
+        pass
+    finally:
+        admin.close()
 
 
 @pytest.fixture

@@ -103,6 +103,8 @@ class ModelStageChange(Base):
     model_id: Mapped[str | None] = mapped_column(String(64))
     previous_model_id: Mapped[str | None] = mapped_column(String(64))
     actor: Mapped[str] = mapped_column(String(128))
+    # Why, when it is not the plain request of ``actor``: a gate override, an automatic rollback.
+    reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

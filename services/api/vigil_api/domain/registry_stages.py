@@ -76,8 +76,10 @@ def promote(
     model_id: str,
     scopes: Sequence[str],
     actor: str,
+    reason: str | None = None,
 ) -> list[ModelAssignment]:
-    """Make ``model_id`` the production model of every scope (camera ids or ``*``)."""
+    """Make ``model_id`` the production model of every scope (camera ids or ``*``); ``reason``
+    is kept in the stage history (an admin's override of the gate, an automatic promotion)."""
     _require_model(session=session, model_id=model_id)
     changes = [
         _change(
@@ -86,6 +88,7 @@ def promote(
             action=AssignmentAction.PROMOTE,
             production=model_id,
             actor=actor,
+            reason=reason,
         )
         for scope in scopes
     ]
@@ -139,8 +142,11 @@ def shadow(
     return _commit(session=session, publisher=publisher, changes=changes)
 
 
-def rollback(*, session: Session, publisher: Publisher, scope: str, actor: str) -> ModelAssignment:
-    """Return ``scope`` to the production model it had before its latest promotion."""
+def rollback(
+    *, session: Session, publisher: Publisher, scope: str, actor: str, reason: str | None = None
+) -> ModelAssignment:
+    """Return ``scope`` to the production model it had before its latest promotion; ``reason``
+    says why in the stage history (an automatic rollback states the limit it crossed)."""
     _locked(session=session, scope=scope)
     stack = production_history(session=session, scope=scope)
     if len(stack) < 2:
@@ -153,6 +159,7 @@ def rollback(*, session: Session, publisher: Publisher, scope: str, actor: str) 
         action=AssignmentAction.ROLLBACK,
         production=stack[-2],
         actor=actor,
+        reason=reason,
     )
     return _commit(session=session, publisher=publisher, changes=[change])[0]
 
@@ -213,6 +220,7 @@ def _change(
     production: str | None,
     actor: str,
     shadow: str | None = None,
+    reason: str | None = None,
 ) -> _Change:
     """Apply one change to the session (not committed) and describe it."""
     row = _locked(session=session, scope=scope)
@@ -249,6 +257,7 @@ def _change(
             model_id=production if action != AssignmentAction.SHADOW else shadow,
             previous_model_id=previous,
             actor=assignment.actor,
+            reason=reason,
             at=now,
         )
     )
