@@ -8,6 +8,7 @@ import json
 import re
 import shlex
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,21 @@ from packaging.utils import canonicalize_name
 from vigil_shared.settings import REPO_ROOT
 
 SERVICES = ("api", "ingest", "inference", "trainer")
-_PIP_INSTALL = re.compile(r"pip install (?P<args>[^&]+?)\s*(?:&&|$)")
+_INSTALL = re.compile(r"(?P<uv>uv )?pip install (?P<args>.+)")
 PROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+
+
+@dataclass(frozen=True)
+class Install:
+    """One ``pip install`` or ``uv pip install`` command of a ``RUN`` step."""
+
+    uv: bool
+    args: tuple[str, ...]
+    """Its arguments, e.g. ``("--system", "--no-cache", ".[api]")``."""
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(a for a in self.args if not a.startswith("-"))
 
 
 @dataclass(frozen=True)
@@ -26,37 +40,59 @@ class Dockerfile:
     service: str
     copies: tuple[tuple[str, str], ...]
     """``COPY`` sources and destinations, relative to the build context and ``WORKDIR``."""
-    pip_args: tuple[str, ...]
-    """The arguments of the ``RUN pip install``, e.g. ``("--no-cache-dir", ".[api]")``."""
+    installs: tuple[Install, ...]
+    """The install commands of the ``RUN`` steps, in order: uv, then the project with uv."""
     cmd: tuple[str, ...]
 
     @property
+    def project(self) -> Install:
+        """The install of the project itself (``.[api]``); the one that brings the service."""
+        [install] = [i for i in self.installs if any(t.startswith(".") for t in i.targets)]
+        return install
+
+    @property
     def target(self) -> str:
-        [target] = [a for a in self.pip_args if not a.startswith("-")]
+        [target] = self.project.targets
         return target
 
     @property
     def extras(self) -> tuple[str, ...]:
         """The extras of pyproject.toml the image installs: ``.[api]`` is ``("api",)``."""
         match = re.fullmatch(r"\.\[(?P<extras>[\w,-]+)\]", self.target)
-        assert match, f"{self.service}: pip installs {self.target!r}, not the project's extras"
+        assert match, f"{self.service}: installs {self.target!r}, not the project's extras"
         return tuple(match["extras"].split(","))
+
+
+def instructions(path: Path) -> Iterator[tuple[str, str]]:
+    """A Dockerfile's instructions and their arguments, continuation lines (``\\``) joined."""
+    pending = ""
+    for line in path.read_text().splitlines():
+        if line.startswith("#") and not pending:
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1]
+            continue
+        instruction, _, rest = (pending + line).strip().partition(" ")
+        pending = ""
+        if instruction:
+            yield instruction, rest
 
 
 def read_dockerfile(service: str) -> Dockerfile:
     path = REPO_ROOT / "services" / service / "Dockerfile"
-    copies, pip_args, cmd = [], None, None
-    for line in path.read_text().splitlines():
-        instruction, _, rest = line.partition(" ")
+    copies, installs, cmd = [], [], None
+    for instruction, rest in instructions(path):
         if instruction == "COPY":
             *sources, destination = shlex.split(rest)
             copies += [(source, _destination(source, destination)) for source in sources]
-        elif instruction == "RUN" and (match := _PIP_INSTALL.search(rest)):
-            pip_args = tuple(shlex.split(match["args"]))
+        elif instruction == "RUN":
+            for command in rest.split("&&"):
+                if match := _INSTALL.fullmatch(" ".join(command.split())):
+                    installs.append(Install(bool(match["uv"]), tuple(shlex.split(match["args"]))))
         elif instruction == "CMD":
             cmd = tuple(json.loads(rest))
-    assert pip_args is not None and cmd is not None, f"{path}: no pip install or no CMD"
-    return Dockerfile(service, tuple(copies), pip_args, cmd)
+    assert installs and cmd is not None, f"{path}: no pip install or no CMD"
+    return Dockerfile(service, tuple(copies), tuple(installs), cmd)
 
 
 def _destination(source: str, destination: str) -> str:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import torch
+from celery import Celery
 from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -34,6 +35,7 @@ from vigil_inference.frames import Frame
 from vigil_shared.datasets import DatasetManifest, DatasetRef, NewImage, write_dataset
 from vigil_shared.db.models import Base, Camera, Dataset, Event, Job, Model
 from vigil_shared.kafka import make_producer
+from vigil_shared.queues import RUN_JOB_TASK, TASK_QUEUE
 from vigil_shared.schemas.events import (
     EventMessage,
     EventPhase,
@@ -186,6 +188,27 @@ def add_job(
         session.add(job)
         session.flush()
         return job.id
+
+
+def send_job(job_id: uuid.UUID) -> None:
+    """Send a job's task to the training queue by name, as the API does when it queues a job."""
+    with Celery(broker=CommonSettings().redis.url) as app:
+        app.send_task(
+            RUN_JOB_TASK, kwargs={"job_id": str(job_id)}, queue=TASK_QUEUE, task_id=str(job_id)
+        )
+
+
+def quick_one_class_spec(dataset: DatasetManifest) -> dict[str, Any]:
+    """A one_class job spec that trains in seconds on a CPU (small frames, a small appearance
+    bank, no motion), for ``scene_dataset``'s frames."""
+    return {
+        "name": "quick",
+        "task": "one_class",
+        "dataset": {"name": dataset.name, "version": dataset.version},
+        "image_size": 64,
+        "appearance": {"bank_size": 64, "whiten_dim": 0, "frame_stride": 1},
+        "motion": None,
+    }
 
 
 # --- models -------------------------------------------------------------------------------

@@ -9,17 +9,15 @@ from typing import Any
 
 import pytest
 import torch
-from celery import Celery
 from minio import Minio
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.factories import add_job, labeled_dataset
+from tests.factories import add_job, labeled_dataset, send_job
 from tests.integration.conftest import StartService
 from tests.support import ServiceProcess, wait_until
 from vigil_shared.datasets import DatasetManifest
 from vigil_shared.db.models import Job, JobLog, Model
-from vigil_shared.queues import RUN_JOB_TASK, TASK_QUEUE
 from vigil_shared.schemas.jobs import JobStatus
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.settings import CommonSettings
@@ -54,9 +52,7 @@ def submit(
 ) -> uuid.UUID:
     job_id = add_job(sessions, spec=spec)
     if send:
-        Celery(broker=CommonSettings().redis.url).send_task(
-            RUN_JOB_TASK, kwargs={"job_id": str(job_id)}, queue=TASK_QUEUE, task_id=str(job_id)
-        )
+        send_job(job_id)
     return job_id
 
 
@@ -167,9 +163,7 @@ def test_cancel_a_running_job_and_skip_a_cancelled_queued_one(
         row = session.get(Job, queued)
         assert row is not None
         row.status = JobStatus.CANCELLED
-    Celery(broker=settings.redis.url).send_task(
-        RUN_JOB_TASK, kwargs={"job_id": str(queued)}, queue=TASK_QUEUE, task_id=str(queued)
-    )
+    send_job(queued)
     worker = trainer(start_service)
     running = submit(sessions, spec_for(dataset, epochs=50))
     wait_until(
