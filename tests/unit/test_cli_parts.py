@@ -10,8 +10,8 @@ import pytest
 
 from vigil_cli import config
 from vigil_cli.client import ExitCode, exit_code_for
+from vigil_cli.progress import describe, eta_text
 from vigil_cli.sse import messages
-from vigil_shared.job_progress import describe, eta_text
 
 
 def test_sse_messages_follow_the_standard() -> None:

@@ -23,7 +23,7 @@ from vigil_cli.output import (
     show,
     table,
 )
-from vigil_shared.job_progress import FINISHED, describe, eta_text, metrics_text
+from vigil_cli.progress import FINISHED, describe, eta_text, metrics_text
 
 app = typer.Typer(name="jobs", help="Fine-tuning jobs: submit, watch, read logs.")
 JobId = Annotated[str, typer.Argument(help="The job's id.")]

@@ -12,10 +12,10 @@ from fastapi.responses import HTMLResponse
 from vigil_api.console import job_form
 from vigil_api.console.backend import ApiDep, ApiProblemError
 from vigil_api.console.render import PrincipalDep, render
-from vigil_shared.job_progress import FINISHED, describe, eta_text
 
 router = APIRouter(prefix="/console/ui", include_in_schema=False)
 LOG_LINES = 200
+FINISHED = {"succeeded", "failed", "cancelled"}
 
 
 @router.get("/datasets", response_class=HTMLResponse)
@@ -81,8 +81,7 @@ async def _job(
         "fragments/job.html",
         principal,
         job=job,
-        progress=describe(job),
-        eta=eta_text(describe(job).eta_s),
+        progress=job.get("progress") or {},
         logs=logs["items"],
         finished=job["status"] in FINISHED,
     )

@@ -32,7 +32,12 @@ MAX_LOOKBACK_FRAMES = 100_000
     response_class=Response,
     responses={
         200: {
-            "content": {"image/jpeg": {}},
+            "content": {
+                "image/jpeg": {
+                    "schema": {"type": "string", "format": "binary"},
+                    "example": "(JPEG bytes)",
+                }
+            },
             "description": "The latest frame; ``X-Vigil-Frame-Seq`` and "
             "``X-Vigil-Captured-At`` say which.",
         },

@@ -1,6 +1,5 @@
 """A job's ``progress`` (what the trainer writes into its row, at most once a second) as one
-bar: how far, out of what, the ETA the trainer estimated, and the latest metrics. The CLI's
-progress bar and the console's job view both show it so.
+bar: how far, out of what, the ETA the trainer estimated, and the latest metrics.
 
 The trainer writes ``stage`` always; ``step``/``total`` within a stage (loading, banks,
 scoring); ``epoch``/``epochs`` while training a classifier, with ``metrics`` of the last
