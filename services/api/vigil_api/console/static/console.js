@@ -141,7 +141,7 @@
     const bar = document.getElementById("upload-progress");
     const result = document.getElementById("upload-result");
     const body = new FormData();
-    body.append("file", form.elements.file.files[0]);
+    body.append("archive", form.elements.file.files[0]);
     if (form.elements.description.value) body.append("description", form.elements.description.value);
     const request = new XMLHttpRequest();
     request.open("POST", `/api/v1/datasets/${encodeURIComponent(name)}/versions`);
