@@ -106,7 +106,8 @@ def _typed(field: Field, text: str) -> Any:
         if field.kind == "number":
             return float(text)
     except ValueError as exc:
-        raise ValueError(f"{field.name}: {text!r} is not a {field.kind}") from exc
+        kind = "an integer" if field.kind == "integer" else "a number"
+        raise ValueError(f"{field.name}: {text!r} is not {kind}") from exc
     if field.kind == "boolean":
         return text.lower() in {"true", "on", "1", "yes"}
     return text
