@@ -201,6 +201,7 @@ def test_upload_a_dataset_then_train_on_it_to_the_end(
     status = page.locator("#job-status")
     expect(status).to_have_text("succeeded", timeout=180_000)
     expect(page.locator("#job-view")).to_contain_text("model")
+    expect(page.locator("#jobs .badge.succeeded")).to_have_count(1)  # the list follows
     shot(page, "jobs")
 
 

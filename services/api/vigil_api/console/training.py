@@ -76,12 +76,16 @@ async def _job(
     request: Request, api: ApiDep, principal: PrincipalDep, job: dict[str, Any]
 ) -> HTMLResponse:
     logs = await api.get(f"/api/v1/jobs/{job['id']}/logs", limit=LOG_LINES)
-    return render(
+    finished = job["status"] in FINISHED
+    response = render(
         request,
         "fragments/job.html",
         principal,
         job=job,
         progress=job.get("progress") or {},
         logs=logs["items"],
-        finished=job["status"] in FINISHED,
+        finished=finished,
     )
+    if finished:  # the view stops polling; the list shows the new status at once
+        response.headers["HX-Trigger"] = "jobs-changed"
+    return response
