@@ -28,6 +28,7 @@ from tests.factories import (
     event_lifecycle,
     make_camera,
     scene_jpeg,
+    send_current_frames,
     send_events,
     zip_bytes,
 )
@@ -67,7 +68,7 @@ def stack(
         )
     logs = tmp_path_factory.mktemp("console")
     with own_models_bucket():
-        api = start_api(logs)
+        api = start_api(logs, VIGIL_API_FRAME_LOOKBACK_S="300")  # a loaded CI is slow
         sink = ServiceProcess("vigil_api.consumers.sink_main", env=api.env, log_path=logs / "s.log")
         trainer = ServiceProcess("vigil_trainer", env=api.env, log_path=logs / "trainer.log")
         try:
@@ -231,8 +232,11 @@ def test_compare_two_models_and_promote_one(
 def test_a_scoped_viewer_sees_only_its_cameras_and_no_promote_button(
     stack: RunningApi, page: Page, sessions: sessionmaker[Session]
 ) -> None:
-    mine, other = make_camera(), make_camera()
+    mine, other = make_camera(masks=[[[0, 0], [0.4, 0], [0.4, 0.5]]]), make_camera()
     add_rows(sessions, [mine, other])
+    kafka = KafkaSettings(topic_namespace=stack.env["VIGIL_KAFKA_TOPIC_NAMESPACE"])
+    send_current_frames(kafka, mine.id)
+    send_current_frames(kafka, other.id)
     model = add_stored_model(sessions, make_s3_client(S3Settings()), metrics={"auroc": 0.7})
     with admin(stack) as client:
         body = {"name": "wall", "role": "viewer", "camera_ids": [mine.id]}
@@ -242,7 +246,9 @@ def test_a_scoped_viewer_sees_only_its_cameras_and_no_promote_button(
         assert promoted.status_code == 200, promoted.text
     sign_in(page, "/console/cameras", key)
     expect(page.locator(f"#camera-{mine.id}")).to_be_visible()
-    expect(page.locator(f"#camera-{mine.id} .frame-slot")).to_contain_text("No current frame")
+    frame = page.locator(f"#camera-{mine.id} .frame")
+    expect(frame.locator("img")).to_be_visible()
+    expect(frame.locator("polygon.mask")).to_have_count(1)  # its mask, drawn on the frame
     expect(page.locator(f"#camera-{other.id}")).to_have_count(0)
     expect(page.get_by_role("button", name="Disable")).to_have_count(0)
     expect(page.locator(f"#camera-{mine.id}")).to_contain_text(f"production {model}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,11 +19,10 @@ from tests.factories import (
     make_camera,
     make_event,
     scene_jpeg,
+    send_current_frames,
 )
 from tests.integration.conftest import IssueKey
 from vigil_api.console.pages import PAGES
-from vigil_shared.kafka import make_producer
-from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.settings import KafkaSettings
 from vigil_shared.topics import Topics
 
@@ -133,17 +131,7 @@ def test_the_camera_frame_is_its_latest_jpeg(
 ) -> None:  # fmt: skip
     camera, silent = make_camera(masks=[[[0, 0], [0.5, 0], [0.5, 0.5]]]), make_camera()
     add_rows(sessions, [camera, silent])
-    producer = make_producer(KafkaSettings())
-    for seq in range(3):
-        meta = FrameHeaders(
-            camera_id=camera.id, seq=seq, captured_at=datetime.now(UTC), width=180, height=120
-        )
-        producer.send(
-            topics.frames, key=camera.id.encode(), value=scene_jpeg(seq),
-            headers=meta.to_kafka_headers(),
-        )  # fmt: skip
-    producer.flush()
-    producer.close()
+    send_current_frames(KafkaSettings(), camera.id, count=3)
     frame = api.get(f"/api/v1/cameras/{camera.id}/frame")
     assert frame.status_code == 200 and frame.headers["content-type"] == "image/jpeg"
     assert frame.content == scene_jpeg(2) and frame.headers["x-vigil-frame-seq"] == "2"
