@@ -260,6 +260,9 @@ def test_a_scoped_viewer_sees_only_its_cameras_and_no_promote_button(
     page.goto("/console/jobs")
     expect(page.locator("#jobs")).to_contain_text("a camera-scoped key may not use it")
     expect(page.locator("#submit-job")).to_have_count(0)
+    page.goto("/console/datasets")
+    expect(page.locator("#dataset-table")).to_be_visible()
+    expect(page.locator("#upload-form")).to_have_count(0)
 
 
 def test_docs_and_redoc_render_without_the_network(page: Page) -> None:

@@ -50,6 +50,9 @@ def test_a_scoped_viewer_sees_its_cameras_and_no_buttons(
     assert page.status_code == 200
     assert mine.id in page.text and other.id not in page.text
     assert "Disable" not in page.text
+    upload = anonymous.get("/console/ui/datasets/upload", headers={"X-API-Key": viewer})
+    assert upload.status_code == 200 and "upload-form" not in upload.text
+    assert 'id="upload-form"' in api.get("/console/ui/datasets/upload").text
     admin = api.get("/console/ui/cameras").text
     assert mine.id in admin and other.id in admin and "Disable" in admin
     disabled = api.post(f"/console/ui/cameras/{mine.id}/enabled", data={"enabled": "false"})

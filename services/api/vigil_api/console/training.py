@@ -24,6 +24,12 @@ async def datasets(request: Request, api: ApiDep, principal: PrincipalDep) -> HT
     return render(request, "fragments/datasets.html", principal, datasets=listed)
 
 
+@router.get("/datasets/upload", response_class=HTMLResponse)
+def upload_form(request: Request, principal: PrincipalDep) -> HTMLResponse:
+    """The upload form, for a key that may upload (a fleet-wide operator)."""
+    return render(request, "fragments/upload.html", principal)
+
+
 @router.get("/jobs", response_class=HTMLResponse)
 async def jobs(request: Request, api: ApiDep, principal: PrincipalDep) -> HTMLResponse:
     page = await api.get("/api/v1/jobs", limit=50)
@@ -84,6 +90,7 @@ async def _job(
         job=job,
         progress=job.get("progress") or {},
         logs=logs["items"],
+        log_limit=LOG_LINES,
         finished=finished,
     )
     if finished:  # the view stops polling; the list shows the new status at once

@@ -176,7 +176,9 @@
     }
     const live = document.getElementById("live-events");
     if (live) startLive(live);
-    const form = document.getElementById("upload-form");
-    if (form) form.addEventListener("submit", upload);
+    // The upload form arrives as a fragment (only for a key that may upload).
+    document.addEventListener("submit", (event) => {
+      if (event.target.id === "upload-form") upload(event);
+    });
   });
 })();
