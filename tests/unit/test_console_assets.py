@@ -1,16 +1,20 @@
 """The console's page shells load nothing from outside the API (htmx is vendored, recorded by
-its sha256), and its job form turns a submitted form into the spec the schema describes."""
+its sha256); its job form turns a submitted form into the spec the schema describes; the
+evaluation gate's figures appear only where the API has the gate."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.unit.test_api_docs_offline import references
-from vigil_api.console import job_form
+from vigil_api.console import job_form, models
+from vigil_api.console.backend import ApiProblemError, ConsoleApi
 from vigil_api.console.pages import PAGES
 from vigil_api.console.render import HERE
 from vigil_api.core.settings import ApiSettings
@@ -92,3 +96,26 @@ def test_a_form_becomes_a_typed_nested_spec() -> None:
 def test_a_bad_form_says_which_field(form: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         job_form.spec_from_form("one_class", form)
+
+
+def gate_answer(status: int, body: object) -> list[dict[str, object]] | None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/v1/gate-decisions"
+        return httpx.Response(status, json=body)
+
+    async def ask() -> list[dict[str, object]] | None:
+        async with httpx.AsyncClient(
+            transport=httpx.MockTransport(answer), base_url="http://x"
+        ) as c:
+            return await models.gate_decisions(ConsoleApi(c), "m-b")
+
+    return asyncio.run(ask())
+
+
+def test_the_gate_figures_are_shown_where_the_api_has_the_gate() -> None:
+    assert gate_answer(404, {"detail": "Not Found"}) is None  # no gate here: no section
+    decisions = [{"model_id": "m-b", "passed": True}, {"model_id": "m-c", "passed": False}]
+    assert gate_answer(200, {"items": decisions}) == decisions[:1]
+    assert gate_answer(200, decisions) == decisions[:1]
+    with pytest.raises(ApiProblemError, match="boom"):
+        gate_answer(500, {"title": "Internal Server Error", "detail": "boom"})

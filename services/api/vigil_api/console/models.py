@@ -77,7 +77,9 @@ async def gate_decisions(api: ConsoleApi, model_id: str) -> list[dict[str, Any]]
             return None
         raise
     items = answer.get("items", answer) if isinstance(answer, dict) else answer
-    return [d for d in items if isinstance(d, dict)]
+    # Kept to the decisions that name this model, whatever the field (the list may ignore the
+    # filter): a decision is about a candidate, and perhaps the production model it faced.
+    return [d for d in items if isinstance(d, dict) and model_id in d.values()]
 
 
 def _scope(cameras: str) -> str | list[str]:
