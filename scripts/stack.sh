@@ -267,7 +267,7 @@ pg_bin_dir() {
 python_bin() { command -v python3; }
 
 # Debian packages for the servers, plus the tools the Vigil tests use (ffmpeg, rtsp-server-perl,
-# promtool, Go).
+# promtool, Go, chromium).
 install_system() {
   local missing=()
   command -v ps >/dev/null || missing+=(procps)
@@ -285,6 +285,7 @@ install_system() {
   command -v rtsp-server-perl >/dev/null || missing+=(rtsp-server-perl)
   command -v promtool >/dev/null || missing+=(prometheus) # promtool checks deploy/prometheus/
   command -v go >/dev/null || missing+=(golang-go)        # builds tools/compose-config
+  command -v chromium >/dev/null || missing+=(chromium)   # the console's browser tests (Playwright)
   ((${#missing[@]} == 0)) && return 0
 
   say "installing Debian packages: ${missing[*]}"

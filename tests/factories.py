@@ -449,6 +449,21 @@ def event_lifecycle(camera_id: str, first_seq: int) -> list[EventMessage]:
     ]
 
 
+def send_current_frames(kafka: KafkaSettings, camera_id: str, count: int = 1) -> None:
+    """``count`` frames of the scene (seq 0..count-1) captured now, as ingest sends them."""
+    producer = make_producer(kafka)
+    for seq in range(count):
+        meta = FrameHeaders(
+            camera_id=camera_id, seq=seq, captured_at=datetime.now(UTC), width=180, height=120
+        )
+        producer.send(
+            kafka.topics.frames, key=camera_id.encode(), value=scene_jpeg(seq),
+            headers=meta.to_kafka_headers(),
+        )  # fmt: skip
+    producer.flush()
+    producer.close()
+
+
 def send_events(kafka: KafkaSettings, topic: str, messages: list[EventMessage]) -> None:
     producer = make_producer(kafka)
     for message in messages:

@@ -11,6 +11,7 @@ from celery import Celery
 from fastapi import Depends, FastAPI
 from redis import Redis
 
+from vigil_api import console
 from vigil_api.core import problems
 from vigil_api.core.auth import authenticated
 from vigil_api.core.deps import Clients
@@ -26,6 +27,7 @@ from vigil_api.domain.job_watch import JobWatch
 from vigil_api.domain.registry_stages import Publisher
 from vigil_api.routes import (
     api_docs,
+    camera_frames,
     cameras,
     dataset_builds,
     datasets,
@@ -132,6 +134,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     problems.install(app)
     api_docs.install(app)
+    console.install(app)  # /console and / (vigil_api/console)
     # Outermost last: the request id is bound before metrics and routes see the request, and a
     # body's size is counted before its JSON is checked.
     app.add_middleware(JsonBodyGuardMiddleware)
@@ -142,6 +145,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     # event_stream before events: /events/stream must match before /events/{event_id}.
     for module in (
         cameras,
+        camera_frames,
         ingest_cameras,
         datasets,
         dataset_builds,

@@ -80,6 +80,13 @@ class ApiSettings(BaseSettings):
     dataset_max_frames: int = Field(
         default=5_000, gt=0, description="Most frames a dataset built from a camera or events has."
     )
+    frame_lookback_s: float = Field(
+        default=10,
+        gt=0,
+        le=3600,
+        description="How far back GET /cameras/{id}/frame reads the frames topic for a camera's "
+        "latest frame; a camera silent for longer answers 404.",
+    )
     job_worker_lost_after_s: float = Field(
         default=60,
         ge=1,
