@@ -16,6 +16,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from vigil_api.core.loop_settings import LoopSettings
 from vigil_api.core.settings import ApiSettings
 from vigil_inference.settings import InferenceSettings
 from vigil_ingest.settings import IngestSettings
@@ -36,6 +37,7 @@ SETTINGS: tuple[type[BaseSettings], ...] = (
     DatabaseSettings,
     RedisSettings,
     ApiSettings,
+    LoopSettings,
     IngestSettings,
     InferenceSettings,
     TrainerSettings,
@@ -53,6 +55,7 @@ VIGIL_SERVICES = (
     "event-sink",
     "camera-status",
     "retention",
+    "loop",
     "inference",
     "trainer",
     "ingest",
@@ -66,6 +69,7 @@ METRICS_PORTS = {
     "event-sink": ("VIGIL_API_SINK_METRICS_PORT", 9104),
     "camera-status": ("VIGIL_API_CAMERA_STATUS_METRICS_PORT", 9105),
     "retention": ("VIGIL_API_RETENTION_METRICS_PORT", 9106),
+    "loop": ("VIGIL_LOOP_METRICS_PORT", 9107),
 }
 TOOL = REPO_ROOT / "tools" / "compose-config"
 KEYS = {"VIGIL_API_ADMIN_KEY": "a" * 40, "VIGIL_INGEST_API_KEY": "b" * 40}

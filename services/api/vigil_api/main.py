@@ -37,6 +37,7 @@ from vigil_api.routes import (
     ingest_cameras,
     jobs,
     keys,
+    live_loop,
     model_stages,
     registry,
 )
@@ -153,6 +154,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         feedback,
         keys,
         deletions,
+        live_loop,
     ):
         # Every other route needs a valid key, even one that forgets to ask for a role.
         app.include_router(
