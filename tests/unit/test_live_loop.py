@@ -98,6 +98,7 @@ def test_a_span_has_one_report_id() -> None:
 def behaviour(**values: object) -> Behaviour:
     base: dict[str, object] = {
         "watched_s": 600.0,
+        "has_previous": True,
         "cameras": 1,
         "events": 0,
         "events_per_camera_hour": 0.0,
@@ -117,6 +118,9 @@ def test_rollback_limits() -> None:
     # A model that flags every frame: one event after another.
     flood = breach(behaviour(events=60, events_per_camera_hour=360.0), settings)
     assert flood is not None and flood.startswith("event rate 360.0 per camera-hour")
+    # With no model before it, there is no rate to compare with (nor a model to go back to).
+    first = behaviour(events=60, events_per_camera_hour=360.0, has_previous=False)
+    assert breach(first, settings) is None
     # Below the least number of events, a rate says nothing yet.
     assert breach(behaviour(events=4, events_per_camera_hour=24.0), settings) is None
     # As many events as before is no breach.

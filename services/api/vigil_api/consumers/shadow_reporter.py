@@ -1,16 +1,18 @@
 """Shadow reports from ``vigil.shadow-scores.v1``: each camera's scores are folded into a
-``ShadowWindow`` until its span is full, then judged and stored (``domain/shadow_reports``).
+``ShadowWindow`` until its span is full, then, ``shadow_settle_s`` later (production's events of
+its last frames are stored by then), judged and stored (``domain/shadow_reports``).
 
 At least once, exactly one report per span: offsets are committed no further than the first
-frame of any span still open on the partition, so a restart replays what rebuilds it; frames up
-to the last one a stored report covered are skipped (read from ``shadow_reports`` when a
-camera's models are first seen), and a report's id is derived from its span. A camera whose
-models change mid-span (a promotion, another shadow) drops the partial span.
+frame of any span still open or settling on the partition, so a restart replays what rebuilds
+it; frames up to the last one a stored report covered are skipped (read from ``shadow_reports``
+when a camera's models are first seen), and a report's id is derived from its span. A camera
+whose models change mid-span (a promotion, another shadow) drops the partial span.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from kafka import KafkaConsumer
@@ -49,6 +51,7 @@ class ShadowReporter:
         self._poll_timeout_ms = poll_timeout_ms
         self._max_records = max_records
         self._windows: dict[str, ShadowWindow] = {}
+        self._settling: list[tuple[float, ShadowWindow]] = []
         self._reported: dict[tuple[WindowKey, int], int] = {}
         self.reports = 0
 
@@ -64,36 +67,41 @@ class ShadowReporter:
         self.metrics.records.inc(len(records))
         self._drop_revoked()
         for record in records:
-            self._fold(record)
-        full = [
-            w
-            for w in self._windows.values()
-            if w.full(
-                span_frames=self._settings.shadow_span_frames,
-                span_s=self._settings.shadow_span_s,
-            )
-        ]
-        stored = self._report(full) if full else []
-        if records:
+            window = self._fold(record)
+            if window is not None and self._is_full(window):
+                # Exactly its span: the camera's next frame starts another.
+                self._settling.append((time.monotonic() + self._settings.shadow_settle_s, window))
+                del self._windows[window.key.camera_id]
+        now = time.monotonic()
+        due = [window for at, window in self._settling if at <= now]
+        self._settling = [(at, window) for at, window in self._settling if at > now]
+        stored = self._report(due) if due else []
+        if records or stored:
             self._commit()
         self.metrics.measure_lag(self._consumer)
         return stored
 
-    def _fold(self, record: ConsumerRecord) -> None:
+    def _is_full(self, window: ShadowWindow) -> bool:
+        settings = self._settings
+        return window.full(span_frames=settings.shadow_span_frames, span_s=settings.shadow_span_s)
+
+    def _fold(self, record: ConsumerRecord) -> ShadowWindow | None:
+        """The record into its camera's span; the span, or None for a record skipped."""
         try:
             score = ShadowScore.read_json(record.value or b"")
         except ValidationError as exc:  # a statistic: counted and logged, not dead-lettered
             self.metrics.dead_letters.inc()
             log.warning("invalid shadow score skipped", extra={"reason": str(exc)[:500]})
-            return
+            return None
         key = WindowKey(score.camera_id, score.shadow.id, score.production.id)
         if score.frame_offset <= self._reported_through(key, record.partition):
-            return
+            return None
         window = self._windows.get(score.camera_id)
         if window is None or window.key != key or window.partition != record.partition:
             window = ShadowWindow.starting(score, record.partition, self._lifecycle)
             self._windows[score.camera_id] = window
         window.add(score)
+        return window
 
     def _reported_through(self, key: WindowKey, partition: int) -> int:
         """The last frame offset a stored report of these models covered (-1: none)."""
@@ -119,7 +127,6 @@ class ShadowReporter:
                 ids.append(store_report(session=session, window=window, settings=self._settings))
         for window in windows:
             self._reported[(window.key, window.partition)] = window.last_offset
-            del self._windows[window.key.camera_id]
         self.reports += len(ids)
         log.info("shadow reports stored", extra={"reports": [str(i) for i in ids]})
         return ids
@@ -127,7 +134,8 @@ class ShadowReporter:
     def _commit(self) -> None:
         offsets = {}
         for tp in self._consumer.assignment():
-            held = [w.first_offset for w in self._windows.values() if w.partition == tp.partition]
+            spans = [*self._windows.values(), *(window for _, window in self._settling)]
+            held = [w.first_offset for w in spans if w.partition == tp.partition]
             position = self._consumer.position(tp)
             offsets[tp] = OffsetAndMetadata(min([position, *held]), "", -1)
         if offsets:
@@ -139,3 +147,4 @@ class ShadowReporter:
         for camera_id, window in list(self._windows.items()):
             if window.partition not in owned:
                 del self._windows[camera_id]
+        self._settling = [(at, w) for at, w in self._settling if w.partition in owned]

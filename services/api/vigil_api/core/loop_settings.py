@@ -37,6 +37,13 @@ class LoopSettings(BaseSettings):
         description="Capture time a shadow report covers at most: a report closes at this span "
         "or at shadow_span_frames, whichever comes first. Unset: frames alone.",
     )
+    shadow_settle_s: float = Field(
+        default=15.0,
+        ge=0,
+        le=3600,
+        description="How long a full span waits before it is judged, so that production's "
+        "events of its last frames are stored (the event sink runs beside the loop).",
+    )
     shadow_min_agreement: float = Field(
         default=0.9,
         ge=0,

@@ -45,6 +45,8 @@ class Behaviour:
     """The new model's live figures since its promotion, and the previous model's before."""
 
     watched_s: float
+    has_previous: bool
+    """Whether there is a previous model to compare with (and to roll back to)."""
     cameras: int
     events: int
     events_per_camera_hour: float
@@ -147,7 +149,7 @@ def breach(behaviour: Behaviour, settings: LoopSettings) -> str | None:
     """The first limit the behaviour crosses, in words, or None."""
     if behaviour.scoring_problems:
         return f"scoring errors: {behaviour.scoring_problems[0]}"
-    if behaviour.events >= settings.rollback_min_events:
+    if behaviour.has_previous and behaviour.events >= settings.rollback_min_events:
         allowed = settings.rollback_max_event_rate_ratio * max(
             behaviour.previous_events_per_camera_hour, 1.0
         )
@@ -191,6 +193,7 @@ def measure(*, session: Session, watch: RollbackWatch, now: datetime) -> Behavio
     delays = [(e.detected_at - e.started_at).total_seconds() for e in new]
     return Behaviour(
         watched_s=watched_s,
+        has_previous=watch.previous_model_id is not None,
         cameras=cameras,
         events=len(new),
         events_per_camera_hour=len(new) / camera_hours,

@@ -22,7 +22,7 @@ from vigil_api.domain import registry_stages
 from vigil_api.domain.registry_stages import Publisher
 from vigil_api.domain.shadow_window import ShadowWindow
 from vigil_shared.db.loop_models import ShadowReport
-from vigil_shared.db.models import Event
+from vigil_shared.db.models import Event, ModelAssignmentRow
 
 REPORT_NAMESPACE = uuid.UUID("6f1d8f0e-2b7a-4c55-9a51-5a3c1f0de7a1")
 AUTO_PROMOTER = "shadow-report"
@@ -134,9 +134,16 @@ def promote_if_passed(
     *, session: Session, publisher: Publisher, report: uuid.UUID, settings: LoopSettings
 ) -> str | None:
     """Promote the report's candidate for its camera when it passed and auto-promotion is on;
-    what was done, in words, or None. The camera's shadow must still be that candidate."""
+    what was done, in words, or None. The camera must still be scored as the report saw it
+    (the same production and shadow models): a later change by anyone else stands."""
     row = session.get(ShadowReport, report)
     if row is None or not row.passed or not settings.auto_promote or row.promoted:
+        return None
+    current = session.get(ModelAssignmentRow, row.camera_id)
+    if current is None or (current.production_model_id, current.shadow_model_id) != (
+        row.production_model_id,
+        row.shadow_model_id,
+    ):
         return None
     reason = (
         f"shadow report {row.id}: agreement {row.agreement:.3f} over {row.frames} frames, "
