@@ -42,6 +42,7 @@ from vigil_api.routes import (
     keys,
     model_stages,
     registry,
+    retrain,
 )
 from vigil_shared.db.engine import make_engine, make_session_factory
 from vigil_shared.kafka import make_producer
@@ -145,6 +146,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     # event_stream before events: /events/stream must match before /events/{event_id}.
     for module in (
         cameras,
+        retrain,
         ingest_cameras,
         datasets,
         dataset_builds,
