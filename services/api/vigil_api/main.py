@@ -28,11 +28,14 @@ from vigil_api.routes import (
     api_docs,
     cameras,
     dataset_builds,
+    dataset_compose,
     datasets,
     deletions,
+    evaluations,
     event_stream,
     events,
     feedback,
+    gate,
     health,
     ingest_cameras,
     jobs,
@@ -40,6 +43,7 @@ from vigil_api.routes import (
     live_loop,
     model_stages,
     registry,
+    retrain,
 )
 from vigil_shared.db.engine import make_engine, make_session_factory
 from vigil_shared.kafka import make_producer
@@ -143,12 +147,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     # event_stream before events: /events/stream must match before /events/{event_id}.
     for module in (
         cameras,
+        retrain,
         ingest_cameras,
         datasets,
         dataset_builds,
+        dataset_compose,
         jobs,
         registry,
         model_stages,
+        gate,
+        evaluations,
         event_stream,
         events,
         feedback,
