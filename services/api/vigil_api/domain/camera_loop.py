@@ -1,5 +1,6 @@
 """A camera's loop as one timeline: who reviewed which event, which dataset versions hold its
-footage, which jobs made its models, what the shadow reports said, which promotions and
+footage, which jobs made its models, how they were evaluated against production and what the
+evaluation gate decided, what the shadow reports said, which promotions and
 rollbacks changed its scoring and why, and how each rollback watch ended.
 
 Stage changes of the global scope (``*``) count for every camera without its own assignment,
@@ -16,7 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vigil_shared.db.loop_models import RollbackWatch, ShadowReport
-from vigil_shared.db.models import Dataset, Event, Job, ModelStageChange
+from vigil_shared.db.models import (
+    Dataset,
+    Evaluation,
+    Event,
+    GateDecision,
+    Job,
+    ModelStageChange,
+)
 from vigil_shared.schemas.assignments import GLOBAL_SCOPE
 
 
@@ -37,11 +45,18 @@ def camera_loop(*, session: Session, camera_id: str, limit: int) -> list[Step]:
         session.scalars(select(ModelStageChange).where(ModelStageChange.scope.in_(scopes)))
     )
     reports = list(session.scalars(select(ShadowReport).where(ShadowReport.camera_id == camera_id)))
-    models = {c.model_id for c in changes} | {r.shadow_model_id for r in reports}
+    evaluated = select(Evaluation.model_id).where(Evaluation.camera_ids.contains([camera_id]))
+    models = (
+        {c.model_id for c in changes}
+        | {r.shadow_model_id for r in reports}
+        | set(session.scalars(evaluated))
+    )
     steps = [
         *_reviews(session, camera_id, limit),
         *_datasets(session, camera_id),
         *_jobs(session, {m for m in models if m is not None}),
+        *_evaluations(session, camera_id),
+        *_gate_decisions(session, camera_id),
         *(_report_step(r) for r in reports),
         *(_change_step(c) for c in changes),
         *_watches(session, scopes),
@@ -99,6 +114,36 @@ def _jobs(session: Session, model_ids: set[str]) -> list[Step]:
             detail={"model_id": j.model_id},
         )
         for j in session.scalars(query)
+    ]
+
+
+def _evaluations(session: Session, camera_id: str) -> list[Step]:
+    query = select(Evaluation).where(Evaluation.camera_ids.contains([camera_id]))
+    return [
+        Step(
+            at=e.created_at,
+            kind="evaluation",
+            summary=f"{e.model_id} evaluated against {e.production_model_id or 'no model'} on "
+            f"{e.dataset_name} {e.dataset_version}",
+            ref=str(e.id),
+            detail={"metrics": e.metrics, "production_metrics": e.production_metrics},
+        )
+        for e in session.scalars(query)
+    ]
+
+
+def _gate_decisions(session: Session, camera_id: str) -> list[Step]:
+    query = select(GateDecision).where(GateDecision.scope.in_((camera_id, GLOBAL_SCOPE)))
+    return [
+        Step(
+            at=d.created_at,
+            kind="gate_decision",
+            summary=f"gate {'passed' if d.passed else 'refused'} {d.model_id}: {d.summary}",
+            actor=d.actor,
+            ref=str(d.id),
+            detail={"production_model_id": d.production_model_id, "checks": d.checks},
+        )
+        for d in session.scalars(query)
     ]
 
 

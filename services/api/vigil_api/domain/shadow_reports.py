@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from vigil_api.core.loop_settings import LoopSettings
-from vigil_api.domain import registry_stages
+from vigil_api.domain import gate, registry_stages
 from vigil_api.domain.registry_stages import Publisher
 from vigil_api.domain.shadow_window import ShadowWindow
 from vigil_shared.db.loop_models import ShadowReport
@@ -133,9 +133,10 @@ def _caught(window: ShadowWindow, event: Event) -> bool:
 def promote_if_passed(
     *, session: Session, publisher: Publisher, report: uuid.UUID, settings: LoopSettings
 ) -> str | None:
-    """Promote the report's candidate for its camera when it passed and auto-promotion is on;
-    what was done, in words, or None. The camera must still be scored as the report saw it
-    (the same production and shadow models): a later change by anyone else stands."""
+    """Promote the report's candidate for its camera when it passed, auto-promotion is on and
+    the evaluation gate lets it (``gate.check``, recorded as the report's ``promotion_note``
+    when it refuses); what was done, in words, or None. The camera must still be scored as the
+    report saw it (the same production and shadow models): a later change by anyone stands."""
     row = session.get(ShadowReport, report)
     if row is None or not row.passed or not settings.auto_promote or row.promoted:
         return None
@@ -145,9 +146,19 @@ def promote_if_passed(
         row.shadow_model_id,
     ):
         return None
+    decision = gate.check(
+        session=session, model_id=row.shadow_model_id, scope=row.camera_id, actor=AUTO_PROMOTER
+    )
+    row = session.get(ShadowReport, report)
+    assert row is not None
+    if not decision.passed:
+        row.promotion_note = f"not promoted: the evaluation gate refused ({decision.summary})"
+        session.commit()
+        return None
     reason = (
         f"shadow report {row.id}: agreement {row.agreement:.3f} over {row.frames} frames, "
-        f"{row.would_be_events} would-be events against {row.production_events}"
+        f"{row.would_be_events} would-be events against {row.production_events}; "
+        f"gate decision {decision.id}: {decision.summary}"
     )
     registry_stages.promote(
         session=session,

@@ -127,8 +127,8 @@ class LoopStep(BaseModel):
 
     at: datetime
     kind: str = Field(
-        description="review, dataset, job, shadow_report, promote, shadow, rollback, clear, "
-        "rollback_watch (and gate decisions where recorded)."
+        description="review, dataset, job, evaluation, gate_decision, shadow_report, promote, "
+        "shadow, rollback, clear, rollback_watch."
     )
     summary: str
     actor: str | None
