@@ -94,9 +94,14 @@ def intruder_jpeg() -> bytes:
 
 
 def review(
-    sessions: sessionmaker[Session], s3: Minio, camera_id: str, verdict: str, image: bytes
+    sessions: sessionmaker[Session],
+    s3: Minio,
+    camera_id: str,
+    verdict: str,
+    image: bytes,
+    span: dict[str, Any] | None = None,
 ) -> None:
-    event = make_event(camera_id, review=verdict, reviewed_by="night shift")
+    event = make_event(camera_id, review=verdict, reviewed_by="night shift", **(span or {}))
     add_rows(sessions, [event])
     raw_key = snapshot_keys(camera_id=camera_id, event_id=event.event_id)[1]
     put_bytes(s3, CommonSettings().s3.snapshots_bucket, raw_key, image, "image/jpeg")
@@ -119,7 +124,12 @@ def test_a_camera_is_retrained_from_its_reviews_and_compared_with_production(
     assert client.post(f"/api/v1/models/{production}/promote", json={"scope": [camera]}).is_success
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
     send_footage(kafka_settings, camera, start)
-    review(sessions, s3, camera, "confirmed", intruder_jpeg())
+    # Confirmed while frames 8 and 9 were captured: those are not normal footage.
+    during = {
+        "started_at": start + timedelta(seconds=128),
+        "ended_at": start + timedelta(seconds=129),
+    }
+    review(sessions, s3, camera, "confirmed", intruder_jpeg(), during)
     review(sessions, s3, camera, "false_positive", scene_jpeg(20))
     worker = start_service("vigil_trainer")
 
@@ -129,7 +139,7 @@ def test_a_camera_is_retrained_from_its_reviews_and_compared_with_production(
     retrained = response.json()
     assert retrained["production_model_id"] == production
     assert retrained["dataset"]["name"] == f"retrain-{camera.lower()}"
-    assert retrained["dataset"]["label_counts"] == {"normal": 17, "abnormal": 1}
+    assert retrained["dataset"]["label_counts"] == {"normal": 15, "abnormal": 1}
     detail = client.get(
         f"/api/v1/datasets/{retrained['dataset']['name']}/versions/"
         f"{retrained['dataset']['version']}"

@@ -1,7 +1,8 @@
 """Retraining a camera's model from its own footage and reviews, in one call.
 
 The dataset is the camera's retained frames over a time range (read back from the frames topic,
-grouped into time segments so some can be held out) plus every reviewed event of the camera
+grouped into time segments so some can be held out; frames while a confirmed event ran are left
+out, they are not normal footage) plus every reviewed event of the camera
 (each its own group: confirmed ones labeled anomalies, false alarms normal). The job is the
 camera's production model's own spec (read from its manifest: same kind, same settings) with the
 new dataset; the trainer then scores the candidate and that production model on the same
@@ -12,11 +13,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from minio import Minio
 from minio.error import S3Error
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vigil_api.domain.dataset_sources import (
@@ -29,7 +32,7 @@ from vigil_api.domain.dataset_sources import (
 )
 from vigil_api.domain.gate import production_of
 from vigil_shared.datasets import DatasetRef, NewImage
-from vigil_shared.db.models import Model
+from vigil_shared.db.models import Event, Model
 from vigil_shared.kafka import make_consumer
 from vigil_shared.schemas.jobs import JobSpec
 from vigil_shared.settings import KafkaSettings
@@ -106,6 +109,8 @@ def camera_footage(
         )
     finally:
         consumer.close()
+    spans = confirmed_spans(session, wanted.camera_id)
+    frames = [f for f in frames if not _during(f, spans)]
     normal_groups = {i.group for i in frames if i.label == NORMAL}
     if len(normal_groups) < 2:
         raise SourceError(
@@ -121,3 +126,20 @@ def camera_footage(
         max_frames=max_frames,
     )
     return Footage(images=frames + events.images, skipped_events=events.skipped)
+
+
+def confirmed_spans(session: Session, camera_id: str) -> list[tuple[datetime, datetime]]:
+    """When the camera's confirmed events ran: their footage is not normal, whatever a range
+    of frames is labeled (an event still open runs to now)."""
+    rows = session.execute(
+        select(Event.started_at, Event.ended_at).where(
+            Event.camera_id == camera_id, Event.review == "confirmed"
+        )
+    )
+    now = datetime.now(UTC)
+    return [(started, ended or now) for started, ended in rows]
+
+
+def _during(image: NewImage, spans: list[tuple[datetime, datetime]]) -> bool:
+    at = image.captured_at
+    return at is not None and any(start <= at <= end for start, end in spans)
