@@ -69,8 +69,10 @@ class ShadowReporter:
         for record in records:
             window = self._fold(record)
             if window is not None and self._is_full(window):
-                # Exactly its span: the camera's next frame starts another.
+                # Exactly its span: the camera's next frame starts another, and a frame of it
+                # read again (a rewind after a broker outage) is skipped while it settles.
                 self._settling.append((time.monotonic() + self._settings.shadow_settle_s, window))
+                self._reported[(window.key, window.partition)] = window.last_offset
                 del self._windows[window.key.camera_id]
         now = time.monotonic()
         due = [window for at, window in self._settling if at <= now]
@@ -125,8 +127,6 @@ class ShadowReporter:
             for window in windows:
                 window.close()
                 ids.append(store_report(session=session, window=window, settings=self._settings))
-        for window in windows:
-            self._reported[(window.key, window.partition)] = window.last_offset
         self.reports += len(ids)
         log.info("shadow reports stored", extra={"reports": [str(i) for i in ids]})
         return ids
