@@ -23,7 +23,7 @@ stop_group() { # pidfile
 
 if [[ -d "$RUN" ]]; then
   # Producers first, so consumers can drain what is already in flight.
-  for name in ingest ingest-demo inference event-sink camera-status retention trainer api; do
+  for name in ingest ingest-demo inference event-sink camera-status loop retention trainer api; do
     [[ -f "$RUN/$name.pid" ]] && { stop_group "$RUN/$name.pid"; echo "down: $name stopped"; }
   done
 fi

@@ -24,6 +24,7 @@ export VIGIL_TRAINER_METRICS_PORT="${VIGIL_TRAINER_METRICS_PORT:-9103}"
 export VIGIL_API_SINK_METRICS_PORT="${VIGIL_API_SINK_METRICS_PORT:-9104}"
 export VIGIL_API_CAMERA_STATUS_METRICS_PORT="${VIGIL_API_CAMERA_STATUS_METRICS_PORT:-9105}"
 export VIGIL_API_RETENTION_METRICS_PORT="${VIGIL_API_RETENTION_METRICS_PORT:-9106}"
+export VIGIL_LOOP_METRICS_PORT="${VIGIL_LOOP_METRICS_PORT:-9107}"
 
 demo_source() {
   local clip="$REPO/../shared/datasets/ucsd-ped2/test/Test002.mp4"
@@ -85,6 +86,8 @@ VIGIL_KAFKA_GROUP_INSTANCE_ID="event-sink-{hostname}" \
   start_service event-sink .venv/bin/python -m vigil_api.consumers.sink_main
 VIGIL_KAFKA_GROUP_INSTANCE_ID="camera-status-{hostname}" \
   start_service camera-status .venv/bin/python -m vigil_api.consumers.camera_status_main
+VIGIL_KAFKA_GROUP_INSTANCE_ID="loop-{hostname}" \
+  start_service loop .venv/bin/python -m vigil_api.consumers.loop_main
 VIGIL_KAFKA_GROUP_INSTANCE_ID="inference-{hostname}" \
   start_service inference .venv/bin/python -m vigil_inference
 start_service retention .venv/bin/python -m vigil_api.retention
@@ -132,7 +135,7 @@ Vigil is up.
              -d '{"name": "wall screen", "role": "viewer"}' http://127.0.0.1:$API_PORT/api/v1/keys
   Cameras: ingest runs every enabled camera registered through /api/v1/cameras (demo included)
   Metrics: http://127.0.0.1:$API_PORT/metrics; ingest, inference, trainer, event sink, camera
-           status and retention on ports $VIGIL_INGEST_METRICS_PORT, $VIGIL_INFERENCE_METRICS_PORT, $VIGIL_TRAINER_METRICS_PORT, $VIGIL_API_SINK_METRICS_PORT, $VIGIL_API_CAMERA_STATUS_METRICS_PORT, $VIGIL_API_RETENTION_METRICS_PORT (/metrics)
+           status, retention and loop on ports $VIGIL_INGEST_METRICS_PORT, $VIGIL_INFERENCE_METRICS_PORT, $VIGIL_TRAINER_METRICS_PORT, $VIGIL_API_SINK_METRICS_PORT, $VIGIL_API_CAMERA_STATUS_METRICS_PORT, $VIGIL_API_RETENTION_METRICS_PORT, $VIGIL_LOOP_METRICS_PORT (/metrics)
   Logs:    .stack/logs/
   Stop:    bash scripts/down.sh
 TXT

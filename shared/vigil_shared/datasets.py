@@ -53,6 +53,8 @@ Label = Annotated[str, StringConstraints(pattern=LABEL_PATTERN)]
 GroupName = Annotated[
     str, StringConstraints(min_length=1, max_length=256), ONE_LINE, ONE_LINE_SCHEMA
 ]
+# composed: several versions (and sources) in one, e.g. a camera's footage with its reviews.
+DatasetSource = Literal["upload", "camera", "events", "import", "composed"]
 _CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 
 
@@ -84,7 +86,7 @@ class DatasetManifest(BaseModel):
     schema_: Literal["vigil.dataset.v1"] = Field(default=DATASET_SCHEMA, alias="schema")
     name: DatasetName
     version: DatasetVersion
-    source: Literal["upload", "camera", "events", "import"]
+    source: DatasetSource
     description: str = ""
     created_at: AwareDatetime
     items: tuple[DatasetItem, ...]
@@ -141,7 +143,7 @@ def write_dataset(
     *,
     name: str,
     images: Sequence[NewImage],
-    source: Literal["upload", "camera", "events", "import"],
+    source: DatasetSource,
     description: str = "",
 ) -> DatasetManifest:
     """Store a new version; all or nothing. An identical existing version is returned as is."""
@@ -157,7 +159,7 @@ def write_version(
     *,
     name: str,
     images: Sequence[NewImage],
-    source: Literal["upload", "camera", "events", "import"],
+    source: DatasetSource,
     description: str = "",
 ) -> tuple[DatasetManifest, bool]:
     """``write_dataset``, and whether this call stored the version (False: an identical one

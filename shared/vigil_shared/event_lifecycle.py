@@ -22,8 +22,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import torch
+from typing import TYPE_CHECKING
 
 from vigil_shared.schemas.events import (
     EventMessage,
@@ -32,6 +31,9 @@ from vigil_shared.schemas.events import (
     event_id_for,
     message_id_for,
 )
+
+if TYPE_CHECKING:  # the API's loop process runs the lifecycle too, and its image has no torch
+    import torch
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,9 @@ MODEL_ASSIGNMENTS: Final = "vigil.model-assignments.v1"
 SCORING_STATUS: Final = "vigil.scoring-status.v1"
 """Compacted; the latest ``schemas.scoring_status.ScoringStatus`` per camera id, from inference."""
 
+SHADOW_SCORES: Final = "vigil.shadow-scores.v1"
+"""Each frame a shadow model scored, with production's score (``schemas.shadow_scores``)."""
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -42,6 +45,7 @@ class Topics:
     camera_status: str = CAMERA_STATUS
     model_assignments: str = MODEL_ASSIGNMENTS
     scoring_status: str = SCORING_STATUS
+    shadow_scores: str = SHADOW_SCORES
 
     @classmethod
     def in_namespace(cls, namespace: str) -> Topics:

@@ -13,7 +13,8 @@ from tests.unit.classify_support import two_class_frames
 from vigil_shared.db.models import ModelAssignmentRow
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.settings import CommonSettings
-from vigil_trainer.classify.compare import compare_with_production, production_model
+from vigil_trainer.classify.compare import compare_with_production
+from vigil_trainer.production import production_model
 
 
 def registered_classifier(

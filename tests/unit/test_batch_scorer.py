@@ -116,3 +116,7 @@ def test_a_shadow_model_is_compared_with_production_and_its_failure_is_only_logg
 
     assert shadow_frames("candidate", "quiet", "hot") == 2
     assert shadow_frames("broken", "hot", "hot") == 0
+    # Each compared frame is recorded for the shadow report: both models' scores, in order.
+    recorded = [(s.camera_id, s.frame_offset, s.shadow.id, s.production.id) for s in batch.shadow]
+    assert recorded == [("a", 0, "candidate", "prod"), ("a", 2, "candidate", "prod")]
+    assert all(s.production_hot and not s.shadow_hot for s in batch.shadow)

@@ -17,6 +17,7 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from tests.dockerfiles import read_dockerfile
+from vigil_api.core.loop_settings import LoopSettings
 from vigil_api.core.settings import ApiSettings
 from vigil_inference.settings import InferenceSettings
 from vigil_ingest.settings import IngestSettings
@@ -37,6 +38,7 @@ SETTINGS: tuple[type[BaseSettings], ...] = (
     DatabaseSettings,
     RedisSettings,
     ApiSettings,
+    LoopSettings,
     IngestSettings,
     InferenceSettings,
     TrainerSettings,
@@ -54,6 +56,7 @@ VIGIL_SERVICES = (
     "event-sink",
     "camera-status",
     "retention",
+    "loop",
     "inference",
     "trainer",
     "ingest",
@@ -67,6 +70,7 @@ METRICS_PORTS = {
     "event-sink": ("VIGIL_API_SINK_METRICS_PORT", 9104),
     "camera-status": ("VIGIL_API_CAMERA_STATUS_METRICS_PORT", 9105),
     "retention": ("VIGIL_API_RETENTION_METRICS_PORT", 9106),
+    "loop": ("VIGIL_LOOP_METRICS_PORT", 9107),
 }
 TOOL = REPO_ROOT / "tools" / "compose-config"
 KEYS = {"VIGIL_API_ADMIN_KEY": "a" * 40, "VIGIL_INGEST_API_KEY": "b" * 40}

@@ -163,6 +163,7 @@ SAMPLE_SCHEMAS = {
     "vigil.camera-status.v1": "camera-status.v1.json",
     "vigil.model-assignment.v1": "model-assignment.v1.json",
     "vigil.scoring-status.v1": "scoring-status.v1.json",
+    "vigil.shadow-score.v1": "shadow-score.v1.json",
 }
 
 

@@ -23,6 +23,7 @@ from vigil_shared.schemas.events import EventMessage
 from vigil_shared.schemas.export import DEFAULT_DIR
 from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.schemas.scoring_status import ScoringStatus
+from vigil_shared.schemas.shadow_scores import ShadowScore
 from vigil_shared.schemas.wire import WireMessage
 from vigil_shared.settings import REPO_ROOT
 
@@ -31,6 +32,7 @@ TOPIC_MESSAGES: dict[str, tuple[type[WireMessage], str]] = {
     "vigil.camera-status.v1": (CameraStatus, "camera-status.v1.json"),
     "vigil.model-assignment.v1": (ModelAssignment, "model-assignment.v1.json"),
     "vigil.scoring-status.v1": (ScoringStatus, "scoring-status.v1.json"),
+    "vigil.shadow-score.v1": (ShadowScore, "shadow-score.v1.json"),
 }
 
 

@@ -30,17 +30,22 @@ from vigil_api.routes import (
     camera_frames,
     cameras,
     dataset_builds,
+    dataset_compose,
     datasets,
     deletions,
+    evaluations,
     event_stream,
     events,
     feedback,
+    gate,
     health,
     ingest_cameras,
     jobs,
     keys,
+    live_loop,
     model_stages,
     registry,
+    retrain,
 )
 from vigil_shared.db.engine import make_engine, make_session_factory
 from vigil_shared.kafka import make_producer
@@ -146,17 +151,22 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     for module in (
         cameras,
         camera_frames,
+        retrain,
         ingest_cameras,
         datasets,
         dataset_builds,
+        dataset_compose,
         jobs,
         registry,
         model_stages,
+        gate,
+        evaluations,
         event_stream,
         events,
         feedback,
         keys,
         deletions,
+        live_loop,
     ):
         # Every other route needs a valid key, even one that forgets to ask for a role.
         app.include_router(

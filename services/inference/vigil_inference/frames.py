@@ -16,6 +16,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from vigil_inference.models import ScoringModel
 from vigil_shared.event_lifecycle import Observation
 from vigil_shared.schemas.frames import FrameHeaders
+from vigil_shared.schemas.shadow_scores import ShadowScore
 from vigil_shared.vision.scoring import FrameScore
 
 
@@ -89,11 +90,12 @@ class Rejected:
 
 @dataclass(frozen=True)
 class ScoredBatch:
-    """What the scorer made of a batch: the frames that decoded, in batch order, and those it
-    rejected."""
+    """What the scorer made of a batch: the frames that decoded, in batch order, those it
+    rejected, and the shadow models' scores to record."""
 
     frames: list[ScoredFrame] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    shadow: list[ShadowScore] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

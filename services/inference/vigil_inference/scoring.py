@@ -27,6 +27,8 @@ from vigil_inference.frames import Frame, Rejected, ScoredBatch, ScoredFrame
 from vigil_inference.metrics import InferenceMetrics
 from vigil_inference.models import ScoringModel
 from vigil_inference.routing import Route
+from vigil_inference.shadow_record import shadow_score
+from vigil_shared.schemas.shadow_scores import ShadowScore
 from vigil_shared.vision.preprocess import UndecodableImageError, decode_many
 from vigil_shared.vision.scoring import FrameScore
 
@@ -85,6 +87,7 @@ class BatchScorer:
         return ScoredBatch(
             frames=sorted(scored, key=lambda s: order[s.frame.key]),
             rejected=[r for shard in done for r in shard.rejected],
+            shadow=[s for shard in done for s in shard.shadow],
         )
 
     def close(self) -> None:
@@ -117,7 +120,7 @@ class BatchScorer:
                     item.frame, observation, group.model.scorer.context_frames
                 )
         for group in group_by_model(decoded, lambda camera_id: routes[camera_id].shadow):
-            self._record_shadow(group, scored)
+            batch.shadow.extend(self._record_shadow(group, scored))
         batch.frames.extend(scored[item.frame.key] for item in decoded)
         return batch
 
@@ -147,15 +150,18 @@ class BatchScorer:
 
     def _record_shadow(
         self, group: ModelGroup, production: Mapping[tuple[int, int], ScoredFrame]
-    ) -> None:
+    ) -> list[ShadowScore]:
+        """The shadow model's scores of frames production scored too (warm-up frames and
+        rejected ones have nothing to compare), counted in the metrics."""
         model = group.model
+        recorded: list[ShadowScore] = []
         try:
             scores = model.scorer.score_frames(
                 [d.frame.camera_id for d in group.frames], [d.image for d in group.frames]
             )
         except Exception as exc:  # a failing candidate never disturbs production scoring
             log.warning("shadow model failed", extra={"model_id": model.ref.id, "reason": str(exc)})
-            return
+            return recorded
         for item, score in zip(group.frames, scores, strict=True):
             prod = production[item.frame.key].observation
             if score is None or prod is None:
@@ -168,6 +174,8 @@ class BatchScorer:
                 "hot" if score.score >= score.threshold else "quiet",
                 "hot" if prod.hot else "quiet",
             ).inc()
+            recorded.append(shadow_score(item.frame, model, score, prod))
+        return recorded
 
 
 def group_by_model(

@@ -5,9 +5,9 @@ reads the next from Kafka, then publishes and commits the previous one; when the
 it takes whatever has arrived. An idle worker's batch closes when it holds ``batch_size`` frames
 or ``max_wait`` has passed since its first frame, so a busy stream fills the device and a quiet
 one still gets answers quickly. Each frame is scored by exactly one production model and, if its
-camera has one, by a shadow model whose scores are only recorded. The scorer only touches the
-models: lifecycles, publishing and commits stay on the loop's thread, and model swaps and
-partition revocations happen there while nothing is being scored.
+camera has one, by a shadow model whose scores are recorded (``shadow_record.py``). The scorer
+only touches the models: lifecycles, publishing and commits stay on the loop's thread, and
+model swaps and partition revocations happen there while nothing is being scored.
 
 At least once: snapshots are stored, then event messages produced and flushed, and only then
 offsets committed, and never past the oldest frame an open event (or a half-filled debounce
@@ -42,6 +42,7 @@ from vigil_inference.metrics import InferenceMetrics
 from vigil_inference.replay import ReplayLedger
 from vigil_inference.routing import AssignmentFollower, ModelRouter
 from vigil_inference.scoring import BatchScorer
+from vigil_inference.shadow_record import send_shadow_scores
 from vigil_inference.snapshots import SnapshotStore
 from vigil_shared.event_lifecycle import EventTracker, Transition
 from vigil_shared.kafka import BrokerOutage, PartitionChanges, dead_letter
@@ -222,6 +223,7 @@ class InferenceWorker:
         scored = batch.scored.result()
         for rejected in scored.rejected:
             self._reject(rejected)
+        self._sent += send_shadow_scores(self._producer, self._topics.shadow_scores, scored.shadow)
         owned = self._consumer.assignment() - self._partitions.changed(batch.epochs)
         for record in batch.records:
             tp = partition_of(record)

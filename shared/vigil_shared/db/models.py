@@ -298,3 +298,63 @@ class DeletedEvent(Base):
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     camera_id: Mapped[str] = mapped_column(String(64))
     deleted_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+
+
+class Evaluation(Base):
+    """A candidate and the production model it would replace, scored on the same held-out groups
+    of one dataset version (and the same reviews): what the evaluation gate reads. 0011."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_model_created", "model_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    model_id: Mapped[str] = mapped_column(String(64))
+    # NULL: no production model served these cameras (or its artifact could not be loaded).
+    production_model_id: Mapped[str | None] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(64))
+    camera_ids: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    dataset_name: Mapped[str] = mapped_column(String(128))
+    dataset_version: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    groups: Mapped[list[str]] = mapped_column(ARRAY(String(256)))
+    metrics: Mapped[dict[str, Any]]
+    production_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Counts behind the figures (frames, anomalies, normal hours) and why production is absent.
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class GatePolicy(Base):
+    """What a candidate must show against production before it may be promoted in a scope (a
+    camera id, or ``*`` for every camera without its own policy). A NULL rule is not checked."""
+
+    __tablename__ = "gate_policies"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    auroc_tolerance: Mapped[float | None] = mapped_column(Float)
+    recall_tolerance: Mapped[float | None] = mapped_column(Float)
+    false_alarms_per_hour_tolerance: Mapped[float | None] = mapped_column(Float)
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class GateDecision(Base):
+    """One run of the gate: the model, the scope, the evaluation and policy it read, each rule's
+    figures, and whether the model may be promoted there."""
+
+    __tablename__ = "gate_decisions"
+    __table_args__ = (Index("ix_gate_decisions_model_created", "model_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    model_id: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(64))
+    passed: Mapped[bool]
+    evaluation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("evaluations.id", ondelete="SET NULL")
+    )
+    production_model_id: Mapped[str | None] = mapped_column(String(64))
+    policy: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    checks: Mapped[list[Any]] = mapped_column(JSONB, default=list)
+    summary: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

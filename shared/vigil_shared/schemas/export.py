@@ -22,6 +22,7 @@ from vigil_shared.schemas.jobs import JobSpecDocument
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.schemas.releases import Schema, freeze
 from vigil_shared.schemas.scoring_status import ScoringStatus
+from vigil_shared.schemas.shadow_scores import ShadowScore
 from vigil_shared.schemas.wire import WireMessage
 from vigil_shared.settings import REPO_ROOT
 
@@ -33,6 +34,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "camera-status.v1.json": CameraStatus,
     "model-assignment.v1.json": ModelAssignment,
     "scoring-status.v1.json": ScoringStatus,
+    "shadow-score.v1.json": ShadowScore,
 }
 DEFAULT_DIR = REPO_ROOT / "docs" / "schemas"
 RELEASED_DIR = DEFAULT_DIR / "released"

@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vigil_api.core.loop_settings import LoopSettings
 from vigil_api.core.security import BOOTSTRAP_ADMIN, BOOTSTRAP_INGEST, Principal
 from vigil_shared.settings import PLACEHOLDER_SECRETS, CommonSettings, Environment
 
@@ -127,6 +128,7 @@ class ApiSettings(BaseSettings):
     retention_metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="The retention sweep's Prometheus port (0: any)."
     )
+    loop: LoopSettings = Field(default_factory=LoopSettings)
     common: CommonSettings = Field(default_factory=CommonSettings)
 
     @field_validator("admin_key", "ingest_key", "camera_file_root", mode="before")

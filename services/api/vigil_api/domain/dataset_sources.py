@@ -20,6 +20,12 @@ from minio.error import S3Error
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vigil_shared.dataset_groups import (
+    DEFAULT_GAP_S,
+    DEFAULT_SEGMENT_S,
+    event_group,
+    group_by_time,
+)
 from vigil_shared.datasets import LABEL_PATTERN, NewImage
 from vigil_shared.db.models import Event
 from vigil_shared.schemas.events import snapshot_keys
@@ -46,12 +52,16 @@ class FrameRange:
     end: datetime
     every_n: int
     label: str
+    gap_s: float = DEFAULT_GAP_S
+    segment_s: float = DEFAULT_SEGMENT_S
 
 
 def frames_from_topic(
     *, consumer: KafkaConsumer, topic: str, wanted: FrameRange, max_frames: int
 ) -> list[NewImage]:
-    """Every ``every_n``-th frame of a camera captured in [start, end], oldest first.
+    """Every ``every_n``-th frame of a camera captured in [start, end], oldest first, grouped
+    into time segments (``vigil_shared.dataset_groups``) so that one camera's footage can be
+    held out in part.
 
     The consumer is outside any group: partitions are assigned by hand and sought by time, so
     the read neither joins nor disturbs a consumer group.
@@ -81,7 +91,7 @@ def frames_from_topic(
             f"{len(chosen)} frames match; the limit is {max_frames}: shorten the range or raise "
             "every_n"
         )
-    return [
+    images = [
         NewImage(
             data=data,
             extension=".jpg",
@@ -94,6 +104,7 @@ def frames_from_topic(
         )
         for headers, data in chosen
     ]
+    return group_by_time(images, gap_s=wanted.gap_s, segment_s=wanted.segment_s)
 
 
 def _read_range(
@@ -146,7 +157,7 @@ def reviewed_event_frames(
     *, session: Session, s3: Minio, bucket: str, wanted: EventFilter, max_frames: int
 ) -> EventImages:
     """Reviewed events' raw peak frames: confirmed → its review label or ``abnormal``,
-    false positive → ``normal``; grouped by camera."""
+    false positive → ``normal``; each event its own group (``dataset_groups.event_group``)."""
     query = select(Event).where(Event.review.in_(list(wanted.reviews))).order_by(Event.started_at)
     if wanted.camera_ids is not None:
         query = query.where(Event.camera_id.in_(list(wanted.camera_ids)))
@@ -178,7 +189,7 @@ def reviewed_event_frames(
             NewImage(
                 data=data,
                 extension=".jpg",
-                group=event.camera_id,
+                group=event_group(event.camera_id, str(event.event_id)),
                 label=_label(event),
                 camera_id=event.camera_id,
                 captured_at=event.captured_at,

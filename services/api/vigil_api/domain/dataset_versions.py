@@ -15,7 +15,7 @@ failure leaves no version that a job could pick up as the latest.
 from __future__ import annotations
 
 import uuid
-from typing import IO, Literal
+from typing import IO
 
 from minio import Minio
 from sqlalchemy import func, select
@@ -27,6 +27,7 @@ from vigil_api.core.security import Principal
 from vigil_api.domain.archives import ArchiveLimits, read_archive
 from vigil_shared.datasets import (
     DatasetManifest,
+    DatasetSource,
     NewImage,
     delete_version,
     manifest_key,
@@ -135,7 +136,7 @@ def store_version(
     clients: Clients,
     name: str,
     images: list[NewImage],
-    source: Literal["upload", "camera", "events"],
+    source: DatasetSource,
     description: str,
     principal: Principal,
 ) -> tuple[Dataset, bool]:

@@ -28,6 +28,7 @@ from vigil_api.routes.datasets import (
     NamePath,
     store,
 )
+from vigil_shared.dataset_groups import DEFAULT_GAP_S, DEFAULT_SEGMENT_S
 from vigil_shared.datasets import Label
 from vigil_shared.kafka import make_consumer
 from vigil_shared.schemas.frames import CameraId
@@ -58,6 +59,18 @@ class FromCameraIn(BaseModel):
     every_n: int = Field(default=1, ge=1, le=10_000, description="Keep one frame in every n.")
     label: Label = "normal"
     description: SafeText = ""
+    gap_s: float = Field(
+        default=DEFAULT_GAP_S,
+        gt=0,
+        le=86_400,
+        description="A pause longer than this (seconds) between frames starts a new group.",
+    )
+    segment_s: float = Field(
+        default=DEFAULT_SEGMENT_S,
+        gt=0,
+        le=7 * 86_400,
+        description="A group (time segment) is at most this long (seconds).",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> FromCameraIn:
@@ -106,7 +119,8 @@ def version_from_camera(
     clients: ClientsDep,
     principal: OperatorDep,
 ) -> CreatedVersion:
-    """Every ``every_n``-th frame a camera sent between ``start`` and ``end``, one label.
+    """Every ``every_n``-th frame a camera sent between ``start`` and ``end``, one label, in
+    groups of contiguous footage (split at pauses over ``gap_s``, at most ``segment_s`` long).
     A camera-scoped key may add only to a dataset its scope owns (403 otherwise)."""
     if not principal.can_see(body.camera_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"camera {body.camera_id} does not exist")
@@ -118,6 +132,8 @@ def version_from_camera(
         end=body.end,
         every_n=body.every_n,
         label=body.label,
+        gap_s=body.gap_s,
+        segment_s=body.segment_s,
     )
     try:
         images = frames_from_topic(
@@ -162,9 +178,9 @@ def version_from_events(
     clients: ClientsDep,
     principal: OperatorDep,
 ) -> CreatedVersion:
-    """Reviewed events' peak frames: confirmed ones labelled by their review label (or
-    ``abnormal``), false positives ``normal``. A camera-scoped key may add only to a dataset
-    its scope owns (403 otherwise)."""
+    """Reviewed events' peak frames, each event its own group: confirmed ones labelled by their
+    review label (or ``abnormal``), false positives ``normal``. A camera-scoped key may add only
+    to a dataset its scope owns (403 otherwise)."""
     cameras = body.camera_ids
     if cameras is not None:
         hidden = [c for c in cameras if not principal.can_see(c)]

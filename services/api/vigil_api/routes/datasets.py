@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from functools import partial
-from typing import IO, Annotated, Any, Literal
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -49,7 +49,7 @@ from vigil_api.domain.dataset_versions import (
     visible,
     visible_versions,
 )
-from vigil_shared.datasets import DatasetError, DatasetRef, NewImage, load_manifest
+from vigil_shared.datasets import DatasetError, DatasetRef, DatasetSource, NewImage, load_manifest
 from vigil_shared.db.models import Dataset
 from vigil_shared.schemas.inputs import TEXT_MAX_LENGTH, TEXT_PATTERN, SafeText
 
@@ -180,7 +180,7 @@ def store(
     clients: Clients,
     name: str,
     images: list[NewImage],
-    source: Literal["upload", "camera", "events"],
+    source: DatasetSource,
     description: str,
     skipped: list[str] | None = None,
 ) -> CreatedVersion:

@@ -7,9 +7,8 @@ at submission, so the job trains on exactly what was there when it was asked for
 
 Cancelling a queued job is immediate (``cancelled``, and its Celery task revoked so no worker
 starts it); a running job becomes ``cancelling`` and the trainer, which checks between steps,
-stops it and marks it ``cancelled``. Jobs read datasets of any camera and produce fleet-wide
-models, so camera-scoped keys may not use these routes.
-"""
+stops it and marks it ``cancelled``. Jobs read any camera's datasets and make fleet-wide models:
+camera-scoped keys may not use these routes."""
 
 from __future__ import annotations
 
@@ -30,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from vigil_api.core import problems
 from vigil_api.core.auth import FleetOperatorDep, FleetViewerDep
-from vigil_api.core.deps import ClientsDep, SessionDep
+from vigil_api.core.deps import Clients, ClientsDep, SessionDep
 from vigil_api.domain.job_watch import enqueue, worker_view
 from vigil_shared.datasets import DatasetError, DatasetRef, load_manifest
 from vigil_shared.db.models import Job, JobLog, Model
@@ -293,25 +292,27 @@ def submit_job(
     clients: ClientsDep,
     principal: FleetOperatorDep,
 ) -> JobOut:
-    """Queue a fine-tuning job; its dataset must exist (422 at ``body.dataset`` otherwise), a
-    ``registry_models`` fusion's models too (422 at ``body.fusion.model_ids``), and its
-    architecture's pretrained weights (422 at ``body.architecture``: how to import them)."""
+    """Queue a fine-tuning job; its dataset must exist (422 at ``body.dataset``), a fusion's
+    models too (``body.fusion.model_ids``), and its pretrained weights (``body.architecture``)."""
+    job = queue_job(session=session, clients=clients, spec=spec, actor=principal.name)
+    return job_out(job, lost_after_s=clients.settings.job_worker_lost_after_s)
+
+
+def queue_job(*, session: Session, clients: Clients, spec: JobSpec, actor: str) -> Job:
+    """Check a spec against what exists and queue it (as a retrain does too): 422s, or a 503."""
+    s3 = clients.settings.common.s3
     try:
-        pinned = pin_dataset(
-            s3=clients.s3, bucket=clients.settings.common.s3.datasets_bucket, spec=spec
-        )
+        pinned = pin_dataset(s3=clients.s3, bucket=s3.datasets_bucket, spec=spec)
     except DatasetError as exc:
         raise problems.invalid_field(("body", "dataset"), str(exc)) from exc
-    models_bucket = clients.settings.common.s3.models_bucket
-    check_registry_fusion(session=session, s3=clients.s3, bucket=models_bucket, spec=spec)
-    check_backbone(session=session, s3=clients.s3, bucket=models_bucket, spec=spec)
+    check_registry_fusion(session=session, s3=clients.s3, bucket=s3.models_bucket, spec=spec)
+    check_backbone(session=session, s3=clients.s3, bucket=s3.models_bucket, spec=spec)
     allow_download = clients.settings.trainer_allows_weight_download
-    check_weights(s3=clients.s3, bucket=models_bucket, spec=spec, allow_download=allow_download)
+    check_weights(s3=clients.s3, bucket=s3.models_bucket, spec=spec, allow_download=allow_download)
     try:
-        job = create_job(session=session, celery=clients.celery, spec=pinned, actor=principal.name)
+        return create_job(session=session, celery=clients.celery, spec=pinned, actor=actor)
     except QueueUnavailableError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
-    return job_out(job, lost_after_s=clients.settings.job_worker_lost_after_s)
 
 
 @router.get("", response_model=JobPage, responses=problems.responses(422))

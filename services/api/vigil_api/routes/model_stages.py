@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session
 from vigil_api.core import problems
 from vigil_api.core.auth import OperatorDep, forbidden
 from vigil_api.core.deps import ClientsDep, SessionDep
-from vigil_api.core.security import Principal
-from vigil_api.domain import registry_stages
+from vigil_api.core.security import Principal, Role
+from vigil_api.domain import gate, registry_stages
 from vigil_api.domain.registry_stages import NothingToRollBackError, UnknownModelError
 from vigil_api.routes.registry import ModelPath, model_not_found, model_or_404
 from vigil_shared.db.models import Camera
 from vigil_shared.schemas.assignments import GLOBAL_SCOPE, ModelAssignment
 from vigil_shared.schemas.frames import CameraId
+from vigil_shared.schemas.inputs import SafeText
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 GLOBAL = "global"
@@ -59,6 +60,31 @@ class ScopeIn(BaseModel):
 
     scope: Literal["global"] | Annotated[list[CameraId], Field(min_length=1, max_length=500)] = (
         Field(description="'global' (every camera without its own) or a list of camera ids.")
+    )
+
+
+class OverrideIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[SafeText, Field(min_length=3)] = Field(
+        description="Why the model goes to production although the gate refused it; kept in "
+        "the stage history."
+    )
+
+
+class PromoteIn(ScopeIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"scope": ["lobby-north"]},
+                {"scope": "global", "override": {"reason": "night glare fix, checked by hand"}},
+            ]
+        }
+    )
+
+    override: OverrideIn | None = Field(
+        default=None,
+        description="Admins only: promote even where the evaluation gate refuses, saying why.",
     )
 
 
@@ -120,22 +146,63 @@ def post_rollback(
     return AssignmentChange.of(change)
 
 
+def gate_reason(
+    *,
+    request: Request,
+    session: Session,
+    principal: Principal,
+    model_id: str,
+    scopes: list[str],
+    override: OverrideIn | None,
+) -> str | None:
+    """Run the gate in every scope; the reason the stage history keeps. A refusal is a 409
+    saying why and how to override, unless an admin overrides it (a 403 for anyone else)."""
+    decisions = [
+        gate.check(session=session, model_id=model_id, scope=s, actor=principal.name)
+        for s in scopes
+    ]
+    refused = [d for d in decisions if not d.passed]
+    if not refused:
+        gated = [d for d in decisions if d.policy is not None]
+        return f"gate passed ({', '.join(str(d.id) for d in gated)})" if gated else None
+    why = "; ".join(f"{d.scope}: {d.summary} (decision {d.id})" for d in refused)
+    if override is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"the evaluation gate refuses {model_id}: {why}. Improve and evaluate the model "
+            'again, or have an admin promote it with {"override": {"reason": "..."}}',
+        )
+    if not principal.role.includes(Role.ADMIN):
+        raise forbidden(request, principal, "gate override", "only an admin may override the gate")
+    return f"gate override: {override.reason} (refused: {why})"[:4000]
+
+
 @router.post(
     "/{model_id}/promote",
     response_model=list[AssignmentChange],
-    responses=problems.responses(404, 503),
+    responses=problems.responses(403, 404, 409, 503),
 )
 def promote(
     model_id: ModelPath,
-    body: ScopeIn,
+    body: PromoteIn,
     request: Request,
     session: SessionDep,
     clients: ClientsDep,
     principal: OperatorDep,
 ) -> list[AssignmentChange]:
-    """Make the model the production model of the scopes (published, then recorded)."""
+    """Make the model the production model of the scopes (published, then recorded), where
+    the evaluation gate lets it (``/api/v1/gate-policies``): a refusal is a 409 that an admin
+    may override with a reason, which the stage history keeps."""
     model_or_404(session=session, principal=principal, model_id=model_id)
     scopes = resolve_scopes(request=request, session=session, principal=principal, scope=body.scope)
+    reason = gate_reason(
+        request=request,
+        session=session,
+        principal=principal,
+        model_id=model_id,
+        scopes=scopes,
+        override=body.override,
+    )
     try:
         changes = registry_stages.promote(
             session=session,
@@ -143,6 +210,7 @@ def promote(
             model_id=model_id,
             scopes=scopes,
             actor=principal.name,
+            reason=reason,
         )
     except UnknownModelError as exc:
         raise model_not_found(model_id) from exc

@@ -31,7 +31,7 @@ from vigil_shared.vision.backbones import WeightsError
 from vigil_shared.vision.inferencer import model_from_manifest, read_pinned_manifest
 from vigil_shared.vision.score_ensemble import norm_tensors
 from vigil_shared.vision.scoring import FrameModel
-from vigil_trainer.classify.compare import comparison, load_production, score_metrics
+from vigil_trainer.classify.compare import comparison, score_metrics
 from vigil_trainer.classify.evaluate import confusion_matrix, per_class
 from vigil_trainer.classify.fusion import FusionError
 from vigil_trainer.classify.held_out import HeldOut, held_out, score_held_out
@@ -43,6 +43,7 @@ from vigil_trainer.classify.score_fusion import (
     scores_at,
 )
 from vigil_trainer.context import JobContext
+from vigil_trainer.production import load_production
 from vigil_trainer.registry import Candidate
 from vigil_trainer.reporting import JobReporter
 

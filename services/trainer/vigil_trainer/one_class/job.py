@@ -1,17 +1,23 @@
 """A one_class job from dataset to registry candidate: load, pick the backbone, fit the banks
-and calibrate (``fit.fit_one_class``), register.
+and calibrate (``fit.fit_one_class``), register, then score it and the production model it
+would replace on the same held-out groups (``evaluate.record_evaluation``).
 
 ``run`` is the one_class kind's entry (``kinds.KINDS["one_class"]``).
 """
 
 from __future__ import annotations
 
+from minio.error import S3Error
+
+from vigil_shared.datasets import DatasetError
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.schemas.one_class import OneClassSpec
+from vigil_shared.storage import StorageError
 from vigil_shared.vision.inferencer import read_manifest
 from vigil_shared.vision.site_backbone import untouched_patch_stages
 from vigil_trainer.context import JobContext
 from vigil_trainer.one_class.backbone import one_class_backbone
+from vigil_trainer.one_class.evaluate import record_evaluation
 from vigil_trainer.one_class.fit import fit_one_class
 from vigil_trainer.registry import Candidate
 
@@ -55,4 +61,12 @@ def run(*, ctx: JobContext, spec: OneClassSpec) -> ModelManifest:
         k=spec.k,
         parent_model_id=spec.backbone_model_id,
     )
-    return ctx.register(candidate)
+    manifest = ctx.register(candidate)
+    reporter.progress({"stage": "evaluating"}, force=True)
+    try:
+        record_evaluation(ctx=ctx, spec=spec, dataset=dataset, model_id=manifest.model_id)
+    except (DatasetError, S3Error, StorageError, ValueError) as exc:
+        # The model is registered: a comparison that cannot be made leaves it ungated-for, and
+        # the gate then refuses it for want of evidence, which the log explains.
+        reporter.log("warning", f"no evaluation recorded for {manifest.model_id}: {exc}")
+    return manifest

@@ -1,0 +1,132 @@
+"""A one_class candidate and the production model it would replace, scored on the same held-out
+evidence and recorded as an ``evaluations`` row: what the evaluation gate reads.
+
+The evidence is the fit's own split (same seed, same fraction): the held-out normal groups and
+the groups with labeled anomalies (confirmed events of a retrain), so the banks never saw it.
+Both models are loaded from the registry and score each group in capture order through
+``score_frames``, as inference would, each at its own threshold. Figures: frame AUROC and AUPR,
+and, with each group replayed as a camera where one frame at or above the threshold raises an
+alarm (reviewed evidence is often one frame per event), event recall and false alarms per hour
+of held-out normal footage (``vigil_shared.vision.event_metrics``). The frame rate is read from
+the frames' capture times (their median spacing), else ``DEFAULT_FPS``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from vigil_shared.datasets import DatasetManifest
+from vigil_shared.db.models import Evaluation
+from vigil_shared.event_lifecycle import LifecycleSettings
+from vigil_shared.schemas.assignments import GLOBAL_SCOPE
+from vigil_shared.schemas.one_class import OneClassSpec
+from vigil_shared.vision.event_metrics import evaluate
+from vigil_shared.vision.inferencer import load_frame_model
+from vigil_shared.vision.scoring import FrameModel
+from vigil_trainer.context import JobContext
+from vigil_trainer.one_class.clips import Clip, clips_of, read_frames, split_clips
+from vigil_trainer.production import load_production
+
+DEFAULT_FPS = 10.0
+ONE_FRAME_ALARM = LifecycleSettings(open_k=1, open_n=1, close_after=1)
+
+
+def record_evaluation(
+    *, ctx: JobContext, spec: OneClassSpec, dataset: DatasetManifest, model_id: str
+) -> Evaluation:
+    """Score the candidate and production on the fit's held-out groups and store the row."""
+    split = split_clips(clips_of(dataset), holdout_fraction=spec.holdout_fraction, seed=spec.seed)
+    clips = split.holdout + split.validation
+    fps = frame_rate(clips)
+    bucket = ctx.s3_settings.models_bucket
+    candidate = load_frame_model(ctx.s3, bucket=bucket, model_id=model_id, device=ctx.device)
+    cameras = dataset.camera_ids
+    production = load_production(
+        s3=ctx.s3, bucket=bucket, sessions=ctx.sessions, camera_ids=cameras, device=ctx.device
+    )
+    theirs = None
+    if production is not None and production.model is not None:
+        theirs = figures(ctx, production.model, clips, fps)
+    row = Evaluation(
+        model_id=model_id,
+        production_model_id=production.model_id if production and production.model else None,
+        scope=production.scope if production else (cameras[0] if len(cameras) == 1 else "*"),
+        camera_ids=cameras,
+        dataset_name=dataset.name,
+        dataset_version=dataset.version,
+        job_id=ctx.job_id,
+        groups=[c.group for c in clips],
+        metrics=figures(ctx, candidate, clips, fps),
+        production_metrics=theirs,
+        detail=evidence(clips, fps) | unavailable(production),
+    )
+    with ctx.sessions.begin() as session:
+        session.add(row)
+    ctx.reporter.log("info", f"evaluation {row.id}: {row.metrics} against {theirs}")
+    return row
+
+
+def figures(
+    ctx: JobContext, model: FrameModel, clips: Sequence[Clip], fps: float
+) -> dict[str, Any]:
+    """The model's figures on the clips, at its own threshold."""
+    scores = {c.group: _scores(ctx, model, c) for c in clips}
+    labels = {c.group: torch.tensor(c.abnormal) for c in clips}
+    threshold = model.manifest.threshold
+    report = evaluate(scores, labels, threshold=threshold, fps=fps, settings=ONE_FRAME_ALARM)
+    frames, events = report["frames"], report["events"]
+    return {
+        "auroc": frames["auroc"],
+        "aupr": frames["aupr"],
+        "event_recall": events["recall"],
+        "false_alarms_per_hour": events["false_alarms_per_hour"],
+        "false_alarms": events["false_alarms"],
+        "threshold": threshold,
+    }
+
+
+def _scores(ctx: JobContext, model: FrameModel, clip: Clip) -> torch.Tensor:
+    out: list[float] = []
+    for frames in read_frames(ctx.s3, ctx.s3_settings.datasets_bucket, clip, chunk=ctx.batch_size):
+        out.extend(s.score for s in model.score_frames([clip.group] * len(frames), frames))
+    model.forget(clip.group)
+    scores = torch.tensor(out, dtype=torch.float64)
+    finite = scores[torch.isfinite(scores)]
+    floor = float(finite.min()) if finite.numel() else 0.0
+    return torch.nan_to_num(scores, nan=floor, posinf=floor, neginf=floor)
+
+
+def frame_rate(clips: Sequence[Clip]) -> float:
+    """Frames per second from the median spacing of consecutive capture times."""
+    gaps = [
+        (b.captured_at - a.captured_at).total_seconds()
+        for clip in clips
+        for a, b in zip(clip.items, clip.items[1:], strict=False)
+        if a.captured_at is not None and b.captured_at is not None
+    ]
+    spacing = statistics.median([g for g in gaps if g > 0] or [0.0])
+    return 1.0 / spacing if spacing > 0 else DEFAULT_FPS
+
+
+def evidence(clips: Sequence[Clip], fps: float) -> dict[str, Any]:
+    return {
+        "frames": sum(len(c.items) for c in clips),
+        "abnormal_frames": sum(sum(c.abnormal) for c in clips),
+        "groups": len(clips),
+        "fps": fps,
+        "alarm": "one frame at or above the model's threshold",
+    }
+
+
+def unavailable(production: Any) -> dict[str, Any]:
+    if production is None:
+        return {"production": f"no production model serves these cameras or {GLOBAL_SCOPE}"}
+    if production.model is None:
+        return {
+            "production": f"{production.model_id} could not be loaded: {production.unavailable}"
+        }
+    return {}

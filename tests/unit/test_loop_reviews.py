@@ -1,0 +1,53 @@
+"""The Ped2 loop's simulated reviewer and the retrain's evidence: events overlapping an anomaly
+are confirmed, others rejected; confirmed spans leave the footage; the frame rate is read from
+capture times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import torch
+
+from bench.ped2_loop import SplitClip, review_events, review_images
+from vigil_shared.datasets import DatasetItem
+from vigil_trainer.one_class.clips import Clip
+from vigil_trainer.one_class.evaluate import DEFAULT_FPS, frame_rate
+
+
+def clip(tmp_path: Path, labels: list[bool]) -> SplitClip:
+    paths = []
+    for index in range(len(labels)):
+        path = tmp_path / f"{index:03d}.jpg"
+        path.write_bytes(bytes([index]))
+        paths.append(path)
+    return SplitClip("Test009", paths, torch.tensor(labels), cut=len(labels))
+
+
+def test_events_on_an_anomaly_are_confirmed_and_the_others_rejected(tmp_path: Path) -> None:
+    labels = [False] * 10 + [True] * 10 + [False] * 10
+    scores = torch.zeros(30, dtype=torch.float64)
+    scores[2:6] = 5.0  # a false alarm
+    scores[12:16] = torch.tensor([5.0, 6.0, 9.0, 5.0], dtype=torch.float64)  # the anomaly
+    reviews = review_events(clip(tmp_path, labels), scores, threshold=1.0)
+    assert [(r.confirmed, r.peak) for r in reviews] == [(False, 2), (True, 14)]
+
+    images = review_images(clip(tmp_path, labels), reviews)
+    footage = [i for i in images if i.group == "Test009-review"]
+    confirmed = reviews[1]
+    assert all(not confirmed.first <= (i.sequence or 0) <= confirmed.last for i in footage)
+    assert len(footage) == 30 - (confirmed.last - confirmed.first + 1)
+    events = [(i.group, i.label, i.sequence) for i in images if i.group != "Test009-review"]
+    assert events == [("Test009-event-2", "normal", 2), ("Test009-event-12", "abnormal", 14)]
+
+
+def item(second: float | None) -> DatasetItem:
+    at = None if second is None else datetime(2026, 12, 1, tzinfo=UTC) + timedelta(seconds=second)
+    return DatasetItem(key="k", sha256="0" * 64, group="g", captured_at=at)
+
+
+def test_the_frame_rate_is_the_median_spacing_of_capture_times() -> None:
+    spaced = Clip("g", tuple(item(s) for s in (0, 0.5, 1.0, 1.5, 60)), (False,) * 5)
+    assert frame_rate([spaced]) == 2.0
+    undated = Clip("g", (item(None), item(None)), (False, False))
+    assert frame_rate([undated]) == DEFAULT_FPS
