@@ -96,11 +96,10 @@ def training_dataset(root: Path, clips: Sequence[str], s3_settings: S3Settings) 
     )
 
 
-def frame_model(fit: OneClassFit, spec: OneClassSpec, device: str) -> OneClassFrameModel:
-    """The registry path without the registry: safetensors bytes, a manifest, from_artifact."""
-    blob = fit.artifact
-    manifest = ModelManifest(
-        model_id="bench-ped2",
+def fit_manifest(fit: OneClassFit, spec: OneClassSpec, model_id: str) -> ModelManifest:
+    """The manifest a registry would store for ``fit`` (its artifact at the registry's key)."""
+    return ModelManifest(
+        model_id=model_id,
         name=spec.name,
         task="one_class",
         architecture="efficientnet_lite0+patch-knn+flow",
@@ -108,8 +107,8 @@ def frame_model(fit: OneClassFit, spec: OneClassSpec, device: str) -> OneClassFr
         preprocessing=fit.preprocessing,
         threshold=max(0.0, fit.threshold),
         k=spec.k,
-        artifact_key="models/bench-ped2/model.safetensors",
-        artifact_sha256=sha256_hex(blob),
+        artifact_key=ModelManifest.artifact_key_for(model_id),
+        artifact_sha256=sha256_hex(fit.artifact),
         dataset_sha256=fit.dataset_sha256,
         n_images=fit.n_images,
         spec=spec,
@@ -117,7 +116,12 @@ def frame_model(fit: OneClassFit, spec: OneClassSpec, device: str) -> OneClassFr
         code_version="bench",
         created_at=utc_now(),
     )
-    return RecordingModel.from_artifact(manifest, load_safetensors(blob), device)
+
+
+def frame_model(fit: OneClassFit, spec: OneClassSpec, device: str) -> OneClassFrameModel:
+    """The registry path without the registry: safetensors bytes, a manifest, from_artifact."""
+    manifest = fit_manifest(fit, spec, "bench-ped2")
+    return RecordingModel.from_artifact(manifest, load_safetensors(fit.artifact), device)
 
 
 @dataclass
