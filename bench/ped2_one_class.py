@@ -235,6 +235,30 @@ def fit_and_score(
     return fit, fit_s, results, time.perf_counter() - started
 
 
+def other_motion(
+    args: argparse.Namespace,
+    root: Path,
+    spec: OneClassSpec,
+    dataset: DatasetManifest,
+    test: Sequence[str],
+    labels: dict[str, torch.Tensor],
+) -> dict[str, Any]:
+    """The same fit and test with the other flow method, for comparing them in one run."""
+    assert spec.motion is not None
+    method = "lucas_kanade" if spec.motion.method == "farneback" else "farneback"
+    other = spec.model_copy(update={"motion": spec.motion.model_copy(update={"method": method})})
+    _, fit_s, results, score_s = fit_and_score(args, root, other, dataset, test)
+    return {
+        "method": method,
+        "fit_s": round(fit_s, 1),
+        "score_frames_per_s": round(sum(len(r.scores) for r in results.values()) / score_s, 2),
+        "model": figures(
+            {c: torch.tensor(r.scores, dtype=torch.float64) for c, r in results.items()}, labels
+        ),
+        "motion_only": figures(stream(results, "motion"), labels),
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     root = ped2_root()
@@ -286,6 +310,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "fit_s": round(base_fit_s, 1),
             **figures(base_scores, labels),
         }
+    if args.compare_motion:
+        report["other_motion"] = other_motion(args, root, spec, dataset, test, labels)
     if args.scores:
         per_frame = {
             c: {"model": r.scores, "appearance": r.appearance, "motion": r.motion}
@@ -307,6 +333,11 @@ def main() -> None:
     parser.add_argument("--scores", type=Path, help="write per-frame stream scores here")
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the appearance-only baseline fit"
+    )
+    parser.add_argument(
+        "--compare-motion",
+        action="store_true",
+        help="fit and score again with the other flow method (farneback / lucas_kanade)",
     )
     args = parser.parse_args()
     emit(run(args), args.json)
