@@ -27,6 +27,7 @@ detector (patch kNN + motion) fitted on Ped2's training clips and loaded from th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import signal
@@ -287,6 +288,9 @@ def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", choices=MODELS, default="warmup")
     parser.add_argument("--train-clips", type=int, default=16, help="one_class: Ped2 clips")
+    parser.add_argument(
+        "--spec", help="one_class: JSON overrides of the OneClassSpec, e.g. '{\"k\": 3}'"
+    )
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--frames", type=int, default=400)
     parser.add_argument("--seconds", type=float, default=30)
@@ -307,7 +311,11 @@ def main() -> None:
         os.environ["VIGIL_INFERENCE_DEVICE"] = args.device
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = (
-        one_class_on_ped2(train_clips=args.train_clips, device=device)
+        one_class_on_ped2(
+            train_clips=args.train_clips,
+            device=device,
+            overrides=json.loads(args.spec) if args.spec else None,
+        )
         if args.model == "one_class"
         else StreamModel("warmup")
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from bench.ped2_one_class import fit_manifest, ped2_root, training_dataset
 from vigil_shared.datasets import DatasetRef
@@ -27,19 +28,24 @@ class StreamModel:
     name: str
     model_id: str | None = None
     fit_s: float | None = None
+    spec: dict[str, Any] | None = None  # the one_class spec's overrides, if any
 
     def environment(self) -> dict[str, str]:
         return {"VIGIL_INFERENCE_MODEL_ID": self.model_id} if self.model_id else {}
 
 
-def one_class_on_ped2(*, train_clips: int, device: str) -> StreamModel:
-    """Fit one_class (the default spec) on the first ``train_clips`` Ped2 training clips and
-    register its artifact and manifest in the models bucket; the fit is timed."""
+def one_class_on_ped2(
+    *, train_clips: int, device: str, overrides: dict[str, Any] | None = None
+) -> StreamModel:
+    """Fit one_class (the default spec, with ``overrides``) on the first ``train_clips`` Ped2
+    training clips and register its artifact and manifest in the models bucket; the fit is
+    timed."""
     s3_settings = S3Settings()
     clips = tuple(f"Train{i:03d}" for i in range(1, train_clips + 1))
     dataset = training_dataset(ped2_root(), clips, s3_settings)
     spec = OneClassSpec.model_validate(
         {"name": "ped2", "dataset": DatasetRef(name=dataset.name, version=dataset.version)}
+        | (overrides or {})
     )
     s3 = make_s3_client(s3_settings)
     started = time.perf_counter()
@@ -61,4 +67,4 @@ def one_class_on_ped2(*, train_clips: int, device: str) -> StreamModel:
     put_bytes(s3, bucket, manifest.artifact_key, fit.artifact, "application/octet-stream")
     body = manifest.model_dump_json(by_alias=True).encode()
     put_bytes(s3, bucket, ModelManifest.manifest_key(model_id), body, "application/json")
-    return StreamModel("one_class", model_id, round(fit_s, 1))
+    return StreamModel("one_class", model_id, round(fit_s, 1), overrides)
