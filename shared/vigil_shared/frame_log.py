@@ -11,6 +11,7 @@ read neither joins nor disturbs a consumer group, and commits nothing.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from kafka import KafkaConsumer, TopicPartition
@@ -39,7 +40,59 @@ def camera_frames(
     deadline_s: float,
 ) -> list[Frame]:
     """The camera's frames captured in [start, end], oldest first (by capture time, then
-    sequence); empty when the topic no longer holds the range."""
+    sequence); empty when the topic no longer holds the range. ``FrameLogError`` past
+    ``deadline_s``."""
+    frames = list(
+        stream_camera_frames(
+            consumer=consumer,
+            topic=topic,
+            camera_id=camera_id,
+            start=start,
+            end=end,
+            deadline=time.monotonic() + deadline_s,
+        )
+    )
+    frames.sort(key=lambda f: (f[0].captured_at, f[0].seq))
+    return frames
+
+
+def stream_camera_frames(
+    *,
+    consumer: KafkaConsumer,
+    topic: str,
+    camera_id: str,
+    start: datetime,
+    end: datetime,
+    deadline: float | None = None,
+) -> Iterator[Frame]:
+    """The camera's frames captured in [start, end] in the topic's order (a camera's frames
+    share a key, so a partition, in the order ingest sent them), one poll at a time: memory
+    stays bounded however long the range. ``FrameLogError`` once ``time.monotonic()`` passes
+    ``deadline`` (None: no limit)."""
+    pending, ends = _seek(consumer, topic, start)
+    key = camera_id.encode()
+    stop_after = millis(end + SEND_DELAY_SLACK)
+    while pending:
+        if deadline is not None and time.monotonic() > deadline:
+            raise FrameLogError("reading the frames topic took too long; ask for a shorter range")
+        for tp, records in consumer.poll(timeout_ms=500).items():
+            for record in records:
+                if record.offset + 1 >= ends[tp] or record.timestamp > stop_after:
+                    pending.discard(tp)
+                if record.key != key or record.offset >= ends[tp]:
+                    continue
+                headers = FrameHeaders.from_kafka_headers(record.headers)
+                if start <= headers.captured_at <= end and record.value:
+                    yield headers, record.value
+            if tp not in pending:
+                consumer.pause(tp)
+
+
+def _seek(
+    consumer: KafkaConsumer, topic: str, start: datetime
+) -> tuple[set[TopicPartition], dict[TopicPartition, int]]:
+    """Assign every partition and seek each to the first record sent at ``start`` or later;
+    the partitions that hold such a record, and every partition's end."""
     partitions = [
         TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
     ]
@@ -57,45 +110,7 @@ def camera_frames(
         if found is not None and found.offset < ends[tp]:
             consumer.seek(tp, found.offset)
             pending.add(tp)
-    frames = _read_range(
-        consumer,
-        pending=pending,
-        ends=ends,
-        key=camera_id.encode(),
-        span=(start, end),
-        deadline=time.monotonic() + deadline_s,
-    )
-    frames.sort(key=lambda f: (f[0].captured_at, f[0].seq))
-    return frames
-
-
-def _read_range(
-    consumer: KafkaConsumer,
-    *,
-    pending: set[TopicPartition],
-    ends: dict[TopicPartition, int],
-    key: bytes,
-    span: tuple[datetime, datetime],
-    deadline: float,
-) -> list[Frame]:
-    frames: list[Frame] = []
-    start, end = span
-    stop_after = millis(end + SEND_DELAY_SLACK)
-    while pending:
-        if time.monotonic() > deadline:
-            raise FrameLogError("reading the frames topic took too long; ask for a shorter range")
-        for tp, records in consumer.poll(timeout_ms=500).items():
-            for record in records:
-                if record.offset + 1 >= ends[tp] or record.timestamp > stop_after:
-                    pending.discard(tp)
-                if record.key != key or record.offset >= ends[tp]:
-                    continue
-                headers = FrameHeaders.from_kafka_headers(record.headers)
-                if start <= headers.captured_at <= end and record.value:
-                    frames.append((headers, record.value))
-            if tp not in pending:
-                consumer.pause(tp)
-    return frames
+    return pending, ends
 
 
 def millis(at: datetime) -> int:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vigil_shared.db.models import Event, Model
 from vigil_shared.db.replay_models import Replay, ReplayEvent
 from vigil_shared.event_lifecycle import CameraLifecycle, LifecycleSettings, Observation, Transition
-from vigil_shared.frame_log import Frame, FrameLogError, camera_frames
+from vigil_shared.frame_log import Frame, FrameLogError, stream_camera_frames
 from vigil_shared.kafka import ensure_topics, make_consumer, make_producer
 from vigil_shared.replay import ReplayStatus, Span, compare, replay_event_id, retention_note
 from vigil_shared.schemas.events import EventPhase, ModelRef, message_id_for
@@ -40,7 +41,6 @@ from vigil_shared.vision.scoring import FrameModel
 from vigil_trainer.context import TrainerContext
 
 log = logging.getLogger("vigil_trainer")
-READ_DEADLINE_S = 600.0
 # What the user can fix (a model gone from the registry, a range too long to read, a broker
 # away): the replay fails with the message, without a traceback.
 INPUT_ERRORS = (FrameLogError, S3Error, StorageError, KafkaError, LookupError)
@@ -130,16 +130,16 @@ def _replay(ctx: TrainerContext, kafka: KafkaSettings, scope: ReplayScope) -> di
     frames = 0
     try:
         for camera_id in scope.camera_ids:
-            retained = camera_frames(
+            retained = stream_camera_frames(
                 consumer=consumer,
                 topic=topics.frames,
                 camera_id=camera_id,
                 start=scope.start,
                 end=scope.end,
-                deadline_s=READ_DEADLINE_S,
             )
-            frames += len(retained)
-            replay_camera(model, retained, batch_size=ctx.batch_size, device=ctx.device, sink=sink)
+            frames += replay_camera(
+                model, retained, batch_size=ctx.batch_size, device=ctx.device, sink=sink
+            )
         producer.flush()
     finally:
         consumer.close()
@@ -152,23 +152,30 @@ def _replay(ctx: TrainerContext, kafka: KafkaSettings, scope: ReplayScope) -> di
 
 
 def replay_camera(
-    model: FrameModel, frames: Sequence[Frame], *, batch_size: int, device: str, sink: ReplaySink
-) -> None:
-    """One camera's frames, in capture order, through the model and a fresh lifecycle; an
-    event still open at the range's end ends at its last hot frame."""
+    model: FrameModel, frames: Iterable[Frame], *, batch_size: int, device: str, sink: ReplaySink
+) -> int:
+    """One camera's frames, in the order ingest sent them, through the model and a fresh
+    lifecycle, a batch at a time; an event still open at the range's end ends at its last hot
+    frame. How many frames were read."""
     lifecycle = CameraLifecycle(LifecycleSettings())
     ref = ModelRef(id=model.manifest.model_id, kind="registry")
-    for offset, batch in _batches(frames, batch_size):
-        for observation in _score(model, batch, ref=ref, first_offset=offset, device=device):
+    read = 0
+    for batch in batched(frames, batch_size):
+        for observation in _score(model, batch, ref=ref, first_offset=read, device=device):
             sink.publish(lifecycle.observe(observation, received_at=0.0))
+        read += len(batch)
+        camera_id = batch[0][0].camera_id
     sink.publish(lifecycle.end())
-    if frames:
-        model.forget(frames[0][0].camera_id)
+    if read:
+        model.forget(camera_id)
+    return read
 
 
-def _batches(frames: Sequence[Frame], size: int) -> Iterator[tuple[int, Sequence[Frame]]]:
-    for start in range(0, len(frames), size):
-        yield start, frames[start : start + size]
+def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    """Lists of ``size`` frames (the last one shorter), drawn as they come."""
+    it = iter(frames)
+    while batch := list(islice(it, size)):
+        yield batch
 
 
 def _score(
