@@ -130,6 +130,9 @@ def test_a_replay_raises_namespaced_deterministic_events_and_reports(
     with sessions() as session:
         rows = session.scalar(select(func.count()).select_from(ReplayEvent))
     assert rows == len(ids)
+    timeline = api.get(f"/api/v1/cameras/{camera_id}/loop").json()["steps"]
+    replayed = [step["ref"] for step in timeline if step["kind"] == "replay"]
+    assert sorted(replayed) == sorted([replay["id"], again["id"]])
 
 
 def test_bad_replays_are_refused_and_an_unretained_range_says_why(
