@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
+from typing import Protocol, TypeVar
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -41,6 +42,7 @@ from vigil_shared.vision.scoring import FrameModel
 from vigil_trainer.context import TrainerContext
 
 log = logging.getLogger("vigil_trainer")
+T = TypeVar("T")
 # What the user can fix (a model gone from the registry, a range too long to read, a broker
 # away): the replay fails with the message, without a traceback.
 INPUT_ERRORS = (FrameLogError, S3Error, StorageError, KafkaError, LookupError)
@@ -151,8 +153,17 @@ def _replay(ctx: TrainerContext, kafka: KafkaSettings, scope: ReplayScope) -> di
     return {**report, "retention_hours": kafka.frames_retention_hours, "note": note}
 
 
+class TransitionSink(Protocol):
+    def publish(self, transitions: Sequence[Transition]) -> None: ...
+
+
 def replay_camera(
-    model: FrameModel, frames: Iterable[Frame], *, batch_size: int, device: str, sink: ReplaySink
+    model: FrameModel,
+    frames: Iterable[Frame],
+    *,
+    batch_size: int,
+    device: str,
+    sink: TransitionSink,
 ) -> int:
     """One camera's frames, in the order ingest sent them, through the model and a fresh
     lifecycle, a batch at a time; an event still open at the range's end ends at its last hot
@@ -171,9 +182,9 @@ def replay_camera(
     return read
 
 
-def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
-    """Lists of ``size`` frames (the last one shorter), drawn as they come."""
-    it = iter(frames)
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of ``size`` items (the last one shorter), drawn as they come."""
+    it = iter(items)
     while batch := list(islice(it, size)):
         yield batch
 
