@@ -14,7 +14,7 @@ from minio import Minio
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.factories import add_events, add_rows, make_camera, make_event, make_model
+from tests.factories import add_events, add_model, add_rows, make_camera, make_event, make_model
 from tests.integration.conftest import StartService
 from tests.integration.one_class_scene import Scene, publish_scenes, store_scene_model
 from tests.support import ServiceProcess, read_topic, wait_until
@@ -171,4 +171,11 @@ def test_bad_replays_are_refused_and_an_unretained_range_says_why(
     assert replay["status"] == "succeeded", replay["error"]
     assert replay["report"]["frames_scored"] == 0
     assert "24 h" in replay["report"]["note"]
-    assert [r["id"] for r in api.get("/api/v1/replays").json()] == [replay["id"]]
+    # A registry row whose artifact is gone: the replay fails and says why.
+    missing = add_model(sessions)
+    broken = api.post("/api/v1/replays", json=body | {"model_id": missing})
+    failed = finished(api, broken.json()["id"], worker)
+    assert failed["status"] == "failed", failed
+    assert failed["error"] and not failed["error"].startswith("internal error"), failed
+    listed = [r["id"] for r in api.get("/api/v1/replays").json()]
+    assert listed == [failed["id"], replay["id"]]
