@@ -22,6 +22,7 @@ from vigil_api.domain.replays import (
     submit_replay,
 )
 from vigil_shared.db.replay_models import Replay, ReplayEvent
+from vigil_shared.schemas.assignments import ModelId
 from vigil_shared.schemas.frames import CameraId
 
 router = APIRouter(prefix="/api/v1/replays", tags=["replays"])
@@ -81,7 +82,7 @@ class ReplayIn(BaseModel):
         },
     )
 
-    model_id: str = Field(min_length=1, max_length=128)
+    model_id: ModelId
     camera_ids: list[CameraId] = Field(min_length=1, max_length=100)
     start: AwareDatetime
     end: AwareDatetime
