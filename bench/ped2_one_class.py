@@ -96,11 +96,10 @@ def training_dataset(root: Path, clips: Sequence[str], s3_settings: S3Settings) 
     )
 
 
-def frame_model(fit: OneClassFit, spec: OneClassSpec, device: str) -> OneClassFrameModel:
-    """The registry path without the registry: safetensors bytes, a manifest, from_artifact."""
-    blob = fit.artifact
-    manifest = ModelManifest(
-        model_id="bench-ped2",
+def fit_manifest(fit: OneClassFit, spec: OneClassSpec, model_id: str) -> ModelManifest:
+    """The manifest a registry would store for ``fit`` (its artifact at the registry's key)."""
+    return ModelManifest(
+        model_id=model_id,
         name=spec.name,
         task="one_class",
         architecture="efficientnet_lite0+patch-knn+flow",
@@ -108,8 +107,8 @@ def frame_model(fit: OneClassFit, spec: OneClassSpec, device: str) -> OneClassFr
         preprocessing=fit.preprocessing,
         threshold=max(0.0, fit.threshold),
         k=spec.k,
-        artifact_key="models/bench-ped2/model.safetensors",
-        artifact_sha256=sha256_hex(blob),
+        artifact_key=ModelManifest.artifact_key_for(model_id),
+        artifact_sha256=sha256_hex(fit.artifact),
         dataset_sha256=fit.dataset_sha256,
         n_images=fit.n_images,
         spec=spec,
@@ -117,7 +116,12 @@ def frame_model(fit: OneClassFit, spec: OneClassSpec, device: str) -> OneClassFr
         code_version="bench",
         created_at=utc_now(),
     )
-    return RecordingModel.from_artifact(manifest, load_safetensors(blob), device)
+
+
+def frame_model(fit: OneClassFit, spec: OneClassSpec, device: str) -> OneClassFrameModel:
+    """The registry path without the registry: safetensors bytes, a manifest, from_artifact."""
+    manifest = fit_manifest(fit, spec, "bench-ped2")
+    return RecordingModel.from_artifact(manifest, load_safetensors(fit.artifact), device)
 
 
 @dataclass
@@ -231,6 +235,30 @@ def fit_and_score(
     return fit, fit_s, results, time.perf_counter() - started
 
 
+def other_motion(
+    args: argparse.Namespace,
+    root: Path,
+    spec: OneClassSpec,
+    dataset: DatasetManifest,
+    test: Sequence[str],
+    labels: dict[str, torch.Tensor],
+) -> dict[str, Any]:
+    """The same fit and test with the other flow method, for comparing them in one run."""
+    assert spec.motion is not None
+    method = "lucas_kanade" if spec.motion.method == "farneback" else "farneback"
+    other = spec.model_copy(update={"motion": spec.motion.model_copy(update={"method": method})})
+    _, fit_s, results, score_s = fit_and_score(args, root, other, dataset, test)
+    return {
+        "method": method,
+        "fit_s": round(fit_s, 1),
+        "score_frames_per_s": round(sum(len(r.scores) for r in results.values()) / score_s, 2),
+        "model": figures(
+            {c: torch.tensor(r.scores, dtype=torch.float64) for c, r in results.items()}, labels
+        ),
+        "motion_only": figures(stream(results, "motion"), labels),
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     root = ped2_root()
@@ -282,6 +310,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "fit_s": round(base_fit_s, 1),
             **figures(base_scores, labels),
         }
+    if args.compare_motion:
+        report["other_motion"] = other_motion(args, root, spec, dataset, test, labels)
     if args.scores:
         per_frame = {
             c: {"model": r.scores, "appearance": r.appearance, "motion": r.motion}
@@ -303,6 +333,11 @@ def main() -> None:
     parser.add_argument("--scores", type=Path, help="write per-frame stream scores here")
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the appearance-only baseline fit"
+    )
+    parser.add_argument(
+        "--compare-motion",
+        action="store_true",
+        help="fit and score again with the other flow method (farneback / lucas_kanade)",
     )
     args = parser.parse_args()
     emit(run(args), args.json)

@@ -7,22 +7,27 @@ naive one scores one frame at a time (decode on the CPU, one flush and one commi
 one scoring thread, torch's default threads), Vigil micro-batches and scores a batch's cameras
 on several threads.
 
-    python bench/stream.py --frames 400 --seconds 30 --json bench/results/stream-cpu.json
+    python -m bench.stream --frames 400 --seconds 30 --json bench/results/stream-cpu.json
+    python -m bench.stream --model one_class --json bench/results/stream-cpu-one-class.json
 
-Throughput: a backlog of Ped2 frames (360x240 JPEG, 4 cameras) is scored as fast as the worker
-can, counted by the worker's own Prometheus metrics from its first scored batch (model load and
+Throughput: a backlog of Ped2 frames (360x240 JPEG, ``--cameras`` cameras, each its own run of
+consecutive test frames, as a camera sends them) is scored as fast as the worker can, counted
+by the worker's own Prometheus metrics from its first scored batch (model load and
 group join excluded) to its last frame.
-Latency: after the worker has scored its warm-up frames, 4 cameras x 5 fps are published in
+Latency: after the worker has scored its warm-up frames, the cameras publish 5 fps each in
 real time; every scored frame causes event messages (threshold 0, events of one frame: most
 frames a start or an end), and p50/p99 are over ``detected_at - captured_at`` of every message.
 Snapshots are off: with every frame an event they would measure S3 uploads, which a real
 stream makes only at an event's start and new peaks. Scoring is the warm-up model
-(EfficientNet-Lite0 embedding + kNN) at ``--image-size``.
+(EfficientNet-Lite0 embedding + kNN) at ``--image-size``, or with ``--model one_class`` the
+detector (patch kNN + motion) fitted on Ped2's training clips and loaded from the registry bucket
+(``bench/stream_models.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import signal
@@ -42,12 +47,12 @@ import torch
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.report import emit
+from bench.stream_models import MODELS, StreamModel, one_class_on_ped2
 from vigil_shared.kafka import ensure_topics, make_consumer, make_producer
 from vigil_shared.schemas.events import EventMessage
 from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.settings import KafkaSettings, default_datasets_dir
 
-CAMERAS = 4
 WARMUP = 2  # frames per camera that form its warm-up bank (no events)
 
 
@@ -104,29 +109,38 @@ def fresh_namespace() -> KafkaSettings:
     return kafka
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What every measurement of a run shares: the frames, the cameras, the model."""
+
+    frames: list[bytes]
+    cameras: int
+    model: StreamModel
+
+    def frame(self, camera: int, seq: int) -> bytes:
+        """Camera ``camera``'s ``seq``-th frame: each camera its own run of consecutive frames,
+        so that a model's motion stream sees what a camera sends."""
+        return self.frames[(camera * len(self.frames) // self.cameras + seq) % len(self.frames)]
+
+
 def publish(
-    kafka: KafkaSettings,
-    frames: list[bytes],
-    *,
-    count: int,
-    fps: float | None = None,
-    first_seq: int = 0,
+    kafka: KafkaSettings, setup: Setup, *, count: int, fps: float | None = None, first_seq: int = 0
 ) -> None:
     """``count`` frames round-robin over the cameras; paced at ``fps`` per camera when given."""
     producer = make_producer(kafka, linger_ms=0)
     start = time.monotonic()
     for sent in range(count):
         if fps is not None:
-            time.sleep(max(0.0, start + (sent // CAMERAS) / fps - time.monotonic()))
-        camera = f"cam{sent % CAMERAS}"
-        seq = first_seq + sent // CAMERAS
+            time.sleep(max(0.0, start + (sent // setup.cameras) / fps - time.monotonic()))
+        camera = sent % setup.cameras
+        seq = first_seq + sent // setup.cameras
         headers = FrameHeaders(
-            camera_id=camera, seq=seq, captured_at=datetime.now(UTC), width=360, height=240
+            camera_id=f"cam{camera}", seq=seq, captured_at=datetime.now(UTC), width=360, height=240
         )
         producer.send(
             kafka.topics.frames,
-            key=camera.encode(),
-            value=frames[(seq * CAMERAS + sent % CAMERAS) % len(frames)],
+            key=f"cam{camera}".encode(),
+            value=setup.frame(camera, seq),
             headers=headers.to_kafka_headers(),
         )
     producer.flush()
@@ -179,11 +193,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_worker(mode: Mode, *, group_id: str | None = None) -> Worker:
-    """A worker process in a consumer group of its own, or in ``group_id`` (shared by several)."""
+def start_worker(
+    mode: Mode, *, group_id: str | None = None, model: StreamModel | None = None
+) -> Worker:
+    """A worker process in a consumer group of its own, or in ``group_id`` (shared by several),
+    scoring with ``model`` (the warm-up model when None)."""
     port = free_port()
     env = {
         **os.environ,
+        **(model.environment() if model else {}),
         "VIGIL_LOG_LEVEL": "WARNING",
         "VIGIL_INFERENCE_GROUP_ID": group_id or f"bench-{uuid.uuid4().hex[:6]}",
         "VIGIL_INFERENCE_METRICS_PORT": str(port),
@@ -221,30 +239,31 @@ def latencies_ms(kafka: KafkaSettings) -> list[float]:
     return out
 
 
-def throughput(mode: Mode, frames: list[bytes]) -> Result:
+def throughput(mode: Mode, setup: Setup) -> Result:
     kafka = fresh_namespace()
-    publish(kafka, frames, count=len(frames))
-    worker = start_worker(mode)
+    publish(kafka, setup, count=len(setup.frames))
+    worker = start_worker(mode, model=setup.model)
     try:
         # The clock starts at the first scored batch: model load and group join are excluded.
         start, first = worker.wait_scored(1)
-        end, scored = worker.wait_scored(len(frames))
+        end, scored = worker.wait_scored(len(setup.frames))
     finally:
         worker.stop()
     return Result.of(mode, scored - first, end - start)
 
 
-def latency(mode: Mode, frames: list[bytes], seconds: float) -> Result:
+def latency(mode: Mode, setup: Setup, seconds: float) -> Result:
     kafka = fresh_namespace()
-    worker = start_worker(mode)
+    worker = start_worker(mode, model=setup.model)
+    warmup = setup.cameras * WARMUP
     try:
         # Warm-up frames first, scored before the cameras start: the model is loaded and the
         # group joined, so latency measures the pipeline.
-        publish(kafka, frames, count=CAMERAS * WARMUP)
-        worker.wait_scored(CAMERAS * WARMUP)
-        count = int(seconds * 5) * CAMERAS
-        publish(kafka, frames, count=count, fps=5.0, first_seq=WARMUP)
-        worker.wait_scored(CAMERAS * WARMUP + count, timeout_s=120)
+        publish(kafka, setup, count=warmup)
+        worker.wait_scored(warmup)
+        count = int(seconds * 5) * setup.cameras
+        publish(kafka, setup, count=count, fps=5.0, first_seq=WARMUP)
+        worker.wait_scored(warmup + count, timeout_s=120)
         values = latencies_ms(kafka)
     finally:
         worker.stop()
@@ -265,31 +284,57 @@ def machine(image_size: int, load_before: float) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", choices=MODELS, default="warmup")
+    parser.add_argument("--train-clips", type=int, default=16, help="one_class: Ped2 clips")
+    parser.add_argument(
+        "--spec", help="one_class: JSON overrides of the OneClassSpec, e.g. '{\"k\": 3}'"
+    )
+    parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--frames", type=int, default=400)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--image-size", type=int, default=224, help="the warm-up model's")
     parser.add_argument(
         "--scoring-threads", type=int, help="Vigil's scoring threads (default: the worker's)"
     )
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: the worker's")
     parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
     os.environ["VIGIL_INFERENCE_WARMUP_IMAGE_SIZE"] = str(args.image_size)
-    cores = len(os.sched_getaffinity(0))
-    naive = Mode("naive (1 frame, CPU decode)", 1, 1, None)
+    if args.device:
+        os.environ["VIGIL_INFERENCE_DEVICE"] = args.device
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = (
+        one_class_on_ped2(
+            train_clips=args.train_clips,
+            device=device,
+            overrides=json.loads(args.spec) if args.spec else None,
+        )
+        if args.model == "one_class"
+        else StreamModel("warmup")
+    )
+    on_cuda = device == "cuda"
+    cores = 1 if on_cuda else len(os.sched_getaffinity(0))
+    naive = Mode(f"naive (1 frame, {'GPU' if on_cuda else 'CPU'} decode)", 1, 1, None)
     vigil = Mode("vigil micro-batched", args.batch_size, args.scoring_threads or cores, 1)
-    frames = ped2_frames(args.frames)
+    setup = Setup(ped2_frames(args.frames), args.cameras, model)
     load_before = os.getloadavg()
     results = [
-        throughput(naive, frames),
-        throughput(vigil, frames),
-        latency(naive, frames, args.seconds),
-        latency(vigil, frames, args.seconds),
+        throughput(naive, setup),
+        throughput(vigil, setup),
+        latency(naive, setup, args.seconds),
+        latency(vigil, setup, args.seconds),
     ]
     report = {
         "machine": machine(args.image_size, load_before[0]),
+        "model": asdict(model),
+        "cameras": args.cameras,
         "results": [asdict(r) for r in results],
     }
     emit(report, args.json)

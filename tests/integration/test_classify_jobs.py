@@ -17,7 +17,7 @@ from tests.factories import add_job, labeled_dataset, send_job
 from tests.integration.conftest import StartService
 from tests.support import ServiceProcess, wait_until
 from vigil_shared.datasets import DatasetManifest
-from vigil_shared.db.models import Job, JobLog, Model
+from vigil_shared.db.models import Evaluation, Job, JobLog, Model
 from vigil_shared.schemas.jobs import JobStatus
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.settings import CommonSettings
@@ -101,6 +101,10 @@ def test_classify_job_registers_a_candidate_that_inference_can_load(
         assert model is not None
         assert (model.stage, model.task) == ("candidate", "classify")
         assert (model.dataset_name, model.dataset_version) == (dataset.name, dataset.version)
+        # What the evaluation gate reads: no production model, the held-out group's figures.
+        (evaluated,) = session.scalars(select(Evaluation).where(Evaluation.job_id == job_id))
+        assert evaluated.model_id == model.id and evaluated.production_model_id is None
+        assert evaluated.groups == ["clip3"] and set(evaluated.metrics) <= {"auroc", "aupr"}
     bucket = settings.s3.models_bucket
     manifest = ModelManifest.model_validate_json(get_bytes(s3, bucket, model.manifest_key))
     assert manifest.classes == ("intrusion", "normal")

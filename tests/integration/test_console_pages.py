@@ -113,6 +113,32 @@ def test_models_compare_promote_and_what_a_viewer_is_offered(
     assert 'id="promote"' in api.get(f"/console/ui/models/{b}").text
 
 
+def test_the_gate_refuses_in_place_and_an_admin_overrides_with_a_reason(
+    api: TestClient, sessions: sessionmaker[Session], s3: Minio
+) -> None:
+    old = add_stored_model(sessions, s3, metrics={"auroc": 0.9})
+    candidate = add_stored_model(sessions, s3, metrics={"auroc": 0.8})
+    camera = make_camera()
+    add_rows(sessions, [camera])
+    assert api.post(f"/console/ui/models/{old}/promote", data={"cameras": camera.id}).is_success
+    policy = {"auroc_tolerance": 0.01, "recall_tolerance": 0.0}
+    assert api.put(f"/api/v1/gate-policies/{camera.id}", json=policy).status_code == 200
+    view = api.get(f"/console/ui/models/{candidate}").text
+    assert 'id="run-gate"' in view and 'id="override-reason"' in view  # an admin's key
+    checked = api.post(f"/console/ui/models/{candidate}/gate", data={"cameras": camera.id})
+    assert checked.status_code == 200 and "no gate decision" not in checked.text
+    refused = api.post(f"/console/ui/models/{candidate}/promote", data={"cameras": camera.id})
+    assert refused.status_code == 409 and "override" in refused.text
+    forced = api.post(
+        f"/console/ui/models/{candidate}/promote",
+        data={"cameras": camera.id, "override_reason": "glare fix, checked by hand"},
+    )
+    assert forced.status_code == 200 and "promote: done" in forced.text
+    (latest, *_) = api.get("/api/v1/stage-changes", params={"scope": camera.id}).json()
+    assert latest["model_id"] == candidate
+    assert latest["reason"].startswith("gate override: glare fix, checked by hand")
+
+
 def test_job_form_follows_the_spec_schema_and_problems_show_in_place(api: TestClient) -> None:
     form = api.get("/console/ui/jobs/form").text
     assert 'name="dataset.name"' in form and 'name="target_fpr"' in form

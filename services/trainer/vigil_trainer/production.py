@@ -1,6 +1,7 @@
 """The production model a new model would replace: the one serving a dataset's cameras, found
 in the assignments and loaded through the inference path, or why it could not be. Every kind
-compares its candidate with it on the candidate's held-out evidence.
+compares its candidate with it on the candidate's held-out evidence, and stores the comparison
+as an ``evaluations`` row (``store_evaluation``), which the API's evaluation gate reads.
 
 The scope is the dataset's camera when it has exactly one and that camera has its own
 production model, otherwise the global default (``*``).
@@ -9,14 +10,17 @@ production model, otherwise the global default (``*``).
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from minio import Minio
 from minio.error import S3Error
 from sqlalchemy.orm import Session, sessionmaker
 
-from vigil_shared.db.models import ModelAssignmentRow
+from vigil_shared.datasets import DatasetManifest
+from vigil_shared.db.models import Evaluation, ModelAssignmentRow
 from vigil_shared.storage import StorageError
 from vigil_shared.vision.inferencer import load_frame_model
 from vigil_shared.vision.scoring import FrameModel
@@ -67,3 +71,43 @@ def load_production(
         log.warning("production model %s cannot be compared: %s", model_id, exc)
         return Production(scope=scope, model_id=model_id, model=None, unavailable=str(exc))
     return Production(scope=scope, model_id=model_id, model=model)
+
+
+@dataclass(frozen=True)
+class Compared:
+    """A candidate's figures and production's (None: none to compare with) on ``groups``."""
+
+    groups: Sequence[str]
+    metrics: dict[str, Any]
+    production: Production | None
+    production_metrics: dict[str, Any] | None
+    detail: dict[str, Any]
+
+
+def store_evaluation(
+    *,
+    sessions: sessionmaker[Session],
+    job_id: uuid.UUID,
+    model_id: str,
+    dataset: DatasetManifest,
+    compared: Compared,
+) -> Evaluation:
+    """The comparison as an ``evaluations`` row; production counts only when it was scored."""
+    production, cameras = compared.production, dataset.camera_ids
+    scored = production is not None and compared.production_metrics is not None
+    row = Evaluation(
+        model_id=model_id,
+        production_model_id=production.model_id if scored and production else None,
+        scope=production.scope if production else (cameras[0] if len(cameras) == 1 else "*"),
+        camera_ids=cameras,
+        dataset_name=dataset.name,
+        dataset_version=dataset.version,
+        job_id=job_id,
+        groups=list(compared.groups),
+        metrics=compared.metrics,
+        production_metrics=compared.production_metrics if scored else None,
+        detail=compared.detail,
+    )
+    with sessions.begin() as session:
+        session.add(row)
+    return row

@@ -60,8 +60,15 @@ class AppearanceSpec(_Part):
 
 
 class MotionSpec(_Part):
-    """Farneback flow between consecutive frames of a group, mean magnitude per grid cell."""
+    """Dense optical flow between consecutive frames of a group, mean magnitude per grid cell.
 
+    ``farneback`` is OpenCV's (CPU, one frame pair at a time); ``lucas_kanade`` is pyramidal
+    Lucas-Kanade in torch (``vision.torch_flow``): batched, on the model's device. The pyramid
+    levels, window and iterations mean the same for both."""
+
+    method: Literal["farneback", "lucas_kanade"] = Field(
+        default="farneback", description="How flow is computed (see the class docstring)."
+    )
     weight: float = Field(default=0.8, ge=0, le=1, description="Fusion weight; 0 turns it off.")
     flow_height: int = Field(default=240, ge=32, le=1080, description="Frames are resized to it.")
     flow_width: int = Field(default=360, ge=32, le=1920)

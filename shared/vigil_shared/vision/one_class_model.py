@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,14 +27,7 @@ from vigil_shared.schemas.manifests import ModelManifest, Preprocessing
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.vision.backbones import load_efficientnet_lite0
 from vigil_shared.vision.efficientnet_lite import fused_for_inference
-from vigil_shared.vision.motion import (
-    FlowParams,
-    Gray,
-    cell_magnitude,
-    optical_flow,
-    persistent,
-    to_gray,
-)
+from vigil_shared.vision.motion_stream import MotionStream
 from vigil_shared.vision.patches import PatchFeatureExtractor
 from vigil_shared.vision.preprocess import to_batch
 from vigil_shared.vision.scoring import FrameScore
@@ -62,41 +55,29 @@ class StreamScores:
     motion_map: torch.Tensor | None  # (N, rows, cols)
 
 
-@dataclass
-class _CameraState:
-    """What a camera's next frame needs: the previous frame (flow size, grayscale), the last
-    few cell-motion maps (persistence window) and the last few scores (smoothing window)."""
-
-    previous: Gray | None = None
-    motion: deque[torch.Tensor] = field(default_factory=deque)
-    recent: deque[float] = field(default_factory=deque)
-
-
-def flow_params(spec: OneClassSpec) -> FlowParams:
-    motion = spec.motion
-    if motion is None:
-        return FlowParams()
-    return FlowParams(
-        height=motion.flow_height,
-        width=motion.flow_width,
-        levels=motion.levels,
-        winsize=motion.winsize,
-        iterations=motion.iterations,
-    )
-
-
 def topk_mean(maps: torch.Tensor, k: int) -> torch.Tensor:
     flat = maps.flatten(1)
     return flat.topk(min(k, flat.shape[1]), dim=1).values.mean(dim=1)
 
 
-def knn_distance(queries: torch.Tensor, bank: torch.Tensor, k: int) -> torch.Tensor:
-    """Mean distance of each (M, D) query to its ``k`` nearest rows of the (B, D) bank."""
+def knn_distance(
+    queries: torch.Tensor, bank: torch.Tensor, k: int, *, half: bool = False
+) -> torch.Tensor:
+    """Mean distance of each (M, D) query to its ``k`` nearest rows of the (B, D) bank: per
+    chunk of queries one matrix product (``|q|^2 - 2 q.b + |b|^2``), which bounds memory at
+    ``_QUERY_CHUNK`` x B distances. ``half`` takes the product in float16 (summed in float32 on
+    CUDA): half the bank's memory traffic; norms and the sum stay float32, so a distance moves
+    by about 1e-3 of the norms (``OneClassScorer.half_bank`` says when it is used)."""
     k = min(k, bank.shape[0])
-    out = [
-        torch.cdist(chunk, bank).topk(k, dim=1, largest=False).values.mean(dim=1)
-        for chunk in torch.split(queries, _QUERY_CHUNK)
-    ]
+    bank32 = bank.float()
+    bank_sq = bank32.pow(2).sum(dim=1)
+    operand = bank32.half() if half else bank32
+    out = []
+    for chunk in torch.split(queries.float(), _QUERY_CHUNK):
+        cross = (chunk.to(operand.dtype) @ operand.T).float()
+        squared = chunk.pow(2).sum(dim=1, keepdim=True) - 2.0 * cross + bank_sq
+        nearest = squared.topk(k, dim=1, largest=False).values
+        out.append(nearest.clamp_min_(0).sqrt_().mean(dim=1))
     return torch.cat(out) if out else queries.new_empty(0)
 
 
@@ -116,15 +97,20 @@ class OneClassScorer:
         extractor: PatchFeatureExtractor | None,
         tensors: dict[str, torch.Tensor],
         device: str,
+        half_bank: bool | None = None,
     ) -> None:
         self.spec = spec
         self.device = device
+        # fp16 kNN products where they are fast (tensor cores) and have been checked to keep
+        # the ranking (tests/unit/test_one_class_knn.py, and on CUDA tests marked gpu); float32
+        # on a CPU, whose fp16 matrix products are slow.
+        self.half_bank = device.startswith("cuda") if half_bank is None else half_bank
         self.preprocessing = preprocessing
         self.threshold = threshold
         self.extractor = extractor
-        self.flow = flow_params(spec)
         self.tensors = {name: t.to(device) for name, t in tensors.items()}
-        self._cameras: dict[str, _CameraState] = {}
+        self.motion = MotionStream(spec.motion, device) if spec.motion is not None else None
+        self._recent: dict[str, deque[float]] = {}  # the smoothing window's last scores
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
         """The artifact: every bank and statistic, contiguous on the CPU, for safetensors."""
@@ -158,7 +144,9 @@ class OneClassScorer:
         return out
 
     def forget(self, camera_id: str) -> None:
-        self._cameras.pop(camera_id, None)
+        self._recent.pop(camera_id, None)
+        if self.motion is not None:
+            self.motion.forget(camera_id)
 
     # --- streams ------------------------------------------------------------------------------
 
@@ -174,8 +162,8 @@ class OneClassScorer:
             appearance_map = self._appearance_maps(images)
             appearance = topk_mean(appearance_map, self.spec.appearance.top_k)
         motion, motion_map = nan.clone(), None
-        if self.spec.motion is not None and self.spec.motion.weight > 0:
-            motion, motion_map = self._motion(camera_ids, images)
+        if self.motion is not None and self.motion.spec.weight > 0:
+            motion, motion_map = self.motion(camera_ids, images)
         return StreamScores(appearance, appearance_map, motion, motion_map)
 
     def _appearance_maps(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -184,34 +172,9 @@ class OneClassScorer:
         features = self.extractor(batch)
         n, dim, h, w = features.shape
         flat = features.permute(0, 2, 3, 1).reshape(-1, dim)
-        distances = knn_distance(flat, self.tensors[APPEARANCE_BANK], self.spec.k)
+        bank = self.tensors[APPEARANCE_BANK]
+        distances = knn_distance(flat, bank, self.spec.k, half=self.half_bank)
         return distances.reshape(n, h, w).float().cpu()
-
-    def _motion(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flow against each camera's previous frame, in arrival order (several frames of one
-        camera in a batch included); a camera's first frame gets NaN and a zero map."""
-        assert self.spec.motion is not None
-        motion = self.spec.motion
-        grid = (motion.grid_rows, motion.grid_cols)
-        scores = torch.full((len(images),), float("nan"))
-        maps = torch.zeros((len(images), *grid))
-        for index, (camera_id, image) in enumerate(zip(camera_ids, images, strict=True)):
-            state = self._cameras.setdefault(camera_id, _CameraState())
-            gray = to_gray(image, self.flow)
-            previous, state.previous = state.previous, gray
-            if previous is None:
-                continue
-            flow = torch.from_numpy(optical_flow(previous, gray, self.flow))
-            current = cell_magnitude(flow.unsqueeze(0), grid)
-            history = torch.stack(list(state.motion)) if state.motion else None
-            maps[index] = persistent(current, window=motion.persistence, history=history)[0]
-            scores[index] = topk_mean(maps[index : index + 1], motion.top_k)[0]
-            state.motion.append(current[0])
-            while len(state.motion) >= motion.persistence:
-                state.motion.popleft()
-        return scores, maps
 
     # --- fusion -------------------------------------------------------------------------------
 
@@ -252,11 +215,11 @@ class OneClassScorer:
         window = self.spec.smoothing_window
         if window == 1:
             return score
-        state = self._cameras.setdefault(camera_id, _CameraState())
-        state.recent.append(score)
-        while len(state.recent) > window:
-            state.recent.popleft()
-        return sum(state.recent) / len(state.recent)
+        recent = self._recent.setdefault(camera_id, deque())
+        recent.append(score)
+        while len(recent) > window:
+            recent.popleft()
+        return sum(recent) / len(recent)
 
 
 def check_tensors(spec: OneClassSpec, tensors: dict[str, torch.Tensor]) -> None:

@@ -13,7 +13,7 @@ from vigil_api.console.render import PrincipalDep, render
 
 router = APIRouter(prefix="/console/ui/models", include_in_schema=False)
 LINEAGE_DEPTH = 10
-ACTIONS = {"promote", "shadow"}
+ACTIONS = {"promote", "shadow", "gate"}
 
 
 @router.get("", response_class=HTMLResponse)
@@ -96,14 +96,21 @@ async def change_stage(
     principal: PrincipalDep,
     cameras: Annotated[str, Form()] = "",
     stop: Annotated[bool, Form()] = False,
+    override_reason: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
-    """Promote or shadow in the scope given (cameras, or global when empty); the API decides
-    who may and answers the gate's refusal as a problem shown in place."""
+    """Promote, shadow or run the gate in the scope given (cameras, or global when empty); the
+    API decides who may and answers the gate's refusal as a problem shown in place. An admin's
+    override reason goes with a promotion as the API's ``override`` (kept in the history)."""
     if action not in ACTIONS:
         raise ApiProblemError(404, "Not Found", f"no model action {action!r}")
-    body: dict[str, Any] = {"scope": _scope(cameras)}
+    scope = _scope(cameras)
+    body: dict[str, Any] = {"scope": scope}
     if action == "shadow":
         body["stop"] = stop
+    if action == "gate" and isinstance(scope, list):  # the gate judges one scope at a time
+        body["scope"] = scope[0] if len(scope) == 1 else "global"
+    if action == "promote" and override_reason.strip():
+        body["override"] = {"reason": override_reason.strip()}
     await api.send("POST", f"/api/v1/models/{model_id}/{action}", body)
     response = await model_detail(request, model_id, api, principal, note=f"{action}: done")
     response.headers["HX-Trigger"] = "models-changed"

@@ -145,7 +145,9 @@ class CameraLoopOut(BaseModel):
     steps: list[LoopStep]
 
 
-@router.get("/shadow-reports", response_model=list[ShadowReportOut])
+@router.get(
+    "/shadow-reports", response_model=list[ShadowReportOut], responses=problems.responses(404)
+)
 def list_shadow_reports(
     session: SessionDep,
     principal: ViewerDep,
@@ -155,6 +157,8 @@ def list_shadow_reports(
     """The latest shadow reports, of one camera or of every camera the key sees."""
     query = select(ShadowReport).order_by(ShadowReport.created_at.desc(), ShadowReport.id)
     if camera_id is not None:
+        if not principal.can_see(camera_id):  # what a missing camera says: no hint it exists
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"camera {camera_id} does not exist")
         query = query.where(ShadowReport.camera_id == camera_id)
     if principal.camera_ids is not None:
         query = query.where(ShadowReport.camera_id.in_(sorted(principal.camera_ids)))
@@ -184,6 +188,6 @@ def get_camera_loop(
     """The camera's loop, oldest first: reviews, dataset versions, jobs, shadow reports,
     promotions, rollbacks and why."""
     if not principal.can_see(camera_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"camera {camera_id} not found")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"camera {camera_id} does not exist")
     steps = camera_loop(session=session, camera_id=camera_id, limit=limit)
     return CameraLoopOut(camera_id=camera_id, steps=[LoopStep.model_validate(s) for s in steps])

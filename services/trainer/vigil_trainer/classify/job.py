@@ -8,6 +8,8 @@ on the same held-out groups (``registry_fusion``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from vigil_shared.datasets import DatasetManifest
@@ -18,13 +20,14 @@ from vigil_shared.vision.catalog import architecture
 from vigil_shared.vision.inferencer import read_artifact, read_manifest
 from vigil_shared.vision.score_metrics import best_f1_threshold
 from vigil_trainer.classify.checkpoint import S3CheckpointStore
-from vigil_trainer.classify.compare import compare_with_production
+from vigil_trainer.classify.compare import COMPARED, compare_with_production
 from vigil_trainer.classify.data import ClassifyData, load_classify_data
 from vigil_trainer.classify.engine import FitHooks
 from vigil_trainer.classify.evaluate import anomaly_scores, evaluation
 from vigil_trainer.classify.registry_fusion import run_registry_fusion
 from vigil_trainer.classify.tuning import TunedModel, fit_tuned
 from vigil_trainer.context import JobContext
+from vigil_trainer.production import Compared, Production, store_evaluation
 from vigil_trainer.registry import Candidate
 from vigil_trainer.weights import PretrainedWeights, resolve_weights
 
@@ -170,4 +173,43 @@ def run(*, ctx: JobContext, spec: ClassifySpec) -> ModelManifest:
     result = fit(ctx, spec=spec, data=data, weights=weights)
     reporter.progress({"stage": "registering"}, force=True)
     chosen = candidate(ctx, spec=spec, dataset=dataset, data=data, result=result, weights=weights)
-    return ctx.register(chosen)
+    manifest = ctx.register(chosen)
+    record_comparison(ctx, model_id=manifest.model_id, dataset=dataset, chosen=chosen, data=data)
+    return manifest
+
+
+def record_comparison(
+    ctx: JobContext,
+    *,
+    model_id: str,
+    dataset: DatasetManifest,
+    chosen: Candidate,
+    data: ClassifyData,
+) -> None:
+    """The manifest's production comparison as an ``evaluations`` row (AUROC and AUPR of the
+    anomaly score on the held-out groups; a classifier has no event figures here)."""
+    comparison = chosen.comparison
+    ours = {k: chosen.metrics[k] for k in COMPARED if k in chosen.metrics}
+    theirs = None
+    if comparison is not None and comparison.unavailable is None:
+        theirs = dict(comparison.metrics)
+    production = None
+    if comparison is not None:
+        production = Production(scope=comparison.scope, model_id=comparison.model_id, model=None)
+    detail: dict[str, Any] = {"frames": len(data.val_index)}
+    if comparison is not None and comparison.unavailable is not None:
+        detail["production"] = comparison.unavailable
+    compared = Compared(
+        groups=data.val_groups,
+        metrics=ours,
+        production=production,
+        production_metrics=theirs,
+        detail=detail,
+    )
+    store_evaluation(
+        sessions=ctx.sessions,
+        job_id=ctx.job_id,
+        model_id=model_id,
+        dataset=dataset,
+        compared=compared,
+    )

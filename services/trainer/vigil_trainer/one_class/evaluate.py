@@ -29,7 +29,7 @@ from vigil_shared.vision.inferencer import load_frame_model
 from vigil_shared.vision.scoring import FrameModel
 from vigil_trainer.context import JobContext
 from vigil_trainer.one_class.clips import Clip, clips_of, read_frames, split_clips
-from vigil_trainer.production import load_production
+from vigil_trainer.production import Compared, load_production, store_evaluation
 
 DEFAULT_FPS = 10.0
 ONE_FRAME_ALARM = LifecycleSettings(open_k=1, open_n=1, close_after=1)
@@ -51,21 +51,20 @@ def record_evaluation(
     theirs = None
     if production is not None and production.model is not None:
         theirs = figures(ctx, production.model, clips, fps)
-    row = Evaluation(
-        model_id=model_id,
-        production_model_id=production.model_id if production and production.model else None,
-        scope=production.scope if production else (cameras[0] if len(cameras) == 1 else "*"),
-        camera_ids=cameras,
-        dataset_name=dataset.name,
-        dataset_version=dataset.version,
-        job_id=ctx.job_id,
+    compared = Compared(
         groups=[c.group for c in clips],
         metrics=figures(ctx, candidate, clips, fps),
+        production=production,
         production_metrics=theirs,
         detail=evidence(clips, fps) | unavailable(production),
     )
-    with ctx.sessions.begin() as session:
-        session.add(row)
+    row = store_evaluation(
+        sessions=ctx.sessions,
+        job_id=ctx.job_id,
+        model_id=model_id,
+        dataset=dataset,
+        compared=compared,
+    )
     ctx.reporter.log("info", f"evaluation {row.id}: {row.metrics} against {theirs}")
     return row
 

@@ -1,0 +1,151 @@
+"""The one_class model's motion stream over batches: per-camera state, flow, cell maps.
+
+A batch holds frames of many cameras, several of one camera included. Each frame's flow is
+taken against its camera's frame before it (earlier in the batch, or the last one of an earlier
+batch, kept on the model's device), so all flows of a batch are computed together: one batched
+call with ``lucas_kanade`` (torch, on the model's device: on CUDA no frame leaves the GPU), or
+pair by pair with ``farneback`` (OpenCV, on the CPU). Persistence then runs per camera in arrival
+order over the small cell maps.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional
+
+from vigil_shared.schemas.one_class import MotionSpec
+from vigil_shared.vision.motion import FlowParams, cell_magnitude, optical_flow, persistent
+from vigil_shared.vision.torch_flow import lucas_kanade
+
+_FLOW_CHUNK = 8  # frame pairs per lucas_kanade call: bounds the memory of a large batch
+
+
+@dataclass
+class _CameraMotion:
+    previous: torch.Tensor | None = None  # (H, W) float grey at flow size, on the device
+    maps: deque[torch.Tensor] = field(default_factory=deque)  # the last few (rows, cols) maps
+
+
+def flow_params(motion: MotionSpec | None) -> FlowParams:
+    if motion is None:
+        return FlowParams()
+    return FlowParams(
+        height=motion.flow_height,
+        width=motion.flow_width,
+        levels=motion.levels,
+        winsize=motion.winsize,
+        iterations=motion.iterations,
+    )
+
+
+def gray_frames(images: Sequence[torch.Tensor], params: FlowParams, device: str) -> torch.Tensor:
+    """uint8 (C, H, W) frames to (N, height, width) float grey levels on ``device``, each
+    rounded to a whole grey level (what Farneback's uint8 input holds); frames of one size are
+    converted together."""
+    out = torch.empty((len(images), params.height, params.width), device=device)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(images):
+        by_shape.setdefault(tuple(image.shape), []).append(index)
+    for indices in by_shape.values():
+        batch = torch.stack([images[i] for i in indices]).to(device, torch.float32)
+        gray = batch.mean(dim=1, keepdim=True) if batch.shape[1] != 1 else batch
+        if tuple(gray.shape[-2:]) != (params.height, params.width):
+            gray = functional.interpolate(
+                gray,
+                size=(params.height, params.width),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
+        out[indices] = gray[:, 0].round().clamp_(0, 255)
+    return out
+
+
+class MotionStream:
+    """Cell-motion maps of a batch, and each camera's state between batches."""
+
+    def __init__(self, spec: MotionSpec, device: str) -> None:
+        self.spec = spec
+        self.device = device
+        self.params = flow_params(spec)
+        self._cameras: dict[str, _CameraMotion] = {}
+
+    def forget(self, camera_id: str) -> None:
+        self._cameras.pop(camera_id, None)
+
+    def __call__(
+        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N,) raw motion scores and (N, rows, cols) maps, on the CPU; a camera's first frame
+        gets NaN and a zero map."""
+        grid = (self.spec.grid_rows, self.spec.grid_cols)
+        grays = gray_frames(images, self.params, self.device)
+        pairs, previous = self._pairs(camera_ids, grays)
+        cells = torch.zeros((len(images), *grid))
+        if pairs:
+            index = torch.tensor(pairs)
+            cells[index] = self._cell_motion(torch.stack(previous), grays[index], grid)
+        scores = torch.full((len(images),), float("nan"))
+        maps = torch.zeros((len(images), *grid))
+        for i in pairs:
+            state = self._cameras[camera_ids[i]]
+            history = torch.stack(list(state.maps)) if state.maps else None
+            maps[i] = persistent(cells[i : i + 1], window=self.spec.persistence, history=history)[0]
+            flat = maps[i].flatten()
+            scores[i] = flat.topk(min(self.spec.top_k, flat.numel())).values.mean()
+            state.maps.append(cells[i])
+            while len(state.maps) >= self.spec.persistence:
+                state.maps.popleft()
+        return scores, maps
+
+    def _pairs(
+        self, camera_ids: Sequence[str], grays: torch.Tensor
+    ) -> tuple[list[int], list[torch.Tensor]]:
+        """Frames with a frame before them, and those frames; each camera's state then holds
+        its last frame of the batch."""
+        pairs: list[int] = []
+        previous: list[torch.Tensor] = []
+        for index, camera_id in enumerate(camera_ids):
+            state = self._cameras.setdefault(camera_id, _CameraMotion())
+            if state.previous is not None:
+                pairs.append(index)
+                previous.append(state.previous)
+            state.previous = grays[index]
+        for camera_id in set(camera_ids):  # a copy, not a view that keeps the batch alive
+            state = self._cameras[camera_id]
+            state.previous = None if state.previous is None else state.previous.clone()
+        return pairs, previous
+
+    def _cell_motion(
+        self, previous: torch.Tensor, current: torch.Tensor, grid: tuple[int, int]
+    ) -> torch.Tensor:
+        params = self.params
+        if self.spec.method == "farneback":
+            flows = torch.stack(
+                [
+                    torch.from_numpy(optical_flow(_uint8(a), _uint8(b), params))
+                    for a, b in zip(previous, current, strict=True)
+                ]
+            )
+            return cell_magnitude(flows, grid)
+        maps = [
+            cell_magnitude(
+                lucas_kanade(
+                    a, b, levels=params.levels, winsize=params.winsize, iterations=params.iterations
+                ),
+                grid,
+            )
+            for a, b in zip(
+                torch.split(previous, _FLOW_CHUNK), torch.split(current, _FLOW_CHUNK), strict=True
+            )
+        ]
+        return torch.cat(maps).cpu()
+
+
+def _uint8(gray: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(gray.to("cpu", torch.uint8).numpy())
