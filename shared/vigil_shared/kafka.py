@@ -255,6 +255,7 @@ def topic_configs(settings: KafkaSettings) -> dict[str, dict[str, str]]:
         topics.model_assignments: COMPACTED,
         topics.scoring_status: COMPACTED,
         topics.shadow_scores: events,  # a shadow report reads them back within its span
+        topics.replay_events: events,
     }
 
 

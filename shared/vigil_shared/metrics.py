@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from vigil_shared.health import Readiness, ready, serve_app
 
-if TYPE_CHECKING:  # the trainer serves metrics too, and its image has no Kafka client
+if TYPE_CHECKING:  # the trainer serves metrics too, without a consumer to watch
     from kafka import KafkaConsumer
 
 log = logging.getLogger(__name__)

@@ -12,3 +12,6 @@ TASK_QUEUE: Final = "vigil.training"
 
 RUN_JOB_TASK: Final = "vigil.trainer.run_job"
 """Runs one job: keyword ``job_id`` (the ``jobs`` row's id, also the Celery task id)."""
+
+RUN_REPLAY_TASK: Final = "vigil.trainer.run_replay"
+"""Runs one replay: keyword ``replay_id`` (the ``replays`` row's id); on the same queue."""

@@ -35,6 +35,10 @@ SCORING_STATUS: Final = "vigil.scoring-status.v1"
 SHADOW_SCORES: Final = "vigil.shadow-scores.v1"
 """Each frame a shadow model scored, with production's score (``schemas.shadow_scores``)."""
 
+REPLAY_EVENTS: Final = "vigil.replay.events.v2"
+"""Events a replay job's model would have raised on retained frames (``schemas.events``, the
+live events' schema), keyed by camera id; never mixed with ``EVENTS``."""
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -46,6 +50,7 @@ class Topics:
     model_assignments: str = MODEL_ASSIGNMENTS
     scoring_status: str = SCORING_STATUS
     shadow_scores: str = SHADOW_SCORES
+    replay_events: str = REPLAY_EVENTS
 
     @classmethod
     def in_namespace(cls, namespace: str) -> Topics:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import torch
@@ -24,8 +24,11 @@ from PIL import Image, ImageDraw
 from safetensors.torch import save as save_safetensors
 
 from vigil_shared.datasets import DatasetRef
+from vigil_shared.kafka import make_producer
+from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.schemas.one_class import AppearanceSpec, MotionSpec, OneClassSpec
+from vigil_shared.settings import KafkaSettings
 from vigil_shared.storage import put_bytes, sha256_hex
 from vigil_shared.vision.backbones import LITE0_PREPROCESSING, load_efficientnet_lite0
 from vigil_shared.vision.efficientnet_lite import fused_for_inference
@@ -173,3 +176,29 @@ def store_scene_model(s3: Minio, bucket: str) -> str:
     body = manifest.model_dump_json(by_alias=True).encode()
     put_bytes(s3, bucket, ModelManifest.manifest_key(model_id), body, "application/json")
     return model_id
+
+
+def publish_scenes(
+    kafka: KafkaSettings, topic: str, cameras: dict[str, Scene], *, steps: int, start: datetime
+) -> None:
+    """The cameras' frames interleaved on partition 0, 10 frames a second of capture time from
+    ``start``."""
+    producer = make_producer(kafka)
+    for step in range(steps):
+        for camera_id, scene in cameras.items():
+            headers = FrameHeaders(
+                camera_id=camera_id,
+                seq=step,
+                captured_at=start + timedelta(seconds=step / 10),
+                width=WIDTH,
+                height=HEIGHT,
+            )
+            producer.send(
+                topic,
+                key=camera_id.encode(),
+                value=scene.jpeg(step),
+                headers=headers.to_kafka_headers(),
+                partition=0,
+            )
+    producer.flush()
+    producer.close()

@@ -44,6 +44,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SHOTS = REPO_ROOT / ".test-artifacts" / "console"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 TIMEOUT_MS = 60_000
+# Assertions wait as long as actions: under CI's load an event crosses Kafka and the API's
+# SSE stream in more than expect's default 5 s.
+expect.set_options(timeout=TIMEOUT_MS)
 # ReDoc's bundle always asks for its sidebar logo from its CDN and hides the image when that
 # fails (an <img> with onError): the one outside request allowed to fail, and it is aborted.
 HIDES_ITSELF_OFFLINE = {"https://cdn.redoc.ly/redoc/logo-mini.svg"}

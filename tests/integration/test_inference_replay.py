@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import timedelta
 
 import pytest
 from minio import Minio
@@ -20,12 +19,10 @@ from minio import Minio
 from tests.factories import T0
 from tests.integration.conftest import StartService
 from tests.integration.event_reference import EventLog, ExpectedEvent, expected_events
-from tests.integration.one_class_scene import HEIGHT, WIDTH, Scene, store_scene_model
+from tests.integration.one_class_scene import Scene, publish_scenes, store_scene_model
 from tests.support import ServiceProcess, read_topic, wait_until
 from vigil_shared.event_lifecycle import LifecycleSettings
-from vigil_shared.kafka import make_producer
 from vigil_shared.schemas.events import EventPhase
-from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.settings import CommonSettings, KafkaSettings
 from vigil_shared.topics import Topics
 from vigil_shared.vision.inferencer import load_frame_model
@@ -34,29 +31,6 @@ pytestmark = pytest.mark.slow
 STEPS = 200
 LIFECYCLE = LifecycleSettings(silence_s=6.0)
 KILLS = 2
-
-
-def publish(kafka: KafkaSettings, topic: str, cameras: dict[str, Scene]) -> None:
-    """The cameras' frames interleaved on partition 0, 10 frames a second of capture time."""
-    producer = make_producer(kafka)
-    for step in range(STEPS):
-        for camera_id, scene in cameras.items():
-            headers = FrameHeaders(
-                camera_id=camera_id,
-                seq=step,
-                captured_at=T0 + timedelta(seconds=step / 10),
-                width=WIDTH,
-                height=HEIGHT,
-            )
-            producer.send(
-                topic,
-                key=camera_id.encode(),
-                value=scene.jpeg(step),
-                headers=headers.to_kafka_headers(),
-                partition=0,
-            )
-    producer.flush()
-    producer.close()
 
 
 def test_a_killed_worker_rebuilds_the_same_events_with_a_motion_model(
@@ -70,7 +44,7 @@ def test_a_killed_worker_rebuilds_the_same_events_with_a_motion_model(
     run = uuid.uuid4().hex[:8]
     # The second camera's cyclists come half-way through the first's: events overlap.
     cameras = {f"a-{run}": Scene(0, first=30), f"b-{run}": Scene(1, first=45)}
-    publish(kafka_settings, topics.frames, cameras)
+    publish_scenes(kafka_settings, topics.frames, cameras, steps=STEPS, start=T0)
     env = {
         "VIGIL_INFERENCE_GROUP_ID": f"inference-{run}",
         "VIGIL_KAFKA_GROUP_INSTANCE_ID": f"inference-{run}",  # static: back at once

@@ -75,7 +75,8 @@ def read_all(
 def reports(sessions: sessionmaker[Session]) -> list[tuple[uuid.UUID, int, int]]:
     with sessions() as session:
         query = select(ShadowReport.id, ShadowReport.first_offset, ShadowReport.frames)
-        return sorted((rid, offset, frames) for rid, offset, frames in session.execute(query))
+        rows = session.execute(query)
+        return sorted(((rid, offset, frames) for rid, offset, frames in rows), key=lambda r: r[1])
 
 
 def test_each_span_is_reported_once_and_the_commit_waits_for_an_open_span(

@@ -179,7 +179,9 @@ def test_the_check_sees_imports_inside_functions() -> None:
     """The trainer's worker is imported inside ``run_worker``: Celery must still be found."""
     assert third_party_imports("trainer")["celery"].startswith("vigil_trainer")
     assert "httpx" in third_party_imports("ingest")  # what the ingest image once lacked
-    assert "kafka" not in third_party_imports("trainer")  # TYPE_CHECKING imports do not count
+    # TYPE_CHECKING imports do not count: the API's loop runs the event lifecycle, which names
+    # torch only for typing.
+    assert "torch" not in third_party_imports("api")
 
 
 def test_dockerignore_keeps_secrets_and_caches_out_of_images() -> None:

@@ -45,6 +45,7 @@ from vigil_api.routes import (
     live_loop,
     model_stages,
     registry,
+    replays,
     retrain,
 )
 from vigil_shared.db.engine import make_engine, make_session_factory
@@ -167,6 +168,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         keys,
         deletions,
         live_loop,
+        replays,
     ):
         # Every other route needs a valid key, even one that forgets to ask for a role.
         app.include_router(

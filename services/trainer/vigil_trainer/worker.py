@@ -13,11 +13,12 @@ from celery import Celery, Task
 
 from vigil_shared.db.engine import make_engine, make_session_factory
 from vigil_shared.logging import bind
-from vigil_shared.queues import RUN_JOB_TASK, TASK_QUEUE
+from vigil_shared.queues import RUN_JOB_TASK, RUN_REPLAY_TASK, TASK_QUEUE
 from vigil_shared.storage import ensure_buckets, make_s3_client
 from vigil_shared.vision.device import pick_device
 from vigil_trainer.context import TrainerContext
 from vigil_trainer.jobs import JobBusyError, run_job
+from vigil_trainer.replay import run_replay
 from vigil_trainer.settings import TrainerSettings
 
 
@@ -81,5 +82,11 @@ def create_app(settings: TrainerSettings) -> Celery:
                     exc=exc, countdown=self.settings.lease_s, max_retries=None
                 ) from exc
         return {"job_id": job_id, "model_id": model_id}
+
+    @app.task(name=RUN_REPLAY_TASK, base=JobTask, bind=True)
+    def run_replay_task(self: JobTask, replay_id: str) -> dict[str, Any]:
+        with bind(replay_id=replay_id):
+            run_replay(self.context, self.settings.common.kafka, uuid.UUID(replay_id))
+        return {"replay_id": replay_id}
 
     return app

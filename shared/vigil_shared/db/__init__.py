@@ -5,3 +5,4 @@ database) knows all of them whichever module a process imports first.
 """
 
 from vigil_shared.db import loop_models as loop_models
+from vigil_shared.db import replay_models as replay_models

@@ -1,7 +1,8 @@
 """A camera's loop as one timeline: who reviewed which event, which dataset versions hold its
 footage, which jobs made its models, how they were evaluated against production and what the
 evaluation gate decided, what the shadow reports said, which promotions and
-rollbacks changed its scoring and why, and how each rollback watch ended.
+rollbacks changed its scoring and why, how each rollback watch ended, and what replays of its
+retained frames found.
 
 Stage changes of the global scope (``*``) count for every camera without its own assignment,
 so they are part of each camera's timeline.
@@ -25,6 +26,7 @@ from vigil_shared.db.models import (
     Job,
     ModelStageChange,
 )
+from vigil_shared.db.replay_models import Replay
 from vigil_shared.schemas.assignments import GLOBAL_SCOPE
 
 
@@ -60,6 +62,7 @@ def camera_loop(*, session: Session, camera_id: str, limit: int) -> list[Step]:
         *(_report_step(r) for r in reports),
         *(_change_step(c) for c in changes),
         *_watches(session, scopes),
+        *_replays(session, camera_id),
     ]
     steps.sort(key=lambda s: s.at)
     return steps[-limit:]
@@ -114,6 +117,25 @@ def _jobs(session: Session, model_ids: set[str]) -> list[Step]:
             detail={"model_id": j.model_id},
         )
         for j in session.scalars(query)
+    ]
+
+
+def _replays(session: Session, camera_id: str) -> list[Step]:
+    """Replays of the camera's retained frames: what the model would have raised against
+    production, once finished (docs/live-loop.md, "Replay")."""
+    query = select(Replay).where(Replay.camera_ids.contains([camera_id]))
+    return [
+        Step(
+            at=r.finished_at or r.created_at,
+            kind="replay",
+            summary=f"replay of {r.range_from.isoformat()} to {r.range_to.isoformat()} with "
+            f"{r.model_id} {r.status}: {r.report.get('replay_events', 0)} events against "
+            f"production's {r.report.get('production_events', 0)}",
+            actor=r.created_by,
+            ref=str(r.id),
+            detail={"model_id": r.model_id, "error": r.error, "report": r.report},
+        )
+        for r in session.scalars(query)
     ]
 
 

@@ -8,13 +8,11 @@ return ``NewImage``s for ``vigil_shared.datasets.write_dataset``, which stores t
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from kafka import KafkaConsumer
 from minio import Minio
 from minio.error import S3Error
 from sqlalchemy import select
@@ -28,13 +26,10 @@ from vigil_shared.dataset_groups import (
 )
 from vigil_shared.datasets import LABEL_PATTERN, NewImage
 from vigil_shared.db.models import Event
+from vigil_shared.frame_log import FrameLogError, camera_frames
 from vigil_shared.schemas.events import snapshot_keys
-from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.storage import get_bytes
 
-# Kafka's record time is when ingest sent the frame, a little after its capture: read this far
-# past the range's end before concluding that no later frame of the range can follow.
-SEND_DELAY_SLACK = timedelta(seconds=30)
 READ_DEADLINE_S = 60.0
 ABNORMAL = "abnormal"
 LABEL = re.compile(LABEL_PATTERN)
@@ -66,25 +61,17 @@ def frames_from_topic(
     The consumer is outside any group: partitions are assigned by hand and sought by time, so
     the read neither joins nor disturbs a consumer group.
     """
-    partitions = [
-        TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
-    ]
-    if not partitions:
-        raise SourceError(f"the frames topic {topic} does not exist; is ingest running?")
-    consumer.assign(partitions)
     try:
-        starts = consumer.offsets_for_times({tp: _millis(wanted.start) for tp in partitions})
-        ends = consumer.end_offsets(partitions)
-    except KafkaError as exc:
-        raise SourceError(f"the frames topic could not be read by time ({exc}); retry") from exc
-    pending = set()
-    for tp in partitions:
-        found = starts.get(tp)
-        if found is not None and found.offset < ends[tp]:
-            consumer.seek(tp, found.offset)
-            pending.add(tp)
-    frames = _read_range(consumer, pending=pending, ends=ends, wanted=wanted)
-    frames.sort(key=lambda f: (f[0].captured_at, f[0].seq))
+        frames = camera_frames(
+            consumer=consumer,
+            topic=topic,
+            camera_id=wanted.camera_id,
+            start=wanted.start,
+            end=wanted.end,
+            deadline_s=READ_DEADLINE_S,
+        )
+    except FrameLogError as exc:
+        raise SourceError(str(exc)) from exc
     chosen = frames[:: wanted.every_n]
     if len(chosen) > max_frames:
         raise SourceError(
@@ -105,38 +92,6 @@ def frames_from_topic(
         for headers, data in chosen
     ]
     return group_by_time(images, gap_s=wanted.gap_s, segment_s=wanted.segment_s)
-
-
-def _read_range(
-    consumer: KafkaConsumer,
-    *,
-    pending: set[TopicPartition],
-    ends: dict[TopicPartition, int],
-    wanted: FrameRange,
-) -> list[tuple[FrameHeaders, bytes]]:
-    frames: list[tuple[FrameHeaders, bytes]] = []
-    key = wanted.camera_id.encode()
-    stop_after = _millis(wanted.end + SEND_DELAY_SLACK)
-    deadline = time.monotonic() + READ_DEADLINE_S
-    while pending:
-        if time.monotonic() > deadline:
-            raise SourceError("reading the frames topic took too long; ask for a shorter range")
-        for tp, records in consumer.poll(timeout_ms=500).items():
-            for record in records:
-                if record.offset + 1 >= ends[tp] or record.timestamp > stop_after:
-                    pending.discard(tp)
-                if record.key != key or record.offset >= ends[tp]:
-                    continue
-                headers = FrameHeaders.from_kafka_headers(record.headers)
-                if wanted.start <= headers.captured_at <= wanted.end and record.value:
-                    frames.append((headers, record.value))
-            if tp not in pending:
-                consumer.pause(tp)
-    return frames
-
-
-def _millis(at: datetime) -> int:
-    return max(0, int(at.timestamp() * 1000))  # Kafka has no time before the epoch
 
 
 @dataclass(frozen=True)

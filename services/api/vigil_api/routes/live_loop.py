@@ -128,7 +128,7 @@ class LoopStep(BaseModel):
     at: datetime
     kind: str = Field(
         description="review, dataset, job, evaluation, gate_decision, shadow_report, promote, "
-        "shadow, rollback, clear, rollback_watch."
+        "shadow, rollback, clear, rollback_watch, replay."
     )
     summary: str
     actor: str | None
