@@ -18,7 +18,6 @@ from vigil_trainer.one_class.fit import (
     MIN_LABELED_FRAMES,
     MIN_LABELED_GROUPS,
     enough_labels,
-    labels_set_threshold,
 )
 from vigil_trainer.one_class.footage import KnownEvent, event_marks, is_footage
 from vigil_trainer.one_class.trim import Marks, Trimmer, runs, trim_footage, trim_mask
@@ -162,9 +161,3 @@ def test_a_handful_of_reviewed_frames_does_not_set_the_threshold() -> None:
     assert not enough_labels(labeled(MIN_LABELED_GROUPS - 1, 100))
     per_group = -(-MIN_LABELED_FRAMES // MIN_LABELED_GROUPS)
     assert enough_labels(labeled(MIN_LABELED_GROUPS, per_group))
-
-
-def test_a_few_labels_may_raise_the_threshold_but_not_lower_it() -> None:
-    assert labels_set_threshold(2.23, 2.5, enough=False)  # rejected alarms above the normals'
-    assert not labels_set_threshold(2.23, 1.39, enough=False)  # Ped2's 8 reviewed peaks
-    assert labels_set_threshold(2.23, 1.39, enough=True)

@@ -46,15 +46,15 @@ from vigil_trainer.one_class.clips import Clip, ClipSplit, clips_of, read_frames
 
 Progress = Callable[[dict[str, Any]], None]
 
-# Labeled anomalies lower the threshold (best F1) below the held-out normals' (``target_fpr``)
+# Labeled anomalies set the threshold (best F1) instead of the held-out normals' (``target_fpr``)
 # only from this many frames in this many groups. The F1-best threshold sits just under the
-# lowest-scoring positives it keeps, so with a handful of frames (a retrain's reviewed peaks, one
-# per event) one frame moves it anywhere: 8 reviewed peaks on Ped2 dropped it from 2.23 to 1.39,
-# and a lower threshold costs false alarms that the held-out normals, thousands of frames, say
-# are too many. From 50 frames of 10 events, one frame is at most 2% of the recall it trades and
-# one event 10%. Fewer labels may still raise it (false alarms reviewers rejected scoring above
-# the normals' threshold): fewer alarms than ``target_fpr`` on normals, and F1 weighs the
-# confirmed frames that would fall under it against the rejected ones it clears.
+# lowest-scoring positives it keeps, or just above the highest-scoring rejected frame it clears,
+# so with a handful of frames (a retrain's reviewed peaks, one per event) one frame moves it
+# anywhere, in either direction: 8 reviewed peaks on Ped2 dropped it from 2.23 to 1.39 (false
+# alarms), and with the footage trimmed, one rejected alarm's frames raised it from 2.00 to 3.39
+# (event recall 0.75 -> 0.58). The held-out normals are thousands of frames; from 50 labeled
+# frames of 10 events, one frame is at most 2% of the recall it trades and one event 10%.
+# Rejected alarms below that count still teach the model: their frames go into its banks.
 MIN_LABELED_FRAMES = 50
 MIN_LABELED_GROUPS = 10
 
@@ -64,12 +64,6 @@ def enough_labels(validation: Sequence[Clip]) -> bool:
     groups = [c for c in validation if not c.is_normal]
     frames = sum(sum(c.abnormal) for c in groups)
     return frames >= MIN_LABELED_FRAMES and len(groups) >= MIN_LABELED_GROUPS
-
-
-def labels_set_threshold(normal: float, labeled: float, *, enough: bool) -> bool:
-    """Whether the labels' F1-best threshold replaces the normals': when it is higher, or
-    when the labels are enough to lower it (see ``MIN_LABELED_FRAMES``)."""
-    return enough or labeled > normal
 
 
 @dataclass(frozen=True)
@@ -239,7 +233,7 @@ def _calibrate(
             labeled, f1 = best_f1_threshold(val_scores, abnormal)
             metrics |= {"validation_f1": f1, "threshold_labeled": labeled}
             metrics["threshold_normal"] = threshold
-            if labels_set_threshold(threshold, labeled, enough=enough_labels(split.validation)):
+            if enough_labels(split.validation):
                 threshold = labeled
                 metrics["threshold_from_labels"] = 1.0
                 metrics["holdout_fpr"] = float((normal_scores > threshold).double().mean())
