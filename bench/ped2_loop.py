@@ -7,14 +7,17 @@ and its events are replayed through the worker's event lifecycle (default ``Life
 at its own threshold; a simulated reviewer confirms each event that overlaps a labeled anomalous
 interval and rejects every other (a false alarm), as an operator would. **Retrained**: what
 ``POST /api/v1/cameras/{id}/retrain`` builds, the same spec fitted on the training clips plus
-that review window as the site's footage (every frame outside a confirmed event, labeled normal:
-anomalies nobody raised stay in it, as they would at a site), each confirmed event's peak frame
-labeled ``abnormal`` and each false alarm's peak frame ``normal``, each event its own group.
+that review window as the site's footage (labeled normal: anomalies nobody raised stay in it, as
+they would at a site), each confirmed event's peak frame labeled ``abnormal`` and each false
+alarm's peak frame ``normal``, each event its own group. As the retrain job does
+(``trim_margin_s``, ``vigil_trainer.one_class.trim``), the footage is trimmed before the fit: the
+model before scores it and frames it scored hot, and ``RETRAIN_TRIM_MARGIN_S`` around each of its
+events not rejected by the reviewer (confirmed events included), are left out.
 
 Both models are then scored, in order, on the remaining 70% of every test clip, frames no review
 saw, and evaluated by ``vigil_shared.vision.event_metrics``: frame AUROC, event recall and false
 alarms per hour at each model's own threshold. Nothing is chosen on the test clips: thresholds
-come from the fits (the retrained one calibrates on its held-out groups and reviewed frames).
+come from the fits (held-out normal groups; reviewed frames only when there are enough).
 
     set -a; . .stack/env; set +a
     python -m bench.ped2_loop --json bench/results/ped2-loop-cpu.json
@@ -58,6 +61,7 @@ from vigil_shared.settings import S3Settings
 from vigil_shared.storage import ensure_buckets, make_s3_client
 from vigil_shared.vision.event_metrics import Interval, abnormal_intervals, evaluate, replay_clip
 from vigil_trainer.one_class import OneClassFit
+from vigil_trainer.one_class.trim import Marks, Trimmer, TrimReport, min_run, trim_footage
 
 REVIEW_SHARE = 0.3
 LABELS = {True: "abnormal", False: "normal"}
@@ -110,14 +114,9 @@ def _review(
 
 
 def review_images(clip: SplitClip, reviews: Sequence[Review]) -> list[NewImage]:
-    """The review window as a retrain gathers it: footage outside confirmed events (normal,
-    one group) and each reviewed event's peak frame (its own group)."""
-    confirmed = [r for r in reviews if r.confirmed]
-    footage = [
-        _image(clip, index, f"{clip.name}-review", "normal")
-        for index in range(clip.cut)
-        if not any(r.first <= index <= r.last for r in confirmed)
-    ]
+    """The review window as a retrain gathers it: the footage (normal, one group, trimmed
+    before the fit) and each reviewed event's peak frame (its own group)."""
+    footage = [_image(clip, index, footage_group(clip.name), "normal") for index in range(clip.cut)]
     events = [
         _image(
             clip, r.peak, f"{clip.name}-event-{r.first}", "abnormal" if r.confirmed else "normal"
@@ -125,6 +124,41 @@ def review_images(clip: SplitClip, reviews: Sequence[Review]) -> list[NewImage]:
         for r in reviews
     ]
     return footage + events
+
+
+def footage_group(clip: str) -> str:
+    return f"{clip}-review"
+
+
+def review_marks(reviews: Sequence[Review]) -> dict[str, Marks]:
+    """Each footage group's reviewed events as the job reads them from the events table:
+    confirmed ones flagged, false alarms cleared (frame index = position: the whole window)."""
+    marks: dict[str, Marks] = {}
+    for clip in {r.clip for r in reviews}:
+        mine = [r for r in reviews if r.clip == clip]
+        marks[footage_group(clip)] = Marks(
+            flagged=[(r.first, r.last) for r in mine if r.confirmed],
+            cleared=[(r.first, r.last) for r in mine if not r.confirmed],
+        )
+    return marks
+
+
+def trimmed(
+    dataset: DatasetManifest, before: RecordingModel, reviews: Sequence[Review], spec: OneClassSpec
+) -> tuple[DatasetManifest, TrimReport]:
+    """The retrain dataset with its footage trimmed by the model before, as the job does."""
+    s3_settings = S3Settings()
+    marks = review_marks(reviews)
+    trimmer = Trimmer(
+        model=before,
+        s3=make_s3_client(s3_settings),
+        bucket=s3_settings.datasets_bucket,
+        is_footage=lambda clip: clip.group.endswith("-review"),
+        marks=lambda clip: marks.get(clip.group, Marks()),
+        fps=FPS,
+        min_run=min_run(spec),
+    )
+    return trim_footage(dataset, trimmer)
 
 
 def _image(clip: SplitClip, index: int, group: str, label: str) -> NewImage:
@@ -210,8 +244,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     retrain_data = store(
         f"ped2-loop-retrain-{len(train)}-{len(test)}", training + extra, s3_settings
     )
-    print(json.dumps({"fitting": "retrained"}), flush=True)
-    retrained_fit, retrained, retrained_fit_s = fit(args, root, spec, retrain_data)
+    fit_data, trim = trimmed(retrain_data, before, reviews, spec)
+    print(json.dumps({"fitting": "retrained", "trim": trim.as_detail()}), flush=True)
+    retrained_fit, retrained, retrained_fit_s = fit(args, root, spec, fit_data)
     rows = {
         "before": evaluated(before, clips, args.batch_size)
         | {"fit_s": round(before_fit_s, 1), "fit_metrics": before_fit.metrics},
@@ -233,6 +268,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "false_alarms": sum(not r.confirmed for r in reviews),
             "events": [asdict(r) for r in reviews],
             "retrain_frames": len(retrain_data.items),
+            "fitted_frames": len(fit_data.items),
+            "trim": trim.as_detail(),
             "before_frames": len(before_data.items),
         },
         "summary": {name: headline(row) for name, row in rows.items()},

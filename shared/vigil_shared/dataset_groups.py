@@ -51,6 +51,11 @@ def event_group(camera_id: str, event_id: str) -> str:
     return f"{camera_id}/event-{event_id}"
 
 
+def is_event_group(group: str) -> bool:
+    """Whether a group is one reviewed event's (``event_group``), not a segment of footage."""
+    return "/event-" in group
+
+
 def group_by_time(
     images: Sequence[NewImage],
     *,

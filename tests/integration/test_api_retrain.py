@@ -51,7 +51,9 @@ def production_model(sessions: sessionmaker[Session], s3: Minio, settings: Commo
         motion=None,
     )
     key = ModelManifest.artifact_key_for(model_id)
-    manifest = template.model_copy(update={"model_id": model_id, "artifact_key": key, "spec": spec})
+    # At 0.05 the scene's own frames are quiet and the intruder hot (as in test_closed_loop_e2e).
+    update = {"model_id": model_id, "artifact_key": key, "spec": spec, "threshold": 0.05}
+    manifest = template.model_copy(update=update)
     bucket = settings.s3.models_bucket
     put_bytes(s3, bucket, key, artifact, "application/octet-stream")
     body = manifest.model_dump_json(by_alias=True).encode()
@@ -62,12 +64,17 @@ def production_model(sessions: sessionmaker[Session], s3: Minio, settings: Commo
         artifact_key=key,
         manifest_key=ModelManifest.manifest_key(model_id),
         artifact_sha256=sha256_hex(artifact),
-        threshold=template.threshold,
+        threshold=manifest.threshold,
     )
 
 
+# Nobody raised or reviewed this frame of the footage, but production scores it hot.
+UNRAISED = 3
+
+
 def send_footage(kafka: KafkaSettings, camera_id: str, start: datetime) -> None:
-    """Two stretches of 8 frames a second apart, two minutes between them."""
+    """Two stretches of 8 frames a second apart, two minutes between them; frame ``UNRAISED``
+    shows the intruder."""
     producer = make_producer(kafka)
     for seq in range(16):
         captured = start + timedelta(seconds=seq + (120 if seq >= 8 else 0))
@@ -77,7 +84,7 @@ def send_footage(kafka: KafkaSettings, camera_id: str, start: datetime) -> None:
         producer.send(
             kafka.topics.frames,
             key=camera_id.encode(),
-            value=scene_jpeg(seq % 8),
+            value=intruder_jpeg() if seq == UNRAISED else scene_jpeg(seq % 8),
             headers=headers.to_kafka_headers(),
             timestamp_ms=int(captured.timestamp() * 1000),
         )
@@ -161,6 +168,13 @@ def test_a_camera_is_retrained_from_its_reviews_and_compared_with_production(
         assert 0.0 <= figures["auroc"] <= 1.0 and figures["event_recall"] in (0.0, 1.0)
         assert figures["false_alarms_per_hour"] >= 0.0
     assert evaluation["detail"]["abnormal_frames"] == 1
+    # Trimmed by production before the fit: the intruder's frame (hot) never reached the banks,
+    # nor the second stretch (within 5 s of the confirmed event, whose frames the API dropped).
+    trim = evaluation["detail"]["trim"]
+    assert trim["production_model_id"] == production and trim["footage_frames"] == 14
+    assert trim["left_out"] == {"hot": 1, "near_event": 6, "short_run": 0}
+    assert trim["kept_frames"] == 7
+    assert job["spec"]["trim_margin_s"] == 5.0
 
     policy = {"auroc_tolerance": 1.0, "recall_tolerance": 1.0}
     assert client.put(f"/api/v1/gate-policies/{camera}", json=policy).status_code == 200

@@ -3,6 +3,7 @@ model before in each clip's first 30%, both models evaluated on the rest."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,13 @@ def test_quick_loop_bench_compares_the_retrained_model_on_unseen_frames(
     assert reviews["confirmed"] + reviews["false_alarms"] == len(reviews["events"])
     # The retrained dataset is the training clips plus the review windows and reviewed frames.
     assert reviews["retrain_frames"] > reviews["before_frames"]
+    # The review windows are trimmed by the model before; every footage frame is accounted for.
+    trim = reviews["trim"]
+    assert trim["footage_frames"] == sum(math.ceil(0.3 * n) for n in (180, 180))
+    assert trim["kept_frames"] + sum(trim["left_out"].values()) == trim["footage_frames"]
+    assert reviews["fitted_frames"] == reviews["retrain_frames"] - (
+        trim["footage_frames"] - trim["kept_frames"]
+    )
     for name in ("before", "retrained"):
         row = report["models"][name]
         assert sorted(row["clips"]) == ["Test001", "Test002"]

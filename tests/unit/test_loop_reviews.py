@@ -1,5 +1,6 @@
 """The Ped2 loop's simulated reviewer and the retrain's evidence: events overlapping an anomaly
-are confirmed, others rejected; confirmed spans leave the footage; the frame rate is read from
+are confirmed, others rejected; confirmed spans are flagged for the trim, rejected ones
+cleared; the frame rate is read from
 capture times."""
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import torch
 
-from bench.ped2_loop import SplitClip, review_events, review_images
+from bench.ped2_loop import SplitClip, review_events, review_images, review_marks
 from vigil_shared.datasets import DatasetItem
 from vigil_trainer.one_class.clips import Clip
 from vigil_trainer.one_class.evaluate import DEFAULT_FPS, frame_rate
+from vigil_trainer.one_class.trim import Marks
 
 
 def clip(tmp_path: Path, labels: list[bool]) -> SplitClip:
@@ -34,9 +36,10 @@ def test_events_on_an_anomaly_are_confirmed_and_the_others_rejected(tmp_path: Pa
 
     images = review_images(clip(tmp_path, labels), reviews)
     footage = [i for i in images if i.group == "Test009-review"]
-    confirmed = reviews[1]
-    assert all(not confirmed.first <= (i.sequence or 0) <= confirmed.last for i in footage)
-    assert len(footage) == 30 - (confirmed.last - confirmed.first + 1)
+    # The whole window is footage; the trim leaves the confirmed span out and keeps the rejected.
+    assert [i.sequence for i in footage] == list(range(30))
+    marks = review_marks(reviews)["Test009-review"]
+    assert marks == Marks(flagged=[(12, 15)], cleared=[(2, 5)])
     events = [(i.group, i.label, i.sequence) for i in images if i.group != "Test009-review"]
     assert events == [("Test009-event-2", "normal", 2), ("Test009-event-12", "abnormal", 14)]
 

@@ -8,6 +8,7 @@ nothing from another kind nor from the runner beyond this module.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vigil_shared.datasets import DatasetManifest, DatasetRef, load_manifest
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.settings import S3Settings
+from vigil_trainer.production import Production, load_production
 from vigil_trainer.registry import Candidate, register
 from vigil_trainer.reporting import JobReporter
 
@@ -48,6 +50,16 @@ class JobContext(TrainerContext):
 
     job_id: uuid.UUID
     reporter: JobReporter
+
+    def production(self, camera_ids: Sequence[str]) -> Production | None:
+        """The production model serving these cameras, loaded (``production.load_production``)."""
+        return load_production(
+            s3=self.s3,
+            bucket=self.s3_settings.models_bucket,
+            sessions=self.sessions,
+            camera_ids=camera_ids,
+            device=self.device,
+        )
 
     def load_dataset(self, ref: DatasetRef) -> DatasetManifest:
         """The spec's dataset manifest, named in the job log with its version and size."""

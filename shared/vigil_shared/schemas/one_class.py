@@ -16,7 +16,13 @@ from vigil_shared.datasets import DatasetRef
 from vigil_shared.schemas.assignments import ModelId
 from vigil_shared.schemas.inputs import SafeName
 
-__all__ = ["AppearanceSpec", "MotionSpec", "OneClassSpec"]
+__all__ = ["RETRAIN_TRIM_MARGIN_S", "AppearanceSpec", "MotionSpec", "OneClassSpec"]
+
+# What ``POST /cameras/{id}/retrain`` sets ``trim_margin_s`` to: seconds of footage left out on
+# each side of an event. An event closes a few quiet frames after its last hot one, while whoever
+# caused it is often still in view, slower or partly hidden, for some seconds; a site retains
+# hours, so a few seconds per event cost little, and an anomaly's frames in the banks cost much.
+RETRAIN_TRIM_MARGIN_S = 5.0
 
 
 class _Part(BaseModel):
@@ -132,6 +138,15 @@ class OneClassSpec(BaseModel):
         description="Trailing moving average over a camera's last n frame scores (1 = off).",
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    trim_margin_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=600,
+        description="Trimmed footage (a retrain sets it): before the fit, the production model "
+        "scores the dataset's footage groups (not its reviewed events) and frames it scored hot, "
+        "and this many seconds around each of its events not reviewed as a false alarm, are "
+        "left out; null fits every frame.",
+    )
 
     @model_validator(mode="after")
     def _some_stream(self) -> OneClassSpec:

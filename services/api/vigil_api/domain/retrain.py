@@ -35,6 +35,7 @@ from vigil_shared.datasets import DatasetRef, NewImage
 from vigil_shared.db.models import Event, Model
 from vigil_shared.kafka import make_consumer
 from vigil_shared.schemas.jobs import JobSpec
+from vigil_shared.schemas.one_class import RETRAIN_TRIM_MARGIN_S
 from vigil_shared.settings import KafkaSettings
 from vigil_shared.storage import get_bytes
 
@@ -83,9 +84,14 @@ def production_spec(
 
 
 def retrain_spec(spec: dict[str, Any], *, dataset: DatasetRef) -> JobSpec:
-    """The production spec with the new dataset; ``SourceError`` if it no longer validates."""
+    """The production spec with the new dataset (a one_class spec with its footage trimmed by
+    production, ``trim_margin_s``); ``SourceError`` if it no longer validates."""
+    update: dict[str, Any] = {"dataset": dataset.model_dump(mode="json")}
+    if spec.get("task") == "one_class" and spec.get("trim_margin_s") is None:
+        # The footage is taken as normal: trimmed by production first (one-class.md).
+        update["trim_margin_s"] = RETRAIN_TRIM_MARGIN_S
     try:
-        return SPEC.validate_python(spec | {"dataset": dataset.model_dump(mode="json")})
+        return SPEC.validate_python(spec | update)
     except ValidationError as exc:
         raise SourceError(
             f"the production model's spec is not a valid job spec now: {exc}"

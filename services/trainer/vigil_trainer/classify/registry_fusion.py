@@ -43,7 +43,6 @@ from vigil_trainer.classify.score_fusion import (
     scores_at,
 )
 from vigil_trainer.context import JobContext
-from vigil_trainer.production import load_production
 from vigil_trainer.registry import Candidate
 from vigil_trainer.reporting import JobReporter
 
@@ -205,13 +204,7 @@ def run_registry_fusion(*, ctx: JobContext, spec: ClassifySpec) -> ModelManifest
     bucket = ctx.s3_settings.models_bucket
     members = load_members(ctx.s3, bucket=bucket, fusion=fusion, device=ctx.device)
     reporter.log("info", f"{fusion.method} averaging of {', '.join(fusion.model_ids)}")
-    production = load_production(
-        s3=ctx.s3,
-        bucket=bucket,
-        sessions=ctx.sessions,
-        camera_ids=dataset.camera_ids,
-        device=ctx.device,
-    )
+    production = ctx.production(dataset.camera_ids)
     models = {m.manifest.model_id: m.model for m in members}
     if production is not None and production.model is not None:
         models[PRODUCTION] = production.model

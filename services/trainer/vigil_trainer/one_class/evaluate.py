@@ -28,26 +28,30 @@ from vigil_shared.vision.event_metrics import evaluate
 from vigil_shared.vision.inferencer import load_frame_model
 from vigil_shared.vision.scoring import FrameModel
 from vigil_trainer.context import JobContext
-from vigil_trainer.one_class.clips import Clip, clips_of, read_frames, split_clips
-from vigil_trainer.production import Compared, load_production, store_evaluation
+from vigil_trainer.one_class.clips import Clip, clips_of, split_clips
+from vigil_trainer.one_class.trim import clip_scores
+from vigil_trainer.production import Compared, store_evaluation
 
 DEFAULT_FPS = 10.0
 ONE_FRAME_ALARM = LifecycleSettings(open_k=1, open_n=1, close_after=1)
 
 
 def record_evaluation(
-    *, ctx: JobContext, spec: OneClassSpec, dataset: DatasetManifest, model_id: str
+    *,
+    ctx: JobContext,
+    spec: OneClassSpec,
+    dataset: DatasetManifest,
+    model_id: str,
+    detail: dict[str, Any] | None = None,
 ) -> Evaluation:
-    """Score the candidate and production on the fit's held-out groups and store the row."""
+    """Score the candidate and production on the fit's held-out groups and store the row
+    (``detail``: what else the evaluation should say, e.g. how the footage was trimmed)."""
     split = split_clips(clips_of(dataset), holdout_fraction=spec.holdout_fraction, seed=spec.seed)
     clips = split.holdout + split.validation
     fps = frame_rate(clips)
     bucket = ctx.s3_settings.models_bucket
     candidate = load_frame_model(ctx.s3, bucket=bucket, model_id=model_id, device=ctx.device)
-    cameras = dataset.camera_ids
-    production = load_production(
-        s3=ctx.s3, bucket=bucket, sessions=ctx.sessions, camera_ids=cameras, device=ctx.device
-    )
+    production = ctx.production(dataset.camera_ids)
     theirs = None
     if production is not None and production.model is not None:
         theirs = figures(ctx, production.model, clips, fps)
@@ -56,7 +60,7 @@ def record_evaluation(
         metrics=figures(ctx, candidate, clips, fps),
         production=production,
         production_metrics=theirs,
-        detail=evidence(clips, fps) | unavailable(production),
+        detail=evidence(clips, fps) | unavailable(production) | (detail or {}),
     )
     row = store_evaluation(
         sessions=ctx.sessions,
@@ -89,11 +93,8 @@ def figures(
 
 
 def _scores(ctx: JobContext, model: FrameModel, clip: Clip) -> torch.Tensor:
-    out: list[float] = []
-    for frames in read_frames(ctx.s3, ctx.s3_settings.datasets_bucket, clip, chunk=ctx.batch_size):
-        out.extend(s.score for s in model.score_frames([clip.group] * len(frames), frames))
-    model.forget(clip.group)
-    scores = torch.tensor(out, dtype=torch.float64)
+    bucket = ctx.s3_settings.datasets_bucket
+    scores = clip_scores(model, ctx.s3, bucket, clip, chunk=ctx.batch_size)
     finite = scores[torch.isfinite(scores)]
     floor = float(finite.min()) if finite.numel() else 0.0
     return torch.nan_to_num(scores, nan=floor, posinf=floor, neginf=floor)

@@ -1,4 +1,5 @@
-"""A one_class job from dataset to registry candidate: load, pick the backbone, fit the banks
+"""A one_class job from dataset to registry candidate: load, trim a retrain's footage with the
+production model (``footage.retrain_footage``), pick the backbone, fit the banks
 and calibrate (``fit.fit_one_class``), register, then score it and the production model it
 would replace on the same held-out groups (``evaluate.record_evaluation``).
 
@@ -19,12 +20,14 @@ from vigil_trainer.context import JobContext
 from vigil_trainer.one_class.backbone import one_class_backbone
 from vigil_trainer.one_class.evaluate import record_evaluation
 from vigil_trainer.one_class.fit import fit_one_class
+from vigil_trainer.one_class.footage import retrain_footage
 from vigil_trainer.registry import Candidate
 
 
 def run(*, ctx: JobContext, spec: OneClassSpec) -> ModelManifest:
     reporter = ctx.reporter
     dataset = ctx.load_dataset(spec.dataset)
+    fit_data, trim_detail = retrain_footage(ctx, spec, dataset)
     backbone = one_class_backbone(spec, s3=ctx.s3, models_bucket=ctx.s3_settings.models_bucket)
     reporter.log("info", f"backbone: {backbone.provenance.name} from {backbone.provenance.source}")
     if spec.backbone_model_id is not None:
@@ -39,7 +42,7 @@ def run(*, ctx: JobContext, spec: OneClassSpec) -> ModelManifest:
         s3=ctx.s3,
         bucket=ctx.s3_settings.datasets_bucket,
         spec=spec,
-        dataset=dataset,
+        dataset=fit_data,
         device=ctx.device,
         batch_size=ctx.batch_size,
         progress=reporter.progress,
@@ -64,7 +67,9 @@ def run(*, ctx: JobContext, spec: OneClassSpec) -> ModelManifest:
     manifest = ctx.register(candidate)
     reporter.progress({"stage": "evaluating"}, force=True)
     try:
-        record_evaluation(ctx=ctx, spec=spec, dataset=dataset, model_id=manifest.model_id)
+        record_evaluation(
+            ctx=ctx, spec=spec, dataset=fit_data, model_id=manifest.model_id, detail=trim_detail
+        )
     except (DatasetError, S3Error, StorageError, ValueError) as exc:
         # The model is registered: a comparison that cannot be made leaves it ungated-for, and
         # the gate then refuses it for want of evidence, which the log explains.
