@@ -52,8 +52,12 @@ from vigil_shared.vision.event_metrics import CAUSAL_WINDOW, GRACE_S, evaluate
 
 FPS = 10.0
 QUICK_KINDS = ("fills", "covered-dark")
-PREVIOUS_DEFAULTS = {"appearance": {"weight": 0.2}, "motion": {"weight": 0.8}}
-BASELINE = {"appearance": {"weight": 1.0, "whiten_dim": 0}, "motion": None}
+PREVIOUS_DEFAULTS = {
+    "fusion": "weighted",
+    "appearance": {"weight": 0.2},
+    "motion": {"weight": 0.8},
+}
+BASELINE = {"fusion": "weighted", "appearance": {"weight": 1.0, "whiten_dim": 0}, "motion": None}
 BASELINE_WHAT = "pretrained Lite0 stride-8+16 patch kNN, coreset bank, no motion, no whitening"
 
 Clips = dict[str, tuple[list[Path], torch.Tensor]]
