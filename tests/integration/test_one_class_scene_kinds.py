@@ -10,9 +10,10 @@ Two anomalies, each of one kind only:
   the scene otherwise as always.
 
 With ``calibrated_max`` fusion (each stream as its surprise under the held-out normal frames,
-the largest wins) both are flagged. The ``weighted`` fusion of appearance and motion z-scores
-(0.2 / 0.8, the earlier default) flags the runner but scores the emptied walkway *below*
-normal: its motion is below normal, and the 0.8 weight drowns what appearance sees.
+the largest wins) and the scene stream (opt-in) both are flagged. The ``weighted`` fusion of
+appearance and motion z-scores (0.2 / 0.8, the earlier default) flags the runner but scores
+the emptied walkway *below* normal: its motion is below normal, and the 0.8 weight drowns what
+appearance sees.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def fitted_models() -> Models:
     ensure_buckets(s3, settings.s3)
     dataset = normal_dataset(s3, settings.s3.datasets_bucket)
     return {
-        "calibrated_max": fitted(s3, settings, dataset, {}),
+        "calibrated_max": fitted(s3, settings, dataset, {"scene": {}}),
         "weighted": fitted(s3, settings, dataset, {"fusion": "weighted"}),
     }
 

@@ -89,7 +89,7 @@ def calibrated_tensors(model_spec: OneClassSpec) -> dict[str, torch.Tensor]:
 
 
 def test_a_calibrated_model_needs_its_tails_and_scene_bank() -> None:
-    model_spec = spec(fusion="calibrated_max")
+    model_spec = spec(fusion="calibrated_max", scene={})
     tensors = calibrated_tensors(model_spec)
     with pytest.raises(ArtifactError, match=SCENE_BANK):
         OneClassFrameModel.from_artifact(manifest(model_spec), tensors, "cpu")
@@ -141,10 +141,10 @@ def test_a_manifest_stored_before_fusion_existed_loads_and_scores_as_before() ->
     assert again.spec == legacy.spec
 
 
-def test_weighted_fusion_has_no_scene_stream_and_says_so() -> None:
+def test_the_scene_stream_is_opt_in_and_rides_on_the_streams_it_needs() -> None:
     base: dict[str, object] = {"name": "x", "dataset": {"name": "d"}}
-    assert OneClassSpec.model_validate(base | {"fusion": "weighted"}).scene is None
+    assert OneClassSpec.model_validate(base).scene is None
     with pytest.raises(ValidationError, match="scene to null"):
         OneClassSpec.model_validate(base | {"fusion": "weighted", "scene": {}})
-    appearance_only = OneClassSpec.model_validate(base | {"motion": None})
+    appearance_only = OneClassSpec.model_validate(base | {"motion": None, "scene": {}})
     assert appearance_only.scene_embedding and not appearance_only.scene_activity

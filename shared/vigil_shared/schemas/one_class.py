@@ -164,9 +164,10 @@ class OneClassSpec(BaseModel):
         default_factory=MotionSpec, description="null fits an appearance-only model."
     )
     scene: SceneSpec | None = Field(
-        default_factory=SceneSpec,
-        description="The scene stream; null turns it off (and ``weighted`` fusion, which does "
-        "not use it, turns it off when it is not given).",
+        default=None,
+        description="The scene stream (calibrated_max fusion only); null, the default, leaves "
+        "it off: calibrated on a few held-out clips it flags most frames of other normal clips "
+        "(docs/one-class.md).",
     )
     fusion: Fusion = Field(
         default="calibrated_max",
@@ -188,15 +189,6 @@ class OneClassSpec(BaseModel):
         description="Trailing moving average over a camera's last n frame scores (1 = off).",
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _weighted_has_no_scene(cls, data: Any) -> Any:
-        """``weighted`` fuses appearance and motion only: its scene stream is off unless given
-        (and then refused below), so ``{"fusion": "weighted"}`` alone is a valid spec."""
-        if isinstance(data, dict) and data.get("fusion") == "weighted" and "scene" not in data:
-            return data | {"scene": None}
-        return data
 
     @property
     def scene_embedding(self) -> bool:
@@ -224,7 +216,7 @@ class OneClassSpec(BaseModel):
 
 def with_stored_defaults(spec: Any) -> Any:
     """A stored one_class spec (a manifest's) as it was fitted: without ``fusion`` it predates
-    it and was fitted with ``weighted`` fusion, and so without a scene stream."""
+    it and was fitted with ``weighted`` fusion (and without a scene stream, which it lacks)."""
     is_one_class = isinstance(spec, dict) and spec.get("task", "one_class") == "one_class"
     if is_one_class and "fusion" not in spec:
         return spec | {"fusion": STORED_WITHOUT_FUSION}
