@@ -2,8 +2,8 @@
 
 The model has up to three streams: appearance (a coreset memory bank of patch features from
 intermediate backbone stages, scored by nearest-neighbour distance), motion (optical-flow
-magnitude per grid cell that persists over consecutive frames) and scene (the whole frame: its
-mean patch feature against the normal frames', and its overall motion, too much or too little).
+magnitude per grid cell that persists over consecutive frames) and, opt-in, scene (the whole
+frame: its mean patch feature against the normal frames', its overall motion too high or low).
 ``fusion`` says how they combine: ``calibrated_max`` turns each into the surprise of its score
 under the site's held-out normal frames and takes the largest, so any stream can alarm on its
 own; ``weighted`` is the weighted mean of appearance and motion z-scores (the method of models

@@ -38,7 +38,8 @@ def _side(values: torch.Tensor) -> torch.Tensor:
     u = float(torch.quantile(present, 1.0 - TAIL_SHARE))
     excess = present[present > u] - u
     spread = float(present.std())
-    # A floor on the scale: a stream that never varies on normal frames (a still camera's
+    # Floors on the scale: a few nearly equal excesses would make the tail too steep (hence a
+    # tenth of the spread), and a stream that never varies on normal frames (a still camera's
     # motion) would otherwise make the slightest change infinitely surprising.
     floor = max(1e-3 * (abs(u) + spread), 1e-6)
     beta = max(float(excess.mean()) if excess.numel() else 0.0, spread * 0.1, floor)
