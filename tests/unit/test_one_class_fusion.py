@@ -19,12 +19,15 @@ from vigil_shared.vision.one_class_model import (
     APPEARANCE_TAIL,
     MOTION_NORM,
     MOTION_TAIL,
+    PROJECTION_COMPONENTS,
+    PROJECTION_MEAN,
     SCENE_BANK,
     SCENE_TAIL,
     ArtifactError,
     OneClassFrameModel,
 )
 from vigil_shared.vision.tail_scores import fit_tail, surprise
+from vigil_trainer.one_class.banks import scene_bank
 
 
 def test_surprise_is_about_minus_log_of_the_normal_exceedance_rate() -> None:
@@ -148,3 +151,17 @@ def test_the_scene_stream_is_opt_in_and_rides_on_the_streams_it_needs() -> None:
         OneClassSpec.model_validate(base | {"fusion": "weighted", "scene": {}})
     appearance_only = OneClassSpec.model_validate(base | {"motion": None, "scene": {}})
     assert appearance_only.scene_embedding and not appearance_only.scene_activity
+
+
+def test_the_scene_bank_is_the_projected_frame_means_capped_by_a_seeded_sample() -> None:
+    generator = torch.Generator().manual_seed(0)
+    patches = torch.randn((40, 9, 6), generator=generator)  # 40 frames, 9 patches, 6 values
+    mean, components = torch.randn(6, generator=generator), torch.randn((6, 3), generator=generator)
+    tensors = {PROJECTION_MEAN: mean, PROJECTION_COMPONENTS: components}
+    model_spec = spec(fusion="calibrated_max", scene={"bank_frames": 16})
+    bank = scene_bank(patches.mean(dim=1), tensors, spec=model_spec)[SCENE_BANK]
+    projected_means = ((patches - mean) @ components).mean(dim=1)  # what inference pools
+    assert bank.shape == (16, 3)
+    assert all(torch.isclose(projected_means, row, atol=1e-5).all(1).any() for row in bank)
+    again = scene_bank(patches.mean(dim=1), tensors, spec=model_spec)[SCENE_BANK]
+    assert torch.equal(bank, again)
