@@ -38,10 +38,13 @@ from vigil_shared.vision.one_class_model import (
     APPEARANCE_BANK,
     APPEARANCE_NORM,
     MOTION_NORM,
+    SCENE_BANK,
     OneClassScorer,
+    calibrated_tails,
 )
 from vigil_shared.vision.patches import PatchFeatureExtractor
 from vigil_shared.vision.preprocess import decode_many
+from vigil_shared.vision.tail_scores import fit_tail
 
 
 def jpeg_frames(limit: int) -> tuple[list[bytes], str]:
@@ -76,7 +79,11 @@ def one_class_model(device: str, motion: str) -> OneClassScorer:
         APPEARANCE_BANK: torch.randn((spec.appearance.bank_size, dim), generator=generator),
         APPEARANCE_NORM: torch.tensor([0.0, 1.0]),
         MOTION_NORM: torch.tensor([0.0, 1.0]),
+        SCENE_BANK: torch.randn((1024, dim), generator=generator),  # a site's normal frames
     }
+    # Made-up normal ranges: the cost of the default (calibrated) fusion, not its scores.
+    for name in calibrated_tails(spec):
+        tensors[name] = fit_tail(torch.rand(200, generator=generator), two_sided=True)
     prep = LITE0_PREPROCESSING.model_copy(update={"image_size": spec.image_size})
     return OneClassScorer(
         spec=spec,

@@ -235,6 +235,14 @@ def fit_and_score(
     return fit, fit_s, results, time.perf_counter() - started
 
 
+def baseline_of(spec: OneClassSpec) -> OneClassSpec:
+    """The baseline of ``spec``: its appearance stream alone, unwhitened (a plain patch kNN);
+    one weighted stream is its z-score, in the kNN distance's order."""
+    appearance = spec.appearance.model_copy(update={"weight": 1.0, "whiten_dim": 0})
+    update = {"appearance": appearance, "motion": None, "scene": None, "fusion": "weighted"}
+    return spec.model_copy(update=update)
+
+
 def other_motion(
     args: argparse.Namespace,
     root: Path,
@@ -295,12 +303,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "appearance_only": figures(stream(results, "appearance"), labels),
     }
     if not args.no_baseline:
-        baseline = spec.model_copy(
-            update={
-                "appearance": spec.appearance.model_copy(update={"weight": 1.0, "whiten_dim": 0}),
-                "motion": None,
-            }
-        )
+        baseline = baseline_of(spec)
         _, base_fit_s, base_results, _ = fit_and_score(args, root, baseline, dataset, test)
         base_scores = {
             c: torch.tensor(r.scores, dtype=torch.float64) for c, r in base_results.items()

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from bench.ped2_one_class import QUICK_TRAIN, clip_images, frame_model, ped2_root
+from bench.ped2_one_class import QUICK_TRAIN, baseline_of, clip_images, frame_model, ped2_root
 from bench.ped2_one_class import training_dataset as train_clips
 from bench.report import emit
 from vigil_shared.datasets import DatasetManifest, DatasetRef, NewImage, write_dataset
@@ -108,9 +108,10 @@ def member_specs(pair: str) -> list[tuple[str, tuple[str, ...], OneClassSpec]]:
             ("one_class_train001-003", QUICK_TRAIN, one_class),
             ("one_class_train004-006", OTHER_TRAIN, one_class),
         ]
-    appearance = one_class.appearance.model_copy(update={"weight": 1.0, "whiten_dim": 0})
-    baseline = one_class.model_copy(update={"appearance": appearance, "motion": None})
-    return [("one_class", QUICK_TRAIN, one_class), ("baseline", QUICK_TRAIN, baseline)]
+    return [
+        ("one_class", QUICK_TRAIN, one_class),
+        ("baseline", QUICK_TRAIN, baseline_of(one_class)),
+    ]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

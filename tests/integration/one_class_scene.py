@@ -46,6 +46,7 @@ SPEC = OneClassSpec(
     name="replay-scene",
     dataset=DatasetRef(name="replay-scene", version="0" * 64),
     image_size=96,
+    fusion="weighted",  # ``fit`` below normalises the streams by mean and std, as weighted needs
     appearance=AppearanceSpec(weight=0.3, whiten_dim=0),
     motion=MotionSpec(
         weight=0.7,
@@ -57,6 +58,7 @@ SPEC = OneClassSpec(
         persistence=3,
     ),
     smoothing_window=3,
+    scene=None,
 )
 PREPROCESSING = LITE0_PREPROCESSING.model_copy(update={"image_size": SPEC.image_size})
 

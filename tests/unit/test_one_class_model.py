@@ -36,6 +36,7 @@ def spec(**overrides: object) -> OneClassSpec:
         "name": "synthetic",
         "dataset": DatasetRef(name="synthetic", version=VERSION),
         "image_size": 96,
+        "fusion": "weighted",  # these tests check the weighted fusion; test_one_class_fusion.py
         "appearance": {"whiten_dim": 0},
         "motion": {
             "flow_height": 96,
@@ -207,6 +208,7 @@ def test_spec_defaults_fuse_both_streams() -> None:
     default = OneClassSpec.model_validate({"name": "x", "dataset": {"name": "ped2-train"}})
     assert default.motion is not None and default.motion.weight > 0
     assert default.appearance.weight > 0 and default.appearance.stages == (2, 4)
+    assert default.fusion == "calibrated_max" and default.scene is None
 
 
 def test_a_frame_calmer_than_the_site_normal_scores_above_zero_not_below() -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from vigil_shared.schemas.jobs import JobSpec
+from vigil_shared.schemas.one_class import with_stored_defaults
 
 MANIFEST_SCHEMA: Literal["vigil.model-manifest.v1"] = "vigil.model-manifest.v1"
 Sha256 = str
@@ -176,6 +177,15 @@ class ModelManifest(BaseModel):
     ensemble: EnsembleOf | None = Field(default=None, description="task ensemble only.")
     code_version: str
     created_at: AwareDatetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_one_class_defaults(cls, data: Any) -> Any:
+        """A manifest keeps its model's method: one written before a one_class spec had
+        ``fusion`` is read with the fusion it was fitted with, not today's default."""
+        if isinstance(data, dict) and "spec" in data:
+            return data | {"spec": with_stored_defaults(data["spec"])}
+        return data
 
     @model_validator(mode="after")
     def _complete_for_its_task(self) -> ModelManifest:

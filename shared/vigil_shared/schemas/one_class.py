@@ -1,14 +1,18 @@
 """The spec of a ``one_class`` job: a normality model fitted from normal frames only.
 
-The model has two streams: appearance (a coreset memory bank of patch features from
-intermediate backbone stages, scored by nearest-neighbour distance) and motion (optical-flow
-magnitude per grid cell that persists over consecutive frames). Each stream's scores are
-normalised on held-out normal clips, then the streams are fused by weight.
+The model has up to three streams: appearance (a coreset memory bank of patch features from
+intermediate backbone stages, scored by nearest-neighbour distance), motion (optical-flow
+magnitude per grid cell that persists over consecutive frames) and, opt-in, scene (the whole
+frame: its mean patch feature against the normal frames', its overall motion too high or low).
+``fusion`` says how they combine: ``calibrated_max`` turns each into the surprise of its score
+under the site's held-out normal frames and takes the largest, so any stream can alarm on its
+own; ``weighted`` is the weighted mean of appearance and motion z-scores (the method of models
+fitted before ``fusion`` existed, which is what a stored manifest without it means).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,13 +20,26 @@ from vigil_shared.datasets import DatasetRef
 from vigil_shared.schemas.assignments import ModelId
 from vigil_shared.schemas.inputs import SafeName
 
-__all__ = ["RETRAIN_TRIM_MARGIN_S", "AppearanceSpec", "MotionSpec", "OneClassSpec"]
+__all__ = [
+    "RETRAIN_TRIM_MARGIN_S",
+    "STORED_WITHOUT_FUSION",
+    "AppearanceSpec",
+    "Fusion",
+    "MotionSpec",
+    "OneClassSpec",
+    "SceneSpec",
+    "with_stored_defaults",
+]
 
 # What ``POST /cameras/{id}/retrain`` sets ``trim_margin_s`` to: seconds of footage left out on
 # each side of an event. An event closes a few quiet frames after its last hot one, while whoever
 # caused it is often still in view, slower or partly hidden, for some seconds; a site retains
 # hours, so a few seconds per event cost little, and an anomaly's frames in the banks cost much.
 RETRAIN_TRIM_MARGIN_S = 5.0
+
+Fusion = Literal["calibrated_max", "weighted"]
+STORED_WITHOUT_FUSION: Fusion = "weighted"
+"""What a stored one_class spec without ``fusion`` was fitted with: the only method then."""
 
 
 class _Part(BaseModel):
@@ -32,7 +49,12 @@ class _Part(BaseModel):
 class AppearanceSpec(_Part):
     """Patch features of EfficientNet-Lite0 stages, a coreset bank, kNN distance per patch."""
 
-    weight: float = Field(default=0.2, ge=0, le=1, description="Fusion weight; 0 turns it off.")
+    weight: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Weight in weighted fusion; 0 turns the stream off in either fusion.",
+    )
     # The bounds are for the JSON Schema; ``_stages_exist`` checks them, saying what a stage is.
     stages: tuple[Annotated[int, Field(json_schema_extra={"minimum": 0, "maximum": 6})], ...] = (
         Field(
@@ -75,7 +97,12 @@ class MotionSpec(_Part):
     method: Literal["farneback", "lucas_kanade"] = Field(
         default="farneback", description="How flow is computed (see the class docstring)."
     )
-    weight: float = Field(default=0.8, ge=0, le=1, description="Fusion weight; 0 turns it off.")
+    weight: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="Weight in weighted fusion; 0 turns the stream off in either fusion.",
+    )
     flow_height: int = Field(default=240, ge=32, le=1080, description="Frames are resized to it.")
     flow_width: int = Field(default=360, ge=32, le=1920)
     grid_rows: int = Field(default=15, ge=1, le=64)
@@ -104,6 +131,25 @@ class MotionSpec(_Part):
         return self
 
 
+class SceneSpec(_Part):
+    """Anomalies of the whole frame, in both directions: a scene emptied or suddenly crowded, a
+    camera covered, blurred or moved. Used by ``calibrated_max`` fusion only."""
+
+    embedding: bool = Field(
+        default=True,
+        description="Score the frame's mean patch feature by its distance to the normal "
+        "frames' (needs the appearance stream; off without it).",
+    )
+    activity: bool = Field(
+        default=True,
+        description="Score the frame's mean persistent motion against its normal range, too "
+        "much and too little (needs the motion stream; off without it).",
+    )
+    bank_frames: int = Field(
+        default=4096, ge=16, le=65_536, description="At most this many normal frames kept."
+    )
+
+
 class OneClassSpec(BaseModel):
     """Fit a normality model from normal frames only (appearance and motion memory banks)."""
 
@@ -123,6 +169,18 @@ class OneClassSpec(BaseModel):
     appearance: AppearanceSpec = Field(default_factory=AppearanceSpec)
     motion: MotionSpec | None = Field(
         default_factory=MotionSpec, description="null fits an appearance-only model."
+    )
+    scene: SceneSpec | None = Field(
+        default=None,
+        description="The scene stream (calibrated_max fusion only); null, the default, leaves "
+        "it off: calibrated on a few held-out clips it flags most frames of other normal clips "
+        "(docs/one-class.md).",
+    )
+    fusion: Fusion = Field(
+        default="calibrated_max",
+        description="calibrated_max: each stream's score as its surprise under the site's "
+        "held-out normal frames, the largest wins; weighted: the weights' mean of appearance "
+        "and motion z-scores. A stored model without it was fitted with weighted.",
     )
     k: int = Field(default=1, ge=1, le=64, description="Neighbours averaged in the kNN distance.")
     holdout_fraction: float = Field(
@@ -148,9 +206,34 @@ class OneClassSpec(BaseModel):
         "left out; null fits every frame.",
     )
 
+    @property
+    def scene_embedding(self) -> bool:
+        """The scene stream's embedding part is in use (it rides on the appearance features)."""
+        return self.scene is not None and self.scene.embedding and self.appearance.weight > 0
+
+    @property
+    def scene_activity(self) -> bool:
+        """The scene stream's activity part is in use (it rides on the motion maps)."""
+        motion_on = self.motion is not None and self.motion.weight > 0
+        return self.scene is not None and self.scene.activity and motion_on
+
     @model_validator(mode="after")
     def _some_stream(self) -> OneClassSpec:
+        if self.fusion == "weighted" and self.scene is not None:
+            raise ValueError(
+                "fusion 'weighted' fuses appearance and motion by weight and has no scene "
+                "stream: set scene to null, or use fusion 'calibrated_max'"
+            )
         motion_weight = self.motion.weight if self.motion is not None else 0.0
         if self.appearance.weight + motion_weight <= 0:
             raise ValueError("appearance.weight and motion.weight are both 0: nothing would score")
         return self
+
+
+def with_stored_defaults(spec: Any) -> Any:
+    """A stored one_class spec (a manifest's) as it was fitted: without ``fusion`` it predates
+    it and was fitted with ``weighted`` fusion (and without a scene stream, which it lacks)."""
+    is_one_class = isinstance(spec, dict) and spec.get("task", "one_class") == "one_class"
+    if is_one_class and "fusion" not in spec:
+        return spec | {"fusion": STORED_WITHOUT_FUSION}
+    return spec

@@ -6,11 +6,12 @@ knobs from the manifest's spec. Per camera it keeps the previous frame (grayscal
 and its last few cell-motion maps (a few hundred floats each) for motion, and its last few
 scores for the trailing smoothing window; nothing else grows.
 
-Each stream gives a map (appearance: kNN distance of each patch to the coreset bank of normal
-patches; motion: optical-flow magnitude per grid cell that persisted over the last few frames)
-and a frame score (mean of the map's top cells). Both
-are normalised by the stream's held-out normal frame scores (mean, std), so the fused score and
-heatmap are in "standard deviations above normal" and the weights mean what they say.
+Each stream gives a frame score: appearance (kNN distance of each patch to the coreset bank of
+normal patches; a map, its top cells' mean the score), motion (optical-flow magnitude per grid
+cell that persisted over the last few frames; likewise), and the whole-frame scene stream (the
+frame's mean patch feature's kNN distance to the normal frames', and the frame's mean motion,
+judged too high and too low). ``one_class_fusion`` combines them by the spec's ``fusion``, with
+the held-out normal statistics the artifact stores.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.nn import functional
 
 from vigil_shared.schemas.manifests import ModelManifest, Preprocessing
 from vigil_shared.schemas.one_class import OneClassSpec
+from vigil_shared.vision import one_class_fusion
 from vigil_shared.vision.backbones import load_efficientnet_lite0
 from vigil_shared.vision.efficientnet_lite import fused_for_inference
 from vigil_shared.vision.motion_stream import MotionStream
+from vigil_shared.vision.one_class_fusion import Stream
 from vigil_shared.vision.patches import PatchFeatureExtractor
 from vigil_shared.vision.preprocess import to_batch
 from vigil_shared.vision.scoring import FrameScore
@@ -38,6 +40,11 @@ PROJECTION_MEAN = "appearance.projection_mean"
 PROJECTION_COMPONENTS = "appearance.projection_components"
 APPEARANCE_NORM = "appearance.norm"
 MOTION_NORM = "motion.norm"
+SCENE_BANK = "scene.bank"
+APPEARANCE_TAIL = "appearance.tail"
+MOTION_TAIL = "motion.tail"
+SCENE_TAIL = "scene.tail"
+ACTIVITY_TAIL = "activity.tail"
 _QUERY_CHUNK = 16_384
 
 
@@ -53,6 +60,23 @@ class StreamScores:
     appearance_map: torch.Tensor | None  # (N, h, w)
     motion: torch.Tensor  # (N,), NaN for a camera's first frame or when the stream is off
     motion_map: torch.Tensor | None  # (N, rows, cols)
+    scene: torch.Tensor  # (N,) the frame's mean patch feature's kNN distance; NaN when off
+    activity: torch.Tensor  # (N,) the frame's mean persistent motion; NaN like motion
+    pooled: torch.Tensor | None = None  # (N, D) the frames' mean patch features (the fit's bank)
+
+
+def calibrated_tails(spec: OneClassSpec) -> tuple[str, ...]:
+    """The tensors of the streams a ``calibrated_max`` model fuses (none for ``weighted``)."""
+    if spec.fusion != "calibrated_max":
+        return ()
+    motion_on = spec.motion is not None and spec.motion.weight > 0
+    names = (
+        (APPEARANCE_TAIL, spec.appearance.weight > 0),
+        (MOTION_TAIL, motion_on),
+        (SCENE_TAIL, spec.scene_embedding),
+        (ACTIVITY_TAIL, spec.scene_activity),
+    )
+    return tuple(name for name, on in names if on)
 
 
 def topk_mean(maps: torch.Tensor, k: int) -> torch.Tensor:
@@ -111,6 +135,7 @@ class OneClassScorer:
         self.tensors = {name: t.to(device) for name, t in tensors.items()}
         self.motion = MotionStream(spec.motion, device) if spec.motion is not None else None
         self._recent: dict[str, deque[float]] = {}  # the smoothing window's last scores
+        self._calibrated = calibrated_tails(spec)
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
         """The artifact: every bank and statistic, contiguous on the CPU, for safetensors."""
@@ -157,16 +182,22 @@ class OneClassScorer:
         """Raw per-stream scores and maps; advances each camera's motion state."""
         n = len(images)
         nan = torch.full((n,), float("nan"))
-        appearance, appearance_map = nan.clone(), None
+        appearance, appearance_map, pooled = nan.clone(), None, None
+        scene, activity = nan.clone(), nan.clone()
         if self.extractor is not None:
-            appearance_map = self._appearance_maps(images)
+            appearance_map, pooled = self._appearance_maps(images)
             appearance = topk_mean(appearance_map, self.spec.appearance.top_k)
+            if SCENE_BANK in self.tensors:
+                bank = self.tensors[SCENE_BANK]
+                scene = knn_distance(pooled, bank, self.spec.k).float().cpu()
         motion, motion_map = nan.clone(), None
         if self.motion is not None and self.motion.spec.weight > 0:
             motion, motion_map = self.motion(camera_ids, images)
-        return StreamScores(appearance, appearance_map, motion, motion_map)
+            activity = torch.where(torch.isnan(motion), motion, motion_map.flatten(1).mean(1))
+        return StreamScores(appearance, appearance_map, motion, motion_map, scene, activity, pooled)
 
-    def _appearance_maps(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
+    def _appearance_maps(self, images: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, h, w) kNN distances of the patches, and the (N, D) mean patch of each frame."""
         assert self.extractor is not None
         batch = to_batch([image.to(self.device) for image in images], self.preprocessing)
         features = self.extractor(batch)
@@ -174,42 +205,42 @@ class OneClassScorer:
         flat = features.permute(0, 2, 3, 1).reshape(-1, dim)
         bank = self.tensors[APPEARANCE_BANK]
         distances = knn_distance(flat, bank, self.spec.k, half=self.half_bank)
-        return distances.reshape(n, h, w).float().cpu()
+        return distances.reshape(n, h, w).float().cpu(), features.float().mean(dim=(2, 3))
 
     # --- fusion -------------------------------------------------------------------------------
 
     def fuse(self, raw: StreamScores) -> tuple[torch.Tensor, torch.Tensor]:
-        """Weighted sum of normalised stream scores (weights renormalised over the streams a
-        frame has), and the matching heatmap on the coarser stream's grid, both through softplus.
+        """The frame scores and heatmaps of a batch, by the spec's fusion
+        (``vigil_shared.vision.one_class_fusion``); both >= 0 (event messages carry scores
+        >= 0, and a calm frame ends an event with its score)."""
+        if self.spec.fusion == "weighted":
+            return one_class_fusion.weighted(self._weighted_streams(raw))
+        return one_class_fusion.calibrated_max(self._calibrated_streams(raw))
 
-        The sum is in standard deviations above the site's normal frames, so half of all normal
-        frames are below zero; event messages carry scores >= 0 (a calm frame ends an event with
-        its score). Softplus keeps the order (AUROC, thresholds) and is the sum itself above
-        about 2, where thresholds sit."""
-        parts: list[tuple[float, torch.Tensor, torch.Tensor | None, torch.Tensor]] = []
+    def _weighted_streams(self, raw: StreamScores) -> list[Stream]:
+        streams = []
         if raw.appearance_map is not None:
             norm = self.tensors[APPEARANCE_NORM].cpu()
-            parts.append((self.spec.appearance.weight, raw.appearance, raw.appearance_map, norm))
+            streams.append(
+                Stream(raw.appearance, raw.appearance_map, self.spec.appearance.weight, norm)
+            )
         if raw.motion_map is not None and self.spec.motion is not None:
             norm = self.tensors[MOTION_NORM].cpu()
-            parts.append((self.spec.motion.weight, raw.motion, raw.motion_map, norm))
-        grid = min((p[2].shape[-2:] for p in parts if p[2] is not None), key=lambda s: s.numel())
-        n = raw.appearance.shape[0]
-        total = torch.zeros(n)
-        weights = torch.zeros(n)
-        heatmap = torch.zeros((n, *grid))
-        for weight, score, maps, (mean, std) in parts:
-            present = ~torch.isnan(score)
-            total[present] += weight * (score[present] - mean) / std
-            weights[present] += weight
-            if maps is not None:
-                pooled = functional.adaptive_avg_pool2d(
-                    maps.unsqueeze(1), (int(grid[0]), int(grid[1]))
-                ).squeeze(1)
-                heatmap[present] += weight * (pooled[present] - mean) / std
-        weights = weights.clamp_min(1e-12)
-        fused = functional.softplus(total / weights)
-        return fused, functional.softplus(heatmap / weights.view(-1, 1, 1))
+            streams.append(Stream(raw.motion, raw.motion_map, self.spec.motion.weight, norm))
+        return streams
+
+    def _calibrated_streams(self, raw: StreamScores) -> list[Stream]:
+        candidates = (
+            (APPEARANCE_TAIL, raw.appearance, raw.appearance_map),
+            (MOTION_TAIL, raw.motion, raw.motion_map),
+            (SCENE_TAIL, raw.scene, None),
+            (ACTIVITY_TAIL, raw.activity, None),
+        )
+        return [
+            Stream(score, maps, tail=self.tensors[name].cpu())
+            for name, score, maps in candidates
+            if name in self._calibrated
+        ]
 
     def smooth(self, camera_id: str, score: float) -> float:
         window = self.spec.smoothing_window
@@ -231,6 +262,9 @@ def check_tensors(spec: OneClassSpec, tensors: dict[str, torch.Tensor]) -> None:
             needed += [PROJECTION_MEAN, PROJECTION_COMPONENTS]
     if spec.motion is not None and spec.motion.weight > 0:
         needed += [MOTION_NORM]
+    if spec.scene_embedding and spec.fusion == "calibrated_max":
+        needed += [SCENE_BANK]
+    needed += calibrated_tails(spec)
     missing = [name for name in needed if name not in tensors]
     if spec.backbone_model_id is not None and not any(
         k.startswith(BACKBONE_PREFIX) for k in tensors

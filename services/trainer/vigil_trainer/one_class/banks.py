@@ -1,4 +1,5 @@
-"""The appearance memory bank: normal patch features, site projection, greedy coreset."""
+"""The memory banks: normal patch features (site projection, greedy coreset) for appearance,
+normal frames' mean patch features for the scene stream."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from collections.abc import Callable
 
 import torch
 
-from vigil_shared.schemas.one_class import AppearanceSpec
+from vigil_shared.schemas.one_class import AppearanceSpec, OneClassSpec
 from vigil_shared.vision.coreset import greedy_coreset_indices
 from vigil_shared.vision.one_class_model import (
     APPEARANCE_BANK,
     PROJECTION_COMPONENTS,
     PROJECTION_MEAN,
+    SCENE_BANK,
 )
 from vigil_shared.vision.patches import fit_whitening
 
@@ -56,3 +58,22 @@ def appearance_bank(
     keep = greedy_coreset_indices(pool, size=size, seed=seed)
     tensors[APPEARANCE_BANK] = pool[keep].contiguous()
     return {name: t.cpu() for name, t in tensors.items()}
+
+
+def scene_bank(
+    frames: torch.Tensor, tensors: dict[str, torch.Tensor], *, spec: OneClassSpec
+) -> dict[str, torch.Tensor]:
+    """The scene stream's bank from the (F, D) raw mean patch features of the bank frames: in
+    the appearance stream's projection (a mean of projected patches is the projected mean: it
+    is linear), at most ``scene.bank_frames`` of them (a seeded sample), kept whole: a frame
+    bank is small, and a coreset would keep exactly the unusual frames a threshold must not
+    call normal."""
+    assert spec.scene is not None
+    pooled = frames.float()
+    if PROJECTION_MEAN in tensors:
+        pooled = (pooled - tensors[PROJECTION_MEAN].cpu()) @ tensors[PROJECTION_COMPONENTS].cpu()
+    if pooled.shape[0] > spec.scene.bank_frames:
+        generator = torch.Generator().manual_seed(spec.seed)
+        pooled = pooled[torch.randperm(pooled.shape[0], generator=generator)]
+        pooled = pooled[: spec.scene.bank_frames]
+    return {SCENE_BANK: pooled.contiguous()}

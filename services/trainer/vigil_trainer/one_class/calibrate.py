@@ -1,10 +1,12 @@
 """Normalisation, threshold and metrics of a one_class model, from clips the banks never saw.
 
 Each stream's frame scores on the held-out normal clips give its (mean, std), so both streams
-are in "standard deviations above normal" before they are fused. The threshold is the fused
-(and, with a smoothing window, trailing-averaged) score that ``target_fpr`` of held-out normal
-frames exceed; when the dataset has clips with labeled anomalies, it is instead the score that
-maximises F1 on those clips and the held-out normals together, and AUROC/AUPR are reported.
+are in "standard deviations above normal" before ``weighted`` fusion, and its tail
+(``tail_scores``), so every stream's score is a surprise before ``calibrated_max`` fusion. The
+threshold is the fused (and, with a smoothing window, trailing-averaged) score that
+``target_fpr`` of held-out normal frames exceed; when the dataset has clips with labeled
+anomalies, it is instead the score that maximises F1 on those clips and the held-out normals
+together, and AUROC/AUPR are reported.
 """
 
 from __future__ import annotations
@@ -13,7 +15,16 @@ from dataclasses import dataclass
 
 import torch
 
-from vigil_shared.vision.one_class_model import StreamScores
+from vigil_shared.schemas.one_class import OneClassSpec
+from vigil_shared.vision.one_class_model import (
+    ACTIVITY_TAIL,
+    APPEARANCE_TAIL,
+    MOTION_TAIL,
+    SCENE_TAIL,
+    StreamScores,
+    calibrated_tails,
+)
+from vigil_shared.vision.tail_scores import fit_tail
 
 
 @dataclass
@@ -31,6 +42,21 @@ def stream_norm(values: torch.Tensor) -> torch.Tensor:
         return torch.tensor([0.0, 1.0])
     std = float(present.std())
     return torch.tensor([float(present.mean()), max(std, 1e-6)])
+
+
+def stream_tails(spec: OneClassSpec, holdout: list[StreamScores]) -> dict[str, torch.Tensor]:
+    """Each fused stream's tail on the held-out normal frames (``calibrated_max`` fusion);
+    activity is two-sided: a scene that empties or stops is as unusual as one that fills."""
+    values = {
+        APPEARANCE_TAIL: torch.cat([r.appearance for r in holdout]),
+        MOTION_TAIL: torch.cat([r.motion for r in holdout]),
+        SCENE_TAIL: torch.cat([r.scene for r in holdout]),
+        ACTIVITY_TAIL: torch.cat([r.activity for r in holdout]),
+    }
+    return {
+        name: fit_tail(values[name], two_sided=name == ACTIVITY_TAIL)
+        for name in calibrated_tails(spec)
+    }
 
 
 def quantile_metrics(scores: torch.Tensor, threshold: float) -> dict[str, float]:

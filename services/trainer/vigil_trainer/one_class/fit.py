@@ -24,7 +24,13 @@ from vigil_shared.datasets import DatasetManifest
 from vigil_shared.schemas.manifests import Preprocessing, WeightsProvenance
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.vision.backbones import Backbone, load_efficientnet_lite0
-from vigil_shared.vision.one_class_model import APPEARANCE_NORM, MOTION_NORM, OneClassScorer
+from vigil_shared.vision.one_class_model import (
+    APPEARANCE_NORM,
+    MOTION_NORM,
+    PROJECTION_COMPONENTS,
+    PROJECTION_MEAN,
+    OneClassScorer,
+)
 from vigil_shared.vision.patches import PatchFeatureExtractor
 from vigil_shared.vision.preprocess import to_batch
 from vigil_shared.vision.score_metrics import (
@@ -36,11 +42,12 @@ from vigil_shared.vision.score_metrics import (
 )
 from vigil_shared.vision.site_backbone import backbone_tensors
 from vigil_trainer.cancel import JobCancelled
-from vigil_trainer.one_class.banks import appearance_bank
+from vigil_trainer.one_class.banks import appearance_bank, scene_bank
 from vigil_trainer.one_class.calibrate import (
     ClipScores,
     quantile_metrics,
     stream_norm,
+    stream_tails,
 )
 from vigil_trainer.one_class.clips import Clip, ClipSplit, clips_of, read_frames, split_clips
 
@@ -128,16 +135,16 @@ def fit_one_class(
     if spec.appearance.weight > 0:
         extractor = PatchFeatureExtractor(backbone.module, spec.appearance.stages)
         extractor = extractor.to(device).eval()
-        patches = _bank_patches(run, spec, prep, extractor, split.fit)
+        patches, frames = _bank_patches(run, spec, prep, extractor, split.fit)
         run.progress({"stage": "coreset", "step": 0, "total": 1, "eta_s": None})
         tensors |= appearance_bank(
             patches, spec=spec.appearance, seed=spec.seed, device=device, should_stop=should_stop
         )
         run.step("coreset", 1, 1, time.monotonic())
-        if "appearance.projection_mean" in tensors:
-            extractor.set_projection(
-                tensors["appearance.projection_mean"], tensors["appearance.projection_components"]
-            )
+        if PROJECTION_MEAN in tensors:
+            extractor.set_projection(tensors[PROJECTION_MEAN], tensors[PROJECTION_COMPONENTS])
+        if spec.scene_embedding and spec.fusion == "calibrated_max":
+            tensors |= scene_bank(frames, tensors, spec=spec)
     scorer = OneClassScorer(
         spec=spec,
         preprocessing=prep,
@@ -161,11 +168,13 @@ def _bank_patches(
     prep: Preprocessing,
     extractor: PatchFeatureExtractor,
     clips: tuple[Clip, ...],
-) -> torch.Tensor:
-    """Raw patch features (before any projection), float16 on the CPU, of the bank frames."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw patch features (before any projection), float16 on the CPU, of the bank frames; and
+    each bank frame's mean patch feature (float32), for the scene stream."""
     stride = spec.appearance.frame_stride
     total = sum(len(c.items[::stride]) for c in clips)
     out: list[torch.Tensor] = []
+    pooled: list[torch.Tensor] = []
     done, started = 0, time.monotonic()
     for clip in clips:
         sampled = Clip(clip.group, clip.items[::stride], clip.abnormal[::stride])
@@ -173,9 +182,10 @@ def _bank_patches(
             batch = to_batch([f.to(run.device) for f in frames], prep)
             features = extractor.raw(batch)
             out.append(features.permute(0, 2, 3, 1).reshape(-1, features.shape[1]).half().cpu())
+            pooled.append(features.float().mean(dim=(2, 3)).cpu())
             done += len(frames)
             run.step("features", done, total, started)
-    return torch.cat(out)
+    return torch.cat(out), torch.cat(pooled)
 
 
 def _score_clips(run: _Run, scorer: OneClassScorer, clips: tuple[Clip, ...]) -> list[ClipScores]:
@@ -212,6 +222,7 @@ def _calibrate(
     for name, attribute in ((APPEARANCE_NORM, "appearance"), (MOTION_NORM, "motion")):
         values = torch.cat([getattr(c, attribute) for clip in holdout for c in clip.raw])
         scorer.tensors[name] = stream_norm(values)
+    scorer.tensors |= stream_tails(spec, [c for clip in holdout for c in clip.raw])
     normal_scores = torch.cat([_fused(scorer, clip) for clip in holdout])
     threshold = normal_threshold(normal_scores, target_fpr=spec.target_fpr)
     metrics = quantile_metrics(normal_scores, threshold)
