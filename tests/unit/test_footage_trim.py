@@ -161,3 +161,15 @@ def test_a_handful_of_reviewed_frames_does_not_set_the_threshold() -> None:
     assert not enough_labels(labeled(MIN_LABELED_GROUPS - 1, 100))
     per_group = -(-MIN_LABELED_FRAMES // MIN_LABELED_GROUPS)
     assert enough_labels(labeled(MIN_LABELED_GROUPS, per_group))
+
+
+def test_reviewed_false_alarms_go_to_the_banks_never_to_calibration() -> None:
+    footage = [Clip(f"cam/seg{g}", (item(f"cam/seg{g}", 0),), (False,)) for g in range(5)]
+    rejected = [Clip(f"cam/event-{e}", (item(f"cam/event-{e}", 0),), (False,)) for e in range(3)]
+    for seed in range(10):
+        split = split_clips([*footage, *rejected], holdout_fraction=0.2, seed=seed)
+        assert {c.group for c in rejected} <= {c.group for c in split.fit}
+        assert len(split.holdout) == 1 and split.holdout[0].group.startswith("cam/seg")
+    # With no footage at all, the reviewed groups are split as footage would be.
+    split = split_clips(rejected, holdout_fraction=0.2, seed=0)
+    assert (len(split.fit), len(split.holdout)) == (2, 1)

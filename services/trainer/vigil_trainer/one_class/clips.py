@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from minio import Minio
 
+from vigil_shared.dataset_groups import is_event_group
 from vigil_shared.datasets import DatasetError, DatasetItem, DatasetManifest, read_image
 from vigil_shared.vision.preprocess import UndecodableImageError, decode
 
@@ -65,7 +66,13 @@ def clips_of(dataset: DatasetManifest) -> list[Clip]:
 
 def split_clips(clips: list[Clip], *, holdout_fraction: float, seed: int) -> ClipSplit:
     """Normal clips go to the banks or (a seeded ``holdout_fraction`` of them) to calibration;
-    clips with labeled anomalies only ever to validation."""
+    clips with labeled anomalies only ever to validation.
+
+    A reviewed false alarm (an event's group labeled normal) always goes to the banks: it is the
+    site saying what normal looks like, which the banks learn and a held-out quantile does not;
+    and it was picked for scoring hot, so held out it would bias the estimate of how often
+    ordinary time raises an alarm. Only when nothing else is normal is it held out like footage.
+    """
     normal = [c for c in clips if c.is_normal]
     validation = tuple(c for c in clips if not c.is_normal)
     if len(normal) < 2:
@@ -74,11 +81,16 @@ def split_clips(clips: list[Clip], *, holdout_fraction: float, seed: int) -> Cli
             "least 2 (one for the memory banks, one held out to set the threshold): give the "
             "frames of different clips or cameras different groups"
         )
-    shuffled = normal[:]
+    footage = [c for c in normal if not is_event_group(c.group)]
+    pool, pinned = (
+        (footage, [c for c in normal if is_event_group(c.group)]) if footage else (normal, [])
+    )
+    shuffled = pool[:]
     random.Random(seed).shuffle(shuffled)
-    n_holdout = min(len(normal) - 1, max(1, round(len(normal) * holdout_fraction)))
+    keep_one = 0 if pinned else 1  # the banks need a group of their own
+    n_holdout = min(len(pool) - keep_one, max(1, round(len(pool) * holdout_fraction)))
     holdout = sorted(shuffled[:n_holdout], key=lambda c: c.group)
-    fit = sorted(shuffled[n_holdout:], key=lambda c: c.group)
+    fit = sorted([*shuffled[n_holdout:], *pinned], key=lambda c: c.group)
     return ClipSplit(fit=tuple(fit), holdout=tuple(holdout), validation=validation)
 
 
