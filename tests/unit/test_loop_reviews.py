@@ -12,8 +12,7 @@ import torch
 
 from bench.ped2_loop import SplitClip, review_events, review_images, review_marks
 from vigil_shared.datasets import DatasetItem
-from vigil_trainer.one_class.clips import Clip
-from vigil_trainer.one_class.evaluate import DEFAULT_FPS, frame_rate
+from vigil_trainer.one_class.clips import DEFAULT_FPS, Clip, frame_rate
 from vigil_trainer.one_class.trim import Marks
 
 

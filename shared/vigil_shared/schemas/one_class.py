@@ -22,6 +22,7 @@ from vigil_shared.schemas.inputs import SafeName
 
 __all__ = [
     "RETRAIN_TRIM_MARGIN_S",
+    "STORED_BEFORE",
     "STORED_WITHOUT_FUSION",
     "AppearanceSpec",
     "Fusion",
@@ -40,6 +41,13 @@ RETRAIN_TRIM_MARGIN_S = 5.0
 Fusion = Literal["calibrated_max", "weighted"]
 STORED_WITHOUT_FUSION: Fusion = "weighted"
 """What a stored one_class spec without ``fusion`` was fitted with: the only method then."""
+STORED_BEFORE: dict[str, Any] = {
+    "fusion": STORED_WITHOUT_FUSION,
+    "false_alarms_per_hour": None,
+    "cross_fit_folds": 1,
+}
+"""What a stored one_class spec lacking a field was fitted with: the method before it existed
+(weighted fusion; a threshold at ``target_fpr`` of the held-out groups' frames)."""
 
 
 class _Part(BaseModel):
@@ -187,7 +195,28 @@ class OneClassSpec(BaseModel):
         default=0.2, gt=0, lt=1, description="Share of groups (clips) held out to calibrate."
     )
     target_fpr: float = Field(
-        default=0.01, gt=0, lt=0.5, description="False-positive rate the threshold aims at."
+        default=0.01,
+        gt=0,
+        lt=0.5,
+        description="Share of held-out normal frames above the threshold, when "
+        "false_alarms_per_hour is null.",
+    )
+    false_alarms_per_hour: float | None = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="The threshold aims at this many false events per camera-hour (events as "
+        "the worker raises them, after its k-of-n debounce), extrapolated from the normal "
+        "footage's scores; the fit reports the rate it expects with a 90% interval. null: "
+        "target_fpr of held-out normal frames instead.",
+    )
+    cross_fit_folds: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description="Calibration scores every normal group with banks that never saw it: the "
+        "bank groups in this many cross-fitted folds besides the held-out groups (1: the "
+        "held-out groups only).",
     )
     smoothing_window: int = Field(
         default=1,
@@ -231,9 +260,10 @@ class OneClassSpec(BaseModel):
 
 
 def with_stored_defaults(spec: Any) -> Any:
-    """A stored one_class spec (a manifest's) as it was fitted: without ``fusion`` it predates
-    it and was fitted with ``weighted`` fusion (and without a scene stream, which it lacks)."""
+    """A stored one_class spec (a manifest's) as it was fitted: a field it lacks predates it
+    (``STORED_BEFORE``); without ``fusion`` it also lacks a scene stream."""
     is_one_class = isinstance(spec, dict) and spec.get("task", "one_class") == "one_class"
-    if is_one_class and "fusion" not in spec:
-        return spec | {"fusion": STORED_WITHOUT_FUSION}
-    return spec
+    if not is_one_class:
+        return spec
+    before = {name: value for name, value in STORED_BEFORE.items() if name not in spec}
+    return spec | before

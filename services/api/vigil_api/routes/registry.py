@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from minio.error import S3Error
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, computed_field
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -62,6 +62,30 @@ ASSIGNMENT_EXAMPLE: dict[str, JsonValue] = {
 }
 
 
+class ExpectedAlarms(BaseModel):
+    """False alarms per camera-hour the fit expects at the model's threshold (one_class models
+    fitted since calibration counts events; docs/one-class.md): events as the worker raises
+    them on normal footage, extrapolated from the site's normal footage, with a 90% interval
+    that is wide when that footage was short."""
+
+    per_hour: float
+    low: float
+    high: float
+    calibration_hours: float = Field(description="Normal footage the estimate rests on.")
+
+    @classmethod
+    def from_metrics(cls, metrics: dict[str, Any]) -> ExpectedAlarms | None:
+        key = "expected_false_alarms_per_hour"
+        if key not in metrics:
+            return None
+        return cls(
+            per_hour=metrics[key],
+            low=metrics[f"{key}_low"],
+            high=metrics[f"{key}_high"],
+            calibration_hours=metrics["calibration_hours"],
+        )
+
+
 class ModelOut(BaseModel):
     model_config = ConfigDict(
         from_attributes=True,
@@ -85,6 +109,14 @@ class ModelOut(BaseModel):
     metrics: dict[str, Any]
     job_id: uuid.UUID | None
     created_at: datetime
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="False alarms per camera-hour expected at the threshold, with a 90% "
+        "interval (from metrics); null for models whose fit did not estimate it."
+    )
+    @property
+    def expected_false_alarms(self) -> ExpectedAlarms | None:
+        return ExpectedAlarms.from_metrics(self.metrics)
 
 
 class AssignmentOut(BaseModel):

@@ -8,8 +8,9 @@ duplicates, so a random-frame split would calibrate on what is effectively train
 from __future__ import annotations
 
 import random
+import statistics
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +21,8 @@ from vigil_shared.datasets import DatasetError, DatasetItem, DatasetManifest, re
 from vigil_shared.vision.preprocess import UndecodableImageError, decode
 
 NORMAL_LABELS = frozenset({"normal"})
+DEFAULT_FPS = 10.0
+"""A dataset's frame rate when its items carry no capture times."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,14 @@ class ClipSplit:
     fit: tuple[Clip, ...]
     holdout: tuple[Clip, ...]
     validation: tuple[Clip, ...]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Clips scored by a model whose banks are fitted on ``bank`` only (never on them)."""
+
+    bank: tuple[Clip, ...]
+    scored: tuple[Clip, ...]
 
 
 def is_abnormal(item: DatasetItem) -> bool:
@@ -92,6 +103,46 @@ def split_clips(clips: list[Clip], *, holdout_fraction: float, seed: int) -> Cli
     holdout = sorted(shuffled[:n_holdout], key=lambda c: c.group)
     fit = sorted([*shuffled[n_holdout:], *pinned], key=lambda c: c.group)
     return ClipSplit(fit=tuple(fit), holdout=tuple(holdout), validation=validation)
+
+
+def calibration_folds(split: ClipSplit, *, folds: int, seed: int) -> tuple[Fold, ...]:
+    """Every normal group scored once by banks that never saw it: the held-out groups by the
+    model's own banks, and (``folds`` > 1) the bank groups cross-fitted, ``folds`` seeded
+    partitions of them each scored by banks of the others (``folds`` at most the groups).
+
+    One held-out fifth of a site's footage is a few clips; its threshold then sits wherever
+    their noise happens to be. Cross-fitting calibrates on all of the normal time instead, at
+    the cost of fitting the banks once per fold. A fold's banks hold a fold fewer groups than
+    the model's, so its scores run a little high and the threshold errs on the quiet side.
+    Reviewed false alarms are in every bank and never scored (``split_clips``).
+    """
+    out = [Fold(bank=split.fit, scored=split.holdout)]
+    any_footage = any(not is_event_group(c.group) for c in split.fit + split.holdout)
+    scorable = [c for c in split.fit if not any_footage or not is_event_group(c.group)]
+    n_folds = min(folds, len(scorable))
+    pinned = len(split.fit) > len(scorable)
+    if folds < 2 or n_folds < (1 if pinned else 2):  # a fold's banks need a group of their own
+        return tuple(out)
+    shuffled = scorable[:]
+    random.Random(seed).shuffle(shuffled)
+    for index in range(n_folds):
+        scored = sorted(shuffled[index::n_folds], key=lambda c: c.group)
+        names = {c.group for c in scored}
+        rest = [c for c in split.fit if c.group not in names]
+        out.append(Fold(bank=tuple(rest), scored=tuple(scored)))
+    return tuple(out)
+
+
+def frame_rate(clips: Sequence[Clip]) -> float:
+    """Frames per second from the median spacing of consecutive capture times."""
+    gaps = [
+        (b.captured_at - a.captured_at).total_seconds()
+        for clip in clips
+        for a, b in zip(clip.items, clip.items[1:], strict=False)
+        if a.captured_at is not None and b.captured_at is not None
+    ]
+    spacing = statistics.median([g for g in gaps if g > 0] or [0.0])
+    return 1.0 / spacing if spacing > 0 else DEFAULT_FPS
 
 
 def read_frames(s3: Minio, bucket: str, clip: Clip, *, chunk: int) -> Iterator[list[torch.Tensor]]:

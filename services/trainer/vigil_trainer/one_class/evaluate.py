@@ -8,12 +8,11 @@ Both models are loaded from the registry and score each group in capture order t
 and, with each group replayed as a camera where one frame at or above the threshold raises an
 alarm (reviewed evidence is often one frame per event), event recall and false alarms per hour
 of held-out normal footage (``vigil_shared.vision.event_metrics``). The frame rate is read from
-the frames' capture times (their median spacing), else ``DEFAULT_FPS``.
+the frames' capture times (``clips.frame_rate``).
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,11 +27,10 @@ from vigil_shared.vision.event_metrics import evaluate
 from vigil_shared.vision.inferencer import load_frame_model
 from vigil_shared.vision.scoring import FrameModel
 from vigil_trainer.context import JobContext
-from vigil_trainer.one_class.clips import Clip, clips_of, split_clips
+from vigil_trainer.one_class.clips import Clip, clips_of, frame_rate, split_clips
 from vigil_trainer.one_class.trim import clip_scores
 from vigil_trainer.production import Compared, store_evaluation
 
-DEFAULT_FPS = 10.0
 ONE_FRAME_ALARM = LifecycleSettings(open_k=1, open_n=1, close_after=1)
 
 
@@ -98,18 +96,6 @@ def _scores(ctx: JobContext, model: FrameModel, clip: Clip) -> torch.Tensor:
     finite = scores[torch.isfinite(scores)]
     floor = float(finite.min()) if finite.numel() else 0.0
     return torch.nan_to_num(scores, nan=floor, posinf=floor, neginf=floor)
-
-
-def frame_rate(clips: Sequence[Clip]) -> float:
-    """Frames per second from the median spacing of consecutive capture times."""
-    gaps = [
-        (b.captured_at - a.captured_at).total_seconds()
-        for clip in clips
-        for a, b in zip(clip.items, clip.items[1:], strict=False)
-        if a.captured_at is not None and b.captured_at is not None
-    ]
-    spacing = statistics.median([g for g in gaps if g > 0] or [0.0])
-    return 1.0 / spacing if spacing > 0 else DEFAULT_FPS
 
 
 def evidence(clips: Sequence[Clip], fps: float) -> dict[str, Any]:

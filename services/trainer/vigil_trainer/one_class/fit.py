@@ -42,6 +42,7 @@ from vigil_shared.vision.score_metrics import (
 )
 from vigil_shared.vision.site_backbone import backbone_tensors
 from vigil_trainer.cancel import JobCancelled
+from vigil_trainer.one_class.alarm_rate import fit_alarm_rate
 from vigil_trainer.one_class.banks import appearance_bank, scene_bank
 from vigil_trainer.one_class.calibrate import (
     ClipScores,
@@ -49,7 +50,14 @@ from vigil_trainer.one_class.calibrate import (
     stream_norm,
     stream_tails,
 )
-from vigil_trainer.one_class.clips import Clip, ClipSplit, clips_of, read_frames, split_clips
+from vigil_trainer.one_class.clips import (
+    Clip,
+    calibration_folds,
+    clips_of,
+    frame_rate,
+    read_frames,
+    split_clips,
+)
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -127,38 +135,95 @@ def fit_one_class(
     ``backbone``'s features (ImageNet Lite0 when None)."""
     torch.manual_seed(spec.seed)
     run = _Run(s3, bucket, device, batch_size, progress, should_stop)
-    split = split_clips(clips_of(dataset), holdout_fraction=spec.holdout_fraction, seed=spec.seed)
+    clips = clips_of(dataset)
+    split = split_clips(clips, holdout_fraction=spec.holdout_fraction, seed=spec.seed)
+    folds = calibration_folds(split, folds=spec.cross_fit_folds, seed=spec.seed)
     backbone = backbone or load_efficientnet_lite0()
     prep = backbone.preprocessing.model_copy(update={"image_size": spec.image_size})
-    extractor = None
-    tensors: dict[str, torch.Tensor] = {}
+    banks = _Banks(run, spec, None, {})
     if spec.appearance.weight > 0:
         extractor = PatchFeatureExtractor(backbone.module, spec.appearance.stages)
         extractor = extractor.to(device).eval()
-        patches, frames = _bank_patches(run, spec, prep, extractor, split.fit)
-        run.progress({"stage": "coreset", "step": 0, "total": 1, "eta_s": None})
-        tensors |= appearance_bank(
-            patches, spec=spec.appearance, seed=spec.seed, device=device, should_stop=should_stop
-        )
-        run.step("coreset", 1, 1, time.monotonic())
-        if PROJECTION_MEAN in tensors:
-            extractor.set_projection(tensors[PROJECTION_MEAN], tensors[PROJECTION_COMPONENTS])
-        if spec.scene_embedding and spec.fusion == "calibrated_max":
-            tensors |= scene_bank(frames, tensors, spec=spec)
-    scorer = OneClassScorer(
+        banks = _Banks(run, spec, extractor, _bank_patches(run, spec, prep, extractor, split.fit))
+    model_tensors = banks.fitted(split.fit, step=(0, len(folds)))
+    calibration = _Calibration(run, sum(len(c.items) for c in split.validation))
+    calibration.total += sum(len(c.items) for fold in folds for c in fold.scored)
+    holdout: list[ClipScores] = []
+    for index, fold in enumerate(folds):
+        tensors = model_tensors if index == 0 else banks.fitted(fold.bank, step=(index, len(folds)))
+        holdout += calibration.score(banks.scorer(tensors, prep), fold.scored)
+    scorer = banks.scorer(model_tensors, prep)
+    validation = calibration.score(scorer, split.validation)
+    fit = _calibrate(
         spec=spec,
-        preprocessing=prep,
-        threshold=0.0,
-        extractor=extractor,
-        tensors=tensors
-        | {APPEARANCE_NORM: torch.tensor([0.0, 1.0]), MOTION_NORM: torch.tensor([0.0, 1.0])},
-        device=device,
+        scorer=scorer,
+        holdout=holdout,
+        validation=validation,
+        fps=frame_rate(clips),
+        counts={
+            "n_bank_clips": len(split.fit),
+            "n_holdout_clips": sum(len(f.scored) for f in folds),
+            "cross_fit_folds": len(folds) - 1,
+        },
+        labels_enough=enough_labels(split.validation),
     )
-    fit = _calibrate(run, spec, scorer, split, dataset, backbone.provenance, prep)
+    fitted = OneClassFit(
+        tensors=fit.tensors,
+        threshold=fit.threshold,
+        metrics=fit.metrics,
+        provenance=backbone.provenance,
+        preprocessing=prep,
+        dataset_sha256=dataset.version,
+        n_images=len(dataset.items),
+    )
     if spec.backbone_model_id is None:
-        return fit
+        return fitted
     # The fine-tuned body goes into the artifact: inference must not need the model it came from.
-    return replace(fit, tensors=fit.tensors | backbone_tensors(backbone.module))
+    return replace(fitted, tensors=fitted.tensors | backbone_tensors(backbone.module))
+
+
+@dataclass
+class _Banks:
+    """Banks fitted from the bank clips' patch features, for the model or for one fold."""
+
+    run: _Run
+    spec: OneClassSpec
+    extractor: PatchFeatureExtractor | None
+    features: dict[str, tuple[torch.Tensor, torch.Tensor]]  # group -> (patches, frame means)
+
+    def fitted(self, clips: tuple[Clip, ...], *, step: tuple[int, int]) -> dict[str, torch.Tensor]:
+        """The appearance (and scene) banks of ``clips``; none without the appearance stream."""
+        if self.extractor is None:
+            return {}
+        started = time.monotonic()
+        self.run.progress({"stage": "coreset", "step": step[0], "total": step[1], "eta_s": None})
+        patches = torch.cat([self.features[c.group][0] for c in clips])
+        tensors = appearance_bank(
+            patches,
+            spec=self.spec.appearance,
+            seed=self.spec.seed,
+            device=self.run.device,
+            should_stop=self.run.should_stop,
+        )
+        if self.spec.scene_embedding and self.spec.fusion == "calibrated_max":
+            frames = torch.cat([self.features[c.group][1] for c in clips])
+            tensors |= scene_bank(frames, tensors, spec=self.spec)
+        self.run.step("coreset", step[0] + 1, step[1], started)
+        return tensors
+
+    def scorer(self, tensors: dict[str, torch.Tensor], prep: Preprocessing) -> OneClassScorer:
+        """A scorer with ``tensors``' banks and neutral statistics (calibration sets them)."""
+        if self.extractor is not None and PROJECTION_MEAN in tensors:
+            self.extractor.set_projection(tensors[PROJECTION_MEAN], tensors[PROJECTION_COMPONENTS])
+        neutral = torch.tensor([0.0, 1.0])
+        return OneClassScorer(
+            spec=self.spec,
+            preprocessing=prep,
+            threshold=0.0,
+            extractor=self.extractor,
+            tensors=tensors | {APPEARANCE_NORM: neutral, MOTION_NORM: neutral},
+            device=self.run.device,
+        )
 
 
 @torch.inference_mode()
@@ -168,39 +233,49 @@ def _bank_patches(
     prep: Preprocessing,
     extractor: PatchFeatureExtractor,
     clips: tuple[Clip, ...],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Raw patch features (before any projection), float16 on the CPU, of the bank frames; and
-    each bank frame's mean patch feature (float32), for the scene stream."""
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """By group, raw patch features (before any projection), float16 on the CPU, of the bank
+    frames; and each bank frame's mean patch feature (float32), for the scene stream."""
     stride = spec.appearance.frame_stride
     total = sum(len(c.items[::stride]) for c in clips)
-    out: list[torch.Tensor] = []
-    pooled: list[torch.Tensor] = []
+    out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     done, started = 0, time.monotonic()
     for clip in clips:
         sampled = Clip(clip.group, clip.items[::stride], clip.abnormal[::stride])
+        patches: list[torch.Tensor] = []
+        pooled: list[torch.Tensor] = []
         for frames in read_frames(run.s3, run.bucket, sampled, chunk=run.batch_size):
             batch = to_batch([f.to(run.device) for f in frames], prep)
             features = extractor.raw(batch)
-            out.append(features.permute(0, 2, 3, 1).reshape(-1, features.shape[1]).half().cpu())
+            patches.append(features.permute(0, 2, 3, 1).reshape(-1, features.shape[1]).half().cpu())
             pooled.append(features.float().mean(dim=(2, 3)).cpu())
             done += len(frames)
             run.step("features", done, total, started)
-    return torch.cat(out), torch.cat(pooled)
+        out[clip.group] = (torch.cat(patches), torch.cat(pooled))
+    return out
 
 
-def _score_clips(run: _Run, scorer: OneClassScorer, clips: tuple[Clip, ...]) -> list[ClipScores]:
-    total = sum(len(c.items) for c in clips)
-    done, started = 0, time.monotonic()
-    results = []
-    for clip in clips:
-        raw = []
-        for frames in read_frames(run.s3, run.bucket, clip, chunk=run.batch_size):
-            raw.append(scorer.stream_scores([clip.group] * len(frames), frames))
-            done += len(frames)
-            run.step("calibrate", done, total, started)
-        scorer.forget(clip.group)
-        results.append(ClipScores(raw=raw, abnormal=torch.tensor(clip.abnormal)))
-    return results
+@dataclass
+class _Calibration:
+    """Scores clips in frame order, as the worker would, counting frames for the progress."""
+
+    run: _Run
+    total: int
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def score(self, scorer: OneClassScorer, clips: tuple[Clip, ...]) -> list[ClipScores]:
+        results = []
+        run = self.run
+        for clip in clips:
+            raw = []
+            for frames in read_frames(run.s3, run.bucket, clip, chunk=run.batch_size):
+                raw.append(scorer.stream_scores([clip.group] * len(frames), frames))
+                self.done += len(frames)
+                run.step("calibrate", self.done, self.total, self.started)
+            scorer.forget(clip.group)
+            results.append(ClipScores(raw=raw, abnormal=torch.tensor(clip.abnormal)))
+        return results
 
 
 def _fused(scorer: OneClassScorer, clip: ClipScores) -> torch.Tensor:
@@ -208,29 +283,38 @@ def _fused(scorer: OneClassScorer, clip: ClipScores) -> torch.Tensor:
     return trailing_mean(scores, scorer.spec.smoothing_window)
 
 
+@dataclass(frozen=True)
+class _Calibrated:
+    tensors: dict[str, torch.Tensor]
+    threshold: float
+    metrics: dict[str, float]
+
+
 def _calibrate(
-    run: _Run,
+    *,
     spec: OneClassSpec,
     scorer: OneClassScorer,
-    split: ClipSplit,
-    dataset: DatasetManifest,
-    provenance: WeightsProvenance,
-    prep: Preprocessing,
-) -> OneClassFit:
-    holdout = _score_clips(run, scorer, split.holdout)
-    validation = _score_clips(run, scorer, split.validation)
+    holdout: list[ClipScores],
+    validation: list[ClipScores],
+    fps: float,
+    counts: dict[str, int],
+    labels_enough: bool,
+) -> _Calibrated:
+    """Normalisation, tails and threshold from the normal groups' out-of-fold scores."""
     for name, attribute in ((APPEARANCE_NORM, "appearance"), (MOTION_NORM, "motion")):
         values = torch.cat([getattr(c, attribute) for clip in holdout for c in clip.raw])
         scorer.tensors[name] = stream_norm(values)
     scorer.tensors |= stream_tails(spec, [c for clip in holdout for c in clip.raw])
-    normal_scores = torch.cat([_fused(scorer, clip) for clip in holdout])
-    threshold = normal_threshold(normal_scores, target_fpr=spec.target_fpr)
+    normal_clips = [_fused(scorer, clip) for clip in holdout]
+    normal_scores = torch.cat(normal_clips)
+    rate = fit_alarm_rate(normal_clips, fps=fps)
+    if spec.false_alarms_per_hour is not None:
+        threshold = rate.threshold_for(spec.false_alarms_per_hour)
+    else:
+        threshold = normal_threshold(normal_scores, target_fpr=spec.target_fpr)
     metrics = quantile_metrics(normal_scores, threshold)
-    metrics |= {
-        "n_bank_clips": float(len(split.fit)),
-        "n_holdout_clips": float(len(split.holdout)),
-        "threshold_from_labels": 0.0,
-    }
+    metrics |= {name: float(value) for name, value in counts.items()}
+    metrics |= {"threshold_from_labels": 0.0, "fps": fps}
     if validation:
         val_scores = torch.cat([normal_scores, *(_fused(scorer, c) for c in validation)])
         abnormal = torch.cat(
@@ -244,20 +328,13 @@ def _calibrate(
             labeled, f1 = best_f1_threshold(val_scores, abnormal)
             metrics |= {"validation_f1": f1, "threshold_labeled": labeled}
             metrics["threshold_normal"] = threshold
-            if enough_labels(split.validation):
+            if labels_enough:
                 threshold = labeled
                 metrics["threshold_from_labels"] = 1.0
                 metrics["holdout_fpr"] = float((normal_scores > threshold).double().mean())
+    metrics |= rate.metrics(threshold)
     metrics |= {
         "appearance_norm_mean": float(scorer.tensors[APPEARANCE_NORM][0]),
         "motion_norm_mean": float(scorer.tensors[MOTION_NORM][0]),
     }
-    return OneClassFit(
-        tensors=scorer.to_tensors(),
-        threshold=threshold,
-        metrics=metrics,
-        provenance=provenance,
-        preprocessing=prep,
-        dataset_sha256=dataset.version,
-        n_images=len(dataset.items),
-    )
+    return _Calibrated(tensors=scorer.to_tensors(), threshold=threshold, metrics=metrics)

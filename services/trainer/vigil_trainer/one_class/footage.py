@@ -20,8 +20,7 @@ from vigil_shared.datasets import DatasetManifest
 from vigil_shared.db.models import Event
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_trainer.context import JobContext
-from vigil_trainer.one_class.clips import Clip, clips_of
-from vigil_trainer.one_class.evaluate import frame_rate
+from vigil_trainer.one_class.clips import Clip, clips_of, frame_rate
 from vigil_trainer.one_class.trim import Marks, Span, Trimmer, min_run, trim_footage
 
 
