@@ -3,7 +3,7 @@ production model (``footage.retrain_footage``), pick the backbone, fit the banks
 and calibrate (``fit.fit_one_class``), register, then score it and the production model it
 would replace on the same held-out groups (``evaluate.record_evaluation``).
 
-``run`` is the one_class kind's entry (``kinds.KINDS["one_class"]``).
+``run`` is the one_class kind's entry (its ``trainer`` in ``vigil_shared.vision.model_kinds``).
 """
 
 from __future__ import annotations
