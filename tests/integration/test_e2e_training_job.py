@@ -73,6 +73,7 @@ def test_job_runs_on_the_worker_and_its_artifact_matches_its_sha256(
     assert job["status"] == "succeeded", job["error"]
     model = api.get(f"/api/v1/models/{job['model_id']}").json()
     assert model["job_id"] == job_id
+    assert model["architecture"] == "efficientnet_lite0 patch-knn+farneback|calibrated_max"
     assert job["model_id"] in {m["id"] for m in api.get("/api/v1/models").json()}
 
     bucket = settings.s3.models_bucket

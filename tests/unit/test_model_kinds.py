@@ -1,5 +1,6 @@
-"""Model kinds by name on both sides: every manifest task has a scoring loader, every task a
-job can train has a trainer kind, and the loader of a task is the one that builds its model."""
+"""Model kinds by name, one table for both sides: every manifest task has an entry, every task
+a job can train names its trainer module there, and the loader of a task is the one that builds
+its model."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ import torch
 from tests.factories import model_manifest as manifest
 from tests.unit.test_catalog_and_classifier_model import manifest_for
 from tests.unit.test_registry_fusion import member
-from tests.unit.test_trainer_kinds import schema_kinds
+from tests.unit.test_trainer_kinds import schema_kinds, trainer_modules
 from vigil_shared.schemas.manifests import EnsembleMember, EnsembleOf, ModelManifest
 from vigil_shared.vision.catalog import build_classifier
 from vigil_shared.vision.classifier_model import ClassifierFrameModel
 from vigil_shared.vision.inferencer import frame_model_from
 from vigil_shared.vision.knn import BANK_TENSOR, KnnFrameModel
-from vigil_shared.vision.model_kinds import LOADERS
+from vigil_shared.vision.model_kinds import KINDS
 from vigil_shared.vision.one_class_model import OneClassFrameModel
 from vigil_shared.vision.score_ensemble import (
     EnsembleMemberError,
@@ -27,21 +28,19 @@ from vigil_shared.vision.score_ensemble import (
     norm_tensors,
 )
 from vigil_shared.vision.scoring import FrameModel, FrameScore
-from vigil_trainer.kinds import KINDS
 
 
 def manifest_tasks() -> set[str]:
     return set(get_args(ModelManifest.model_fields["task"].annotation))
 
 
-def test_every_manifest_task_has_a_loader() -> None:
-    assert set(LOADERS) == manifest_tasks()
+def test_every_manifest_task_is_a_kind() -> None:
+    assert set(KINDS) == manifest_tasks()
 
 
-def test_every_trainable_task_has_a_trainer_kind_and_a_loader() -> None:
+def test_every_trainable_task_is_a_kind_with_a_trainer() -> None:
     trainable = set(schema_kinds())
-    assert set(KINDS) == trainable
-    assert trainable <= set(LOADERS)
+    assert set(trainer_modules()) == trainable
     assert manifest_tasks() - trainable == {"ensemble"}  # fitted by a classify job's fusion
 
 

@@ -1,9 +1,11 @@
-"""The trainer's model kinds: one run per job kind of the shared schema, and no kind importing
-another (what two kinds share lives in the trainer's neutral modules)."""
+"""The trainer's model kinds: one run per job kind of the shared schema, resolved from the one
+table of kinds, and no kind importing another (what two kinds share lives in the trainer's
+neutral modules)."""
 
 from __future__ import annotations
 
 import inspect
+import pathlib
 import pkgutil
 import subprocess
 import sys
@@ -15,8 +17,9 @@ from pydantic import Tag
 import vigil_trainer
 from vigil_shared.schemas.jobs import JobSpec
 from vigil_shared.schemas.manifests import ModelManifest
+from vigil_shared.vision.model_kinds import KINDS, ModelKind
 from vigil_trainer.context import JobContext
-from vigil_trainer.kinds import KINDS
+from vigil_trainer.kinds import KindNotTrainableError, kind_run
 
 DISPATCH = {"kinds", "jobs", "worker", "__main__"}
 """The modules that run every kind, so import them all; every other top-level module is neutral."""
@@ -33,18 +36,25 @@ def schema_kinds() -> dict[str, type]:
     return kinds
 
 
+def trainer_modules() -> dict[str, str]:
+    """The trainer module the table of kinds names for each kind a job trains."""
+    return {task: kind.trainer for task, kind in KINDS.items() if kind.trainer is not None}
+
+
 def kind_packages() -> dict[str, str]:
     """The package of each kind's run: ``vigil_trainer.classify`` for ``classify``."""
-    return {task: run.__module__.rpartition(".")[0] for task, run in KINDS.items()}
+    return {task: module.rpartition(".")[0] for task, module in trainer_modules().items()}
 
 
-def test_every_job_kind_of_the_schema_has_a_run() -> None:
-    assert set(KINDS) == set(schema_kinds())
+def test_every_job_kind_of_the_schema_has_a_trainer_module_with_its_run() -> None:
+    assert set(trainer_modules()) == set(schema_kinds())
+    for task, module in trainer_modules().items():
+        assert kind_run(task).__module__ == module
 
 
 @pytest.mark.parametrize("task", sorted(schema_kinds()))
 def test_each_run_takes_the_context_and_its_own_spec(task: str) -> None:
-    run = KINDS[task]
+    run = kind_run(task)
     hints = get_type_hints(run)
     assert hints == {"ctx": JobContext, "spec": schema_kinds()[task], "return": ModelManifest}
     params = inspect.signature(run).parameters.values()
@@ -76,7 +86,35 @@ def modules_of(package: str) -> list[str]:
     return [package, *(m.name for m in pkgutil.walk_packages(imported.__path__, f"{package}."))]
 
 
-@pytest.mark.parametrize("task", sorted(KINDS))
+@pytest.mark.parametrize(
+    ("trainer", "problem"),
+    [
+        (None, "is not trained by a job of its own"),
+        ("vigil_trainer.no_such_kind.job", "vigil_trainer.no_such_kind.job is not installed"),
+        ("vigil_trainer.errors", "vigil_trainer.errors has no run"),
+    ],
+)
+def test_a_kind_without_a_trainer_run_fails_saying_which(
+    trainer: str | None, problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(KINDS, "new_kind", ModelKind(load=KINDS["classify"].load, trainer=trainer))
+    with pytest.raises(KindNotTrainableError, match=f"model kind 'new_kind'.*{problem}"):
+        kind_run("new_kind")
+
+
+def test_a_trainer_module_missing_a_dependency_says_which(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    (tmp_path / "kind_needing_more.py").write_text("import no_such_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(
+        KINDS, "newer_kind", ModelKind(load=KINDS["classify"].load, trainer="kind_needing_more")
+    )
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency"):
+        kind_run("newer_kind")
+
+
+@pytest.mark.parametrize("task", sorted(trainer_modules()))
 def test_a_kind_imports_no_other_kind(task: str) -> None:
     packages = kind_packages()
     others = [f"{p}." for t, p in packages.items() if t != task]

@@ -1,6 +1,6 @@
 """Runs one job end to end and keeps its row in PostgreSQL current (status, progress, logs).
 
-The spec is validated again, then its kind (``task``) is run through ``kinds.KINDS``; this
+The spec is validated again, then its kind (``task``) is run through ``kinds.run_kind``; this
 module knows no kind. A kind's ``JobInputError`` fails the job with its message.
 
 A job found ``cancelled`` before it starts is skipped; one cancelled while running stops at its

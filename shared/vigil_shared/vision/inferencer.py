@@ -17,7 +17,7 @@ from safetensors.torch import load as load_safetensors
 
 from vigil_shared.schemas.manifests import EnsembleMember, ModelManifest
 from vigil_shared.storage import IntegrityError, StorageError, get_bytes, sha256_hex
-from vigil_shared.vision.model_kinds import LOADERS, MemberLoader
+from vigil_shared.vision.model_kinds import KINDS, MemberLoader
 from vigil_shared.vision.score_ensemble import EnsembleMemberError
 from vigil_shared.vision.scoring import FrameModel
 
@@ -50,7 +50,7 @@ def frame_model_from(
     *,
     members: MemberLoader | None = None,
 ) -> FrameModel:
-    """The loader of the manifest's task (``model_kinds.LOADERS``) on verified tensors; a model
+    """The loader of the manifest's task (``model_kinds.KINDS``) on verified tensors; a model
     built on other registry models (an ensemble) needs ``members`` (``load_frame_model``)."""
 
     def no_members(member: EnsembleMember) -> FrameModel:
@@ -59,7 +59,7 @@ def frame_model_from(
             "use load_frame_model"
         )
 
-    load = LOADERS[manifest.task]
+    load = KINDS[manifest.task].load
     return load(manifest=manifest, tensors=tensors, device=device, members=members or no_members)
 
 

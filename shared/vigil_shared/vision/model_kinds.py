@@ -1,17 +1,22 @@
-"""The model kinds inference can score, looked up by the manifest's ``task``.
+"""The model kinds by name, one table for both sides: ``KINDS[task]`` for a manifest's or a
+job spec's ``task``.
 
-The scoring side of the trainer's ``vigil_trainer.kinds``: each kind's ``FrameModel`` module
-(``vision/<kind>_model.py``) builds its model from a manifest and the artifact's verified
-tensors, and this table names which builds which. ``inferencer`` reads and verifies the
-artifact, then calls the loader of the manifest's task; it knows no kind itself. A kind built on
-other registry models (an ``ensemble``) is handed a function that loads one of them.
-``tests/unit/test_model_kinds.py`` checks that every manifest task has a loader and every
-trainable task a trainer kind. A new kind: its ``FrameModel`` module and one line in ``LOADERS``.
+Each ``ModelKind`` pairs the kind's scoring loader (its ``FrameModel`` module,
+``vision/<kind>_model.py``, builds the model from a manifest and the artifact's verified
+tensors) with the dotted path of the trainer module whose ``run`` fits it. Inference calls the
+loader (``inferencer`` reads and verifies the artifact and knows no kind itself); the trainer
+imports the module named here (``vigil_trainer.kinds``) and knows no kind either. The path is a
+string because ``shared`` imports no service and the inference image has no trainer. A kind
+built on other registry models (an ``ensemble``) is handed a function that loads one of them.
+``tests/unit/test_model_kinds.py`` checks that every manifest task has an entry and every task
+a job can train a trainer module with its ``run``. A new kind: its ``FrameModel`` module, its
+trainer package, and one line in ``KINDS``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 import torch
@@ -66,8 +71,23 @@ def one_class_by_layout(
     return OneClassFrameModel.from_artifact(manifest, tensors, device)
 
 
-LOADERS: Final[Mapping[str, KindLoader]] = {
-    "one_class": own_artifact(one_class_by_layout),
-    "classify": own_artifact(ClassifierFrameModel.from_artifact),
-    "ensemble": ensemble_from_artifact,
+@dataclass(frozen=True)
+class ModelKind:
+    """What each side needs of one kind, so that neither keeps a table of its own."""
+
+    load: KindLoader
+    """Builds the kind's ``FrameModel`` from a verified artifact (inference)."""
+    trainer: str | None
+    """The trainer module whose ``run(ctx=, spec=)`` fits this kind from its job spec; None for
+    a kind no job of its own makes (an ``ensemble`` is made by a ``classify`` job's fusion)."""
+
+
+KINDS: Final[Mapping[str, ModelKind]] = {
+    "one_class": ModelKind(
+        load=own_artifact(one_class_by_layout), trainer="vigil_trainer.one_class.job"
+    ),
+    "classify": ModelKind(
+        load=own_artifact(ClassifierFrameModel.from_artifact), trainer="vigil_trainer.classify.job"
+    ),
+    "ensemble": ModelKind(load=ensemble_from_artifact, trainer=None),
 }

@@ -39,7 +39,7 @@ MODEL_EXAMPLE: dict[str, JsonValue] = {
     "id": "m-20261128-walkway",
     "name": "walkway",
     "task": "one_class",
-    "architecture": "efficientnet_lite0+knn",
+    "architecture": "efficientnet_lite0 patch-knn+farneback|calibrated_max",
     "stage": "production",
     "artifact_key": "m-20261128-walkway/model.safetensors",
     "artifact_sha256": "4b1e" + "0" * 60,

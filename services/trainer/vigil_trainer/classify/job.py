@@ -1,9 +1,10 @@
 """A classify job from dataset to registry candidate: load, resolve weights, fit (or search),
 evaluate on held-out groups, compare with production, register.
 
-``run`` is the classify kind's entry (``kinds.KINDS["classify"]``). A spec whose
-``fusion.kind`` is ``registry_models`` trains nothing: it fits an ensemble of registry models
-on the same held-out groups (``registry_fusion``).
+``run`` is the classify kind's entry (its ``trainer`` in ``vigil_shared.vision.model_kinds``).
+A spec whose ``fusion.kind`` is ``registry_models`` trains nothing: it fits an ensemble of
+registry models on the same held-out groups (``registry_fusion``), which is how the
+``ensemble`` kind is made.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ production model (``footage.retrain_footage``), pick the backbone, fit the banks
 and calibrate (``fit.fit_one_class``), register, then score it and the production model it
 would replace on the same held-out groups (``evaluate.record_evaluation``).
 
-``run`` is the one_class kind's entry (``kinds.KINDS["one_class"]``).
+``run`` is the one_class kind's entry (its ``trainer`` in ``vigil_shared.vision.model_kinds``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from vigil_shared.storage import StorageError
 from vigil_shared.vision.inferencer import read_manifest
 from vigil_shared.vision.site_backbone import untouched_patch_stages
 from vigil_trainer.context import JobContext
+from vigil_trainer.one_class.architecture import one_class_architecture
 from vigil_trainer.one_class.backbone import one_class_backbone
 from vigil_trainer.one_class.evaluate import record_evaluation
 from vigil_trainer.one_class.fit import fit_one_class
@@ -51,7 +52,7 @@ def run(*, ctx: JobContext, spec: OneClassSpec) -> ModelManifest:
     reporter.progress({"stage": "registering"}, force=True)
     candidate = Candidate(
         spec=spec,
-        architecture=f"{spec.backbone}+patch-knn",
+        architecture=one_class_architecture(spec),
         tensors=fitted.tensors,
         threshold=fitted.threshold,
         provenance=fitted.provenance,
