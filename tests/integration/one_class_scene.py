@@ -153,8 +153,19 @@ def _scorer(tensors: dict[str, torch.Tensor], extractor: PatchFeatureExtractor) 
 
 def store_scene_model(s3: Minio, bucket: str) -> str:
     """Fit the scene's model and store it in the registry bucket; its id."""
+    [model_id] = store_scene_models(s3, bucket, count=1)
+    return model_id
+
+
+def store_scene_models(s3: Minio, bucket: str, *, count: int) -> list[str]:
+    """Fit the scene's model once and store it ``count`` times under different ids (a
+    production model and a shadow copy keep their per-camera state apart); their ids."""
     tensors, threshold = fit()
     artifact = save_safetensors({name: t.contiguous() for name, t in tensors.items()})
+    return [_store(s3, bucket, artifact, threshold) for _ in range(count)]
+
+
+def _store(s3: Minio, bucket: str, artifact: bytes, threshold: float) -> str:
     model_id = f"m-scene-{uuid.uuid4().hex[:12]}"
     manifest = ModelManifest(
         model_id=model_id,
@@ -181,12 +192,18 @@ def store_scene_model(s3: Minio, bucket: str) -> str:
 
 
 def publish_scenes(
-    kafka: KafkaSettings, topic: str, cameras: dict[str, Scene], *, steps: int, start: datetime
+    kafka: KafkaSettings,
+    topic: str,
+    cameras: dict[str, Scene],
+    *,
+    steps: int,
+    start: datetime,
+    first: int = 0,
 ) -> None:
-    """The cameras' frames interleaved on partition 0, 10 frames a second of capture time from
-    ``start``."""
+    """The cameras' frames ``first`` to ``steps`` (excluded) interleaved on partition 0, 10 frames
+    a second of capture time from ``start`` (step 0); a later call carries a stream on."""
     producer = make_producer(kafka)
-    for step in range(steps):
+    for step in range(first, steps):
         for camera_id, scene in cameras.items():
             headers = FrameHeaders(
                 camera_id=camera_id,
