@@ -125,6 +125,12 @@ class MotionSpec(_Part):
         description="A cell's motion is its least over this many consecutive flows (1 = off).",
     )
     top_k: int = Field(default=10, ge=1, le=256, description="Cells averaged into the score.")
+    per_cell: bool = Field(
+        default=False,
+        description="Perspective: judge each cell's motion against that cell's own normal "
+        "level (its 90% quantile on the site's normal frames), so that slow flow far from the "
+        "camera, or motion toward it, counts as much as fast flow near it (docs/one-class.md).",
+    )
 
     @model_validator(mode="after")
     def _grid_fits(self) -> MotionSpec:

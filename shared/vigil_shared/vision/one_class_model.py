@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from vigil_shared.schemas.manifests import ModelManifest, Preprocessing
-from vigil_shared.schemas.one_class import OneClassSpec
+from vigil_shared.schemas.one_class import MotionSpec, OneClassSpec
 from vigil_shared.vision import one_class_fusion
 from vigil_shared.vision.backbones import load_efficientnet_lite0
 from vigil_shared.vision.efficientnet_lite import fused_for_inference
@@ -40,6 +40,7 @@ PROJECTION_MEAN = "appearance.projection_mean"
 PROJECTION_COMPONENTS = "appearance.projection_components"
 APPEARANCE_NORM = "appearance.norm"
 MOTION_NORM = "motion.norm"
+MOTION_CELL_SCALE = "motion.cell_scale"
 SCENE_BANK = "scene.bank"
 APPEARANCE_TAIL = "appearance.tail"
 MOTION_TAIL = "motion.tail"
@@ -77,6 +78,15 @@ def calibrated_tails(spec: OneClassSpec) -> tuple[str, ...]:
         (ACTIVITY_TAIL, spec.scene_activity),
     )
     return tuple(name for name, on in names if on)
+
+
+def per_cell_motion(
+    motion: torch.Tensor, maps: torch.Tensor, scale: torch.Tensor, spec: MotionSpec
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Motion scores and maps with each cell in units of its own normal level (``scale``,
+    (rows, cols)); a frame without motion yet keeps NaN."""
+    scaled = maps / scale
+    return torch.where(torch.isnan(motion), motion, topk_mean(scaled, spec.top_k)), scaled
 
 
 def topk_mean(maps: torch.Tensor, k: int) -> torch.Tensor:
@@ -194,6 +204,9 @@ class OneClassScorer:
         if self.motion is not None and self.motion.spec.weight > 0:
             motion, motion_map = self.motion(camera_ids, images)
             activity = torch.where(torch.isnan(motion), motion, motion_map.flatten(1).mean(1))
+            if MOTION_CELL_SCALE in self.tensors:
+                scale = self.tensors[MOTION_CELL_SCALE].cpu()
+                motion, motion_map = per_cell_motion(motion, motion_map, scale, self.motion.spec)
         return StreamScores(appearance, appearance_map, motion, motion_map, scene, activity, pooled)
 
     def _appearance_maps(self, images: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -261,7 +274,7 @@ def check_tensors(spec: OneClassSpec, tensors: dict[str, torch.Tensor]) -> None:
         if spec.appearance.whiten_dim:
             needed += [PROJECTION_MEAN, PROJECTION_COMPONENTS]
     if spec.motion is not None and spec.motion.weight > 0:
-        needed += [MOTION_NORM]
+        needed += [MOTION_NORM] + ([MOTION_CELL_SCALE] if spec.motion.per_cell else [])
     if spec.scene_embedding and spec.fusion == "calibrated_max":
         needed += [SCENE_BANK]
     needed += calibrated_tails(spec)

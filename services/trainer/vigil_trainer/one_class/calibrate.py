@@ -11,11 +11,11 @@ together, and AUROC/AUPR are reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from vigil_shared.schemas.one_class import OneClassSpec
+from vigil_shared.schemas.one_class import MotionSpec, OneClassSpec
 from vigil_shared.vision.one_class_model import (
     ACTIVITY_TAIL,
     APPEARANCE_TAIL,
@@ -23,6 +23,7 @@ from vigil_shared.vision.one_class_model import (
     SCENE_TAIL,
     StreamScores,
     calibrated_tails,
+    per_cell_motion,
 )
 from vigil_shared.vision.tail_scores import fit_tail
 
@@ -68,3 +69,37 @@ def quantile_metrics(scores: torch.Tensor, threshold: float) -> dict[str, float]
         "holdout_fpr": float((scores > threshold).double().mean()),
         "n_holdout": float(scores.numel()),
     }
+
+
+CELL_QUANTILE = 0.9
+CELL_FLOOR = 0.25
+"""A cell's normal level is at least this share of the median cell's: a cell where nothing
+moves on normal footage (a wall, the sky) would otherwise turn its flow noise into anomalies."""
+
+
+def motion_cell_scale(holdout: list[ClipScores]) -> torch.Tensor:
+    """Per cell, the ``CELL_QUANTILE`` of its persistent motion on the normal frames (those
+    with motion), floored at ``CELL_FLOOR`` of the median cell's (``MotionSpec.per_cell``)."""
+    maps = torch.cat(
+        [c.motion_map[~torch.isnan(c.motion)] for clip in holdout for c in clip.raw]  # type: ignore[index]
+    )
+    if maps.shape[0] == 0:
+        raise ValueError("no normal frames with motion to fit the per-cell motion levels on")
+    level = torch.quantile(maps.flatten(1).double(), CELL_QUANTILE, dim=0).float()
+    floor = max(float(level.median()) * CELL_FLOOR, 1e-6)
+    return level.clamp_min(floor).reshape(maps.shape[1:])
+
+
+def with_cell_scale(
+    clips: list[ClipScores], scale: torch.Tensor, spec: MotionSpec
+) -> list[ClipScores]:
+    """The clips' motion as a scorer with ``scale`` computes it (the raw maps rescaled)."""
+    out = []
+    for clip in clips:
+        raw = []
+        for chunk in clip.raw:
+            assert chunk.motion_map is not None
+            motion, maps = per_cell_motion(chunk.motion, chunk.motion_map, scale, spec)
+            raw.append(replace(chunk, motion=motion, motion_map=maps))
+        out.append(ClipScores(raw=raw, abnormal=clip.abnormal))
+    return out

@@ -26,6 +26,7 @@ from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.vision.backbones import Backbone, load_efficientnet_lite0
 from vigil_shared.vision.one_class_model import (
     APPEARANCE_NORM,
+    MOTION_CELL_SCALE,
     MOTION_NORM,
     PROJECTION_COMPONENTS,
     PROJECTION_MEAN,
@@ -46,9 +47,11 @@ from vigil_trainer.one_class.alarm_rate import fit_alarm_rate
 from vigil_trainer.one_class.banks import appearance_bank, scene_bank
 from vigil_trainer.one_class.calibrate import (
     ClipScores,
+    motion_cell_scale,
     quantile_metrics,
     stream_norm,
     stream_tails,
+    with_cell_scale,
 )
 from vigil_trainer.one_class.clips import (
     Clip,
@@ -154,6 +157,11 @@ def fit_one_class(
         holdout += calibration.score(banks.scorer(tensors, prep), fold.scored)
     scorer = banks.scorer(model_tensors, prep)
     validation = calibration.score(scorer, split.validation)
+    if spec.motion is not None and spec.motion.weight > 0 and spec.motion.per_cell:
+        scale = motion_cell_scale(holdout)
+        scorer.tensors[MOTION_CELL_SCALE] = scale
+        holdout = with_cell_scale(holdout, scale, spec.motion)
+        validation = with_cell_scale(validation, scale, spec.motion)
     fit = _calibrate(
         spec=spec,
         scorer=scorer,
