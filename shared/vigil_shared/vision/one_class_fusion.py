@@ -9,7 +9,9 @@ motion) and, for the streams that localise, a map. Two fusions (``OneClassSpec.f
 - ``calibrated_max``: each score as its surprise under the site's normal frames
   (``tail_scores.surprise``, about ``-ln`` of the normal exceedance probability), and the
   largest wins. Comparable by construction, so any stream alarms on its own and no weight is
-  chosen. Already >= 0, no softplus.
+  chosen. Already >= 0, no softplus. A model fitted on enough labeled anomalies may carry a
+  non-negative gain per stream (``max_s(g_s * surprise_s)``, the trainer's ``label_fusion``);
+  without one every gain is 1.
 
 The heatmap is on the coarsest stream grid; a whole-frame stream (no map) fills it evenly.
 """
@@ -33,6 +35,7 @@ class Stream:
     weight: float = 1.0  # weighted fusion
     norm: torch.Tensor | None = None  # (mean, std), weighted fusion
     tail: torch.Tensor | None = None  # (sides, 4), calibrated_max fusion
+    gain: float = 1.0  # calibrated_max fusion: the surprise's multiplier (fitted on labels)
 
 
 def _grid(streams: list[Stream]) -> tuple[int, int]:
@@ -67,19 +70,19 @@ def weighted(streams: list[Stream]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def calibrated_max(streams: list[Stream]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The largest surprise of any stream a frame has (0 when it has none), and per cell the
-    largest surprise of a localising stream's cell or a whole-frame stream."""
+    """The largest (gained) surprise of any stream a frame has (0 when it has none), and per
+    cell the largest of a localising stream's cell or a whole-frame stream."""
     grid = _grid(streams)
     n = streams[0].score.shape[0]
     fused, heatmap = torch.zeros(n), torch.zeros((n, *grid))
     for stream in streams:
         assert stream.tail is not None
-        score = surprise(stream.score, stream.tail)
+        score = stream.gain * surprise(stream.score, stream.tail)
         present = ~torch.isnan(score)
         fused[present] = torch.maximum(fused[present], score[present])
         if stream.map is None:
             cells = score.view(-1, 1, 1).expand(n, *grid)
         else:
-            cells = surprise(_pooled(stream.map, grid), stream.tail)
+            cells = stream.gain * surprise(_pooled(stream.map, grid), stream.tail)
         heatmap[present] = torch.maximum(heatmap[present], cells[present])
     return fused, heatmap

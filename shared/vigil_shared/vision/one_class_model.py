@@ -46,6 +46,8 @@ APPEARANCE_TAIL = "appearance.tail"
 MOTION_TAIL = "motion.tail"
 SCENE_TAIL = "scene.tail"
 ACTIVITY_TAIL = "activity.tail"
+FUSION_GAINS = "fusion.gains"
+"""Optional: ``calibrated_max``'s per-stream gains, in ``calibrated_tails`` order; absent, all 1."""
 _QUERY_CHUNK = 16_384
 
 
@@ -228,7 +230,7 @@ class OneClassScorer:
         >= 0, and a calm frame ends an event with its score)."""
         if self.spec.fusion == "weighted":
             return one_class_fusion.weighted(self._weighted_streams(raw))
-        return one_class_fusion.calibrated_max(self._calibrated_streams(raw))
+        return one_class_fusion.calibrated_max(self.calibrated_streams(raw))
 
     def _weighted_streams(self, raw: StreamScores) -> list[Stream]:
         streams = []
@@ -242,17 +244,19 @@ class OneClassScorer:
             streams.append(Stream(raw.motion, raw.motion_map, self.spec.motion.weight, norm))
         return streams
 
-    def _calibrated_streams(self, raw: StreamScores) -> list[Stream]:
-        candidates = (
-            (APPEARANCE_TAIL, raw.appearance, raw.appearance_map),
-            (MOTION_TAIL, raw.motion, raw.motion_map),
-            (SCENE_TAIL, raw.scene, None),
-            (ACTIVITY_TAIL, raw.activity, None),
-        )
+    def calibrated_streams(self, raw: StreamScores) -> list[Stream]:
+        """The streams ``calibrated_max`` fuses, in ``calibrated_tails`` order, with their gains."""
+        candidates = {
+            APPEARANCE_TAIL: (raw.appearance, raw.appearance_map),
+            MOTION_TAIL: (raw.motion, raw.motion_map),
+            SCENE_TAIL: (raw.scene, None),
+            ACTIVITY_TAIL: (raw.activity, None),
+        }
+        stored = self.tensors.get(FUSION_GAINS)
+        gains = [1.0] * len(self._calibrated) if stored is None else stored.tolist()
         return [
-            Stream(score, maps, tail=self.tensors[name].cpu())
-            for name, score, maps in candidates
-            if name in self._calibrated
+            Stream(*candidates[name], tail=self.tensors[name].cpu(), gain=gain)
+            for name, gain in zip(self._calibrated, gains, strict=True)
         ]
 
     def smooth(self, camera_id: str, score: float) -> float:
@@ -279,12 +283,24 @@ def check_tensors(spec: OneClassSpec, tensors: dict[str, torch.Tensor]) -> None:
         needed += [SCENE_BANK]
     needed += calibrated_tails(spec)
     missing = [name for name in needed if name not in tensors]
+    _check_gains(spec, tensors.get(FUSION_GAINS))
     if spec.backbone_model_id is not None and not any(
         k.startswith(BACKBONE_PREFIX) for k in tensors
     ):
         missing.append(f"{BACKBONE_PREFIX}* (the fine-tuned backbone)")
     if missing:
         raise ArtifactError(f"artifact lacks {', '.join(missing)}: refit the model")
+
+
+def _check_gains(spec: OneClassSpec, gains: torch.Tensor | None) -> None:
+    streams = len(calibrated_tails(spec))
+    if gains is None:
+        return
+    if gains.shape != (streams,) or bool((gains < 0).any()) or not bool((gains > 0).any()):
+        raise ArtifactError(
+            f"{FUSION_GAINS} must be {streams} non-negative gains, not all 0, one per fused "
+            f"stream; the artifact has {gains.tolist()}: refit the model"
+        )
 
 
 class OneClassFrameModel(OneClassScorer):

@@ -26,6 +26,7 @@ from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.vision.backbones import Backbone, load_efficientnet_lite0
 from vigil_shared.vision.one_class_model import (
     APPEARANCE_NORM,
+    FUSION_GAINS,
     MOTION_CELL_SCALE,
     MOTION_NORM,
     PROJECTION_COMPONENTS,
@@ -61,6 +62,7 @@ from vigil_trainer.one_class.clips import (
     read_frames,
     split_clips,
 )
+from vigil_trainer.one_class.label_fusion import fit_fusion_gains
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -308,11 +310,17 @@ def _calibrate(
     counts: dict[str, int],
     labels_enough: bool,
 ) -> _Calibrated:
-    """Normalisation, tails and threshold from the normal groups' out-of-fold scores."""
+    """Normalisation, tails and threshold from the normal groups' out-of-fold scores; with
+    enough labels, the streams' gains (``label_fusion``) before the threshold they move."""
     for name, attribute in ((APPEARANCE_NORM, "appearance"), (MOTION_NORM, "motion")):
         values = torch.cat([getattr(c, attribute) for clip in holdout for c in clip.raw])
         scorer.tensors[name] = stream_norm(values)
     scorer.tensors |= stream_tails(spec, [c for clip in holdout for c in clip.raw])
+    fusion = None
+    if labels_enough:  # the gains move the fused normal scores: before the threshold
+        fusion = fit_fusion_gains(scorer, holdout + validation, seed=spec.seed)
+    if fusion is not None and fusion.gains is not None:
+        scorer.tensors[FUSION_GAINS] = fusion.gains
     normal_clips = [_fused(scorer, clip) for clip in holdout]
     normal_scores = torch.cat(normal_clips)
     rate = fit_alarm_rate(normal_clips, fps=fps)
@@ -322,7 +330,8 @@ def _calibrate(
         threshold = normal_threshold(normal_scores, target_fpr=spec.target_fpr)
     metrics = quantile_metrics(normal_scores, threshold)
     metrics |= {name: float(value) for name, value in counts.items()}
-    metrics |= {"threshold_from_labels": 0.0, "fps": fps}
+    metrics |= {"threshold_from_labels": 0.0, "fusion_from_labels": 0.0, "fps": fps}
+    metrics |= fusion.metrics if fusion is not None else {}
     if validation:
         val_scores = torch.cat([normal_scores, *(_fused(scorer, c) for c in validation)])
         abnormal = torch.cat(
