@@ -52,6 +52,7 @@ def test_the_fit_rescales_like_the_scorer_and_keeps_first_frames_without_motion(
     (rescaled,) = with_cell_scale(clips, scale, SPEC)
     first = rescaled.raw[0]
     assert torch.isnan(first.motion[0]) and not torch.isnan(first.motion[1:]).any()
-    assert first.motion_map is not None
-    expected = (clips[0].raw[0].motion_map[1:] / scale).flatten(1).max(dim=1).values
+    raw_maps = clips[0].raw[0].motion_map
+    assert first.motion_map is not None and raw_maps is not None
+    expected = (raw_maps[1:] / scale).flatten(1).max(dim=1).values
     assert torch.allclose(first.motion[1:], expected)
