@@ -86,12 +86,20 @@ def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def specs(
-    dataset: DatasetManifest, overrides: dict[str, Any], *, previous: bool, baseline: bool
+    dataset: DatasetManifest,
+    overrides: dict[str, Any],
+    *,
+    previous: bool,
+    baseline: bool,
+    variant: dict[str, Any] | None = None,
 ) -> dict[str, OneClassSpec]:
-    """The specs compared, by row name; the previous defaults only while they differ."""
+    """The specs compared, by row name; the previous defaults only while they differ; a
+    ``variant`` (overrides of the default) as a row of its own."""
     ref = DatasetRef(name=dataset.name, version=dataset.version)
     base = merged({"name": "ped2", "dataset": ref}, overrides)
     out = {"default": OneClassSpec.model_validate(base)}
+    if variant is not None:
+        out["variant"] = OneClassSpec.model_validate(merged(base, variant))
     if previous:
         spec = OneClassSpec.model_validate(merged(base, PREVIOUS_DEFAULTS))
         if spec != out["default"]:
@@ -226,6 +234,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         json.loads(args.spec) if args.spec else {},
         previous=not args.quick or args.all_models or args.previous,
         baseline=not args.quick or args.all_models,
+        variant=json.loads(args.variant) if args.variant else None,
     )
     report: dict[str, Any] = {
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch threads {args.threads}",
@@ -257,6 +266,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)))
     parser.add_argument("--spec", help="JSON overrides of every OneClassSpec compared")
+    parser.add_argument(
+        "--variant", help="JSON overrides of the default spec, fitted and reported as a row"
+    )
     parser.add_argument("--seed", type=int, default=0, help="of the synthetic scenes")
     parser.add_argument("--kinds", help=f"synthetic scene kinds, comma-separated ({KINDS})")
     parser.add_argument(

@@ -64,7 +64,7 @@ def every_spec() -> list[OneClassSpec]:
         [0.0, 0.2],
         [None, {"weight": 0}, {"method": "farneback"}, {"method": "lucas_kanade"}],
         [None, *({"embedding": e, "activity": a} for e in (True, False) for a in (True, False))],
-        ["calibrated_max", "weighted"],
+        ["calibrated_max", "calibrated_sum", "weighted"],
     ):
         try:
             specs.append(
@@ -82,7 +82,7 @@ def scores_by(s: OneClassSpec) -> tuple[object, ...]:
 
 def test_each_way_of_scoring_has_its_own_name_and_every_name_fits_the_registry() -> None:
     names = {scores_by(s): one_class_architecture(s) for s in every_spec()}
-    assert len(names) >= 19  # 14 with calibrated_max (scene parts), 5 weighted
+    assert len(names) >= 33  # 14 for each calibrated fusion (scene parts), 5 weighted
     assert len(set(names.values())) == len(names)
     column = Model.__table__.c.architecture.type
     assert isinstance(column, String) and column.length is not None

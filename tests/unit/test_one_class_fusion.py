@@ -1,5 +1,5 @@
 """Calibrated fusion: stream scores as surprises under the site's normal frames, the largest
-wins; and models stored before it keep scoring as they did."""
+wins or Fisher's sum; and models stored before it keep scoring as they did."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from tests.unit.test_one_class_model import fitted_tensors, frame, manifest, spec
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.schemas.one_class import OneClassSpec
-from vigil_shared.vision.one_class_fusion import Stream, calibrated_max, weighted
+from vigil_shared.vision.one_class_fusion import Stream, calibrated, combine, fisher, weighted
 from vigil_shared.vision.one_class_model import (
     ACTIVITY_TAIL,
     APPEARANCE_TAIL,
@@ -70,17 +70,47 @@ def streams(first: list[float], second: list[float]) -> list[Stream]:
 def test_either_stream_alarms_on_its_own_whatever_the_units_and_weights() -> None:
     # frame 0: both normal; frame 1: only the low-weight stream is far out; frame 2: only a
     both = streams([0.5, 0.5, 3.0], [50.0, 400.0, 50.0])
-    fused, heatmap = calibrated_max(both)
+    fused, heatmap = calibrated(both, "calibrated_max")
     assert fused[0] < 2 and fused[1] > 20 and fused[2] > 20
     assert heatmap.shape == (3, 1, 1) and torch.equal(heatmap[:, 0, 0], fused)
     drowned, _ = weighted(both)  # the 0.1-weighted stream's signal is diluted ten times
     assert drowned[1] < drowned[2] / 2
 
 
-def test_a_frame_without_some_stream_is_scored_on_the_others() -> None:
+@pytest.mark.parametrize("fusion", ["calibrated_max", "calibrated_sum"])
+def test_a_frame_without_some_stream_is_scored_on_the_others(fusion: str) -> None:
     parts = streams([2.0, float("nan")], [float("nan"), float("nan")])
-    fused, _ = calibrated_max(parts)
-    assert fused[0] > 5 and fused[1] == 0.0
+    fused, _ = calibrated(parts, fusion)
+    alone, _ = calibrated(parts[:1], fusion)
+    assert fused[0] > 5 and fused[1] == 0.0 and float(fused[0]) == float(alone[0])
+
+
+def test_fisher_adds_up_streams_that_are_each_somewhat_unusual() -> None:
+    surprises = torch.tensor([[4.0, 4.0], [10.0, 0.0], [0.0, 0.0], [4.0, float("nan")]])
+    ones = torch.ones(2)
+    summed, largest = (
+        combine(surprises, ones, "calibrated_sum"),
+        combine(surprises, ones, "calibrated_max"),
+    )
+    assert summed[0] > largest[0] + 1  # 8 - ln 9 = 5.8 against 4
+    assert 7 < summed[1] < largest[1]  # one strong stream still alarms, a little later
+    assert summed[2] == 0.0 and summed[3] == largest[3] == 4.0  # one stream: its own surprise
+    assert torch.allclose(
+        fisher(torch.tensor([8.0]), torch.tensor([2])), torch.tensor([8 - math.log(9)])
+    )
+
+
+@pytest.mark.parametrize("streams_per_frame", [1, 2, 4])
+def test_fisher_keeps_the_surprise_scale_whatever_the_number_of_streams(
+    streams_per_frame: int,
+) -> None:
+    # Independent normal streams' surprises are Exp(1); one frame in a hundred should read ln 100.
+    generator = torch.Generator().manual_seed(0)
+    surprises = torch.empty((200_000, streams_per_frame)).exponential_(generator=generator)
+    fused = combine(surprises, torch.ones(streams_per_frame), "calibrated_sum")
+    for level in (math.log(20), math.log(100)):
+        rate = float((fused > level).float().mean())
+        assert math.exp(-level) / 1.2 < rate < math.exp(-level) * 1.2
 
 
 def calibrated_tensors(model_spec: OneClassSpec) -> dict[str, torch.Tensor]:
@@ -102,8 +132,9 @@ def test_a_calibrated_model_needs_its_tails_and_scene_bank() -> None:
         OneClassFrameModel.from_artifact(manifest(model_spec), tensors, "cpu")
 
 
-def test_a_calibrated_model_scores_and_maps_a_moving_blob() -> None:
-    model_spec = spec(fusion="calibrated_max", scene={"embedding": False})
+@pytest.mark.parametrize("fusion", ["calibrated_max", "calibrated_sum"])
+def test_a_calibrated_model_scores_and_maps_a_moving_blob(fusion: str) -> None:
+    model_spec = spec(fusion=fusion, scene={"embedding": False})
     model = OneClassFrameModel.from_artifact(
         manifest(model_spec, threshold=5.0), calibrated_tensors(model_spec), "cpu"
     )

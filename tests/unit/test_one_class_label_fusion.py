@@ -71,16 +71,21 @@ def scorer(model_spec: OneClassSpec, tensors: dict[str, torch.Tensor]) -> OneCla
     )
 
 
-def tailed(normal: list[ClipScores], **overrides: object) -> OneClassScorer:
-    model_spec = spec(fusion="calibrated_max", **overrides)
+def tailed(
+    normal: list[ClipScores], fusion: str = "calibrated_max", **overrides: object
+) -> OneClassScorer:
+    model_spec = spec(fusion=fusion, **overrides)
     return scorer(model_spec, stream_tails(model_spec, [r for c in normal for r in c.raw]))
 
 
-@pytest.mark.parametrize("smoothing_window", [1, 3])
-def test_a_stream_that_only_adds_noise_is_turned_down(smoothing_window: int) -> None:
+@pytest.mark.parametrize(
+    ("smoothing_window", "method"),
+    [(1, "calibrated_max"), (3, "calibrated_max"), (1, "calibrated_sum")],
+)
+def test_a_stream_that_only_adds_noise_is_turned_down(smoothing_window: int, method: str) -> None:
     normal, events = labeled_site(noise_motion=True)
     fusion = fit_fusion_gains(
-        tailed(normal, smoothing_window=smoothing_window), normal + events, seed=0
+        tailed(normal, method, smoothing_window=smoothing_window), normal + events, seed=0
     )
     assert fusion is not None and fusion.gains is not None
     appearance, motion = fusion.gains.tolist()

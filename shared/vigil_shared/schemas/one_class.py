@@ -6,8 +6,10 @@ magnitude per grid cell that persists over consecutive frames) and, opt-in, scen
 frame: its mean patch feature against the normal frames', its overall motion too high or low).
 ``fusion`` says how they combine: ``calibrated_max`` turns each into the surprise of its score
 under the site's held-out normal frames and takes the largest, so any stream can alarm on its
-own; ``weighted`` is the weighted mean of appearance and motion z-scores (the method of models
-fitted before ``fusion`` existed, which is what a stored manifest without it means).
+own; ``calibrated_sum`` adds the same surprises up by Fisher's method, so streams that are
+each somewhat unusual together alarm sooner; ``weighted`` is the weighted mean of appearance
+and motion z-scores (the method of models fitted before ``fusion`` existed, which is what a
+stored manifest without it means).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ __all__ = [
 # hours, so a few seconds per event cost little, and an anomaly's frames in the banks cost much.
 RETRAIN_TRIM_MARGIN_S = 5.0
 
-Fusion = Literal["calibrated_max", "weighted"]
+Fusion = Literal["calibrated_max", "calibrated_sum", "weighted"]
 STORED_WITHOUT_FUSION: Fusion = "weighted"
 """What a stored one_class spec without ``fusion`` was fitted with: the only method then."""
 STORED_BEFORE: dict[str, Any] = {
@@ -147,7 +149,7 @@ class MotionSpec(_Part):
 
 class SceneSpec(_Part):
     """Anomalies of the whole frame, in both directions: a scene emptied or suddenly crowded, a
-    camera covered, blurred or moved. Used by ``calibrated_max`` fusion only."""
+    camera covered, blurred or moved. Used by the calibrated fusions only."""
 
     embedding: bool = Field(
         default=True,
@@ -186,15 +188,17 @@ class OneClassSpec(BaseModel):
     )
     scene: SceneSpec | None = Field(
         default=None,
-        description="The scene stream (calibrated_max fusion only); null, the default, leaves "
+        description="The scene stream (calibrated fusions only); null, the default, leaves "
         "it off: calibrated on a few held-out clips it flags most frames of other normal clips "
         "(docs/one-class.md).",
     )
     fusion: Fusion = Field(
         default="calibrated_max",
         description="calibrated_max: each stream's score as its surprise under the site's "
-        "held-out normal frames, the largest wins; weighted: the weights' mean of appearance "
-        "and motion z-scores. A stored model without it was fitted with weighted.",
+        "held-out normal frames, the largest wins; calibrated_sum: the same surprises "
+        "combined by Fisher's method (their sum, read as a surprise); weighted: the weights' "
+        "mean of appearance and motion z-scores. A stored model without it was fitted with "
+        "weighted.",
     )
     k: int = Field(default=1, ge=1, le=64, description="Neighbours averaged in the kNN distance.")
     holdout_fraction: float = Field(
@@ -242,6 +246,11 @@ class OneClassSpec(BaseModel):
     )
 
     @property
+    def calibrated(self) -> bool:
+        """The fusion combines the streams' surprises (``calibrated_tails``), not z-scores."""
+        return self.fusion != "weighted"
+
+    @property
     def scene_embedding(self) -> bool:
         """The scene stream's embedding part is in use (it rides on the appearance features)."""
         return self.scene is not None and self.scene.embedding and self.appearance.weight > 0
@@ -257,7 +266,7 @@ class OneClassSpec(BaseModel):
         if self.fusion == "weighted" and self.scene is not None:
             raise ValueError(
                 "fusion 'weighted' fuses appearance and motion by weight and has no scene "
-                "stream: set scene to null, or use fusion 'calibrated_max'"
+                "stream: set scene to null, or use a calibrated fusion"
             )
         motion_weight = self.motion.weight if self.motion is not None else 0.0
         if self.appearance.weight + motion_weight <= 0:

@@ -12,6 +12,13 @@ motion) and, for the streams that localise, a map. Two fusions (``OneClassSpec.f
   chosen. Already >= 0, no softplus. A model fitted on enough labeled anomalies may carry a
   non-negative gain per stream (``max_s(g_s * surprise_s)``, the trainer's ``label_fusion``);
   without one every gain is 1.
+- ``calibrated_sum``: the same surprises, combined by Fisher's method: their sum ``S`` over
+  the ``k`` streams a frame has, read as the surprise of a sum of ``k`` independent
+  ``Exp(1)`` surprises, ``S - ln(sum_{i<k} S^i / i!)``. Two streams both somewhat unusual add
+  up (a cyclist: faster than walkers *and* unlike them), where the max keeps only the larger;
+  a single strong stream still alarms alone, a little later (``k = 2``, one stream at 10
+  reads 7.6). Equal to the surprise itself for ``k = 1``, so frames with fewer streams (a
+  camera's first) stay comparable.
 
 The heatmap is on the coarsest stream grid; a whole-frame stream (no map) fills it evenly.
 """
@@ -69,20 +76,49 @@ def weighted(streams: list[Stream]) -> tuple[torch.Tensor, torch.Tensor]:
     return fused, functional.softplus(heatmap / weights.view(-1, 1, 1))
 
 
-def calibrated_max(streams: list[Stream]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The largest (gained) surprise of any stream a frame has (0 when it has none), and per
-    cell the largest of a localising stream's cell or a whole-frame stream."""
+CALIBRATED = ("calibrated_max", "calibrated_sum")
+"""The fusions of surprises (``calibrated_tails`` streams); ``weighted`` fuses z-scores."""
+
+
+def fisher(total: torch.Tensor, streams: torch.Tensor) -> torch.Tensor:
+    """The surprise of ``total``, a sum of ``streams`` independent ``Exp(1)`` surprises:
+    ``-ln P(Gamma(streams) >= total)``; 0 where no stream is present."""
+    total = total.double()
+    k = streams.clamp_min(1)
+    term, series = torch.ones_like(total), torch.ones_like(total)
+    for i in range(1, int(k.max()) if k.numel() else 1):
+        term = term * total / i
+        series = series + torch.where(k > i, term, torch.zeros_like(term))
+    return (total - series.log()).clamp_min(0.0).float()
+
+
+def combine(surprises: torch.Tensor, gains: torch.Tensor, fusion: str) -> torch.Tensor:
+    """The fused score of ``(..., streams)`` surprises (NaN: the stream is absent) with
+    per-stream ``gains`` (a stream with gain 0 is absent): their largest, or Fisher's
+    combination (module docstring)."""
+    present = ~torch.isnan(surprises) & (gains > 0)
+    gained = torch.where(present, surprises * gains, torch.zeros_like(surprises))
+    if fusion == "calibrated_max":
+        return gained.amax(dim=-1)
+    return fisher(gained.sum(dim=-1), present.sum(dim=-1))
+
+
+def calibrated(streams: list[Stream], fusion: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The streams' surprises combined (``combine``) per frame and per cell of the coarsest
+    grid, where a whole-frame stream counts in every cell (0 where a frame has no stream)."""
     grid = _grid(streams)
     n = streams[0].score.shape[0]
-    fused, heatmap = torch.zeros(n), torch.zeros((n, *grid))
+    frames, cells = [], []
     for stream in streams:
         assert stream.tail is not None
-        score = stream.gain * surprise(stream.score, stream.tail)
-        present = ~torch.isnan(score)
-        fused[present] = torch.maximum(fused[present], score[present])
+        score = surprise(stream.score, stream.tail)
+        frames.append(score)
         if stream.map is None:
-            cells = score.view(-1, 1, 1).expand(n, *grid)
+            cell = score.view(-1, 1, 1).expand(n, *grid)
         else:
-            cells = stream.gain * surprise(_pooled(stream.map, grid), stream.tail)
-        heatmap[present] = torch.maximum(heatmap[present], cells[present])
-    return fused, heatmap
+            cell = surprise(_pooled(stream.map, grid), stream.tail)
+            cell = torch.where(torch.isnan(score).view(-1, 1, 1), float("nan"), cell)
+        cells.append(cell)
+    gains = torch.tensor([stream.gain for stream in streams])
+    fused = combine(torch.stack(frames, dim=-1), gains, fusion)
+    return fused, combine(torch.stack(cells, dim=-1), gains, fusion)

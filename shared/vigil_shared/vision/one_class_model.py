@@ -47,7 +47,7 @@ MOTION_TAIL = "motion.tail"
 SCENE_TAIL = "scene.tail"
 ACTIVITY_TAIL = "activity.tail"
 FUSION_GAINS = "fusion.gains"
-"""Optional: ``calibrated_max``'s per-stream gains, in ``calibrated_tails`` order; absent, all 1."""
+"""Optional: a calibrated fusion's per-stream gains, ``calibrated_tails`` order; absent, all 1."""
 _QUERY_CHUNK = 16_384
 
 
@@ -69,8 +69,8 @@ class StreamScores:
 
 
 def calibrated_tails(spec: OneClassSpec) -> tuple[str, ...]:
-    """The tensors of the streams a ``calibrated_max`` model fuses (none for ``weighted``)."""
-    if spec.fusion != "calibrated_max":
+    """The tensors of the streams a calibrated fusion fuses (none for ``weighted``)."""
+    if not spec.calibrated:
         return ()
     motion_on = spec.motion is not None and spec.motion.weight > 0
     names = (
@@ -230,7 +230,7 @@ class OneClassScorer:
         >= 0, and a calm frame ends an event with its score)."""
         if self.spec.fusion == "weighted":
             return one_class_fusion.weighted(self._weighted_streams(raw))
-        return one_class_fusion.calibrated_max(self.calibrated_streams(raw))
+        return one_class_fusion.calibrated(self.calibrated_streams(raw), self.spec.fusion)
 
     def _weighted_streams(self, raw: StreamScores) -> list[Stream]:
         streams = []
@@ -245,7 +245,7 @@ class OneClassScorer:
         return streams
 
     def calibrated_streams(self, raw: StreamScores) -> list[Stream]:
-        """The streams ``calibrated_max`` fuses, in ``calibrated_tails`` order, with their gains."""
+        """The streams a calibrated fusion combines, ``calibrated_tails`` order, with gains."""
         candidates = {
             APPEARANCE_TAIL: (raw.appearance, raw.appearance_map),
             MOTION_TAIL: (raw.motion, raw.motion_map),
@@ -279,7 +279,7 @@ def check_tensors(spec: OneClassSpec, tensors: dict[str, torch.Tensor]) -> None:
             needed += [PROJECTION_MEAN, PROJECTION_COMPONENTS]
     if spec.motion is not None and spec.motion.weight > 0:
         needed += [MOTION_NORM] + ([MOTION_CELL_SCALE] if spec.motion.per_cell else [])
-    if spec.scene_embedding and spec.fusion == "calibrated_max":
+    if spec.scene_embedding and spec.calibrated:
         needed += [SCENE_BANK]
     needed += calibrated_tails(spec)
     missing = [name for name in needed if name not in tensors]

@@ -2,7 +2,7 @@
 
 Each stream's frame scores on the held-out normal clips give its (mean, std), so both streams
 are in "standard deviations above normal" before ``weighted`` fusion, and its tail
-(``tail_scores``), so every stream's score is a surprise before ``calibrated_max`` fusion. The
+(``tail_scores``), so every stream's score is a surprise before a calibrated fusion. The
 threshold is the fused (and, with a smoothing window, trailing-averaged) score that
 ``target_fpr`` of held-out normal frames exceed; when the dataset has clips with labeled
 anomalies, it is instead the score that maximises F1 on those clips and the held-out normals
@@ -46,7 +46,7 @@ def stream_norm(values: torch.Tensor) -> torch.Tensor:
 
 
 def stream_tails(spec: OneClassSpec, holdout: list[StreamScores]) -> dict[str, torch.Tensor]:
-    """Each fused stream's tail on the held-out normal frames (``calibrated_max`` fusion);
+    """Each fused stream's tail on the held-out normal frames (calibrated fusions);
     activity is two-sided: a scene that empties or stops is as unusual as one that fills."""
     values = {
         APPEARANCE_TAIL: torch.cat([r.appearance for r in holdout]),

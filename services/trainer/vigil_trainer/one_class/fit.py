@@ -215,7 +215,7 @@ class _Banks:
             device=self.run.device,
             should_stop=self.run.should_stop,
         )
-        if self.spec.scene_embedding and self.spec.fusion == "calibrated_max":
+        if self.spec.scene_embedding and self.spec.calibrated:
             frames = torch.cat([self.features[c.group][1] for c in clips])
             tensors |= scene_bank(frames, tensors, spec=self.spec)
         self.run.step("coreset", step[0] + 1, step[1], started)

@@ -1,19 +1,21 @@
-"""Per-stream gains for ``calibrated_max``, fitted on labeled anomalies when there are enough.
+"""Per-stream gains for the calibrated fusions, fitted on labeled anomalies when there are enough.
 
 Surprises make the streams comparable under the site's normal frames, not equally useful against
 its anomalies: a stream that only varies where nothing is wrong (a scene stream on a busy
 street) adds false alarms everywhere and catches nothing the others miss. With labels (a
 dataset's labeled anomalies, a site's confirmed events: ``fit.enough_labels``) the fusion
-becomes ``max_s(g_s * surprise_s)``: still "any stream alarms on its own" and >= 0, with an
-unhelpful stream's gain lowered or 0.
+combines ``g_s * surprise_s`` (``max_s`` for ``calibrated_max``, Fisher's sum for
+``calibrated_sum``): still "any stream alarms on its own" and >= 0, with an unhelpful
+stream's gain lowered or 0.
 
 The gains come from a small grid, largest gain 1 (only their ratios change the ranking), not
 from an optimiser: frame AUROC is a step function of the gains, and a fine fit on ten events'
 frames would learn those events. They are adopted only where chosen on some groups they beat
-plain max on the others (grouped K-fold, by clip, so an event's neighbouring frames never
-judge their own fit) by ``ADOPT_MARGIN`` in pooled held-out AUROC: pooled because one threshold
-serves all footage, so the scores must rank across groups, not only within each. Otherwise the
-model keeps plain max, which needs no labels to be right.
+the plain fusion (every gain 1) on the others (grouped K-fold, by clip, so an event's
+neighbouring frames never judge their own fit) by ``ADOPT_MARGIN`` in pooled held-out AUROC:
+pooled because one threshold serves all footage, so the scores must rank across groups, not
+only within each. Otherwise the model keeps the plain fusion, which needs no labels to be
+right.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from dataclasses import dataclass
 
 import torch
 
-from vigil_shared.vision.one_class_fusion import Stream
+from vigil_shared.vision.one_class_fusion import Stream, combine
 from vigil_shared.vision.one_class_model import OneClassScorer, calibrated_tails
-from vigil_shared.vision.score_metrics import auroc
+from vigil_shared.vision.score_metrics import auroc, trailing_mean
 from vigil_shared.vision.tail_scores import surprise
 from vigil_trainer.one_class.calibrate import ClipScores
 
@@ -37,13 +39,13 @@ streams (a quarter step as well would make 175): each costs an AUROC per fold ov
 frame, and every extra candidate is another chance to fit the labeled events' luck."""
 FOLDS = 5
 ADOPT_MARGIN = 0.005
-"""Held-out AUROC the fitted gains must gain over plain max: with a few hundred labeled frames
-from ten events a smaller difference is as likely the folds' luck as a better fusion."""
+"""Held-out AUROC the fitted gains must gain over the plain fusion: with a few hundred labeled
+frames from ten events a smaller difference is as likely the folds' luck as a better fusion."""
 
 
 @dataclass(frozen=True)
 class LabelFusion:
-    """The gains to store (None: plain max) and what the fit measured."""
+    """The gains to store (None: the plain fusion) and what the fit measured."""
 
     gains: torch.Tensor | None  # (streams,), ``calibrated_tails`` order
     metrics: dict[str, float]
@@ -51,14 +53,16 @@ class LabelFusion:
 
 @dataclass(frozen=True)
 class _Frames:
-    """Every labeled and held-out frame: its streams' surprises (a stream a frame lacks as 0,
-    which adds nothing to a max of non-negative terms), its label, its group's fold and the
-    first frame of its smoothing window (within its clip)."""
+    """Every labeled and held-out frame, clip after clip: its streams' surprises (NaN where a
+    frame lacks a stream), its label and its group's fold; the clips' lengths (a smoothing
+    window stays within its clip), the model's window and the fusion that combines them."""
 
     surprises: torch.Tensor  # (F, S)
     abnormal: torch.Tensor  # (F,) bool
     fold: torch.Tensor  # (F,) int
-    window_start: torch.Tensor  # (F,) int
+    clip_frames: list[int]
+    window: int
+    fusion: str
 
     @property
     def all(self) -> torch.Tensor:
@@ -66,10 +70,9 @@ class _Frames:
 
     def scores(self, gains: torch.Tensor) -> torch.Tensor:
         """The fused, trailing-averaged scores the model would give with ``gains``."""
-        fused = (self.surprises * gains).amax(dim=1).double()
-        total = torch.cat([fused.new_zeros(1), fused.cumsum(0)])
-        end = torch.arange(1, fused.numel() + 1)
-        return (total[end] - total[self.window_start]) / (end - self.window_start)
+        fused = combine(self.surprises, gains, self.fusion).double()
+        clips = torch.split(fused, self.clip_frames)
+        return torch.cat([trailing_mean(clip, self.window) for clip in clips])
 
 
 def fit_fusion_gains(
@@ -104,7 +107,7 @@ def fit_fusion_gains(
 
 
 def _candidates(streams: int) -> list[torch.Tensor]:
-    """The grid up to scale, plain max (all 1) first so that it wins ties."""
+    """The grid up to scale, the plain fusion (all 1) first so that it wins ties."""
     unique = {(1.0,) * streams: None}
     for gains in itertools.product(GAIN_GRID, repeat=streams):
         top = max(gains)
@@ -140,22 +143,18 @@ def _frames(
     scorer: OneClassScorer, clips: Sequence[ClipScores], *, folds: int, seed: int
 ) -> _Frames:
     fold_of = _group_folds(clips, folds=folds, seed=seed)
-    window = scorer.spec.smoothing_window
-    surprises, folds_by_frame, starts = [], [], []
-    offset = 0
-    for clip, fold in zip(clips, fold_of, strict=True):
-        chunks = [_surprises(scorer.calibrated_streams(raw)) for raw in clip.raw]
-        values = torch.cat(chunks).nan_to_num(0.0)
-        n = values.shape[0]
-        surprises.append(values)
-        folds_by_frame.append(torch.full((n,), fold))
-        starts.append(offset + (torch.arange(n) - window + 1).clamp_min(0))
-        offset += n
+    surprises = [
+        torch.cat([_surprises(scorer.calibrated_streams(raw)) for raw in clip.raw])
+        for clip in clips
+    ]
+    sizes = [values.shape[0] for values in surprises]
     return _Frames(
         surprises=torch.cat(surprises),
         abnormal=torch.cat([c.abnormal.bool() for c in clips]),
-        fold=torch.cat(folds_by_frame),
-        window_start=torch.cat(starts),
+        fold=torch.cat([torch.full((n,), fold) for n, fold in zip(sizes, fold_of, strict=True)]),
+        clip_frames=sizes,
+        window=scorer.spec.smoothing_window,
+        fusion=scorer.spec.fusion,
     )
 
 
