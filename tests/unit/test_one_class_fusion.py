@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from tests.unit.test_one_class_model import fitted_tensors, frame, manifest, spec
 from vigil_shared.schemas.manifests import ModelManifest
-from vigil_shared.schemas.one_class import OneClassSpec
+from vigil_shared.schemas.one_class import Fusion, OneClassSpec
 from vigil_shared.vision.one_class_fusion import Stream, calibrated, combine, fisher, weighted
 from vigil_shared.vision.one_class_model import (
     ACTIVITY_TAIL,
@@ -78,7 +78,7 @@ def test_either_stream_alarms_on_its_own_whatever_the_units_and_weights() -> Non
 
 
 @pytest.mark.parametrize("fusion", ["calibrated_max", "calibrated_sum"])
-def test_a_frame_without_some_stream_is_scored_on_the_others(fusion: str) -> None:
+def test_a_frame_without_some_stream_is_scored_on_the_others(fusion: Fusion) -> None:
     parts = streams([2.0, float("nan")], [float("nan"), float("nan")])
     fused, _ = calibrated(parts, fusion)
     alone, _ = calibrated(parts[:1], fusion)
@@ -133,7 +133,7 @@ def test_a_calibrated_model_needs_its_tails_and_scene_bank() -> None:
 
 
 @pytest.mark.parametrize("fusion", ["calibrated_max", "calibrated_sum"])
-def test_a_calibrated_model_scores_and_maps_a_moving_blob(fusion: str) -> None:
+def test_a_calibrated_model_scores_and_maps_a_moving_blob(fusion: Fusion) -> None:
     model_spec = spec(fusion=fusion, scene={"embedding": False})
     model = OneClassFrameModel.from_artifact(
         manifest(model_spec, threshold=5.0), calibrated_tensors(model_spec), "cpu"

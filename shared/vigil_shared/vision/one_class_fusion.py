@@ -1,7 +1,7 @@
 """How a one_class model's streams become one frame score and one heatmap.
 
 Each stream gives a raw frame score (NaN where it has none yet: a camera's first frame has no
-motion) and, for the streams that localise, a map. Two fusions (``OneClassSpec.fusion``):
+motion) and, for the streams that localise, a map. Three fusions (``OneClassSpec.fusion``):
 
 - ``weighted``: the weighted mean of z-scores (normalised by the held-out normal frames' mean
   and std), weights renormalised over the streams a frame has, through softplus. A stream's
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional
 
+from vigil_shared.schemas.one_class import Fusion
 from vigil_shared.vision.tail_scores import surprise
 
 
@@ -76,10 +77,6 @@ def weighted(streams: list[Stream]) -> tuple[torch.Tensor, torch.Tensor]:
     return fused, functional.softplus(heatmap / weights.view(-1, 1, 1))
 
 
-CALIBRATED = ("calibrated_max", "calibrated_sum")
-"""The fusions of surprises (``calibrated_tails`` streams); ``weighted`` fuses z-scores."""
-
-
 def fisher(total: torch.Tensor, streams: torch.Tensor) -> torch.Tensor:
     """The surprise of ``total``, a sum of ``streams`` independent ``Exp(1)`` surprises:
     ``-ln P(Gamma(streams) >= total)``; 0 where no stream is present."""
@@ -92,7 +89,7 @@ def fisher(total: torch.Tensor, streams: torch.Tensor) -> torch.Tensor:
     return (total - series.log()).clamp_min(0.0).float()
 
 
-def combine(surprises: torch.Tensor, gains: torch.Tensor, fusion: str) -> torch.Tensor:
+def combine(surprises: torch.Tensor, gains: torch.Tensor, fusion: Fusion) -> torch.Tensor:
     """The fused score of ``(..., streams)`` surprises (NaN: the stream is absent) with
     per-stream ``gains`` (a stream with gain 0 is absent): their largest, or Fisher's
     combination (module docstring)."""
@@ -100,10 +97,12 @@ def combine(surprises: torch.Tensor, gains: torch.Tensor, fusion: str) -> torch.
     gained = torch.where(present, surprises * gains, torch.zeros_like(surprises))
     if fusion == "calibrated_max":
         return gained.amax(dim=-1)
+    if fusion != "calibrated_sum":
+        raise ValueError(f"fusion {fusion!r} does not combine surprises")
     return fisher(gained.sum(dim=-1), present.sum(dim=-1))
 
 
-def calibrated(streams: list[Stream], fusion: str) -> tuple[torch.Tensor, torch.Tensor]:
+def calibrated(streams: list[Stream], fusion: Fusion) -> tuple[torch.Tensor, torch.Tensor]:
     """The streams' surprises combined (``combine``) per frame and per cell of the coarsest
     grid, where a whole-frame stream counts in every cell (0 where a frame has no stream)."""
     grid = _grid(streams)

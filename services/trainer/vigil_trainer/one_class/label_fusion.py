@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vigil_shared.schemas.one_class import Fusion
 from vigil_shared.vision.one_class_fusion import Stream, combine
 from vigil_shared.vision.one_class_model import OneClassScorer, calibrated_tails
 from vigil_shared.vision.score_metrics import auroc, trailing_mean
@@ -62,7 +63,7 @@ class _Frames:
     fold: torch.Tensor  # (F,) int
     clip_frames: list[int]
     window: int
-    fusion: str
+    fusion: Fusion
 
     @property
     def all(self) -> torch.Tensor:
