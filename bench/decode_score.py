@@ -32,17 +32,19 @@ from vigil_inference.settings import InferenceSettings
 from vigil_shared.datasets import DatasetRef
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.settings import default_datasets_dir
-from vigil_shared.vision.backbones import LITE0_PREPROCESSING, load_efficientnet_lite0
-from vigil_shared.vision.efficientnet_lite import fused_for_inference
+from vigil_shared.vision.backbones import LITE0_PREPROCESSING
 from vigil_shared.vision.one_class_model import (
     APPEARANCE_BANK,
     APPEARANCE_NORM,
     MOTION_NORM,
+    PROJECTION_COMPONENTS,
+    PROJECTION_MEAN,
     SCENE_BANK,
     OneClassScorer,
+    build_extractor,
     calibrated_tails,
 )
-from vigil_shared.vision.patches import PatchFeatureExtractor
+from vigil_shared.vision.patches import LITE0_STAGE_CHANNELS
 from vigil_shared.vision.preprocess import decode_many
 from vigil_shared.vision.tail_scores import fit_tail
 
@@ -68,18 +70,16 @@ def one_class_model(device: str, motion: str) -> OneClassScorer:
     )
     assert spec.motion is not None
     spec = spec.model_copy(update={"motion": spec.motion.model_copy(update={"method": motion})})
-    module = fused_for_inference(load_efficientnet_lite0().module)
-    extractor = PatchFeatureExtractor(module, spec.appearance.stages).to(device).eval()
     dim = spec.appearance.whiten_dim
     generator = torch.Generator().manual_seed(0)
-    extractor.set_projection(
-        torch.zeros(extractor.raw_dim), torch.randn((extractor.raw_dim, dim), generator=generator)
-    )
+    raw_dim = sum(LITE0_STAGE_CHANNELS[s] for s in spec.appearance.stages)
     tensors = {
         APPEARANCE_BANK: torch.randn((spec.appearance.bank_size, dim), generator=generator),
         APPEARANCE_NORM: torch.tensor([0.0, 1.0]),
         MOTION_NORM: torch.tensor([0.0, 1.0]),
         SCENE_BANK: torch.randn((1024, dim), generator=generator),  # a site's normal frames
+        PROJECTION_MEAN: torch.zeros(raw_dim),
+        PROJECTION_COMPONENTS: torch.randn((raw_dim, dim), generator=generator),
     }
     # Made-up normal ranges: the cost of the default (calibrated) fusion, not its scores.
     for name in calibrated_tails(spec):
@@ -89,7 +89,7 @@ def one_class_model(device: str, motion: str) -> OneClassScorer:
         spec=spec,
         preprocessing=prep,
         threshold=1.0,
-        extractor=extractor,
+        extractor=build_extractor(spec, tensors, device, expect_sha256=None),
         tensors=tensors,
         device=device,
     )

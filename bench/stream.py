@@ -16,7 +16,8 @@ by the worker's own Prometheus metrics from its first scored batch (model load a
 group join excluded) to its last frame.
 Latency: after the worker has scored its warm-up frames, the cameras publish 5 fps each in
 real time; every scored frame causes event messages (threshold 0, events of one frame: most
-frames a start or an end), and p50/p99 are over ``detected_at - captured_at`` of every message.
+frames a start or an end), and p50/p99 are over ``detected_at - captured_at`` of every message
+of a real-time frame (the warm-up frames', captured before the worker started, are left out).
 Snapshots are off: with every frame an event they would measure S3 uploads, which a real
 stream makes only at an event's start and new peaks. Scoring is the warm-up model
 (EfficientNet-Lite0 embedding + kNN) at ``--image-size``, or with ``--model one_class`` the
@@ -222,7 +223,10 @@ def start_worker(
 
 
 def latencies_ms(kafka: KafkaSettings) -> list[float]:
-    """``detected_at - captured_at`` of every event message, read until the topic is quiet."""
+    """``detected_at - captured_at`` of every event message of a real-time frame, read until the
+    topic is quiet. The warm-up frames' messages are left out: those frames were captured before
+    the worker started, so their latency is the model's load time (a model that scores its
+    first frames, as one_class does, made them p99)."""
     consumer = make_consumer(kafka, kafka.topics.events, group_id=f"bench-read-{uuid.uuid4().hex}")
     out: list[float] = []
     idle = 0
@@ -233,6 +237,8 @@ def latencies_ms(kafka: KafkaSettings) -> list[float]:
             for records in batch.values():
                 for record in records:
                     event = EventMessage.read_json(record.value)
+                    if event.frame_seq < WARMUP:
+                        continue
                     out.append((event.detected_at - event.captured_at).total_seconds() * 1000)
     finally:
         consumer.close()

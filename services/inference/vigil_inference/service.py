@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 
-import torch
 from kafka import KafkaProducer
 from minio import Minio
 
@@ -36,7 +35,7 @@ from vigil_shared.vision.backbones import (
     FrameEmbedder,
     load_efficientnet_lite0,
 )
-from vigil_shared.vision.device import pick_device
+from vigil_shared.vision.device import pick_device, set_cpu_threads
 from vigil_shared.vision.efficientnet_lite import fused_for_inference
 from vigil_shared.vision.inferencer import load_frame_model
 
@@ -146,7 +145,7 @@ def build_worker(
     scoring_threads = scoring_thread_count(settings, device)
     threads = settings.threads or (1 if scoring_threads > 1 else None)
     if threads is not None:
-        torch.set_num_threads(threads)
+        set_cpu_threads(threads)
     s3 = make_s3_client(settings.common.s3)
     ensure_buckets(s3, settings.common.s3)
     metrics = metrics or InferenceMetrics()
