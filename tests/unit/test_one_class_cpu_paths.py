@@ -1,7 +1,7 @@
 """The one_class model's CPU fast paths change how it computes, never what: the chunked
 channels-last backbone gives the features of one plain pass, the motion computed on a helper
-thread gives the scores of the same frames computed in line, and a worker's thread setting
-reaches OpenCV as well as torch."""
+thread leaves no trace when the batch fails (the worker then scores it frame by frame), and a
+worker's thread setting reaches OpenCV as well as torch."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import cv2
 import pytest
 import torch
 
+from tests.unit.test_one_class_model import fitted_tensors, frame, manifest, spec
 from vigil_shared.vision import one_class_model
 from vigil_shared.vision.device import set_cpu_threads
 from vigil_shared.vision.efficientnet_lite import EfficientNetLite0, fused_for_inference
+from vigil_shared.vision.one_class_model import OneClassFrameModel
 from vigil_shared.vision.patches import CPU_CHUNK, PatchFeatureExtractor
 
 
@@ -60,6 +62,38 @@ def test_motion_runs_beside_the_backbone_under_inference_mode() -> None:
     assert future.result() == 7
     [(thread, inference)] = seen
     assert thread.startswith("vigil-motion") and inference
+
+
+def test_a_batch_that_fails_leaves_its_cameras_motion_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The flow of a batch runs beside its backbone; when the backbone fails (a frame it cannot
+    score), the cameras' previous frames and motion maps are put back, so scoring the same
+    frames again gives what a model that never saw the failed batch gives."""
+    model_spec = spec()
+    tensors = fitted_tensors(model_spec)
+    model = OneClassFrameModel.from_artifact(manifest(model_spec), tensors, "cpu")
+    reference = OneClassFrameModel.from_artifact(manifest(model_spec), tensors, "cpu")
+    first = [frame(10), frame(16)]
+    batch = [frame(22), frame(40), frame(60)]
+    model.score_frames(["cam", "cam"], first)
+    reference.score_frames(["cam", "cam"], first)
+
+    def broken(*_: object) -> object:
+        raise RuntimeError("a frame the backbone cannot take")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(model, "_appearance_maps", broken)
+        with pytest.raises(RuntimeError, match="cannot take"):
+            model.score_frames(["cam", "new", "cam"], batch)
+    again = [s.score for s in model.score_frames(["cam", "new", "cam"], batch)]
+    expected = [s.score for s in reference.score_frames(["cam", "new", "cam"], batch)]
+    assert again == pytest.approx(expected, abs=1e-6)
+    # Had the failed batch advanced the motion, the scores would differ: "cam" would see its
+    # frame 60 as the one before frame 22, and "new" would not be new.
+    reference.score_frames(["cam", "new", "cam"], batch)
+    advanced = [s.score for s in reference.score_frames(["cam", "new", "cam"], batch)]
+    assert advanced != pytest.approx(expected, abs=1e-3)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -78,6 +78,26 @@ class MotionStream:
     def forget(self, camera_id: str) -> None:
         self._cameras.pop(camera_id, None)
 
+    def save(self, camera_ids: Sequence[str]) -> dict[str, _CameraMotion | None]:
+        """The state of these cameras as it is now, for ``restore`` (a few small tensors each:
+        a batch replaces a camera's previous frame rather than writing into it)."""
+        saved: dict[str, _CameraMotion | None] = {}
+        for camera_id in camera_ids:
+            state = self._cameras.get(camera_id)
+            saved[camera_id] = (
+                None if state is None else _CameraMotion(state.previous, deque(state.maps))
+            )
+        return saved
+
+    def restore(self, saved: dict[str, _CameraMotion | None]) -> None:
+        """Back to a ``save``: a batch that failed elsewhere leaves no trace in its cameras'
+        motion, so scoring its frames again (one by one, to find the bad one) sees them as new."""
+        for camera_id, state in saved.items():
+            if state is None:
+                self._cameras.pop(camera_id, None)
+            else:
+                self._cameras[camera_id] = state
+
     def __call__(
         self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:

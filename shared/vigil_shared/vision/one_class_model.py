@@ -20,6 +20,7 @@ import functools
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -237,25 +238,33 @@ class OneClassScorer:
         nan = torch.full((n,), float("nan"))
         appearance, appearance_map, pooled = nan.clone(), None, None
         scene, activity = nan.clone(), nan.clone()
-        flows = None
-        if self.motion is not None and self.motion.spec.weight > 0:
-            # Motion (Farneback on the CPU, or torch flow) and appearance (the backbone) share
-            # nothing: the flow runs on a helper thread meanwhile, so one camera's batch keeps
-            # two cores busy (both release the GIL).
-            flows = _overlap_pool().submit(_inference(self.motion), camera_ids, images)
-        if self.extractor is not None:
-            appearance_map, pooled = self._appearance_maps(images)
-            appearance = topk_mean(appearance_map, self.spec.appearance.top_k)
-            if SCENE_BANK in self.tensors:
-                bank = self.tensors[SCENE_BANK]
-                scene = knn_distance(pooled, bank, self.spec.k).float().cpu()
+        stream = self.motion if self.motion is not None and self.motion.spec.weight > 0 else None
+        saved = stream.save(camera_ids) if stream is not None else {}
+        # Motion (Farneback on the CPU, or torch flow) and appearance (the backbone) share
+        # nothing: the flow runs on a helper thread meanwhile, so one camera's batch keeps two
+        # cores busy (both release the GIL). Should either fail, the cameras' motion is put back
+        # as it was: the caller scores the batch again frame by frame.
+        flows = _overlap_pool().submit(_inference(stream), camera_ids, images) if stream else None
         motion, motion_map = nan.clone(), None
-        if flows is not None and self.motion is not None:
-            motion, motion_map = flows.result()
+        try:
+            if self.extractor is not None:
+                appearance_map, pooled = self._appearance_maps(images)
+                appearance = topk_mean(appearance_map, self.spec.appearance.top_k)
+                if SCENE_BANK in self.tensors:
+                    bank = self.tensors[SCENE_BANK]
+                    scene = knn_distance(pooled, bank, self.spec.k).float().cpu()
+            if flows is not None:
+                motion, motion_map = flows.result()
+        except BaseException:
+            if stream is not None and flows is not None:
+                futures.wait([flows])
+                stream.restore(saved)
+            raise
+        if stream is not None and motion_map is not None:
             activity = torch.where(torch.isnan(motion), motion, motion_map.flatten(1).mean(1))
             if MOTION_CELL_SCALE in self.tensors:
                 scale = self.tensors[MOTION_CELL_SCALE].cpu()
-                motion, motion_map = per_cell_motion(motion, motion_map, scale, self.motion.spec)
+                motion, motion_map = per_cell_motion(motion, motion_map, scale, stream.spec)
         return StreamScores(appearance, appearance_map, motion, motion_map, scene, activity, pooled)
 
     def _appearance_maps(self, images: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
