@@ -13,7 +13,7 @@ import torch
 
 from tests.unit.test_one_class_model import fitted_tensors, frame, manifest, spec
 from vigil_shared.vision import one_class_model
-from vigil_shared.vision.device import set_cpu_threads
+from vigil_shared.vision.device import helper_pool, set_cpu_threads
 from vigil_shared.vision.efficientnet_lite import EfficientNetLite0, fused_for_inference
 from vigil_shared.vision.one_class_model import OneClassFrameModel
 from vigil_shared.vision.patches import CPU_CHUNK, PatchFeatureExtractor
@@ -58,7 +58,7 @@ def test_motion_runs_beside_the_backbone_under_inference_mode() -> None:
         seen.append((threading.current_thread().name, torch.is_inference_mode_enabled()))
         return 7
 
-    future = one_class_model._overlap_pool().submit(one_class_model._inference(motion))
+    future = helper_pool("motion").submit(one_class_model._inference(motion))
     assert future.result() == 7
     [(thread, inference)] = seen
     assert thread.startswith("vigil-motion") and inference

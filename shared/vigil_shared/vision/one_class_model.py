@@ -16,12 +16,9 @@ the held-out normal statistics the artifact stores.
 
 from __future__ import annotations
 
-import functools
-import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent import futures
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -31,6 +28,7 @@ from vigil_shared.schemas.manifests import ModelManifest, Preprocessing
 from vigil_shared.schemas.one_class import MotionSpec, OneClassSpec
 from vigil_shared.vision import one_class_fusion
 from vigil_shared.vision.backbones import load_efficientnet_lite0
+from vigil_shared.vision.device import helper_pool
 from vigil_shared.vision.efficientnet_lite import fused_for_inference
 from vigil_shared.vision.motion_stream import MotionStream
 from vigil_shared.vision.one_class_fusion import Stream
@@ -142,13 +140,6 @@ def _chunk_rows(queries: torch.Tensor, bank: torch.Tensor) -> int:
 _T = TypeVar("_T")
 
 
-@functools.cache
-def _overlap_pool() -> ThreadPoolExecutor:
-    """The process's threads that compute a batch's motion while its caller runs the backbone;
-    as many as cores, so that several scoring threads (one per camera shard) each overlap."""
-    return ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="vigil-motion")
-
-
 def _inference(work: Callable[..., _T]) -> Callable[..., _T]:
     """``work`` under inference mode on whichever thread runs it (the mode is per thread)."""
 
@@ -244,7 +235,9 @@ class OneClassScorer:
         # nothing: the flow runs on a helper thread meanwhile, so one camera's batch keeps two
         # cores busy (both release the GIL). Should either fail, the cameras' motion is put back
         # as it was: the caller scores the batch again frame by frame.
-        flows = _overlap_pool().submit(_inference(stream), camera_ids, images) if stream else None
+        flows = (
+            helper_pool("motion").submit(_inference(stream), camera_ids, images) if stream else None
+        )
         motion, motion_map = nan.clone(), None
         try:
             if self.extractor is not None:
