@@ -222,12 +222,27 @@ def on_cluster(cluster: PrivateKafka, monkeypatch: pytest.MonkeyPatch) -> dict[s
     return env
 
 
+def every_partition_known(described: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """``described`` once every topic in it has its partitions (and a leader for each)."""
+    known = all(
+        topic["partitions"] and all(p["leader_id"] >= 0 for p in topic["partitions"])
+        for topic in described
+    )
+    return described if known else None
+
+
 def test_topics_are_replicated_with_min_insync_from_the_settings(
     cluster: PrivateKafka, on_cluster: dict[str, str]
 ) -> None:
     topics = KafkaSettings().topics.all()
     with admin_of(cluster) as admin:
-        described = admin.describe_topics(list(topics))
+        # A broker learns of a new topic from the controller a moment after its creation: the
+        # one asked may describe it with no partitions yet.
+        described = wait_until(
+            lambda: every_partition_known(admin.describe_topics(list(topics))),
+            timeout_s=30,
+            what="every broker's metadata to hold the new topics' partitions",
+        )
         resources = [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in topics]
         configs = admin.describe_configs(resources)["topic"]
     for topic in described:
