@@ -2,6 +2,7 @@
 # The test command: installs what is missing, starts the real servers, then lint, types, tests.
 #   scripts/test.sh                  everything
 #   scripts/test.sh -m "not slow"    extra arguments go to pytest
+#   VIGIL_TEST_WORKERS=0 scripts/test.sh   one process (pytest-xdist's -n; default 2)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,4 +19,6 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
-.venv/bin/pytest "$@"
+# Spread over processes (pytest-xdist): most integration tests wait on servers and subprocesses,
+# so two workers overlap that waiting even on two cores. VIGIL_TEST_WORKERS=0 runs in one process.
+.venv/bin/pytest -n "${VIGIL_TEST_WORKERS:-2}" --dist worksteal "$@"

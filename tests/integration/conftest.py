@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -42,6 +43,23 @@ TEST_DATABASE = f"vigil_test_{os.getpid()}"
 ADMIN_KEY = f"test-admin-{uuid.uuid4().hex}"
 
 
+# pytest-xdist's worker ("gw0", "gw1"...), when the run is spread over processes; each has its
+# own database (its pid), Redis database and buckets (retention deletes what its database does
+# not know of: another worker's objects would be orphans to it).
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_WORKER_SUFFIX = f"-{_WORKER}" if _WORKER else ""
+
+
+def _redis_database() -> int:
+    """Redis database 1-15, so that one run's Celery queue is not drained by another run's
+    worker: by pid, or under xdist by the run's id plus the worker's number (distinct for up to
+    15 workers of one run)."""
+    if not _WORKER:
+        return 1 + os.getpid() % 15
+    run = zlib.crc32(os.environ.get("PYTEST_XDIST_TESTRUNUID", "").encode())
+    return 1 + (run + int(_WORKER.removeprefix("gw"))) % 15
+
+
 def _admin_url(url: str) -> str:
     admin = make_url(url).set(drivername="postgresql", database="postgres")
     return admin.render_as_string(hide_password=False)
@@ -63,8 +81,7 @@ def _drop_database(url: str) -> None:
 def test_environment() -> Iterator[None]:
     """Point every setting at the test database, Redis db and buckets, then migrate."""
     base = CommonSettings()
-    # Redis database 1-15 by pid: the Celery queue of one run is not drained by another run.
-    redis_url = base.redis.url.rsplit("/", 1)[0] + f"/{1 + os.getpid() % 15}"
+    redis_url = base.redis.url.rsplit("/", 1)[0] + f"/{_redis_database()}"
     try:
         database_url = _recreate_database(base.database.url.get_secret_value())
     except psycopg.OperationalError as exc:
@@ -72,8 +89,8 @@ def test_environment() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VIGIL_DATABASE_URL", database_url)
         patch.setenv("VIGIL_REDIS_URL", redis_url)
-        patch.setenv("VIGIL_S3_DATASETS_BUCKET", "vigil-test-datasets")
-        patch.setenv("VIGIL_S3_MODELS_BUCKET", "vigil-test-models")
+        patch.setenv("VIGIL_S3_DATASETS_BUCKET", f"vigil-test-datasets{_WORKER_SUFFIX}")
+        patch.setenv("VIGIL_S3_MODELS_BUCKET", f"vigil-test-models{_WORKER_SUFFIX}")
         patch.setenv("VIGIL_LOG_LEVEL", "INFO")
         patch.setenv("VIGIL_API_ADMIN_KEY", ADMIN_KEY)
         upgrade(DatabaseSettings())

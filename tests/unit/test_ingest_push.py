@@ -84,11 +84,17 @@ def test_an_upload_is_capped_and_published_with_the_frame_headers(push: PushRig)
 
 def test_the_camera_goes_online_with_its_first_upload(push: PushRig) -> None:
     push.push(encoded(numbered_image(0)))
+    # The status reports the camera's state when the publish thread next looks: closing at once
+    # could go from online to stopped before it reports online.
+    wait_until(
+        lambda: any(s.state == "online" for s in push.producer.statuses(TOPICS.camera_status)),
+        timeout_s=5,
+        what="an online status",
+    )
     push.camera.close(timeout_s=5)
     statuses = push.producer.statuses(TOPICS.camera_status)
     assert statuses[0].state == "offline" and statuses[0].reason == "waiting for the first upload"
     assert statuses[-1].state == "stopped" and statuses[-1].frames_published == 1
-    assert any(s.state == "online" for s in statuses)
 
 
 @pytest.mark.parametrize(("token", "camera"), [("wrong", "cam-1"), ("", "cam-1"), (TOKEN, "cam-2")])
