@@ -14,6 +14,7 @@ stored manifest without it means).
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -27,6 +28,7 @@ __all__ = [
     "STORED_BEFORE",
     "STORED_WITHOUT_FUSION",
     "AppearanceSpec",
+    "EvidenceSpec",
     "Fusion",
     "MotionSpec",
     "OneClassSpec",
@@ -166,6 +168,29 @@ class SceneSpec(_Part):
     )
 
 
+class EvidenceSpec(_Part):
+    """Evidence accumulated over a camera's recent frames (calibrated fusions): a frame scores
+    its own surprise plus what the frames just before it had beyond ``drift``, over the run of
+    at most ``window`` frames that gives the most (a windowed CUSUM). An anomaly that is only
+    somewhat unusual on every frame (a slow cart, a walker on the lawn) adds up, while a frame
+    alone scores exactly its surprise. Scores stay >= 0 and never fall below the frame's own."""
+
+    window: int = Field(
+        default=10,
+        ge=2,
+        le=64,
+        description="Frames the run may span, the frame itself included (a camera's last "
+        "window - 1 scores are kept, and replayed after a restart).",
+    )
+    drift: float = Field(
+        default=math.log(10),
+        ge=0,
+        le=20,
+        description="Surprise a frame must exceed to add evidence; ln 10 by default, each "
+        "stream's 90% level on the site's normal frames (one normal frame in ten adds any).",
+    )
+
+
 class OneClassSpec(BaseModel):
     """Fit a normality model from normal frames only (appearance and motion memory banks)."""
 
@@ -234,6 +259,11 @@ class OneClassSpec(BaseModel):
         le=64,
         description="Trailing moving average over a camera's last n frame scores (1 = off).",
     )
+    evidence: EvidenceSpec | None = Field(
+        default=None,
+        description="Accumulate evidence over a camera's recent frames (calibrated fusions "
+        "only; not with smoothing_window); null scores each frame alone.",
+    )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     trim_margin_s: float | None = Field(
         default=None,
@@ -267,6 +297,15 @@ class OneClassSpec(BaseModel):
             raise ValueError(
                 "fusion 'weighted' fuses appearance and motion by weight and has no scene "
                 "stream: set scene to null, or use a calibrated fusion"
+            )
+        if self.evidence is not None and not self.calibrated:
+            raise ValueError(
+                "evidence accumulates surprises beyond a drift: it needs a calibrated fusion "
+                "(calibrated_max or calibrated_sum), not 'weighted'"
+            )
+        if self.evidence is not None and self.smoothing_window > 1:
+            raise ValueError(
+                "evidence and smoothing_window both combine a camera's recent scores: use one"
             )
         motion_weight = self.motion.weight if self.motion is not None else 0.0
         if self.appearance.weight + motion_weight <= 0:

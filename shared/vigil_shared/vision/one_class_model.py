@@ -4,7 +4,7 @@ It implements ``FrameModel`` for the inference service and needs no training cod
 the site projection and the normalisation statistics come from the artifact (safetensors), the
 knobs from the manifest's spec. Per camera it keeps the previous frame (grayscale, flow size)
 and its last few cell-motion maps (a few hundred floats each) for motion, and its last few
-scores for the trailing smoothing window; nothing else grows.
+scores for the trailing smoothing (or evidence) window; nothing else grows.
 
 Each stream gives a frame score: appearance (kNN distance of each patch to the coreset bank of
 normal patches; a map, its top cells' mean the score), motion (optical-flow magnitude per grid
@@ -34,6 +34,7 @@ from vigil_shared.vision.motion_stream import MotionStream
 from vigil_shared.vision.one_class_fusion import Stream
 from vigil_shared.vision.patches import PatchFeatureExtractor
 from vigil_shared.vision.preprocess import to_batch
+from vigil_shared.vision.score_metrics import accumulated_evidence, trailing_mean
 from vigil_shared.vision.scoring import FrameScore
 from vigil_shared.vision.site_backbone import BACKBONE_PREFIX, stored_backbone
 
@@ -190,13 +191,13 @@ class OneClassScorer:
 
     @property
     def context_frames(self) -> int:
-        """A score depends on the smoothing window's earlier scores (``smoothing_window - 1``
-        frames), and the first of those on its motion: the persistence window's maps, each
-        flow from the frame before it (``persistence`` frames). Without motion, only the
-        smoothing window."""
+        """A score depends on the smoothing (or evidence) window's earlier scores
+        (``history_frames - 1`` frames), and the first of those on its motion: the persistence
+        window's maps, each flow from the frame before it (``persistence`` frames). Without
+        motion, only the window."""
         motion = self.spec.motion
         flow = motion.persistence if motion is not None and motion.weight > 0 else 0
-        return self.spec.smoothing_window - 1 + flow
+        return history_frames(self.spec) - 1 + flow
 
     def score_frames(
         self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
@@ -309,14 +310,29 @@ class OneClassScorer:
         ]
 
     def smooth(self, camera_id: str, score: float) -> float:
-        window = self.spec.smoothing_window
+        """The frame's reported score from the camera's recent fused scores (``over_time``)."""
+        window = history_frames(self.spec)
         if window == 1:
             return score
-        recent = self._recent.setdefault(camera_id, deque())
+        recent = self._recent.setdefault(camera_id, deque(maxlen=window))
         recent.append(score)
-        while len(recent) > window:
-            recent.popleft()
+        if self.spec.evidence is not None:
+            return float(over_time(self.spec, torch.tensor(recent, dtype=torch.float64))[-1])
         return sum(recent) / len(recent)
+
+
+def history_frames(spec: OneClassSpec) -> int:
+    """How many of a camera's fused scores (the frame's own included) its reported score uses."""
+    evidence = spec.evidence.window if spec.evidence is not None else 1
+    return max(spec.smoothing_window, evidence)
+
+
+def over_time(spec: OneClassSpec, scores: torch.Tensor) -> torch.Tensor:
+    """A camera's fused scores, in frame order, as the model reports them: a trailing mean
+    (``smoothing_window``) or accumulated evidence (``evidence``); the fit calibrates on these."""
+    if spec.evidence is not None:
+        return accumulated_evidence(scores, spec.evidence.window, spec.evidence.drift)
+    return trailing_mean(scores, spec.smoothing_window)
 
 
 def check_tensors(spec: OneClassSpec, tensors: dict[str, torch.Tensor]) -> None:

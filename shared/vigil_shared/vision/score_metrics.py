@@ -81,3 +81,21 @@ def trailing_mean(scores: torch.Tensor, window: int) -> torch.Tensor:
     index = torch.arange(scores.numel())
     start = (index - window + 1).clamp(min=0)
     return ((cumulative[index + 1] - cumulative[start]) / (index + 1 - start)).to(scores.dtype)
+
+
+def accumulated_evidence(scores: torch.Tensor, window: int, drift: float) -> torch.Tensor:
+    """Each score plus the most that a run of the frames just before it (at most ``window - 1``
+    of them) had beyond ``drift``, or nothing when every such run sums below zero: a windowed
+    CUSUM over a camera's frames, in order. A frame alone scores itself; frames that are each
+    somewhat unusual add up; a camera's first frames have fewer frames behind them."""
+    if window <= 1 or scores.numel() == 0:
+        return scores
+    excess = scores.double() - drift
+    before = torch.cat([excess.new_zeros(1), excess.cumsum(0)])[:-1]  # sum of excess[:t]
+    index = torch.arange(scores.numel())
+    best = torch.zeros_like(excess)
+    for back in range(1, window):
+        start = index - back
+        run = before - before[start.clamp(min=0)]  # excess[start:t]
+        best = torch.where(start >= 0, torch.maximum(best, run), best)
+    return (scores.double() + best).to(scores.dtype)

@@ -32,6 +32,7 @@ from vigil_shared.vision.one_class_model import (
     PROJECTION_COMPONENTS,
     PROJECTION_MEAN,
     OneClassScorer,
+    over_time,
 )
 from vigil_shared.vision.patches import PatchFeatureExtractor
 from vigil_shared.vision.preprocess import to_batch
@@ -40,7 +41,6 @@ from vigil_shared.vision.score_metrics import (
     average_precision,
     best_f1_threshold,
     normal_threshold,
-    trailing_mean,
 )
 from vigil_shared.vision.site_backbone import backbone_tensors
 from vigil_trainer.cancel import JobCancelled
@@ -290,7 +290,7 @@ class _Calibration:
 
 def _fused(scorer: OneClassScorer, clip: ClipScores) -> torch.Tensor:
     scores = torch.cat([scorer.fuse(chunk)[0] for chunk in clip.raw])
-    return trailing_mean(scores, scorer.spec.smoothing_window)
+    return over_time(scorer.spec, scores)
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import torch
 
-from vigil_shared.schemas.one_class import Fusion
+from vigil_shared.schemas.one_class import Fusion, OneClassSpec
 from vigil_shared.vision.one_class_fusion import Stream, combine
-from vigil_shared.vision.one_class_model import OneClassScorer, calibrated_tails
-from vigil_shared.vision.score_metrics import auroc, trailing_mean
+from vigil_shared.vision.one_class_model import OneClassScorer, calibrated_tails, over_time
+from vigil_shared.vision.score_metrics import auroc
 from vigil_shared.vision.tail_scores import surprise
 from vigil_trainer.one_class.calibrate import ClipScores
 
@@ -62,7 +62,7 @@ class _Frames:
     abnormal: torch.Tensor  # (F,) bool
     fold: torch.Tensor  # (F,) int
     clip_frames: list[int]
-    window: int
+    spec: OneClassSpec
     fusion: Fusion
 
     @property
@@ -70,10 +70,10 @@ class _Frames:
         return torch.ones_like(self.abnormal)
 
     def scores(self, gains: torch.Tensor) -> torch.Tensor:
-        """The fused, trailing-averaged scores the model would give with ``gains``."""
+        """The fused scores, over time (``over_time``), the model would give with ``gains``."""
         fused = combine(self.surprises, gains, self.fusion).double()
         clips = torch.split(fused, self.clip_frames)
-        return torch.cat([trailing_mean(clip, self.window) for clip in clips])
+        return torch.cat([over_time(self.spec, clip) for clip in clips])
 
 
 def fit_fusion_gains(
@@ -154,7 +154,7 @@ def _frames(
         abnormal=torch.cat([c.abnormal.bool() for c in clips]),
         fold=torch.cat([torch.full((n,), fold) for n, fold in zip(sizes, fold_of, strict=True)]),
         clip_frames=sizes,
-        window=scorer.spec.smoothing_window,
+        spec=scorer.spec,
         fusion=scorer.spec.fusion,
     )
 
