@@ -146,9 +146,11 @@ def test_a_calibrated_model_scores_and_maps_a_moving_blob(fusion: Fusion) -> Non
 
 
 def legacy_manifest_json(model_spec: OneClassSpec) -> str:
-    """A manifest as main stored it before ``fusion`` and ``scene`` existed."""
+    """A manifest as main stored it before ``fusion``, ``scene`` and the persistence radius
+    existed."""
     stored = json.loads(manifest(model_spec).model_dump_json(by_alias=True))
     del stored["spec"]["fusion"], stored["spec"]["scene"]
+    del stored["spec"]["motion"]["persistence_radius"]
     return json.dumps(stored)
 
 
@@ -157,6 +159,7 @@ def test_a_manifest_stored_before_fusion_existed_loads_and_scores_as_before() ->
     legacy = ModelManifest.model_validate_json(legacy_manifest_json(weighted_spec))
     assert isinstance(legacy.spec, OneClassSpec)
     assert legacy.spec.fusion == "weighted" and legacy.spec.scene is None
+    assert legacy.spec.motion is not None and legacy.spec.motion.persistence_radius == 0
     tensors = fitted_tensors(weighted_spec)  # what an old artifact holds: no tails, no scene
     old = OneClassFrameModel.from_artifact(legacy, tensors, "cpu")
     frames = [frame(None), frame(20), frame(26), frame(33)]

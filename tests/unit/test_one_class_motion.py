@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from vigil_shared.vision.motion import (
@@ -62,6 +63,23 @@ def test_persistence_continues_across_batches_with_history() -> None:
     whole = persistent(maps, window=4)
     split = persistent(maps[5:], window=4, history=maps[2:5])
     torch.testing.assert_close(split, whole[5:])
+
+
+@pytest.mark.parametrize("speed", [1, 2])
+def test_a_radius_lets_persistence_follow_an_object_that_moves_on(speed: int) -> None:
+    """A fast object is in each cell for a frame; with a radius of its speed (cells a frame) it
+    persists where it is, and a one-frame flicker beside it still does not."""
+    maps = torch.zeros(6, 3, 14)
+    for t in range(6):
+        maps[t, 1, speed * t] = 4.0
+    maps[4, 2, 0] = 5.0  # one frame of noise, far from the object's path
+    assert float(persistent(maps, window=4)[4].max()) == 0.0
+    followed = persistent(maps, window=4, radius=speed)
+    assert float(followed[4, 1, speed * 4]) == 4.0 and float(followed[4, 2, 0]) == 0.0
+    too_slow = persistent(maps, window=4, radius=speed - 1) if speed > 1 else None
+    assert too_slow is None or float(too_slow[4].max()) == 0.0
+    split = persistent(maps[4:], window=4, history=maps[1:4], radius=speed)
+    torch.testing.assert_close(split, followed[4:])
 
 
 def test_gray_conversion_resizes_any_frame_to_flow_size() -> None:

@@ -128,6 +128,14 @@ class MotionSpec(_Part):
         le=16,
         description="A cell's motion is its least over this many consecutive flows (1 = off).",
     )
+    persistence_radius: int = Field(
+        default=0,
+        ge=0,
+        le=4,
+        description="Persistence follows motion that moves on by up to this many cells a frame: "
+        "the flow n frames back counts the most motion within n * radius cells (0, the "
+        "default: the cell itself; docs/one-class.md says why).",
+    )
     top_k: int = Field(default=10, ge=1, le=256, description="Cells averaged into the score.")
     per_cell: bool = Field(
         default=False,

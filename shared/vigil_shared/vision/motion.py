@@ -78,21 +78,30 @@ def cell_magnitude(flows: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
 
 
 def persistent(
-    maps: torch.Tensor, *, window: int, history: torch.Tensor | None = None
+    maps: torch.Tensor, *, window: int, history: torch.Tensor | None = None, radius: int = 0
 ) -> torch.Tensor:
     """Per cell, the least motion over the trailing ``window`` maps: (N, R, C) consecutive maps,
     preceded by the (H, R, C) ``history`` of the same camera, to (N, R, C) minima.
 
     Flow noise (a compression artefact, a flicker) lasts a frame; a cyclist crossing a cell keeps
     it moving for several. The minimum over a short trailing window keeps the second and
-    suppresses the first. A frame without a full window behind it uses what there is.
+    suppresses the first. A frame without a full window behind it uses what there is. With a
+    ``radius``, the map ``lag`` frames back counts the most motion within ``radius * lag`` cells
+    (the frame's own map stays as it is): a fast object that moves on by up to ``radius`` cells
+    a frame still persists.
     """
     before = history.shape[0] if history is not None else 0
     stacked = maps if history is None else torch.cat([history.to(maps), maps])
     positions = torch.arange(maps.shape[0], device=maps.device) + before
     out = maps.clone()
     for lag in range(1, window):
-        out = torch.minimum(out, stacked[(positions - lag).clamp(min=0)])
+        earlier = stacked[(positions - lag).clamp(min=0)]
+        if radius > 0:  # an object moves on: ``radius`` cells a frame, so further back, further
+            reach = radius * lag
+            earlier = functional.max_pool2d(
+                earlier.unsqueeze(1), 2 * reach + 1, stride=1, padding=reach
+            ).squeeze(1)
+        out = torch.minimum(out, earlier)
     return out
 
 

@@ -115,7 +115,12 @@ class MotionStream:
         for i in pairs:
             state = self._cameras[camera_ids[i]]
             history = torch.stack(list(state.maps)) if state.maps else None
-            maps[i] = persistent(cells[i : i + 1], window=self.spec.persistence, history=history)[0]
+            maps[i] = persistent(
+                cells[i : i + 1],
+                window=self.spec.persistence,
+                history=history,
+                radius=self.spec.persistence_radius,
+            )[0]
             flat = maps[i].flatten()
             scores[i] = flat.topk(min(self.spec.top_k, flat.numel())).values.mean()
             state.maps.append(cells[i])
