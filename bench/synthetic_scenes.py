@@ -15,7 +15,11 @@ the test clips), each with per-frame labels, deterministic by seed:
   comes back (the 5 s and the ramps);
 - ``covered-blur``: something smears the lens, Gaussian blur (sigma 6) for 5 s (the 5 s);
 - ``far-motion``: a small figure (a walker crop scaled to 10-14 px) crosses the lawn at the top
-  of the view at 6-10 px a frame, several times a walker's speed there (while it is in view).
+  of the view at 6-10 px a frame, several times a walker's speed there (while it is in view);
+- ``busy`` (NORMAL throughout, no anomaly): the walkers of one other training clip are pasted in
+  from the first frame, a busier walkway than usual where everyone walks. It counts false
+  alarms and the ranking's negatives: a knob that raises crowded normal frames' scores pays here
+  (the persistence radius did on Ped2's crowded Test003, docs/one-class.md).
 
 The onset and the training clip behind each scene are drawn from the seed. Foregrounds (the
 walkers) are the pixels more than 20 grey levels from the clip's per-pixel median, cleaned by a
@@ -43,7 +47,7 @@ from bench.ped2_data import decode_clip, ped2_root
 
 Frames = npt.NDArray[np.uint8]  # (N, H, W) grayscale
 Mask = npt.NDArray[np.bool_]
-KINDS = ("empties", "fills", "moved", "covered-dark", "covered-blur", "far-motion")
+KINDS = ("empties", "fills", "moved", "covered-dark", "covered-blur", "far-motion", "busy")
 FADE = 10  # frames: one second at Ped2's 10 fps
 COVER = 50  # frames a lens stays covered
 FOREGROUND_LEVELS = 20
@@ -106,6 +110,13 @@ def fills(clip: Frames, others: list[Frames], onset: int) -> tuple[Frames, Mask]
         pasted = np.where(walkers, other[:n], out)
         out = blend(out, pasted, weight)
     return out, from_onset(n, onset)
+
+
+def busy(clip: Frames, other: Frames) -> tuple[Frames, Mask]:
+    """``other``'s walkers in ``clip`` from its first frame on: more walkers, nothing unusual."""
+    n = min(len(clip), len(other))
+    walkers = foreground(other[:n], background(other))
+    return np.where(walkers, other[:n], clip[:n]), np.zeros(n, dtype=bool)
 
 
 def moved(clip: Frames, onset: int, rng: np.random.Generator) -> tuple[Frames, Mask]:
@@ -180,6 +191,8 @@ def build_scenes(train: Mapping[str, Frames], *, seed: int) -> list[Scene]:
     bases = {kind: order[i % len(order)] for i, kind in enumerate(KINDS)}
     others = [n for n in order if n != bases["fills"]][:3]
     donor = order[-1]
+    strangers = [n for n in reversed(order) if n != bases["busy"]] or [bases["busy"]]
+    passers_by = next((n for n in strangers if n != donor), strangers[0])
     makers: dict[str, Callable[[Frames, int], tuple[Frames, Mask]]] = {
         "empties": empties,
         "fills": lambda clip, onset: fills(clip, [train[n] for n in others], onset),
@@ -189,14 +202,17 @@ def build_scenes(train: Mapping[str, Frames], *, seed: int) -> list[Scene]:
         "far-motion": lambda clip, onset: far_motion(
             clip, sprite(train[donor], int(rng.integers(10, 15))), onset, rng
         ),
+        "busy": lambda clip, onset: busy(clip, train[passers_by]),
     }
     scenes = []
-    for kind in KINDS:
+    for kind in KINDS:  # a new kind goes last: the earlier kinds' draws stay as they were
         onset = int(rng.integers(50, 71))
         frames, abnormal = makers[kind](train[bases[kind]], onset)
         source = "+".join([bases[kind], *(others if kind == "fills" else [])])
         if kind == "far-motion":
             source += f"+sprite:{donor}"
+        if kind == "busy":
+            source, onset = f"{source}+walkers:{passers_by}", 0  # normal: no change point
         scenes.append(Scene(kind, source, onset, frames, abnormal))
     return scenes
 

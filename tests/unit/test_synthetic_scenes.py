@@ -43,6 +43,9 @@ def test_one_scene_per_kind_labeled_from_its_onset(scenes: dict[str, Scene]) -> 
     for scene in scenes.values():
         assert scene.frames.shape[1:] == (240, 360) and scene.frames.dtype == np.uint8
         assert len(scene.abnormal) == len(scene.frames)
+        if scene.name == "busy":  # normal throughout: no onset
+            assert scene.onset == 0 and not scene.abnormal.any()
+            continue
         assert 50 <= scene.onset <= 70
         assert not scene.abnormal[: scene.onset].any() and scene.abnormal[scene.onset]
 
@@ -116,3 +119,15 @@ def test_a_small_fast_figure_crosses_the_top_while_labeled(
     centres = [np.flatnonzero(d.any(axis=0)).mean() for d in diff[far.abnormal][1:-1]]
     speeds = np.abs(np.diff(centres))
     assert 5 <= float(np.median(speeds)) <= 11
+
+
+def test_a_busy_walkway_has_more_walkers_and_no_anomaly(
+    scenes: dict[str, Scene], train: dict[str, Frames]
+) -> None:
+    busy = scenes["busy"]
+    base, _, walkers = busy.source.partition("+walkers:")
+    assert walkers in train and walkers != base and not busy.abnormal.any()
+    original = train[base][: len(busy.frames)]
+    assert dark_pixels(busy.frames) > 1.5 * dark_pixels(original)
+    changed = busy.frames != original
+    assert 0.0 < float(changed.mean()) < 0.2, "only the pasted walkers change the clip"
