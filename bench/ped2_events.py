@@ -17,6 +17,8 @@ the thresholds come from the fits.
     python -m bench.ped2_events --quick       # 3 train clips, 2 test clips, 2 scenes, default only
     python -m bench.ped2_events --quick --all-models --kinds empties,fills,moved,covered-dark,\
         covered-blur,far-motion --scene-clips Train004,...,Train016  # scenes of unseen clips
+    python -m bench.ped2_events --train-clips Train001,...,Train008 \
+        --normal-clips Train009,...,Train016 --scene-clips Train009,...,Train016  # half held out
 """
 
 from __future__ import annotations
@@ -219,6 +221,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     root = ped2_root()
     train = QUICK_TRAIN if args.quick else tuple(f"Train{i:03d}" for i in range(1, 17))
+    if args.train_clips:
+        train = tuple(args.train_clips.split(","))
     test = QUICK_TEST if args.quick else tuple(f"Test{i:03d}" for i in range(1, 13))
     kinds = args.kinds.split(",") if args.kinds else QUICK_KINDS if args.quick else KINDS
     scene_clips = args.scene_clips.split(",") if args.scene_clips else train
@@ -268,6 +272,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--spec", help="JSON overrides of every OneClassSpec compared")
     parser.add_argument(
         "--variant", help="JSON overrides of the default spec, fitted and reported as a row"
+    )
+    parser.add_argument(
+        "--train-clips",
+        help="training clips the models are fitted on, comma-separated (default: Train001-003 "
+        "quick, all 16 otherwise); the rest can then be --normal-clips and --scene-clips",
     )
     parser.add_argument("--seed", type=int, default=0, help="of the synthetic scenes")
     parser.add_argument("--kinds", help=f"synthetic scene kinds, comma-separated ({KINDS})")
