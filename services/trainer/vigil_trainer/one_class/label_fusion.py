@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vigil_shared.schemas.one_class import Fusion, OneClassSpec
+from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.vision.one_class_fusion import Stream, combine
 from vigil_shared.vision.one_class_model import OneClassScorer, calibrated_tails, over_time
 from vigil_shared.vision.score_metrics import auroc
@@ -62,8 +62,7 @@ class _Frames:
     abnormal: torch.Tensor  # (F,) bool
     fold: torch.Tensor  # (F,) int
     clip_frames: list[int]
-    spec: OneClassSpec
-    fusion: Fusion
+    spec: OneClassSpec  # how the model fuses and combines over time
 
     @property
     def all(self) -> torch.Tensor:
@@ -71,7 +70,7 @@ class _Frames:
 
     def scores(self, gains: torch.Tensor) -> torch.Tensor:
         """The fused scores, over time (``over_time``), the model would give with ``gains``."""
-        fused = combine(self.surprises, gains, self.fusion).double()
+        fused = combine(self.surprises, gains, self.spec.fusion).double()
         clips = torch.split(fused, self.clip_frames)
         return torch.cat([over_time(self.spec, clip) for clip in clips])
 
@@ -155,7 +154,6 @@ def _frames(
         fold=torch.cat([torch.full((n,), fold) for n, fold in zip(sizes, fold_of, strict=True)]),
         clip_frames=sizes,
         spec=scorer.spec,
-        fusion=scorer.spec.fusion,
     )
 
 
