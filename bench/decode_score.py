@@ -123,7 +123,9 @@ def measure(model: FrameScorer, frames: list[bytes], args: argparse.Namespace) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("warmup", "one_class"), default="warmup")
-    parser.add_argument("--motion", choices=("farneback", "lucas_kanade"), default="farneback")
+    parser.add_argument(
+        "--motion", choices=("farneback", "lucas_kanade", "dis"), default="farneback"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--frames", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)

@@ -73,7 +73,9 @@ def stages(batch_size: int, jpegs: list[bytes], rounds: int) -> dict[str, float]
     model = one_class_model("cpu", "farneback")
     extractor, farneback = model.extractor, model.motion
     lucas_kanade = one_class_model("cpu", "lucas_kanade").motion
-    assert extractor is not None and farneback is not None and lucas_kanade is not None
+    dis = one_class_model("cpu", "dis").motion
+    assert extractor is not None and farneback is not None
+    assert lucas_kanade is not None and dis is not None
     chunk = jpegs[:batch_size]
     images = [image for image in decode_many(chunk, "cpu") if isinstance(image, torch.Tensor)]
     cameras = [f"cam{i % 4}" for i in range(len(images))]
@@ -104,6 +106,7 @@ def stages(batch_size: int, jpegs: list[bytes], rounds: int) -> dict[str, float]
             "flow_lucas_kanade": per_frame_ms(
                 lambda: lucas_kanade._cell_motion(before, grays, grid), n, rounds
             ),
+            "flow_dis": per_frame_ms(lambda: dis._cell_motion(before, grays, grid), n, rounds),
             "score_frames": per_frame_ms(lambda: model.score_frames(cameras, images), n, rounds),
         }
 

@@ -36,7 +36,7 @@ def test_fp16_autocast_embeddings_match_fp32_on_the_cpu() -> None:
     torch.testing.assert_close(torch.cdist(half, half), torch.cdist(cpu, cpu), rtol=0.02, atol=0.02)
 
 
-@pytest.mark.parametrize("method", ["farneback", "lucas_kanade"])
+@pytest.mark.parametrize("method", ["farneback", "lucas_kanade", "dis"])
 def test_one_class_scores_on_cuda_match_the_cpu(method: str) -> None:
     model_spec = spec(motion={**spec().motion.model_dump(), "method": method})  # type: ignore[union-attr]
     tensors = fitted_tensors(model_spec)

@@ -31,6 +31,7 @@ def spec(**fields: Any) -> OneClassSpec:
             {"motion": {"method": "lucas_kanade"}, "scene": {}},
             "efficientnet_lite0 patch-knn+lk-flow+scene|calibrated_max",
         ),
+        ({"motion": {"method": "dis"}}, "efficientnet_lite0 patch-knn+dis-flow|calibrated_max"),
         (
             {"scene": {"activity": False}},
             "efficientnet_lite0 patch-knn+farneback+scene(emb)|calibrated_max",
@@ -62,7 +63,13 @@ def every_spec() -> list[OneClassSpec]:
     specs = []
     for appearance, motion, scene, fusion in itertools.product(
         [0.0, 0.2],
-        [None, {"weight": 0}, {"method": "farneback"}, {"method": "lucas_kanade"}],
+        [
+            None,
+            {"weight": 0},
+            {"method": "farneback"},
+            {"method": "lucas_kanade"},
+            {"method": "dis"},
+        ],
         [None, *({"embedding": e, "activity": a} for e in (True, False) for a in (True, False))],
         ["calibrated_max", "calibrated_sum", "weighted"],
     ):

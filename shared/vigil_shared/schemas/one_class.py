@@ -104,10 +104,17 @@ class MotionSpec(_Part):
 
     ``farneback`` is OpenCV's (CPU, one frame pair at a time); ``lucas_kanade`` is pyramidal
     Lucas-Kanade in torch (``vision.torch_flow``): batched, on the model's device. The pyramid
-    levels, window and iterations mean the same for both."""
+    levels, window and iterations mean the same for both. ``dis`` is OpenCV's dense inverse
+    search (CPU, a pair at a time, an order of magnitude cheaper than Farneback), tuned by its
+    ``preset`` alone (the others ignore it; DIS ignores the Farneback knobs)."""
 
-    method: Literal["farneback", "lucas_kanade"] = Field(
+    method: Literal["farneback", "lucas_kanade", "dis"] = Field(
         default="farneback", description="How flow is computed (see the class docstring)."
+    )
+    preset: Literal["ultrafast", "fast", "medium"] = Field(
+        default="ultrafast",
+        description="DIS flow's OpenCV preset (method dis only; docs/one-class.md says why "
+        "ultrafast).",
     )
     weight: float = Field(
         default=0.8,

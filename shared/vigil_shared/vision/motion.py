@@ -37,6 +37,14 @@ class FlowParams:
     iterations: int = 3
     poly_n: int = 5
     poly_sigma: float = 1.2
+    preset: str = "ultrafast"  # DIS only: ``DIS_PRESETS``
+
+
+DIS_PRESETS = {
+    "ultrafast": cv2.DISOpticalFlow_PRESET_ULTRAFAST,
+    "fast": cv2.DISOpticalFlow_PRESET_FAST,
+    "medium": cv2.DISOpticalFlow_PRESET_MEDIUM,
+}
 
 
 def to_gray(image: torch.Tensor, params: FlowParams) -> Gray:
@@ -68,6 +76,17 @@ def optical_flow(previous: Gray, current: Gray, params: FlowParams) -> Flow:
         params.poly_sigma,
         0,
     )
+    return np.asarray(flow, dtype=np.float32)
+
+
+def dis_flow(previous: Gray, current: Gray, params: FlowParams) -> Flow:
+    """Dense inverse search flow (Kroeger et al. 2016, OpenCV): patch matching on a coarse
+    grid, densified and refined variationally. An order of magnitude cheaper than Farneback
+    at 360x240 (about 0.5 ms a pair at ``ultrafast`` against 12 on one core). A new instance per
+    pair: it costs microseconds and keeps concurrent callers from sharing its buffers."""
+    dis = cv2.DISOpticalFlow.create(DIS_PRESETS[params.preset])
+    no_initial_flow = np.empty((0,), dtype=np.float32)  # an empty array: start from scratch
+    flow = dis.calc(previous, current, no_initial_flow)
     return np.asarray(flow, dtype=np.float32)
 
 

@@ -4,8 +4,8 @@ A batch holds frames of many cameras, several of one camera included. Each frame
 taken against its camera's frame before it (earlier in the batch, or the last one of an earlier
 batch, kept on the model's device), so all flows of a batch are computed together: one batched
 call with ``lucas_kanade`` (torch, on the model's device: on CUDA no frame leaves the GPU), or
-pair by pair with ``farneback`` (OpenCV, on the CPU). Persistence then runs per camera in arrival
-order over the small cell maps.
+pair by pair with ``farneback`` or ``dis`` (OpenCV, on the CPU). Persistence then runs per
+camera in arrival order over the small cell maps.
 """
 
 from __future__ import annotations
@@ -19,10 +19,17 @@ import torch
 from torch.nn import functional
 
 from vigil_shared.schemas.one_class import MotionSpec
-from vigil_shared.vision.motion import FlowParams, cell_magnitude, optical_flow, persistent
+from vigil_shared.vision.motion import (
+    FlowParams,
+    cell_magnitude,
+    dis_flow,
+    optical_flow,
+    persistent,
+)
 from vigil_shared.vision.torch_flow import lucas_kanade
 
 _FLOW_CHUNK = 8  # frame pairs per lucas_kanade call: bounds the memory of a large batch
+_OPENCV = {"farneback": optical_flow, "dis": dis_flow}  # on the CPU, a pair at a time
 
 
 @dataclass
@@ -40,6 +47,7 @@ def flow_params(motion: MotionSpec | None) -> FlowParams:
         levels=motion.levels,
         winsize=motion.winsize,
         iterations=motion.iterations,
+        preset=motion.preset,
     )
 
 
@@ -150,10 +158,11 @@ class MotionStream:
         self, previous: torch.Tensor, current: torch.Tensor, grid: tuple[int, int]
     ) -> torch.Tensor:
         params = self.params
-        if self.spec.method == "farneback":
+        if self.spec.method in _OPENCV:
+            flow = _OPENCV[self.spec.method]
             flows = torch.stack(
                 [
-                    torch.from_numpy(optical_flow(_uint8(a), _uint8(b), params))
+                    torch.from_numpy(flow(_uint8(a), _uint8(b), params))
                     for a, b in zip(previous, current, strict=True)
                 ]
             )

@@ -3,12 +3,12 @@ frames, read from its spec, so the registry, the console and ``vigil models`` te
 appearance-only model from one with motion or the scene stream, and which fusion decides.
 
 ``efficientnet_lite0 patch-knn+farneback+scene|calibrated_max`` is the backbone, the streams in
-use joined by ``+`` (appearance: ``patch-knn``; motion: its flow, ``farneback`` or ``lk-flow``
-for Lucas-Kanade; scene: ``scene``, or ``scene(emb)`` / ``scene(act)`` with one of its two parts
-in use), then ``|`` and the fusion. A stream is in use as the fit decides it: weight above 0,
-motion not null, a scene part only on the stream it rides on. The knobs (stages, whitening,
-persistence, ...) stay in the manifest's ``spec``: models that score the same way share one
-name, which the registry can be filtered by, and the longest name fits its column (64
+use joined by ``+`` (appearance: ``patch-knn``; motion: its flow, ``farneback``, ``lk-flow`` for
+Lucas-Kanade or ``dis-flow``; scene: ``scene``, or ``scene(emb)`` / ``scene(act)`` with one of
+its two parts in use), then ``|`` and the fusion. A stream is in use as the fit decides it:
+weight above 0, motion not null, a scene part only on the stream it rides on. The knobs (stages,
+whitening, persistence, ...) stay in the manifest's ``spec``: models that score the same way
+share one name, which the registry can be filtered by, and the longest name fits its column (64
 characters, ``tests/unit/test_one_class_architecture.py``).
 """
 
@@ -20,7 +20,11 @@ from typing import Final
 from vigil_shared.schemas.one_class import OneClassSpec
 
 APPEARANCE: Final = "patch-knn"
-MOTION: Final[Mapping[str, str]] = {"farneback": "farneback", "lucas_kanade": "lk-flow"}
+MOTION: Final[Mapping[str, str]] = {
+    "farneback": "farneback",
+    "lucas_kanade": "lk-flow",
+    "dis": "dis-flow",
+}
 SCENE: Final[Mapping[tuple[bool, bool], str]] = {
     (True, True): "scene",
     (True, False): "scene(emb)",
