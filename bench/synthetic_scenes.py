@@ -23,7 +23,11 @@ the test clips), each with per-frame labels, deterministic by seed:
 - ``speeding``: a walker crop scaled to a near walker's height (30-45 px) glides along the
   walkway among the walkers at 3-5 px a frame, 3-4 times their pace (about 1.2 px a frame):
   rigid and fast, as a cyclist or a skater is (while it is in view). Ped2's own anomalies are
-  of this kind, so the knobs of the motion stream are judged on it too.
+  of this kind, so the knobs of the motion stream are judged on it too;
+- ``running``: the same, but the figure is a real walker followed frame by frame in another
+  clip (its limbs, outline and compression noise change as filmed, its own pace taken out) and
+  moved along the pavement at 3-5 px a frame: a runner among walkers, whose flow is as noisy
+  as a real one's, where ``speeding``'s rigid sprite is clean.
 
 The onset and the training clip behind each scene are drawn from the seed. Foregrounds (the
 walkers) are the pixels more than 20 grey levels from the clip's per-pixel median, cleaned by a
@@ -38,7 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +64,7 @@ KINDS = (
     "far-motion",
     "busy",
     "speeding",
+    "running",
 )
 FADE = 10  # frames: one second at Ped2's 10 fps
 COVER = 50  # frames a lens stays covered
@@ -181,7 +186,7 @@ def far_motion(
     h = figure[0].shape[0]
     row = int(rng.integers(62, 100 - h))  # the lawn, the far part of the view
     speed = float(rng.uniform(6, 10)) * rng.choice([-1, 1])
-    return crossing(clip, figure, onset, row, speed)
+    return crossing(clip, [figure], onset, row, speed)
 
 
 def speeding(
@@ -189,26 +194,92 @@ def speeding(
 ) -> tuple[Frames, Mask]:
     row = int(rng.integers(105, 136))  # on the pavement, where the walkers are
     speed = float(rng.uniform(3, 5)) * rng.choice([-1, 1])
-    return crossing(clip, figure, onset, row, speed)
+    return crossing(clip, [figure], onset, row, speed)
+
+
+def running(
+    clip: Frames, walker: Sequence[tuple[Frames, Mask]], onset: int, rng: np.random.Generator
+) -> tuple[Frames, Mask]:
+    row = int(rng.integers(105, 136))  # on the pavement, where the walkers are
+    speed = float(rng.uniform(3, 5)) * rng.choice([-1, 1])
+    return crossing(clip, walker, onset, row, speed)
+
+
+def walker(clip: Frames, height: int, length: int = 60) -> list[tuple[Frames, Mask]]:
+    """A real walker of the clip, frame by frame from its middle frame on, so its limbs, its
+    outline and the compression noise on it change as filmed. Each foreground component of the
+    middle frame at least 20 px tall is followed (in each next frame, the component nearest its
+    last centre, lost when that is over 6 px away or half its height off, e.g. it met another
+    walker); the one followed longest (at most ``length`` frames) is kept, each crop scaled by
+    the factor that brings the first to ``height`` px."""
+    empty = background(clip)
+    start = len(clip) // 2
+    frames = range(start, min(len(clip), start + length))
+    masks = foreground(clip[frames.start : frames.stop], empty).astype(np.uint8)
+    components = [cv2.connectedComponentsWithStats(mask)[1:] for mask in masks]
+    _, stats, centres = components[0]
+    best: list[int] = []
+    for first in range(1, len(stats)):
+        if stats[first, cv2.CC_STAT_HEIGHT] < 20:
+            continue
+        track, centre, tall = [first], centres[first], stats[first, cv2.CC_STAT_HEIGHT]
+        for _, later_stats, later_centres in components[1:]:
+            if len(later_stats) < 2:
+                break
+            distances = np.linalg.norm(later_centres[1:] - centre, axis=1)
+            pick = 1 + int(np.argmin(distances))
+            if (
+                distances[pick - 1] > 6
+                or abs(later_stats[pick, cv2.CC_STAT_HEIGHT] - tall) > tall / 2
+            ):
+                break
+            track.append(pick)
+            centre = later_centres[pick]
+        if len(track) > len(best):
+            best = track
+    if not best:
+        raise ValueError("no walker in the clip's middle frame to follow")
+    scale = height / stats[best[0], cv2.CC_STAT_HEIGHT]
+    crops: list[tuple[Frames, Mask]] = []
+    for offset, pick in enumerate(best):
+        x, y, w, h, _ = components[offset][1][pick]
+        size = (max(2, round(w * scale)), max(2, round(h * scale)))
+        index = frames.start + offset
+        crop = cv2.resize(clip[index, y : y + h, x : x + w], size, interpolation=cv2.INTER_AREA)
+        outline = cv2.resize(
+            masks[offset, y : y + h, x : x + w], size, interpolation=cv2.INTER_NEAREST
+        )
+        crops.append((np.asarray(crop, dtype=np.uint8), np.asarray(outline, dtype=bool)))
+    return crops
 
 
 def crossing(
-    clip: Frames, figure: tuple[Frames, Mask], onset: int, row: int, speed: float
+    clip: Frames,
+    figures: Sequence[tuple[Frames, Mask]],
+    onset: int,
+    row: int,
+    speed: float,
 ) -> tuple[Frames, Mask]:
-    """``figure`` glides across the view at ``row`` (its top), ``speed`` px a frame (leftward
-    when negative), from ``onset`` while any of it is in view: those frames are abnormal."""
-    pixels, shape = figure
+    """``figures`` (one, or a walker's successive crops, repeated) move across the view, their
+    feet on the line below ``row`` + the first's height, ``speed`` px a frame (leftward when
+    negative), from ``onset`` while any of it is in view: those frames are abnormal."""
     width = clip.shape[2]
-    h, w = pixels.shape
+    first_h, first_w = figures[0][0].shape
     out, labels = clip.copy(), np.zeros(len(clip), dtype=bool)
     for i in range(onset, len(clip)):
-        left = round((i - onset) * speed) if speed > 0 else round(width + (i - onset) * speed - w)
+        pixels, shape = figures[(i - onset) % len(figures)]
+        h, w = pixels.shape
+        step = (i - onset) * speed
+        left = round(step) if speed > 0 else round(width + step - first_w)
         if left >= width or left + w <= 0:
             break
+        top = max(0, row + first_h - h)
         cols = slice(max(0, left), min(width, left + w))
         part = slice(cols.start - left, cols.stop - left)
-        region = out[i, row : row + h, cols]
-        out[i, row : row + h, cols] = np.where(shape[:, part], pixels[:, part], region)
+        rows = slice(top, min(clip.shape[1], top + h))
+        region = out[i, rows, cols]
+        fits = slice(0, rows.stop - rows.start)
+        out[i, rows, cols] = np.where(shape[fits, part], pixels[fits, part], region)
         labels[i] = True
     return out, labels
 
@@ -236,6 +307,9 @@ def build_scenes(train: Mapping[str, Frames], *, seed: int) -> list[Scene]:
         "speeding": lambda clip, onset: speeding(
             clip, sprite(train[donor], int(rng.integers(30, 46))), onset, rng
         ),
+        "running": lambda clip, onset: running(
+            clip, walker(train[donor], int(rng.integers(30, 46))), onset, rng
+        ),
     }
     scenes = []
     for kind in KINDS:  # a new kind goes last: the earlier kinds' draws stay as they were
@@ -244,6 +318,8 @@ def build_scenes(train: Mapping[str, Frames], *, seed: int) -> list[Scene]:
         source = "+".join([bases[kind], *(others if kind == "fills" else [])])
         if kind in ("far-motion", "speeding"):
             source += f"+sprite:{donor}"
+        if kind == "running":
+            source += f"+walker:{donor}"
         if kind == "busy":
             source, onset = f"{source}+walkers:{passers_by}", 0  # normal: no change point
         scenes.append(Scene(kind, source, onset, frames, abnormal))

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.synthetic_scenes import COVER, FADE, KINDS, Frames, Scene, background, build_scenes
+from bench.synthetic_scenes import (
+    COVER,
+    FADE,
+    KINDS,
+    Frames,
+    Scene,
+    background,
+    build_scenes,
+    walker,
+)
 
 N_FRAMES = 130
 WALKWAY = slice(120, 200)
@@ -112,6 +121,7 @@ def test_a_covered_lens_darkens_or_blurs_for_a_while(
     [
         ("far-motion", (62, 100), (5, 11)),  # small and fast on the far lawn
         ("speeding", (105, 136 + 45), (2.5, 5.5)),  # near-walker size, on the walkway
+        ("running", (105 - 45, 136 + 45), (2.5, 5.5)),  # a filmed walker, its pace taken out
     ],
 )
 def test_a_figure_crosses_the_view_while_labeled(
@@ -129,6 +139,12 @@ def test_a_figure_crosses_the_view_while_labeled(
     assert np.array_equal(touched, scene.abnormal) and 20 <= scene.abnormal.sum() <= 80
     centres = [np.flatnonzero(d.any(axis=0)).mean() for d in diff[scene.abnormal][1:-1]]
     assert speeds[0] <= float(np.median(np.abs(np.diff(centres)))) <= speeds[1]
+
+
+def test_a_runner_is_a_walker_followed_frame_by_frame(train: dict[str, Frames]) -> None:
+    crops = walker(train["Train001"], 40)
+    assert len(crops) >= 20  # the made-up walkers cross no one for a while
+    assert crops[0][0].shape[0] == 40 and all(c.shape == m.shape for c, m in crops)
 
 
 def test_a_busy_walkway_has_more_walkers_and_no_anomaly(
