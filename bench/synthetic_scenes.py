@@ -27,7 +27,9 @@ the test clips), each with per-frame labels, deterministic by seed:
 - ``running``: the same, but the figure is a real walker followed frame by frame in another
   clip (its limbs, outline and compression noise change as filmed, its own pace taken out) and
   moved along the pavement at 3-5 px a frame: a runner among walkers, whose flow is as noisy
-  as a real one's, where ``speeding``'s rigid sprite is clean.
+  as a real one's, where ``speeding``'s rigid sprite is clean;
+- ``jogging``: the same at 2-2.6 px a frame, under twice a walker's pace: a slow anomaly (a
+  jogger, a cart pushed briskly) that persistence must not wait out.
 
 The onset and the training clip behind each scene are drawn from the seed. Foregrounds (the
 walkers) are the pixels more than 20 grey levels from the clip's per-pixel median, cleaned by a
@@ -65,6 +67,7 @@ KINDS = (
     "busy",
     "speeding",
     "running",
+    "jogging",
 )
 FADE = 10  # frames: one second at Ped2's 10 fps
 COVER = 50  # frames a lens stays covered
@@ -198,10 +201,15 @@ def speeding(
 
 
 def running(
-    clip: Frames, walker: Sequence[tuple[Frames, Mask]], onset: int, rng: np.random.Generator
+    clip: Frames,
+    walker: Sequence[tuple[Frames, Mask]],
+    onset: int,
+    rng: np.random.Generator,
+    pace: tuple[float, float] = (3, 5),
 ) -> tuple[Frames, Mask]:
+    """``walker`` moved along the pavement at ``pace`` px a frame (walkers: about 1.2)."""
     row = int(rng.integers(105, 136))  # on the pavement, where the walkers are
-    speed = float(rng.uniform(3, 5)) * rng.choice([-1, 1])
+    speed = float(rng.uniform(*pace)) * rng.choice([-1, 1])
     return crossing(clip, walker, onset, row, speed)
 
 
@@ -310,6 +318,9 @@ def build_scenes(train: Mapping[str, Frames], *, seed: int) -> list[Scene]:
         "running": lambda clip, onset: running(
             clip, walker(train[donor], int(rng.integers(30, 46))), onset, rng
         ),
+        "jogging": lambda clip, onset: running(
+            clip, walker(train[passers_by], int(rng.integers(30, 46))), onset, rng, (2, 2.6)
+        ),
     }
     scenes = []
     for kind in KINDS:  # a new kind goes last: the earlier kinds' draws stay as they were
@@ -320,6 +331,8 @@ def build_scenes(train: Mapping[str, Frames], *, seed: int) -> list[Scene]:
             source += f"+sprite:{donor}"
         if kind == "running":
             source += f"+walker:{donor}"
+        if kind == "jogging":
+            source += f"+walker:{passers_by}"
         if kind == "busy":
             source, onset = f"{source}+walkers:{passers_by}", 0  # normal: no change point
         scenes.append(Scene(kind, source, onset, frames, abnormal))

@@ -122,6 +122,7 @@ def test_a_covered_lens_darkens_or_blurs_for_a_while(
         ("far-motion", (62, 100), (5, 11)),  # small and fast on the far lawn
         ("speeding", (105, 136 + 45), (2.5, 5.5)),  # near-walker size, on the walkway
         ("running", (105 - 45, 136 + 45), (2.5, 5.5)),  # a filmed walker, its pace taken out
+        ("jogging", (105 - 45, 136 + 45), (1.5, 3.1)),  # the same, under twice a walker's pace
     ],
 )
 def test_a_figure_crosses_the_view_while_labeled(
