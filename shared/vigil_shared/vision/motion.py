@@ -81,9 +81,10 @@ def optical_flow(previous: Gray, current: Gray, params: FlowParams) -> Flow:
 
 def dis_flow(previous: Gray, current: Gray, params: FlowParams) -> Flow:
     """Dense inverse search flow (Kroeger et al. 2016, OpenCV): patch matching on a coarse
-    grid, densified and refined variationally. An order of magnitude cheaper than Farneback
-    at 360x240 (about 0.5 ms a pair at ``ultrafast`` against 12 on one core). A new instance per
-    pair: it costs microseconds and keeps concurrent callers from sharing its buffers."""
+    grid, densified (and refined variationally by ``fast`` and ``medium``, not ``ultrafast``).
+    An order of magnitude cheaper than Farneback at 360x240 (about 0.5 ms a pair at
+    ``ultrafast`` against 12 on one core). A new instance per pair: it costs microseconds and
+    keeps concurrent callers from sharing its buffers."""
     dis = cv2.DISOpticalFlow.create(DIS_PRESETS[params.preset])
     no_initial_flow = np.empty((0,), dtype=np.float32)  # an empty array: start from scratch
     flow = dis.calc(previous, current, no_initial_flow)
