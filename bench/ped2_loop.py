@@ -253,11 +253,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "retrained": evaluated(retrained, clips, args.batch_size)
         | {"fit_s": round(retrained_fit_s, 1), "fit_metrics": retrained_fit.metrics},
     }
-    return {
-        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch threads {args.threads}",
-        "device": args.device,
-        "quick": args.quick,
-        "spec": spec.model_dump(mode="json", exclude={"dataset", "name"}),
+    return report_head(args, spec) | {
         "train_clips": list(train),
         "test_clips": list(test),
         "review_share": REVIEW_SHARE,
@@ -278,8 +274,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def report_head(args: argparse.Namespace, spec: OneClassSpec) -> dict[str, Any]:
+    """Where and what ran: the first keys of this bench's and ``bench.ped2_labels``' reports."""
+    return {
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch threads {args.threads}",
+        "device": args.device,
+        "quick": args.quick,
+        "spec": spec.model_dump(mode="json", exclude={"dataset", "name"}),
+    }
+
+
+def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a bench that fits one spec on Ped2 (this one and ``bench.ped2_labels``)."""
     parser.add_argument("--quick", action="store_true", help="3 train, 2 test clips, small spec")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -287,6 +293,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--spec", help="JSON overrides of the OneClassSpec (quick: QUICK_SPEC)")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--verbose", action="store_true", help="print fit progress")
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_fit_arguments(parser)
     args = parser.parse_args(argv)
     report = run(args)
     emit(report, args.json)

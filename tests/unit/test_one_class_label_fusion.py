@@ -114,10 +114,10 @@ def test_a_single_stream_or_the_weighted_fusion_has_nothing_to_fit() -> None:
 
 
 def calibrated(
-    *, labels_enough: bool
+    *, labels_enough: bool, false_alarms_per_hour: float | None = None
 ) -> tuple[OneClassSpec, dict[str, torch.Tensor], dict[str, float]]:
     normal, events = labeled_site(noise_motion=True)
-    model_spec = spec(fusion="calibrated_max", false_alarms_per_hour=None)
+    model_spec = spec(fusion="calibrated_max", false_alarms_per_hour=false_alarms_per_hour)
     fit = _calibrate(
         spec=model_spec,
         scorer=scorer(model_spec, {}),
@@ -139,6 +139,20 @@ def test_with_enough_labels_the_fit_stores_the_gains_and_thresholds_the_gained_s
     stored = scorer(model_spec, tensors)
     scores = torch.cat([stored.fuse(c.raw[0])[0] for c in normal])
     assert metrics["threshold_normal"] == normal_threshold(scores, target_fpr=0.01)
+
+
+def test_enough_labels_set_the_threshold_only_under_the_frame_rule() -> None:
+    _, _, frame_rule = calibrated(labels_enough=True)
+    assert frame_rule["threshold_from_labels"] == 1.0
+    _, tensors, metrics = calibrated(labels_enough=True, false_alarms_per_hour=5.0)
+    # The operator's alarm budget holds: the labels weigh the streams, the rate sets the cut.
+    assert metrics["fusion_from_labels"] == 1.0 and FUSION_GAINS in tensors
+    assert metrics["threshold_from_labels"] == 0.0
+    assert metrics["expected_false_alarms_per_hour"] == pytest.approx(5.0)
+    # What the F1-best threshold would cost is reported beside it.
+    assert metrics["threshold_labeled"] == pytest.approx(frame_rule["threshold_labeled"])
+    assert metrics["threshold_labeled"] < metrics["threshold_normal"]
+    assert metrics["expected_false_alarms_per_hour_labeled"] > 5.0
 
 
 def test_without_enough_labels_the_fusion_stays_plain_max() -> None:
