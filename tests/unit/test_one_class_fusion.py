@@ -146,11 +146,11 @@ def test_a_calibrated_model_scores_and_maps_a_moving_blob(fusion: Fusion) -> Non
 
 
 def legacy_manifest_json(model_spec: OneClassSpec) -> str:
-    """A manifest as main stored it before ``fusion``, ``scene`` and the persistence radius
-    existed."""
+    """A manifest as main stored it before ``fusion``, ``scene``, the persistence radius and
+    the full window existed."""
     stored = json.loads(manifest(model_spec).model_dump_json(by_alias=True))
     del stored["spec"]["fusion"], stored["spec"]["scene"]
-    del stored["spec"]["motion"]["persistence_radius"]
+    del stored["spec"]["motion"]["persistence_radius"], stored["spec"]["motion"]["full_window"]
     return json.dumps(stored)
 
 
@@ -160,6 +160,7 @@ def test_a_manifest_stored_before_fusion_existed_loads_and_scores_as_before() ->
     assert isinstance(legacy.spec, OneClassSpec)
     assert legacy.spec.fusion == "weighted" and legacy.spec.scene is None
     assert legacy.spec.motion is not None and legacy.spec.motion.persistence_radius == 0
+    assert not legacy.spec.motion.full_window  # its motion scored from a camera's second frame
     tensors = fitted_tensors(weighted_spec)  # what an old artifact holds: no tails, no scene
     old = OneClassFrameModel.from_artifact(legacy, tensors, "cpu")
     frames = [frame(None), frame(20), frame(26), frame(33)]

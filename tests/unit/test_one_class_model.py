@@ -106,7 +106,7 @@ def test_static_camera_scores_low_and_cameras_keep_separate_state() -> None:
     model = motion_model()
     still = model.score_frames(["a", "a", "a"], [frame(30)] * 3)
     assert max(s.score for s in still) < QUIET + 0.1
-    model.score_frames(["b"], [frame(20)])
+    model.score_frames(["b", "b"], [frame(20), frame(25)])  # a first flow: no full window yet
     moved = model.score_frames(["b", "a"], [frame(30), frame(30)])
     assert moved[0].score > 1.0 and moved[1].score < QUIET + 0.1
 
@@ -215,9 +215,10 @@ def test_a_frame_calmer_than_the_site_normal_scores_above_zero_not_below() -> No
     model_spec = spec(appearance={"weight": 0.0})
     busy_site = {MOTION_NORM: torch.tensor([5.0, 1.0])}  # normal frames move 5 units
     model = OneClassFrameModel.from_artifact(manifest(model_spec), busy_site, "cpu")
-    scores = model.score_frames(["cam"] * 3, [frame(30)] * 3)  # nothing moves: z = -5
+    scores = model.score_frames(["cam"] * 4, [frame(30)] * 4)  # nothing moves: z = -5
     assert all(s.score >= 0.0 for s in scores)  # event messages carry scores >= 0
-    assert all(s.score < 0.01 for s in scores[1:])  # the first frame has no motion to measure
+    # The first frame and flow have no motion to measure (no full persistence window of 2).
+    assert all(s.score < 0.01 for s in scores[2:])
     assert all(s.heatmap is None or float(s.heatmap.min()) >= 0.0 for s in scores)
 
 

@@ -70,7 +70,8 @@ def test_a_batch_of_cameras_scores_as_frame_by_frame(method: str) -> None:
         score, cell_map = single([camera_id], [image])
         torch.testing.assert_close(score, scores[index : index + 1], equal_nan=True)
         torch.testing.assert_close(cell_map, maps[index : index + 1])
-    assert scores[:2].isnan().all() and not scores[2:].isnan().any()  # each camera's first
+    # Each camera's first frame and first flow (no full persistence window of 2 behind it).
+    assert scores[:4].isnan().all() and not scores[4:].isnan().any()
 
 
 @pytest.mark.parametrize(
@@ -97,3 +98,23 @@ def test_motion_finds_the_moving_square_only(fields: dict[str, str]) -> None:
     assert score.isnan().all()  # forgotten: the next frame is a first frame again
     scores, _ = stream(["still"] * 3, [camera_frames(0, 1)[0]] * 3)
     assert float(scores[1:].max()) < 0.05  # a still scene has no motion
+
+
+def test_a_full_window_leaves_a_cameras_first_flows_unscored() -> None:
+    frames = camera_frames(1, 7)
+    ids = ["cam"] * len(frames)
+    partial_spec = MotionSpec.model_validate(SPEC | {"persistence": 3, "full_window": False})
+    partial = MotionStream(partial_spec, "cpu")
+    spec = MotionSpec.model_validate(SPEC | {"persistence": 3})  # full_window by default
+    full = MotionStream(spec, "cpu")
+    partial_scores, partial_maps = partial(ids, frames)
+    head, tail = full(ids[:2], frames[:2]), full(ids[2:], frames[2:])  # across micro-batches
+    scores, maps = torch.cat([head[0], tail[0]]), torch.cat([head[1], tail[1]])
+    assert partial_scores[0].isnan() and (partial_scores[1:] > 0).all()
+    # The first frame and the two flows without a window of 3 behind them: no motion yet.
+    assert scores[:3].isnan().all() and (maps[:3] == 0).all()
+    torch.testing.assert_close(scores[3:], partial_scores[3:])
+    torch.testing.assert_close(maps[3:], partial_maps[3:])
+    full.forget("cam")  # a forgotten camera (a reconnect, a new model) waits again
+    again, _ = full(ids[:4], frames[:4])
+    assert again[:3].isnan().all() and not again[3].isnan()

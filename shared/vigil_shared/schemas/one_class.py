@@ -26,6 +26,7 @@ from vigil_shared.schemas.inputs import SafeName
 __all__ = [
     "RETRAIN_TRIM_MARGIN_S",
     "STORED_BEFORE",
+    "STORED_MOTION_BEFORE",
     "STORED_WITHOUT_FUSION",
     "AppearanceSpec",
     "EvidenceSpec",
@@ -52,6 +53,8 @@ STORED_BEFORE: dict[str, Any] = {
 }
 """What a stored one_class spec lacking a field was fitted with: the method before it existed
 (weighted fusion; a threshold at ``target_fpr`` of the held-out groups' frames)."""
+STORED_MOTION_BEFORE: dict[str, Any] = {"full_window": False}
+"""The same for a stored spec's ``motion`` part: motion scored from a camera's second frame."""
 
 
 class _Part(BaseModel):
@@ -142,6 +145,13 @@ class MotionSpec(_Part):
         description="Persistence follows motion that moves on by up to this many cells a frame: "
         "the flow n frames back counts the most motion within n * radius cells (0, the "
         "default: the cell itself; docs/one-class.md says why).",
+    )
+    full_window: bool = Field(
+        default=True,
+        description="A camera's first flows (after a start, a reconnect or a new model) have no "
+        "full persistence window behind them: true (the default) leaves their motion unscored, "
+        "as a first frame's is (judged on the other streams); false takes the least over the "
+        "flows there are, which lets one-frame noise through (docs/one-class.md).",
     )
     top_k: int = Field(default=10, ge=1, le=256, description="Cells averaged into the score.")
     per_cell: bool = Field(
@@ -330,9 +340,15 @@ class OneClassSpec(BaseModel):
 
 def with_stored_defaults(spec: Any) -> Any:
     """A stored one_class spec (a manifest's) as it was fitted: a field it lacks predates it
-    (``STORED_BEFORE``); without ``fusion`` it also lacks a scene stream."""
+    (``STORED_BEFORE``, and ``STORED_MOTION_BEFORE`` in its motion part); without ``fusion`` it
+    also lacks a scene stream."""
     is_one_class = isinstance(spec, dict) and spec.get("task", "one_class") == "one_class"
     if not is_one_class:
         return spec
     before = {name: value for name, value in STORED_BEFORE.items() if name not in spec}
+    motion = spec.get("motion")
+    if isinstance(motion, dict):
+        before["motion"] = {
+            k: v for k, v in STORED_MOTION_BEFORE.items() if k not in motion
+        } | motion
     return spec | before

@@ -110,7 +110,7 @@ class MotionStream:
         self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(N,) raw motion scores and (N, rows, cols) maps, on the CPU; a camera's first frame
-        gets NaN and a zero map."""
+        (with ``full_window``, each of its first ``persistence`` frames) gets NaN and a zero map."""
         grid = (self.spec.grid_rows, self.spec.grid_cols)
         grays = gray_frames(images, self.params, self.device)
         pairs, previous = self._pairs(camera_ids, grays)
@@ -130,7 +130,10 @@ class MotionStream:
                 radius=self.spec.persistence_radius,
             )[0]
             flat = maps[i].flatten()
-            scores[i] = flat.topk(min(self.spec.top_k, flat.numel())).values.mean()
+            if self.spec.full_window and len(state.maps) < self.spec.persistence - 1:
+                maps[i] = 0.0  # as a first frame: no motion to judge yet
+            else:
+                scores[i] = flat.topk(min(self.spec.top_k, flat.numel())).values.mean()
             state.maps.append(cells[i])
             while len(state.maps) >= self.spec.persistence:
                 state.maps.popleft()
