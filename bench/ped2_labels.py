@@ -62,6 +62,7 @@ LABEL_METRICS = (
     "threshold_normal",
     "threshold_labeled",
     "expected_false_alarms_per_hour",
+    "expected_false_alarms_per_hour_labeled",
 )
 
 

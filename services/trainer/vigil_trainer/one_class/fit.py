@@ -70,8 +70,8 @@ Progress = Callable[[dict[str, Any]], None]
 # only from this many frames in this many groups, and only under that frame rule: a spec with a
 # ``false_alarms_per_hour`` target keeps it (the operator's alarm budget), labels or not; the
 # labels then weigh the streams (``label_fusion``) and the F1-best threshold and the rate it
-# would raise are reported beside it. On Ped2 (``bench.ped2_labels``) the F1-best threshold of
-# ten labeled clips sat at 3.56 where the target put 7.30: 73 expected false alarms an hour.
+# would raise are reported beside it. On Ped2 (``bench.ped2_labels``, partial window) the
+# F1-best cut of ten labeled clips sat at 3.56 where the target put 7.30: 73 false alarms an hour.
 # The F1-best threshold sits just under the lowest-scoring positives it keeps, or just above the
 # highest-scoring rejected frame it clears, so with a handful of frames (a retrain's reviewed peaks,
 # one per event) one frame moves it anywhere, in either direction: 8 reviewed peaks on Ped2 dropped
