@@ -41,6 +41,7 @@ from bench.ped2_one_class import (
     QUICK_TEST,
     QUICK_TRAIN,
     RecordingModel,
+    clip_frames,
     fit_and_score,
     frame_model,
     labels_of,
@@ -114,7 +115,7 @@ def specs(
 def ped2_test_clips(root: Path, names: Sequence[str]) -> Clips:
     clips: Clips = {}
     for name in names:
-        paths = sorted((root / "test_frames" / name).glob("*.jpg"))
+        paths = clip_frames(root, name)
         clips[name] = (paths, labels_of(root, name, len(paths)))
     return clips
 

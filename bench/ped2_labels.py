@@ -31,7 +31,6 @@ import json
 import resource
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,9 +44,16 @@ from bench.ped2_loop import (
     scores_of,
     store,
 )
-from bench.ped2_one_class import QUICK_TEST, QUICK_TRAIN, clip_images, labels_of, ped2_root
+from bench.ped2_one_class import (
+    QUICK_TEST,
+    QUICK_TRAIN,
+    clip_frames,
+    clip_images,
+    labeled_test_images,
+    labels_of,
+    ped2_root,
+)
 from bench.report import emit
-from vigil_shared.datasets import NewImage
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.settings import S3Settings
 from vigil_shared.vision.event_metrics import CAUSAL_WINDOW, evaluate
@@ -64,28 +70,6 @@ LABEL_METRICS = (
     "expected_false_alarms_per_hour",
     "expected_false_alarms_per_hour_labeled",
 )
-
-
-def frames_of(root: Path, clip: str) -> list[Path]:
-    return sorted((root / "test_frames" / clip).glob("*.jpg"))
-
-
-def labeled_images(root: Path, clip: str) -> list[NewImage]:
-    """A test clip as a labeled dataset group: each frame ``abnormal`` or ``normal``."""
-    paths = frames_of(root, clip)
-    abnormal = labels_of(root, clip, len(paths))
-    return [
-        NewImage(
-            data=path.read_bytes(),
-            extension=".jpg",
-            group=clip,
-            label="abnormal" if bool(abnormal[index]) else "normal",
-            sequence=index,
-            camera_id="ped2",
-            source_name=f"{clip}/{path.name}",
-        )
-        for index, path in enumerate(paths)
-    ]
 
 
 def deal(clips: Sequence[str], folds: int) -> list[list[str]]:
@@ -119,15 +103,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     s3_settings = S3Settings()
     training = [image for c in train for image in clip_images(root / "train" / f"{c}.mp4")]
-    labels = {clip: labels_of(root, clip, len(frames_of(root, clip))) for clip in test}
-    labeled = {clip: labeled_images(root, clip) for clip in test}
+    labels = {clip: labels_of(root, clip, len(clip_frames(root, clip))) for clip in test}
+    labeled = {clip: labeled_test_images(root, clip) for clip in test}
 
     print(json.dumps({"fitting": "no labels"}), flush=True)
     plain_fit, plain, plain_fit_s = fit(
         args, root, spec, store(f"ped2-labels-train-{len(train)}", training, s3_settings)
     )
     started = time.perf_counter()
-    plain_scores = {c: scores_of(plain, frames_of(root, c), args.batch_size) for c in test}
+    plain_scores = {c: scores_of(plain, clip_frames(root, c), args.batch_size) for c in test}
     plain_s = time.perf_counter() - started
     plain_threshold = plain.manifest.threshold
 
@@ -141,7 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         fitted, model, fit_s = fit(args, root, spec, dataset)
         threshold = model.manifest.threshold
         for clip in held_out:
-            raw = scores_of(model, frames_of(root, clip), args.batch_size)
+            raw = scores_of(model, clip_frames(root, clip), args.batch_size)
             with_labels[clip] = at_operating_point(raw, threshold)
         fold_rows.append(
             {

@@ -45,6 +45,7 @@ from bench.ped2_one_class import (
     QUICK_TEST,
     QUICK_TRAIN,
     RecordingModel,
+    clip_frames,
     clip_images,
     fit_and_score,
     frame_model,
@@ -79,7 +80,7 @@ class SplitClip:
 
     @classmethod
     def of(cls, root: Path, name: str) -> SplitClip:
-        paths = sorted((root / "test_frames" / name).glob("*.jpg"))
+        paths = clip_frames(root, name)
         cut = math.ceil(len(paths) * REVIEW_SHARE)
         return cls(name, paths, labels_of(root, name, len(paths)), cut)
 

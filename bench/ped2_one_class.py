@@ -162,6 +162,29 @@ def centred_mean(scores: torch.Tensor, window: int) -> torch.Tensor:
     return torch.nn.functional.avg_pool1d(padded, window, stride=1)[0, 0]
 
 
+def clip_frames(root: Path, clip: str) -> list[Path]:
+    """A test clip's frame files (``test_frames/<clip>/001.jpg``, ...) in order."""
+    return sorted((root / "test_frames" / clip).glob("*.jpg"))
+
+
+def labeled_test_images(root: Path, clip: str) -> list[NewImage]:
+    """A test clip as a labeled dataset group: each frame ``abnormal`` or ``normal``."""
+    paths = clip_frames(root, clip)
+    abnormal = labels_of(root, clip, len(paths))
+    return [
+        NewImage(
+            data=path.read_bytes(),
+            extension=".jpg",
+            group=clip,
+            label="abnormal" if bool(abnormal[index]) else "normal",
+            sequence=index,
+            camera_id="ped2",
+            source_name=f"{clip}/{path.name}",
+        )
+        for index, path in enumerate(paths)
+    ]
+
+
 def labels_of(root: Path, clip: str, n: int) -> torch.Tensor:
     ranges = json.loads((root / "labels.json").read_text())["clips"][clip]["abnormal"]
     abnormal = torch.zeros(n, dtype=torch.bool)
@@ -226,12 +249,7 @@ def fit_and_score(
     model = frame_model(fit, spec, args.device)
     assert isinstance(model, RecordingModel)
     started = time.perf_counter()
-    results = {
-        clip: score_clip(
-            model, sorted((root / "test_frames" / clip).glob("*.jpg")), args.batch_size
-        )
-        for clip in test
-    }
+    results = {clip: score_clip(model, clip_frames(root, clip), args.batch_size) for clip in test}
     return fit, fit_s, results, time.perf_counter() - started
 
 

@@ -19,7 +19,6 @@ best-F1 threshold, figures). The registry row and the member pins are covered by
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -29,10 +28,17 @@ from typing import Any
 
 import torch
 
-from bench.ped2_one_class import QUICK_TRAIN, baseline_of, clip_images, frame_model, ped2_root
+from bench.ped2_one_class import (
+    QUICK_TRAIN,
+    baseline_of,
+    clip_images,
+    frame_model,
+    labeled_test_images,
+    ped2_root,
+)
 from bench.ped2_one_class import training_dataset as train_clips
 from bench.report import emit
-from vigil_shared.datasets import DatasetManifest, DatasetRef, NewImage, write_dataset
+from vigil_shared.datasets import DatasetManifest, DatasetRef, write_dataset
 from vigil_shared.schemas.jobs import ClassifySpec, ValidationSplit
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.settings import S3Settings
@@ -49,27 +55,9 @@ OTHER_TRAIN = ("Train004", "Train005", "Train006")
 FAST = {"image_size": 160, "appearance": {"frame_stride": 4, "bank_size": 512}}
 
 
-def test_images(root: Path, clip: str) -> list[NewImage]:
-    ranges = json.loads((root / "labels.json").read_text())["clips"][clip]["abnormal"]
-    paths = sorted((root / "test_frames" / clip).glob("*.jpg"))
-    abnormal = {i for first, last in ranges for i in range(first, last + 1)}
-    return [
-        NewImage(
-            data=path.read_bytes(),
-            extension=".jpg",
-            group=clip,
-            label="abnormal" if int(path.stem) in abnormal else "normal",
-            sequence=int(path.stem) - 1,
-            camera_id="ped2",
-            source_name=f"{clip}/{path.name}",
-        )
-        for path in paths
-    ]
-
-
 def fusion_dataset(root: Path, s3_settings: S3Settings) -> DatasetManifest:
     spare = [replace(i, label="normal") for i in clip_images(root / "train" / f"{SPARE_CLIP}.mp4")]
-    images = spare + [image for clip in TEST_CLIPS for image in test_images(root, clip)]
+    images = spare + [image for clip in TEST_CLIPS for image in labeled_test_images(root, clip)]
     return write_dataset(
         make_s3_client(s3_settings),
         s3_settings.datasets_bucket,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.ped2_labels import deal, frames_of, main
-from bench.ped2_one_class import labels_of
+from bench.ped2_labels import deal, main
+from bench.ped2_one_class import clip_frames, labels_of
 from vigil_shared.settings import CommonSettings
 
 pytestmark = [pytest.mark.dataset, pytest.mark.slow]
@@ -26,7 +26,7 @@ def test_quick_labels_bench_scores_each_clip_with_a_model_its_labels_never_saw(
         assert sorted(fold["scores"] + fold["labeled"]) == ["Test001", "Test002"]
         (other,) = fold["labeled"]
         metrics = fold["label_metrics"]
-        abnormal = int(labels_of(ped2, other, len(frames_of(ped2, other))).sum())
+        abnormal = int(labels_of(ped2, other, len(clip_frames(ped2, other))).sum())
         assert metrics["n_labeled_abnormal"] == abnormal > 0
         # One labeled clip is not enough for either label rule (10 groups): the fit keeps the
         # normal footage's threshold and the plain fusion, so it is the no-label model.

@@ -97,6 +97,15 @@ def test_scores_that_never_vary_still_give_a_threshold_above_them() -> None:
         fit_alarm_rate([], fps=FPS)
 
 
+def test_a_threshold_far_below_a_flat_tail_reads_a_finite_rate() -> None:
+    # A tail a thousandth wide (the floor of beta) and a labeled cut at 0: 7000 betas below it.
+    rate = AlarmRate(hours=0.07, base=7.0, events=10, beta=0.007)
+    metrics = rate.metrics(0.0)
+    assert all(math.isfinite(value) for value in metrics.values())
+    assert metrics["expected_false_alarms_per_hour"] == pytest.approx(rate.per_hour(6.65))
+    assert rate.per_hour(0.0) > rate.per_hour(7.0) > rate.per_hour(8.0)  # still in order
+
+
 def clip(group: str) -> Clip:
     return Clip(group=group, items=(), abnormal=())
 

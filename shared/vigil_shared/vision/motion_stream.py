@@ -129,10 +129,10 @@ class MotionStream:
                 history=history,
                 radius=self.spec.persistence_radius,
             )[0]
-            flat = maps[i].flatten()
             if self.spec.full_window and len(state.maps) < self.spec.persistence - 1:
                 maps[i] = 0.0  # as a first frame: no motion to judge yet
             else:
+                flat = maps[i].flatten()
                 scores[i] = flat.topk(min(self.spec.top_k, flat.numel())).values.mean()
             state.maps.append(cells[i])
             while len(state.maps) >= self.spec.persistence:

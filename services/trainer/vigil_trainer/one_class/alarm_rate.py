@@ -37,6 +37,11 @@ MIN_EVENTS = 10
 """Events the base threshold should show: a mean excess from fewer is too noisy to extrapolate."""
 BASE_QUANTILES = (0.9, 0.8, 0.7, 0.6, 0.5)
 """Quantiles of the opening statistic tried as the base threshold, highest first."""
+MAX_STEPS_BELOW = 50.0
+"""A threshold further below the base than this many ``beta`` reads as this far: its rate
+(``e^50`` times the base's) already means "every frame", and a further one (a labeled or
+frame-rule cut far under a flat tail) would overflow a float or make a manifest's metric
+infinite."""
 Z_90 = 1.6449
 """Two-sided 90% interval of a normal variable."""
 
@@ -77,7 +82,12 @@ class AlarmRate:
         return max(self.events, 0.5) / self.hours
 
     def per_hour(self, threshold: float) -> float:
-        return self.base_rate * math.exp(-(threshold - self.base) / self.beta)
+        return self.base_rate * math.exp(-self._steps(threshold))
+
+    def _steps(self, threshold: float) -> float:
+        """How many ``beta`` ``threshold`` is above the base (at most ``MAX_STEPS_BELOW``
+        below it)."""
+        return max((threshold - self.base) / self.beta, -MAX_STEPS_BELOW)
 
     def threshold_for(self, per_hour: float) -> float:
         """The threshold whose predicted rate is ``per_hour``."""
@@ -85,7 +95,7 @@ class AlarmRate:
 
     def interval(self, threshold: float, *, z: float = Z_90) -> tuple[float, float]:
         """A two-sided interval (90% by default) of the rate at ``threshold``."""
-        steps = (threshold - self.base) / self.beta
+        steps = self._steps(threshold)
         sd = math.sqrt((1.0 + steps * steps) / max(self.events, 0.5))
         rate = self.per_hour(threshold)
         return rate * math.exp(-z * sd), rate * math.exp(z * sd)
