@@ -29,7 +29,11 @@ the test clips), each with per-frame labels, deterministic by seed:
   moved along the pavement at 3-5 px a frame: a runner among walkers, whose flow is as noisy
   as a real one's, where ``speeding``'s rigid sprite is clean;
 - ``jogging``: the same at 2-2.6 px a frame, under twice a walker's pace: a slow anomaly (a
-  jogger, a cart pushed briskly) that persistence must not wait out.
+  jogger, a cart pushed briskly) that persistence must not wait out;
+- ``cart``: a filmed walker (as ``running``) pushing a box ahead of them (1.1-1.4 times their
+  height long, half to two thirds of it tall, dark with a light rim) at a walker's pace, 1-1.6 px
+  a frame: its motion is a walker's, only its look is unusual, as Ped2's carts and wheelchairs
+  are, so it is the appearance stream's kind (while it is in view).
 
 The onset and the training clip behind each scene are drawn from the seed. Foregrounds (the
 walkers) are the pixels more than 20 grey levels from the clip's per-pixel median, cleaned by a
@@ -68,6 +72,7 @@ KINDS = (
     "speeding",
     "running",
     "jogging",
+    "cart",
 )
 FADE = 10  # frames: one second at Ped2's 10 fps
 COVER = 50  # frames a lens stays covered
@@ -261,6 +266,43 @@ def walker(clip: Frames, height: int, length: int = 60) -> list[tuple[Frames, Ma
     return crops
 
 
+def pushing(
+    crops: Sequence[tuple[Frames, Mask]], rightward: bool, rng: np.random.Generator
+) -> list[tuple[Frames, Mask]]:
+    """``crops`` (a walker's) each with the same box on the side it walks to, feet and box
+    bottom on one line: a cart pushed, as one figure for ``crossing``."""
+    first = crops[0][0].shape[0]
+    box_h, box_w = round(first * rng.uniform(0.5, 0.67)), round(first * rng.uniform(1.1, 1.4))
+    level = int(rng.integers(30, 71))
+    box = np.clip(rng.normal(level, 6, (box_h, box_w)), 0, 255).astype(np.uint8)
+    box[:2], box[-2:], box[:, :2], box[:, -2:] = (min(255, level + 110),) * 4
+    out = []
+    for pixels, shape in crops:
+        h, w = pixels.shape
+        height = max(h, box_h)
+        canvas = np.zeros((height, w + box_w), dtype=np.uint8)
+        outline = np.zeros_like(canvas, dtype=bool)
+        person, cart = (slice(0, w), slice(w, w + box_w))
+        if not rightward:
+            person, cart = slice(box_w, box_w + w), slice(0, box_w)
+        canvas[height - h :, person], outline[height - h :, person] = pixels, shape
+        canvas[height - box_h :, cart], outline[height - box_h :, cart] = box, True
+        out.append((canvas, outline))
+    return out
+
+
+def cart(
+    clip: Frames,
+    crops: Sequence[tuple[Frames, Mask]],
+    onset: int,
+    rng: np.random.Generator,
+) -> tuple[Frames, Mask]:
+    """A walker's ``crops`` pushing a cart along the pavement at a walker's pace."""
+    row = int(rng.integers(105, 136))  # on the pavement, where the walkers are
+    speed = float(rng.uniform(1, 1.6)) * rng.choice([-1, 1])
+    return crossing(clip, pushing(crops, speed > 0, rng), onset, row, speed)
+
+
 def crossing(
     clip: Frames,
     figures: Sequence[tuple[Frames, Mask]],
@@ -321,6 +363,9 @@ def build_scenes(train: Mapping[str, Frames], *, seed: int) -> list[Scene]:
         "jogging": lambda clip, onset: running(
             clip, walker(train[passers_by], int(rng.integers(30, 46))), onset, rng, (2, 2.6)
         ),
+        "cart": lambda clip, onset: cart(
+            clip, walker(train[donor], int(rng.integers(30, 46))), onset, rng
+        ),
     }
     scenes = []
     for kind in KINDS:  # a new kind goes last: the earlier kinds' draws stay as they were
@@ -329,7 +374,7 @@ def build_scenes(train: Mapping[str, Frames], *, seed: int) -> list[Scene]:
         source = "+".join([bases[kind], *(others if kind == "fills" else [])])
         if kind in ("far-motion", "speeding"):
             source += f"+sprite:{donor}"
-        if kind == "running":
+        if kind in ("running", "cart"):
             source += f"+walker:{donor}"
         if kind == "jogging":
             source += f"+walker:{passers_by}"

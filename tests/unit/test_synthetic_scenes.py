@@ -123,6 +123,7 @@ def test_a_covered_lens_darkens_or_blurs_for_a_while(
         ("speeding", (105, 136 + 45), (2.5, 5.5)),  # near-walker size, on the walkway
         ("running", (105 - 45, 136 + 45), (2.5, 5.5)),  # a filmed walker, its pace taken out
         ("jogging", (105 - 45, 136 + 45), (1.5, 3.1)),  # the same, under twice a walker's pace
+        ("cart", (105 - 45, 136 + 45), (0.7, 1.9)),  # a walker pushing a box, at their pace
     ],
 )
 def test_a_figure_crosses_the_view_while_labeled(
@@ -146,6 +147,16 @@ def test_a_runner_is_a_walker_followed_frame_by_frame(train: dict[str, Frames]) 
     crops = walker(train["Train001"], 40)
     assert len(crops) >= 20  # the made-up walkers cross no one for a while
     assert crops[0][0].shape[0] == 40 and all(c.shape == m.shape for c, m in crops)
+
+
+def test_a_cart_is_a_walker_with_a_box_ahead(
+    scenes: dict[str, Scene], train: dict[str, Frames]
+) -> None:
+    scene = scenes["cart"]
+    diff = scene.frames.astype(int) != source(scene, train)
+    changed = diff[scene.abnormal].any(axis=1).sum(axis=1)  # columns touched per frame
+    walker_width = 12  # the made-up walkers' width, as ``walker`` crops them (scale 1 to 1.5)
+    assert np.median(changed) > 2.5 * walker_width, "wider than a walker: the box is in front"
 
 
 def test_a_busy_walkway_has_more_walkers_and_no_anomaly(
