@@ -32,8 +32,9 @@ the test clips), each with per-frame labels, deterministic by seed:
   jogger, a cart pushed briskly) that persistence must not wait out;
 - ``cart``: a filmed walker (as ``running``) pushing a box ahead of them (1.1-1.4 times their
   height long, half to two thirds of it tall, dark with a light rim) at a walker's pace, 1-1.6 px
-  a frame: its motion is a walker's, only its look is unusual, as Ped2's carts and wheelchairs
-  are, so it is the appearance stream's kind (while it is in view).
+  a frame, fading in over 1 s where it starts (no sudden jump for the flow to see): its motion
+  is a walker's, only its look is unusual, as Ped2's carts and wheelchairs are, so it is the
+  appearance stream's kind (while it is in view).
 
 The onset and the training clip behind each scene are drawn from the seed. Foregrounds (the
 walkers) are the pixels more than 20 grey levels from the clip's per-pixel median, cleaned by a
@@ -300,7 +301,7 @@ def cart(
     """A walker's ``crops`` pushing a cart along the pavement at a walker's pace."""
     row = int(rng.integers(105, 136))  # on the pavement, where the walkers are
     speed = float(rng.uniform(1, 1.6)) * rng.choice([-1, 1])
-    return crossing(clip, pushing(crops, speed > 0, rng), onset, row, speed)
+    return crossing(clip, pushing(crops, speed > 0, rng), onset, row, speed, FADE)
 
 
 def crossing(
@@ -309,10 +310,12 @@ def crossing(
     onset: int,
     row: int,
     speed: float,
+    fade: int = 0,
 ) -> tuple[Frames, Mask]:
     """``figures`` (one, or a walker's successive crops, repeated) move across the view, their
     feet on the line below ``row`` + the first's height, ``speed`` px a frame (leftward when
-    negative), from ``onset`` while any of it is in view: those frames are abnormal."""
+    negative), from ``onset`` while any of it is in view: those frames are abnormal. With
+    ``fade``, the figure fades in over that many frames instead of appearing at once."""
     width = clip.shape[2]
     first_h, first_w = figures[0][0].shape
     out, labels = clip.copy(), np.zeros(len(clip), dtype=bool)
@@ -329,7 +332,9 @@ def crossing(
         rows = slice(top, min(clip.shape[1], top + h))
         region = out[i, rows, cols]
         fits = slice(0, rows.stop - rows.start)
-        out[i, rows, cols] = np.where(shape[fits, part], pixels[fits, part], region)
+        alpha = min(1.0, (i - onset + 1) / fade) if fade else 1.0
+        seen = np.rint(alpha * pixels[fits, part] + (1 - alpha) * region).astype(np.uint8)
+        out[i, rows, cols] = np.where(shape[fits, part], seen, region)
         labels[i] = True
     return out, labels
 
