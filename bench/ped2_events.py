@@ -157,11 +157,11 @@ def measure(
 ) -> dict[str, Any]:
     """Fit ``spec``, score every clip of every set in order, and evaluate each set."""
     fit, fit_s, _, _ = fit_and_score(args, root, spec, dataset, ())
-    model = frame_model(fit, spec, args.device)
+    model = frame_model(fit, args.device)
     assert isinstance(model, RecordingModel)
     threshold = model.manifest.threshold
     row: dict[str, Any] = {
-        "spec": spec.model_dump(mode="json", exclude={"dataset", "name"}),
+        "spec": fit.spec.model_dump(mode="json", exclude={"dataset", "name"}),
         "fit_s": round(fit_s, 1),
         "threshold": threshold,
         "fit_metrics": fit.metrics,

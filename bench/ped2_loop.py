@@ -194,7 +194,7 @@ def fit(
     the inference path loads it, and the fit's seconds."""
     spec = spec.model_copy(update={"dataset": DatasetRef(name=dataset.name)})
     fitted, fit_s, _, _ = fit_and_score(args, root, spec, dataset, ())
-    model = frame_model(fitted, spec, args.device)
+    model = frame_model(fitted, args.device)
     assert isinstance(model, RecordingModel)
     return fitted, model, fit_s
 

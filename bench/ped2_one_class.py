@@ -48,6 +48,7 @@ from vigil_shared.vision.one_class_model import OneClassFrameModel, StreamScores
 from vigil_shared.vision.preprocess import decode
 from vigil_shared.vision.score_metrics import auroc, average_precision, trailing_mean
 from vigil_trainer.one_class import OneClassFit, fit_one_class
+from vigil_trainer.one_class.architecture import one_class_architecture
 
 QUICK_TRAIN = ("Train001", "Train002", "Train003")
 QUICK_TEST = ("Test001", "Test002")
@@ -96,13 +97,14 @@ def training_dataset(root: Path, clips: Sequence[str], s3_settings: S3Settings) 
     )
 
 
-def fit_manifest(fit: OneClassFit, spec: OneClassSpec, model_id: str) -> ModelManifest:
+def fit_manifest(fit: OneClassFit, model_id: str) -> ModelManifest:
     """The manifest a registry would store for ``fit`` (its artifact at the registry's key)."""
+    spec = fit.spec
     return ModelManifest(
         model_id=model_id,
         name=spec.name,
         task="one_class",
-        architecture="efficientnet_lite0+patch-knn+flow",
+        architecture=one_class_architecture(spec),
         backbone_weights=fit.provenance,
         preprocessing=fit.preprocessing,
         threshold=max(0.0, fit.threshold),
@@ -118,9 +120,9 @@ def fit_manifest(fit: OneClassFit, spec: OneClassSpec, model_id: str) -> ModelMa
     )
 
 
-def frame_model(fit: OneClassFit, spec: OneClassSpec, device: str) -> OneClassFrameModel:
+def frame_model(fit: OneClassFit, device: str) -> OneClassFrameModel:
     """The registry path without the registry: safetensors bytes, a manifest, from_artifact."""
-    manifest = fit_manifest(fit, spec, "bench-ped2")
+    manifest = fit_manifest(fit, "bench-ped2")
     return RecordingModel.from_artifact(manifest, load_safetensors(fit.artifact), device)
 
 
@@ -246,7 +248,7 @@ def fit_and_score(
         backbone=backbone,
     )
     fit_s = time.perf_counter() - started
-    model = frame_model(fit, spec, args.device)
+    model = frame_model(fit, args.device)
     assert isinstance(model, RecordingModel)
     started = time.perf_counter()
     results = {clip: score_clip(model, clip_frames(root, clip), args.batch_size) for clip in test}

@@ -83,7 +83,7 @@ def fitted_member(
         progress=lambda _: None,
         should_stop=lambda: False,
     )
-    return frame_model(fit, spec, args.device), time.perf_counter() - started
+    return frame_model(fit, args.device), time.perf_counter() - started
 
 
 def member_specs(pair: str) -> list[tuple[str, tuple[str, ...], OneClassSpec]]:

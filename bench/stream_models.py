@@ -61,7 +61,7 @@ def one_class_on_ped2(
     )
     fit_s = time.perf_counter() - started
     model_id = f"bench-stream-{uuid.uuid4().hex[:8]}"
-    manifest = fit_manifest(fit, spec, model_id)
+    manifest = fit_manifest(fit, model_id)
     ensure_buckets(s3, s3_settings)
     bucket = s3_settings.models_bucket
     put_bytes(s3, bucket, manifest.artifact_key, fit.artifact, "application/octet-stream")

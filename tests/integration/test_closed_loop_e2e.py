@@ -57,8 +57,9 @@ LIFECYCLE = {
 
 SPEC = OneClassSpec(
     name="loop", dataset=DatasetRef(name="scene"), image_size=96, appearance={"bank_size": 64}
-).model_copy(update={"motion": None})
-"""What a retrain fits again: small, appearance only."""
+).model_copy(update={"motion": None, "scene": None})
+"""What a retrain fits again: small, appearance only (the clip repeats 12 frames exactly, so a
+scene stream's normal range would be a point: real footage is never that still)."""
 
 
 def store_model(s3: Minio, sessions: sessionmaker[Session], bucket: str, threshold: float) -> str:

@@ -22,16 +22,20 @@ def spec(**fields: Any) -> OneClassSpec:
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({}, "efficientnet_lite0 patch-knn+farneback|calibrated_max"),
+        ({}, "efficientnet_lite0 patch-knn+farneback+scene|calibrated_max"),
+        ({"scene": None}, "efficientnet_lite0 patch-knn+farneback|calibrated_max"),
         ({"fusion": "weighted"}, "efficientnet_lite0 patch-knn+farneback|weighted"),
-        ({"motion": None}, "efficientnet_lite0 patch-knn|calibrated_max"),
-        ({"motion": {"weight": 0}}, "efficientnet_lite0 patch-knn|calibrated_max"),
-        ({"appearance": {"weight": 0}}, "efficientnet_lite0 farneback|calibrated_max"),
+        ({"motion": None, "scene": None}, "efficientnet_lite0 patch-knn|calibrated_max"),
+        ({"motion": {"weight": 0}}, "efficientnet_lite0 patch-knn+scene(emb)|calibrated_max"),
+        ({"appearance": {"weight": 0}}, "efficientnet_lite0 farneback+scene(act)|calibrated_max"),
         (
             {"motion": {"method": "lucas_kanade"}, "scene": {}},
             "efficientnet_lite0 patch-knn+lk-flow+scene|calibrated_max",
         ),
-        ({"motion": {"method": "dis"}}, "efficientnet_lite0 patch-knn+dis-flow|calibrated_max"),
+        (
+            {"motion": {"method": "dis"}, "scene": None},
+            "efficientnet_lite0 patch-knn+dis-flow|calibrated_max",
+        ),
         (
             {"scene": {"activity": False}},
             "efficientnet_lite0 patch-knn+farneback+scene(emb)|calibrated_max",

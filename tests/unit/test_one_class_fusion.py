@@ -12,7 +12,14 @@ from pydantic import ValidationError
 
 from tests.unit.test_one_class_model import fitted_tensors, frame, manifest, spec
 from vigil_shared.schemas.manifests import ModelManifest
-from vigil_shared.schemas.one_class import Fusion, OneClassSpec
+from vigil_shared.schemas.one_class import (
+    MIN_SCENE_GROUPS,
+    SCENE_LEFT_OUT,
+    Fusion,
+    OneClassSpec,
+    SceneSpec,
+    as_requested,
+)
 from vigil_shared.vision.one_class_fusion import Stream, calibrated, combine, fisher, weighted
 from vigil_shared.vision.one_class_model import (
     ACTIVITY_TAIL,
@@ -179,13 +186,34 @@ def test_a_manifest_stored_before_fusion_existed_loads_and_scores_as_before() ->
     assert again.spec == legacy.spec
 
 
-def test_the_scene_stream_is_opt_in_and_rides_on_the_streams_it_needs() -> None:
+def test_the_scene_stream_is_on_by_default_and_rides_on_the_streams_it_needs() -> None:
     base: dict[str, object] = {"name": "x", "dataset": {"name": "d"}}
-    assert OneClassSpec.model_validate(base).scene is None
-    with pytest.raises(ValidationError, match="scene to null"):
+    default = OneClassSpec.model_validate(base)
+    assert default.scene == SceneSpec() and default.scene.min_groups == MIN_SCENE_GROUPS
+    assert default.scene_embedding and default.scene_activity
+    assert OneClassSpec.model_validate(base | {"scene": None}).scene is None
+    # weighted fuses two streams by weight: asked for without a scene, it has none ...
+    assert OneClassSpec.model_validate(base | {"fusion": "weighted"}).scene is None
+    with pytest.raises(ValidationError, match="scene to null"):  # ... asked with one, refused
         OneClassSpec.model_validate(base | {"fusion": "weighted", "scene": {}})
     appearance_only = OneClassSpec.model_validate(base | {"motion": None, "scene": {}})
     assert appearance_only.scene_embedding and not appearance_only.scene_activity
+
+
+def test_a_stored_scene_stream_reads_as_fitted_and_a_retrain_asks_again_for_one_left_out() -> None:
+    stored = json.loads(
+        manifest(spec(fusion="calibrated_max", scene={})).model_dump_json(by_alias=True)
+    )
+    del stored["spec"]["scene"]["min_groups"]  # stored before the field: fitted whatever the groups
+    legacy = ModelManifest.model_validate_json(json.dumps(stored))
+    assert isinstance(legacy.spec, OneClassSpec) and legacy.spec.scene is not None
+    assert legacy.spec.scene.min_groups == 1
+    # A fit that left the stream out stores no scene, and says what it asked for.
+    left_out = {"scene": None, "fusion": "calibrated_max"}
+    assert as_requested(left_out, {SCENE_LEFT_OUT: 5.0})["scene"] == {"min_groups": 5}
+    assert as_requested(left_out, {})["scene"] is None  # null asked for: null kept
+    on = {"scene": {"min_groups": 5}}
+    assert as_requested(on, {SCENE_LEFT_OUT: 5.0}) == on
 
 
 def test_the_scene_bank_is_the_projected_frame_means_capped_by_a_seeded_sample() -> None:

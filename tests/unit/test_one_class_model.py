@@ -37,6 +37,7 @@ def spec(**overrides: object) -> OneClassSpec:
         "dataset": DatasetRef(name="synthetic", version=VERSION),
         "image_size": 96,
         "fusion": "weighted",  # these tests check the weighted fusion; test_one_class_fusion.py
+        "scene": None,  # asked for where a test needs it
         "appearance": {"whiten_dim": 0},
         "motion": {
             "flow_height": 96,
@@ -204,11 +205,12 @@ def test_spec_refuses_what_cannot_work(overrides: dict[str, object], message: st
     assert message in text
 
 
-def test_spec_defaults_fuse_both_streams() -> None:
+def test_spec_defaults_fuse_every_stream() -> None:
     default = OneClassSpec.model_validate({"name": "x", "dataset": {"name": "ped2-train"}})
     assert default.motion is not None and default.motion.weight > 0
     assert default.appearance.weight > 0 and default.appearance.stages == (2, 4)
-    assert default.fusion == "calibrated_max" and default.scene is None
+    assert default.fusion == "calibrated_max" and default.scene is not None
+    assert default.scene_embedding and default.scene_activity  # from five normal groups
 
 
 def test_a_frame_calmer_than_the_site_normal_scores_above_zero_not_below() -> None:

@@ -35,7 +35,7 @@ from vigil_shared.datasets import DatasetRef, NewImage
 from vigil_shared.db.models import Event, Model
 from vigil_shared.kafka import make_consumer
 from vigil_shared.schemas.jobs import JobSpec
-from vigil_shared.schemas.one_class import RETRAIN_TRIM_MARGIN_S
+from vigil_shared.schemas.one_class import RETRAIN_TRIM_MARGIN_S, as_requested
 from vigil_shared.settings import KafkaSettings
 from vigil_shared.storage import get_bytes
 
@@ -62,7 +62,7 @@ def production_spec(
     *, session: Session, s3: Minio, bucket: str, camera_id: str
 ) -> tuple[str, dict[str, Any]]:
     """The camera's production model (its own, else the global one) and the spec it was
-    trained with, from its manifest."""
+    trained with, from its manifest, as its job asked for it (``as_requested``)."""
     model_id = production_of(session=session, scope=camera_id)
     model = session.get(Model, model_id) if model_id is not None else None
     if model is None:
@@ -80,7 +80,8 @@ def production_spec(
     spec = manifest.get("spec")
     if not isinstance(spec, dict):
         raise NothingToRetrainError(f"production model {model.id} records no spec to retrain with")
-    return model.id, spec
+    metrics = manifest.get("metrics")
+    return model.id, as_requested(spec, metrics if isinstance(metrics, dict) else {})
 
 
 def retrain_spec(spec: dict[str, Any], *, dataset: DatasetRef) -> JobSpec:

@@ -22,7 +22,7 @@ from safetensors.torch import save as save_safetensors
 
 from vigil_shared.datasets import DatasetManifest
 from vigil_shared.schemas.manifests import Preprocessing, WeightsProvenance
-from vigil_shared.schemas.one_class import OneClassSpec
+from vigil_shared.schemas.one_class import SCENE_LEFT_OUT, OneClassSpec
 from vigil_shared.vision.backbones import Backbone, load_efficientnet_lite0
 from vigil_shared.vision.one_class_model import (
     APPEARANCE_NORM,
@@ -96,6 +96,9 @@ def enough_labels(validation: Sequence[Clip]) -> bool:
 class OneClassFit:
     """A fitted model: the artifact's tensors and what the registry records beside them."""
 
+    spec: OneClassSpec
+    """The spec as fitted: the one asked for, less a scene stream left out for want of groups
+    (``SCENE_LEFT_OUT`` in the metrics)."""
     tensors: dict[str, torch.Tensor]
     threshold: float
     metrics: dict[str, float]
@@ -149,6 +152,15 @@ def fit_one_class(
     clips = clips_of(dataset)
     split = split_clips(clips, holdout_fraction=spec.holdout_fraction, seed=spec.seed)
     folds = calibration_folds(split, folds=spec.cross_fit_folds, seed=spec.seed)
+    normal_groups = sum(len(fold.scored) for fold in folds)
+    counts = {
+        "n_bank_clips": len(split.fit),
+        "n_holdout_clips": normal_groups,
+        "cross_fit_folds": len(folds) - 1,
+    }
+    if spec.scene is not None and normal_groups < spec.scene.min_groups:
+        counts[SCENE_LEFT_OUT] = spec.scene.min_groups
+        spec = spec.model_copy(update={"scene": None})
     backbone = backbone or load_efficientnet_lite0()
     prep = backbone.preprocessing.model_copy(update={"image_size": spec.image_size})
     banks = _Banks(run, spec, None, {})
@@ -176,14 +188,11 @@ def fit_one_class(
         holdout=holdout,
         validation=validation,
         fps=frame_rate(clips),
-        counts={
-            "n_bank_clips": len(split.fit),
-            "n_holdout_clips": sum(len(f.scored) for f in folds),
-            "cross_fit_folds": len(folds) - 1,
-        },
+        counts=counts,
         labels_enough=enough_labels(split.validation),
     )
     fitted = OneClassFit(
+        spec=spec,
         tensors=fit.tensors,
         threshold=fit.threshold,
         metrics=fit.metrics,

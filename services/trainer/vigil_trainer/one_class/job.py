@@ -49,6 +49,14 @@ def run(*, ctx: JobContext, spec: OneClassSpec) -> ModelManifest:
         progress=reporter.progress,
         should_stop=reporter.should_stop,
     )
+    if spec.scene is not None and fitted.spec.scene is None:
+        groups = int(fitted.metrics["n_holdout_clips"])
+        reporter.log(
+            "warning",
+            f"scene stream left out: the dataset's {groups} normal group(s) are fewer than "
+            f"scene.min_groups ({spec.scene.min_groups}); a retrain on more footage asks again",
+        )
+    spec = fitted.spec
     reporter.progress({"stage": "registering"}, force=True)
     candidate = Candidate(
         spec=spec,
