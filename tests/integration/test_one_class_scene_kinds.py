@@ -35,6 +35,7 @@ from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.settings import CommonSettings
 from vigil_shared.storage import ensure_buckets, make_s3_client
 from vigil_shared.vision.one_class_model import MOTION_NORM, OneClassFrameModel
+from vigil_shared.vision.scoring import FrameScore
 
 pytestmark = pytest.mark.slow
 
@@ -119,15 +120,25 @@ def _images(frames: Frames) -> list[torch.Tensor]:
     return [torch.from_numpy(f).expand(3, -1, -1).contiguous() for f in frames]
 
 
-def flagged(model: OneClassFrameModel, frames: Frames) -> torch.Tensor:
-    """Per frame, whether the model's score is at or above its own threshold."""
+def scored(model: OneClassFrameModel, frames: Frames) -> list[FrameScore]:
+    """The frames scored in order, as one camera's, in batches of 16."""
     images = _images(frames)
-    scores = []
+    scores: list[FrameScore] = []
     for start in range(0, len(images), 16):
         batch = images[start : start + 16]
-        scores += [s.score for s in model.score_frames(["cam"] * len(batch), batch)]
+        scores += model.score_frames(["cam"] * len(batch), batch)
     model.forget("cam")
-    return torch.tensor(scores) >= model.threshold
+    return scores
+
+
+def flagged(model: OneClassFrameModel, frames: Frames) -> torch.Tensor:
+    """Per frame, whether the model's score is at or above its own threshold."""
+    return torch.tensor([s.score for s in scored(model, frames)]) >= model.threshold
+
+
+def hot_labels(model: OneClassFrameModel, frames: Frames, after: int) -> set[str | None]:
+    """The labels of the frames from ``after`` on that the model flags: what an event says."""
+    return {s.label for s in scored(model, frames)[after:] if s.score >= model.threshold}
 
 
 Models = dict[str, OneClassFrameModel]
@@ -160,6 +171,8 @@ def test_a_walkway_that_empties_is_flagged_though_nothing_moves_unusually(models
     settled = _images(frames[SETTLED - 3 :])  # with the persistence window before them
     motion = models["calibrated_max"].stream_scores(["e"] * len(settled), settled).motion[3:]
     assert float(motion.max()) < float(models["calibrated_max"].tensors[MOTION_NORM][0])
+    # Its events say so: the whole frame, or its overall motion, is what is unusual.
+    assert hot_labels(models["calibrated_max"], frames, SETTLED) <= {"scene", "activity"}
     # The weighted fusion scores the emptied walkway as calm, below its threshold.
     weighted = flagged(models["weighted"], frames)
     assert float(weighted[SETTLED:].float().mean()) <= 0.05
@@ -171,6 +184,10 @@ def test_unusual_motion_alone_is_flagged_by_either_fusion(models: Models) -> Non
         hot = flagged(model, frames)
         assert float(hot[:ONSET].float().mean()) <= 0.05, fusion
         assert float(hot[SETTLED:].float().mean()) >= 0.8, fusion
+    # Its events say movement: where it runs, or (a small frame) the overall motion it adds.
+    runner = hot_labels(models["calibrated_max"], frames, SETTLED)
+    assert "motion" in runner and runner <= {"motion", "activity"}
+    assert hot_labels(models["weighted"], frames, SETTLED) == {None}  # no common scale
 
 
 def test_the_calibrated_threshold_holds_its_false_alarm_rate_on_held_out_normal_frames(

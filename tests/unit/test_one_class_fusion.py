@@ -20,7 +20,15 @@ from vigil_shared.schemas.one_class import (
     SceneSpec,
     as_requested,
 )
-from vigil_shared.vision.one_class_fusion import Stream, calibrated, combine, fisher, weighted
+from vigil_shared.vision.one_class_fusion import (
+    Stream,
+    calibrated,
+    combine,
+    fisher,
+    frame_surprises,
+    leading,
+    weighted,
+)
 from vigil_shared.vision.one_class_model import (
     ACTIVITY_TAIL,
     APPEARANCE_TAIL,
@@ -82,6 +90,17 @@ def test_either_stream_alarms_on_its_own_whatever_the_units_and_weights() -> Non
     assert heatmap.shape == (3, 1, 1) and torch.equal(heatmap[:, 0, 0], fused)
     drowned, _ = weighted(both)  # the 0.1-weighted stream's signal is diluted ten times
     assert drowned[1] < drowned[2] / 2
+
+
+def test_a_frame_is_labeled_by_the_stream_it_is_most_unusual_in() -> None:
+    # frame 0: the second stream far out; 1: the first; 2: no stream scores; 3: the first only
+    parts = streams([0.5, 3.0, float("nan"), 2.0], [400.0, 50.0, float("nan"), float("nan")])
+    surprises, gains = frame_surprises(parts)
+    assert leading(surprises, gains) == [1, 0, None, 0]
+    fused, _ = calibrated(parts, "calibrated_max")  # the leading stream's surprise is the score
+    assert torch.equal(fused[:2], surprises[[0, 1], [1, 0]])
+    # A stream a label fit turned off (gain 0) never leads, however unusual.
+    assert leading(surprises, torch.tensor([1.0, 0.0])) == [0, 0, None, 0]
 
 
 @pytest.mark.parametrize("fusion", ["calibrated_max", "calibrated_sum"])
@@ -150,6 +169,18 @@ def test_a_calibrated_model_scores_and_maps_a_moving_blob(fusion: Fusion) -> Non
     last = scores[-1]
     assert last.heatmap is not None and last.heatmap.shape == (6, 8)
     assert last.score > scores[0].score and float(last.heatmap.max()) <= last.score + 1e-5
+    # A bright new object that moves: unusual in look and in motion, the larger one names it.
+    assert last.label in {"appearance", "motion"}
+
+
+def test_an_event_names_the_stream_that_made_its_frames_unusual() -> None:
+    model_spec = spec(fusion="calibrated_max", appearance={"weight": 0.0}, scene={})
+    model = OneClassFrameModel.from_artifact(
+        manifest(model_spec, threshold=5.0), calibrated_tensors(model_spec), "cpu"
+    )
+    scores = model.score_frames(["cam"] * 5, [frame(20 + 5 * i) for i in range(5)])
+    # Motion only (its overall activity too): a first frame has neither, so no label.
+    assert scores[0].label is None and scores[-1].label == "motion"
 
 
 def legacy_manifest_json(model_spec: OneClassSpec) -> str:

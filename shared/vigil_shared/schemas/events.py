@@ -68,7 +68,11 @@ class EventMessage(WireMessage):
     threshold: float = Field(ge=0, description="The camera's threshold for this model.")
     model: ModelRef
     label: str | None = Field(
-        default=None, max_length=64, description="Predicted class (classify models)."
+        default=None,
+        max_length=64,
+        description="Predicted class of the peak frame (classify models); for one_class models "
+        "with a calibrated fusion, the stream it is most unusual in: appearance, motion, scene "
+        "or activity.",
     )
     snapshot_key: str | None = Field(
         default=None,

@@ -102,22 +102,38 @@ def combine(surprises: torch.Tensor, gains: torch.Tensor, fusion: Fusion) -> tor
     return fisher(gained.sum(dim=-1), present.sum(dim=-1))
 
 
+def frame_surprises(streams: list[Stream]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (N, streams) surprises of the frames (NaN: the stream has no score) and the
+    streams' gains."""
+    surprises = []
+    for stream in streams:
+        assert stream.tail is not None
+        surprises.append(surprise(stream.score, stream.tail))
+    return torch.stack(surprises, dim=-1), torch.tensor([stream.gain for stream in streams])
+
+
+def leading(surprises: torch.Tensor, gains: torch.Tensor) -> list[int | None]:
+    """Per frame, the index of the stream whose gained surprise is largest (what the frame is
+    most unusual in, and under ``calibrated_max`` its score); None where no stream scores."""
+    present = ~torch.isnan(surprises) & (gains > 0)
+    gained = torch.where(present, surprises * gains, torch.full_like(surprises, -torch.inf))
+    best = gained.argmax(dim=-1).tolist()
+    return [i if any_ else None for i, any_ in zip(best, present.any(dim=-1).tolist(), strict=True)]
+
+
 def calibrated(streams: list[Stream], fusion: Fusion) -> tuple[torch.Tensor, torch.Tensor]:
     """The streams' surprises combined (``combine``) per frame and per cell of the coarsest
     grid, where a whole-frame stream counts in every cell (0 where a frame has no stream)."""
     grid = _grid(streams)
     n = streams[0].score.shape[0]
-    frames, cells = [], []
-    for stream in streams:
+    frames, gains = frame_surprises(streams)
+    cells = []
+    for stream, score in zip(streams, frames.unbind(dim=-1), strict=True):
         assert stream.tail is not None
-        score = surprise(stream.score, stream.tail)
-        frames.append(score)
         if stream.map is None:
             cell = score.view(-1, 1, 1).expand(n, *grid)
         else:
             cell = surprise(_pooled(stream.map, grid), stream.tail)
             cell = torch.where(torch.isnan(score).view(-1, 1, 1), float("nan"), cell)
         cells.append(cell)
-    gains = torch.tensor([stream.gain for stream in streams])
-    fused = combine(torch.stack(frames, dim=-1), gains, fusion)
-    return fused, combine(torch.stack(cells, dim=-1), gains, fusion)
+    return combine(frames, gains, fusion), combine(torch.stack(cells, dim=-1), gains, fusion)

@@ -72,6 +72,17 @@ class StreamScores:
     pooled: torch.Tensor | None = None  # (N, D) the frames' mean patch features (the fit's bank)
 
 
+CAUSES = {
+    APPEARANCE_TAIL: "appearance",
+    MOTION_TAIL: "motion",
+    SCENE_TAIL: "scene",
+    ACTIVITY_TAIL: "activity",
+}
+"""A calibrated stream's name as a frame's label (``OneClassScorer.causes``): an unusual look,
+unusual movement, a whole frame unlike the normal ones, overall motion far above or below its
+normal range."""
+
+
 def calibrated_tails(spec: OneClassSpec) -> tuple[str, ...]:
     """The tensors of the streams a calibrated fusion fuses (none for ``weighted``)."""
     if not spec.calibrated:
@@ -208,10 +219,15 @@ class OneClassScorer:
             return []
         raw = self.stream_scores(camera_ids, images)
         scores, heatmaps = self.fuse(raw)
+        causes = self.causes(raw)
         out = []
-        for camera_id, score, heatmap in zip(camera_ids, scores.tolist(), heatmaps, strict=True):
+        for camera_id, score, heatmap, cause in zip(
+            camera_ids, scores.tolist(), heatmaps, causes, strict=True
+        ):
             smoothed = self.smooth(camera_id, score)
-            out.append(FrameScore(score=smoothed, threshold=self.threshold, heatmap=heatmap))
+            out.append(
+                FrameScore(score=smoothed, threshold=self.threshold, heatmap=heatmap, label=cause)
+            )
         return out
 
     def forget(self, camera_id: str) -> None:
@@ -281,6 +297,16 @@ class OneClassScorer:
         if self.spec.fusion == "weighted":
             return one_class_fusion.weighted(self._weighted_streams(raw))
         return one_class_fusion.calibrated(self.calibrated_streams(raw), self.spec.fusion)
+
+    def causes(self, raw: StreamScores) -> list[str | None]:
+        """Per frame, the stream it is most unusual in (``CAUSES``): an event's label, so an
+        operator reads a covered lens (``scene``) apart from a runner (``motion``). None under
+        ``weighted``, whose streams are not on one scale."""
+        if not self._calibrated:
+            return [None] * raw.appearance.shape[0]
+        surprises, gains = one_class_fusion.frame_surprises(self.calibrated_streams(raw))
+        names = [CAUSES[tail] for tail in self._calibrated]
+        return [None if i is None else names[i] for i in one_class_fusion.leading(surprises, gains)]
 
     def _weighted_streams(self, raw: StreamScores) -> list[Stream]:
         streams = []
