@@ -29,6 +29,7 @@ import os
 import platform
 import resource
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -168,10 +169,10 @@ def measure(
     }
     for name, clips in sets.items():
         started = time.perf_counter()
-        scores = {
-            clip: torch.tensor(score_clip(model, paths, args.batch_size).scores).double()
-            for clip, (paths, _) in clips.items()
+        results = {
+            clip: score_clip(model, paths, args.batch_size) for clip, (paths, _) in clips.items()
         }
+        scores = {clip: torch.tensor(r.scores).double() for clip, r in results.items()}
         frames = sum(len(s) for s in scores.values())
         labels = {clip: abnormal for clip, (_, abnormal) in clips.items()}
         flagged = sum(int((s >= threshold).sum()) for s in scores.values())
@@ -179,6 +180,11 @@ def measure(
             "frames_per_s": round(frames / (time.perf_counter() - started), 2),
             "frames_at_or_above_threshold": flagged / frames,
         }
+        for clip, report in row[name]["clips"].items():  # what each event would say
+            report["event_labels"] = [results[clip].labels[i] for i in report["peaks"]]
+        row[name]["event_labels"] = dict(
+            Counter(str(label) for r in row[name]["clips"].values() for label in r["event_labels"])
+        )
         if name == "unseen_normal":
             row[name]["predicted_vs_measured"] = predicted_vs_measured(
                 fit.metrics, scores, threshold

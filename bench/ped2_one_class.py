@@ -131,6 +131,7 @@ class ClipResult:
     scores: list[float] = field(default_factory=list)
     appearance: list[float] = field(default_factory=list)
     motion: list[float] = field(default_factory=list)
+    labels: list[str | None] = field(default_factory=list)
 
 
 class RecordingModel(OneClassFrameModel):
@@ -153,6 +154,7 @@ def score_clip(model: RecordingModel, paths: list[Path], batch: int) -> ClipResu
         scores = model.score_frames([camera] * len(images), images)
         assert model.last is not None
         result.scores += [s.score for s in scores]
+        result.labels += [s.label for s in scores]
         result.appearance += model.last.appearance.tolist()
         result.motion += model.last.motion.tolist()
     model.forget(camera)

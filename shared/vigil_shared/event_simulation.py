@@ -27,12 +27,13 @@ _START = datetime(2000, 1, 1, tzinfo=UTC)
 @dataclass(frozen=True)
 class SimulatedEvent:
     """Frame indices of one event: its first hot frame, the frame that opened it (the k-th hot
-    one, when the operator hears of it), its last hot frame, and its peak score."""
+    one, when the operator hears of it), its last hot frame; its peak score and frame."""
 
     first: int
     opened: int
     last: int
     peak: float
+    peak_at: int
 
 
 def replay(
@@ -69,4 +70,6 @@ def _finished(end: Transition, opened: int, fps: float) -> SimulatedEvent:
         assert at is not None
         return round((at - _START).total_seconds() * fps)
 
-    return SimulatedEvent(index(end.started_at), opened, index(end.ended_at), end.peak.score)
+    return SimulatedEvent(
+        index(end.started_at), opened, index(end.ended_at), end.peak.score, end.peak.seq
+    )

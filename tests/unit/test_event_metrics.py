@@ -60,6 +60,13 @@ def test_an_event_opens_on_the_third_hot_frame_and_spans_its_hot_frames() -> Non
     assert spans(events(hot(40, (10, 19)))) == [(10, 12, 19)]
 
 
+def test_an_event_knows_its_peak_frame() -> None:
+    scores = hot(40, (10, 19))
+    scores[15] = 5.0
+    (event,) = events(scores)
+    assert (event.peak, event.peak_at) == (5.0, 15)
+
+
 def test_spikes_never_open_and_an_event_open_at_the_end_is_closed_there() -> None:
     assert events(hot(30, (3, 3), (9, 10), (20, 20))) == []
     assert spans(events(hot(20, (15, 19)))) == [(15, 17, 19)]
@@ -137,6 +144,7 @@ def test_evaluate_reports_frames_events_and_each_clip() -> None:
         "intervals": [[10, 29]],
         "delays_frames": [2],
         "events": [[10, 12, 29]],
+        "peaks": [10],
         "false_alarms": 0,
     }
     assert report["clips"]["y"]["events"] == [[40, 42, 45]]

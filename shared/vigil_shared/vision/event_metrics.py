@@ -206,5 +206,6 @@ def _clip_report(replayed: ClipReplay, clip_auroc: float) -> dict[str, Any]:
         "intervals": [[i.first, i.last] for i in replayed.intervals],
         "delays_frames": replayed.delays(),
         "events": [[e.first, e.opened, e.last] for e in replayed.events],
+        "peaks": [e.peak_at for e in replayed.events],
         "false_alarms": len(replayed.false_alarms()),
     }
