@@ -6,6 +6,7 @@ open event depends on, so it rebuilds that event from the replayed frames with t
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections import defaultdict
 from datetime import timedelta
@@ -82,6 +83,20 @@ def test_killed_worker_loses_no_message_and_replays_identical_ids(
         timeout_s=180,
         what="the first worker's messages",
     )
+
+    def frozen_mid_event() -> bool:
+        """The first worker stopped (SIGSTOP: it publishes and commits nothing more) while an
+        event is open as far as the topic shows: the committed offset is then at or before the
+        event's first frame, so a restart must replay its messages. Stopped between an end and
+        the next start, it may have committed all it published: let it run on and try again."""
+        first.process.send_signal(signal.SIGSTOP)
+        ours = [m for m in messages() if m.camera_id == camera]
+        if ours and ours[-1].phase.value != "end":
+            return True
+        first.process.send_signal(signal.SIGCONT)
+        return False
+
+    wait_until(frozen_mid_event, timeout_s=120, what="the first worker stopped mid-event")
     first.kill()
     seen = {(m.phase.value, m.frame_seq) for m in messages()}
     assert not expected <= seen, "the worker finished before it was killed; the test proves nothing"
