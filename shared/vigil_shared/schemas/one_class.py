@@ -212,10 +212,11 @@ class SceneSpec(_Part):
         default=MIN_SCENE_GROUPS,
         ge=1,
         le=10_000,
-        description="The fit leaves the stream out (and says so) when the dataset holds fewer "
-        "normal groups (clips, or stretches of a camera's footage of up to an hour) than this: "
-        "a scene's normal range is learned across groups, and a few show a few crowd levels "
-        "and lights, so other normal footage looks new (docs/one-class.md).",
+        description="The fit leaves the stream out (and says so) when fewer normal groups "
+        "(clips, or stretches of a camera's footage of up to an hour) calibrate than this: "
+        "every normal group, cross-fitted (cross_fit_folds > 1), else the held-out ones. A "
+        "scene's normal range is learned across groups, and a few show a few crowd levels and "
+        "lights, so other normal footage looks new (docs/one-class.md).",
     )
 
 

@@ -53,7 +53,7 @@ def run(*, ctx: JobContext, spec: OneClassSpec) -> ModelManifest:
         groups = int(fitted.metrics["n_holdout_clips"])
         reporter.log(
             "warning",
-            f"scene stream left out: the dataset's {groups} normal group(s) are fewer than "
+            f"scene stream left out: {groups} normal group(s) calibrate, fewer than "
             f"scene.min_groups ({spec.scene.min_groups}); a retrain on more footage asks again",
         )
     spec = fitted.spec
