@@ -243,6 +243,7 @@ def test_a_stored_scene_stream_reads_as_fitted_and_a_retrain_asks_again_for_one_
     left_out = {"scene": None, "fusion": "calibrated_max"}
     assert as_requested(left_out, {SCENE_LEFT_OUT: 5.0})["scene"] == {"min_groups": 5}
     assert as_requested(left_out, {})["scene"] is None  # null asked for: null kept
+    assert as_requested(left_out, {SCENE_LEFT_OUT: math.inf}) == left_out  # no fit wrote that
     on = {"scene": {"min_groups": 5}}
     assert as_requested(on, {SCENE_LEFT_OUT: 5.0}) == on
 

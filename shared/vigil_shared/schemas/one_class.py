@@ -381,6 +381,8 @@ def as_requested(spec: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any
     min_groups = metrics.get(SCENE_LEFT_OUT)
     if spec.get("scene") is not None or not isinstance(min_groups, int | float):
         return spec
+    if not math.isfinite(min_groups):  # not a fit's metric: the spec as stored
+        return spec
     return spec | {"scene": {"min_groups": int(min_groups)}}
 
 

@@ -121,12 +121,17 @@ def leading(surprises: torch.Tensor, gains: torch.Tensor) -> list[int | None]:
     return [i if any_ else None for i, any_ in zip(best, present.any(dim=-1).tolist(), strict=True)]
 
 
-def calibrated(streams: list[Stream], fusion: Fusion) -> tuple[torch.Tensor, torch.Tensor]:
+def calibrated(
+    streams: list[Stream],
+    fusion: Fusion,
+    surprises: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The streams' surprises combined (``combine``) per frame and per cell of the coarsest
-    grid, where a whole-frame stream counts in every cell (0 where a frame has no stream)."""
+    grid, where a whole-frame stream counts in every cell (0 where a frame has no stream);
+    ``surprises``: the streams' ``frame_surprises`` when the caller has them already."""
     grid = _grid(streams)
     n = streams[0].score.shape[0]
-    frames, gains = frame_surprises(streams)
+    frames, gains = surprises if surprises is not None else frame_surprises(streams)
     cells = []
     for stream, score in zip(streams, frames.unbind(dim=-1), strict=True):
         assert stream.tail is not None

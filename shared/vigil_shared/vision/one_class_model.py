@@ -78,9 +78,9 @@ CAUSES = {
     SCENE_TAIL: "scene",
     ACTIVITY_TAIL: "activity",
 }
-"""A calibrated stream's name as a frame's label (``OneClassScorer.causes``): an unusual look,
-unusual movement, a whole frame unlike the normal ones, overall motion far above or below its
-normal range."""
+"""A calibrated stream's name as a frame's label (``OneClassScorer.fuse_with_causes``): an
+unusual look, unusual movement, a whole frame unlike the normal ones, overall motion far above
+or below its normal range."""
 
 
 def calibrated_tails(spec: OneClassSpec) -> tuple[str, ...]:
@@ -218,8 +218,7 @@ class OneClassScorer:
         if not images:
             return []
         raw = self.stream_scores(camera_ids, images)
-        scores, heatmaps = self.fuse(raw)
-        causes = self.causes(raw)
+        scores, heatmaps, causes = self.fuse_with_causes(raw)
         out = []
         for camera_id, score, heatmap, cause in zip(
             camera_ids, scores.tolist(), heatmaps, causes, strict=True
@@ -294,19 +293,24 @@ class OneClassScorer:
         """The frame scores and heatmaps of a batch, by the spec's fusion
         (``vigil_shared.vision.one_class_fusion``); both >= 0 (event messages carry scores
         >= 0, and a calm frame ends an event with its score)."""
-        if self.spec.fusion == "weighted":
-            return one_class_fusion.weighted(self._weighted_streams(raw))
-        return one_class_fusion.calibrated(self.calibrated_streams(raw), self.spec.fusion)
+        scores, heatmaps, _ = self.fuse_with_causes(raw)
+        return scores, heatmaps
 
-    def causes(self, raw: StreamScores) -> list[str | None]:
-        """Per frame, the stream it is most unusual in (``CAUSES``): an event's label, so an
-        operator reads a covered lens (``scene``) apart from a runner (``motion``). None under
-        ``weighted``, whose streams are not on one scale."""
-        if not self._calibrated:
-            return [None] * raw.appearance.shape[0]
-        surprises, gains = one_class_fusion.frame_surprises(self.calibrated_streams(raw))
+    def fuse_with_causes(
+        self, raw: StreamScores
+    ) -> tuple[torch.Tensor, torch.Tensor, list[str | None]]:
+        """``fuse``, and per frame the stream it is most unusual in (``CAUSES``): an event's
+        label, so an operator reads a covered lens (``scene``) apart from a runner
+        (``motion``). None under ``weighted``, whose streams are not on one scale."""
+        if self.spec.fusion == "weighted":
+            scores, heatmaps = one_class_fusion.weighted(self._weighted_streams(raw))
+            return scores, heatmaps, [None] * scores.shape[0]
+        streams = self.calibrated_streams(raw)
+        surprises = one_class_fusion.frame_surprises(streams)
+        scores, heatmaps = one_class_fusion.calibrated(streams, self.spec.fusion, surprises)
         names = [CAUSES[tail] for tail in self._calibrated]
-        return [None if i is None else names[i] for i in one_class_fusion.leading(surprises, gains)]
+        leading = one_class_fusion.leading(*surprises)
+        return scores, heatmaps, [None if i is None else names[i] for i in leading]
 
     def _weighted_streams(self, raw: StreamScores) -> list[Stream]:
         streams = []
