@@ -32,9 +32,13 @@ the test clips), each with per-frame labels, deterministic by seed:
   jogger, a cart pushed briskly) that persistence must not wait out;
 - ``cart``: a filmed walker (as ``running``) pushing a box ahead of them (1.1-1.4 times their
   height long, half to two thirds of it tall, dark with a light rim) at a walker's pace, 1-1.6 px
-  a frame, fading in over 1 s where it starts (no sudden jump for the flow to see): its motion
-  is a walker's, only its look is unusual, as Ped2's carts and wheelchairs are, so it is the
-  appearance stream's kind (while it is in view).
+  a frame: its motion is a walker's, only its look is unusual, as Ped2's carts and wheelchairs
+  are, so it is the appearance stream's kind (while it is in view).
+
+Every figure (``far-motion``, ``speeding``, ``running``, ``jogging``, ``cart``) walks into the
+view from beyond its edge, as Ped2's cyclists and carts do: its first abnormal frame shows its
+leading few pixels, so no figure pops into view for the flow to flag (scenes built before 7 Dec
+morning pasted each figure whole at the edge, the cart faded in).
 
 The onset and the training clip behind each scene are drawn from the seed. Foregrounds (the
 walkers) are the pixels more than 20 grey levels from the clip's per-pixel median, cleaned by a
@@ -301,7 +305,7 @@ def cart(
     """A walker's ``crops`` pushing a cart along the pavement at a walker's pace."""
     row = int(rng.integers(105, 136))  # on the pavement, where the walkers are
     speed = float(rng.uniform(1, 1.6)) * rng.choice([-1, 1])
-    return crossing(clip, pushing(crops, speed > 0, rng), onset, row, speed, FADE)
+    return crossing(clip, pushing(crops, speed > 0, rng), onset, row, speed)
 
 
 def crossing(
@@ -310,32 +314,31 @@ def crossing(
     onset: int,
     row: int,
     speed: float,
-    fade: int = 0,
 ) -> tuple[Frames, Mask]:
-    """``figures`` (one, or a walker's successive crops, repeated) move across the view, their
-    feet on the line below ``row`` + the first's height, ``speed`` px a frame (leftward when
-    negative), from ``onset`` while any of it is in view: those frames are abnormal. With
-    ``fade``, the figure fades in over that many frames instead of appearing at once."""
+    """``figures`` (one, or a walker's successive crops, repeated) walk into the view from beyond
+    its edge at ``onset`` and across it, their feet on the line below ``row`` + the first's
+    height, ``speed`` px a frame (leftward when negative). The frames that show any of a figure
+    are abnormal: the first shows its leading ``speed`` px, so nothing pops into view for the
+    flow to see, as a cyclist riding into a real camera's view does not."""
     width = clip.shape[2]
-    first_h, first_w = figures[0][0].shape
+    first_h = figures[0][0].shape[0]
     out, labels = clip.copy(), np.zeros(len(clip), dtype=bool)
     for i in range(onset, len(clip)):
         pixels, shape = figures[(i - onset) % len(figures)]
         h, w = pixels.shape
-        step = (i - onset) * speed
-        left = round(step) if speed > 0 else round(width + step - first_w)
+        step = (i - onset + 1) * speed
+        left = round(step) - w if speed > 0 else round(width + step)  # its leading edge
         if left >= width or left + w <= 0:
-            break
+            break  # out of the far side
         top = max(0, row + first_h - h)
         cols = slice(max(0, left), min(width, left + w))
         part = slice(cols.start - left, cols.stop - left)
         rows = slice(top, min(clip.shape[1], top + h))
         region = out[i, rows, cols]
         fits = slice(0, rows.stop - rows.start)
-        alpha = min(1.0, (i - onset + 1) / fade) if fade else 1.0
-        seen = np.rint(alpha * pixels[fits, part] + (1 - alpha) * region).astype(np.uint8)
-        out[i, rows, cols] = np.where(shape[fits, part], seen, region)
-        labels[i] = True
+        seen = shape[fits, part]
+        out[i, rows, cols] = np.where(seen, pixels[fits, part], region)
+        labels[i] = bool(seen.any())
     return out, labels
 
 
@@ -376,6 +379,8 @@ def build_scenes(train: Mapping[str, Frames], *, seed: int) -> list[Scene]:
     for kind in KINDS:  # a new kind goes last: the earlier kinds' draws stay as they were
         onset = int(rng.integers(50, 71))
         frames, abnormal = makers[kind](train[bases[kind]], onset)
+        if abnormal.any():  # a figure walking in is labeled from the first frame showing it
+            onset = int(np.flatnonzero(abnormal)[0])
         source = "+".join([bases[kind], *(others if kind == "fills" else [])])
         if kind in ("far-motion", "speeding"):
             source += f"+sprite:{donor}"

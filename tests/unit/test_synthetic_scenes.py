@@ -139,8 +139,14 @@ def test_a_figure_crosses_the_view_while_labeled(
     assert touched_rows.min() >= rows[0] and touched_rows.max() < rows[1]
     touched = diff.any(axis=(1, 2))
     assert np.array_equal(touched, scene.abnormal) and 20 <= scene.abnormal.sum() <= 80
-    centres = [np.flatnonzero(d.any(axis=0)).mean() for d in diff[scene.abnormal][1:-1]]
-    assert speeds[0] <= float(np.median(np.abs(np.diff(centres)))) <= speeds[1]
+    columns = [np.flatnonzero(d.any(axis=0)) for d in diff[scene.abnormal]]
+    rightward = columns[-1].mean() > columns[0].mean()
+    leading = [c.max() if rightward else c.min() for c in columns[1:-1]]  # moves while it enters
+    assert speeds[0] <= float(np.median(np.abs(np.diff(leading)))) <= speeds[1]
+    at_edge = columns[0].min() == 0 if rightward else columns[0].max() == diff.shape[2] - 1
+    assert at_edge and columns[0].size <= speeds[1] + 1, (
+        "the figure walks in from beyond the edge: its first frame shows its leading few pixels"
+    )
 
 
 def test_a_runner_is_a_walker_followed_frame_by_frame(train: dict[str, Frames]) -> None:
@@ -156,7 +162,7 @@ def test_a_cart_is_a_walker_with_a_box_ahead(
     diff = scene.frames.astype(int) != source(scene, train)
     changed = diff[scene.abnormal].any(axis=1).sum(axis=1)  # columns touched per frame
     walker_width = 12  # the made-up walkers' width, as ``walker`` crops them (scale 1 to 1.5)
-    assert np.median(changed) > 2.5 * walker_width, "wider than a walker: the box is in front"
+    assert changed.max() > 2.5 * walker_width, "wider than a walker: the box is in front"
 
 
 def test_a_busy_walkway_has_more_walkers_and_no_anomaly(
