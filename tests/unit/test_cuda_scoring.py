@@ -1,5 +1,6 @@
 """Scoring on a CUDA device matches scoring on the CPU: the warm-up embedder under fp16
-autocast, the one_class model (fp16 kNN products, motion on the device) and torch's flow.
+autocast, the one_class model (fp16 kNN products, motion on the device) and torch's flows
+(Lucas-Kanade; Farneback, which a CUDA device runs in torch, against OpenCV's).
 Marked ``gpu``: ``tests/conftest.py`` skips them where torch sees no CUDA device."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from tests.unit.test_one_class_model import fitted_tensors, frame, manifest, spec
+from tests.unit.test_torch_farneback import moving_pairs, opencv
 from tests.unit.test_torch_flow import texture
 from vigil_inference.embedding import BatchEmbedder
 from vigil_shared.vision.backbones import (
@@ -16,7 +18,9 @@ from vigil_shared.vision.backbones import (
     load_efficientnet_lite0,
 )
 from vigil_shared.vision.efficientnet_lite import fused_for_inference
+from vigil_shared.vision.motion import FlowParams
 from vigil_shared.vision.one_class_model import OneClassFrameModel
+from vigil_shared.vision.torch_farneback import farneback
 from vigil_shared.vision.torch_flow import lucas_kanade
 
 pytestmark = pytest.mark.gpu
@@ -58,3 +62,13 @@ def test_lucas_kanade_on_cuda_matches_the_cpu() -> None:
     cuda = lucas_kanade(previous[None].cuda(), current[None].cuda())
     assert cuda.is_cuda
     torch.testing.assert_close(cuda.cpu(), cpu, rtol=1e-3, atol=1e-2)
+
+
+def test_farneback_on_cuda_is_opencvs_flow() -> None:
+    """The default flow on a CUDA device (torch, batched) against OpenCV's on the CPU."""
+    previous, current = moving_pairs()
+    expected = opencv(previous, current, FlowParams(height=120, width=180))
+    flow = farneback(previous.cuda(), current.cuda())
+    assert flow.is_cuda
+    error = (flow.cpu() - expected).norm(dim=-1)
+    assert float(error.mean()) < 1e-3 and float(error.max()) < 0.01

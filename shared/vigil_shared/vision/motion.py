@@ -6,8 +6,9 @@ a per-pixel displacement; each cell of a fixed grid is summarised by its mean ma
 cell counts only the motion that persists over a few consecutive frames. docs/one-class.md
 records why this beat a kNN memory bank of richer per-cell flow features on Ped2.
 
-Flow runs on the CPU even when the backbone runs on CUDA: at 360x240 it costs about 25 ms a
-frame pair on one core, and it keeps the model free of a CUDA-only optical-flow dependency.
+These are OpenCV's, a pair at a time on the CPU (at 360x240 Farneback costs 12-25 ms a pair on
+one core). On a CUDA device the motion stream runs Farneback batched in torch instead
+(``torch_farneback``: the same flow), so no frame leaves the GPU.
 """
 
 from __future__ import annotations

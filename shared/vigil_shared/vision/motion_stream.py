@@ -4,8 +4,11 @@ A batch holds frames of many cameras, several of one camera included. Each frame
 taken against its camera's frame before it (earlier in the batch, or the last one of an earlier
 batch, kept on the model's device), so all flows of a batch are computed together: one batched
 call with ``lucas_kanade`` (torch, on the model's device: on CUDA no frame leaves the GPU), or
-pair by pair with ``farneback`` or ``dis`` (OpenCV, on the CPU). Persistence then runs per
-camera in arrival order over the small cell maps.
+pair by pair with ``farneback`` or ``dis`` (OpenCV, on the CPU). On a CUDA device ``farneback``
+runs batched in torch instead (``torch_farneback``: OpenCV's algorithm step by step, the same
+flow within float rounding), so the default method keeps motion on the GPU too; on a CPU
+OpenCV's C++ is faster and runs. Persistence then runs per camera in arrival order over the
+small cell maps.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from vigil_shared.vision.motion import (
     optical_flow,
     persistent,
 )
+from vigil_shared.vision.torch_farneback import farneback
 from vigil_shared.vision.torch_flow import lucas_kanade
 
-_FLOW_CHUNK = 8  # frame pairs per lucas_kanade call: bounds the memory of a large batch
+_FLOW_CHUNK = 8  # frame pairs per torch flow call: bounds the memory of a large batch
 _OPENCV = {"farneback": optical_flow, "dis": dis_flow}  # on the CPU, a pair at a time
 
 
@@ -82,6 +86,10 @@ class MotionStream:
         self.device = device
         self.params = flow_params(spec)
         self._cameras: dict[str, _CameraMotion] = {}
+        # Farneback stays on a CUDA device (batched torch); elsewhere OpenCV, a pair at a time.
+        self.in_torch = spec.method == "lucas_kanade" or (
+            spec.method == "farneback" and torch.device(device).type == "cuda"
+        )
 
     def forget(self, camera_id: str) -> None:
         self._cameras.pop(camera_id, None)
@@ -161,7 +169,7 @@ class MotionStream:
         self, previous: torch.Tensor, current: torch.Tensor, grid: tuple[int, int]
     ) -> torch.Tensor:
         params = self.params
-        if self.spec.method in _OPENCV:
+        if not self.in_torch:
             flow = _OPENCV[self.spec.method]
             flows = torch.stack(
                 [
@@ -171,17 +179,24 @@ class MotionStream:
             )
             return cell_magnitude(flows, grid)
         maps = [
-            cell_magnitude(
-                lucas_kanade(
-                    a, b, levels=params.levels, winsize=params.winsize, iterations=params.iterations
-                ),
-                grid,
-            )
+            cell_magnitude(self._torch_flow(a, b), grid)
             for a, b in zip(
                 torch.split(previous, _FLOW_CHUNK), torch.split(current, _FLOW_CHUNK), strict=True
             )
         ]
         return torch.cat(maps).cpu()
+
+    def _torch_flow(self, previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        params = self.params
+        if self.spec.method == "farneback":
+            return farneback(previous, current, params)
+        return lucas_kanade(
+            previous,
+            current,
+            levels=params.levels,
+            winsize=params.winsize,
+            iterations=params.iterations,
+        )
 
 
 def _uint8(gray: torch.Tensor) -> np.ndarray:
