@@ -47,7 +47,7 @@ def farneback(
     p = params if params is not None else FlowParams()
     if previous.shape != current.shape or previous.dim() != 3:
         raise ValueError(f"frame pairs must be (N, H, W) alike: {previous.shape}, {current.shape}")
-    frames = (previous.float().unsqueeze(1), current.float().unsqueeze(1))
+    frames = torch.cat([previous, current]).float().unsqueeze(1)  # both expanded in one pass
     height, width = previous.shape[-2:]
     steps = _steps(height, width, p.pyr_scale, p.levels)
     kernels = _poly_kernels(p.poly_n, p.poly_sigma, previous.device)
@@ -56,11 +56,11 @@ def farneback(
         scale = p.pyr_scale**k
         size = (_cv_round(height * scale), _cv_round(width * scale))
         if flow is None:
-            flow = frames[0].new_zeros((frames[0].shape[0], 2, *size))
+            flow = frames.new_zeros((previous.shape[0], 2, *size))
         else:
             flow = functional.interpolate(flow, size=size, mode="bilinear", align_corners=False)
             flow = flow / p.pyr_scale
-        first, second = (_poly_exp(_level(f, scale, size), p.poly_n, kernels) for f in frames)
+        first, second = _poly_exp(_level(frames, scale, size), p.poly_n, kernels).chunk(2)
         matrices = _matrices(first, second, flow)
         for i in range(p.iterations):
             flow = _solve(matrices, p.winsize)
