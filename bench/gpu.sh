@@ -86,7 +86,7 @@ FRAMES=$([[ $DEVICE == cuda ]] && echo 2000 || echo 64)
 if needs decode-score torch torchvision pydantic pydantic_settings safetensors cv2 prometheus_client; then
     run_part decode-score-warmup "$PY" -m bench.decode_score --model warmup --device "$DEVICE" \
         --batch-size "$BATCH" --frames "$FRAMES" --json "$OUT_DIR/decode-score-warmup.json"
-    for motion in lucas_kanade dis farneback; do
+    for motion in farneback lucas_kanade dis; do  # the default first: on CUDA, in torch
         run_part "decode-score-one-class-$motion" "$PY" -m bench.decode_score --model one_class \
             --motion "$motion" --device "$DEVICE" --batch-size "$BATCH" --frames "$FRAMES" \
             --json "$OUT_DIR/decode-score-one-class-$motion.json"
