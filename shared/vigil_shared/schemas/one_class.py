@@ -122,7 +122,8 @@ class AppearanceSpec(_Part):
 class MotionSpec(_Part):
     """Dense optical flow between consecutive frames of a group, mean magnitude per grid cell.
 
-    ``farneback`` is OpenCV's (CPU, one frame pair at a time); ``lucas_kanade`` is pyramidal
+    ``farneback`` is OpenCV's (on a CPU, one frame pair at a time; on a CUDA device the same
+    algorithm batched in torch, ``vision.torch_farneback``); ``lucas_kanade`` is pyramidal
     Lucas-Kanade in torch (``vision.torch_flow``): batched, on the model's device. The pyramid
     levels, window and iterations mean the same for both. ``dis`` is OpenCV's dense inverse
     search (CPU, a pair at a time, an order of magnitude cheaper than Farneback), tuned by its
