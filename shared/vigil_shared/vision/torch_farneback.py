@@ -61,11 +61,12 @@ def farneback(
             flow = functional.interpolate(flow, size=size, mode="bilinear", align_corners=False)
             flow = flow / p.pyr_scale
         first, second = _poly_exp(_level(frames, scale, size), p.poly_n, kernels).chunk(2)
-        matrices = _matrices(first, second, flow)
+        weights = _border(size[0], flow.device).view(-1, 1) * _border(size[1], flow.device)
+        matrices = _matrices(first, second, flow, weights)
         for i in range(p.iterations):
             flow = _solve(matrices, p.winsize)
             if i < p.iterations - 1:
-                matrices = _matrices(first, second, flow)
+                matrices = _matrices(first, second, flow, weights)
     assert flow is not None
     return flow.permute(0, 2, 3, 1)
 
@@ -103,18 +104,16 @@ def _level(frames: torch.Tensor, scale: float, size: tuple[int, int]) -> torch.T
 
 
 def _gaussian(ksize: int, sigma: float, device: torch.device) -> torch.Tensor:
-    """OpenCV's ``getGaussianKernel`` (float): its fixed 3-tap kernel when ``sigma`` is not
-    positive, else sampled and normalised (OpenCV's sigma from ``ksize`` is only needed there)."""
-    if sigma <= 0 and ksize == 3:
-        return torch.tensor(_SMALL_GAUSSIAN_3, device=device)
+    """OpenCV's ``getGaussianKernel`` (float): sampled and normalised, or its fixed 3-tap
+    kernel where ``sigma`` is 0 (the full-size level, whose ``ksize`` is 3)."""
     if sigma <= 0:
-        sigma = 0.3 * ((ksize - 1) * 0.5 - 1) + 0.8
+        return torch.tensor(_SMALL_GAUSSIAN_3, device=device)
     x = torch.arange(ksize, dtype=torch.float64) - (ksize - 1) / 2
     kernel = torch.exp(-(x**2) / (2 * sigma**2))
     return (kernel / kernel.sum()).float().to(device)
 
 
-def _poly_kernels(n: int, sigma: float, device: torch.device) -> tuple[torch.Tensor, ...]:
+def _poly_kernels(n: int, sigma: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The applicability ``g`` and its moments ``x g``, ``x^2 g`` over ``-n..n``, and the four
     entries of the inverse moment matrix the expansion needs (``FarnebackPrepareGaussian``)."""
     if sigma < 1.1920929e-07:
@@ -141,7 +140,9 @@ def _poly_kernels(n: int, sigma: float, device: torch.device) -> tuple[torch.Ten
     return moments, factors
 
 
-def _poly_exp(frames: torch.Tensor, n: int, kernels: tuple[torch.Tensor, ...]) -> torch.Tensor:
+def _poly_exp(
+    frames: torch.Tensor, n: int, kernels: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
     """(N, 1, H, W) to the (N, 5, H, W) expansion OpenCV keeps: the linear terms (y, x), the
     quadratic ones (yy, xx) and half the cross term, replicated borders."""
     moments, factors = kernels
@@ -163,10 +164,14 @@ def _poly_exp(frames: torch.Tensor, n: int, kernels: tuple[torch.Tensor, ...]) -
     )
 
 
-def _matrices(first: torch.Tensor, second: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+def _matrices(
+    first: torch.Tensor, second: torch.Tensor, flow: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
     """Per pixel, the normal equations' five distinct entries (``FarnebackUpdateMatrices``):
     the second expansion sampled where ``flow`` carries the pixel (bilinear; outside the frame
-    its linear terms count as 0), averaged with the first, with OpenCV's border attenuation."""
+    its linear terms count as 0), averaged with the first, times OpenCV's border attenuation
+    (``weights``, (H, W): the same for every iteration of a level).
+    """
     height, width = first.shape[-2:]
     ys = torch.arange(height, device=flow.device, dtype=flow.dtype).view(1, -1, 1)
     xs = torch.arange(width, device=flow.device, dtype=flow.dtype).view(1, 1, -1)
@@ -186,9 +191,6 @@ def _matrices(first: torch.Tensor, second: torch.Tensor, flow: torch.Tensor) -> 
     r6 = cross[:, 0]
     r2 = r2 + r4 * dy + r6 * dx
     r3 = r3 + r6 * dy + r5 * dx
-    weights = _border(height, flow.device).view(1, -1, 1) * _border(width, flow.device).view(
-        1, 1, -1
-    )
     r2, r3, r4, r5, r6 = (r * weights for r in (r2, r3, r4, r5, r6))
     return torch.stack(
         [
