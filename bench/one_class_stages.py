@@ -101,12 +101,14 @@ def stages(batch_size: int, jpegs: list[bytes], rounds: int) -> dict[str, float]
             "knn": per_frame_ms(lambda: knn_distance(queries, bank, 1), n, rounds),
             "knn_previous": per_frame_ms(lambda: previous_knn(queries, bank), n, rounds),
             "flow_farneback": per_frame_ms(
-                lambda: farneback._cell_motion(before, grays, grid), n, rounds
+                lambda: farneback._cell_motion((before,), (grays,), grid), n, rounds
             ),
             "flow_lucas_kanade": per_frame_ms(
-                lambda: lucas_kanade._cell_motion(before, grays, grid), n, rounds
+                lambda: lucas_kanade._cell_motion((before,), (grays,), grid), n, rounds
             ),
-            "flow_dis": per_frame_ms(lambda: dis._cell_motion(before, grays, grid), n, rounds),
+            "flow_dis": per_frame_ms(
+                lambda: dis._cell_motion((before,), (grays,), grid), n, rounds
+            ),
             "score_frames": per_frame_ms(lambda: model.score_frames(cameras, images), n, rounds),
         }
 

@@ -7,8 +7,9 @@ call with ``lucas_kanade`` (torch, on the model's device: on CUDA no frame leave
 pair by pair with ``farneback`` or ``dis`` (OpenCV, on the CPU). On a CUDA device ``farneback``
 runs batched in torch instead (``torch_farneback``: OpenCV's algorithm step by step, the same
 flow within float rounding), so the default method keeps motion on the GPU too; on a CPU
-OpenCV's C++ is faster and runs. Persistence then runs per camera in arrival order over the
-small cell maps.
+OpenCV's C++ is faster and runs. There each frame is expanded once (``expand``), and a camera
+keeps its last frame's expansion rather than the frame, where OpenCV expands both frames of
+every pair. Persistence then runs per camera in arrival order over the small cell maps.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from vigil_shared.vision.motion import (
     optical_flow,
     persistent,
 )
-from vigil_shared.vision.torch_farneback import farneback
+from vigil_shared.vision.torch_farneback import expand, flow_between
 from vigil_shared.vision.torch_flow import lucas_kanade
 
 # Frame pairs per torch flow call: bounds the memory of a large batch (Farneback holds about
@@ -37,10 +38,14 @@ from vigil_shared.vision.torch_flow import lucas_kanade
 _FLOW_CHUNK = {"cpu": 8, "cuda": 64}
 _OPENCV = {"farneback": optical_flow, "dis": dis_flow}  # on the CPU, a pair at a time
 
+# What the flow needs of a frame, batch-first: its grey frame at flow size, or, with Farneback in
+# torch, each pyramid level's polynomial expansion (``expand``).
+FlowInputs = tuple[torch.Tensor, ...]
+
 
 @dataclass
 class _CameraMotion:
-    previous: torch.Tensor | None = None  # (H, W) float grey at flow size, on the device
+    previous: FlowInputs | None = None  # its last frame's flow inputs, on the device
     maps: deque[torch.Tensor] = field(default_factory=deque)  # the last few (rows, cols) maps
 
 
@@ -122,12 +127,13 @@ class MotionStream:
         """(N,) raw motion scores and (N, rows, cols) maps, on the CPU; a camera's first frame
         (with ``full_window``, each of its first ``persistence`` frames) gets NaN and a zero map."""
         grid = (self.spec.grid_rows, self.spec.grid_cols)
-        grays = gray_frames(images, self.params, self.device)
-        pairs, previous = self._pairs(camera_ids, grays)
+        inputs = self.flow_inputs(gray_frames(images, self.params, self.device))
+        pairs, previous = self._pairs(camera_ids, inputs)
         cells = torch.zeros((len(images), *grid))
         if pairs:
             index = torch.tensor(pairs)
-            cells[index] = self._cell_motion(torch.stack(previous), grays[index], grid)
+            before = tuple(torch.stack(part) for part in zip(*previous, strict=True))
+            cells[index] = self._cell_motion(before, tuple(t[index] for t in inputs), grid)
         scores = torch.full((len(images),), float("nan"))
         maps = torch.zeros((len(images), *grid))
         for i in pairs:
@@ -149,55 +155,73 @@ class MotionStream:
                 state.maps.popleft()
         return scores, maps
 
+    def flow_inputs(self, grays: torch.Tensor) -> FlowInputs:
+        """What the flow needs of each of these (N, H, W) grey frames (``FlowInputs``)."""
+        if not (self.in_torch and self.spec.method == "farneback"):
+            return (grays,)
+        levels = [expand(chunk, self.params) for chunk in torch.split(grays, self._chunk())]
+        return tuple(torch.cat(level) for level in zip(*levels, strict=True))
+
+    def _chunk(self) -> int:
+        return _FLOW_CHUNK.get(torch.device(self.device).type, _FLOW_CHUNK["cpu"])
+
     def _pairs(
-        self, camera_ids: Sequence[str], grays: torch.Tensor
-    ) -> tuple[list[int], list[torch.Tensor]]:
-        """Frames with a frame before them, and those frames; each camera's state then holds
-        its last frame of the batch."""
+        self, camera_ids: Sequence[str], inputs: FlowInputs
+    ) -> tuple[list[int], list[FlowInputs]]:
+        """Frames with a frame before them, and those frames' inputs; each camera's state then
+        holds its last frame's of the batch."""
         pairs: list[int] = []
-        previous: list[torch.Tensor] = []
+        previous: list[FlowInputs] = []
         for index, camera_id in enumerate(camera_ids):
             state = self._cameras.setdefault(camera_id, _CameraMotion())
             if state.previous is not None:
                 pairs.append(index)
                 previous.append(state.previous)
-            state.previous = grays[index]
+            state.previous = tuple(t[index] for t in inputs)
         for camera_id in set(camera_ids):  # a copy, not a view that keeps the batch alive
             state = self._cameras[camera_id]
-            state.previous = None if state.previous is None else state.previous.clone()
+            if state.previous is not None:
+                state.previous = tuple(t.clone() for t in state.previous)
         return pairs, previous
 
     def _cell_motion(
-        self, previous: torch.Tensor, current: torch.Tensor, grid: tuple[int, int]
+        self, previous: FlowInputs, current: FlowInputs, grid: tuple[int, int]
     ) -> torch.Tensor:
+        """(N, rows, cols) mean flow magnitude per cell of each pair, from both frames'
+        ``flow_inputs``."""
         params = self.params
         if not self.in_torch:
             flow = _OPENCV[self.spec.method]
             flows = torch.stack(
                 [
                     torch.from_numpy(flow(_uint8(a), _uint8(b), params))
-                    for a, b in zip(previous, current, strict=True)
+                    for a, b in zip(previous[0], current[0], strict=True)
                 ]
             )
             return cell_magnitude(flows, grid)
-        chunk = _FLOW_CHUNK.get(previous.device.type, _FLOW_CHUNK["cpu"])
+        chunk = self._chunk()
         maps = [
             cell_magnitude(self._torch_flow(a, b), grid)
-            for a, b in zip(torch.split(previous, chunk), torch.split(current, chunk), strict=True)
+            for a, b in zip(_split(previous, chunk), _split(current, chunk), strict=True)
         ]
         return torch.cat(maps).cpu()
 
-    def _torch_flow(self, previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    def _torch_flow(self, previous: FlowInputs, current: FlowInputs) -> torch.Tensor:
         params = self.params
         if self.spec.method == "farneback":
-            return farneback(previous, current, params)
+            return flow_between(previous, current, params)
         return lucas_kanade(
-            previous,
-            current,
+            previous[0],
+            current[0],
             levels=params.levels,
             winsize=params.winsize,
             iterations=params.iterations,
         )
+
+
+def _split(inputs: FlowInputs, chunk: int) -> list[FlowInputs]:
+    """Batch-first inputs in chunks of ``chunk`` frames."""
+    return list(zip(*(torch.split(t, chunk) for t in inputs), strict=True))
 
 
 def _uint8(gray: torch.Tensor) -> np.ndarray:

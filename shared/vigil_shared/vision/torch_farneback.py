@@ -13,7 +13,8 @@ holds it to OpenCV's flow on real frames):
   frame Gaussian-blurred (OpenCV's kernel for the level's scale) and resized bilinearly;
 - per level and frame, the polynomial expansion: a quadratic fitted around each pixel under a
   Gaussian applicability of ``poly_n`` pixels either side (``poly_sigma``), as separable
-  correlations;
+  correlations (``expand``: a frame's own, so a stream of frames needs it once a frame, where
+  OpenCV expands both frames of every pair);
 - per level, ``iterations`` updates: the second frame's expansion sampled where the flow so far
   carries each pixel, the per-pixel normal equations averaged over a ``winsize`` box, and the
   2x2 system solved for the new flow; matrices near the border are attenuated as OpenCV does.
@@ -26,6 +27,8 @@ the two can part there by up to a pixel; nothing else differs.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch.nn import functional
@@ -44,23 +47,54 @@ def farneback(
     carries each pixel of ``previous`` to ``current``: ``cv2.calcOpticalFlowFarneback`` with
     ``params``' Farneback fields and flags 0, pair by pair, within float rounding (the frames'
     size is theirs: ``params.height``/``width`` are the caller's to resize to)."""
-    p = params if params is not None else FlowParams()
     if previous.shape != current.shape or previous.dim() != 3:
         raise ValueError(f"frame pairs must be (N, H, W) alike: {previous.shape}, {current.shape}")
-    frames = torch.cat([previous, current]).float().unsqueeze(1)  # both expanded in one pass
-    height, width = previous.shape[-2:]
-    steps = _steps(height, width, p.pyr_scale, p.levels)
-    kernels = _poly_kernels(p.poly_n, p.poly_sigma, previous.device)
-    flow: torch.Tensor | None = None
-    for k in range(steps, -1, -1):
+    levels = expand(torch.cat([previous, current]), params)  # both expanded in one pass
+    count = previous.shape[0]
+    return flow_between(
+        [level[:count] for level in levels], [level[count:] for level in levels], params
+    )
+
+
+def expand(frames: torch.Tensor, params: FlowParams | None = None) -> list[torch.Tensor]:
+    """(N, H, W) grey frames to all that the flow needs of each: per pyramid level, coarsest
+    first, its (N, 5, h, w) polynomial expansion. A frame's expansion depends on that frame
+    alone, so a stream of frames needs it once a frame (a third of the flow's work), where
+    OpenCV's call expands both frames of every pair."""
+    p = params if params is not None else FlowParams()
+    if frames.dim() != 3:
+        raise ValueError(f"frames must be (N, H, W): {tuple(frames.shape)}")
+    batch = frames.float().unsqueeze(1)
+    height, width = frames.shape[-2:]
+    kernels = _poly_kernels(p.poly_n, p.poly_sigma, frames.device)
+    levels = []
+    for k in range(_steps(height, width, p.pyr_scale, p.levels), -1, -1):
         scale = p.pyr_scale**k
         size = (_cv_round(height * scale), _cv_round(width * scale))
+        levels.append(_poly_exp(_level(batch, scale, size), p.poly_n, kernels))
+    return levels
+
+
+def flow_between(
+    previous: Sequence[torch.Tensor],
+    current: Sequence[torch.Tensor],
+    params: FlowParams | None = None,
+) -> torch.Tensor:
+    """The (N, H, W, 2) flow of ``farneback`` from the two frames' ``expand`` levels (made with
+    the same ``params``)."""
+    p = params if params is not None else FlowParams()
+    if len(previous) != len(current) or not previous:
+        raise ValueError(f"expansions of {len(previous)} and {len(current)} pyramid levels")
+    flow: torch.Tensor | None = None
+    for first, second in zip(previous, current, strict=True):
+        if first.shape != second.shape:
+            raise ValueError(f"expansions must be alike: {first.shape}, {second.shape}")
+        size = (first.shape[-2], first.shape[-1])
         if flow is None:
-            flow = frames.new_zeros((previous.shape[0], 2, *size))
+            flow = first.new_zeros((first.shape[0], 2, *size))
         else:
             flow = functional.interpolate(flow, size=size, mode="bilinear", align_corners=False)
             flow = flow / p.pyr_scale
-        first, second = _poly_exp(_level(frames, scale, size), p.poly_n, kernels).chunk(2)
         weights = _border(size[0], flow.device).view(-1, 1) * _border(size[1], flow.device)
         matrices = _matrices(first, second, flow, weights)
         for i in range(p.iterations):
