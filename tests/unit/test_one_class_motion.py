@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from vigil_shared.schemas.one_class import MotionSpec
 from vigil_shared.vision.motion import (
     FlowParams,
     cell_magnitude,
@@ -94,3 +95,21 @@ def test_cell_magnitude_averages_each_cell() -> None:
     flows[0, :16, :16, 1] = 4.0
     maps = cell_magnitude(flows, GRID)
     assert float(maps[0, 0, 0]) == 5.0 and float(maps[0, 1:, :].abs().max()) == 0.0
+
+
+def test_a_cell_block_judges_a_small_object_at_its_own_speed() -> None:
+    """A 4-pixel object moving 3 px a frame in one corner of a 16-pixel cell: the cell's mean
+    dilutes its speed 16 times, its fastest 4-pixel block does not."""
+    flows = torch.zeros(1, 32, 32, 2)
+    flows[0, 4:8, 8:12, 0] = 3.0
+    mean = cell_magnitude(flows, (2, 2))
+    block = cell_magnitude(flows, (2, 2), block=4)
+    assert mean[0].tolist() == [[pytest.approx(3.0 / 16), 0.0], [0.0, 0.0]]
+    assert block[0].tolist() == [[3.0, 0.0], [0.0, 0.0]]
+    assert cell_magnitude(flows, (2, 2), block=8)[0, 0, 0] == pytest.approx(3.0 / 4)
+
+
+def test_a_cell_block_must_fit_in_a_cell() -> None:
+    assert MotionSpec(cell_block=8).cell_block == 8  # 16 px cells at 240 x 360 and 15 x 23
+    with pytest.raises(ValueError, match="larger than a cell"):
+        MotionSpec(cell_block=20)

@@ -172,6 +172,14 @@ class MotionSpec(_Part):
         "flows there are, which lets one-frame noise through (docs/one-class.md).",
     )
     top_k: int = Field(default=10, ge=1, le=256, description="Cells averaged into the score.")
+    cell_block: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="A cell's motion is the mean magnitude of its fastest block of this many "
+        "pixels a side (at flow size), so an object covering part of a cell counts at its own "
+        "speed; 0 (the default): the whole cell's mean (docs/one-class.md).",
+    )
     per_cell: bool = Field(
         default=False,
         description="Perspective: judge each cell's motion against that cell's own normal "
@@ -189,6 +197,14 @@ class MotionSpec(_Part):
             )
         if self.top_k > self.grid_rows * self.grid_cols:
             raise ValueError(f"top_k ({self.top_k}) exceeds the grid's cell count")
+        block = self.cell_block
+        if block and (
+            self.flow_height // block < self.grid_rows or self.flow_width // block < self.grid_cols
+        ):
+            raise ValueError(
+                f"cell_block {block} is larger than a cell of the {self.grid_rows}x"
+                f"{self.grid_cols} grid at {self.flow_height}x{self.flow_width}"
+            )
         return self
 
 

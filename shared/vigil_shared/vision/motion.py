@@ -92,10 +92,14 @@ def dis_flow(previous: Gray, current: Gray, params: FlowParams) -> Flow:
     return np.asarray(flow, dtype=np.float32)
 
 
-def cell_magnitude(flows: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """(N, H, W, 2) flow to the (N, rows, cols) mean displacement magnitude of each cell."""
+def cell_magnitude(flows: torch.Tensor, grid: tuple[int, int], block: int = 0) -> torch.Tensor:
+    """(N, H, W, 2) flow to the (N, rows, cols) mean displacement magnitude of each cell, or
+    with a ``block`` size that of its fastest ``block``-pixel square (``MotionSpec.cell_block``)."""
     magnitude = flows.float().pow(2).sum(dim=-1).sqrt().unsqueeze(1)
-    return functional.adaptive_avg_pool2d(magnitude, grid).squeeze(1)
+    if block <= 0:
+        return functional.adaptive_avg_pool2d(magnitude, grid).squeeze(1)
+    blocks = functional.avg_pool2d(magnitude, block)
+    return functional.adaptive_max_pool2d(blocks, grid).squeeze(1)
 
 
 def persistent(

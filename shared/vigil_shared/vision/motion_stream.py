@@ -198,10 +198,10 @@ class MotionStream:
                     for a, b in zip(previous[0], current[0], strict=True)
                 ]
             )
-            return cell_magnitude(flows, grid)
+            return cell_magnitude(flows, grid, self.spec.cell_block)
         chunk = self._chunk()
         maps = [
-            cell_magnitude(self._torch_flow(a, b), grid)
+            cell_magnitude(self._torch_flow(a, b), grid, self.spec.cell_block)
             for a, b in zip(_split(previous, chunk), _split(current, chunk), strict=True)
         ]
         return torch.cat(maps).cpu()
