@@ -117,6 +117,7 @@ class Setup:
     frames: list[bytes]
     cameras: int
     model: StreamModel
+    size: tuple[int, int] = (360, 240)  # the frames' width and height, for their headers
 
     def frame(self, camera: int, seq: int) -> bytes:
         """Camera ``camera``'s ``seq``-th frame: each camera its own run of consecutive frames,
@@ -135,8 +136,13 @@ def publish(
             time.sleep(max(0.0, start + (sent // setup.cameras) / fps - time.monotonic()))
         camera = sent % setup.cameras
         seq = first_seq + sent // setup.cameras
+        width, height = setup.size
         headers = FrameHeaders(
-            camera_id=f"cam{camera}", seq=seq, captured_at=datetime.now(UTC), width=360, height=240
+            camera_id=f"cam{camera}",
+            seq=seq,
+            captured_at=datetime.now(UTC),
+            width=width,
+            height=height,
         )
         producer.send(
             kafka.topics.frames,
@@ -195,10 +201,15 @@ def free_port() -> int:
 
 
 def start_worker(
-    mode: Mode, *, group_id: str | None = None, model: StreamModel | None = None
+    mode: Mode,
+    *,
+    group_id: str | None = None,
+    model: StreamModel | None = None,
+    environment: dict[str, str] | None = None,
 ) -> Worker:
     """A worker process in a consumer group of its own, or in ``group_id`` (shared by several),
-    scoring with ``model`` (the warm-up model when None)."""
+    scoring with ``model`` (the warm-up model when None); ``environment`` overrides its
+    settings last."""
     port = free_port()
     env = {
         **os.environ,
@@ -219,6 +230,7 @@ def start_worker(
     env.pop("VIGIL_INFERENCE_THREADS", None)
     if mode.torch_threads is not None:
         env["VIGIL_INFERENCE_THREADS"] = str(mode.torch_threads)
+    env.update(environment or {})
     return Worker(subprocess.Popen([sys.executable, "-m", "vigil_inference"], env=env), port)
 
 
