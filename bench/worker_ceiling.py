@@ -90,6 +90,8 @@ def steady_part(worker: Worker, total: int) -> Measurement:
     t2, last = worker.wait_scored(end_at)
     after = thread_cpu_s(pid)
     frames, seconds = last - first, t2 - t1
+    if frames <= 0:
+        raise SystemExit(f"the worker scored nothing between {first} and {last} frames")
     used = {tid: cpu - before.get(tid, 0.0) for tid, cpu in after.items()}
     per_frame = {tid: cpu / frames * 1e6 for tid, cpu in used.items()}
     return Measurement(

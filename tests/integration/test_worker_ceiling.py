@@ -44,7 +44,7 @@ def test_the_loop_threads_cpu_a_frame_is_measured(monkeypatch: pytest.MonkeyPatc
     setup = Setup(jpeg_frames(1000, (64, 48)), 10, StreamModel("warmup"), size=(64, 48))
     result = measure("quiet", setup, Mode("vigil", 64, 1, 1))
     assert result.setting == "quiet"
-    assert 600 <= result.frames <= 1000  # 20 % to 90 % of the backlog, give or take a batch
+    assert 300 <= result.frames <= 1000  # 20 % to 90 % of the backlog, give or take batches
     assert result.frames_per_s > 0
     assert 0 < result.loop_us_per_frame < result.process_cpu_us_per_frame
     assert result.loop_us_per_frame in result.threads_us_per_frame or any(
