@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One command for a lent GPU machine (or any host): the CUDA tests, decode+score and, where a
-# broker can run, streaming through Kafka; every result as JSON under one folder.
+# One command for a lent GPU machine (or any host): the CUDA tests, decode+score, the one_class
+# stages on the device and, where a broker can run, streaming through Kafka; every result as
+# JSON under one folder.
 #
 #   bash bench/gpu.sh [OUT_DIR]        default: $OUT, else bench/results/gpu-<UTC time>
 #   VIGIL_GPU_BENCH_LIMIT_S=480        the whole run's time limit (each part gets what is left)
@@ -91,6 +92,11 @@ if needs decode-score torch torchvision pydantic pydantic_settings safetensors c
             --motion "$motion" --device "$DEVICE" --batch-size "$BATCH" --frames "$FRAMES" \
             --json "$OUT_DIR/decode-score-one-class-$motion.json"
     done
+    # Where a one_class frame's time goes on the device: decode, backbone, kNN, Farneback.
+    if [[ $DEVICE == cuda ]]; then STAGES=(--batch-sizes 64,256 --rounds 3)
+    else STAGES=(--batch-sizes 4 --rounds 1); fi
+    run_part one-class-stages "$PY" -m bench.one_class_stages --device "$DEVICE" --threads 1 \
+        "${STAGES[@]}" --json "$OUT_DIR/one-class-stages.json"
 fi
 
 # --- streaming through Kafka (needs a broker: Java, and the stack's servers) ---------------

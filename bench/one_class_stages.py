@@ -8,7 +8,15 @@ layout over the whole batch (what it did before), the patch kNN beside its previ
 (``topk`` over one product of the whole batch), each flow method, and the whole
 ``score_frames``. Same frames, same run; the machine's load is recorded.
 
+On CUDA (``--device cuda``, run by ``bench/gpu.sh``) the stages are the device's: nvJPEG
+decode, the backbone as the extractor runs it, the kNN with its float16 bank, and Farneback in
+torch as a stream runs it: each frame's pyramid once (``flow_farneback_expand``), then its flow
+against the frame before (``flow_farneback``); their sum is a frame's motion. The CPU-only
+comparisons (previous forms, DIS) are left out there, and the device is synchronised around
+every timing.
+
     python -m bench.one_class_stages --json bench/results/one-class-cpu-profile.json
+    python -m bench.one_class_stages --device cuda --batch-sizes 64,256 --threads 1
 """
 
 from __future__ import annotations
@@ -35,12 +43,20 @@ from vigil_shared.vision.preprocess import decode_many, to_batch
 
 
 def per_frame_ms(work: Callable[[], object], frames: int, rounds: int) -> float:
-    """Milliseconds per frame of ``work`` (one batch of ``frames``), after one untimed call."""
+    """Milliseconds per frame of ``work`` (one batch of ``frames``), after one untimed call;
+    a CUDA device's queue is drained before the clock starts and before it stops."""
     work()
+    synchronize()
     started = time.perf_counter()
     for _ in range(rounds):
         work()
-    return round((time.perf_counter() - started) * 1000 / (rounds * frames), 2)
+    synchronize()
+    return round((time.perf_counter() - started) * 1000 / (rounds * frames), 3)
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def previous_knn(queries: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
@@ -70,6 +86,7 @@ def trunk(
 
 
 def stages(batch_size: int, jpegs: list[bytes], rounds: int) -> dict[str, float]:
+    """The CPU's stages (the module docstring)."""
     model = one_class_model("cpu", "farneback")
     extractor, farneback = model.extractor, model.motion
     lucas_kanade = one_class_model("cpu", "lucas_kanade").motion
@@ -113,21 +130,59 @@ def stages(batch_size: int, jpegs: list[bytes], rounds: int) -> dict[str, float]
         }
 
 
+def device_stages(
+    device: str, batch_size: int, jpegs: list[bytes], rounds: int
+) -> dict[str, float]:
+    """A CUDA device's stages (the module docstring)."""
+    model = one_class_model(device, "farneback")
+    extractor, motion = model.extractor, model.motion
+    assert extractor is not None and motion is not None
+    chunk = jpegs[:batch_size]
+    images = [image for image in decode_many(chunk, device) if isinstance(image, torch.Tensor)]
+    cameras = [f"cam{i % 50}" for i in range(len(images))]
+    n, grid = len(images), (15, 23)
+    with torch.inference_mode():
+        batch = to_batch(images, model.preprocessing)
+        features = extractor(batch)
+        queries = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+        bank = model.tensors[APPEARANCE_BANK]
+        grays = gray_frames(images, motion.params, device)
+        inputs = motion.flow_inputs(grays)
+        before = tuple(t.roll(1, 0) for t in inputs)
+        return {
+            "decode": per_frame_ms(lambda: decode_many(chunk, device), n, rounds),
+            "backbone": per_frame_ms(lambda: extractor(batch), n, rounds),
+            "knn": per_frame_ms(
+                lambda: knn_distance(queries, bank, 1, half=model.half_bank), n, rounds
+            ),
+            "flow_farneback_expand": per_frame_ms(lambda: motion.flow_inputs(grays), n, rounds),
+            "flow_farneback": per_frame_ms(
+                lambda: motion._cell_motion(before, inputs, grid), n, rounds
+            ),
+            "score_frames": per_frame_ms(lambda: model.score_frames(cameras, images), n, rounds),
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch-sizes", default="1,4,16")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    jpegs, source = jpeg_frames(64)
+    sizes = [int(b) for b in args.batch_sizes.split(",")]
+    jpegs, source = jpeg_frames(max(64, *sizes))
     load_before = os.getloadavg()[0]
     rows: list[dict[str, Any]] = []
     for threads in (int(t) for t in args.threads.split(",")):
         set_cpu_threads(threads)
-        for size in (int(b) for b in args.batch_sizes.split(",")):
-            row = {"threads": threads, "batch_size": size}
-            rows.append(row | stages(size, jpegs, args.rounds))
+        for size in sizes:
+            row = {"device": args.device, "threads": threads, "batch_size": size}
+            if args.device == "cpu":
+                rows.append(row | stages(size, jpegs, args.rounds))
+            else:
+                rows.append(row | device_stages(args.device, size, jpegs, args.rounds))
     emit(
         {
             "machine": {
@@ -135,6 +190,7 @@ def main() -> None:
                 "processor": platform.processor() or platform.machine(),
                 "cpus": len(os.sched_getaffinity(0)),
                 "torch": torch.__version__,
+                "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
                 "load_average_before": load_before,
                 "load_average_after": os.getloadavg()[0],
             },
