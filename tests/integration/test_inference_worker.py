@@ -16,6 +16,7 @@ from minio import Minio
 from tests.factories import T0, scene_jpeg, send_frame
 from tests.support import read_topic, wait_until
 from vigil_inference import service
+from vigil_inference import worker as worker_module
 from vigil_inference.service import build_worker
 from vigil_inference.settings import InferenceSettings
 from vigil_shared.kafka import header, make_consumer, make_producer
@@ -178,3 +179,49 @@ def test_an_event_kafka_did_not_take_is_sent_again_before_its_frames_are_committ
     assert (start.phase, start.frame_seq) == ("start", 5)
     # The frames were read twice: the turn whose message failed committed nothing.
     assert worker.frames_scored > 10
+
+
+def test_the_lag_comes_from_the_fetches_without_a_request_of_its_own(
+    kafka_settings: KafkaSettings,
+    topics: Topics,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ListOffsets request waits behind the consumer's long-polling fetch and stalled the loop
+    (frames 0.2-0.5 s late every 5 s): the lag must come from the fetched high watermarks."""
+    camera = f"cam-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("VIGIL_INFERENCE_GROUP_ID", f"inference-{camera}")
+    monkeypatch.setenv("VIGIL_INFERENCE_WARMUP_FRAMES", "3")
+    monkeypatch.setenv("VIGIL_INFERENCE_BATCH_SIZE", "4")
+    monkeypatch.setattr(worker_module, "LAG_EVERY_S", 0.0)  # measured at every step
+    producer = make_producer(kafka_settings)
+    for seq in range(40):
+        send_frame(producer, topics.frames, camera_id=camera, seq=seq, payload=scene_jpeg(seq))
+    producer.flush()
+    producer.close()
+
+    worker = build_worker(InferenceSettings())
+
+    def no_request(*_: Any, **__: Any) -> None:
+        raise AssertionError("the lag asked the broker for the partitions' ends")
+
+    monkeypatch.setattr(worker._consumer, "end_offsets", no_request)
+    seen: list[float] = []
+    gauge_set = worker.metrics.lag.set
+
+    def record(value: float) -> None:
+        seen.append(value)
+        gauge_set(value)
+
+    monkeypatch.setattr(worker.metrics.lag, "set", record)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        wait_until(lambda: worker.frames_scored >= 40, timeout_s=120, what="40 frames scored")
+        wait_until(lambda: bool(seen) and seen[-1] == 0, timeout_s=30, what="the lag to reach 0")
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert max(seen) > 0, "a backlog of 40 frames read 4 at a time shows as lag"
+    assert max(seen) <= 40

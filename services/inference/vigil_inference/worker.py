@@ -46,10 +46,9 @@ from vigil_inference.shadow_record import send_shadow_scores
 from vigil_inference.snapshots import SnapshotStore
 from vigil_shared.event_lifecycle import EventTracker, Transition
 from vigil_shared.kafka import BrokerOutage, PartitionChanges, dead_letter
+from vigil_shared.metrics import LAG_EVERY_S, consumer_lag
 from vigil_shared.schemas.frames import MalformedFrameError, utc_now
 from vigil_shared.topics import Topics
-
-LAG_EVERY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -390,9 +389,4 @@ class InferenceWorker:
         if now < self._lag_due:
             return
         self._lag_due = now + LAG_EVERY_S
-        partitions = self._consumer.assignment()
-        if not partitions:
-            return
-        ends = self._consumer.end_offsets(list(partitions))
-        lag = sum(max(0, ends[tp] - self._consumer.position(tp)) for tp in partitions)
-        self.metrics.lag.set(lag)
+        self.metrics.lag.set(consumer_lag(self._consumer))
