@@ -50,7 +50,7 @@ from bench.ped2_one_class import (
     score_clip,
     training_dataset,
 )
-from bench.report import emit
+from bench.report import run_and_emit
 from bench.synthetic_scenes import KINDS, build_scenes, training_clips, write_scenes
 from vigil_shared.datasets import DatasetManifest, DatasetRef
 from vigil_shared.event_lifecycle import LifecycleSettings
@@ -299,10 +299,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--verbose", action="store_true", help="print fit progress")
-    args = parser.parse_args(argv)
-    report = run(args)
-    emit(report, args.json)
-    return report
+    return run_and_emit(run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

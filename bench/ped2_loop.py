@@ -53,7 +53,7 @@ from bench.ped2_one_class import (
     ped2_root,
     score_clip,
 )
-from bench.report import emit
+from bench.report import run_and_emit
 from vigil_shared.datasets import DatasetManifest, DatasetRef, NewImage, write_dataset
 from vigil_shared.event_lifecycle import LifecycleSettings
 from vigil_shared.event_simulation import SimulatedEvent
@@ -299,10 +299,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_fit_arguments(parser)
-    args = parser.parse_args(argv)
-    report = run(args)
-    emit(report, args.json)
-    return report
+    return run_and_emit(run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

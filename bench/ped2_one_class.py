@@ -140,18 +140,26 @@ class RecordingModel(OneClassFrameModel):
     last: StreamScores | None = None
 
     def stream_scores(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> StreamScores:
-        self.last = super().stream_scores(camera_ids, images)
+        self.last = super().stream_scores(camera_ids, images, times)
         return self.last
 
 
-def score_clip(model: RecordingModel, paths: list[Path], batch: int) -> ClipResult:
+def score_clip(
+    model: RecordingModel, paths: list[Path], batch: int, *, fps: float | None = None
+) -> ClipResult:
+    """A clip's frames scored in order, as one camera; ``fps``: give them capture times at
+    that rate, as a live camera's frames carry (none: the model assumes its fit's rate)."""
     result = ClipResult()
     camera = paths[0].parent.name
     for start in range(0, len(paths), batch):
         images = [decode(p.read_bytes()) for p in paths[start : start + batch]]
-        scores = model.score_frames([camera] * len(images), images)
+        times = None if fps is None else [(start + i) / fps for i in range(len(images))]
+        scores = model.score_frames([camera] * len(images), images, times)
         assert model.last is not None
         result.scores += [s.score for s in scores]
         result.labels += [s.label for s in scores]

@@ -98,7 +98,10 @@ class Recorder:
         self.forgotten: list[str] = []
 
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> list[FrameScore]:
         self.calls.append(tuple(camera_ids))
         return [FrameScore(score=float(i.float().mean()), threshold=0.0) for i in images]

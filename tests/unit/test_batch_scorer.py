@@ -30,7 +30,10 @@ class WidthModel:
         self.calls: list[list[str]] = []
 
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> list[FrameScore | None]:
         self.calls.append(list(camera_ids))
         if any(image.shape[-1] < 100 for image in images):

@@ -166,7 +166,10 @@ class ScaledModel:
         self.forgotten: list[str] = []
 
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> list[FrameScore]:
         return [
             FrameScore(

@@ -49,7 +49,10 @@ class ConstantModel:
         self.manifest = manifest(model_id, task="one_class")
 
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> list[FrameScore]:
         return [FrameScore(score=2.0, threshold=1.0) for _ in images]
 

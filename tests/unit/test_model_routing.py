@@ -24,7 +24,10 @@ class FakeModel:
         self.forgotten: list[str] = []
 
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> list[FrameScore | None]:
         return [FrameScore(score=1.0, threshold=1.0) for _ in camera_ids]
 

@@ -35,7 +35,10 @@ class FakeModel:
         return 0
 
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> list[FrameScore | None]:
         self.batches.append(len(images))
         scores: list[FrameScore | None] = []

@@ -26,7 +26,10 @@ Embed = Callable[[Sequence[torch.Tensor]], torch.Tensor]
 
 class FrameScorer(Protocol):
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> Sequence[FrameScore | None]: ...
 
     @property
@@ -97,7 +100,10 @@ class WarmupModel:
         self._banks: dict[str, WarmupBank] = {}
 
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> list[FrameScore | None]:
         embeddings = self._embedder(images)
         return [self._bank(c).observe(e) for c, e in zip(camera_ids, embeddings, strict=True)]
@@ -129,9 +135,12 @@ class Deferred:
         self._lock = threading.Lock()  # scoring threads may be first together
 
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> Sequence[FrameScore | None]:
-        return self._built().score_frames(camera_ids, images)
+        return self._built().score_frames(camera_ids, images, times)
 
     @property
     def context_frames(self) -> int:
@@ -158,11 +167,14 @@ class ThresholdOverride:
         self._threshold = threshold
 
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> list[FrameScore | None]:
         return [
             None if s is None else replace(s, threshold=self._threshold)
-            for s in self._model.score_frames(camera_ids, images)
+            for s in self._model.score_frames(camera_ids, images, times)
         ]
 
     @property

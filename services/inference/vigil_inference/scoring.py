@@ -51,6 +51,12 @@ class ModelGroup:
     frames: list[DecodedFrame] = field(default_factory=list)
 
 
+def capture_times(frames: Sequence[DecodedFrame]) -> list[float]:
+    """The frames' capture times in seconds: a motion model measures each camera's frame rate
+    from them."""
+    return [d.frame.headers.captured_at.timestamp() for d in frames]
+
+
 Outcome = FrameScore | Rejected | None
 """What a production model made of a frame: a score, a rejection, or None for a warm-up frame
 (learnt rather than scored)."""
@@ -137,7 +143,9 @@ class BatchScorer:
         try:
             return list(
                 model.scorer.score_frames(
-                    [d.frame.camera_id for d in group], [d.image for d in group]
+                    [d.frame.camera_id for d in group],
+                    [d.image for d in group],
+                    capture_times(group),
                 )
             )
         # A frame a model cannot score (odd size, corrupt pixels) must not stall its partition:
@@ -157,7 +165,9 @@ class BatchScorer:
         recorded: list[ShadowScore] = []
         try:
             scores = model.scorer.score_frames(
-                [d.frame.camera_id for d in group.frames], [d.image for d in group.frames]
+                [d.frame.camera_id for d in group.frames],
+                [d.image for d in group.frames],
+                capture_times(group.frames),
             )
         except Exception as exc:  # a failing candidate never disturbs production scoring
             log.warning("shadow model failed", extra={"model_id": model.ref.id, "reason": str(exc)})

@@ -96,7 +96,10 @@ class ClassifierFrameModel:
         return probs / len(self.nets), (heat if heat is not None else torch.zeros(0))
 
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> list[FrameScore]:
         if not images:
             return []

@@ -63,7 +63,10 @@ class KnnFrameModel:
 
     @torch.inference_mode()
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> list[FrameScore]:
         if not images:
             return []

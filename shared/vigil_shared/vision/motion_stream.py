@@ -30,6 +30,7 @@ from vigil_shared.vision.motion import (
     optical_flow,
     persistent,
 )
+from vigil_shared.vision.motion_pace import CameraPace, Step, step_for
 from vigil_shared.vision.torch_farneback import expand, flow_between
 from vigil_shared.vision.torch_flow import lucas_kanade
 
@@ -45,8 +46,26 @@ FlowInputs = tuple[torch.Tensor, ...]
 
 @dataclass
 class _CameraMotion:
-    previous: FlowInputs | None = None  # its last frame's flow inputs, on the device
-    maps: deque[torch.Tensor] = field(default_factory=deque)  # the last few (rows, cols) maps
+    # its last ``step.stride`` frames' flow inputs, on the device
+    previous: deque[FlowInputs] = field(default_factory=deque)
+    maps: deque[torch.Tensor] = field(default_factory=deque)  # its recent (rows, cols) maps
+    pace: CameraPace = field(default_factory=CameraPace)
+    step: Step | None = None  # None until its rate is measured: one frame a step
+
+    def copy(self) -> _CameraMotion:
+        return _CameraMotion(deque(self.previous), deque(self.maps), self.pace.copy(), self.step)
+
+    def chain(self, step: Step) -> list[torch.Tensor]:
+        """The maps the persistence window takes before this frame's, oldest first: every
+        ``stride``-th back, ``window - 1`` of them (fewer after a start)."""
+        back = [self.maps[-lag] for lag in range(step.stride, len(self.maps) + 1, step.stride)]
+        return back[: step.window - 1][::-1]
+
+    def keep(self, step: Step) -> None:
+        while len(self.maps) > (step.window - 1) * step.stride:
+            self.maps.popleft()
+        while len(self.previous) > step.stride:
+            self.previous.popleft()
 
 
 def flow_params(motion: MotionSpec | None) -> FlowParams:
@@ -88,10 +107,14 @@ def gray_frames(images: Sequence[torch.Tensor], params: FlowParams, device: str)
 class MotionStream:
     """Cell-motion maps of a batch, and each camera's state between batches."""
 
-    def __init__(self, spec: MotionSpec, device: str) -> None:
+    def __init__(self, spec: MotionSpec, device: str, *, fitted_fps: float | None = None) -> None:
+        """``fitted_fps``: the frame rate of the footage the model was fitted on; frames given
+        capture times are then judged in its units (``motion_pace``)."""
         self.spec = spec
         self.device = device
+        self.fitted_fps = fitted_fps
         self.params = flow_params(spec)
+        self.one_frame = Step(1, 1.0, spec.persistence)  # a camera at the fit's rate
         self._cameras: dict[str, _CameraMotion] = {}
         # Farneback stays on a CUDA device (batched torch); elsewhere OpenCV, a pair at a time.
         self.in_torch = spec.method == "lucas_kanade" or (
@@ -107,9 +130,7 @@ class MotionStream:
         saved: dict[str, _CameraMotion | None] = {}
         for camera_id in camera_ids:
             state = self._cameras.get(camera_id)
-            saved[camera_id] = (
-                None if state is None else _CameraMotion(state.previous, deque(state.maps))
-            )
+            saved[camera_id] = None if state is None else state.copy()
         return saved
 
     def restore(self, saved: dict[str, _CameraMotion | None]) -> None:
@@ -122,37 +143,47 @@ class MotionStream:
                 self._cameras[camera_id] = state
 
     def __call__(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(N,) raw motion scores and (N, rows, cols) maps, on the CPU; a camera's first frame
-        (with ``full_window``, each of its first ``persistence`` frames) gets NaN and a zero map."""
+        (with ``full_window``, each frame before its persistence window is full) gets NaN and a
+        zero map. ``times``: the frames' capture times in seconds, which put a camera running at
+        another rate than the fit's footage in the fit's units (``motion_pace``)."""
         grid = (self.spec.grid_rows, self.spec.grid_cols)
         inputs = self.flow_inputs(gray_frames(images, self.params, self.device))
-        pairs, previous = self._pairs(camera_ids, inputs)
+        pairs, previous, steps, restarts = self._pairs(camera_ids, inputs, times)
         cells = torch.zeros((len(images), *grid))
         if pairs:
             index = torch.tensor(pairs)
             before = tuple(torch.stack(part) for part in zip(*previous, strict=True))
             cells[index] = self._cell_motion(before, tuple(t[index] for t in inputs), grid)
+            cells[index] *= torch.tensor([steps[i].scale for i in pairs]).view(-1, 1, 1)
         scores = torch.full((len(images),), float("nan"))
         maps = torch.zeros((len(images), *grid))
-        for i in pairs:
-            state = self._cameras[camera_ids[i]]
-            history = torch.stack(list(state.maps)) if state.maps else None
+        paired = set(pairs)
+        for i, camera_id in enumerate(camera_ids):
+            state, step = self._cameras[camera_id], steps[i]
+            if i in restarts:
+                state.maps.clear()
+            if i not in paired:
+                continue
+            chain = state.chain(step)
             maps[i] = persistent(
                 cells[i : i + 1],
-                window=self.spec.persistence,
-                history=history,
+                window=step.window,
+                history=torch.stack(chain) if chain else None,
                 radius=self.spec.persistence_radius,
             )[0]
-            if self.spec.full_window and len(state.maps) < self.spec.persistence - 1:
+            if self.spec.full_window and len(chain) < step.window - 1:
                 maps[i] = 0.0  # as a first frame: no motion to judge yet
             else:
                 flat = maps[i].flatten()
                 scores[i] = flat.topk(min(self.spec.top_k, flat.numel())).values.mean()
             state.maps.append(cells[i])
-            while len(state.maps) >= self.spec.persistence:
-                state.maps.popleft()
+            state.keep(step)
         return scores, maps
 
     def flow_inputs(self, grays: torch.Tensor) -> FlowInputs:
@@ -166,23 +197,46 @@ class MotionStream:
         return _FLOW_CHUNK.get(torch.device(self.device).type, _FLOW_CHUNK["cpu"])
 
     def _pairs(
-        self, camera_ids: Sequence[str], inputs: FlowInputs
-    ) -> tuple[list[int], list[FlowInputs]]:
-        """Frames with a frame before them, and those frames' inputs; each camera's state then
-        holds its last frame's of the batch."""
+        self, camera_ids: Sequence[str], inputs: FlowInputs, times: Sequence[float] | None
+    ) -> tuple[list[int], list[FlowInputs], list[Step], set[int]]:
+        """In frame order: each frame's step (from its camera's rate up to it), whether it
+        restarts its camera (a changed stride or window starts flows and persistence again, as
+        after a reconnect), and the frames with a frame ``stride`` before them with those
+        frames' inputs. Each camera's state then holds its last ``stride`` frames' inputs."""
         pairs: list[int] = []
         previous: list[FlowInputs] = []
+        steps: list[Step] = []
+        restarts: set[int] = set()
         for index, camera_id in enumerate(camera_ids):
             state = self._cameras.setdefault(camera_id, _CameraMotion())
-            if state.previous is not None:
+            if times is not None:
+                state.pace.observe(times[index])
+            measured = step_for(
+                state.pace,
+                state.step,
+                fitted_fps=self.fitted_fps,
+                persistence=self.spec.persistence,
+            )
+            if measured is not None:
+                if state.step is not None and state.step.changes(measured):
+                    state.previous.clear()
+                    restarts.add(index)
+                state.step = measured
+            step = state.step or self.one_frame
+            steps.append(step)
+            if len(state.previous) >= step.stride:
                 pairs.append(index)
-                previous.append(state.previous)
-            state.previous = tuple(t[index] for t in inputs)
-        for camera_id in set(camera_ids):  # a copy, not a view that keeps the batch alive
+                previous.append(state.previous[-step.stride])
+            state.previous.append(tuple(t[index] for t in inputs))
+            while len(state.previous) > step.stride:
+                state.previous.popleft()
+        for camera_id in set(camera_ids):  # copies, not views that keep the batch alive
             state = self._cameras[camera_id]
-            if state.previous is not None:
-                state.previous = tuple(t.clone() for t in state.previous)
-        return pairs, previous
+            state.previous = deque(
+                tuple(t.clone() for t in kept) if _views(kept, inputs) else kept
+                for kept in state.previous
+            )
+        return pairs, previous, steps, restarts
 
     def _cell_motion(
         self, previous: FlowInputs, current: FlowInputs, grid: tuple[int, int]
@@ -226,3 +280,11 @@ def _split(inputs: FlowInputs, chunk: int) -> list[FlowInputs]:
 
 def _uint8(gray: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(gray.to("cpu", torch.uint8).numpy())
+
+
+def _views(kept: FlowInputs, inputs: FlowInputs) -> bool:
+    """Whether ``kept`` are views into this batch's ``inputs``."""
+    return any(
+        k.untyped_storage().data_ptr() == i.untyped_storage().data_ptr()
+        for k, i in zip(kept, inputs, strict=True)
+    )

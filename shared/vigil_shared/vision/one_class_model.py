@@ -30,6 +30,7 @@ from vigil_shared.vision import one_class_fusion
 from vigil_shared.vision.backbones import load_efficientnet_lite0
 from vigil_shared.vision.device import helper_pool
 from vigil_shared.vision.efficientnet_lite import fused_for_inference
+from vigil_shared.vision.motion_pace import context_frames as pace_context
 from vigil_shared.vision.motion_stream import MotionStream
 from vigil_shared.vision.one_class_fusion import Stream
 from vigil_shared.vision.patches import PatchFeatureExtractor
@@ -179,7 +180,10 @@ class OneClassScorer:
         tensors: dict[str, torch.Tensor],
         device: str,
         half_bank: bool | None = None,
+        fitted_fps: float | None = None,
     ) -> None:
+        """``fitted_fps``: the frame rate of the footage the model was fitted on (its
+        manifest's ``fps``); frames scored with capture times are judged in its units."""
         self.spec = spec
         self.device = device
         # fp16 kNN products where they are fast (tensor cores) and have been checked to keep
@@ -190,7 +194,11 @@ class OneClassScorer:
         self.threshold = threshold
         self.extractor = extractor
         self.tensors = {name: t.to(device) for name, t in tensors.items()}
-        self.motion = MotionStream(spec.motion, device) if spec.motion is not None else None
+        self.motion = (
+            MotionStream(spec.motion, device, fitted_fps=fitted_fps)
+            if spec.motion is not None
+            else None
+        )
         self._recent: dict[str, deque[float]] = {}  # the smoothing window's last scores
         self._calibrated = calibrated_tails(spec)
 
@@ -204,20 +212,31 @@ class OneClassScorer:
     def context_frames(self) -> int:
         """A score depends on the smoothing (or evidence) window's earlier scores
         (``history_frames - 1`` frames), and the first of those on its motion: the persistence
-        window's maps, each flow from the frame before it (``persistence`` frames). Without
-        motion, only the window."""
+        window's maps, each flow from the frame before it (``persistence`` frames; more for a
+        camera faster than the fit's footage, ``motion_pace``). Without motion, only the
+        window."""
         motion = self.spec.motion
-        flow = motion.persistence if motion is not None and motion.weight > 0 else 0
+        stream = self.motion
+        flow = (
+            pace_context(motion.persistence, fitted_fps=stream.fitted_fps)
+            if motion is not None and stream is not None and motion.weight > 0
+            else 0
+        )
         return history_frames(self.spec) - 1 + flow
 
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> list[FrameScore]:
         if len(camera_ids) != len(images):
             raise ValueError(f"{len(camera_ids)} camera ids for {len(images)} images")
+        if times is not None and len(times) != len(images):
+            raise ValueError(f"{len(times)} capture times for {len(images)} images")
         if not images:
             return []
-        raw = self.stream_scores(camera_ids, images)
+        raw = self.stream_scores(camera_ids, images, times)
         scores, heatmaps, causes = self.fuse_with_causes(raw)
         out = []
         for camera_id, score, heatmap, cause in zip(
@@ -238,7 +257,10 @@ class OneClassScorer:
 
     @torch.inference_mode()
     def stream_scores(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> StreamScores:
         """Raw per-stream scores and maps; advances each camera's motion state."""
         n = len(images)
@@ -252,7 +274,9 @@ class OneClassScorer:
         # cores busy (both release the GIL). Should either fail, the cameras' motion is put back
         # as it was: the caller scores the batch again frame by frame.
         flows = (
-            helper_pool("motion").submit(_inference(stream), camera_ids, images) if stream else None
+            helper_pool("motion").submit(_inference(stream), camera_ids, images, times)
+            if stream
+            else None
         )
         motion, motion_map = nan.clone(), None
         try:
@@ -426,6 +450,7 @@ class OneClassFrameModel(OneClassScorer):
             extractor=extractor,
             tensors=tensors,
             device=device,
+            fitted_fps=manifest.metrics.get("fps"),
         )
 
 

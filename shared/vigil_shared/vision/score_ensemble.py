@@ -108,9 +108,12 @@ class ScoreEnsemble:
         self.threshold = threshold
 
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> list[FrameScore]:
-        per_member = [m.score_frames(camera_ids, images) for m in self.members]
+        per_member = [m.score_frames(camera_ids, images, times) for m in self.members]
         raw = [
             torch.tensor([s.score for s in scores], dtype=torch.float64) for scores in per_member
         ]
@@ -171,7 +174,10 @@ class ClassProbabilityEnsemble:
         self.normal = torch.tensor([c in manifest.normal_classes for c in manifest.classes])
 
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> list[FrameScore]:
         if not images:
             return []

@@ -41,12 +41,18 @@ class FrameModel(Protocol):
         ...
 
     def score_frames(
-        self, camera_ids: Sequence[str], images: Sequence[torch.Tensor]
+        self,
+        camera_ids: Sequence[str],
+        images: Sequence[torch.Tensor],
+        times: Sequence[float] | None = None,
     ) -> list[FrameScore]:
         """Score decoded frames (uint8 CHW, any size, on the model's device or the CPU).
 
         Frames of one camera arrive in capture order across calls; a model that uses motion
         keeps the previous frame of each camera and scores a camera's first frame on appearance.
+        ``times`` are the frames' capture times (seconds since the epoch): a motion model
+        measures each camera's frame rate from them (``motion_pace``); without them it assumes
+        the rate of the footage it was fitted on.
         """
         ...
 

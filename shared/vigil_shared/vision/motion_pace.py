@@ -1,0 +1,118 @@
+"""A camera's frame rate against the frame rate a motion model was fitted at.
+
+Optical flow is a displacement per frame pair, so the motion stream's units are pixels *per
+frame interval of the footage it was fitted on*. Served on a camera that runs at another rate,
+every flow is out of scale: fitted at 10 fps and served at 5, a walker moves twice as far per
+frame and looks like a cyclist (on Ped2, 95 % of unseen normal frames over the threshold);
+fitted at 5 and served at 10, a cyclist looks like a walker. Cameras run at whatever rate the
+operator sets, the link allows or the fit's footage happened to have, so the stream measures
+each camera's rate and judges motion in the fit's units:
+
+- a camera ``ratio`` times faster than the fit (ratio >= 1.5) takes each frame's flow against
+  the frame ``stride = round(ratio)`` back, so a flow spans about one fit interval, and its
+  persistence window runs over maps ``stride`` frames apart, so it spans what the fit's did:
+  the same computation as on the fit's footage, sampled at every live frame;
+- otherwise (a slower camera, or one close to the fit's rate) each flow is scaled by
+  ``ratio / stride`` to a displacement per fit interval, and the persistence window holds
+  ``round(persistence * ratio / stride)`` maps (at least 1), the fit's span in time.
+
+The rate is the median of a camera's last ``GAPS`` capture-time gaps, so bunched arrivals (a
+network stall, then a burst) and single dropped frames do not move it. Without capture times
+or a fitted rate the stream keeps to one frame a step, as before.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
+
+GAPS = 15
+"""Capture-time gaps a camera's rate is the median of."""
+MAX_STRIDE = 4
+"""Furthest back a flow reaches (a camera 4.5 times faster than the fit or more keeps 4 and
+scales the rest): bounds the frames each camera keeps and a replay's context."""
+STRIDE_FROM = 1.5
+"""A camera this many times faster than the fit, or more, takes flows over several frames."""
+MAX_WINDOW = 2
+"""A persistence window holds at most this many times the fit's maps (a camera far faster than
+``MAX_STRIDE`` allows): bounds a replay's context."""
+DRIFT = 0.2
+"""A camera keeps its stride and window while its rate stays within this fraction of the rate
+they were chosen at."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """How one camera's frames map onto the fit's frame intervals."""
+
+    stride: int  # a frame's flow is against the frame this many back
+    scale: float  # a flow's displacement times this: per fit interval
+    window: int  # persistence maps, ``stride`` frames apart
+    ratio: float = 1.0  # the camera's rate over the fit's that set stride and window
+
+    def changes(self, other: Step) -> bool:
+        """Whether frames taken at ``other`` cannot continue this step's flows and maps."""
+        return (self.stride, self.window) != (other.stride, other.window)
+
+    @classmethod
+    def at(cls, ratio: float, persistence: int) -> Step:
+        """``ratio``: the camera's frame rate over the fit's. A step of ``stride`` frames spans
+        ``stride / ratio`` fit intervals: its flow is scaled by the inverse, and the fit's
+        ``persistence`` intervals take ``persistence * ratio / stride`` steps (at most
+        ``MAX_WINDOW`` times ``persistence``)."""
+        stride = min(MAX_STRIDE, round(ratio)) if ratio >= STRIDE_FROM else 1
+        per_interval = ratio / stride
+        window = max(1, min(persistence * MAX_WINDOW, round(persistence * per_interval)))
+        return cls(stride, per_interval, window, ratio)
+
+    def follow(self, ratio: float, persistence: int) -> Step:
+        """This step at a camera's newly measured ``ratio``: the same stride and window, the
+        scale brought up to date, while the ratio stays within ``DRIFT`` of the one they were
+        chosen at (a rate near a rounding boundary would otherwise flip them, and each flip
+        starts the camera's motion again); a new step beyond."""
+        if abs(ratio / self.ratio - 1.0) > DRIFT:
+            return Step.at(ratio, persistence)
+        return Step(self.stride, ratio / self.stride, self.window, self.ratio)
+
+
+@dataclass
+class CameraPace:
+    """One camera's recent capture-time gaps."""
+
+    last_time: float | None = None
+    gaps: deque[float] = field(default_factory=lambda: deque(maxlen=GAPS))
+
+    def observe(self, captured_at: float) -> None:
+        if self.last_time is not None and captured_at > self.last_time:
+            self.gaps.append(captured_at - self.last_time)
+        if self.last_time is None or captured_at > self.last_time:
+            self.last_time = captured_at
+
+    def interval(self) -> float | None:
+        return statistics.median(self.gaps) if self.gaps else None
+
+    def copy(self) -> CameraPace:
+        return CameraPace(self.last_time, deque(self.gaps, maxlen=GAPS))
+
+
+def step_for(
+    pace: CameraPace, current: Step | None, *, fitted_fps: float | None, persistence: int
+) -> Step | None:
+    """The step of a camera at its measured rate (``current``: the one it has); None without a
+    fitted rate or before its second frame (one frame a step)."""
+    interval = pace.interval()
+    if fitted_fps is None or fitted_fps <= 0 or interval is None or interval <= 0:
+        return None
+    ratio = (1.0 / interval) / fitted_fps
+    if current is None:
+        return Step.at(ratio, persistence)
+    return current.follow(ratio, persistence)
+
+
+def context_frames(persistence: int, *, fitted_fps: float | None) -> int:
+    """The most frames a camera's motion score depends on: its persistence window of maps,
+    ``stride`` frames apart, and the flow of the first (``persistence`` at one frame a step)."""
+    if fitted_fps is None:
+        return persistence
+    return persistence * MAX_WINDOW * MAX_STRIDE
