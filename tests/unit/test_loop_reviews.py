@@ -53,3 +53,5 @@ def test_the_frame_rate_is_the_median_spacing_of_capture_times() -> None:
     assert frame_rate([spaced]) == 2.0
     undated = Clip("g", (item(None), item(None)), (False, False))
     assert frame_rate([undated]) == DEFAULT_FPS
+    assert frame_rate([undated], 5.0) == 5.0  # a spec's footage_fps, for an uploaded archive
+    assert frame_rate([spaced], 5.0) == 2.0  # capture times are what the footage says

@@ -36,6 +36,7 @@ def walking_square(frames: int, pace: float = 2.0) -> list[torch.Tensor]:
     ("ratio", "expected"),
     [
         (1.0, Step(1, 1.0, 3, 1.0)),
+        (1.08, Step(1, 1.0, 3, 1.08)),  # a clock's or a link's jitter: at the fit's rate
         (1.2, Step(1, 1.2, 4, 1.2)),
         (2.0, Step(2, 1.0, 3, 2.0)),
         (3.0, Step(3, 1.0, 3, 3.0)),

@@ -202,7 +202,11 @@ def _score(
     ]
     if not kept:
         return []
-    scores = model.score_frames([h.camera_id for _, h, _ in kept], [image for _, _, image in kept])
+    scores = model.score_frames(
+        [h.camera_id for _, h, _ in kept],
+        [image for _, _, image in kept],
+        [h.captured_at.timestamp() for _, h, _ in kept],  # a camera's rate, as live
+    )
     return [
         Observation(
             camera_id=headers.camera_id,

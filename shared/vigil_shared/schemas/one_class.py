@@ -334,6 +334,14 @@ class OneClassSpec(BaseModel):
         "only; not with smoothing_window); null scores each frame alone.",
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    footage_fps: float | None = Field(
+        default=None,
+        gt=0,
+        le=120,
+        description="Frame rate of the dataset's groups where their frames carry no capture "
+        "times (an uploaded archive): motion is judged per frame interval of the footage, and a "
+        "camera at another rate is judged in those units. Null: from capture times, else 10.",
+    )
     trim_margin_s: float | None = Field(
         default=None,
         ge=0,

@@ -12,7 +12,8 @@ each camera's rate and judges motion in the fit's units:
   the frame ``stride = round(ratio)`` back, so a flow spans about one fit interval, and its
   persistence window runs over maps ``stride`` frames apart, so it spans what the fit's did:
   the same computation as on the fit's footage, sampled at every live frame;
-- otherwise (a slower camera, or one close to the fit's rate) each flow is scaled by
+- a camera within ``SAME_RATE`` of the fit's rate is taken at it, as fitted;
+- otherwise (a slower camera, or one a little faster) each flow is scaled by
   ``ratio / stride`` to a displacement per fit interval, and the persistence window holds
   ``round(persistence * ratio / stride)`` maps (at least 1), the fit's span in time.
 
@@ -37,6 +38,9 @@ STRIDE_FROM = 1.5
 MAX_WINDOW = 2
 """A persistence window holds at most this many times the fit's maps (a camera far faster than
 ``MAX_STRIDE`` allows): bounds a replay's context."""
+SAME_RATE = 0.1
+"""A camera within this fraction of the fit's rate is taken at it: its flows unscaled, as
+fitted (a camera's clock and its link's jitter move the measured rate by a few per cent)."""
 DRIFT = 0.2
 """A camera keeps its stride and window while its rate stays within this fraction of the rate
 they were chosen at."""
@@ -61,6 +65,8 @@ class Step:
         ``stride / ratio`` fit intervals: its flow is scaled by the inverse, and the fit's
         ``persistence`` intervals take ``persistence * ratio / stride`` steps (at most
         ``MAX_WINDOW`` times ``persistence``)."""
+        if abs(ratio - 1.0) <= SAME_RATE:
+            return cls(1, 1.0, persistence, ratio)
         stride = min(MAX_STRIDE, round(ratio)) if ratio >= STRIDE_FROM else 1
         per_interval = ratio / stride
         window = max(1, min(persistence * MAX_WINDOW, round(persistence * per_interval)))
@@ -73,7 +79,8 @@ class Step:
         starts the camera's motion again); a new step beyond."""
         if abs(ratio / self.ratio - 1.0) > DRIFT:
             return Step.at(ratio, persistence)
-        return Step(self.stride, ratio / self.stride, self.window, self.ratio)
+        at_rate = self.stride == 1 and abs(ratio - 1.0) <= SAME_RATE
+        return Step(self.stride, 1.0 if at_rate else ratio / self.stride, self.window, self.ratio)
 
 
 @dataclass

@@ -133,8 +133,9 @@ def calibration_folds(split: ClipSplit, *, folds: int, seed: int) -> tuple[Fold,
     return tuple(out)
 
 
-def frame_rate(clips: Sequence[Clip]) -> float:
-    """Frames per second from the median spacing of consecutive capture times."""
+def frame_rate(clips: Sequence[Clip], default: float | None = None) -> float:
+    """Frames per second from the median spacing of consecutive capture times; without them
+    ``default`` (a spec's ``footage_fps``), else ``DEFAULT_FPS``."""
     gaps = [
         (b.captured_at - a.captured_at).total_seconds()
         for clip in clips
@@ -142,7 +143,15 @@ def frame_rate(clips: Sequence[Clip]) -> float:
         if a.captured_at is not None and b.captured_at is not None
     ]
     spacing = statistics.median([g for g in gaps if g > 0] or [0.0])
-    return 1.0 / spacing if spacing > 0 else DEFAULT_FPS
+    return 1.0 / spacing if spacing > 0 else default or DEFAULT_FPS
+
+
+def capture_times(clip: Clip) -> list[float] | None:
+    """The clip's capture times in seconds, in order; None unless every frame has one."""
+    times = [item.captured_at for item in clip.items]
+    if any(t is None for t in times):
+        return None
+    return [t.timestamp() for t in times if t is not None]
 
 
 def read_frames(s3: Minio, bucket: str, clip: Clip, *, chunk: int) -> Iterator[list[torch.Tensor]]:

@@ -46,7 +46,7 @@ def record_evaluation(
     (``detail``: what else the evaluation should say, e.g. how the footage was trimmed)."""
     split = split_clips(clips_of(dataset), holdout_fraction=spec.holdout_fraction, seed=spec.seed)
     clips = split.holdout + split.validation
-    fps = frame_rate(clips)
+    fps = frame_rate(clips, spec.footage_fps)
     bucket = ctx.s3_settings.models_bucket
     candidate = load_frame_model(ctx.s3, bucket=bucket, model_id=model_id, device=ctx.device)
     production = ctx.production(dataset.camera_ids)

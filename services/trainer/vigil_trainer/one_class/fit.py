@@ -187,7 +187,7 @@ def fit_one_class(
         scorer=scorer,
         holdout=holdout,
         validation=validation,
-        fps=frame_rate(clips),
+        fps=frame_rate(clips, spec.footage_fps),
         counts=counts,
         labels_enough=enough_labels(split.validation),
     )

@@ -52,7 +52,7 @@ def retrain_footage(
         bucket=ctx.s3_settings.datasets_bucket,
         is_footage=is_footage,
         marks=lambda clip: event_marks(clip, events, margin_s=margin_s),
-        fps=frame_rate(clips_of(dataset)),
+        fps=frame_rate(clips_of(dataset), spec.footage_fps),
         min_run=min_run(spec),
         margin_s=margin_s,
         chunk=ctx.batch_size,

@@ -33,7 +33,7 @@ from vigil_shared.event_lifecycle import LifecycleSettings
 from vigil_shared.event_simulation import replay
 from vigil_shared.schemas.one_class import RETRAIN_TRIM_MARGIN_S, OneClassSpec
 from vigil_shared.vision.scoring import FrameModel
-from vigil_trainer.one_class.clips import Clip, clips_of, read_frames
+from vigil_trainer.one_class.clips import Clip, capture_times, clips_of, read_frames
 
 Span = tuple[int, int]
 
@@ -147,10 +147,15 @@ def runs(keep: torch.Tensor) -> list[Span]:
 def clip_scores(
     model: FrameModel, s3: Minio, bucket: str, clip: Clip, *, chunk: int
 ) -> torch.Tensor:
-    """The model's frame scores of a clip in capture order, as inference would (NaN kept)."""
+    """The model's frame scores of a clip in capture order, as inference would (NaN kept),
+    with the frames' capture times where every frame has one (a model fitted at another rate
+    measures the clip's, as live)."""
     out: list[float] = []
+    times = capture_times(clip)
     for frames in read_frames(s3, bucket, clip, chunk=chunk):
-        out.extend(s.score for s in model.score_frames([clip.group] * len(frames), frames))
+        chunk_times = None if times is None else times[len(out) : len(out) + len(frames)]
+        scored = model.score_frames([clip.group] * len(frames), frames, chunk_times)
+        out.extend(s.score for s in scored)
     model.forget(clip.group)
     return torch.tensor(out, dtype=torch.float64)
 
