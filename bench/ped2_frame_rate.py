@@ -74,15 +74,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     root = ped2_root()
     train = tuple(args.train_clips.split(","))
     dataset = timed_dataset(train, args.fit_fps)
-    spec = OneClassSpec.model_validate(
-        {"name": "frame-rate", "dataset": {"name": dataset.name, "version": dataset.version}}
-    )
+    ref = {"name": dataset.name, "version": dataset.version}
+    overrides = json.loads(args.spec) if args.spec else {}
+    spec = OneClassSpec.model_validate({"name": "frame-rate", **overrides, "dataset": ref})
     fit, fit_s, _, _ = fit_and_score(args, root, spec, dataset, ())
     model = frame_model(fit, args.device)
     assert isinstance(model, RecordingModel)
     threshold = model.manifest.threshold
     sets = {
-        "ped2_test": ped2_test_clips(root, [f"Test{i:03d}" for i in range(1, 13)]),
+        "ped2_test": ped2_test_clips(root, args.test_clips.split(",")),
         "unseen_normal": normal_clips(root, args.normal_clips.split(","), 200),
     }
     report: dict[str, Any] = {
@@ -122,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--live", default="10,5", help="camera rates to score at, comma-separated")
     parser.add_argument("--train-clips", default=",".join(f"Train{i:03d}" for i in range(1, 9)))
     parser.add_argument("--normal-clips", default=",".join(f"Train{i:03d}" for i in range(9, 17)))
+    parser.add_argument("--test-clips", default=",".join(f"Test{i:03d}" for i in range(1, 13)))
+    parser.add_argument("--spec", help="JSON overrides of the default spec")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)))

@@ -40,7 +40,7 @@ import time
 import urllib.request
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.settings import KafkaSettings, default_datasets_dir
 
 WARMUP = 2  # frames per camera that form its warm-up bank (no events)
+BACKLOG_FPS = 10.0  # the rate a backlog's frames were captured at, per camera (Ped2's)
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,14 @@ class Setup:
 def publish(
     kafka: KafkaSettings, setup: Setup, *, count: int, fps: float | None = None, first_seq: int = 0
 ) -> None:
-    """``count`` frames round-robin over the cameras; paced at ``fps`` per camera when given."""
+    """``count`` frames round-robin over the cameras; paced at ``fps`` per camera when given,
+    each stamped with the time it is sent. A backlog (no ``fps``) is sent at once, its frames
+    stamped ``BACKLOG_FPS`` apart per camera, as a camera captured them: a motion model measures
+    a camera's rate from capture times, and frames microseconds apart would be a camera far
+    faster than any."""
     producer = make_producer(kafka, linger_ms=0)
     start = time.monotonic()
+    captured = datetime.now(UTC)
     for sent in range(count):
         if fps is not None:
             time.sleep(max(0.0, start + (sent // setup.cameras) / fps - time.monotonic()))
@@ -140,7 +146,9 @@ def publish(
         headers = FrameHeaders(
             camera_id=f"cam{camera}",
             seq=seq,
-            captured_at=datetime.now(UTC),
+            captured_at=datetime.now(UTC)
+            if fps is not None
+            else captured + timedelta(seconds=seq / BACKLOG_FPS),
             width=width,
             height=height,
         )
