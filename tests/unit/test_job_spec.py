@@ -55,6 +55,12 @@ def test_bad_fields_are_named_by_path(patch: dict[str, Any], location: str) -> N
     assert location in error_locations({**BASE, **patch})
 
 
+@pytest.mark.parametrize("fps", [0, -5, 121, float("nan"), float("inf"), 10**40])
+def test_a_footage_rate_outside_a_cameras_is_refused(fps: float) -> None:
+    payload = {"name": "walkway", "dataset": {"name": "ped2-train"}, "footage_fps": fps}
+    assert "one_class.footage_fps" in error_locations(payload)
+
+
 def test_unknown_task_is_refused_with_the_choices() -> None:
     errors = error_locations({**BASE, "task": "regress"})
     assert any("task must be 'one_class' or 'classify'" in m for m in errors.values())

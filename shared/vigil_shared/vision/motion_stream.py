@@ -62,10 +62,9 @@ class _CameraMotion:
         return back[: step.window - 1][::-1]
 
     def keep(self, step: Step) -> None:
+        """Only the maps a later frame's chain can take."""
         while len(self.maps) > (step.window - 1) * step.stride:
             self.maps.popleft()
-        while len(self.previous) > step.stride:
-            self.previous.popleft()
 
 
 def flow_params(motion: MotionSpec | None) -> FlowParams:
@@ -207,6 +206,7 @@ class MotionStream:
         previous: list[FlowInputs] = []
         steps: list[Step] = []
         restarts: set[int] = set()
+        fresh: set[int] = set()  # ids of the kept inputs that are views into this batch
         for index, camera_id in enumerate(camera_ids):
             state = self._cameras.setdefault(camera_id, _CameraMotion())
             if times is not None:
@@ -227,13 +227,15 @@ class MotionStream:
             if len(state.previous) >= step.stride:
                 pairs.append(index)
                 previous.append(state.previous[-step.stride])
-            state.previous.append(tuple(t[index] for t in inputs))
+            view = tuple(t[index] for t in inputs)
+            fresh.add(id(view))
+            state.previous.append(view)
             while len(state.previous) > step.stride:
                 state.previous.popleft()
         for camera_id in set(camera_ids):  # copies, not views that keep the batch alive
             state = self._cameras[camera_id]
             state.previous = deque(
-                tuple(t.clone() for t in kept) if _views(kept, inputs) else kept
+                tuple(t.clone() for t in kept) if id(kept) in fresh else kept
                 for kept in state.previous
             )
         return pairs, previous, steps, restarts
@@ -280,11 +282,3 @@ def _split(inputs: FlowInputs, chunk: int) -> list[FlowInputs]:
 
 def _uint8(gray: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(gray.to("cpu", torch.uint8).numpy())
-
-
-def _views(kept: FlowInputs, inputs: FlowInputs) -> bool:
-    """Whether ``kept`` are views into this batch's ``inputs``."""
-    return any(
-        k.untyped_storage().data_ptr() == i.untyped_storage().data_ptr()
-        for k, i in zip(kept, inputs, strict=True)
-    )
