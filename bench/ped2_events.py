@@ -19,6 +19,7 @@ the thresholds come from the fits.
         covered-blur,far-motion --scene-clips Train004,...,Train016  # scenes of unseen clips
     python -m bench.ped2_events --train-clips Train001,...,Train008 \
         --normal-clips Train009,...,Train016 --scene-clips Train009,...,Train016  # half held out
+    python -m bench.ped2_events --fps 5   # every clip at 5 fps, with capture times
 """
 
 from __future__ import annotations
@@ -170,13 +171,14 @@ def measure(
     for name, clips in sets.items():
         started = time.perf_counter()
         results = {
-            clip: score_clip(model, paths, args.batch_size) for clip, (paths, _) in clips.items()
+            clip: score_clip(model, paths, args.batch_size, fps=args.fps)
+            for clip, (paths, _) in clips.items()
         }
         scores = {clip: torch.tensor(r.scores).double() for clip, r in results.items()}
         frames = sum(len(s) for s in scores.values())
         labels = {clip: abnormal for clip, (_, abnormal) in clips.items()}
         flagged = sum(int((s >= threshold).sum()) for s in scores.values())
-        row[name] = evaluate(scores, labels, threshold=threshold, fps=FPS) | {
+        row[name] = evaluate(scores, labels, threshold=threshold, fps=args.fps or FPS) | {
             "frames_per_s": round(frames / (time.perf_counter() - started), 2),
             "frames_at_or_above_threshold": flagged / frames,
         }
@@ -187,13 +189,13 @@ def measure(
         )
         if name == "unseen_normal":
             row[name]["predicted_vs_measured"] = predicted_vs_measured(
-                fit.metrics, scores, threshold
+                fit.metrics, scores, threshold, fps=args.fps or FPS
             )
     return row
 
 
 def predicted_vs_measured(
-    metrics: dict[str, float], scores: dict[str, torch.Tensor], threshold: float
+    metrics: dict[str, float], scores: dict[str, torch.Tensor], threshold: float, *, fps: float
 ) -> list[dict[str, float]]:
     """False alarms per hour the fit predicted against those measured on normal clips it
     never saw, at the model's threshold and at the thresholds the fit's curve puts at
@@ -202,11 +204,11 @@ def predicted_vs_measured(
     if rate is None:
         return []
     clips = list(scores.values())
-    hours = sum(c.numel() for c in clips) / FPS / 3600
+    hours = sum(c.numel() for c in clips) / fps / 3600
     out = []
     for at in [*(rate.threshold_for(r) for r in PREDICTED_RATES), threshold]:
         events = sum(
-            len(replay(c.tolist(), threshold=at, settings=LifecycleSettings(), fps=FPS))
+            len(replay(c.tolist(), threshold=at, settings=LifecycleSettings(), fps=fps))
             for c in clips
         )
         low, high = rate.interval(at)
@@ -233,13 +235,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     test = QUICK_TEST if args.quick else tuple(f"Test{i:03d}" for i in range(1, 13))
     kinds = args.kinds.split(",") if args.kinds else QUICK_KINDS if args.quick else KINDS
     scene_clips = args.scene_clips.split(",") if args.scene_clips else train
-    dataset = training_dataset(root, train, S3Settings())
+    dataset = training_dataset(root, train, S3Settings(), fps=args.fps)
     sets = {
         "ped2_test": ped2_test_clips(root, test),
         "synthetic": synthetic_clips(root, scene_clips, kinds, args.seed),
     }
     if args.normal_clips:
         sets["unseen_normal"] = normal_clips(root, args.normal_clips.split(","), NORMAL_FRAMES)
+    if args.fps is not None:  # a camera at that rate: every n-th frame, with capture times
+        step = round(FPS / args.fps)
+        sets = {
+            name: {c: (paths[::step], abnormal[::step]) for c, (paths, abnormal) in clips.items()}
+            for name, clips in sets.items()
+        }
     compared = specs(
         dataset,
         json.loads(args.spec) if args.spec else {},
@@ -253,7 +261,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "quick": args.quick,
         "dataset": {"name": dataset.name, "version": dataset.version, "frames": len(dataset.items)},
         "lifecycle": asdict(LifecycleSettings()),
-        "fps": FPS,
+        "fps": args.fps or FPS,
+        "capture_times": args.fps is not None,
         "grace_s": GRACE_S,
         "causal_window": CAUSAL_WINDOW,
         "synthetic_seed": args.seed,
@@ -286,6 +295,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "quick, all 16 otherwise); the rest can then be --normal-clips and --scene-clips",
     )
     parser.add_argument("--seed", type=int, default=0, help="of the synthetic scenes")
+    parser.add_argument(
+        "--fps",
+        type=float,
+        choices=(10.0, 5.0),
+        help="footage and cameras at this rate, frames with capture times (default: Ped2's "
+        "10 fps, without them, as an uploaded archive)",
+    )
     parser.add_argument("--kinds", help=f"synthetic scene kinds, comma-separated ({KINDS})")
     parser.add_argument(
         "--scene-clips",

@@ -14,8 +14,6 @@ the live rate; nothing is chosen on the test clips.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import datetime as dt
 import json
 import os
 import platform
@@ -27,53 +25,25 @@ import torch
 
 from bench.ped2_events import normal_clips, ped2_test_clips
 from bench.ped2_one_class import (
+    PED2_FPS,
     RecordingModel,
-    clip_images,
     fit_and_score,
     frame_model,
     ped2_root,
     score_clip,
+    training_dataset,
 )
 from bench.report import run_and_emit
-from vigil_shared.datasets import DatasetManifest, write_dataset
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.settings import S3Settings
-from vigil_shared.storage import ensure_buckets, make_s3_client
 from vigil_shared.vision.event_metrics import evaluate
-
-PED2_FPS = 10.0
-EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-
-
-def timed_dataset(train: Sequence[str], fit_fps: float) -> DatasetManifest:
-    """The training clips at ``fit_fps``, each frame with its capture time."""
-    step = round(PED2_FPS / fit_fps)
-    s3 = S3Settings()
-    client = make_s3_client(s3)
-    ensure_buckets(client, s3)
-    root = ped2_root()
-    images = [
-        dataclasses.replace(
-            image, captured_at=EPOCH + dt.timedelta(seconds=(image.sequence or 0) / PED2_FPS)
-        )
-        for clip in train
-        for image in clip_images(root / "train" / f"{clip}.mp4")[::step]
-    ]
-    return write_dataset(
-        client,
-        s3.datasets_bucket,
-        name=f"ped2-train-{len(train)}clips-{fit_fps:g}fps",
-        images=images,
-        source="import",
-        description=f"UCSD Ped2 training clips at {fit_fps:g} fps with capture times",
-    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     root = ped2_root()
     train = tuple(args.train_clips.split(","))
-    dataset = timed_dataset(train, args.fit_fps)
+    dataset = training_dataset(root, train, S3Settings(), fps=args.fit_fps)
     ref = {"name": dataset.name, "version": dataset.version}
     overrides = json.loads(args.spec) if args.spec else {}
     spec = OneClassSpec.model_validate({"name": "frame-rate", **overrides, "dataset": ref})

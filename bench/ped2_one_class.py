@@ -20,6 +20,8 @@ window (what a live camera can do), "centred" with a centred one (offline only).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime as dt
 import io
 import json
 import os
@@ -50,6 +52,8 @@ from vigil_shared.vision.score_metrics import auroc, average_precision, trailing
 from vigil_trainer.one_class import OneClassFit, fit_one_class
 from vigil_trainer.one_class.architecture import one_class_architecture
 
+PED2_FPS = 10.0
+EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)  # the clips' capture times, when they get some
 QUICK_TRAIN = ("Train001", "Train002", "Train003")
 QUICK_TEST = ("Test001", "Test002")
 SMOOTHING = 9
@@ -82,18 +86,33 @@ def clip_images(path: Path) -> list[NewImage]:
     return images
 
 
-def training_dataset(root: Path, clips: Sequence[str], s3_settings: S3Settings) -> DatasetManifest:
+def training_dataset(
+    root: Path, clips: Sequence[str], s3_settings: S3Settings, *, fps: float | None = None
+) -> DatasetManifest:
+    """Ped2's ``clips`` as a dataset: every frame, without capture times (an uploaded archive,
+    taken as 10 fps), or at ``fps`` (10 or 5: every second frame) with each frame's capture
+    time, as footage recorded from a camera carries."""
     client = make_s3_client(s3_settings)
     ensure_buckets(client, s3_settings)
-    images = [image for clip in clips for image in clip_images(root / "train" / f"{clip}.mp4")]
+    step = 1 if fps is None else round(PED2_FPS / fps)
+    images = [
+        image
+        if fps is None
+        else dataclasses.replace(
+            image, captured_at=EPOCH + dt.timedelta(seconds=(image.sequence or 0) / PED2_FPS)
+        )
+        for clip in clips
+        for image in clip_images(root / "train" / f"{clip}.mp4")[::step]
+    ]
     name = "ped2-train" if len(clips) == 16 else f"ped2-train-{len(clips)}clips"
     return write_dataset(
         client,
         s3_settings.datasets_bucket,
-        name=name,
+        name=name if fps is None else f"{name}-{fps:g}fps",
         images=images,
         source="import",
-        description="UCSD Ped2 training clips (normal only), bench/ped2_one_class.py",
+        description="UCSD Ped2 training clips (normal only), bench/ped2_one_class.py"
+        + ("" if fps is None else f", at {fps:g} fps with capture times"),
     )
 
 

@@ -29,3 +29,17 @@ def test_quick_bench_reports_frames_and_events(ped2: Path, settings: CommonSetti
     assert 0 <= test["events"]["median_delay_s"] <= test["events"]["max_delay_s"]
     assert synthetic["events"]["intervals"] == 2
     assert synthetic["events"]["normal_hours"] > 0
+
+
+def test_the_bench_runs_at_5_fps(ped2: Path, settings: CommonSettings) -> None:
+    """Every clip at every second frame with capture times, as a 5 fps camera's: the figures
+    are in its time (a test clip's frames and hours halve) and the fit knows its rate."""
+    report = main(["--quick", "--fps", "5", "--device", "cpu", "--spec", json.dumps(FAST)])
+    assert (report["fps"], report["capture_times"]) == (5.0, True)
+    assert report["dataset"]["name"] == "ped2-train-3clips-5fps"
+    row = report["models"]["default"]
+    assert row["fit_metrics"]["fps"] == pytest.approx(5.0)
+    test = row["ped2_test"]
+    (interval,) = test["clips"]["Test001"]["intervals"]  # Test001: 180 frames at 10 fps
+    assert interval[1] < 90
+    assert test["events"]["intervals"] == 2 and test["events"]["found_eventually"] == 2

@@ -1,7 +1,8 @@
-"""A camera at another frame rate than the fit's footage is judged in the fit's units: a faster
+"""A camera at another frame rate than the model's units is judged in those units: a faster
 one takes flows over several frames (the fit's computation, sampled at every frame), a slower
 one scales its flows and shortens its persistence window; the rate comes from capture times,
-robust to bursts, and a rate near a rounding boundary does not flip the camera's stride."""
+robust to bursts, and a rate near a rounding boundary does not flip the camera's stride.
+Frames without capture times are taken at the rate of the model's footage."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 
 from tests.unit.test_torch_flow import texture
 from vigil_shared.schemas.one_class import MotionSpec
-from vigil_shared.vision.motion_pace import MAX_STRIDE, CameraPace, Step, step_for
+from vigil_shared.vision.motion_pace import MAX_STRIDE, CameraPace, Step, assumed_step, step_for
 from vigil_shared.vision.motion_stream import MotionStream
 
 SPEC = MotionSpec(flow_height=96, flow_width=128, grid_rows=6, grid_cols=8, persistence=3)
@@ -67,9 +68,9 @@ def test_the_rate_is_the_median_gap_so_a_burst_does_not_move_it() -> None:
     assert pace.interval() == pytest.approx(0.2)
     pace.observe(1.7)  # out of order: ignored
     assert pace.interval() == pytest.approx(0.2)
-    assert step_for(pace, None, fitted_fps=None, persistence=4) is None
-    assert step_for(CameraPace(), None, fitted_fps=5.0, persistence=4) is None
-    step = step_for(pace, None, fitted_fps=2.5, persistence=4)
+    assert step_for(pace, None, units_fps=None, persistence=4) is None
+    assert step_for(CameraPace(), None, units_fps=5.0, persistence=4) is None
+    step = step_for(pace, None, units_fps=2.5, persistence=4)
     assert step is not None and (step.stride, step.window) == (2, 4)
     assert step.scale == pytest.approx(1.0)
 
@@ -87,7 +88,7 @@ def test_a_camera_twice_the_fits_rate_scores_as_the_fits_footage_would() -> None
     """Fitted at 5 fps, served at 10: each frame's score is that of a 5 fps camera whose last
     frame it is (every second frame back from it)."""
     frames = walking_square(16, pace=1.5)
-    live = scores(MotionStream(SPEC, "cpu", fitted_fps=5.0), frames, fps=10.0)
+    live = scores(MotionStream(SPEC, "cpu", units_fps=5.0), frames, fps=10.0)
     for last in (len(frames) - 1, len(frames) - 2):
         fit_rate = frames[last % 2 :: 2][: last // 2 + 1]
         expected = scores(MotionStream(SPEC, "cpu"), fit_rate, fps=None)
@@ -102,7 +103,7 @@ def test_a_camera_half_the_fits_rate_scales_its_flow_and_its_window() -> None:
     a frame sooner after a start."""
     spec = SPEC.model_copy(update={"persistence": 4})
     frames = walking_square(10, pace=3.0)
-    live = scores(MotionStream(spec, "cpu", fitted_fps=10.0), frames, fps=5.0)
+    live = scores(MotionStream(spec, "cpu", units_fps=10.0), frames, fps=5.0)
     unscaled = scores(MotionStream(spec.model_copy(update={"persistence": 2}), "cpu"), frames, None)
     torch.testing.assert_close(live[2:], unscaled[2:] * 0.5)
     assert torch.isnan(live[:2]).all()
@@ -111,7 +112,7 @@ def test_a_camera_half_the_fits_rate_scales_its_flow_and_its_window() -> None:
 def test_without_capture_times_or_a_fitted_rate_nothing_changes() -> None:
     frames = walking_square(8)
     plain = scores(MotionStream(SPEC, "cpu"), frames, fps=None)
-    untimed = scores(MotionStream(SPEC, "cpu", fitted_fps=5.0), frames, fps=None)
+    untimed = scores(MotionStream(SPEC, "cpu", units_fps=5.0), frames, fps=None)
     unfitted = scores(MotionStream(SPEC, "cpu"), frames, fps=10.0)
     torch.testing.assert_close(untimed, plain, equal_nan=True)
     torch.testing.assert_close(unfitted, plain, equal_nan=True)
@@ -121,10 +122,44 @@ def test_a_camera_that_changes_rate_starts_its_motion_again() -> None:
     """A camera switched from 5 to 10 fps (fitted at 5): its stride changes once the median gap
     does, and its first frames at the new stride wait for a full window, as after a start."""
     frames = walking_square(40, pace=1.0)
-    stream = MotionStream(SPEC, "cpu", fitted_fps=5.0)
+    stream = MotionStream(SPEC, "cpu", units_fps=5.0)
     times = [i * 0.2 for i in range(20)] + [3.8 + 0.1 * (i + 1) for i in range(20)]
     out = [stream(["cam"], [f], [t])[0][0] for f, t in zip(frames, times, strict=True)]
     state = stream._cameras["cam"]
     assert state.step is not None and state.step.stride == 2
     restarted = [i for i in range(21, 40) if torch.isnan(out[i])]
     assert restarted and not torch.isnan(out[-1])
+
+
+def test_frames_without_capture_times_are_taken_at_the_footages_rate() -> None:
+    """A model in 10-fps units fitted on 5-fps footage (an archive without capture times, its
+    ``footage_fps`` 5): its frames without times score as 5-fps frames with them; at 10 fps,
+    or without units (a model stored before them), one frame a step, as before."""
+    spec = SPEC.model_copy(update={"persistence": 4})
+    frames = walking_square(10, pace=3.0)
+    timed = scores(MotionStream(spec, "cpu", units_fps=10.0), frames, fps=5.0)
+    untimed = scores(MotionStream(spec, "cpu", units_fps=10.0, footage_fps=5.0), frames, None)
+    torch.testing.assert_close(untimed, timed, equal_nan=True)
+    assert assumed_step(units_fps=10.0, footage_fps=5.0, persistence=4) == Step(1, 0.5, 2, 0.5)
+    one_frame = Step(1, 1.0, 4)
+    assert assumed_step(units_fps=10.0, footage_fps=10.0, persistence=4) == Step(1, 1.0, 4, 1.0)
+    assert assumed_step(units_fps=10.0, footage_fps=None, persistence=4) == one_frame
+    assert assumed_step(units_fps=None, footage_fps=5.0, persistence=4) == one_frame
+    plain = scores(MotionStream(spec, "cpu"), frames, fps=None)
+    at_units = scores(MotionStream(spec, "cpu", units_fps=10.0, footage_fps=10.0), frames, None)
+    torch.testing.assert_close(at_units, plain, equal_nan=True)
+
+
+def test_reference_units_span_the_same_time_at_any_footage_rate() -> None:
+    """The same walk filmed at 10 fps and at 5 fps (every second frame) scores alike in
+    10-fps units: the 5-fps flows, twice as long, count half, and the window spans the same
+    0.4 s; in each footage's own units (no reference) the 5-fps walk moves twice as fast."""
+    spec = SPEC.model_copy(update={"persistence": 4})
+    frames = walking_square(21, pace=1.5)
+    ten = scores(MotionStream(spec, "cpu", units_fps=10.0, footage_fps=10.0), frames, None)
+    five = scores(MotionStream(spec, "cpu", units_fps=10.0, footage_fps=5.0), frames[::2], None)
+    own = scores(MotionStream(spec, "cpu", units_fps=5.0, footage_fps=5.0), frames[::2], None)
+    walking = float(ten[-6:].mean())  # the same 1 s of the walk at each rate
+    assert float(five[-3:].mean()) == pytest.approx(walking, rel=0.4)
+    assert float(own[-3:].mean()) > 1.6 * walking
+    assert not torch.isnan(five[2]) and torch.isnan(own[2])  # the window fills in 0.4 s

@@ -171,6 +171,16 @@ class MotionSpec(_Part):
         "as a first frame's is (judged on the other streams); false takes the least over the "
         "flows there are, which lets one-frame noise through (docs/one-class.md).",
     )
+    reference_fps: float | None = Field(
+        default=None,
+        gt=0,
+        le=120,
+        description="Frame rate the flows and the persistence window are taken at, in the fit "
+        "and live: footage at another rate has its flows taken over several frames or scaled "
+        "(vision.motion_pace), so `persistence` flows span persistence / reference_fps seconds "
+        "at any rate; null (the default): one frame a step at the footage's own rate, so the "
+        "window spans persistence frames of it (docs/one-class.md, measured both ways).",
+    )
     top_k: int = Field(default=10, ge=1, le=256, description="Cells averaged into the score.")
     cell_block: int = Field(
         default=0,

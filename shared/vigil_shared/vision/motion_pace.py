@@ -1,25 +1,29 @@
-"""A camera's frame rate against the frame rate a motion model was fitted at.
+"""A camera's frame rate against the frame rate a motion model's units are in.
 
 Optical flow is a displacement per frame pair, so the motion stream's units are pixels *per
-frame interval of the footage it was fitted on*. Served on a camera that runs at another rate,
-every flow is out of scale: fitted at 10 fps and served at 5, a walker moves twice as far per
-frame and looks like a cyclist (on Ped2, 95 % of unseen normal frames over the threshold);
-fitted at 5 and served at 10, a cyclist looks like a walker. Cameras run at whatever rate the
-operator sets, the link allows or the fit's footage happened to have, so the stream measures
-each camera's rate and judges motion in the fit's units:
+frame interval at some rate*, and its persistence window a number of those intervals. Served on
+a camera that runs at another rate, every flow is out of scale: fitted at 10 fps and served at
+5, a walker moves twice as far per frame and looks like a cyclist (on Ped2, 95 % of unseen
+normal frames over the threshold); fitted at 5 and served at 10, a cyclist looks like a walker.
+So the stream judges each frame in fixed units, a model's ``units_fps``: the rate of the footage
+it was fitted on, or its spec's ``motion.reference_fps`` where set (an option, measured and left
+off: docs/one-class.md), for the fit's footage as for live cameras. Cameras run at whatever
+rate the operator sets, the link allows or the footage happened to have, so the stream
+measures each camera's rate and takes it in those units:
 
-- a camera ``ratio`` times faster than the fit (ratio >= 1.5) takes each frame's flow against
-  the frame ``stride = round(ratio)`` back, so a flow spans about one fit interval, and its
-  persistence window runs over maps ``stride`` frames apart, so it spans what the fit's did:
-  the same computation as on the fit's footage, sampled at every live frame;
-- a camera within ``SAME_RATE`` of the fit's rate is taken at it, as fitted;
+- a camera ``ratio`` times faster than the units' rate (ratio >= 1.5) takes each frame's flow
+  against the frame ``stride = round(ratio)`` back, so a flow spans about one unit interval, and
+  its persistence window runs over maps ``stride`` frames apart, so it spans what the fit's
+  did: the same computation as on footage at the units' rate, sampled at every live frame;
+- a camera within ``SAME_RATE`` of the units' rate is taken at it, one frame a step;
 - otherwise (a slower camera, or one a little faster) each flow is scaled by
-  ``ratio / stride`` to a displacement per fit interval, and the persistence window holds
-  ``round(persistence * ratio / stride)`` maps (at least 1), the fit's span in time.
+  ``ratio / stride`` to a displacement per unit interval, and the persistence window holds
+  ``round(persistence * ratio / stride)`` maps (at least 1), the same span in time.
 
 The rate is the median of a camera's last ``GAPS`` capture-time gaps, so bunched arrivals (a
-network stall, then a burst) and single dropped frames do not move it. Without capture times
-or a fitted rate the stream keeps to one frame a step, as before.
+network stall, then a burst) and single dropped frames do not move it. Frames without capture
+times are taken at the rate of the model's footage (``assumed_step``); a model without units
+keeps to one frame a step, as before.
 """
 
 from __future__ import annotations
@@ -104,22 +108,30 @@ class CameraPace:
 
 
 def step_for(
-    pace: CameraPace, current: Step | None, *, fitted_fps: float | None, persistence: int
+    pace: CameraPace, current: Step | None, *, units_fps: float | None, persistence: int
 ) -> Step | None:
-    """The step of a camera at its measured rate (``current``: the one it has); None without a
-    fitted rate or before its second frame (one frame a step)."""
+    """The step of a camera at its measured rate (``current``: the one it has); None without
+    units or before its second frame (``assumed_step``)."""
     interval = pace.interval()
-    if fitted_fps is None or fitted_fps <= 0 or interval is None or interval <= 0:
+    if units_fps is None or units_fps <= 0 or interval is None or interval <= 0:
         return None
-    ratio = (1.0 / interval) / fitted_fps
+    ratio = (1.0 / interval) / units_fps
     if current is None:
         return Step.at(ratio, persistence)
     return current.follow(ratio, persistence)
 
 
-def context_frames(persistence: int, *, fitted_fps: float | None) -> int:
+def assumed_step(*, units_fps: float | None, footage_fps: float | None, persistence: int) -> Step:
+    """The step of frames whose rate is not measured (no capture times, or a camera's first):
+    at the rate of the model's footage, the one its fit and calibration saw."""
+    if units_fps is None or footage_fps is None or units_fps <= 0 or footage_fps <= 0:
+        return Step(1, 1.0, persistence)
+    return Step.at(footage_fps / units_fps, persistence)
+
+
+def context_frames(persistence: int, *, units_fps: float | None) -> int:
     """The most frames a camera's motion score depends on: its persistence window of maps,
     ``stride`` frames apart, and the flow of the first (``persistence`` at one frame a step)."""
-    if fitted_fps is None:
+    if units_fps is None:
         return persistence
     return persistence * MAX_WINDOW * MAX_STRIDE

@@ -30,7 +30,7 @@ from vigil_shared.vision.motion import (
     optical_flow,
     persistent,
 )
-from vigil_shared.vision.motion_pace import CameraPace, Step, step_for
+from vigil_shared.vision.motion_pace import CameraPace, Step, assumed_step, step_for
 from vigil_shared.vision.torch_farneback import expand, flow_between
 from vigil_shared.vision.torch_flow import lucas_kanade
 
@@ -50,7 +50,7 @@ class _CameraMotion:
     previous: deque[FlowInputs] = field(default_factory=deque)
     maps: deque[torch.Tensor] = field(default_factory=deque)  # its recent (rows, cols) maps
     pace: CameraPace = field(default_factory=CameraPace)
-    step: Step | None = None  # None until its rate is measured: one frame a step
+    step: Step | None = None  # None until its rate is measured: the stream's ``unmeasured``
 
     def copy(self) -> _CameraMotion:
         return _CameraMotion(deque(self.previous), deque(self.maps), self.pace.copy(), self.step)
@@ -106,14 +106,24 @@ def gray_frames(images: Sequence[torch.Tensor], params: FlowParams, device: str)
 class MotionStream:
     """Cell-motion maps of a batch, and each camera's state between batches."""
 
-    def __init__(self, spec: MotionSpec, device: str, *, fitted_fps: float | None = None) -> None:
-        """``fitted_fps``: the frame rate of the footage the model was fitted on; frames given
-        capture times are then judged in its units (``motion_pace``)."""
+    def __init__(
+        self,
+        spec: MotionSpec,
+        device: str,
+        *,
+        units_fps: float | None = None,
+        footage_fps: float | None = None,
+    ) -> None:
+        """``units_fps``: the frame rate the model's motion is in (``motion_pace``); frames
+        given capture times are judged in its units. ``footage_fps``: the rate of the footage
+        it was fitted on, at which frames without capture times are taken."""
         self.spec = spec
         self.device = device
-        self.fitted_fps = fitted_fps
+        self.units_fps = units_fps
         self.params = flow_params(spec)
-        self.one_frame = Step(1, 1.0, spec.persistence)  # a camera at the fit's rate
+        self.unmeasured = assumed_step(
+            units_fps=units_fps, footage_fps=footage_fps, persistence=spec.persistence
+        )
         self._cameras: dict[str, _CameraMotion] = {}
         # Farneback stays on a CUDA device (batched torch); elsewhere OpenCV, a pair at a time.
         self.in_torch = spec.method == "lucas_kanade" or (
@@ -214,7 +224,7 @@ class MotionStream:
             measured = step_for(
                 state.pace,
                 state.step,
-                fitted_fps=self.fitted_fps,
+                units_fps=self.units_fps,
                 persistence=self.spec.persistence,
             )
             if measured is not None:
@@ -222,7 +232,7 @@ class MotionStream:
                     state.previous.clear()
                     restarts.add(index)
                 state.step = measured
-            step = state.step or self.one_frame
+            step = state.step or self.unmeasured
             steps.append(step)
             if len(state.previous) >= step.stride:
                 pairs.append(index)

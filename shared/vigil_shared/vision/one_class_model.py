@@ -180,10 +180,10 @@ class OneClassScorer:
         tensors: dict[str, torch.Tensor],
         device: str,
         half_bank: bool | None = None,
-        fitted_fps: float | None = None,
+        footage_fps: float | None = None,
     ) -> None:
-        """``fitted_fps``: the frame rate of the footage the model was fitted on (its
-        manifest's ``fps``); frames scored with capture times are judged in its units."""
+        """``footage_fps``: the frame rate of the footage the model is fitted on (its
+        manifest's ``fps``); motion is judged in the units of ``motion_units_fps``."""
         self.spec = spec
         self.device = device
         # fp16 kNN products where they are fast (tensor cores) and have been checked to keep
@@ -195,7 +195,12 @@ class OneClassScorer:
         self.extractor = extractor
         self.tensors = {name: t.to(device) for name, t in tensors.items()}
         self.motion = (
-            MotionStream(spec.motion, device, fitted_fps=fitted_fps)
+            MotionStream(
+                spec.motion,
+                device,
+                units_fps=motion_units_fps(spec.motion, footage_fps),
+                footage_fps=footage_fps,
+            )
             if spec.motion is not None
             else None
         )
@@ -218,7 +223,7 @@ class OneClassScorer:
         motion = self.spec.motion
         stream = self.motion
         flow = (
-            pace_context(motion.persistence, fitted_fps=stream.fitted_fps)
+            pace_context(motion.persistence, units_fps=stream.units_fps)
             if motion is not None and stream is not None and motion.weight > 0
             else 0
         )
@@ -375,6 +380,12 @@ class OneClassScorer:
         return sum(recent) / len(recent)
 
 
+def motion_units_fps(motion: MotionSpec, footage_fps: float | None) -> float | None:
+    """The frame rate a model's motion is in (``motion_pace``): its ``reference_fps`` where
+    set, else the rate of its footage (None: one frame a step)."""
+    return motion.reference_fps if motion.reference_fps is not None else footage_fps
+
+
 def history_frames(spec: OneClassSpec) -> int:
     """How many of a camera's fused scores (the frame's own included) its reported score uses."""
     evidence = spec.evidence.window if spec.evidence is not None else 1
@@ -450,7 +461,7 @@ class OneClassFrameModel(OneClassScorer):
             extractor=extractor,
             tensors=tensors,
             device=device,
-            fitted_fps=manifest.metrics.get("fps"),
+            footage_fps=manifest.metrics.get("fps"),
         )
 
 

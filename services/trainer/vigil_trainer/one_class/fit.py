@@ -57,6 +57,7 @@ from vigil_trainer.one_class.calibrate import (
 from vigil_trainer.one_class.clips import (
     Clip,
     calibration_folds,
+    capture_times,
     clips_of,
     frame_rate,
     read_frames,
@@ -163,11 +164,13 @@ def fit_one_class(
         spec = spec.model_copy(update={"scene": None})
     backbone = backbone or load_efficientnet_lite0()
     prep = backbone.preprocessing.model_copy(update={"image_size": spec.image_size})
-    banks = _Banks(run, spec, None, {})
+    fps = frame_rate(clips, spec.footage_fps)
+    banks = _Banks(run, spec, fps, None, {})
     if spec.appearance.weight > 0:
         extractor = PatchFeatureExtractor(backbone.module, spec.appearance.stages)
         extractor = extractor.to(device).eval()
-        banks = _Banks(run, spec, extractor, _bank_patches(run, spec, prep, extractor, split.fit))
+        patches = _bank_patches(run, spec, prep, extractor, split.fit)
+        banks = _Banks(run, spec, fps, extractor, patches)
     model_tensors = banks.fitted(split.fit, step=(0, len(folds)))
     calibration = _Calibration(run, sum(len(c.items) for c in split.validation))
     calibration.total += sum(len(c.items) for fold in folds for c in fold.scored)
@@ -187,7 +190,7 @@ def fit_one_class(
         scorer=scorer,
         holdout=holdout,
         validation=validation,
-        fps=frame_rate(clips, spec.footage_fps),
+        fps=fps,
         counts=counts,
         labels_enough=enough_labels(split.validation),
     )
@@ -213,6 +216,7 @@ class _Banks:
 
     run: _Run
     spec: OneClassSpec
+    footage_fps: float  # the dataset's frame rate (``clips.frame_rate``)
     extractor: PatchFeatureExtractor | None
     features: dict[str, tuple[torch.Tensor, torch.Tensor]]  # group -> (patches, frame means)
 
@@ -248,6 +252,7 @@ class _Banks:
             extractor=self.extractor,
             tensors=tensors | {APPEARANCE_NORM: neutral, MOTION_NORM: neutral},
             device=self.run.device,
+            footage_fps=self.footage_fps,
         )
 
 
@@ -282,7 +287,8 @@ def _bank_patches(
 
 @dataclass
 class _Calibration:
-    """Scores clips in frame order, as the worker would, counting frames for the progress."""
+    """Scores clips in frame order, as the worker would (with their capture times where every
+    frame has one), counting frames for the progress."""
 
     run: _Run
     total: int
@@ -293,9 +299,11 @@ class _Calibration:
         results = []
         run = self.run
         for clip in clips:
-            raw = []
+            raw, start, times = [], 0, capture_times(clip)
             for frames in read_frames(run.s3, run.bucket, clip, chunk=run.batch_size):
-                raw.append(scorer.stream_scores([clip.group] * len(frames), frames))
+                chunk_times = None if times is None else times[start : start + len(frames)]
+                raw.append(scorer.stream_scores([clip.group] * len(frames), frames, chunk_times))
+                start += len(frames)
                 self.done += len(frames)
                 run.step("calibrate", self.done, self.total, self.started)
             scorer.forget(clip.group)
