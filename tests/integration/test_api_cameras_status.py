@@ -163,3 +163,57 @@ def test_a_model_inference_cannot_load_is_shown_with_the_camera_and_the_model(
     scoped = bearer(issue_key("viewer", camera_ids=[fine]))
     assert api.get(f"/api/v1/models/{model_id}", headers=scoped).json()["load_problems"] == []
     assert recorder.stop() == 0
+
+
+def test_a_camera_far_from_its_models_motion_rate_is_noticed(
+    api: TestClient,
+    kafka_settings: KafkaSettings,
+    start_service: StartService,
+    sessions: sessionmaker[Session],
+) -> None:
+    """A model whose motion is in 10-fps units: a camera measured at 2 fps (under half) gets a
+    notice, one at 8 fps none, one whose status has not come yet is judged by its target rate
+    (50 fps: over 4.5 times); a model without motion units (the warm-up) gives none."""
+    model_id = add_model(sessions, metrics={"fps": 10.0, "motion_fps": 10.0})
+    slow, fine, fast, warmup = (
+        create_camera(api),
+        create_camera(api),
+        create_camera(api, target_fps=50.0),
+        create_camera(api),
+    )
+    now = datetime.now(UTC)
+    model = ModelRef(id=model_id, kind="registry")
+    sent: list[CameraStatus | ScoringStatus] = [
+        ScoringStatus(camera_id=c, model=model, reported_at=now) for c in (slow, fine, fast)
+    ]
+    sent.append(
+        ScoringStatus(camera_id=warmup, model=ModelRef(id="warmup", kind="warmup"), reported_at=now)
+    )
+    publish(kafka_settings, kafka_settings.topics.scoring_status, sent)
+    statuses = [
+        report(slow, state="online", at=now, fps=2.0, target_fps=2.0),
+        report(fine, state="online", at=now, fps=8.0, target_fps=8.0),
+        report(warmup, state="online", at=now, fps=1.0, target_fps=1.0),
+    ]
+    publish(kafka_settings, kafka_settings.topics.camera_status, statuses)
+    recorder = start_service("vigil_api.consumers.camera_status_main")
+
+    def stored() -> bool:
+        cameras = {c["id"]: c for c in api.get("/api/v1/cameras", params={"limit": 500}).json()}
+        scored = all(cameras[c]["scoring"] for c in (slow, fine, fast, warmup))
+        return scored and all(cameras[c]["status"] for c in (slow, fine, warmup))
+
+    wait_until(stored, timeout_s=60, what="the stored scoring and status reports")
+    notices = {c: api.get(f"/api/v1/cameras/{c}").json()["rate_notice"] for c in (slow, fine)}
+    assert notices[fine] is None
+    assert notices[slow] is not None and "2.0 fps, under half" in notices[slow]
+    fast_notice = api.get(f"/api/v1/cameras/{fast}").json()["rate_notice"]
+    assert fast_notice is not None and "camera at 50.0 fps, 5.0 times the rate" in fast_notice
+    assert api.get(f"/api/v1/cameras/{warmup}").json()["rate_notice"] is None
+    cameras = api.get("/api/v1/cameras", params={"limit": 500}).json()
+    listed = {c["id"]: c["rate_notice"] for c in cameras}
+    assert listed[slow] == notices[slow] and listed[fine] is None
+    console = api.get("/console/ui/cameras").text  # the operator's camera list shows it too
+    assert "camera at 2.0 fps, under half the rate" in console
+    assert "camera at 8.0 fps" not in console
+    assert recorder.stop() == 0

@@ -39,6 +39,7 @@ def test_the_bench_runs_at_5_fps(ped2: Path, settings: CommonSettings) -> None:
     assert report["dataset"]["name"] == "ped2-train-3clips-5fps"
     row = report["models"]["default"]
     assert row["fit_metrics"]["fps"] == pytest.approx(5.0)
+    assert row["fit_metrics"]["motion_fps"] == pytest.approx(5.0)  # what the API checks against
     test = row["ped2_test"]
     (interval,) = test["clips"]["Test001"]["intervals"]  # Test001: 180 frames at 10 fps
     assert interval[1] < 90

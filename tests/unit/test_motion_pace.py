@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from tests.unit.test_torch_flow import texture
+from vigil_shared.motion_units import MAX_STRIDE
 from vigil_shared.schemas.one_class import MotionSpec
-from vigil_shared.vision.motion_pace import MAX_STRIDE, CameraPace, Step, assumed_step, step_for
+from vigil_shared.vision.motion_pace import CameraPace, Step, assumed_step, step_for
 from vigil_shared.vision.motion_stream import MotionStream
 
 SPEC = MotionSpec(flow_height=96, flow_width=128, grid_rows=6, grid_cols=8, persistence=3)

@@ -20,6 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from vigil_shared.motion_units import MOTION_FPS, rate_notice
+
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSONB, datetime: DateTime(timezone=True)}
@@ -214,6 +216,18 @@ class Camera(Base):
         """The camera's own production model (not the global default it may fall back to)."""
         return self.assignment.production_model_id if self.assignment is not None else None
 
+    @property
+    def rate_notice(self) -> str | None:
+        """Whether the camera's frame rate (as ingest measures it, else its target) is outside
+        what the motion of the model scoring it handles as measured (``motion_units``)."""
+        model = self.scoring.model if self.scoring is not None else None
+        if model is None:
+            return None
+        units = model.metrics.get(MOTION_FPS)
+        measured = self.status.fps if self.status is not None else 0.0
+        fps = measured if measured > 0 else self.target_fps
+        return rate_notice(fps, units if isinstance(units, int | float) else None)
+
 
 class CameraStatusRow(Base):
     """The latest ``vigil.camera-status.v1`` report of a camera, as ingest last saw it."""
@@ -248,6 +262,13 @@ class CameraScoringRow(Base):
     shadow_model_id: Mapped[str | None] = mapped_column(String(128))
     problem: Mapped[str | None] = mapped_column(Text)
     reported_at: Mapped[datetime]
+    # Read-only: the registry row of the model scoring the camera (none for the warm-up model).
+    model: Mapped[Model | None] = relationship(
+        primaryjoin="foreign(CameraScoringRow.model_id) == Model.id",
+        viewonly=True,
+        lazy="selectin",
+        uselist=False,
+    )
 
 
 class ApiKey(Base):

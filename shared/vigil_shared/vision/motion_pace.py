@@ -32,11 +32,10 @@ import statistics
 from collections import deque
 from dataclasses import dataclass, field
 
+from vigil_shared.motion_units import MAX_STRIDE
+
 GAPS = 15
 """Capture-time gaps a camera's rate is the median of."""
-MAX_STRIDE = 4
-"""Furthest back a flow reaches (a camera 4.5 times faster than the fit or more keeps 4 and
-scales the rest): bounds the frames each camera keeps and a replay's context."""
 STRIDE_FROM = 1.5
 """A camera this many times faster than the fit, or more, takes flows over several frames."""
 MAX_WINDOW = 2

@@ -84,6 +84,7 @@ CAMERA_OUT_EXAMPLE: dict[str, JsonValue] = {
         "problem": None,
         "reported_at": "2026-11-28T08:00:01Z",
     },
+    "rate_notice": None,
     "created_at": "2026-11-20T09:00:00Z",
     "updated_at": "2026-11-28T07:55:00Z",
 }
@@ -164,6 +165,13 @@ class CameraOut(BaseModel):
         default=None,
         description="Inference's latest report: the model scoring the camera and, when its "
         "assigned model cannot be loaded, why; null: none yet.",
+    )
+    rate_notice: str | None = Field(
+        default=None,
+        description="Set when the camera's frame rate (ingest's measured rate, else its "
+        "target) is outside what the motion of the model scoring it was measured to handle: "
+        "under half, or over 4.5 times, the frame rate its motion is in (docs/one-class.md, "
+        '"Cameras at another frame rate"). The camera is still scored; null otherwise.',
     )
     created_at: datetime
     updated_at: datetime

@@ -88,18 +88,22 @@ def score_held_out(
     should_stop: Callable[[], bool],
 ) -> dict[str, torch.Tensor]:
     """Every model's anomaly score (float64, in ``held.items`` order), each group scored as one
-    camera from its first frame, so a motion model sees the clip as inference would."""
+    camera from its first frame, with its frames' capture times where every frame has one, so
+    a motion model sees the clip as inference would."""
     scores: dict[str, list[float]] = {name: [] for name in models}
     done = 0
     for group, members in groupby(held.items, key=lambda item: item.group):
         for model in models.values():
             model.forget(group)
-        for batch in _batches(list(members)):
+        items = list(members)
+        timed = all(item.captured_at is not None for item in items)
+        for batch in _batches(items):
             if should_stop():
                 raise JobCancelled("cancelled by the operator")
             images = [_decode(s3, bucket, item) for item in batch]
+            times = [i.captured_at.timestamp() for i in batch if i.captured_at] if timed else None
             for name, model in models.items():
-                scored = model.score_frames([group] * len(images), images)
+                scored = model.score_frames([group] * len(images), images, times)
                 scores[name].extend(s.score for s in scored)
             done += len(batch)
             progress({"stage": "scoring", "step": done, "total": len(held.items)})

@@ -21,6 +21,7 @@ from minio import Minio
 from safetensors.torch import save as save_safetensors
 
 from vigil_shared.datasets import DatasetManifest
+from vigil_shared.motion_units import MOTION_FPS
 from vigil_shared.schemas.manifests import Preprocessing, WeightsProvenance
 from vigil_shared.schemas.one_class import SCENE_LEFT_OUT, OneClassSpec
 from vigil_shared.vision.backbones import Backbone, load_efficientnet_lite0
@@ -354,6 +355,9 @@ def _calibrate(
     metrics = quantile_metrics(normal_scores, threshold)
     metrics |= {name: float(value) for name, value in counts.items()}
     metrics |= {"threshold_from_labels": 0.0, "fusion_from_labels": 0.0, "fps": fps}
+    motion = scorer.motion
+    if motion is not None and motion.units_fps is not None and motion.spec.weight > 0:
+        metrics[MOTION_FPS] = motion.units_fps  # what the API checks a camera's rate against
     metrics |= fusion.metrics if fusion is not None else {}
     if validation:
         val_scores = torch.cat([normal_scores, *(_fused(scorer, c) for c in validation)])
