@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from vigil_shared.schemas.events import (
     EventMessage,
     EventPhase,
@@ -52,6 +55,53 @@ class LifecycleSettings:
             raise ValueError(f"need 1 <= open_k <= open_n, got {self.open_k} of {self.open_n}")
         if not 0 < self.close_ratio <= 1:
             raise ValueError(f"close_ratio must be in (0, 1], got {self.close_ratio}")
+
+
+class InferenceDebounce(BaseSettings):
+    """Inference's event lifecycle as the deployment sets it (``VIGIL_INFERENCE_EVENT_*``): the
+    worker's, and read by the processes that must count events as inference raises them (the
+    trainer: a one_class fit sets its threshold by events per hour, and replays and footage
+    trimming raise events). Set the variables once for every process (compose's shared
+    environment does)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VIGIL_INFERENCE_EVENT_", extra="ignore", frozen=True
+    )
+
+    open_k: int = Field(default=3, ge=1, le=100, description="Hot frames that open...")
+    open_n: int = Field(default=5, ge=1, le=100, description="...among this many.")
+    close_after: int = Field(
+        default=5, ge=1, le=1000, description="Consecutive quiet frames that end an event."
+    )
+    close_ratio: float = Field(
+        default=1.0, gt=0, le=1, description="Hysteresis: quiet means below threshold x this."
+    )
+    update_interval_s: float = Field(
+        default=2.0, ge=0, description="At most one update per interval (capture time)."
+    )
+    max_duration_s: float = Field(
+        default=300.0, gt=0, le=86_400, description="An event longer than this is ended."
+    )
+    silence_s: float = Field(
+        default=10.0, gt=0, description="A camera silent this long ends its event."
+    )
+
+    @model_validator(mode="after")
+    def _k_of_n(self) -> InferenceDebounce:
+        if self.open_k > self.open_n:
+            raise ValueError(f"open_k ({self.open_k}) exceeds open_n ({self.open_n})")
+        return self
+
+    def lifecycle(self) -> LifecycleSettings:
+        return LifecycleSettings(
+            open_k=self.open_k,
+            open_n=self.open_n,
+            close_after=self.close_after,
+            close_ratio=self.close_ratio,
+            update_interval_s=self.update_interval_s,
+            max_duration_s=self.max_duration_s,
+            silence_s=self.silence_s,
+        )
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from vigil_inference.service import lifecycle_settings
 from vigil_inference.settings import InferenceSettings
 from vigil_shared.event_lifecycle import LifecycleSettings
 from vigil_shared.event_simulation import SimulatedEvent
@@ -47,7 +46,7 @@ def labeled(n: int, *ranges: tuple[int, int]) -> torch.Tensor:
 
 
 def test_the_replay_uses_the_workers_default_lifecycle() -> None:
-    assert lifecycle_settings(InferenceSettings()) == LifecycleSettings()
+    assert InferenceSettings().events.lifecycle() == LifecycleSettings()
 
 
 def test_intervals_are_the_runs_of_abnormal_frames() -> None:

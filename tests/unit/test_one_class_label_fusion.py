@@ -10,6 +10,7 @@ from safetensors.torch import save as save_safetensors
 
 from tests.unit.test_one_class_fusion import calibrated_tensors
 from tests.unit.test_one_class_model import frame, manifest, spec
+from vigil_shared.event_lifecycle import LifecycleSettings
 from vigil_shared.schemas.one_class import OneClassSpec
 from vigil_shared.vision.backbones import LITE0_PREPROCESSING
 from vigil_shared.vision.one_class_model import (
@@ -114,7 +115,10 @@ def test_a_single_stream_or_the_weighted_fusion_has_nothing_to_fit() -> None:
 
 
 def calibrated(
-    *, labels_enough: bool, false_alarms_per_hour: float | None = None
+    *,
+    labels_enough: bool,
+    false_alarms_per_hour: float | None = None,
+    lifecycle: LifecycleSettings | None = None,
 ) -> tuple[OneClassSpec, dict[str, torch.Tensor], dict[str, float]]:
     normal, events = labeled_site(noise_motion=True)
     model_spec = spec(fusion="calibrated_max", false_alarms_per_hour=false_alarms_per_hour)
@@ -124,10 +128,11 @@ def calibrated(
         holdout=normal,
         validation=events,
         fps=10.0,
+        lifecycle=lifecycle or LifecycleSettings(),
         counts={},
         labels_enough=labels_enough,
     )
-    return model_spec, fit.tensors, fit.metrics
+    return model_spec, fit.tensors, fit.metrics | {"fitted_threshold": fit.threshold}
 
 
 def test_with_enough_labels_the_fit_stores_the_gains_and_thresholds_the_gained_scores() -> None:
@@ -203,3 +208,17 @@ def test_an_artifact_with_gains_loads_and_bad_gains_are_refused() -> None:
     for bad in ([1.0, 0.5], [1.0, -1.0, 0.5], [0.0, 0.0, 0.0]):
         with pytest.raises(ArtifactError, match=FUSION_GAINS):
             check_tensors(model_spec, tensors | {FUSION_GAINS: torch.tensor(bad)})
+
+
+def test_the_threshold_counts_events_with_inferences_debounce() -> None:
+    """A deployment that opens an event on one hot frame (VIGIL_INFERENCE_EVENT_OPEN_K/N 1/1)
+    raises more events at any threshold than the default 3 of 5, so the same target rate needs
+    a higher threshold; the model records the debounce it was calibrated for."""
+    _, _, default = calibrated(labels_enough=False, false_alarms_per_hour=1.0)
+    eager_settings = LifecycleSettings(open_k=1, open_n=1)
+    _, _, eager = calibrated(
+        labels_enough=False, false_alarms_per_hour=1.0, lifecycle=eager_settings
+    )
+    assert (default["lifecycle_open_k"], default["lifecycle_open_n"]) == (3, 5)
+    assert (eager["lifecycle_open_k"], eager["lifecycle_open_n"]) == (1, 1)
+    assert eager["fitted_threshold"] > default["fitted_threshold"]

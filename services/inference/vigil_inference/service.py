@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 
 from kafka import KafkaProducer
 from minio import Minio
@@ -49,18 +50,6 @@ def scoring_thread_count(settings: InferenceSettings, device: str) -> int:
     return 1 if device.startswith("cuda") else len(os.sched_getaffinity(0))
 
 
-def lifecycle_settings(settings: InferenceSettings) -> LifecycleSettings:
-    return LifecycleSettings(
-        open_k=settings.event_open_k,
-        open_n=settings.event_open_n,
-        close_after=settings.event_close_after,
-        close_ratio=settings.event_close_ratio,
-        update_interval_s=settings.event_update_interval_s,
-        max_duration_s=settings.event_max_duration_s,
-        silence_s=settings.event_silence_s,
-    )
-
-
 def warmup_model(settings: InferenceSettings, device: str, *, max_batch: int = 0) -> WarmupModel:
     """The built-in scorer, its kernels primed for batches up to ``max_batch`` frames."""
     prep = LITE0_PREPROCESSING.model_copy(update={"image_size": settings.warmup_image_size})
@@ -83,18 +72,37 @@ def warmup_model(settings: InferenceSettings, device: str, *, max_batch: int = 0
 
 def registry_loader(s3: Minio, settings: InferenceSettings, device: str) -> ModelLoader:
     def load(model_id: str, artifact_sha256: str | None) -> ScoringModel:
-        model: FrameScorer = load_frame_model(
+        loaded = load_frame_model(
             s3,
             bucket=settings.common.s3.models_bucket,
             model_id=model_id,
             device=device,
             artifact_sha256=artifact_sha256,
         )
+        mismatch = debounce_mismatch(loaded.manifest.metrics, settings.events.lifecycle())
+        if mismatch is not None:
+            log.warning(mismatch, extra={"model_id": model_id})
+        model: FrameScorer = loaded
         if settings.threshold is not None:
             model = ThresholdOverride(model, settings.threshold)
         return ScoringModel(ModelRef(id=model_id, kind="registry"), model, artifact_sha256)
 
     return load
+
+
+def debounce_mismatch(metrics: Mapping[str, float], lifecycle: LifecycleSettings) -> str | None:
+    """Why a model's false-alarm rate does not hold here: its threshold was calibrated for
+    events opened by another debounce than this worker's (the trainer and inference read
+    different VIGIL_INFERENCE_EVENT_* values); None when they agree or the model did not say."""
+    calibrated = (metrics.get("lifecycle_open_k"), metrics.get("lifecycle_open_n"))
+    if None in calibrated or calibrated == (lifecycle.open_k, lifecycle.open_n):
+        return None
+    k, n = (int(v) for v in calibrated if v is not None)
+    return (
+        f"model calibrated for events opened by {k} of {n} hot frames, this worker opens on "
+        f"{lifecycle.open_k} of {lifecycle.open_n}: its expected false alarms per hour do not "
+        "hold; set VIGIL_INFERENCE_EVENT_OPEN_K/_N alike for the trainer and inference"
+    )
 
 
 def scoring_status_sender(producer: KafkaProducer, topic: str) -> ReportStatus:
@@ -187,7 +195,7 @@ def build_worker(
         producer=producer,
         router=router,
         assignments=assignments,
-        tracker=EventTracker(lifecycle_settings(settings)),
+        tracker=EventTracker(settings.events.lifecycle()),
         snapshots=snapshots,
         topics=topics,
         batching=Batching(

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vigil_shared.event_lifecycle import InferenceDebounce
 from vigil_shared.settings import CommonSettings
 
 
@@ -67,22 +68,11 @@ class InferenceSettings(BaseSettings):
     threshold: float | None = Field(
         default=None, ge=0, description="Fixed threshold overriding the calibrated one."
     )
-    event_open_k: int = Field(default=3, ge=1, le=100, description="Hot frames that open...")
-    event_open_n: int = Field(default=5, ge=1, le=100, description="...among this many.")
-    event_close_after: int = Field(
-        default=5, ge=1, le=1000, description="Consecutive quiet frames that end an event."
-    )
-    event_close_ratio: float = Field(
-        default=1.0, gt=0, le=1, description="Hysteresis: quiet means below threshold x this."
-    )
-    event_update_interval_s: float = Field(
-        default=2.0, ge=0, description="At most one update per interval (capture time)."
-    )
-    event_max_duration_s: float = Field(
-        default=300.0, gt=0, le=86_400, description="An event longer than this is ended."
-    )
-    event_silence_s: float = Field(
-        default=10.0, gt=0, description="A camera silent this long ends its event."
+    events: InferenceDebounce = Field(
+        default_factory=InferenceDebounce,
+        description="The event lifecycle (VIGIL_INFERENCE_EVENT_OPEN_K, _OPEN_N, _CLOSE_AFTER, "
+        "_CLOSE_RATIO, _UPDATE_INTERVAL_S, _MAX_DURATION_S, _SILENCE_S), which the trainer "
+        "reads too.",
     )
     snapshots: bool = Field(default=True, description="Store peak snapshots in S3.")
     snapshot_workers: int = Field(default=2, ge=1, le=32)

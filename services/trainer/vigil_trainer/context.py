@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from minio import Minio
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_shared.datasets import DatasetManifest, DatasetRef, load_manifest
+from vigil_shared.event_lifecycle import LifecycleSettings
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.settings import S3Settings
 from vigil_trainer.production import Production, load_production
@@ -37,6 +38,8 @@ class TrainerContext:
     progress_interval_s: float = 1.0
     heartbeat_s: float = 10.0
     lease_s: float = 60.0
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    """Inference's event debounce: how a fit, a replay or a trim counts events."""
 
     def for_job(self, job_id: uuid.UUID, reporter: JobReporter) -> JobContext:
         clients = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -140,7 +140,12 @@ def _replay(ctx: TrainerContext, kafka: KafkaSettings, scope: ReplayScope) -> di
                 end=scope.end,
             )
             frames += replay_camera(
-                model, retained, batch_size=ctx.batch_size, device=ctx.device, sink=sink
+                model,
+                retained,
+                batch_size=ctx.batch_size,
+                device=ctx.device,
+                sink=sink,
+                lifecycle_settings=ctx.lifecycle,
             )
         producer.flush()
     finally:
@@ -164,11 +169,12 @@ def replay_camera(
     batch_size: int,
     device: str,
     sink: TransitionSink,
+    lifecycle_settings: LifecycleSettings | None = None,
 ) -> int:
     """One camera's frames, in the order ingest sent them, through the model and a fresh
     lifecycle, a batch at a time; an event still open at the range's end ends at its last hot
     frame. How many frames were read."""
-    lifecycle = CameraLifecycle(LifecycleSettings())
+    lifecycle = CameraLifecycle(lifecycle_settings or LifecycleSettings())
     ref = ModelRef(id=model.manifest.model_id, kind="registry")
     read = 0
     for batch in batched(frames, batch_size):

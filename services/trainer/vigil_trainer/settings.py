@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vigil_shared.event_lifecycle import InferenceDebounce
 from vigil_shared.settings import CommonSettings
 
 
@@ -49,6 +50,11 @@ class TrainerSettings(BaseSettings):
     )
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: any)."
+    )
+    events: InferenceDebounce = Field(
+        default_factory=InferenceDebounce,
+        description="Inference's event debounce (VIGIL_INFERENCE_EVENT_*): one_class fits count "
+        "false alarms, and replays and footage trimming raise events, as inference would.",
     )
     common: CommonSettings = Field(default_factory=CommonSettings)
 

@@ -21,6 +21,7 @@ from minio import Minio
 from safetensors.torch import save as save_safetensors
 
 from vigil_shared.datasets import DatasetManifest
+from vigil_shared.event_lifecycle import LifecycleSettings
 from vigil_shared.motion_units import MOTION_FPS
 from vigil_shared.schemas.manifests import Preprocessing, WeightsProvenance
 from vigil_shared.schemas.one_class import SCENE_LEFT_OUT, OneClassSpec
@@ -146,9 +147,11 @@ def fit_one_class(
     progress: Progress,
     should_stop: Callable[[], bool],
     backbone: Backbone | None = None,
+    lifecycle: LifecycleSettings | None = None,
 ) -> OneClassFit:
     """Fit on ``dataset`` (normal clips; clips with labeled anomalies validate only), with
-    ``backbone``'s features (ImageNet Lite0 when None)."""
+    ``backbone``'s features (ImageNet Lite0 when None); the false-alarm rate counts events as
+    ``lifecycle`` (inference's debounce; its defaults when None) raises them."""
     torch.manual_seed(spec.seed)
     run = _Run(s3, bucket, device, batch_size, progress, should_stop)
     clips = clips_of(dataset)
@@ -192,6 +195,7 @@ def fit_one_class(
         holdout=holdout,
         validation=validation,
         fps=fps,
+        lifecycle=lifecycle or LifecycleSettings(),
         counts=counts,
         labels_enough=enough_labels(split.validation),
     )
@@ -331,6 +335,7 @@ def _calibrate(
     holdout: list[ClipScores],
     validation: list[ClipScores],
     fps: float,
+    lifecycle: LifecycleSettings,
     counts: dict[str, int],
     labels_enough: bool,
 ) -> _Calibrated:
@@ -347,7 +352,7 @@ def _calibrate(
         scorer.tensors[FUSION_GAINS] = fusion.gains
     normal_clips = [_fused(scorer, clip) for clip in holdout]
     normal_scores = torch.cat(normal_clips)
-    rate = fit_alarm_rate(normal_clips, fps=fps)
+    rate = fit_alarm_rate(normal_clips, fps=fps, settings=lifecycle)
     if spec.false_alarms_per_hour is not None:
         threshold = rate.threshold_for(spec.false_alarms_per_hour)
     else:
@@ -358,6 +363,9 @@ def _calibrate(
     motion = scorer.motion
     if motion is not None and motion.units_fps is not None and motion.spec.weight > 0:
         metrics[MOTION_FPS] = motion.units_fps  # what the API checks a camera's rate against
+    # The debounce the false-alarm rate counts events with (inference's, when the worker's
+    # VIGIL_INFERENCE_EVENT_* match the trainer's).
+    metrics |= {"lifecycle_open_k": lifecycle.open_k, "lifecycle_open_n": lifecycle.open_n}
     metrics |= fusion.metrics if fusion is not None else {}
     if validation:
         val_scores = torch.cat([normal_scores, *(_fused(scorer, c) for c in validation)])

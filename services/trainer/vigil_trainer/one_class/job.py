@@ -48,6 +48,7 @@ def run(*, ctx: JobContext, spec: OneClassSpec) -> ModelManifest:
         batch_size=ctx.batch_size,
         progress=reporter.progress,
         should_stop=reporter.should_stop,
+        lifecycle=ctx.lifecycle,
     )
     if spec.scene is not None and fitted.spec.scene is None:
         groups = int(fitted.metrics["n_holdout_clips"])

@@ -96,13 +96,20 @@ def production_cut(model: FrameModel) -> float:
 
 
 def trim_mask(
-    scores: torch.Tensor, *, cut: float, margin: int, fps: float, marks: Marks
+    scores: torch.Tensor,
+    *,
+    cut: float,
+    margin: int,
+    fps: float,
+    marks: Marks,
+    lifecycle: LifecycleSettings | None = None,
 ) -> ClipTrim:
     """The kept frames of one clip from production's scores (NaN: not scored yet, not hot)."""
     n = scores.numel()
     filled = torch.nan_to_num(scores.double(), nan=float("-inf"))
     hot = filled >= cut
-    replayed = replay(filled.tolist(), threshold=cut, settings=LifecycleSettings(), fps=fps)
+    settings = lifecycle or LifecycleSettings()
+    replayed = replay(filled.tolist(), threshold=cut, settings=settings, fps=fps)
     cleared = _covered(n, marks.cleared)
     spans = list(marks.flagged) + [(e.first, e.last) for e in replayed]
     near = torch.zeros(n, dtype=torch.bool)
@@ -174,6 +181,7 @@ class Trimmer:
     min_run: int
     margin_s: float = RETRAIN_TRIM_MARGIN_S
     chunk: int = 16
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)  # inference's
 
 
 def trim_footage(dataset: DatasetManifest, trimmer: Trimmer) -> tuple[DatasetManifest, TrimReport]:
@@ -188,7 +196,12 @@ def trim_footage(dataset: DatasetManifest, trimmer: Trimmer) -> tuple[DatasetMan
             continue
         scores = clip_scores(trimmer.model, trimmer.s3, trimmer.bucket, clip, chunk=trimmer.chunk)
         trim = trim_mask(
-            scores, cut=report.cut, margin=margin, fps=trimmer.fps, marks=trimmer.marks(clip)
+            scores,
+            cut=report.cut,
+            margin=margin,
+            fps=trimmer.fps,
+            marks=trimmer.marks(clip),
+            lifecycle=trimmer.lifecycle,
         )
         report.footage_frames += len(clip.items)
         report.left_out["hot"] += trim.hot
