@@ -17,6 +17,7 @@ from tests.support import wait_until
 from vigil_api.consumers.shadow_reporter import ShadowReporter
 from vigil_api.core.loop_settings import LoopSettings
 from vigil_shared.db.loop_models import ShadowReport
+from vigil_shared.event_lifecycle import InferenceDebounce
 from vigil_shared.kafka import make_consumer, make_producer
 from vigil_shared.metrics import ConsumerMetrics
 from vigil_shared.schemas.events import ModelRef
@@ -25,7 +26,9 @@ from vigil_shared.settings import KafkaSettings
 from vigil_shared.topics import Topics
 
 SPAN = 10
-SETTINGS = LoopSettings(shadow_span_frames=SPAN, shadow_settle_s=0, event_open_k=1, event_open_n=1)
+SETTINGS = LoopSettings(
+    shadow_span_frames=SPAN, shadow_settle_s=0, events=InferenceDebounce(open_k=1, open_n=1)
+)
 
 
 def publish(kafka: KafkaSettings, topics: Topics, camera: str, frames: int) -> None:

@@ -4,10 +4,14 @@ worker that loads a model calibrated for another debounce says so."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pydantic import ValidationError
 
+from vigil_api.core.loop_settings import LoopSettings
 from vigil_inference.service import debounce_mismatch
+from vigil_inference.settings import InferenceSettings
 from vigil_shared.event_lifecycle import InferenceDebounce, LifecycleSettings
 from vigil_trainer.settings import TrainerSettings
 
@@ -21,6 +25,9 @@ def test_the_trainer_reads_inferences_debounce(monkeypatch: pytest.MonkeyPatch) 
     lifecycle = TrainerSettings().events.lifecycle()
     assert (lifecycle.open_k, lifecycle.open_n, lifecycle.close_after) == (2, 3, 8)
     assert lifecycle.close_ratio == 0.8
+    assert InferenceSettings().events.lifecycle() == lifecycle  # the worker's own
+    shadow = LoopSettings().lifecycle()  # the API's shadow reports: no silence, else the same
+    assert shadow == replace(lifecycle, silence_s=float("inf"))
 
 
 def test_more_hot_frames_than_the_window_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

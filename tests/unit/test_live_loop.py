@@ -11,11 +11,14 @@ from vigil_api.domain.rollback_watch import Behaviour, breach
 from vigil_api.domain.shadow_reports import judge, report_id
 from vigil_api.domain.shadow_window import ShadowWindow
 from vigil_shared.db.models import Event
+from vigil_shared.event_lifecycle import InferenceDebounce
 from vigil_shared.schemas.events import ModelRef
 from vigil_shared.schemas.shadow_scores import ShadowScore
 
 T0 = datetime(2026, 12, 5, 8, tzinfo=UTC)
-SETTINGS = LoopSettings(event_open_k=1, event_open_n=1, event_close_after=1, shadow_span_frames=10)
+SETTINGS = LoopSettings(
+    events=InferenceDebounce(open_k=1, open_n=1, close_after=1), shadow_span_frames=10
+)
 
 
 def score(offset: int, *, shadow: float, production: float) -> ShadowScore:

@@ -8,14 +8,12 @@ both processes.
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from dataclasses import replace
+
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vigil_shared.event_lifecycle import LifecycleSettings
-
-
-def _inference(name: str) -> AliasChoices:
-    return AliasChoices(f"VIGIL_INFERENCE_{name.upper()}", name)
+from vigil_shared.event_lifecycle import InferenceDebounce, LifecycleSettings
 
 
 class LoopSettings(BaseSettings):
@@ -91,21 +89,11 @@ class LoopSettings(BaseSettings):
         gt=0,
         description="Most median detection delay (detected_at - started_at) of its events.",
     )
-    event_open_k: int = Field(default=3, ge=1, le=100, validation_alias=_inference("event_open_k"))
-    event_open_n: int = Field(default=5, ge=1, le=100, validation_alias=_inference("event_open_n"))
-    event_close_after: int = Field(
-        default=5, ge=1, le=1000, validation_alias=_inference("event_close_after")
-    )
-    event_max_duration_s: float = Field(
-        default=300.0, gt=0, le=86_400, validation_alias=_inference("event_max_duration_s")
+    events: InferenceDebounce = Field(
+        default_factory=InferenceDebounce,
+        description="Inference's event lifecycle, from its own VIGIL_INFERENCE_EVENT_* variables.",
     )
 
     def lifecycle(self) -> LifecycleSettings:
         """Inference's debounce, with no silence (a report reads a backlog at any pace)."""
-        return LifecycleSettings(
-            open_k=self.event_open_k,
-            open_n=self.event_open_n,
-            close_after=self.event_close_after,
-            max_duration_s=self.event_max_duration_s,
-            silence_s=float("inf"),
-        )
+        return replace(self.events.lifecycle(), silence_s=float("inf"))
