@@ -1,5 +1,6 @@
-"""The trainer counts events as inference raises them: it reads inference's own debounce
-variables (set once for every process), and refuses a debounce inference would refuse; a
+"""Every process counts events as inference raises them: the worker, the trainer (a fit's
+false-alarm rate, replays, trimming) and the API's shadow reports read inference's own
+lifecycle variables through one class, which refuses a debounce inference would refuse; a
 worker that loads a model calibrated for another debounce says so."""
 
 from __future__ import annotations

@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_shared.schemas.manifests import ProductionComparison
 from vigil_shared.vision.score_metrics import auroc, average_precision
+from vigil_shared.vision.scoring import FrameModel
 from vigil_trainer.classify.data import ClassifyData
 from vigil_trainer.production import Production, load_production
 
 COMPARED = ("auroc", "aupr")
+BATCH = 32
 
 
 def score_metrics(scores: torch.Tensor, positives: torch.Tensor) -> dict[str, float]:
@@ -77,11 +79,21 @@ def compare_with_production(
     positives = torch.tensor([data.classes[int(i)] not in normal_classes for i in labels])
     if production.model is None:
         return comparison(production, theirs=None, ours=own_scores, positives=positives)
-    cameras = [data.groups[int(i)] for i in index]  # a group is the unit with its own motion
+    theirs = production_scores(production.model, data)
+    return comparison(production, theirs=theirs, ours=own_scores, positives=positives)
+
+
+def production_scores(model: FrameModel, data: ClassifyData) -> torch.Tensor:
+    """``model``'s scores of the held-out frames in order, each group as one camera (the unit
+    with its own motion), with the frames' capture times when every held-out frame has one."""
+    index = [int(i) for i in data.val_index]
+    cameras = [data.groups[i] for i in index]
+    stamps = [data.times[i] if data.times else None for i in index]
+    known = [t for t in stamps if t is not None]
     scores: list[float] = []
-    for start in range(0, len(index), 32):
-        batch = index[start : start + 32]
-        images = [data.images[int(i)] for i in batch]
-        scored = production.model.score_frames(cameras[start : start + 32], images)
+    for start in range(0, len(index), BATCH):
+        images = [data.images[i] for i in index[start : start + BATCH]]
+        times = known[start : start + BATCH] if len(known) == len(index) else None
+        scored = model.score_frames(cameras[start : start + BATCH], images, times)
         scores.extend(s.score for s in scored)
-    return comparison(production, theirs=torch.tensor(scores), ours=own_scores, positives=positives)
+    return torch.tensor(scores)

@@ -36,6 +36,9 @@ class ClassifyData:
     val_groups: tuple[str, ...]
     dataset_name: str | None = None
     dataset_version: str | None = None
+    times: tuple[float | None, ...] = ()
+    """Each item's capture time in seconds (None where it has none); empty: none known. A
+    motion model scoring the held-out frames measures each group's frame rate from them."""
 
     @classmethod
     def from_tensors(
@@ -49,6 +52,7 @@ class ClassifyData:
         seed: int = 0,
         dataset_name: str | None = None,
         dataset_version: str | None = None,
+        times: Sequence[float | None] = (),
     ) -> ClassifyData:
         """In-memory data (benchmarks, tests): images uint8 NCHW of one size, labels int."""
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
@@ -57,6 +61,8 @@ class ClassifyData:
             )
         if not len(images) == len(labels) == len(groups):
             raise DatasetError("images, labels and groups must have the same length")
+        if times and len(times) != len(groups):
+            raise DatasetError("times, when given, must have one entry per image")
         val_groups = split_groups(
             groups, labels.tolist(), validation or ValidationSplit(), seed=seed
         )
@@ -71,6 +77,7 @@ class ClassifyData:
             val_groups=tuple(sorted(val_groups)),
             dataset_name=dataset_name,
             dataset_version=dataset_version,
+            times=tuple(times),
         )
 
     def class_counts(self) -> torch.Tensor:
@@ -180,6 +187,7 @@ def load_classify_data(
         seed=spec.hyper.seed,
         dataset_name=manifest.name,
         dataset_version=manifest.version,
+        times=[i.captured_at.timestamp() if i.captured_at else None for i in manifest.items],
     )
 
 
