@@ -1,5 +1,5 @@
 """The CLI's pieces that need no server: the SSE parser, a job's progress as a bar, the
-config file and its environment overrides, and exit codes by status."""
+config file and its environment overrides, exit codes by status, and a camera's details."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 
 from vigil_cli import config
 from vigil_cli.client import ExitCode, exit_code_for
+from vigil_cli.commands.cameras import DETAIL
+from vigil_cli.output import details
 from vigil_cli.progress import describe, eta_text
 from vigil_cli.sse import messages
 
@@ -94,3 +96,26 @@ def test_config_file_is_private_and_the_environment_wins(tmp_path: Path) -> None
 )  # fmt: skip
 def test_exit_codes_by_status(status: int, code: ExitCode) -> None:
     assert exit_code_for(status) is code
+
+
+def test_a_cameras_details_show_what_scores_it_and_its_notices(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    camera = {
+        "id": "demo",
+        "name": "Demo",
+        "enabled": True,
+        "status": {"state": "online", "fps": 1.96, "frames_dropped": 0},
+        "model_id": "m-1",
+        "source": "rtsp://10.0.0.9/main",
+        "target_fps": 2.0,
+        "max_width": 640,
+        "max_height": 480,
+        "masks": [],
+        "scoring": {"model_id": "m-1", "problem": None},
+        "rate_notice": "camera at 2.0 fps, under half the rate",
+    }
+    details(camera, DETAIL, title="camera demo")
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "scored by │ m-1" in shown and "scoring problem │ -" in shown
+    assert "rate notice │ camera at 2.0 fps, under half the rate" in shown

@@ -39,6 +39,9 @@ DETAIL: list[Column] = [
     ("size", lambda c: f"{c['max_width']}x{c['max_height']}"),
     ("masks", lambda c: len(c.get("masks") or [])),
     ("frames dropped", "status.frames_dropped"),
+    ("scored by", "scoring.model_id"),
+    ("scoring problem", "scoring.problem"),
+    ("rate notice", "rate_notice"),
 ]
 
 
