@@ -238,10 +238,14 @@ def test_a_push_camera_publishes_its_masked_uploads_and_only_them(
         def upload(body: bytes, headers: dict[str, str] = good) -> httpx.Response:
             return httpx.post(url, content=body, headers=headers, timeout=10)
 
+        def first_upload_taken() -> bool:
+            try:
+                return upload(jpeg()).status_code == 202
+            except httpx.TransportError:  # the fleet thread has not opened the push port yet
+                return False
+
         wait_until(
-            lambda: upload(jpeg()).status_code == 202,
-            timeout_s=30,
-            what="the push camera to take its first upload",
+            first_upload_taken, timeout_s=30, what="the push camera to take its first upload"
         )
         assert upload(b"\xff\xd8 not really a JPEG").status_code == 400
         wrong = good | {"Authorization": "Bearer not-the-token"}
