@@ -57,6 +57,12 @@ class LifecycleSettings:
             raise ValueError(f"close_ratio must be in (0, 1], got {self.close_ratio}")
 
 
+CALIBRATED_OPEN_K = "lifecycle_open_k"
+CALIBRATED_OPEN_N = "lifecycle_open_n"
+"""The fit metrics that record the ``open_k`` of ``open_n`` a model's false-alarm rate was
+calibrated for: the trainer writes them, inference checks them against its own."""
+
+
 class InferenceDebounce(BaseSettings):
     """Inference's event lifecycle as the deployment sets it (``VIGIL_INFERENCE_EVENT_*``): the
     worker's, and read by the processes that must count events as inference raises them (the

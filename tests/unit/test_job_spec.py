@@ -127,3 +127,13 @@ def test_fusion_rules() -> None:
 def test_the_union_exports_as_one_json_schema() -> None:
     schema = JobSpecDocument.model_json_schema()
     assert {"ClassifySpec", "OneClassSpec"} <= set(schema["$defs"])
+
+
+@pytest.mark.parametrize("fps", [0, -5, 121, float("nan"), float("inf"), 10**40, "ten"])
+def test_a_motion_reference_rate_outside_a_cameras_is_refused(fps: Any) -> None:
+    payload = {
+        "name": "walkway",
+        "dataset": {"name": "ped2-train"},
+        "motion": {"reference_fps": fps},
+    }
+    assert "one_class.motion.reference_fps" in error_locations(payload)

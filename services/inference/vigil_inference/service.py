@@ -25,7 +25,12 @@ from vigil_inference.scoring import BatchScorer
 from vigil_inference.settings import InferenceSettings
 from vigil_inference.snapshots import SnapshotStore
 from vigil_inference.worker import Batching, InferenceWorker
-from vigil_shared.event_lifecycle import EventTracker, LifecycleSettings
+from vigil_shared.event_lifecycle import (
+    CALIBRATED_OPEN_K,
+    CALIBRATED_OPEN_N,
+    EventTracker,
+    LifecycleSettings,
+)
 from vigil_shared.kafka import PartitionChanges, ensure_topics, make_consumer, make_producer
 from vigil_shared.metrics import serve_metrics
 from vigil_shared.schemas.events import ModelRef
@@ -94,7 +99,7 @@ def debounce_mismatch(metrics: Mapping[str, float], lifecycle: LifecycleSettings
     """Why a model's false-alarm rate does not hold here: its threshold was calibrated for
     events opened by another debounce than this worker's (the trainer and inference read
     different VIGIL_INFERENCE_EVENT_* values); None when they agree or the model did not say."""
-    calibrated = (metrics.get("lifecycle_open_k"), metrics.get("lifecycle_open_n"))
+    calibrated = (metrics.get(CALIBRATED_OPEN_K), metrics.get(CALIBRATED_OPEN_N))
     if None in calibrated or calibrated == (lifecycle.open_k, lifecycle.open_n):
         return None
     k, n = (int(v) for v in calibrated if v is not None)

@@ -21,7 +21,11 @@ from minio import Minio
 from safetensors.torch import save as save_safetensors
 
 from vigil_shared.datasets import DatasetManifest
-from vigil_shared.event_lifecycle import LifecycleSettings
+from vigil_shared.event_lifecycle import (
+    CALIBRATED_OPEN_K,
+    CALIBRATED_OPEN_N,
+    LifecycleSettings,
+)
 from vigil_shared.motion_units import MOTION_FPS
 from vigil_shared.schemas.manifests import Preprocessing, WeightsProvenance
 from vigil_shared.schemas.one_class import SCENE_LEFT_OUT, OneClassSpec
@@ -365,7 +369,7 @@ def _calibrate(
         metrics[MOTION_FPS] = motion.units_fps  # what the API checks a camera's rate against
     # The debounce the false-alarm rate counts events with (inference's, when the worker's
     # VIGIL_INFERENCE_EVENT_* match the trainer's).
-    metrics |= {"lifecycle_open_k": lifecycle.open_k, "lifecycle_open_n": lifecycle.open_n}
+    metrics |= {CALIBRATED_OPEN_K: lifecycle.open_k, CALIBRATED_OPEN_N: lifecycle.open_n}
     metrics |= fusion.metrics if fusion is not None else {}
     if validation:
         val_scores = torch.cat([normal_scores, *(_fused(scorer, c) for c in validation)])
