@@ -12,6 +12,10 @@ scenes of ``bench.synthetic_scenes`` (built from training clips; SYNTHETIC, see 
 (default ``LifecycleSettings``) at the model's own threshold. Nothing is chosen on the test clips:
 the thresholds come from the fits.
 
+Any other camera's labeled footage in Ped2's layout (``bench.footage``) is measured the same
+way with ``--footage DIR``: its training recordings fitted, its labeled recordings scored (the
+set ``test``), no synthetic scenes (they are drawn on Ped2's geometry).
+
     set -a; . .stack/env; set +a
     python -m bench.ped2_events --json bench/results/ped2-events-cpu.json
     python -m bench.ped2_events --quick       # 3 train clips, 2 test clips, 2 scenes, default only
@@ -20,6 +24,7 @@ the thresholds come from the fits.
     python -m bench.ped2_events --train-clips Train001,...,Train008 \
         --normal-clips Train009,...,Train016 --scene-clips Train009,...,Train016  # half held out
     python -m bench.ped2_events --fps 5   # every clip at 5 fps, with capture times
+    python -m bench.ped2_events --footage DIR --train-clips ... --normal-clips ...  # a site
 """
 
 from __future__ import annotations
@@ -37,17 +42,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 
+from bench.footage import Clip, Footage, opens_slot
 from bench.ped2_one_class import (
     QUICK_TEST,
     QUICK_TRAIN,
     RecordingModel,
-    clip_frames,
     fit_and_score,
     frame_model,
-    labels_of,
-    ped2_root,
     score_clip,
     training_dataset,
 )
@@ -75,8 +77,8 @@ PREVIOUS_DEFAULTS = {
 BASELINE = {"fusion": "weighted", "appearance": {"weight": 1.0, "whiten_dim": 0}, "motion": None}
 BASELINE_WHAT = "pretrained Lite0 stride-8+16 patch kNN, coreset bank, no motion, no whitening"
 
-Clips = dict[str, tuple[list[Path], torch.Tensor]]
-"""A clip's frame files in order and its per-frame abnormal labels, by clip name."""
+Clips = dict[str, Clip]
+"""A set's clips (frame files, capture times, per-frame abnormal labels), by clip name."""
 
 
 def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -114,51 +116,49 @@ def specs(
     return out
 
 
-def ped2_test_clips(root: Path, names: Sequence[str]) -> Clips:
-    clips: Clips = {}
-    for name in names:
-        paths = clip_frames(root, name)
-        clips[name] = (paths, labels_of(root, name, len(paths)))
-    return clips
+def test_clips(footage: Footage, names: Sequence[str], rate: float | None) -> Clips:
+    return {name: footage.clip("test", name, rate=rate) for name in names}
 
 
-def synthetic_clips(root: Path, train: Sequence[str], kinds: Sequence[str], seed: int) -> Clips:
-    """The synthetic scenes built from the ``train`` clips, written as JPEGs under ``.cache``."""
-    built = build_scenes(training_clips(root, list(train)), seed=seed)
+def synthetic_clips(
+    footage: Footage, train: Sequence[str], kinds: Sequence[str], seed: int, rate: float | None
+) -> Clips:
+    """The synthetic scenes built from the ``train`` clips, written as JPEGs under ``.cache``
+    (Ped2's geometry: its 10 fps, its walkway), taken at ``rate``."""
+    built = build_scenes(training_clips(footage.root, list(train)), seed=seed)
     scenes = [s for s in built if s.name in kinds]
     out = REPO_ROOT / ".cache" / "ped2-synthetic" / f"seed{seed}-{train[0]}-{len(train)}clips"
     folders = write_scenes(scenes, out, seed=seed)
-    return {
-        s.name: (sorted(folders[s.name].glob("*.jpg")), torch.from_numpy(s.abnormal))
-        for s in scenes
-    }
-
-
-def normal_clips(root: Path, names: Sequence[str], frames: int) -> Clips:
-    """Training clips no model was fitted on, as unseen normal footage (first ``frames`` of
-    each, JPEG q95 like the test frames, under ``.cache``): where a threshold calibrated on
-    held-out clips must keep its false-alarm rate."""
-    out = REPO_ROOT / ".cache" / "ped2-unseen-normal"
-    clips: Clips = {}
-    for name, clip in training_clips(root, list(names)).items():
-        folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for index, frame in enumerate(clip[:frames]):
-            Image.fromarray(frame).save(folder / f"{index + 1:03d}.jpg", quality=95)
-        paths = sorted(folder.glob("*.jpg"))[:frames]
-        clips[name] = (paths, torch.zeros(len(paths), dtype=torch.bool))
+    clips = {}
+    for scene in scenes:
+        paths = sorted(folders[scene.name].glob("*.jpg"))
+        kept = [i for i in range(len(paths)) if opens_slot(i, fps=FPS, rate=rate or FPS)]
+        clips[scene.name] = Clip(
+            [paths[i] for i in kept],
+            [i / FPS for i in kept],
+            torch.from_numpy(scene.abnormal)[kept],
+        )
     return clips
+
+
+def normal_clips(footage: Footage, names: Sequence[str], rate: float | None) -> Clips:
+    """Training clips no model was fitted on, as unseen normal footage: where a threshold
+    calibrated on held-out clips must keep its false-alarm rate."""
+    return {name: footage.clip("train", name, rate=rate) for name in names}
 
 
 def measure(
     args: argparse.Namespace,
-    root: Path,
+    footage: Footage,
     spec: OneClassSpec,
     dataset: DatasetManifest,
     sets: dict[str, Clips],
+    rate: float | None,
 ) -> dict[str, Any]:
-    """Fit ``spec``, score every clip of every set in order, and evaluate each set."""
-    fit, fit_s, _, _ = fit_and_score(args, root, spec, dataset, ())
+    """Fit ``spec``, score every clip of every set in order (with capture times when taken
+    at a ``rate``), and evaluate each set at that rate."""
+    fps = rate or footage.fps
+    fit, fit_s, _, _ = fit_and_score(args, footage.root, spec, dataset, ())
     model = frame_model(fit, args.device)
     assert isinstance(model, RecordingModel)
     threshold = model.manifest.threshold
@@ -171,14 +171,16 @@ def measure(
     for name, clips in sets.items():
         started = time.perf_counter()
         results = {
-            clip: score_clip(model, paths, args.batch_size, fps=args.fps)
-            for clip, (paths, _) in clips.items()
+            clip_name: score_clip(
+                model, clip.paths, args.batch_size, times=clip.times if rate else None
+            )
+            for clip_name, clip in clips.items()
         }
         scores = {clip: torch.tensor(r.scores).double() for clip, r in results.items()}
         frames = sum(len(s) for s in scores.values())
-        labels = {clip: abnormal for clip, (_, abnormal) in clips.items()}
+        labels = {clip_name: clip.abnormal for clip_name, clip in clips.items()}
         flagged = sum(int((s >= threshold).sum()) for s in scores.values())
-        row[name] = evaluate(scores, labels, threshold=threshold, fps=args.fps or FPS) | {
+        row[name] = evaluate(scores, labels, threshold=threshold, fps=fps) | {
             "frames_per_s": round(frames / (time.perf_counter() - started), 2),
             "frames_at_or_above_threshold": flagged / frames,
         }
@@ -189,7 +191,7 @@ def measure(
         )
         if name == "unseen_normal":
             row[name]["predicted_vs_measured"] = predicted_vs_measured(
-                fit.metrics, scores, threshold, fps=args.fps or FPS
+                fit.metrics, scores, threshold, fps=fps
             )
     return row
 
@@ -226,31 +228,41 @@ def predicted_vs_measured(
     return out
 
 
+def bench_rate(footage: Footage, asked: float | None) -> float | None:
+    """The rate clips are taken at: ``asked``, else every frame of footage at up to 10 fps
+    (an uploaded archive, no capture times: Ped2 as before) and 10 fps of faster footage (a
+    camera at the rate the defaults were chosen at)."""
+    if asked is not None:
+        return asked
+    return None if footage.fps <= FPS else FPS
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
-    root = ped2_root()
-    train = QUICK_TRAIN if args.quick else tuple(f"Train{i:03d}" for i in range(1, 17))
+    footage = Footage.open(args.footage) if args.footage else Footage.ped2()
+    rate = bench_rate(footage, args.fps)
+    train = footage.train[: len(QUICK_TRAIN)] if args.quick else footage.train
     if args.train_clips:
         train = tuple(args.train_clips.split(","))
-    test = QUICK_TEST if args.quick else tuple(f"Test{i:03d}" for i in range(1, 13))
-    kinds = args.kinds.split(",") if args.kinds else QUICK_KINDS if args.quick else KINDS
+    test = footage.test[: len(QUICK_TEST)] if args.quick else footage.test
+    if args.kinds and not footage.is_ped2:
+        raise SystemExit("the synthetic scenes are drawn on Ped2's geometry: no --kinds here")
+    default_kinds = QUICK_KINDS if args.quick else KINDS
+    kinds = args.kinds.split(",") if args.kinds else default_kinds if footage.is_ped2 else ()
     scene_clips = args.scene_clips.split(",") if args.scene_clips else train
-    dataset = training_dataset(root, train, S3Settings(), fps=args.fps)
-    sets = {
-        "ped2_test": ped2_test_clips(root, test),
-        "synthetic": synthetic_clips(root, scene_clips, kinds, args.seed),
-    }
+    dataset = training_dataset(footage, train, S3Settings(), fps=rate)
+    test_set = "ped2_test" if footage.is_ped2 else "test"
+    sets = {test_set: test_clips(footage, test, rate)}
+    if kinds:
+        sets["synthetic"] = synthetic_clips(footage, scene_clips, kinds, args.seed, rate)
     if args.normal_clips:
-        sets["unseen_normal"] = normal_clips(root, args.normal_clips.split(","), NORMAL_FRAMES)
-    if args.fps is not None:  # a camera at that rate: every n-th frame, with capture times
-        step = round(FPS / args.fps)
-        sets = {
-            name: {c: (paths[::step], abnormal[::step]) for c, (paths, abnormal) in clips.items()}
-            for name, clips in sets.items()
-        }
+        sets["unseen_normal"] = normal_clips(footage, args.normal_clips.split(","), rate)
+    overrides = json.loads(args.spec) if args.spec else {}
+    if rate is None and footage.fps != FPS:  # an archive of another rate: say which
+        overrides = {"footage_fps": footage.fps} | overrides
     compared = specs(
         dataset,
-        json.loads(args.spec) if args.spec else {},
+        overrides,
         previous=not args.quick or args.all_models or args.previous,
         baseline=not args.quick or args.all_models,
         variant=json.loads(args.variant) if args.variant else None,
@@ -259,20 +271,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch threads {args.threads}",
         "device": args.device,
         "quick": args.quick,
+        "footage": {
+            "name": footage.name,
+            "description": footage.description,
+            "fps": footage.fps,
+            "grey": footage.grey,
+            "train_clips": list(train),
+            "test_clips": list(test),
+        },
         "dataset": {"name": dataset.name, "version": dataset.version, "frames": len(dataset.items)},
         "lifecycle": asdict(LifecycleSettings()),
-        "fps": args.fps or FPS,
-        "capture_times": args.fps is not None,
+        "fps": rate or footage.fps,
+        "capture_times": rate is not None,
         "grace_s": GRACE_S,
         "causal_window": CAUSAL_WINDOW,
-        "synthetic_seed": args.seed,
-        "synthetic_from": list(scene_clips),
+        "test_set": test_set,
         "baseline_is": BASELINE_WHAT,
         "models": {},
     }
+    if kinds:
+        report |= {"synthetic_seed": args.seed, "synthetic_from": list(scene_clips)}
     for name, spec in compared.items():
         print(json.dumps({"fitting": name}), flush=True)
-        report["models"][name] = measure(args, root, spec, dataset, sets)
+        report["models"][name] = measure(args, footage, spec, dataset, sets, rate)
     report["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return report
 
@@ -296,11 +317,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--seed", type=int, default=0, help="of the synthetic scenes")
     parser.add_argument(
+        "--footage",
+        type=Path,
+        help="a folder of labeled footage in the shared datasets' layout (bench/footage.py); "
+        "default: UCSD Ped2 in ../shared/datasets",
+    )
+    parser.add_argument(
         "--fps",
         type=float,
-        choices=(10.0, 5.0),
-        help="footage and cameras at this rate, frames with capture times (default: Ped2's "
-        "10 fps, without them, as an uploaded archive)",
+        help="take every clip at this rate (at most the footage's), frames with capture times, "
+        "as a camera at that rate (default: every frame of footage at up to 10 fps, without "
+        "them, as an uploaded archive; 10 fps of faster footage)",
     )
     parser.add_argument("--kinds", help=f"synthetic scene kinds, comma-separated ({KINDS})")
     parser.add_argument(

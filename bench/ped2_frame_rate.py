@@ -23,13 +23,12 @@ from typing import Any
 
 import torch
 
-from bench.ped2_events import normal_clips, ped2_test_clips
+from bench.footage import Footage, opens_slot
+from bench.ped2_events import normal_clips, test_clips
 from bench.ped2_one_class import (
-    PED2_FPS,
     RecordingModel,
     fit_and_score,
     frame_model,
-    ped2_root,
     score_clip,
     training_dataset,
 )
@@ -41,19 +40,19 @@ from vigil_shared.vision.event_metrics import evaluate
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
-    root = ped2_root()
+    footage = Footage.ped2()
     train = tuple(args.train_clips.split(","))
-    dataset = training_dataset(root, train, S3Settings(), fps=args.fit_fps)
+    dataset = training_dataset(footage, train, S3Settings(), fps=args.fit_fps)
     ref = {"name": dataset.name, "version": dataset.version}
     overrides = json.loads(args.spec) if args.spec else {}
     spec = OneClassSpec.model_validate({"name": "frame-rate", **overrides, "dataset": ref})
-    fit, fit_s, _, _ = fit_and_score(args, root, spec, dataset, ())
+    fit, fit_s, _, _ = fit_and_score(args, footage.root, spec, dataset, ())
     model = frame_model(fit, args.device)
     assert isinstance(model, RecordingModel)
     threshold = model.manifest.threshold
     sets = {
-        "ped2_test": ped2_test_clips(root, args.test_clips.split(",")),
-        "unseen_normal": normal_clips(root, args.normal_clips.split(","), 200),
+        "ped2_test": test_clips(footage, args.test_clips.split(","), None),
+        "unseen_normal": normal_clips(footage, args.normal_clips.split(","), None),
     }
     report: dict[str, Any] = {
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch threads {args.threads}",
@@ -64,17 +63,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rows": [],
     }
     for live in (float(x) for x in args.live.split(",")):
-        step = round(PED2_FPS / live)
         for timed in (False, True) if live != args.fit_fps else (True,):
             row: dict[str, Any] = {"live_fps": live, "capture_times": timed}
             for name, clips in sets.items():
                 scores, labels = {}, {}
-                for clip, (paths, abnormal) in clips.items():
+                for clip_name, clip in clips.items():
+                    kept = [
+                        i
+                        for i in range(len(clip.paths))
+                        if opens_slot(i, fps=footage.fps, rate=live)
+                    ]
                     result = score_clip(
-                        model, paths[::step], args.batch_size, fps=live if timed else None
+                        model,
+                        [clip.paths[i] for i in kept],
+                        args.batch_size,
+                        times=[clip.times[i] for i in kept] if timed else None,
                     )
-                    scores[clip] = torch.tensor(result.scores).double()
-                    labels[clip] = abnormal[::step]
+                    scores[clip_name] = torch.tensor(result.scores).double()
+                    labels[clip_name] = clip.abnormal[kept]
                 figures = evaluate(scores, labels, threshold=threshold, fps=live)
                 frames = sum(len(s) for s in scores.values())
                 flagged = sum(int((s >= threshold).sum()) for s in scores.values())

@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from bench.footage import Footage
 from bench.ped2_events import FPS, merged
 from bench.ped2_loop import (
     QUICK_SPEC,
@@ -94,6 +95,7 @@ def at_operating_point(scores: torch.Tensor, threshold: float) -> torch.Tensor:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     root = ped2_root()
+    footage = Footage.ped2()
     train = QUICK_TRAIN if args.quick else tuple(f"Train{i:03d}" for i in range(1, 17))
     test = QUICK_TEST if args.quick else tuple(f"Test{i:03d}" for i in range(1, 13))
     folds = deal(test, args.folds)
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         merged({"name": "ped2-labels", "dataset": {"name": "pending"}}, overrides)
     )
     s3_settings = S3Settings()
-    training = [image for c in train for image in clip_images(root / "train" / f"{c}.mp4")]
+    training = [image for c in train for image in clip_images(footage, c)]
     labels = {clip: labels_of(root, clip, len(clip_frames(root, clip))) for clip in test}
     labeled = {clip: labeled_test_images(root, clip) for clip in test}
 

@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from bench.footage import Footage
 from bench.ped2_events import FPS, merged
 from bench.ped2_one_class import (
     QUICK_TEST,
@@ -225,6 +226,7 @@ def headline(row: dict[str, Any]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     root = ped2_root()
+    footage = Footage.ped2()
     train = QUICK_TRAIN if args.quick else tuple(f"Train{i:03d}" for i in range(1, 17))
     test = QUICK_TEST if args.quick else tuple(f"Test{i:03d}" for i in range(1, 13))
     overrides = json.loads(args.spec) if args.spec else (QUICK_SPEC if args.quick else {})
@@ -232,7 +234,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         merged({"name": "ped2-loop", "dataset": {"name": "pending"}}, overrides)
     )
     s3_settings = S3Settings()
-    training = [image for c in train for image in clip_images(root / "train" / f"{c}.mp4")]
+    training = [image for c in train for image in clip_images(footage, c)]
     before_data = store(f"ped2-loop-before-{len(train)}", training, s3_settings)
     print(json.dumps({"fitting": "before"}), flush=True)
     before_fit, before, before_fit_s = fit(args, root, spec, before_data)

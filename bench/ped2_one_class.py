@@ -20,9 +20,7 @@ window (what a live camera can do), "centred" with a centred one (offline only).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
-import io
 import json
 import os
 import platform
@@ -33,17 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import av
 import torch
-from PIL import Image
 from safetensors.torch import load as load_safetensors
 
+from bench.footage import Footage
 from bench.report import emit
 from vigil_shared.datasets import DatasetManifest, DatasetRef, NewImage, write_dataset
 from vigil_shared.schemas.frames import utc_now
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.schemas.one_class import OneClassSpec
-from vigil_shared.settings import S3Settings, default_datasets_dir
+from vigil_shared.settings import S3Settings
 from vigil_shared.storage import ensure_buckets, make_s3_client, sha256_hex
 from vigil_shared.vision.backbones import Backbone
 from vigil_shared.vision.one_class_model import OneClassFrameModel, StreamScores
@@ -60,58 +57,49 @@ SMOOTHING = 9
 
 
 def ped2_root() -> Path:
-    root = default_datasets_dir() / "ucsd-ped2"
-    if not (root / "labels.json").is_file():
-        raise SystemExit(f"UCSD Ped2 not found at {root}: place ../shared/datasets beside the repo")
-    return root
+    return Footage.ped2().root
 
 
-def clip_images(path: Path) -> list[NewImage]:
-    """A training MP4 as JPEG dataset items: group = clip, sequence = frame index."""
-    images = []
-    with av.open(str(path)) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            buffer = io.BytesIO()
-            Image.fromarray(frame.to_ndarray(format="gray")).save(buffer, "JPEG", quality=95)
-            images.append(
-                NewImage(
-                    data=buffer.getvalue(),
-                    extension=".jpg",
-                    group=path.stem,
-                    sequence=index,
-                    camera_id="ped2",
-                    source_name=f"{path.stem}/{index + 1:03d}.jpg",
-                )
-            )
-    return images
+def clip_images(footage: Footage, clip: str, *, fps: float | None = None) -> list[NewImage]:
+    """A training recording as JPEG dataset items: group = clip, sequence = the frame's index
+    in the recording; taken at ``fps`` with capture times, or every frame without them."""
+    return [
+        NewImage(
+            data=frame.jpeg(),
+            extension=".jpg",
+            group=clip,
+            sequence=frame.index,
+            camera_id=footage.slug,
+            source_name=f"{clip}/{frame.index + 1:03d}.jpg",
+            captured_at=None if fps is None else EPOCH + dt.timedelta(seconds=frame.seconds),
+        )
+        for frame in footage.frames("train", clip, fps)
+    ]
 
 
 def training_dataset(
-    root: Path, clips: Sequence[str], s3_settings: S3Settings, *, fps: float | None = None
+    footage: Footage, clips: Sequence[str], s3_settings: S3Settings, *, fps: float | None = None
 ) -> DatasetManifest:
-    """Ped2's ``clips`` as a dataset: every frame, without capture times (an uploaded archive,
-    taken as 10 fps), or at ``fps`` (10 or 5: every second frame) with each frame's capture
-    time, as footage recorded from a camera carries."""
+    """The footage's training ``clips`` as a dataset (JPEG q95, group = clip, sequence = the
+    frame's index in its recording): every frame without capture times (an uploaded archive,
+    taken at the spec's ``footage_fps``, else 10 fps), or taken at ``fps`` with each frame's
+    capture time, as footage recorded from a camera carries."""
     client = make_s3_client(s3_settings)
     ensure_buckets(client, s3_settings)
-    step = 1 if fps is None else round(PED2_FPS / fps)
-    images = [
-        image
-        if fps is None
-        else dataclasses.replace(
-            image, captured_at=EPOCH + dt.timedelta(seconds=(image.sequence or 0) / PED2_FPS)
-        )
-        for clip in clips
-        for image in clip_images(root / "train" / f"{clip}.mp4")[::step]
-    ]
-    name = "ped2-train" if len(clips) == 16 else f"ped2-train-{len(clips)}clips"
+    camera = footage.slug
+    images = [image for clip in clips for image in clip_images(footage, clip, fps=fps)]
+    name = (
+        f"{camera}-train"
+        if len(clips) == len(footage.train)
+        else (f"{camera}-train-{len(clips)}clips")
+    )
     return write_dataset(
         client,
         s3_settings.datasets_bucket,
         name=name if fps is None else f"{name}-{fps:g}fps",
         images=images,
         source="import",
-        description="UCSD Ped2 training clips (normal only), bench/ped2_one_class.py"
+        description=f"{footage.description}: training clips (normal only), bench"
         + ("" if fps is None else f", at {fps:g} fps with capture times"),
     )
 
@@ -169,16 +157,16 @@ class RecordingModel(OneClassFrameModel):
 
 
 def score_clip(
-    model: RecordingModel, paths: list[Path], batch: int, *, fps: float | None = None
+    model: RecordingModel, paths: list[Path], batch: int, *, times: Sequence[float] | None = None
 ) -> ClipResult:
-    """A clip's frames scored in order, as one camera; ``fps``: give them capture times at
-    that rate, as a live camera's frames carry (none: the model assumes its fit's rate)."""
+    """A clip's frames scored in order, as one camera; ``times``: each frame's capture time in
+    seconds, as a live camera's frames carry (none: the model assumes its fit's rate)."""
     result = ClipResult()
     camera = paths[0].parent.name
     for start in range(0, len(paths), batch):
         images = [decode(p.read_bytes()) for p in paths[start : start + batch]]
-        times = None if fps is None else [(start + i) / fps for i in range(len(images))]
-        scores = model.score_frames([camera] * len(images), images, times)
+        part = None if times is None else list(times[start : start + batch])
+        scores = model.score_frames([camera] * len(images), images, part)
         assert model.last is not None
         result.scores += [s.score for s in scores]
         result.labels += [s.label for s in scores]
@@ -323,7 +311,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     test = QUICK_TEST if args.quick else tuple(f"Test{i:03d}" for i in range(1, 13))
     s3_settings = S3Settings()
     started = time.perf_counter()
-    dataset = training_dataset(root, train, s3_settings)
+    dataset = training_dataset(Footage.ped2(), train, s3_settings)
     dataset_s = time.perf_counter() - started
     overrides = json.loads(args.spec) if args.spec else {}
     spec = OneClassSpec.model_validate(

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from bench.footage import Footage
 from bench.ped2_one_class import (
     QUICK_TRAIN,
     baseline_of,
@@ -56,7 +57,7 @@ FAST = {"image_size": 160, "appearance": {"frame_stride": 4, "bank_size": 512}}
 
 
 def fusion_dataset(root: Path, s3_settings: S3Settings) -> DatasetManifest:
-    spare = [replace(i, label="normal") for i in clip_images(root / "train" / f"{SPARE_CLIP}.mp4")]
+    spare = [replace(i, label="normal") for i in clip_images(Footage.ped2(), SPARE_CLIP)]
     images = spare + [image for clip in TEST_CLIPS for image in labeled_test_images(root, clip)]
     return write_dataset(
         make_s3_client(s3_settings),
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     members: dict[str, FrameModel] = {}
     fit_s: dict[str, float] = {}
     for name, clips, member in member_specs(args.pair):
-        train = train_clips(root, clips, s3_settings)
+        train = train_clips(Footage.ped2(), clips, s3_settings)
         ref = DatasetRef(name=train.name, version=train.version)
         member = member.model_copy(update={"dataset": ref})
         members[name], fit_s[name] = fitted_member(args, member, train, s3_settings)

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from bench.footage import Footage
 from bench.ped2_classify import FULL, base_spec, classify_data
 from bench.ped2_data import load_ped2
 from bench.ped2_one_class import (
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     root = ped2_root()
     print("== fine-tune", flush=True)
     backbone, classify = fine_tuned_backbone(args.size, args.epochs, args.device)
-    dataset = training_dataset(root, TRAIN, S3Settings())
+    dataset = training_dataset(Footage.ped2(), TRAIN, S3Settings())
     base = {"name": "ped2", "dataset": DatasetRef(name=dataset.name, version=dataset.version)}
     base |= {"image_size": args.size}
     rows: dict[str, Any] = {}

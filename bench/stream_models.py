@@ -10,7 +10,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from bench.ped2_one_class import fit_manifest, ped2_root, training_dataset
+from bench.footage import Footage
+from bench.ped2_one_class import fit_manifest, training_dataset
 from vigil_shared.datasets import DatasetRef
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.schemas.one_class import OneClassSpec
@@ -42,7 +43,7 @@ def one_class_on_ped2(
     timed."""
     s3_settings = S3Settings()
     clips = tuple(f"Train{i:03d}" for i in range(1, train_clips + 1))
-    dataset = training_dataset(ped2_root(), clips, s3_settings)
+    dataset = training_dataset(Footage.ped2(), clips, s3_settings)
     spec = OneClassSpec.model_validate(
         {"name": "ped2", "dataset": DatasetRef(name=dataset.name, version=dataset.version)}
         | (overrides or {})

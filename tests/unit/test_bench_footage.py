@@ -1,0 +1,127 @@
+"""Labeled footage in the shared datasets' layout (bench/footage.py): what the event bench
+reads from any site's recordings, checked on small recordings written here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench.footage import Footage, FootageError, opens_slot, write_video
+
+
+def _frames(n: int, size: tuple[int, int], *, colour: bool) -> list[Image.Image]:
+    """A bright square walking right over a textured background, one frame per step."""
+    rng = np.random.default_rng(0)
+    width, height = size
+    ground = rng.integers(40, 90, size=(height, width, 3), dtype=np.uint8)
+    if not colour:
+        ground[..., 1] = ground[..., 2] = ground[..., 0]
+    out = []
+    for i in range(n):
+        frame = ground.copy()
+        x = 20 + 12 * i
+        frame[100:160, x : x + 60] = (250, 60, 40) if colour else 220
+        out.append(Image.fromarray(frame, "RGB"))
+    return out
+
+
+def _footage(root: Path, *, fps: float, size: tuple[int, int], colour: bool) -> Path:
+    for clip in ("Train001", "Train002"):
+        write_video(root / "train" / f"{clip}.mp4", _frames(30, size, colour=colour), fps=fps)
+    write_video(root / "test" / "Test001.mp4", _frames(30, size, colour=colour), fps=fps)
+    write_video(root / "test" / "Test002.mp4", _frames(20, size, colour=colour), fps=fps)
+    labels = {"fps": fps, "clips": {"Test001": {"abnormal": [[5, 10]]}, "Test002": {}}}
+    (root / "labels.json").write_text(json.dumps(labels))
+    return root
+
+
+def test_a_camera_keeps_the_frames_that_open_its_rates_slots() -> None:
+    def kept(n: int, fps: float, rate: float) -> list[int]:
+        return [i for i in range(n) if opens_slot(i, fps=fps, rate=rate)]
+
+    assert kept(6, 10, 10) == [0, 1, 2, 3, 4, 5]
+    assert kept(6, 10, 5) == [0, 2, 4]  # every second frame, as Ped2 at 5 fps always was
+    assert kept(11, 25, 10) == [0, 3, 5, 8, 10]  # steps of 0.12 s and 0.08 s
+    with pytest.raises(FootageError, match="at 30 fps"):
+        opens_slot(1, fps=25, rate=30)
+
+
+def test_colour_footage_at_25_fps_is_taken_as_a_10_fps_camera_at_ingests_size(
+    tmp_path: Path,
+) -> None:
+    root = _footage(tmp_path / "hall", fps=25, size=(800, 600), colour=True)
+    footage = Footage.open(root, cache=tmp_path / "cache")
+    assert (footage.fps, footage.train, footage.test) == (
+        25.0,
+        ("Train001", "Train002"),
+        (
+            "Test001",
+            "Test002",
+        ),
+    )
+    assert not footage.grey and footage.slug == "hall"
+    clip = footage.clip("test", "Test001", rate=10)
+    # 30 frames at 25 fps: 12 open a 0.1 s slot, at their own capture times.
+    assert len(clip.paths) == 12
+    assert clip.times[:4] == pytest.approx([0.0, 0.12, 0.2, 0.32])
+    # frames 5-10 (1-based) are abnormal: of the kept ones, frames 6 and 9 (indices 5 and 8).
+    assert clip.abnormal.nonzero().flatten().tolist() == [2, 3]
+    with Image.open(clip.paths[0]) as image:
+        assert (image.size, image.mode) == ((640, 480), "RGB")  # ingest's default cap
+        pixel = image.getpixel((image.width * 60 // 800, image.height * 130 // 600))
+        assert isinstance(pixel, tuple)
+        red, green, _ = pixel
+        assert red > 200 > 100 > green  # the colour survived
+    again = footage.clip("test", "Test001", rate=10)  # from the cache this time
+    assert again.paths == clip.paths and again.times == clip.times
+    normal = footage.clip("train", "Train002", limit=7)  # every frame, the first 7
+    assert len(normal.paths) == 7 and not bool(normal.abnormal.any())
+    assert not bool(footage.clip("test", "Test002").abnormal.any())  # no ranges: normal
+
+
+def test_grey_footage_stays_one_channel(tmp_path: Path) -> None:
+    root = _footage(tmp_path / "walkway", fps=10, size=(360, 240), colour=False)
+    footage = Footage.open(root, cache=tmp_path / "cache")
+    assert footage.grey
+    frames = list(footage.frames("train", "Train001"))
+    assert len(frames) == 30 and frames[0].image.mode == "L"
+    assert frames[0].image.size == (360, 240)  # under the cap: untouched
+    assert [f.index for f in footage.frames("train", "Train001", 5)][:3] == [0, 2, 4]
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (None, "no labels.json"),
+        ("{", "not JSON"),
+        ({"clips": {"Test001": {}}}, "'fps'"),
+        ({"fps": 0, "clips": {"Test001": {}}}, "'fps'"),
+        ({"fps": 10, "clips": {}}, "'clips'"),
+        ({"fps": 10, "clips": {"Test001": {"abnormal": [[0, 3]]}}}, "1-based"),
+        ({"fps": 10, "clips": {"Test001": {"abnormal": [[5, 3]]}}}, "1-based"),
+        ({"fps": 10, "clips": {"Test001": {"abnormal": "1-3"}}}, "'abnormal' ranges"),
+        ({"fps": 10, "clips": {"Test009": {}}}, "no recording named 'Test009'"),
+    ],
+)
+def test_a_folder_off_the_layout_is_refused_before_anything_is_decoded(
+    tmp_path: Path, labels: object, message: str
+) -> None:
+    root = _footage(tmp_path / "site", fps=10, size=(64, 48), colour=False)
+    if labels is None:
+        (root / "labels.json").unlink()
+    else:
+        (root / "labels.json").write_text(labels if isinstance(labels, str) else json.dumps(labels))
+    with pytest.raises(FootageError, match=message):
+        Footage.open(root)
+
+
+def test_footage_without_normal_recordings_is_refused(tmp_path: Path) -> None:
+    root = _footage(tmp_path / "site", fps=10, size=(64, 48), colour=False)
+    for path in (root / "train").iterdir():
+        path.unlink()
+    with pytest.raises(FootageError, match="no normal recordings"):
+        Footage.open(root)
