@@ -9,8 +9,8 @@ motion), each through the trainer's ``fit_one_class`` and each calibrated by its
 model then scores, in order through ``score_frames``, Ped2's test clips and the synthetic
 scenes of ``bench.synthetic_scenes`` (built from training clips; SYNTHETIC, see there), and
 ``vigil_shared.vision.event_metrics`` replays the scores through the worker's event lifecycle
-(default ``LifecycleSettings``) at the model's own threshold. Nothing is chosen on the test clips:
-the thresholds come from the fits.
+(default ``LifecycleSettings``, or ``--lifecycle``'s, which the fits then calibrate for) at the
+model's own threshold. Nothing is chosen on the test clips: the thresholds come from the fits.
 
 Any other camera's labeled footage in Ped2's layout (``bench.footage``) is measured the same
 way with ``--footage DIR``: its training recordings fitted, its labeled recordings scored (the
@@ -158,7 +158,8 @@ def measure(
     """Fit ``spec``, score every clip of every set in order (with capture times when taken
     at a ``rate``), and evaluate each set at that rate."""
     fps = rate or footage.fps
-    fit, fit_s, _, _ = fit_and_score(args, footage.root, spec, dataset, ())
+    lifecycle = lifecycle_of(args)
+    fit, fit_s, _, _ = fit_and_score(args, footage.root, spec, dataset, (), lifecycle=lifecycle)
     model = frame_model(fit, args.device)
     assert isinstance(model, RecordingModel)
     threshold = model.manifest.threshold
@@ -180,7 +181,7 @@ def measure(
         frames = sum(len(s) for s in scores.values())
         labels = {clip_name: clip.abnormal for clip_name, clip in clips.items()}
         flagged = sum(int((s >= threshold).sum()) for s in scores.values())
-        row[name] = evaluate(scores, labels, threshold=threshold, fps=fps) | {
+        row[name] = evaluate(scores, labels, threshold=threshold, fps=fps, settings=lifecycle) | {
             "frames_per_s": round(frames / (time.perf_counter() - started), 2),
             "frames_at_or_above_threshold": flagged / frames,
         }
@@ -191,13 +192,18 @@ def measure(
         )
         if name == "unseen_normal":
             row[name]["predicted_vs_measured"] = predicted_vs_measured(
-                fit.metrics, scores, threshold, fps=fps
+                fit.metrics, scores, threshold, fps=fps, lifecycle=lifecycle
             )
     return row
 
 
 def predicted_vs_measured(
-    metrics: dict[str, float], scores: dict[str, torch.Tensor], threshold: float, *, fps: float
+    metrics: dict[str, float],
+    scores: dict[str, torch.Tensor],
+    threshold: float,
+    *,
+    fps: float,
+    lifecycle: LifecycleSettings,
 ) -> list[dict[str, float]]:
     """False alarms per hour the fit predicted against those measured on normal clips it
     never saw, at the model's threshold and at the thresholds the fit's curve puts at
@@ -210,8 +216,7 @@ def predicted_vs_measured(
     out = []
     for at in [*(rate.threshold_for(r) for r in PREDICTED_RATES), threshold]:
         events = sum(
-            len(replay(c.tolist(), threshold=at, settings=LifecycleSettings(), fps=fps))
-            for c in clips
+            len(replay(c.tolist(), threshold=at, settings=lifecycle, fps=fps)) for c in clips
         )
         low, high = rate.interval(at)
         out.append(
@@ -226,6 +231,14 @@ def predicted_vs_measured(
             }
         )
     return out
+
+
+def lifecycle_of(args: argparse.Namespace) -> LifecycleSettings:
+    """The lifecycle every fit calibrates for and every replay runs: inference's default,
+    with ``--lifecycle``'s fields."""
+    return (
+        LifecycleSettings(**json.loads(args.lifecycle)) if args.lifecycle else LifecycleSettings()
+    )
 
 
 def bench_rate(footage: Footage, asked: float | None) -> float | None:
@@ -280,7 +293,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "test_clips": list(test),
         },
         "dataset": {"name": dataset.name, "version": dataset.version, "frames": len(dataset.items)},
-        "lifecycle": asdict(LifecycleSettings()),
+        "lifecycle": asdict(lifecycle_of(args)),
         "fps": rate or footage.fps,
         "capture_times": rate is not None,
         "grace_s": GRACE_S,
@@ -328,6 +341,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         help="take every clip at this rate (at most the footage's), frames with capture times, "
         "as a camera at that rate (default: every frame of footage at up to 10 fps, without "
         "them, as an uploaded archive; 10 fps of faster footage)",
+    )
+    parser.add_argument(
+        "--lifecycle",
+        help="JSON fields of the event lifecycle (LifecycleSettings: open_k, open_n, "
+        "close_after, close_ratio, ...) that every fit calibrates for and every replay runs",
     )
     parser.add_argument("--kinds", help=f"synthetic scene kinds, comma-separated ({KINDS})")
     parser.add_argument(

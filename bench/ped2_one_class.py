@@ -37,6 +37,7 @@ from safetensors.torch import load as load_safetensors
 from bench.footage import Footage
 from bench.report import emit
 from vigil_shared.datasets import DatasetManifest, DatasetRef, NewImage, write_dataset
+from vigil_shared.event_lifecycle import LifecycleSettings
 from vigil_shared.schemas.frames import utc_now
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.schemas.one_class import OneClassSpec
@@ -248,9 +249,11 @@ def fit_and_score(
     dataset: DatasetManifest,
     test: Sequence[str],
     backbone: Backbone | None = None,
+    lifecycle: LifecycleSettings | None = None,
 ) -> tuple[OneClassFit, float, dict[str, ClipResult], float]:
-    """Fit ``spec`` on ``dataset`` (with ``backbone``'s features, ImageNet's when None), then
-    score every test clip in order; with the timings."""
+    """Fit ``spec`` on ``dataset`` (with ``backbone``'s features, ImageNet's when None; its
+    threshold for events through ``lifecycle``, inference's default when None), then score
+    every test clip in order; with the timings."""
     s3_settings = S3Settings()
     started = time.perf_counter()
     fit = fit_one_class(
@@ -263,6 +266,7 @@ def fit_and_score(
         progress=lambda p: print(json.dumps(p), flush=True) if args.verbose else None,
         should_stop=lambda: False,
         backbone=backbone,
+        lifecycle=lifecycle,
     )
     fit_s = time.perf_counter() - started
     model = frame_model(fit, args.device)

@@ -84,6 +84,24 @@ def test_hysteresis_of_the_given_settings_keeps_one_event_through_a_dip() -> Non
     assert spans(events(scores, LifecycleSettings(close_ratio=0.5))) == [(10, 12, 35)]
 
 
+def test_an_incident_alerted_twice_counts_one_repeat_and_a_longer_close_merges_them() -> None:
+    n = 80
+    scores, abnormal = hot(n, (10, 20), (30, 40)), labeled(n, (10, 40))  # a dip of 9 frames
+    split = replay_clip(scores, abnormal, threshold=1.0, fps=FPS)
+    merged = replay_clip(
+        scores, abnormal, threshold=1.0, fps=FPS, settings=LifecycleSettings(close_after=10)
+    )
+    assert (len(split.events), split.repeats()) == (2, 1)
+    assert (len(merged.events), merged.repeats()) == (1, 0)
+    figures = event_figures([split, merged], fps=FPS)
+    assert (figures.events, figures.repeats, figures.false_alarms) == (3, 1, 0)
+    # One event over two incidents is no repeat; a false alarm is not one either.
+    over_two = replay_clip(
+        hot(n, (10, 40), (60, 70)), labeled(n, (10, 20), (30, 40)), threshold=1.0, fps=FPS
+    )
+    assert (over_two.repeats(), len(over_two.false_alarms())) == (0, 1)
+
+
 def test_recall_counts_starts_within_a_second_and_events_already_open() -> None:
     n = 60
     quick = replay_clip(hot(n, (10, 29)), labeled(n, (10, 29)), threshold=1.0, fps=FPS)

@@ -14,6 +14,8 @@ camera at its frame rate, and reports:
   sent (0 for an event already open), median and maximum over the intervals found eventually;
 - **false alarms per camera-hour**: events that overlap no anomalous interval, over the hours of
   normal frames (the time a false alarm could have been raised);
+- **repeats**: events beyond the first on an anomalous interval, which an operator receives as
+  new alerts of an incident already alerted (a score that dips and rises again);
 - frame-level AUROC pooled over all clips, raw and causal (each clip's trailing mean, what a
   live camera can compute), and AUPR.
 
@@ -90,6 +92,13 @@ class ClipReplay:
     def false_alarms(self) -> list[SimulatedEvent]:
         return [e for e in self.events if not any(span(e).overlaps(i) for i in self.intervals)]
 
+    def repeats(self) -> int:
+        """Events on an interval beyond the first on it (an event over two intervals counts
+        once for each)."""
+        return sum(
+            max(0, sum(span(e).overlaps(i) for e in self.events) - 1) for i in self.intervals
+        )
+
 
 def replay_clip(
     scores: torch.Tensor,
@@ -122,6 +131,7 @@ class EventFigures:
     max_delay_s: float | None
     events: int
     false_alarms: int
+    repeats: int
     normal_hours: float
     false_alarms_per_hour: float | None
 
@@ -145,6 +155,7 @@ def event_figures(
         max_delay_s=max(delays) if delays else None,
         events=sum(len(r.events) for r in replays),
         false_alarms=false_alarms,
+        repeats=sum(r.repeats() for r in replays),
         normal_hours=normal_hours,
         false_alarms_per_hour=false_alarms / normal_hours if normal_hours else None,
     )
