@@ -8,7 +8,11 @@ kinds Ped2 does not show:
     DIR/labels.json        {"fps": 25, "clips": {"<clip>": {"abnormal": [[61, 180], ...]}, ...}}
     DIR/train/<clip>.mp4   normal footage only, one file per recording (any container PyAV reads)
     DIR/test/<clip>.mp4    the labeled clips, named as in labels.json's "clips"
-    DIR/test_frames/<clip>/001.jpg ...   optional: a test clip's frames as files (Ped2 has them)
+
+A recording may also be a folder of frame images (``DIR/train/<clip>/001.jpg ...``, JPEG, PNG,
+TIFF or BMP, in the order of their names' numbers), as many research sets ship; Ped2's copy
+adds its test clips' frames as JPEGs (``DIR/test_frames/<clip>/``), which the bench scores as
+they are.
 
 ``abnormal`` lists 1-based, inclusive ranges of the recording's own frames; a clip with none is
 normal throughout. A multi-camera set is one folder per camera: a site's model is fitted on one
@@ -50,6 +54,7 @@ from vigil_shared.settings import REPO_ROOT, default_datasets_dir
 Part = Literal["train", "test"]
 LABELS = "labels.json"
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".ts")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 MAX_SIZE = (
     int(IngestSettings.model_fields["max_width"].default),
     int(IngestSettings.model_fields["max_height"].default),
@@ -117,7 +122,7 @@ class Footage:
         if not isinstance(clips, dict) or not clips:
             raise FootageError(f"{labels_path}: 'clips' must map each test clip to its labels")
         ranges = {name: _ranges(labels_path, name, info) for name, info in clips.items()}
-        train = tuple(sorted(p.stem for p in _videos(root / "train")))
+        train = tuple(sorted(_recordings(root / "train")))
         if not train:
             raise FootageError(f"{root / 'train'}: no normal recordings to fit on")
         footage = cls(
@@ -130,8 +135,7 @@ class Footage:
             cache=cache,
         )
         for clip in footage.test:
-            if not (root / "test_frames" / clip).is_dir():
-                footage.video("test", clip)  # raises when missing
+            footage.recording("test", clip)  # raises when missing
         return footage
 
     @classmethod
@@ -157,11 +161,14 @@ class Footage:
         """Ped2 itself: the synthetic scenes are drawn on its geometry (its walkway, its lawn)."""
         return self.name == PED2
 
-    def video(self, part: Part, clip: str) -> Path:
-        for path in _videos(self.root / part):
-            if path.stem == clip:
-                return path
-        raise FootageError(f"{self.root / part}: no recording named {clip!r}")
+    def recording(self, part: Part, clip: str) -> Path:
+        """A clip's video file or folder of frames (Ped2's test clips: ``test_frames/<clip>``)."""
+        found = _recordings(self.root / part).get(clip)
+        if found is None and part == "test" and (self.root / "test_frames" / clip).is_dir():
+            found = self.root / "test_frames" / clip
+        if found is None:
+            raise FootageError(f"{self.root / part}: no recording named {clip!r}")
+        return found
 
     def abnormal_at(self, clip: str, indices: Sequence[int]) -> torch.Tensor:
         """Whether each of a recording's frames (0-based ``indices``) is labeled abnormal."""
@@ -174,32 +181,24 @@ class Footage:
     def grey(self) -> bool:
         """Whether the camera is monochrome, judged on the first training recording's first
         frame: grey footage stays one channel, as a monochrome camera's JPEGs are."""
-        with av.open(str(self.video("train", self.train[0]))) as container:
-            rgb = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(np.int16)
+        first = next(_decoded(self.recording("train", self.train[0]), grey=False))
+        rgb = np.asarray(first, dtype=np.int16)
         return int((rgb.max(axis=2) - rgb.min(axis=2)).max()) <= GREY_SPREAD
 
     def frames(self, part: Part, clip: str, rate: float | None = None) -> Iterator[_Frame]:
         """A recording's frames in order as a camera taken at ``rate`` (the footage's own when
         None) would publish them, resolution capped."""
         step = rate or self.fps
-        with av.open(str(self.video(part, clip))) as container:
-            for index, frame in enumerate(container.decode(video=0)):
-                if not opens_slot(index, fps=self.fps, rate=step):
-                    continue
-                image = (
-                    Image.fromarray(frame.to_ndarray(format="gray"))
-                    if self.grey
-                    else Image.fromarray(frame.to_ndarray(format="rgb24"))
-                )
+        for index, image in enumerate(_decoded(self.recording(part, clip), grey=self.grey)):
+            if opens_slot(index, fps=self.fps, rate=step):
                 yield _Frame(index, index / self.fps, cap_resolution(image, max_size=MAX_SIZE))
 
     def clip(self, part: Part, name: str, *, rate: float | None = None, limit: int = 0) -> Clip:
         """A clip as JPEG files, capture times and labels; ``limit``: its first frames only.
-        Test clips with a ``test_frames`` folder (Ped2's) are read from it, others decoded once
-        into the cache."""
-        own = self.root / "test_frames" / name
-        if part == "test" and own.is_dir():
-            files = sorted(own.glob("*.jpg"))
+        A folder of JPEG frames a camera could have sent (Ped2's ``test_frames``) is read as
+        its files; other recordings are decoded once into the cache."""
+        files = self._jpeg_frames(part, name)
+        if files is not None:
             step = rate or self.fps
             kept: list[tuple[int, float]] = [
                 (i, i / self.fps)
@@ -228,10 +227,29 @@ class Footage:
         )
         return Clip(paths, [seconds for _, seconds in kept], abnormal)
 
+    def _jpeg_frames(self, part: Part, clip: str) -> list[Path] | None:
+        """The clip's frame files when they can be scored as they are: JPEGs, within ingest's
+        resolution cap, in the footage's channels (grey or colour)."""
+        folder = self.root / "test_frames" / clip
+        if not (part == "test" and folder.is_dir()):
+            folder = self.recording(part, clip)
+        if not folder.is_dir():
+            return None
+        files = _images(folder)
+        if not files or any(f.suffix.lower() not in (".jpg", ".jpeg") for f in files):
+            return None
+        with Image.open(files[0]) as first:
+            fits = first.width <= MAX_SIZE[0] and first.height <= MAX_SIZE[1]
+            if not fits or first.mode != ("L" if self.grey else "RGB"):
+                return None
+        return files
+
     def _cache(self, part: Part, clip: str, rate: float | None) -> Path:
-        video = self.video(part, clip)
-        stat = video.stat()
-        key = f"{video.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{rate}:{MAX_SIZE}:{self.fps}"
+        recording = self.recording(part, clip)
+        stat = recording.stat()
+        key = (
+            f"{recording.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{rate}:{MAX_SIZE}:{self.fps}"
+        )
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         return self.cache / f"{self.name}-{part}-{clip}-{digest}"
 
@@ -249,10 +267,37 @@ class _Frame:
         return buffer.getvalue()
 
 
-def _videos(folder: Path) -> list[Path]:
+def _recordings(folder: Path) -> dict[str, Path]:
+    """The recordings in ``folder`` by clip name: video files, and folders of frame images."""
     if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        return {}
+    return {
+        (p.name if p.is_dir() else p.stem): p
+        for p in sorted(folder.iterdir())
+        if (p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES) or (p.is_dir() and _images(p))
+    }
+
+
+def _images(folder: Path) -> list[Path]:
+    """A folder's frame images in order, numbers compared as numbers (``9.jpg`` before
+    ``10.jpg``)."""
+
+    def key(path: Path) -> list[int | str]:
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=key)
+
+
+def _decoded(recording: Path, *, grey: bool) -> Iterator[Image.Image]:
+    """A recording's frames in order, one channel (luma) when ``grey``, else RGB."""
+    if recording.is_dir():
+        for path in _images(recording):
+            with Image.open(path) as image:
+                yield image.convert("L" if grey else "RGB")
+        return
+    with av.open(str(recording)) as container:
+        for frame in container.decode(video=0):
+            yield Image.fromarray(frame.to_ndarray(format="gray" if grey else "rgb24"))
 
 
 def _ranges(path: Path, clip: str, info: object) -> tuple[tuple[int, int], ...]:

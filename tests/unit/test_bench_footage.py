@@ -125,3 +125,34 @@ def test_footage_without_normal_recordings_is_refused(tmp_path: Path) -> None:
         path.unlink()
     with pytest.raises(FootageError, match="no normal recordings"):
         Footage.open(root)
+
+
+def test_recordings_may_be_folders_of_frames_in_their_numbers_order(tmp_path: Path) -> None:
+    root = tmp_path / "frames-site"
+    frames = _frames(12, (320, 240), colour=True)
+    for clip, suffix in (("Train001", ".png"), ("Train002", ".png")):
+        (root / "train" / clip).mkdir(parents=True)
+        for i, image in enumerate(frames):
+            image.save(root / "train" / clip / f"{i + 1}{suffix}")  # 1.png ... 12.png
+    small, large = root / "test" / "Test001", root / "test" / "Test002"
+    small.mkdir(parents=True)
+    large.mkdir(parents=True)
+    for i, image in enumerate(frames):
+        image.save(small / f"{i + 1}.jpg", quality=95)
+        image.resize((1280, 960)).save(large / f"{i + 1}.jpg", quality=95)
+    labels = {"fps": 10, "clips": {"Test001": {"abnormal": [[3, 4]]}, "Test002": {}}}
+    (root / "labels.json").write_text(json.dumps(labels))
+    footage = Footage.open(root, cache=tmp_path / "cache")
+    assert footage.train == ("Train001", "Train002") and not footage.grey
+    order = [f.index for f in footage.frames("train", "Train001")]
+    assert order == list(range(12))
+    second = np.asarray(list(footage.frames("train", "Train001"))[1].image)
+    # 2.png (its square at x 32-92), not 10.png (x 128-188) as a sort by name would give.
+    assert second[130, 60].tolist() == [250, 60, 40] and second[130, 150].tolist() != [250, 60, 40]
+    as_sent = footage.clip("test", "Test001")
+    assert as_sent.paths == [small / f"{i + 1}.jpg" for i in range(12)]  # scored as they are
+    assert as_sent.abnormal.nonzero().flatten().tolist() == [2, 3]
+    capped = footage.clip("test", "Test002", rate=5)
+    assert len(capped.paths) == 6 and capped.paths[0].parent != large  # decoded, capped
+    with Image.open(capped.paths[0]) as image:
+        assert image.size == (640, 480)
