@@ -56,6 +56,7 @@ STORED_BEFORE: dict[str, Any] = {
     "false_alarms_per_hour": None,
     "cross_fit_folds": 1,
     "scene": None,
+    "segment_s": None,
 }
 """What a stored one_class spec lacking a field was fitted with: the method before it existed
 (weighted fusion; a threshold at ``target_fpr`` of the held-out groups' frames)."""
@@ -69,6 +70,10 @@ STORED_SCENE_BEFORE: dict[str, Any] = {"min_groups": 1}
 # found as many synthetic anomalies within 1 s, and scenes that empty, lenses covered and cameras
 # knocked sooner.
 MIN_SCENE_GROUPS = 5
+# Normal footage is cut into groups of about this many seconds for the fit's split (``segment_s``):
+# half a minute is two of Ped2's clips, whose 16 groups of 12-18 s calibrate well, and an hour of a
+# camera's footage (one group as recorded, ``vigil_shared.dataset_groups``) then gives 120.
+SEGMENT_S = 30.0
 SCENE_LEFT_OUT = "scene_left_out_min_groups"
 """The fit metric, present when the fit left the scene stream out for want of normal groups:
 the ``min_groups`` asked for (the stored spec then has no scene, as the model scores)."""
@@ -323,6 +328,15 @@ class OneClassSpec(BaseModel):
         "the worker raises them, after its k-of-n debounce), extrapolated from the normal "
         "footage's scores; the fit reports the rate it expects with a 90% interval. null: "
         "target_fpr of held-out normal frames instead.",
+    )
+    segment_s: float | None = Field(
+        default=SEGMENT_S,
+        ge=5,
+        le=86_400,
+        description="Normal footage at least twice this long (one long recording, an hour of a "
+        "camera's) is cut into groups of about this many seconds before the split, so the banks, "
+        "the held-out and cross-fitted calibration and the scene stream's group count get what "
+        "separate clips would give. null: the dataset's groups as they are.",
     )
     cross_fit_folds: int = Field(
         default=5,

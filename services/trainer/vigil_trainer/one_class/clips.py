@@ -75,6 +75,34 @@ def clips_of(dataset: DatasetManifest) -> list[Clip]:
     return clips
 
 
+def segmented(clips: Sequence[Clip], *, fps: float, segment_s: float | None) -> list[Clip]:
+    """Normal footage of at least ``2 * segment_s`` cut into consecutive groups of about
+    ``segment_s`` (``<group>#001``, ...), by frame count at the footage's rate ``fps`` (so a
+    silence in a recording makes no short piece); other clips as they are.
+
+    A site's normal footage often comes as one long recording (a camera's hour is one group),
+    and the split needs groups: two at least, five for the scene stream, more for cross-fitted
+    folds. Pieces of one recording are as independent as separate clips of it, but for their
+    boundaries, where a bank's last frames and a held-out piece's first are neighbours; the
+    threshold rests on the noisiest normal frames, which such a second rarely holds. Clips with
+    labeled anomalies stay whole (a labeled interval is not cut), and so do reviewed events.
+    """
+    if segment_s is None:
+        return list(clips)
+    out: list[Clip] = []
+    for clip in clips:
+        n = len(clip.items)
+        pieces = int(n / fps // segment_s)
+        if not clip.is_normal or is_event_group(clip.group) or pieces < 2:
+            out.append(clip)
+            continue
+        bounds = [round(n * piece / pieces) for piece in range(pieces + 1)]
+        for piece in range(pieces):
+            items = clip.items[bounds[piece] : bounds[piece + 1]]
+            out.append(Clip(f"{clip.group}#{piece + 1:03d}", items, (False,) * len(items)))
+    return out
+
+
 def split_clips(clips: list[Clip], *, holdout_fraction: float, seed: int) -> ClipSplit:
     """Normal clips go to the banks or (a seeded ``holdout_fraction`` of them) to calibration;
     clips with labeled anomalies only ever to validation.

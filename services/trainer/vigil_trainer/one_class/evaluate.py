@@ -27,7 +27,7 @@ from vigil_shared.vision.event_metrics import evaluate
 from vigil_shared.vision.inferencer import load_frame_model
 from vigil_shared.vision.scoring import FrameModel
 from vigil_trainer.context import JobContext
-from vigil_trainer.one_class.clips import Clip, clips_of, frame_rate, split_clips
+from vigil_trainer.one_class.clips import Clip, clips_of, frame_rate, segmented, split_clips
 from vigil_trainer.one_class.trim import clip_scores
 from vigil_trainer.production import Compared, store_evaluation
 
@@ -44,9 +44,11 @@ def record_evaluation(
 ) -> Evaluation:
     """Score the candidate and production on the fit's held-out groups and store the row
     (``detail``: what else the evaluation should say, e.g. how the footage was trimmed)."""
-    split = split_clips(clips_of(dataset), holdout_fraction=spec.holdout_fraction, seed=spec.seed)
+    everything = clips_of(dataset)
+    fps = frame_rate(everything, spec.footage_fps)
+    pieces = segmented(everything, fps=fps, segment_s=spec.segment_s)  # as the fit cut them
+    split = split_clips(pieces, holdout_fraction=spec.holdout_fraction, seed=spec.seed)
     clips = split.holdout + split.validation
-    fps = frame_rate(clips, spec.footage_fps)
     bucket = ctx.s3_settings.models_bucket
     candidate = load_frame_model(ctx.s3, bucket=bucket, model_id=model_id, device=ctx.device)
     production = ctx.production(dataset.camera_ids)

@@ -67,6 +67,7 @@ from vigil_trainer.one_class.clips import (
     clips_of,
     frame_rate,
     read_frames,
+    segmented,
     split_clips,
 )
 from vigil_trainer.one_class.label_fusion import fit_fusion_gains
@@ -159,6 +160,9 @@ def fit_one_class(
     torch.manual_seed(spec.seed)
     run = _Run(s3, bucket, device, batch_size, progress, should_stop)
     clips = clips_of(dataset)
+    fps = frame_rate(clips, spec.footage_fps)
+    given = {clip.group for clip in clips}
+    clips = segmented(clips, fps=fps, segment_s=spec.segment_s)
     split = split_clips(clips, holdout_fraction=spec.holdout_fraction, seed=spec.seed)
     folds = calibration_folds(split, folds=spec.cross_fit_folds, seed=spec.seed)
     normal_groups = sum(len(fold.scored) for fold in folds)
@@ -166,13 +170,13 @@ def fit_one_class(
         "n_bank_clips": len(split.fit),
         "n_holdout_clips": normal_groups,
         "cross_fit_folds": len(folds) - 1,
+        "n_clips_segmented": len(given - {clip.group for clip in clips}),
     }
     if spec.scene is not None and normal_groups < spec.scene.min_groups:
         counts[SCENE_LEFT_OUT] = spec.scene.min_groups
         spec = spec.model_copy(update={"scene": None})
     backbone = backbone or load_efficientnet_lite0()
     prep = backbone.preprocessing.model_copy(update={"image_size": spec.image_size})
-    fps = frame_rate(clips, spec.footage_fps)
     banks = _Banks(run, spec, fps, None, {})
     if spec.appearance.weight > 0:
         extractor = PatchFeatureExtractor(backbone.module, spec.appearance.stages)
