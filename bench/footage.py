@@ -6,6 +6,7 @@ packaged the same way is measured by the same bench, with nothing chosen on its 
 kinds Ped2 does not show:
 
     DIR/labels.json        {"fps": 25, "clips": {"<clip>": {"abnormal": [[61, 180], ...]}, ...}}
+                           ("fps" may be left out where the videos state their rate)
     DIR/train/<clip>.mp4   normal footage only, one file per recording (any container PyAV reads)
     DIR/test/<clip>.mp4    the labeled clips, named as in labels.json's "clips"
 
@@ -115,16 +116,22 @@ class Footage:
             doc = json.loads(labels_path.read_text())
         except json.JSONDecodeError as error:
             raise FootageError(f"{labels_path}: not JSON ({error})") from error
-        fps = doc.get("fps") if isinstance(doc, dict) else None
-        clips = doc.get("clips") if isinstance(doc, dict) else None
-        if not isinstance(fps, int | float) or isinstance(fps, bool) or not 0 < fps <= 240:
-            raise FootageError(f"{labels_path}: 'fps' must be the recordings' frame rate")
+        if not isinstance(doc, dict):
+            raise FootageError(f"{labels_path}: not an object with 'fps' and 'clips'")
+        clips = doc.get("clips")
         if not isinstance(clips, dict) or not clips:
             raise FootageError(f"{labels_path}: 'clips' must map each test clip to its labels")
         ranges = {name: _ranges(labels_path, name, info) for name, info in clips.items()}
-        train = tuple(sorted(_recordings(root / "train")))
-        if not train:
+        recordings = _recordings(root / "train")
+        if not recordings:
             raise FootageError(f"{root / 'train'}: no normal recordings to fit on")
+        train = tuple(sorted(recordings))
+        fps = doc.get("fps", _container_rate(recordings[train[0]]))
+        if not isinstance(fps, int | float) or isinstance(fps, bool) or not 0 < fps <= 240:
+            raise FootageError(
+                f"{labels_path}: 'fps' must be the recordings' frame rate (needed where the "
+                "recordings are frame folders or their container gives none)"
+            )
         footage = cls(
             root=root,
             fps=float(fps),
@@ -276,6 +283,19 @@ def _recordings(folder: Path) -> dict[str, Path]:
         for p in sorted(folder.iterdir())
         if (p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES) or (p.is_dir() and _images(p))
     }
+
+
+def _container_rate(recording: Path) -> float | None:
+    """A video file's frame rate as its container states it; None for a folder of frames or a
+    file that states none."""
+    if recording.is_dir():
+        return None
+    try:
+        with av.open(str(recording)) as container:
+            rate = container.streams.video[0].average_rate
+    except (av.FFmpegError, IndexError) as error:
+        raise FootageError(f"{recording}: not a readable video ({error})") from error
+    return float(rate) if rate else None
 
 
 def _images(folder: Path) -> list[Path]:

@@ -98,7 +98,7 @@ def test_grey_footage_stays_one_channel(tmp_path: Path) -> None:
     [
         (None, "no labels.json"),
         ("{", "not JSON"),
-        ({"clips": {"Test001": {}}}, "'fps'"),
+        ("[1, 2]", "not an object"),
         ({"fps": 0, "clips": {"Test001": {}}}, "'fps'"),
         ({"fps": 10, "clips": {}}, "'clips'"),
         ({"fps": 10, "clips": {"Test001": {"abnormal": [[0, 3]]}}}, "1-based"),
@@ -156,3 +156,16 @@ def test_recordings_may_be_folders_of_frames_in_their_numbers_order(tmp_path: Pa
     assert len(capped.paths) == 6 and capped.paths[0].parent != large  # decoded, capped
     with Image.open(capped.paths[0]) as image:
         assert image.size == (640, 480)
+
+
+def test_the_rate_comes_from_the_videos_where_labels_json_leaves_it_out(tmp_path: Path) -> None:
+    root = _footage(tmp_path / "site", fps=25, size=(64, 48), colour=False)
+    (root / "labels.json").write_text(json.dumps({"clips": {"Test001": {}}}))
+    assert Footage.open(root).fps == pytest.approx(25.0)
+    folders = tmp_path / "folders"
+    (folders / "train" / "Train001").mkdir(parents=True)
+    _frames(1, (64, 48), colour=False)[0].save(folders / "train" / "Train001" / "1.png")
+    (folders / "test").symlink_to(root / "test")
+    (folders / "labels.json").write_text(json.dumps({"clips": {"Test001": {}}}))
+    with pytest.raises(FootageError, match="'fps' must be the recordings' frame rate"):
+        Footage.open(folders)  # frames state no rate
