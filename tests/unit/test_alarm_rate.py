@@ -14,6 +14,7 @@ import torch
 from vigil_shared.event_lifecycle import LifecycleSettings
 from vigil_shared.event_simulation import replay
 from vigil_trainer.one_class.alarm_rate import (
+    BASE_QUANTILES,
     MIN_EVENTS,
     AlarmRate,
     event_peaks,
@@ -132,3 +133,26 @@ def test_reviewed_false_alarms_stay_in_every_fold_bank_and_are_never_scored() ->
     assert [c.group for c in folds[1].bank] == ["cam/event-e1"]
     lone = ClipSplit(fit=(clip("cam/seg1"),), holdout=(clip("cam/seg2"),), validation=())
     assert len(calibration_folds(lone, folds=5, seed=0)) == 1  # a bank needs a group
+
+
+def test_without_enough_events_at_any_base_the_base_with_the_most_is_taken() -> None:
+    """A long close merges a low base's frames into a few long events: the lowest quantile is
+    then the worst base to extrapolate from, not the last resort."""
+    generator = torch.Generator().manual_seed(3)
+    clips = [normal_clip(300, generator) for _ in range(3)]  # 90 s of footage
+    settings = LifecycleSettings(close_after=40)
+    statistic = torch.cat([opening_statistic(c, settings) for c in clips])
+    finite = statistic[torch.isfinite(statistic)]
+    counts = {}
+    for quantile in BASE_QUANTILES:
+        at = float(torch.quantile(finite, quantile))
+        counts[at] = sum(
+            len(event_peaks(c, threshold=at, settings=settings, fps=FPS)) for c in clips
+        )
+    assert max(counts.values()) < MIN_EVENTS  # no base is enough here
+    rate = fit_alarm_rate(clips, fps=FPS, settings=settings)
+    most = max(counts.values())
+    assert rate.events == most
+    assert rate.base == max(at for at, n in counts.items() if n == most)
+    lowest = min(counts)
+    assert counts[lowest] < most  # the lowest base, the fallback before, shows fewer

@@ -9,7 +9,9 @@ the rate is extrapolated by peaks over threshold, the usual way to read rare exc
 1. each frame's *opening statistic* is the ``open_k``-th largest score of its last ``open_n``
    frames: an event opens at a threshold exactly when it reaches it;
 2. at a base threshold ``u`` (a high quantile of that statistic, lowered until the footage shows
-   ``MIN_EVENTS`` events) the footage is replayed through the real lifecycle
+   ``MIN_EVENTS`` events; if none does, the one that shows the most: lower bases merge more of
+   the footage into fewer, longer events under a long close) the footage is replayed through
+   the real lifecycle
    (``event_simulation.replay``); each event's peak statistic is the highest threshold at which
    it would still have opened;
 3. the peaks' excesses over ``u`` are exponential with mean ``beta`` (declustered
@@ -145,14 +147,16 @@ def fit_alarm_rate(
     statistic = torch.cat([opening_statistic(c.double(), settings) for c in clips])
     finite = statistic[torch.isfinite(statistic)]
     spread = float(finite.std()) if finite.numel() > 1 else 0.0
-    base, peaks = float(finite.max()) if finite.numel() else 0.0, []
+    base, peaks = (float(finite.max()) if finite.numel() else 0.0), list[float]()
     for quantile in BASE_QUANTILES:
-        base = float(torch.quantile(finite, quantile)) if finite.numel() else 0.0
-        peaks = [
+        at = float(torch.quantile(finite, quantile)) if finite.numel() else 0.0
+        found = [
             p
             for clip in clips
-            for p in event_peaks(clip.double(), threshold=base, settings=settings, fps=fps)
+            for p in event_peaks(clip.double(), threshold=at, settings=settings, fps=fps)
         ]
+        if not peaks or len(found) > len(peaks):  # the most events, the highest base on ties
+            base, peaks = at, found
         if len(peaks) >= MIN_EVENTS:
             break
     excess = [p - base for p in peaks]
