@@ -309,15 +309,22 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _decoded(recording: Path, *, grey: bool) -> Iterator[Image.Image]:
-    """A recording's frames in order, one channel (luma) when ``grey``, else RGB."""
+    """A recording's frames in order, one channel (luma) when ``grey``, else RGB; a file that
+    does not decode is a ``FootageError`` naming it."""
     if recording.is_dir():
         for path in _images(recording):
-            with Image.open(path) as image:
-                yield image.convert("L" if grey else "RGB")
+            try:
+                with Image.open(path) as image:
+                    yield image.convert("L" if grey else "RGB")
+            except OSError as error:
+                raise FootageError(f"{path}: not a readable image ({error})") from error
         return
-    with av.open(str(recording)) as container:
-        for frame in container.decode(video=0):
-            yield Image.fromarray(frame.to_ndarray(format="gray" if grey else "rgb24"))
+    try:
+        with av.open(str(recording)) as container:
+            for frame in container.decode(video=0):
+                yield Image.fromarray(frame.to_ndarray(format="gray" if grey else "rgb24"))
+    except (av.FFmpegError, IndexError) as error:
+        raise FootageError(f"{recording}: not a readable video ({error})") from error
 
 
 def _ranges(path: Path, clip: str, info: object) -> tuple[tuple[int, int], ...]:

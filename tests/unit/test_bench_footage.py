@@ -169,3 +169,17 @@ def test_the_rate_comes_from_the_videos_where_labels_json_leaves_it_out(tmp_path
     (folders / "labels.json").write_text(json.dumps({"clips": {"Test001": {}}}))
     with pytest.raises(FootageError, match="'fps' must be the recordings' frame rate"):
         Footage.open(folders)  # frames state no rate
+
+
+def test_a_recording_that_does_not_decode_is_named(tmp_path: Path) -> None:
+    root = _footage(tmp_path / "site", fps=10, size=(64, 48), colour=False)
+    video = root / "test" / "Test002.mp4"
+    video.write_bytes(video.read_bytes()[:200])  # cut short: a corrupt file
+    footage = Footage.open(root, cache=tmp_path / "cache")
+    with pytest.raises(FootageError, match=r"Test002\.mp4: not a readable video"):
+        footage.clip("test", "Test002")
+    frames = root / "train" / "Train003"
+    frames.mkdir()
+    (frames / "1.png").write_bytes(b"not a png")
+    with pytest.raises(FootageError, match=r"1\.png: not a readable image"):
+        list(footage.frames("train", "Train003"))
