@@ -43,7 +43,7 @@ from typing import Any
 
 import torch
 
-from bench.footage import Clip, Footage, opens_slot
+from bench.footage import Clip, Footage, FootageError, opens_slot
 from bench.ped2_one_class import (
     QUICK_TEST,
     QUICK_TRAIN,
@@ -65,7 +65,6 @@ from vigil_trainer.one_class.alarm_rate import AlarmRate
 
 FPS = 10.0
 QUICK_KINDS = ("fills", "covered-dark")
-NORMAL_FRAMES = 200  # every frame of a Ped2 training clip (120 to 180)
 PREDICTED_RATES = (1000.0, 300.0, 100.0)
 PREVIOUS_DEFAULTS = {
     "fusion": "weighted",
@@ -154,11 +153,11 @@ def measure(
     dataset: DatasetManifest,
     sets: dict[str, Clips],
     rate: float | None,
+    lifecycle: LifecycleSettings,
 ) -> dict[str, Any]:
     """Fit ``spec``, score every clip of every set in order (with capture times when taken
     at a ``rate``), and evaluate each set at that rate."""
     fps = rate or footage.fps
-    lifecycle = lifecycle_of(args)
     fit, fit_s, _, _ = fit_and_score(args, footage.root, spec, dataset, (), lifecycle=lifecycle)
     model = frame_model(fit, args.device)
     assert isinstance(model, RecordingModel)
@@ -236,9 +235,12 @@ def predicted_vs_measured(
 def lifecycle_of(args: argparse.Namespace) -> LifecycleSettings:
     """The lifecycle every fit calibrates for and every replay runs: inference's default,
     with ``--lifecycle``'s fields."""
-    return (
-        LifecycleSettings(**json.loads(args.lifecycle)) if args.lifecycle else LifecycleSettings()
-    )
+    if not args.lifecycle:
+        return LifecycleSettings()
+    try:
+        return LifecycleSettings(**json.loads(args.lifecycle))
+    except (TypeError, ValueError) as error:  # not JSON, an unknown field, a bad value
+        raise SystemExit(f"--lifecycle: {error}") from error
 
 
 def bench_rate(footage: Footage, asked: float | None) -> float | None:
@@ -246,14 +248,20 @@ def bench_rate(footage: Footage, asked: float | None) -> float | None:
     (an uploaded archive, no capture times: Ped2 as before) and 10 fps of faster footage (a
     camera at the rate the defaults were chosen at)."""
     if asked is not None:
+        if not 0 < asked <= footage.fps:
+            raise SystemExit(f"--fps {asked:g}: the footage is shot at {footage.fps:g} fps")
         return asked
     return None if footage.fps <= FPS else FPS
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
-    footage = Footage.open(args.footage) if args.footage else Footage.ped2()
+    try:
+        footage = Footage.open(args.footage) if args.footage else Footage.ped2()
+    except FootageError as error:
+        raise SystemExit(f"--footage: {error}") from error
     rate = bench_rate(footage, args.fps)
+    lifecycle = lifecycle_of(args)
     train = footage.train[: len(QUICK_TRAIN)] if args.quick else footage.train
     if args.train_clips:
         train = tuple(args.train_clips.split(","))
@@ -293,7 +301,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "test_clips": list(test),
         },
         "dataset": {"name": dataset.name, "version": dataset.version, "frames": len(dataset.items)},
-        "lifecycle": asdict(lifecycle_of(args)),
+        "lifecycle": asdict(lifecycle),
         "fps": rate or footage.fps,
         "capture_times": rate is not None,
         "grace_s": GRACE_S,
@@ -306,7 +314,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report |= {"synthetic_seed": args.seed, "synthetic_from": list(scene_clips)}
     for name, spec in compared.items():
         print(json.dumps({"fitting": name}), flush=True)
-        report["models"][name] = measure(args, footage, spec, dataset, sets, rate)
+        report["models"][name] = measure(args, footage, spec, dataset, sets, rate, lifecycle)
     report["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return report
 
@@ -355,8 +363,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument(
         "--normal-clips",
-        help=f"training clips no model was fitted on, comma-separated: scored (first "
-        f"{NORMAL_FRAMES} frames each) as unseen normal footage, for false alarms",
+        help="training clips no model was fitted on, comma-separated: scored (every frame "
+        "taken at the bench's rate) as unseen normal footage, for false alarms",
     )
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--verbose", action="store_true", help="print fit progress")

@@ -52,7 +52,6 @@ from bench.ped2_one_class import (
     clip_images,
     labeled_test_images,
     labels_of,
-    ped2_root,
 )
 from bench.report import emit
 from vigil_shared.schemas.one_class import OneClassSpec
@@ -94,8 +93,8 @@ def at_operating_point(scores: torch.Tensor, threshold: float) -> torch.Tensor:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
-    root = ped2_root()
     footage = Footage.ped2()
+    root = footage.root
     train = QUICK_TRAIN if args.quick else tuple(f"Train{i:03d}" for i in range(1, 17))
     test = QUICK_TEST if args.quick else tuple(f"Test{i:03d}" for i in range(1, 13))
     folds = deal(test, args.folds)

@@ -51,7 +51,6 @@ from bench.ped2_one_class import (
     fit_and_score,
     frame_model,
     labels_of,
-    ped2_root,
     score_clip,
 )
 from bench.report import run_and_emit
@@ -225,8 +224,8 @@ def headline(row: dict[str, Any]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
-    root = ped2_root()
     footage = Footage.ped2()
+    root = footage.root
     train = QUICK_TRAIN if args.quick else tuple(f"Train{i:03d}" for i in range(1, 17))
     test = QUICK_TEST if args.quick else tuple(f"Test{i:03d}" for i in range(1, 13))
     overrides = json.loads(args.spec) if args.spec else (QUICK_SPEC if args.quick else {})

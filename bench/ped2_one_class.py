@@ -50,7 +50,6 @@ from vigil_shared.vision.score_metrics import auroc, average_precision, trailing
 from vigil_trainer.one_class import OneClassFit, fit_one_class
 from vigil_trainer.one_class.architecture import one_class_architecture
 
-PED2_FPS = 10.0
 EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)  # the clips' capture times, when they get some
 QUICK_TRAIN = ("Train001", "Train002", "Train003")
 QUICK_TEST = ("Test001", "Test002")

@@ -183,3 +183,23 @@ def test_a_recording_that_does_not_decode_is_named(tmp_path: Path) -> None:
     (frames / "1.png").write_bytes(b"not a png")
     with pytest.raises(FootageError, match=r"1\.png: not a readable image"):
         list(footage.frames("train", "Train003"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--footage", "{root}/nowhere"], "--footage: .*no labels.json"),
+        (["--footage", "{root}", "--fps", "30"], "--fps 30: the footage is shot at 10 fps"),
+        (["--footage", "{root}", "--lifecycle", '{"open_k": 9}'], "--lifecycle: need 1 <= open_k"),
+        (["--footage", "{root}", "--lifecycle", '{"opens": 1}'], "--lifecycle: .*opens"),
+        (["--footage", "{root}", "--lifecycle", "[1"], "--lifecycle: "),
+    ],
+)
+def test_the_bench_refuses_bad_arguments_before_any_work(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
+    from bench.ped2_events import main
+
+    root = _footage(tmp_path / "site", fps=10, size=(64, 48), colour=False)
+    with pytest.raises(SystemExit, match=message):
+        main([arg.replace("{root}", str(root)) for arg in argv])

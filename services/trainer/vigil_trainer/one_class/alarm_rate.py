@@ -147,7 +147,8 @@ def fit_alarm_rate(
     statistic = torch.cat([opening_statistic(c.double(), settings) for c in clips])
     finite = statistic[torch.isfinite(statistic)]
     spread = float(finite.std()) if finite.numel() > 1 else 0.0
-    base, peaks = (float(finite.max()) if finite.numel() else 0.0), list[float]()
+    base = float(finite.max()) if finite.numel() else 0.0
+    peaks: list[float] = []
     for quantile in BASE_QUANTILES:
         at = float(torch.quantile(finite, quantile)) if finite.numel() else 0.0
         found = [
