@@ -10,7 +10,9 @@ frames stay together, so a held-out group is not a near copy of a training frame
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -18,6 +20,8 @@ from vigil_shared.datasets import NewImage
 
 DEFAULT_GAP_S = 60.0
 DEFAULT_SEGMENT_S = 3600.0
+DEFAULT_FPS = 10.0
+"""Footage's frame rate when its frames carry no capture times (an uploaded archive)."""
 
 
 def segment_starts(
@@ -81,3 +85,30 @@ def _captured(image: NewImage) -> datetime:
 
 def _capture_order(image: NewImage) -> tuple[datetime, int]:
     return _captured(image), image.sequence if image.sequence is not None else -1
+
+
+def footage_rate(
+    groups: Iterable[Sequence[datetime | None]], default: float | None = None
+) -> float:
+    """Frames per second of footage given as each group's capture times in order: the median
+    spacing of consecutive times within a group (a silence between groups, or within one, is
+    not a frame interval); without any, ``default`` (a spec's ``footage_fps``), else
+    ``DEFAULT_FPS``."""
+    gaps = [
+        (b - a).total_seconds()
+        for times in groups
+        for a, b in itertools.pairwise(times)
+        if a is not None and b is not None
+    ]
+    spacing = statistics.median([g for g in gaps if g > 0] or [0.0])
+    return 1.0 / spacing if spacing > 0 else default or DEFAULT_FPS
+
+
+def cut_count(frames: int, *, fps: float, segment_s: float | None) -> int:
+    """Into how many groups a one_class fit cuts a normal recording of ``frames`` at ``fps``
+    (its spec's ``segment_s``): one (left whole) below twice ``segment_s`` or without it. By
+    frame count, so a silence inside the recording makes no short piece. The API asks this
+    before it stores a camera's footage, the trainer when it cuts: one rule for both."""
+    if segment_s is None:
+        return 1
+    return max(1, int(frames / fps // segment_s))

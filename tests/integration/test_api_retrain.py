@@ -138,6 +138,12 @@ def test_a_camera_is_retrained_from_its_reviews_and_compared_with_production(
     }
     review(sessions, s3, camera, "confirmed", intruder_jpeg(), during)
     review(sessions, s3, camera, "false_positive", scene_jpeg(20))
+    # The first stretch alone is 8 s: one group, which the fit (cutting from a minute on) keeps
+    # whole, so it is refused before anything is stored.
+    first = {"start": start.isoformat(), "end": (start + timedelta(seconds=30)).isoformat()}
+    refused = client.post(f"/api/v1/cameras/{camera}/retrain", json=first)
+    assert refused.status_code == 422, refused.text
+    assert "make 1 group(s) of normal footage for the fit" in refused.text
     worker = start_service("vigil_trainer")
 
     body = {"start": start.isoformat(), "end": (start + timedelta(minutes=5)).isoformat()}

@@ -11,8 +11,9 @@ from pathlib import Path
 import torch
 
 from bench.ped2_loop import SplitClip, review_events, review_images, review_marks
+from vigil_shared.dataset_groups import DEFAULT_FPS
 from vigil_shared.datasets import DatasetItem
-from vigil_trainer.one_class.clips import DEFAULT_FPS, Clip, frame_rate
+from vigil_trainer.one_class.clips import Clip, frame_rate
 from vigil_trainer.one_class.trim import Marks
 
 

@@ -7,8 +7,10 @@ import datetime as dt
 
 import pytest
 
-from vigil_shared.dataset_groups import event_group
-from vigil_shared.datasets import DatasetItem
+from vigil_api.domain.retrain import fit_groups
+from vigil_shared.dataset_groups import event_group, footage_rate
+from vigil_shared.datasets import DatasetItem, NewImage
+from vigil_shared.schemas.jobs import ClassifySpec
 from vigil_shared.schemas.one_class import OneClassSpec, with_stored_defaults
 from vigil_trainer.one_class.clips import Clip, segmented, split_clips
 
@@ -74,3 +76,36 @@ def test_the_default_cuts_and_a_stored_spec_without_it_was_fitted_uncut() -> Non
     assert OneClassSpec.model_validate(stored).segment_s is None
     with pytest.raises(ValueError, match="segment_s"):
         OneClassSpec.model_validate({"name": "s", "dataset": DATASET, "segment_s": 1})
+
+
+def _frames(group: str, seconds: int, *, fps: float, label: str = "normal") -> list[NewImage]:
+    at = START + dt.timedelta(hours=len(group))  # segments apart in time, as the route groups
+    return [
+        NewImage(b"", "jpg", group, label, i, "cam", at + dt.timedelta(seconds=i / fps))
+        for i in range(int(seconds * fps))
+    ]
+
+
+def test_a_retrain_counts_the_groups_its_fit_will_cut() -> None:
+    """One hour-segment of a camera is one group as stored; the route asks the fit's rule, so
+    two minutes of it are 4 groups for a one_class spec and still one for others."""
+    minutes = _frames("cam/a", 120, fps=2.0)
+    reviewed = _frames(event_group("cam", "e1"), 1, fps=2.0, label="abnormal")
+    one_class = OneClassSpec.model_validate({"name": "s", "dataset": DATASET})
+    assert fit_groups(minutes + reviewed, one_class) == 4
+    uncut = one_class.model_copy(update={"segment_s": None})
+    assert fit_groups(minutes + reviewed, uncut) == 1
+    classify = ClassifySpec.model_validate({"name": "s", "dataset": DATASET})
+    assert fit_groups(minutes, classify) == 1
+    # Under a minute is not cut (as the trainer's ``segmented``); two such segments make two.
+    short = _frames("cam/bb", 59, fps=2.0)
+    assert fit_groups(short, one_class) == 1
+    assert fit_groups(short + _frames("cam/ccc", 10, fps=2.0), one_class) == 2
+
+
+def test_the_footage_rate_is_read_within_groups() -> None:
+    """A silence between groups, or inside one, is not a frame interval."""
+    times = [[START + dt.timedelta(seconds=i / 5) for i in range(10)]] * 3
+    assert footage_rate(times) == pytest.approx(5.0)
+    assert footage_rate([[None, None]], 12.5) == pytest.approx(12.5)
+    assert footage_rate([]) == pytest.approx(10.0)

@@ -12,6 +12,8 @@ held-out groups and records the comparison (``evaluations``), which the gate rea
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,11 +33,12 @@ from vigil_api.domain.dataset_sources import (
     reviewed_event_frames,
 )
 from vigil_api.domain.gate import production_of
+from vigil_shared.dataset_groups import cut_count, footage_rate
 from vigil_shared.datasets import DatasetRef, NewImage
 from vigil_shared.db.models import Event, Model
 from vigil_shared.kafka import make_consumer
 from vigil_shared.schemas.jobs import JobSpec
-from vigil_shared.schemas.one_class import RETRAIN_TRIM_MARGIN_S, as_requested
+from vigil_shared.schemas.one_class import RETRAIN_TRIM_MARGIN_S, OneClassSpec, as_requested
 from vigil_shared.settings import KafkaSettings
 from vigil_shared.storage import get_bytes
 
@@ -107,8 +110,10 @@ def camera_footage(
     kafka: KafkaSettings,
     wanted: FrameRange,
     max_frames: int,
+    spec: JobSpec,
 ) -> Footage:
-    """The camera's frames in the range (time segments) and its reviewed events' frames."""
+    """The camera's frames in the range (time segments) and its reviewed events' frames;
+    ``SourceError`` when they hold fewer normal groups than ``spec``'s fit can split."""
     consumer = make_consumer(kafka, group_id=None)
     try:
         frames = frames_from_topic(
@@ -118,12 +123,13 @@ def camera_footage(
         consumer.close()
     spans = confirmed_spans(session, wanted.camera_id)
     frames = [f for f in frames if not _during(f, spans)]
-    normal_groups = {i.group for i in frames if i.label == NORMAL}
-    if len(normal_groups) < 2:
+    groups = fit_groups(frames, spec)
+    if groups < 2:
+        cut = isinstance(spec, OneClassSpec) and spec.segment_s is not None
         raise SourceError(
-            f"camera {wanted.camera_id}'s frames in that range make {len(normal_groups)} "
-            "segment(s) of normal footage; training needs 2 (one to hold out): widen the range "
-            "or lower segment_s"
+            f"camera {wanted.camera_id}'s frames in that range make {groups} group(s) of normal "
+            "footage for the fit; training needs 2 (one to hold out): widen the range"
+            + ("" if cut else " or lower segment_s")
         )
     events = reviewed_event_frames(
         session=session,
@@ -133,6 +139,21 @@ def camera_footage(
         max_frames=max_frames,
     )
     return Footage(images=frames + events.images, skipped_events=events.skipped)
+
+
+def fit_groups(frames: Sequence[NewImage], spec: JobSpec) -> int:
+    """How many normal groups ``spec``'s fit sees in these frames: their time segments, each
+    cut as a one_class fit cuts long footage (its ``segment_s``), so an hour of one camera is
+    not refused for being one segment when the fit would make 120 groups of it."""
+    segments: defaultdict[str, list[NewImage]] = defaultdict(list)
+    for image in frames:
+        if image.label == NORMAL:
+            segments[image.group].append(image)
+    if not isinstance(spec, OneClassSpec):
+        return len(segments)
+    times = [[image.captured_at for image in segment] for segment in segments.values()]
+    fps = footage_rate(times, spec.footage_fps)
+    return sum(cut_count(len(t), fps=fps, segment_s=spec.segment_s) for t in times)
 
 
 def confirmed_spans(session: Session, camera_id: str) -> list[tuple[datetime, datetime]]:

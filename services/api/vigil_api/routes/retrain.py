@@ -100,6 +100,7 @@ def retrain(
         )
     except NothingToRetrainError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    name = body.dataset or dataset_name(camera_id)
     wanted = FrameRange(
         camera_id=camera_id,
         start=body.start,
@@ -110,6 +111,7 @@ def retrain(
         segment_s=body.segment_s,
     )
     try:
+        planned = retrain_spec(spec, dataset=DatasetRef(name=name))
         footage = camera_footage(
             session=session,
             s3=clients.s3,
@@ -117,19 +119,21 @@ def retrain(
             kafka=clients.settings.common.kafka,
             wanted=wanted,
             max_frames=clients.settings.dataset_max_frames,
+            spec=planned,
         )
         row, _ = store_version(
             session=session,
             clients=clients,
-            name=body.dataset or dataset_name(camera_id),
+            name=name,
             images=footage.images,
             source="composed",
             description=f"retrain of {camera_id} from {body.start} to {body.end}",
             principal=principal,
         )
-        job_spec = retrain_spec(spec, dataset=DatasetRef(name=row.name, version=row.version))
     except (SourceError, DatasetError) as exc:
         raise problems.invalid_field(("body",), str(exc)) from exc
+    dataset = DatasetRef(name=row.name, version=row.version)
+    job_spec = planned.model_copy(update={"dataset": dataset})
     job = queue_job(session=session, clients=clients, spec=job_spec, actor=principal.name)
     return RetrainOut(
         production_model_id=production,

@@ -8,7 +8,6 @@ duplicates, so a random-frame split would calibrate on what is effectively train
 from __future__ import annotations
 
 import random
-import statistics
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,13 +15,11 @@ from dataclasses import dataclass
 import torch
 from minio import Minio
 
-from vigil_shared.dataset_groups import is_event_group
+from vigil_shared.dataset_groups import cut_count, footage_rate, is_event_group
 from vigil_shared.datasets import DatasetError, DatasetItem, DatasetManifest, read_image
 from vigil_shared.vision.preprocess import UndecodableImageError, decode
 
 NORMAL_LABELS = frozenset({"normal"})
-DEFAULT_FPS = 10.0
-"""A dataset's frame rate when its items carry no capture times."""
 
 
 @dataclass(frozen=True)
@@ -87,12 +84,10 @@ def segmented(clips: Sequence[Clip], *, fps: float, segment_s: float | None) -> 
     threshold rests on the noisiest normal frames, which such a second rarely holds. Clips with
     labeled anomalies stay whole (a labeled interval is not cut), and so do reviewed events.
     """
-    if segment_s is None:
-        return list(clips)
     out: list[Clip] = []
     for clip in clips:
         n = len(clip.items)
-        pieces = int(n / fps // segment_s)
+        pieces = cut_count(n, fps=fps, segment_s=segment_s)
         if not clip.is_normal or is_event_group(clip.group) or pieces < 2:
             out.append(clip)
             continue
@@ -162,16 +157,9 @@ def calibration_folds(split: ClipSplit, *, folds: int, seed: int) -> tuple[Fold,
 
 
 def frame_rate(clips: Sequence[Clip], default: float | None = None) -> float:
-    """Frames per second from the median spacing of consecutive capture times; without them
-    ``default`` (a spec's ``footage_fps``), else ``DEFAULT_FPS``."""
-    gaps = [
-        (b.captured_at - a.captured_at).total_seconds()
-        for clip in clips
-        for a, b in zip(clip.items, clip.items[1:], strict=False)
-        if a.captured_at is not None and b.captured_at is not None
-    ]
-    spacing = statistics.median([g for g in gaps if g > 0] or [0.0])
-    return 1.0 / spacing if spacing > 0 else default or DEFAULT_FPS
+    """Frames per second from the median spacing of consecutive capture times (``footage_rate``);
+    without them ``default`` (a spec's ``footage_fps``), else ``DEFAULT_FPS``."""
+    return footage_rate(([item.captured_at for item in clip.items] for clip in clips), default)
 
 
 def capture_times(clip: Clip) -> list[float] | None:
