@@ -18,7 +18,7 @@ from vigil_shared.vision.event_metrics import (
     frame_figures,
     replay_clip,
 )
-from vigil_shared.vision.score_metrics import auroc, average_precision
+from vigil_shared.vision.score_metrics import auroc, auroc_shortfall, average_precision
 
 FPS = 10.0
 
@@ -158,6 +158,7 @@ def test_evaluate_reports_frames_events_and_each_clip() -> None:
     assert report["events"]["recall"] == 1.0 and report["events"]["false_alarms"] == 1
     assert report["clips"]["x"] == {
         "auroc": 1.0,
+        "auroc_shortfall": pytest.approx(0.03),  # its anomalies tie 6 of y's 100 normals
         "intervals": [[10, 29]],
         "delays_frames": [2],
         "events": [[10, 12, 29]],
@@ -166,8 +167,27 @@ def test_evaluate_reports_frames_events_and_each_clip() -> None:
     }
     assert report["clips"]["y"]["events"] == [[40, 42, 45]]
     assert report["clips"]["y"]["auroc"] is None  # no abnormal frame
+    assert report["clips"]["y"]["auroc_shortfall"] is None
     with pytest.raises(ValueError, match="scores for"):
         replay_clip(hot(3), labeled(4), threshold=1.0, fps=FPS)
+
+
+def test_the_shortfall_of_a_pooled_auroc_is_traced_to_each_clip() -> None:
+    """Each clip's share is what its anomalies lose to all normal frames; they add up to
+    ``1 - auroc``, ties and all."""
+    generator = torch.Generator().manual_seed(5)
+    scores = torch.randint(0, 30, (600,), generator=generator).double()
+    positives = torch.rand(600, generator=generator) < 0.4
+    groups = torch.arange(600) % 4
+    shares = auroc_shortfall(scores, positives, groups)
+    assert sorted(shares) == [0, 1, 2, 3]
+    assert sum(shares.values()) == pytest.approx(1 - auroc(scores, positives))
+    # A clip whose anomalies score under every normal frame takes the whole shortfall.
+    low = torch.tensor([5.0, 6, 7, 0, 1, 9, 8])
+    truth = torch.tensor([0, 0, 0, 1, 1, 1, 1]).bool()
+    clips = torch.tensor([0, 0, 0, 1, 1, 2, 2])
+    assert auroc_shortfall(low, truth, clips) == {1: pytest.approx(0.5), 2: 0.0}
+    assert auroc_shortfall(low, torch.zeros(7).bool(), clips) == {}
 
 
 def test_hand_written_auroc_and_aupr_match_scikit_learn() -> None:

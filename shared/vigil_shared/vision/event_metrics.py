@@ -17,7 +17,9 @@ camera at its frame rate, and reports:
 - **repeats**: events beyond the first on an anomalous interval, which an operator receives as
   new alerts of an incident already alerted (a score that dips and rises again);
 - frame-level AUROC pooled over all clips, raw and causal (each clip's trailing mean, what a
-  live camera can compute), and AUPR.
+  live camera can compute), and AUPR; per clip, its own AUROC and its share of the pooled raw
+  AUROC's shortfall from 1 (``auroc_shortfall``: where a pooled figure is lost, its anomalies
+  ranking under other clips' normal frames, which a clip's own AUROC does not show).
 
 An event's span runs from its first hot frame (``started_at``) to its last hot frame
 (``ended_at``); an event still open at a clip's end is ended there, as a camera falling silent
@@ -35,7 +37,12 @@ import torch
 
 from vigil_shared.event_lifecycle import LifecycleSettings
 from vigil_shared.event_simulation import SimulatedEvent, replay
-from vigil_shared.vision.score_metrics import auroc, average_precision, trailing_mean
+from vigil_shared.vision.score_metrics import (
+    auroc,
+    auroc_shortfall,
+    average_precision,
+    trailing_mean,
+)
 
 GRACE_S = 1.0
 CAUSAL_WINDOW = 9
@@ -194,26 +201,37 @@ def evaluate(
 
     NaN scores (a stream with nothing to say yet) are quiet frames for the lifecycle; give
     frame figures finite scores."""
+    clips = sorted(scores)
     replays = {
         clip: replay_clip(
             scores[clip], labels[clip], threshold=threshold, fps=fps, settings=settings
         )
-        for clip in sorted(scores)
+        for clip in clips
     }
+    shortfall = auroc_shortfall(
+        torch.cat([scores[c].double() for c in clips]),
+        torch.cat([labels[c].bool() for c in clips]),
+        torch.cat([torch.full((len(scores[c]),), i) for i, c in enumerate(clips)]),
+    )
     return {
         "threshold": threshold,
         "frames": frame_figures(scores, labels, causal_window=causal_window),
         "events": asdict(event_figures(list(replays.values()), fps=fps, grace_s=grace_s)),
         "clips": {
-            clip: _clip_report(r, auroc(scores[clip].double(), labels[clip].bool()))
-            for clip, r in replays.items()
+            clip: _clip_report(
+                r, auroc(scores[clip].double(), labels[clip].bool()), shortfall.get(i)
+            )
+            for i, (clip, r) in enumerate(replays.items())
         },
     }
 
 
-def _clip_report(replayed: ClipReplay, clip_auroc: float) -> dict[str, Any]:
+def _clip_report(
+    replayed: ClipReplay, clip_auroc: float, shortfall: float | None
+) -> dict[str, Any]:
     return {
         "auroc": None if clip_auroc != clip_auroc else clip_auroc,  # NaN: one class only
+        "auroc_shortfall": shortfall,
         "intervals": [[i.first, i.last] for i in replayed.intervals],
         "delays_frames": replayed.delays(),
         "events": [[e.first, e.opened, e.last] for e in replayed.events],

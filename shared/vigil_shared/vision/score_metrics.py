@@ -23,6 +23,29 @@ def auroc(scores: torch.Tensor, positives: torch.Tensor) -> float:
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
+def auroc_shortfall(
+    scores: torch.Tensor, positives: torch.Tensor, groups: torch.Tensor
+) -> dict[int, float]:
+    """Each group's share of ``1 - auroc``: for each of its positives, the fraction of all
+    negatives scored above it (ties count half), over the number of positives. The shares add up
+    to ``1 - auroc(scores, positives)``, so a pooled figure's shortfall can be traced to the clips
+    whose anomalies rank low; groups without positives have none. Empty when one class is
+    absent."""
+    positives = positives.bool()
+    negatives = scores[~positives].double().sort().values
+    n_pos, n_neg = int(positives.sum()), negatives.numel()
+    if n_pos == 0 or n_neg == 0:
+        return {}
+    shares: dict[int, float] = {}
+    for group in sorted(set(groups[positives].tolist())):
+        hits = scores[positives & (groups == group)].double()
+        below = torch.searchsorted(negatives, hits, right=False)
+        upto = torch.searchsorted(negatives, hits, right=True)
+        above = (n_neg - upto) + (upto - below) / 2
+        shares[int(group)] = float(above.sum()) / (n_neg * n_pos)
+    return shares
+
+
 def _average_ranks(values: torch.Tensor) -> torch.Tensor:
     order = values.argsort()
     _, inverse, counts = torch.unique_consecutive(
