@@ -17,7 +17,7 @@ they are.
 
 ``abnormal`` lists 1-based, inclusive ranges of the recording's own frames; a clip with none is
 normal throughout. A multi-camera set is one folder per camera: a site's model is fitted on one
-camera's footage.
+camera's footage (``bench.pool_events`` adds the cameras' reports up).
 
 Frames reach the bench as they would reach inference: decoded with PyAV, capped at ingest's
 default resolution (aspect kept, ``vigil_ingest.publisher.cap_resolution``), kept grey when the
