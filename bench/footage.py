@@ -16,7 +16,13 @@ adds its test clips' frames as JPEGs (``DIR/test_frames/<clip>/``), which the be
 they are.
 
 ``abnormal`` lists 1-based, inclusive ranges of the recording's own frames; a clip with none is
-normal throughout. A multi-camera set is one folder per camera: a site's model is fitted on one
+normal throughout. Sets that ship no separate normal footage (labeled recordings that start
+normal, as crowd sets often do) declare it instead: ``"train": [[1, 300]]`` beside a clip's
+``abnormal`` takes those frames as a normal recording of their own (``<clip>@1-300``, fitted on
+like any in ``train/``) and leaves them out of the scored clip, whose remaining stretch is
+scored as the camera would see it (one stretch keeps the clip's name; several are
+``<clip>@<first>-<last>``, the last one ``-end``). A training range may not touch a labeled
+anomaly. A multi-camera set is one folder per camera: a site's model is fitted on one
 camera's footage (``bench.pool_events`` adds the cameras' reports up).
 
 Frames reach the bench as they would reach inference: decoded with PyAV, capped at ingest's
@@ -33,11 +39,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import itertools
 import json
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
@@ -96,6 +103,20 @@ class Clip:
 
 
 @dataclass(frozen=True)
+class Stretch:
+    """Where a clip's frames come from: a recording's frames ``first`` to ``last`` (0-based,
+    inclusive; None: to its end)."""
+
+    part: Part
+    recording: str
+    first: int = 0
+    last: int | None = None
+
+    def holds(self, index: int) -> bool:
+        return self.first <= index and (self.last is None or index <= self.last)
+
+
+@dataclass(frozen=True)
 class Footage:
     root: Path
     fps: float
@@ -105,6 +126,9 @@ class Footage:
     description: str
     cache: Path = CACHE
     """Where decoded clips are kept as JPEGs."""
+    stretches: Mapping[tuple[Part, str], Stretch] = field(default_factory=dict)
+    """Clips that are a stretch of a recording (declared training ranges, and what they leave
+    of a labeled clip to score); any other clip is its whole recording."""
 
     @classmethod
     def open(cls, root: Path, *, cache: Path = CACHE) -> Footage:
@@ -122,26 +146,44 @@ class Footage:
         if not isinstance(clips, dict) or not clips:
             raise FootageError(f"{labels_path}: 'clips' must map each test clip to its labels")
         ranges = {name: _ranges(labels_path, name, info) for name, info in clips.items()}
+        declared = {
+            name: _ranges(labels_path, name, info, key="train") for name, info in clips.items()
+        }
+        stretches = _stretches(labels_path, ranges, declared)
         recordings = _recordings(root / "train")
-        if not recordings:
-            raise FootageError(f"{root / 'train'}: no normal recordings to fit on")
-        train = tuple(sorted(recordings))
-        fps = doc.get("fps", _container_rate(recordings[train[0]]))
+        train = tuple(sorted(recordings)) + tuple(
+            name for part, name in stretches if part == "train"
+        )
+        if not train:
+            raise FootageError(
+                f"{root / 'train'}: no normal recordings to fit on (nor 'train' ranges in {LABELS})"
+            )
+        first_recording = (
+            recordings[train[0]]
+            if recordings
+            else _recordings(root / "test").get(stretches["train", train[0]].recording)
+        )
+        fps = doc.get(
+            "fps", _container_rate(first_recording) if first_recording is not None else None
+        )
         if not isinstance(fps, int | float) or isinstance(fps, bool) or not 0 < fps <= 240:
             raise FootageError(
                 f"{labels_path}: 'fps' must be the recordings' frame rate (needed where the "
                 "recordings are frame folders or their container gives none)"
             )
+        scored = [name for part, name in stretches if part == "test"]
+        test = tuple(sorted([clip for clip in ranges if not declared[clip]] + scored))
         footage = cls(
             root=root,
             fps=float(fps),
             train=train,
-            test=tuple(sorted(ranges)),
+            test=test,
             ranges=ranges,
             description=str(doc.get("dataset", root.name)),
             cache=cache,
+            stretches=stretches,
         )
-        for clip in footage.test:
+        for clip in ranges:
             footage.recording("test", clip)  # raises when missing
         return footage
 
@@ -188,29 +230,40 @@ class Footage:
     def grey(self) -> bool:
         """Whether the camera is monochrome, judged on the first training recording's first
         frame: grey footage stays one channel, as a monochrome camera's JPEGs are."""
-        first = next(_decoded(self.recording("train", self.train[0]), grey=False))
+        source = self.stretch("train", self.train[0])
+        first = next(_decoded(self.recording(source.part, source.recording), grey=False))
         rgb = np.asarray(first, dtype=np.int16)
         return int((rgb.max(axis=2) - rgb.min(axis=2)).max()) <= GREY_SPREAD
 
+    def stretch(self, part: Part, clip: str) -> Stretch:
+        """Where a clip's frames come from: a stretch of a recording, or all of its own."""
+        return self.stretches.get((part, clip), Stretch(part, clip))
+
     def frames(self, part: Part, clip: str, rate: float | None = None) -> Iterator[_Frame]:
-        """A recording's frames in order as a camera taken at ``rate`` (the footage's own when
-        None) would publish them, resolution capped."""
+        """A clip's frames in order as a camera taken at ``rate`` (the footage's own when None)
+        would publish them, resolution capped; times from the clip's first frame."""
+        source = self.stretch(part, clip)
         step = rate or self.fps
-        for index, image in enumerate(_decoded(self.recording(part, clip), grey=self.grey)):
-            if opens_slot(index, fps=self.fps, rate=step):
-                yield _Frame(index, index / self.fps, cap_resolution(image, max_size=MAX_SIZE))
+        recording = self.recording(source.part, source.recording)
+        for index, image in enumerate(_decoded(recording, grey=self.grey)):
+            if source.last is not None and index > source.last:
+                return
+            if source.holds(index) and opens_slot(index, fps=self.fps, rate=step):
+                seconds = (index - source.first) / self.fps
+                yield _Frame(index, seconds, cap_resolution(image, max_size=MAX_SIZE))
 
     def clip(self, part: Part, name: str, *, rate: float | None = None, limit: int = 0) -> Clip:
         """A clip as JPEG files, capture times and labels; ``limit``: its first frames only.
         A folder of JPEG frames a camera could have sent (Ped2's ``test_frames``) is read as
         its files; other recordings are decoded once into the cache."""
-        files = self._jpeg_frames(part, name)
+        source = self.stretch(part, name)
+        files = self._jpeg_frames(source)
         if files is not None:
             step = rate or self.fps
             kept: list[tuple[int, float]] = [
-                (i, i / self.fps)
+                (i, (i - source.first) / self.fps)
                 for i in range(len(files))
-                if opens_slot(i, fps=self.fps, rate=step)
+                if source.holds(i) and opens_slot(i, fps=self.fps, rate=step)
             ]
             paths = [files[i] for i, _ in kept]
         else:
@@ -225,21 +278,23 @@ class Footage:
                 done.write_text(json.dumps(written))
             kept = [(int(i), float(s)) for i, s in json.loads(done.read_text())]
             paths = [folder / f"{index + 1:06d}.jpg" for index, _ in kept]
+        if not kept:
+            raise FootageError(f"{self.root}: {part} clip {name!r} has no frames to take")
         kept, paths = kept[: limit or None], paths[: limit or None]
         indices = [index for index, _ in kept]
         abnormal = (
-            self.abnormal_at(name, indices)
+            self.abnormal_at(source.recording, indices)
             if part == "test"
             else torch.zeros(len(kept), dtype=torch.bool)
         )
         return Clip(paths, [seconds for _, seconds in kept], abnormal)
 
-    def _jpeg_frames(self, part: Part, clip: str) -> list[Path] | None:
-        """The clip's frame files when they can be scored as they are: JPEGs, within ingest's
-        resolution cap, in the footage's channels (grey or colour)."""
-        folder = self.root / "test_frames" / clip
-        if not (part == "test" and folder.is_dir()):
-            folder = self.recording(part, clip)
+    def _jpeg_frames(self, source: Stretch) -> list[Path] | None:
+        """The recording's frame files when they can be scored as they are: JPEGs, within
+        ingest's resolution cap, in the footage's channels (grey or colour)."""
+        folder = self.root / "test_frames" / source.recording
+        if not (source.part == "test" and folder.is_dir()):
+            folder = self.recording(source.part, source.recording)
         if not folder.is_dir():
             return None
         files = _images(folder)
@@ -252,11 +307,12 @@ class Footage:
         return files
 
     def _cache(self, part: Part, clip: str, rate: float | None) -> Path:
-        recording = self.recording(part, clip)
+        source = self.stretch(part, clip)
+        recording = self.recording(source.part, source.recording)
         stat = recording.stat()
         key = (
             f"{recording.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{rate}:{MAX_SIZE}:{self.fps}"
-        )
+        ) + ("" if source == Stretch(part, clip) else f":{source.first}:{source.last}")
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         return self.cache / f"{self.name}-{part}-{clip}-{digest}"
 
@@ -327,9 +383,12 @@ def _decoded(recording: Path, *, grey: bool) -> Iterator[Image.Image]:
         raise FootageError(f"{recording}: not a readable video ({error})") from error
 
 
-def _ranges(path: Path, clip: str, info: object) -> tuple[tuple[int, int], ...]:
-    """A clip's abnormal ranges, checked: 1-based, inclusive, first <= last."""
-    spans = info.get("abnormal", []) if isinstance(info, dict) else None
+def _ranges(
+    path: Path, clip: str, info: object, *, key: str = "abnormal"
+) -> tuple[tuple[int, int], ...]:
+    """A clip's ``key`` ranges (its abnormal frames, or those declared for training),
+    checked: 1-based, inclusive, first <= last."""
+    spans = info.get(key, []) if isinstance(info, dict) else None
     if not isinstance(spans, list):
         raise FootageError(f"{path}: clips[{clip!r}] must be an object with 'abnormal' ranges")
     out = []
@@ -341,10 +400,50 @@ def _ranges(path: Path, clip: str, info: object) -> tuple[tuple[int, int], ...]:
             or not 1 <= span[0] <= span[1]
         ):
             raise FootageError(
-                f"{path}: clips[{clip!r}].abnormal: {span!r} is not a 1-based [first, last] range"
+                f"{path}: clips[{clip!r}].{key}: {span!r} is not a 1-based [first, last] range"
             )
         out.append((int(span[0]), int(span[1])))
     return tuple(out)
+
+
+def _stretches(
+    path: Path,
+    abnormal: Mapping[str, tuple[tuple[int, int], ...]],
+    declared: Mapping[str, tuple[tuple[int, int], ...]],
+) -> dict[tuple[Part, str], Stretch]:
+    """The training stretches declared in labeled clips (``<clip>@<first>-<last>``) and what
+    each such clip leaves to score: the stretches between and after them (one keeps the clip's
+    name). A training range over a labeled anomaly, or over another, is refused."""
+    out: dict[tuple[Part, str], Stretch] = {}
+    for clip, spans in declared.items():
+        if not spans:
+            continue
+        spans = tuple(sorted(spans))
+        for (a, b), (c, d) in itertools.pairwise(spans):
+            if c <= b:
+                raise FootageError(f"{path}: clips[{clip!r}].train: {[a, b]} overlaps {[c, d]}")
+        for a, b in spans:
+            hit = next(((x, y) for x, y in abnormal[clip] if x <= b and a <= y), None)
+            if hit is not None:
+                raise FootageError(
+                    f"{path}: clips[{clip!r}].train: {[a, b]} takes abnormal frames {list(hit)} "
+                    "as normal footage"
+                )
+            out["train", f"{clip}@{a}-{b}"] = Stretch("test", clip, a - 1, b - 1)
+        bounds = [0, *(i for a, b in spans for i in (a - 1, b))]  # 0-based run edges
+        runs = [
+            (start, stop - 1 if stop is not None else None)
+            for start, stop in zip(bounds[::2], [*bounds[1::2], None], strict=True)
+            if stop is None or stop > start
+        ]
+        for first, last in runs:
+            name = (
+                clip
+                if len(runs) == 1
+                else f"{clip}@{first + 1}-{'end' if last is None else last + 1}"
+            )
+            out["test", name] = Stretch("test", clip, first, last)
+    return out
 
 
 def write_video(path: Path, frames: Iterable[Image.Image], *, fps: float) -> int:
@@ -426,7 +525,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.repackage_ped2
         else Footage.open(args.folder)
     )
-    labeled = sum(1 for clip in footage.test if footage.ranges[clip])
+    labeled = sum(
+        1 for clip in footage.test if footage.ranges[footage.stretch("test", clip).recording]
+    )
     print(
         json.dumps(
             {

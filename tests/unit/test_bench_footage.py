@@ -185,6 +185,46 @@ def test_a_recording_that_does_not_decode_is_named(tmp_path: Path) -> None:
         list(footage.frames("train", "Train003"))
 
 
+def test_labeled_recordings_that_start_normal_declare_their_own_training_footage(
+    tmp_path: Path,
+) -> None:
+    """A crowd set ships labeled recordings only: each one's first frames are declared normal
+    training footage, fitted on as a recording of its own and not scored."""
+    root = tmp_path / "crowds"
+    frames = _frames(30, (64, 48), colour=False)
+    write_video(root / "test" / "hall.mp4", frames, fps=10)
+    write_video(root / "test" / "lawn.mp4", frames, fps=10)
+    clips: dict[str, dict[str, list[list[int]]]] = {
+        "hall": {"train": [[1, 12]], "abnormal": [[21, 30]]},
+        "lawn": {"train": [[1, 5], [11, 15]], "abnormal": [[25, 26]]},
+    }
+    labels = {"fps": 10, "clips": clips}
+    (root / "labels.json").write_text(json.dumps(labels))
+    footage = Footage.open(root, cache=tmp_path / "cache")  # no train/ folder at all
+    assert footage.train == ("hall@1-12", "lawn@1-5", "lawn@11-15")
+    assert footage.test == ("hall", "lawn@16-end", "lawn@6-10")
+    fitted = footage.clip("train", "hall@1-12")
+    assert len(fitted.paths) == 12 and not bool(fitted.abnormal.any())
+    assert [f.index for f in footage.frames("train", "lawn@11-15")] == [10, 11, 12, 13, 14]
+    scored = footage.clip("test", "hall", rate=5)  # frames 13-30 at 5 fps, timed from 13
+    assert len(scored.paths) == 9 and scored.times[:2] == pytest.approx([0.0, 0.2])
+    assert scored.abnormal.nonzero().flatten().tolist() == [4, 5, 6, 7, 8]  # frames 21-30
+    assert footage.clip("test", "lawn@16-end").abnormal.nonzero().flatten().tolist() == [9, 10]
+    assert not bool(footage.clip("test", "lawn@6-10").abnormal.any())
+    clips["hall"]["train"] = [[1, 22]]
+    (root / "labels.json").write_text(json.dumps(labels))
+    with pytest.raises(FootageError, match=r"\[1, 22\] takes abnormal frames \[21, 30\]"):
+        Footage.open(root)
+    clips["hall"]["train"] = [[1, 12], [10, 14]]
+    (root / "labels.json").write_text(json.dumps(labels))
+    with pytest.raises(FootageError, match=r"\[1, 12\] overlaps \[10, 14\]"):
+        Footage.open(root)
+    clips["hall"] = {"train": [[1, 30]]}  # all of it: nothing left to score
+    (root / "labels.json").write_text(json.dumps(labels))
+    with pytest.raises(FootageError, match="test clip 'hall' has no frames to take"):
+        Footage.open(root, cache=tmp_path / "cache").clip("test", "hall")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
