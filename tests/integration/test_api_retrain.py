@@ -170,6 +170,7 @@ def test_a_camera_is_retrained_from_its_reviews_and_compared_with_production(
     expected = client.get(f"/api/v1/models/{job['model_id']}").json()["expected_false_alarms"]
     assert 0 < expected["low"] <= expected["per_hour"] <= expected["high"]
     assert expected["calibration_hours"] > 0
+    assert (expected["open_k"], expected["open_n"]) == (3, 5)  # the debounce it counted with
     (evaluation,) = client.get("/api/v1/evaluations", params={"camera_id": camera}).json()
     assert evaluation["model_id"] == job["model_id"] and evaluation["job_id"] == job["id"]
     assert evaluation["production_model_id"] == production and evaluation["scope"] == camera

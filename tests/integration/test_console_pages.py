@@ -95,7 +95,16 @@ def test_models_compare_promote_and_what_a_viewer_is_offered(
     issue_key: IssueKey,
 ) -> None:  # fmt: skip
     a = add_stored_model(sessions, s3, metrics={"auroc": 0.8})
-    b = add_stored_model(sessions, s3, metrics={"auroc": 0.9})
+    fit = {
+        "auroc": 0.9,
+        "expected_false_alarms_per_hour": 1.0,
+        "expected_false_alarms_per_hour_low": 0.12,
+        "expected_false_alarms_per_hour_high": 8.2,
+        "calibration_hours": 0.07,
+        "lifecycle_open_k": 3,
+        "lifecycle_open_n": 5,
+    }
+    b = add_stored_model(sessions, s3, metrics=fit)
     camera = make_camera()
     add_rows(sessions, [camera])
     listed = api.get("/console/ui/models").text
@@ -110,6 +119,7 @@ def test_models_compare_promote_and_what_a_viewer_is_offered(
     viewer = issue_key("viewer")
     view = anonymous.get(f"/console/ui/models/{b}", headers={"X-API-Key": viewer}).text
     assert "auroc" in view and 'id="promote"' not in view
+    assert "from 4.2 min of normal footage, events opened on 3 of 5 hot frames)" in view
     assert 'id="promote"' in api.get(f"/console/ui/models/{b}").text
 
 
