@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,8 +52,7 @@ class LifecycleSettings:
     silence_s: float = 10.0
 
     def __post_init__(self) -> None:
-        if not 1 <= self.open_k <= self.open_n:
-            raise ValueError(f"need 1 <= open_k <= open_n, got {self.open_k} of {self.open_n}")
+        Debounce(self.open_k, self.open_n)  # refuses k of n that no window can hold
         if not 0 < self.close_ratio <= 1:
             raise ValueError(f"close_ratio must be in (0, 1], got {self.close_ratio}")
 
@@ -60,7 +60,38 @@ class LifecycleSettings:
 CALIBRATED_OPEN_K = "lifecycle_open_k"
 CALIBRATED_OPEN_N = "lifecycle_open_n"
 """The fit metrics that record the ``open_k`` of ``open_n`` a model's false-alarm rate was
-calibrated for: the trainer writes them, inference checks them against its own."""
+calibrated for: the trainer writes them, and whatever raises that model's events opens them so
+(``Debounce.calibrated``)."""
+
+
+@dataclass(frozen=True)
+class Debounce:
+    """An event opens when ``open_k`` of a camera's last ``open_n`` frames are hot.
+
+    A model whose threshold was calibrated for a false-alarm rate of *events* carries the
+    debounce it was calibrated with: the same threshold behind a quicker open raises several
+    times the alarms (2 of 3 needs a threshold half as high again as 3 of 5 for the same rate,
+    docs/one-class.md), so its frames open events on its own debounce, whatever the deployment's
+    default for other models."""
+
+    open_k: int
+    open_n: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.open_k <= self.open_n:
+            raise ValueError(f"need 1 <= open_k <= open_n, got {self.open_k} of {self.open_n}")
+
+    @classmethod
+    def calibrated(cls, metrics: Mapping[str, Any]) -> Debounce | None:
+        """The debounce a fit recorded in its metrics; None when it recorded none (models
+        fitted before 7 Dec, classify models, the warm-up)."""
+        k, n = metrics.get(CALIBRATED_OPEN_K), metrics.get(CALIBRATED_OPEN_N)
+        if k is None or n is None:
+            return None
+        return cls(int(k), int(n))
+
+    def __str__(self) -> str:
+        return f"{self.open_k} of {self.open_n}"
 
 
 class InferenceDebounce(BaseSettings):
@@ -91,12 +122,37 @@ class InferenceDebounce(BaseSettings):
     silence_s: float = Field(
         default=10.0, gt=0, description="A camera silent this long ends its event."
     )
+    follow_model: bool = Field(
+        default=True,
+        description="A model that records the debounce its threshold was calibrated for opens "
+        "its events on it (its expected false alarms per hour hold); false: every model opens "
+        "on open_k of open_n (a model calibrated otherwise is logged).",
+    )
 
     @model_validator(mode="after")
     def _k_of_n(self) -> InferenceDebounce:
         if self.open_k > self.open_n:
             raise ValueError(f"open_k ({self.open_k}) exceeds open_n ({self.open_n})")
         return self
+
+    def own(self) -> Debounce:
+        return Debounce(self.open_k, self.open_n)
+
+    def for_model(self, metrics: Mapping[str, Any]) -> Debounce | None:
+        """The k of n the events of a model with these fit metrics open on where it is not
+        ``open_k`` of ``open_n``: the one its threshold was calibrated for (``follow_model``);
+        None: ``open_k`` of ``open_n``."""
+        calibrated = Debounce.calibrated(metrics)
+        if not self.follow_model or calibrated == self.own():
+            return None
+        return calibrated
+
+    def lifecycle_for(self, metrics: Mapping[str, Any]) -> LifecycleSettings:
+        """The lifecycle a model with these fit metrics raises its events through: this one,
+        opening on the model's own debounce where ``for_model`` says so."""
+        served = self.for_model(metrics)
+        own = self.lifecycle()
+        return own if served is None else replace(own, open_k=served.open_k, open_n=served.open_n)
 
     def lifecycle(self) -> LifecycleSettings:
         return LifecycleSettings(
@@ -127,6 +183,8 @@ class Observation:
     context_from: int | None = None
     """Offset of the oldest frame of the camera that this score depends on (its model's
     ``context_frames`` back, set by the worker); None: the frame alone."""
+    debounce: Debounce | None = None
+    """The debounce its model's threshold was calibrated for; None: the settings' k of n."""
 
     @property
     def hot(self) -> bool:
@@ -222,11 +280,13 @@ class CameraLifecycle:
         return []
 
     def _open(self, frame: Observation) -> list[Transition]:
+        # A window holds one model's frames (a model change ends it), so one debounce.
+        debounce = frame.debounce or Debounce(self.settings.open_k, self.settings.open_n)
         self.window.append(frame)
-        if len(self.window) > self.settings.open_n:
+        while len(self.window) > debounce.open_n:
             self.window.popleft()
         hot = [f for f in self.window if f.hot]
-        if len(hot) < self.settings.open_k:
+        if len(hot) < debounce.open_k:
             return []
         first, peak = hot[0], max(hot, key=lambda f: f.score)
         event = _OpenEvent(

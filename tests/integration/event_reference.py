@@ -35,6 +35,8 @@ class ExpectedEvent:
     started_at: datetime
     peak_frame_seq: int
     ended_at: datetime | None
+    opened_seq: int
+    """The frame whose score opened it (its ``start`` message's): where the debounce filled."""
 
 
 def expected_events(
@@ -57,9 +59,15 @@ def expected_events(
             transitions += tracker.observe(frame.observation(scoring, score), received_at=0)
     for camera_id in tracker.cameras():
         transitions += tracker.end(camera_id)
-    started = {t.event_id: t.started_at for t in transitions if t.phase is EventPhase.START}
+    starts = {t.event_id: t for t in transitions if t.phase is EventPhase.START}
     return {
-        t.event_id: ExpectedEvent(t.frame.camera_id, started[t.event_id], t.peak.seq, t.ended_at)
+        t.event_id: ExpectedEvent(
+            t.frame.camera_id,
+            starts[t.event_id].started_at,
+            t.peak.seq,
+            t.ended_at,
+            opened_seq=starts[t.event_id].frame.seq,
+        )
         for t in transitions
         if t.phase is EventPhase.END
     }

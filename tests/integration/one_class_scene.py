@@ -157,15 +157,20 @@ def store_scene_model(s3: Minio, bucket: str) -> str:
     return model_id
 
 
-def store_scene_models(s3: Minio, bucket: str, *, count: int) -> list[str]:
+def store_scene_models(
+    s3: Minio, bucket: str, *, count: int, metrics: dict[str, float] | None = None
+) -> list[str]:
     """Fit the scene's model once and store it ``count`` times under different ids (a
-    production model and a shadow copy keep their per-camera state apart); their ids."""
+    production model and a shadow copy keep their per-camera state apart), with these fit
+    ``metrics`` (none by default); their ids."""
     tensors, threshold = fit()
     artifact = save_safetensors({name: t.contiguous() for name, t in tensors.items()})
-    return [_store(s3, bucket, artifact, threshold) for _ in range(count)]
+    return [_store(s3, bucket, artifact, threshold, metrics or {}) for _ in range(count)]
 
 
-def _store(s3: Minio, bucket: str, artifact: bytes, threshold: float) -> str:
+def _store(
+    s3: Minio, bucket: str, artifact: bytes, threshold: float, metrics: dict[str, float]
+) -> str:
     model_id = f"m-scene-{uuid.uuid4().hex[:12]}"
     manifest = ModelManifest(
         model_id=model_id,
@@ -181,7 +186,7 @@ def _store(s3: Minio, bucket: str, artifact: bytes, threshold: float) -> str:
         dataset_sha256=SPEC.dataset.version or "",
         n_images=160,
         spec=SPEC,
-        metrics={},
+        metrics=metrics,
         code_version="test",
         created_at=datetime.now(UTC),
     )

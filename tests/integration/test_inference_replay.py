@@ -110,3 +110,5 @@ def assert_same_events(log: EventLog, expected: dict[uuid.UUID, ExpectedEvent]) 
         assert ends, f"{event_id} never ended"
         assert ends == {(want.ended_at, want.peak_frame_seq)}, f"{event_id} ended elsewhere"
         assert {m.started_at for m in messages} == {want.started_at}
+        opened = {m.frame_seq for m in messages if m.phase is EventPhase.START}
+        assert opened == {want.opened_seq}, f"{event_id} opened on another frame"

@@ -10,7 +10,8 @@ frame on the shadow-scores topic: the per-frame output this test reads. The stre
 three parts, each scored by a new worker: the first stopped cleanly (on a thread, by the stop
 flag SIGTERM sets), the second killed -9 (a process), each while an event is open, so the next
 must rewind to rebuild the motion history its scores and that event depend on. Events are held
-to an uninterrupted pass over the same frames: the same ids, starts, peaks and ends.
+to an uninterrupted pass over the same frames: the same ids, starts, peaks and ends, opened on
+the debounce the model was calibrated for, not the worker's quicker default.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -32,7 +34,7 @@ from tests.integration.test_inference_replay import assert_same_events
 from tests.integration.test_inference_routing import assign, running_worker
 from tests.integration.test_ingest_rtsp import TopicTail
 from tests.support import read_topic
-from vigil_shared.event_lifecycle import LifecycleSettings
+from vigil_shared.event_lifecycle import CALIBRATED_OPEN_K, CALIBRATED_OPEN_N, LifecycleSettings
 from vigil_shared.schemas.shadow_scores import ShadowScore
 from vigil_shared.settings import CommonSettings, KafkaSettings
 from vigil_shared.topics import Topics
@@ -45,9 +47,17 @@ PARTS = (24, 48, 75)
 """Where each worker's part of the stream ends (steps per camera): both restarts fall inside an
 event, the first of camera a, the second of camera b."""
 LIFECYCLE = LifecycleSettings(silence_s=60.0)  # no camera falls silent while a part is read
+CALIBRATED = {
+    CALIBRATED_OPEN_K: float(LIFECYCLE.open_k),
+    CALIBRATED_OPEN_N: float(LIFECYCLE.open_n),
+}
+"""The models record the debounce their threshold is for, and the worker's own is another:
+it opens their events on theirs."""
 TOLERANCE = 1e-4
 WORKER = {
     "VIGIL_INFERENCE_EVENT_SILENCE_S": str(LIFECYCLE.silence_s),
+    "VIGIL_INFERENCE_EVENT_OPEN_K": "1",
+    "VIGIL_INFERENCE_EVENT_OPEN_N": "1",
     "VIGIL_INFERENCE_BATCH_SIZE": "3",  # a camera's consecutive frames in different batches
     "VIGIL_INFERENCE_SCORING_THREADS": "2",  # each camera on its own scoring thread
     "VIGIL_INFERENCE_THREADS": "1",
@@ -65,7 +75,7 @@ def test_one_class_motion_state_is_per_camera_across_batches_and_restarts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     bucket = settings.s3.models_bucket
-    production, shadow = store_scene_models(s3, bucket, count=2)
+    production, shadow = store_scene_models(s3, bucket, count=2, metrics=CALIBRATED)
     run = uuid.uuid4().hex[:8]
     cameras = {f"a-{run}": Scene(0, first=12, period=1000), f"b-{run}": Scene(1, first=36)}
     for camera_id in cameras:
@@ -100,6 +110,8 @@ def test_one_class_motion_state_is_per_camera_across_batches_and_restarts(
     model = load_frame_model(s3, bucket=bucket, model_id=production, device="cpu")
     frames = read_topic(kafka_settings, topics.frames, count=len(cameras) * PARTS[-1])
     expected = expected_events(frames, model=model, model_id=production, lifecycle=LIFECYCLE)
+    eager = replace(LIFECYCLE, open_k=1, open_n=1)
+    assert expected_events(frames, model=model, model_id=production, lifecycle=eager) != expected
     assert_restarts_inside_events(expected)
     log.poll(timeout_ms=2000)
     log.close()

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vigil_shared.event_lifecycle import EventTracker, LifecycleSettings, Observation, Transition
+from vigil_shared.event_lifecycle import (
+    Debounce,
+    EventTracker,
+    LifecycleSettings,
+    Observation,
+    Transition,
+)
 from vigil_shared.schemas.events import EventPhase, ModelRef
 
 T0 = datetime(2026, 11, 28, 12, tzinfo=UTC)
@@ -18,7 +24,12 @@ SETTINGS = LifecycleSettings(
 
 
 def frame(
-    seq: int, score: float, *, t: float | None = None, model: ModelRef = MODEL
+    seq: int,
+    score: float,
+    *,
+    t: float | None = None,
+    model: ModelRef = MODEL,
+    debounce: Debounce | None = None,
 ) -> Observation:
     return Observation(
         camera_id="cam",
@@ -29,6 +40,7 @@ def frame(
         threshold=1.0,
         model=model,
         jpeg=b"jpeg-%d" % seq,
+        debounce=debounce,
     )
 
 
@@ -155,3 +167,24 @@ def test_state_per_camera_is_bounded_by_the_debounce_window() -> None:
 def test_impossible_debounce_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="open_k"):
         LifecycleSettings(open_k=6, open_n=5)
+
+
+def test_a_model_calibrated_for_another_debounce_opens_on_its_own() -> None:
+    """The tracker's 3 of 5 is the default; a model's calibrated k of n is what its threshold
+    means, so its frames open on it, and a camera moving to another model starts afresh."""
+    tracker = EventTracker(SETTINGS)
+    eager, other = Debounce(1, 2), ModelRef(id="m-2", kind="registry")
+    out = tracker.observe(frame(0, 2.0, debounce=eager), received_at=0.0)
+    assert phases(out) == [("start", 0)]  # would wait for two more hot frames on 3 of 5
+    strict = Debounce(4, 4)
+    out = []
+    for seq, score in enumerate([2.0, 2.0, 2.0, 0.0, 2.0, 2.0, 2.0, 2.0], start=1):
+        out += tracker.observe(frame(seq, score, model=other, debounce=strict), received_at=0.0)
+    assert phases(out) == [("end", 0), ("start", 8)]  # the model change, then 4 hot in a row
+
+
+def test_a_debounce_no_window_can_hold_is_refused() -> None:
+    with pytest.raises(ValueError, match="open_k <= open_n"):
+        Debounce(4, 3)
+    assert Debounce.calibrated({"lifecycle_open_k": 2.0, "lifecycle_open_n": 3.0}) == Debounce(2, 3)
+    assert Debounce.calibrated({"threshold": 1.0}) is None

@@ -66,6 +66,7 @@ class Frame:
             jpeg=self.jpeg,
             heatmap=score.heatmap,
             label=score.label,
+            debounce=model.debounce,
         )
 
 

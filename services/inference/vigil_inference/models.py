@@ -14,6 +14,7 @@ from typing import Protocol
 
 import torch
 
+from vigil_shared.event_lifecycle import Debounce
 from vigil_shared.schemas.events import ModelRef
 from vigil_shared.vision.knn import KnnScorer
 from vigil_shared.vision.score_metrics import normal_threshold
@@ -48,6 +49,8 @@ class ScoringModel:
     ref: ModelRef
     scorer: FrameScorer
     artifact_sha256: str | None = None
+    debounce: Debounce | None = None
+    """The k of n its events open on where it is not the worker's (its calibrated one)."""
 
 
 @dataclass

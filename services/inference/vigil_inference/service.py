@@ -25,12 +25,7 @@ from vigil_inference.scoring import BatchScorer
 from vigil_inference.settings import InferenceSettings
 from vigil_inference.snapshots import SnapshotStore
 from vigil_inference.worker import Batching, InferenceWorker
-from vigil_shared.event_lifecycle import (
-    CALIBRATED_OPEN_K,
-    CALIBRATED_OPEN_N,
-    EventTracker,
-    LifecycleSettings,
-)
+from vigil_shared.event_lifecycle import Debounce, EventTracker, InferenceDebounce
 from vigil_shared.kafka import PartitionChanges, ensure_topics, make_consumer, make_producer
 from vigil_shared.metrics import serve_metrics
 from vigil_shared.schemas.events import ModelRef
@@ -84,30 +79,40 @@ def registry_loader(s3: Minio, settings: InferenceSettings, device: str) -> Mode
             device=device,
             artifact_sha256=artifact_sha256,
         )
-        mismatch = debounce_mismatch(loaded.manifest.metrics, settings.events.lifecycle())
-        if mismatch is not None:
-            log.warning(mismatch, extra={"model_id": model_id})
         model: FrameScorer = loaded
-        if settings.threshold is not None:
+        debounce = None
+        if settings.threshold is not None:  # the operator's threshold, on the worker's debounce
             model = ThresholdOverride(model, settings.threshold)
-        return ScoringModel(ModelRef(id=model_id, kind="registry"), model, artifact_sha256)
+        else:
+            debounce = served_debounce(model_id, loaded.manifest.metrics, settings.events)
+        ref = ModelRef(id=model_id, kind="registry")
+        return ScoringModel(ref, model, artifact_sha256, debounce)
 
     return load
 
 
-def debounce_mismatch(metrics: Mapping[str, float], lifecycle: LifecycleSettings) -> str | None:
-    """Why a model's false-alarm rate does not hold here: its threshold was calibrated for
-    events opened by another debounce than this worker's (the trainer and inference read
-    different VIGIL_INFERENCE_EVENT_* values); None when they agree or the model did not say."""
-    calibrated = (metrics.get(CALIBRATED_OPEN_K), metrics.get(CALIBRATED_OPEN_N))
-    if None in calibrated or calibrated == (lifecycle.open_k, lifecycle.open_n):
-        return None
-    k, n = (int(v) for v in calibrated if v is not None)
-    return (
-        f"model calibrated for events opened by {k} of {n} hot frames, this worker opens on "
-        f"{lifecycle.open_k} of {lifecycle.open_n}: its expected false alarms per hour do not "
-        "hold; set VIGIL_INFERENCE_EVENT_OPEN_K/_N alike for the trainer and inference"
-    )
+def served_debounce(
+    model_id: str, metrics: Mapping[str, float], events: InferenceDebounce
+) -> Debounce | None:
+    """The k of n a model's events open on where it is not the worker's (``for_model``),
+    logged; a model calibrated for another debounce and served on the worker's
+    (``follow_model`` off) is logged as a warning: its expected false alarms do not hold."""
+    served, calibrated = events.for_model(metrics), Debounce.calibrated(metrics)
+    extra = {"model_id": model_id}
+    if served is not None:
+        log.info(
+            f"model opens events on {served} hot frames, as calibrated (the worker's "
+            f"VIGIL_INFERENCE_EVENT_OPEN_K/_N: {events.own()})",
+            extra=extra,
+        )
+    elif calibrated is not None and calibrated != events.own():
+        log.warning(
+            f"model calibrated for events opened by {calibrated} hot frames, served on "
+            f"{events.own()} (VIGIL_INFERENCE_EVENT_FOLLOW_MODEL=false): its expected false "
+            "alarms per hour do not hold",
+            extra=extra,
+        )
+    return served
 
 
 def scoring_status_sender(producer: KafkaProducer, topic: str) -> ReportStatus:

@@ -16,7 +16,7 @@ from minio import Minio
 from sqlalchemy.orm import Session, sessionmaker
 
 from vigil_shared.datasets import DatasetManifest, DatasetRef, load_manifest
-from vigil_shared.event_lifecycle import LifecycleSettings
+from vigil_shared.event_lifecycle import InferenceDebounce, LifecycleSettings
 from vigil_shared.schemas.manifests import ModelManifest
 from vigil_shared.settings import S3Settings
 from vigil_trainer.production import Production, load_production
@@ -38,8 +38,14 @@ class TrainerContext:
     progress_interval_s: float = 1.0
     heartbeat_s: float = 10.0
     lease_s: float = 60.0
-    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
-    """Inference's event debounce: how a fit, a replay or a trim counts events."""
+    events: InferenceDebounce = field(default_factory=InferenceDebounce)
+    """Inference's event lifecycle: how a fit counts events (``lifecycle``), and how a replay
+    or a trim counts a stored model's (``events.lifecycle_for`` its metrics)."""
+
+    @property
+    def lifecycle(self) -> LifecycleSettings:
+        """The deployment's lifecycle, which a fit calibrates its threshold for (and records)."""
+        return self.events.lifecycle()
 
     def for_job(self, job_id: uuid.UUID, reporter: JobReporter) -> JobContext:
         clients = {f.name: getattr(self, f.name) for f in fields(self)}

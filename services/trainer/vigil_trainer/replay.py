@@ -145,7 +145,7 @@ def _replay(ctx: TrainerContext, kafka: KafkaSettings, scope: ReplayScope) -> di
                 batch_size=ctx.batch_size,
                 device=ctx.device,
                 sink=sink,
-                lifecycle_settings=ctx.lifecycle,
+                lifecycle_settings=ctx.events.lifecycle_for(model.manifest.metrics),
             )
         producer.flush()
     finally:

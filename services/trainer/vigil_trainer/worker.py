@@ -37,7 +37,7 @@ def build_context(settings: TrainerSettings) -> TrainerContext:
         progress_interval_s=settings.progress_interval_s,
         heartbeat_s=settings.heartbeat_s,
         lease_s=settings.lease_s,
-        lifecycle=settings.events.lifecycle(),
+        events=settings.events,
     )
 
 

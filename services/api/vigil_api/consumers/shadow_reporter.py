@@ -26,10 +26,14 @@ from vigil_api.core.loop_settings import LoopSettings
 from vigil_api.domain.shadow_reports import store_report
 from vigil_api.domain.shadow_window import ShadowWindow, WindowKey
 from vigil_shared.db.loop_models import ShadowReport
+from vigil_shared.db.models import Model
+from vigil_shared.event_lifecycle import LifecycleSettings
 from vigil_shared.metrics import ConsumerMetrics
 from vigil_shared.schemas.shadow_scores import ShadowScore
 
 log = logging.getLogger("vigil_api.loop")
+MODELS_REMEMBERED = 64
+"""Shadow models whose lifecycle is kept; more are read again (a few a week in practice)."""
 
 
 class ShadowReporter:
@@ -46,7 +50,7 @@ class ShadowReporter:
         self._consumer = consumer
         self._sessions = sessions
         self._settings = settings
-        self._lifecycle = settings.lifecycle()
+        self._lifecycles: dict[str, LifecycleSettings] = {}
         self.metrics = metrics
         self._poll_timeout_ms = poll_timeout_ms
         self._max_records = max_records
@@ -100,10 +104,23 @@ class ShadowReporter:
             return None
         window = self._windows.get(score.camera_id)
         if window is None or window.key != key or window.partition != record.partition:
-            window = ShadowWindow.starting(score, record.partition, self._lifecycle)
+            window = ShadowWindow.starting(score, record.partition, self._lifecycle(key))
             self._windows[score.camera_id] = window
         window.add(score)
         return window
+
+    def _lifecycle(self, key: WindowKey) -> LifecycleSettings:
+        """The lifecycle the shadow model's events would go through in production: on its
+        calibrated debounce (a model's metrics never change, so it is read once)."""
+        found = self._lifecycles.get(key.shadow_model_id)
+        if found is None:
+            with self._sessions() as session:
+                model = session.get(Model, key.shadow_model_id)
+                metrics = model.metrics if model is not None else {}
+            if len(self._lifecycles) >= MODELS_REMEMBERED:
+                self._lifecycles.clear()
+            found = self._lifecycles[key.shadow_model_id] = self._settings.lifecycle(metrics)
+        return found
 
     def _reported_through(self, key: WindowKey, partition: int) -> int:
         """The last frame offset a stored report of these models covered (-1: none)."""

@@ -8,7 +8,9 @@ both processes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,6 +96,7 @@ class LoopSettings(BaseSettings):
         description="Inference's event lifecycle, from its own VIGIL_INFERENCE_EVENT_* variables.",
     )
 
-    def lifecycle(self) -> LifecycleSettings:
-        """Inference's debounce, with no silence (a report reads a backlog at any pace)."""
-        return replace(self.events.lifecycle(), silence_s=float("inf"))
+    def lifecycle(self, metrics: Mapping[str, Any] | None = None) -> LifecycleSettings:
+        """Inference's lifecycle for a model with these fit metrics (opening on its calibrated
+        debounce, as the worker does), with no silence (a report reads a backlog at any pace)."""
+        return replace(self.events.lifecycle_for(metrics or {}), silence_s=float("inf"))

@@ -76,8 +76,9 @@ class ExpectedAlarms(BaseModel):
     open_k: int | None = Field(
         default=None,
         description="The estimate counts events opened on open_k hot frames of open_n, the "
-        "debounce the trainer read (VIGIL_INFERENCE_EVENT_OPEN_K/_N): a worker opening events "
-        "otherwise raises them at another rate (a quicker open, more). Null: not recorded.",
+        "debounce the trainer read (VIGIL_INFERENCE_EVENT_OPEN_K/_N), which inference opens "
+        "this model's events on (unless VIGIL_INFERENCE_EVENT_FOLLOW_MODEL=false). Null: not "
+        "recorded (the deployment's debounce).",
     )
     open_n: int | None = None
 

@@ -56,7 +56,7 @@ def retrain_footage(
         min_run=min_run(spec),
         margin_s=margin_s,
         chunk=ctx.batch_size,
-        lifecycle=ctx.lifecycle,
+        lifecycle=ctx.events.lifecycle_for(production.model.manifest.metrics),
     )
     trimmed, report = trim_footage(dataset, trimmer)
     detail = report.as_detail() | {"production_model_id": production.model_id}
