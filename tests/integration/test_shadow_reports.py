@@ -12,12 +12,12 @@ from kafka import TopicPartition
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.factories import T0
+from tests.factories import T0, add_model
 from tests.support import wait_until
 from vigil_api.consumers.shadow_reporter import ShadowReporter
 from vigil_api.core.loop_settings import LoopSettings
 from vigil_shared.db.loop_models import ShadowReport
-from vigil_shared.event_lifecycle import InferenceDebounce
+from vigil_shared.event_lifecycle import CALIBRATED_OPEN_K, CALIBRATED_OPEN_N, InferenceDebounce
 from vigil_shared.kafka import make_consumer, make_producer
 from vigil_shared.metrics import ConsumerMetrics
 from vigil_shared.schemas.events import ModelRef
@@ -31,7 +31,9 @@ SETTINGS = LoopSettings(
 )
 
 
-def publish(kafka: KafkaSettings, topics: Topics, camera: str, frames: int) -> None:
+def publish(
+    kafka: KafkaSettings, topics: Topics, camera: str, frames: int, shadow: str = "candidate"
+) -> None:
     """``frames`` scores on partition 0: hot for both models every 5th frame."""
     producer = make_producer(kafka)
     for n in range(frames):
@@ -41,7 +43,7 @@ def publish(kafka: KafkaSettings, topics: Topics, camera: str, frames: int) -> N
             frame_seq=n,
             frame_offset=n,
             captured_at=T0 + timedelta(seconds=n / 10),
-            shadow=ModelRef(id="candidate", kind="registry"),
+            shadow=ModelRef(id=shadow, kind="registry"),
             shadow_score=hot,
             shadow_threshold=1.0,
             production=ModelRef(id="prod", kind="registry"),
@@ -56,7 +58,11 @@ def publish(kafka: KafkaSettings, topics: Topics, camera: str, frames: int) -> N
 
 
 def read_all(
-    kafka: KafkaSettings, topics: Topics, sessions: sessionmaker[Session], group: str
+    kafka: KafkaSettings,
+    topics: Topics,
+    sessions: sessionmaker[Session],
+    group: str,
+    at: int = 25,
 ) -> ShadowReporter:
     reporter = ShadowReporter(
         consumer=make_consumer(kafka, topics.shadow_scores, group_id=group),
@@ -69,10 +75,35 @@ def read_all(
     def caught_up() -> bool:
         reporter.step()
         assignment = reporter.consumer.assignment()
-        return tp in assignment and reporter.consumer.position(tp) >= 25
+        return tp in assignment and reporter.consumer.position(tp) >= at
 
     wait_until(caught_up, timeout_s=60, what="the reporter to read every score")
     return reporter
+
+
+def would_be_events(sessions: sessionmaker[Session], shadow: str) -> list[int]:
+    with sessions() as session:
+        query = select(ShadowReport.would_be_events).where(ShadowReport.shadow_model_id == shadow)
+        return sorted(session.scalars(query))
+
+
+def test_a_shadow_model_calibrated_for_another_debounce_is_judged_on_it(
+    kafka_settings: KafkaSettings, topics: Topics, sessions: sessionmaker[Session]
+) -> None:
+    """The settings open on 1 hot frame of 1: a candidate that recorded no debounce would raise
+    an event in each span (its hot frames 5 apart keep it open); one calibrated for 3 of 5
+    raises none from them, as inference would open its events."""
+    camera = f"cam-{uuid.uuid4().hex[:8]}"
+    calibrated = add_model(sessions, metrics={CALIBRATED_OPEN_K: 3.0, CALIBRATED_OPEN_N: 5.0})
+    publish(kafka_settings, topics, camera, frames=25, shadow=calibrated)
+    reporter = read_all(kafka_settings, topics, sessions, group=f"loop-{camera}")
+    reporter.consumer.close()
+    assert would_be_events(sessions, calibrated) == [0, 0]
+    uncalibrated = add_model(sessions)
+    publish(kafka_settings, topics, camera, frames=25, shadow=uncalibrated)
+    reporter = read_all(kafka_settings, topics, sessions, group=f"loop-{camera}-2", at=50)
+    reporter.consumer.close()
+    assert would_be_events(sessions, uncalibrated) == [1, 1]
 
 
 def reports(sessions: sessionmaker[Session]) -> list[tuple[uuid.UUID, int, int]]:
