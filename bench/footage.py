@@ -446,12 +446,19 @@ def _stretches(
     return out
 
 
-def write_video(path: Path, frames: Iterable[Image.Image], *, fps: float) -> int:
-    """``frames`` as an H.264 MP4 at ``fps`` (yuv420p, as cameras and Ped2's copies are);
-    returns how many were written."""
+def write_video(
+    path: Path,
+    frames: Iterable[Image.Image],
+    *,
+    fps: float,
+    metadata: Mapping[str, str] | None = None,
+) -> int:
+    """``frames`` as an H.264 MP4 at ``fps`` (yuv420p, as cameras and Ped2's copies are), with
+    these container tags (e.g. ``creation_time``); returns how many were written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with av.open(str(path), "w") as container:
+        container.metadata.update(metadata or {})
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "18", "preset": "ultrafast", "bf": "0"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -14,6 +15,7 @@ from minio import Minio
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.footage import write_video
 from tests.factories import (
     add_rows,
     bomb_entry,
@@ -25,15 +27,18 @@ from tests.factories import (
     zip_bytes,
 )
 from tests.integration.conftest import ADMIN_KEY, IssueKey, bearer
+from tests.unit.test_archive_videos import RECORDED, walker
 from vigil_api.core.settings import ApiSettings
 from vigil_api.domain import dataset_versions
 from vigil_api.main import create_app
+from vigil_shared.datasets import DatasetRef, load_manifest
 from vigil_shared.db.models import Dataset
 from vigil_shared.kafka import make_producer
 from vigil_shared.schemas.events import snapshot_keys
 from vigil_shared.schemas.frames import FrameHeaders
 from vigil_shared.settings import CommonSettings, KafkaSettings
 from vigil_shared.storage import list_keys, put_bytes
+from vigil_trainer.one_class.clips import clips_of, frame_rate
 
 
 def new_name() -> str:
@@ -335,3 +340,36 @@ def test_hostile_entry_names_and_manifests_are_422_naming_why(
     assert reason in response.json()["detail"]
     assert len(response.json()["detail"]) < 2000  # a long name is quoted shortened
     assert stored_keys(s3, name) == []
+
+
+def test_a_video_becomes_a_clip_whose_rate_the_fit_reads(
+    api: TestClient, s3: Minio, tmp_path: Path
+) -> None:
+    """An operator's recording uploaded as it is: its frames stored with the video's capture
+    times, so a one_class fit takes the footage at its own rate (5 fps here, where an image
+    archive's frames would be taken at 10); a corrupt video stores nothing."""
+    name = new_name()
+    clip = tmp_path / "monday.mp4"
+    write_video(clip, (walker(i) for i in range(15)), fps=5, metadata={"creation_time": RECORDED})
+    entries = {"normal/hall/monday.mp4": clip.read_bytes(), "normal/clip01_0001.jpg": scene_jpeg(1)}
+    response = upload(api, name, zip_bytes(entries))
+    assert response.status_code == 201, response.text
+    version = response.json()
+    assert version["n_items"] == 16 and version["label_counts"] == {"normal": 16}
+    detail = api.get(f"/api/v1/datasets/{name}/versions/{version['version']}").json()
+    assert detail["group_counts"] == {"hall/monday": 15, "clip01": 1}
+    ref = DatasetRef(name=name, version=version["version"])
+    manifest = load_manifest(s3, CommonSettings().s3.datasets_bucket, ref)
+    [video] = [c for c in clips_of(manifest) if c.group == "hall/monday"]
+    assert video.items[0].captured_at == datetime(2026, 11, 30, 8, tzinfo=UTC)
+    assert video.items[0].source_name == "normal/hall/monday.mp4#0"
+    assert frame_rate([video]) == pytest.approx(5.0)
+
+    cut = clip.read_bytes()[: clip.stat().st_size // 3]
+    refused = new_name()
+    broken = upload(api, refused, zip_bytes({"normal/cut.mp4": cut}))
+    assert broken.status_code == 422, broken.text
+    assert stored_keys(s3, refused) == []
+    [problem] = broken.json()["errors"]
+    assert problem["field"] == "body.archive.normal/cut.mp4"
+    assert "video" in problem["message"]

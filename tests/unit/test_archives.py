@@ -117,7 +117,7 @@ def test_bad_images_are_each_named_in_one_error() -> None:
     problems = problems_of(zip_bytes(entries))
     assert "truncated or corrupt" in problems["normal/truncated.jpg"]
     assert "0-byte" in problems["normal/empty.jpg"]
-    assert "not an image" in problems["normal/notes.txt"]
+    assert "neither an image" in problems["normal/notes.txt"]
     assert "not a decodable image" in problems["normal/fake.png"]
     assert "has no label" in problems["loose.jpg"]
     assert "must be 1-64 letters" in problems["bad label!/a.jpg"]

@@ -107,7 +107,9 @@ def upload(
     name: Name,
     archive: Annotated[
         Path,
-        typer.Argument(exists=True, dir_okay=False, help="zip, tar, tar.gz/bz2/xz of images."),
+        typer.Argument(
+            exists=True, dir_okay=False, help="zip, tar, tar.gz/bz2/xz of images and videos."
+        ),
     ],
     description: Annotated[str, typer.Option(help="What this version holds.")] = "",
     as_json: JsonOption = False,

@@ -363,8 +363,9 @@ class OneClassSpec(BaseModel):
         gt=0,
         le=120,
         description="Frame rate of the dataset's groups where their frames carry no capture "
-        "times (an uploaded archive): motion is judged per frame interval of the footage, and a "
-        "camera at another rate is judged in those units. Null: from capture times, else 10.",
+        "times (an uploaded archive of images; its videos carry theirs): motion is judged per "
+        "frame interval of the footage, and a camera at another rate is judged in those units. "
+        "Null: from capture times, else 10.",
     )
     trim_margin_s: float | None = Field(
         default=None,

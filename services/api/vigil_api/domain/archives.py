@@ -3,14 +3,17 @@
 An archive is untrusted input: it may name files outside any folder (``../``, absolute paths,
 links, devices), expand without bound (a bomb), lie about its sizes, or hold files that are not
 images. ``read_archive`` reads entry headers first and refuses the whole archive on any
-problem, then reads and decodes every image; every problem found is reported by entry name at
+problem, then reads and decodes every image and every video (``archive_videos.py``: each a
+clip of frames with capture times); every problem found is reported by entry name at
 once (``ArchiveError.problems``), so a user fixes the archive in one go. Nothing here writes
 anywhere: the caller stores the images only when the archive is accepted whole.
 
 Labels, groups and sequence numbers come from a manifest or from each image's path
-(``archive_labels.py``). Entry names are names (``vigil_shared.schemas.inputs``): at most 1024
-characters, no control or bidirectional formatting character. Hidden files and ``__MACOSX/``
-are skipped.
+(``archive_labels.py``). A video takes its label the same way; its group is the video itself
+(its path below the label folder without the extension, or the manifest's group), its frames'
+sequence numbers their order in it, and a group holds one video or images, never both. Entry
+names are names (``vigil_shared.schemas.inputs``): at most 1024 characters, no control or
+bidirectional formatting character. Hidden files and ``__MACOSX/`` are skipped.
 """
 
 from __future__ import annotations
@@ -22,15 +25,19 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import PurePosixPath
 from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
 from vigil_api.domain.archive_labels import MANIFEST_NAMES, Labels, labels_from_path, read_manifest
+from vigil_api.domain.archive_videos import VIDEO_EXTENSIONS, VideoBudget, video_frames
 from vigil_shared.schemas.inputs import name_problem
 
 IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
+KNOWN = ", ".join(IMAGE_FORMATS)
+VIDEOS = ", ".join(sorted(VIDEO_EXTENSIONS))
 MAX_PROBLEMS_LISTED = 50
 SHOWN_NAME_LENGTH = 200  # a refused name is quoted up to this long in the problem
 _READ_CHUNK = 1 << 20
@@ -73,6 +80,8 @@ class ArchiveImage:
     label: str
     group: str
     sequence: int | None
+    captured_at: datetime | None = None
+    """A video's frame: when, by the video's own clock; None for an image."""
 
 
 @dataclass(frozen=True)
@@ -251,13 +260,23 @@ def _images(reader: _Reader, files: list[_Entry], *, limits: ArchiveLimits) -> l
         except ValueError as exc:
             raise ArchiveError([EntryProblem(manifest_entry.name, str(exc))]) from exc
     images: list[ArchiveImage] = []
+    videos: dict[str, str] = {}  # group -> the video that is it
+    files_in: dict[str, set[str]] = {}  # group -> the entries in it
     for entry in files:
         if entry is manifest_entry:
             continue
         try:
-            images.append(_image(reader, entry, labels=labels, limits=limits))
+            if PurePosixPath(entry.name).suffix.lower() in VIDEO_EXTENSIONS:
+                frames = _video(reader, entry, labels=labels, limits=limits, held=images)
+                videos.setdefault(frames[0].group, entry.name)
+            else:
+                frames = [_image(reader, entry, labels=labels, limits=limits)]
         except ValueError as exc:
             problems.append(EntryProblem(entry.name, str(exc)))
+            continue
+        images += frames
+        files_in.setdefault(frames[0].group, set()).add(entry.name)
+    problems += _shared_groups(files_in, videos)
     if labels is not None:
         present = {f.name for f in files}
         problems += [
@@ -265,7 +284,7 @@ def _images(reader: _Reader, files: list[_Entry], *, limits: ArchiveLimits) -> l
             for n in sorted(set(labels) - present)
         ]
     if not images and not problems:
-        problems.append(EntryProblem(reason="holds no images (.jpg, .jpeg, .png)"))
+        problems.append(EntryProblem(reason=f"holds no images ({KNOWN}) or videos ({VIDEOS})"))
     if problems:
         raise ArchiveError(problems)
     return images
@@ -276,7 +295,7 @@ def _image(
 ) -> ArchiveImage:
     extension = PurePosixPath(entry.name).suffix.lower()
     if extension not in IMAGE_FORMATS:
-        raise ValueError("not an image: only .jpg, .jpeg and .png files may be in the archive")
+        raise ValueError(f"neither an image ({KNOWN}) nor a video ({VIDEOS})")
     if labels is None:
         found = labels_from_path(entry.name)
     elif entry.name in labels:
@@ -295,6 +314,58 @@ def _image(
         group=found.group,
         sequence=found.sequence,
     )
+
+
+def _video(
+    reader: _Reader,
+    entry: _Entry,
+    *,
+    labels: dict[str, Labels] | None,
+    limits: ArchiveLimits,
+    held: list[ArchiveImage],
+) -> list[ArchiveImage]:
+    """The video's frames, one clip; ``held``: what the archive holds so far (its budget)."""
+    if labels is None:
+        path = PurePosixPath(entry.name)
+        label = labels_from_path(entry.name).label
+        group = "/".join(path.parts[1:])[: -len(path.suffix)][:256]
+    elif entry.name in labels:
+        label, group = labels[entry.name].label, labels[entry.name].group
+    else:
+        raise ValueError("not listed in the manifest; add it or remove it")
+    if entry.size == 0:
+        raise ValueError("an empty (0-byte) file")
+    budget = VideoBudget(
+        frames=limits.max_entries - len(held),
+        bytes=limits.max_uncompressed_bytes - sum(len(image.data) for image in held),
+        max_pixels=limits.max_pixels,
+    )
+    return [
+        ArchiveImage(
+            name=f"{entry.name}#{frame.index}",
+            data=frame.jpeg,
+            extension=".jpg",
+            label=label,
+            group=group,
+            sequence=frame.index,
+            captured_at=frame.captured_at,
+        )
+        for frame in video_frames(reader.read(entry.name, entry.size), budget=budget)
+    ]
+
+
+def _shared_groups(files_in: dict[str, set[str]], videos: dict[str, str]) -> list[EntryProblem]:
+    """A video's group holds its frames only: two videos, or a video and images, in one group
+    would interleave their sequences and capture times."""
+    return [
+        EntryProblem(
+            video,
+            f"its group {group!r} also holds {len(files_in[group]) - 1} other file(s): a video "
+            "is a group of its own (rename it, or give it its own group in the manifest)",
+        )
+        for group, video in sorted(videos.items())
+        if len(files_in[group]) > 1
+    ]
 
 
 def _check_decodes(data: bytes, *, expected: str, max_pixels: int) -> None:

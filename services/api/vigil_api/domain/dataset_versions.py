@@ -169,6 +169,7 @@ def archive_images(fileobj: IO[bytes], *, limits: ArchiveLimits) -> list[NewImag
             group=image.group,
             label=image.label,
             sequence=image.sequence,
+            captured_at=image.captured_at,
             source_name=image.name,
         )
         for image in read_archive(fileobj, limits=limits)
