@@ -17,8 +17,8 @@ Per model row and clip set found in every report:
   says nothing on another's scale, where an event (a score over its own camera's threshold)
   does.
 
-Reports that disagree on the lifecycle or the recall's grace are refused: their events were not
-counted alike.
+Reports that disagree on the lifecycle, the recall's grace or the causal AUROC's window are
+refused: their events (or causal scores) were not counted alike.
 """
 
 from __future__ import annotations

@@ -23,9 +23,11 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result
 
+from bench.footage import write_video
 from tests.factories import add_events, add_stored_model, good_entries, make_event, zip_bytes
 from tests.integration.api_server import RunningApi, own_models_bucket, start_api
 from tests.integration.conftest import ADMIN_KEY
+from tests.unit.test_archive_videos import walker
 from vigil_cli.main import app
 from vigil_shared.db.models import Job, JobLog
 
@@ -149,6 +151,19 @@ def test_datasets_upload_list_show(vigil: Vigil, tmp_path: Path) -> None:
     bad.write_bytes(zip_bytes({"normal/a.jpg": b"not a jpeg"}))
     failed(vigil("datasets", "upload", name, str(bad)), 6, "body.archive.normal/a.jpg")
     failed(vigil("datasets", "show", "no-such-set"), 5, "does not exist")
+
+
+def test_one_recording_is_uploaded_under_its_label(vigil: Vigil, tmp_path: Path) -> None:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    recording = tmp_path / "monday.mp4"
+    write_video(recording, (walker(i) for i in range(6)), fps=5)
+    created = ok_json(vigil("datasets", "upload", name, str(recording), "--json"))
+    assert created["n_items"] == 6 and created["label_counts"] == {"normal": 6}
+    night = ok_json(vigil("datasets", "upload", name, str(recording), "--label", "night", "--json"))
+    assert night["created"] is True and night["label_counts"] == {"night": 6}
+    broken = tmp_path / "cut.mp4"
+    broken.write_bytes(recording.read_bytes()[: recording.stat().st_size // 3])
+    failed(vigil("datasets", "upload", name, str(broken)), 6, "body.archive.normal/cut.mp4")
 
 
 @pytest.fixture

@@ -1,9 +1,13 @@
-"""``vigil datasets``: list, show, and upload an archive with a progress bar."""
+"""``vigil datasets``: list, show, and upload an archive (or one recording) with a progress
+bar."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -102,25 +106,53 @@ def upload_archive(
     return created
 
 
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
+def is_archive(path: Path) -> bool:
+    return path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+@contextmanager
+def as_archive(path: Path, label: str) -> Iterator[Path]:
+    """``path`` itself when it is an archive; else a zip (stored, not compressed: footage does
+    not compress) holding it as ``<label>/<name>``, removed afterwards."""
+    if is_archive(path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="vigil-upload-") as folder:
+        wrapped = Path(folder) / f"{path.stem}.zip"
+        with zipfile.ZipFile(wrapped, "w", compression=zipfile.ZIP_STORED) as archive:
+            archive.write(path, f"{label}/{path.name}")
+        yield wrapped
+
+
 @app.command("upload")
 def upload(
     name: Name,
     archive: Annotated[
         Path,
         typer.Argument(
-            exists=True, dir_okay=False, help="zip, tar, tar.gz/bz2/xz of images and videos."
+            exists=True,
+            dir_okay=False,
+            help="zip, tar, tar.gz/bz2/xz of images and videos; or one video (or image).",
         ),
     ],
+    label: Annotated[
+        str, typer.Option(help="The label of a single video or image (not of an archive).")
+    ] = "normal",
     description: Annotated[str, typer.Option(help="What this version holds.")] = "",
     as_json: JsonOption = False,
 ) -> None:
     """Upload an archive (one folder per label, or a manifest) as a new version (operator).
 
-    The same content uploaded again returns the existing version (created: false).
+    A single video (a recording of the site's normal footage: `vigil datasets upload hall
+    monday.mp4`) is sent as an archive holding it under --label. The same content uploaded
+    again returns the existing version (created: false).
     """
-    with connect() as api:
+    with connect() as api, as_archive(archive, label) as body:
         created = upload_archive(
-            api, name=name, archive=archive, description=description, quiet=as_json
+            api, name=name, archive=body, description=description, quiet=as_json
         )
     show(created, as_json, lambda: _created(created))
 
