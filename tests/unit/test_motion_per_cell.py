@@ -56,3 +56,28 @@ def test_the_fit_rescales_like_the_scorer_and_keeps_first_frames_without_motion(
     assert first.motion_map is not None and raw_maps is not None
     expected = (raw_maps[1:] / scale).flatten(1).max(dim=1).values
     assert torch.allclose(first.motion[1:], expected)
+
+
+def test_per_row_a_rows_busiest_cell_sets_the_level_of_all_its_cells() -> None:
+    """A row's walkers set its level wherever they walk: the far row's still cell shares its
+    moving neighbour's level instead of a floor that would make any flow there an anomaly."""
+    clips = [ClipScores(raw=[chunk(normal_maps(200))], abnormal=torch.zeros(200, dtype=torch.bool))]
+    scale = motion_cell_scale(clips, per_row=True)
+    cells = motion_cell_scale(clips)
+    assert scale.shape == (2, 2)
+    assert torch.equal(scale[:, 0], scale[:, 1])  # one level a row
+    assert float(scale[0, 0]) == pytest.approx(float(cells[0, 0]))  # the moving cell's
+    assert float(scale[0, 1]) > 3 * float(cells[0, 1])  # not the still cell's floor
+    assert scale[0, 0] < scale[1, 0] / 5  # the far row's level is its own
+    far_cyclist = torch.tensor([[[0.6, 0.0], [2.0, 2.0]]])  # twice the far row's usual flow
+    near_walker = torch.tensor([[[0.2, 0.0], [2.9, 2.9]]])
+    motion, _ = per_cell_motion(
+        torch.tensor([1.0, 1.0]), torch.cat([far_cyclist, near_walker]), scale, SPEC
+    )
+    assert motion[0] > motion[1]
+
+
+def test_per_row_and_per_cell_are_one_choice() -> None:
+    with pytest.raises(ValueError, match="pick one"):
+        MotionSpec(per_cell=True, per_row=True)
+    assert MotionSpec(per_row=True).rescaled and not MotionSpec().rescaled

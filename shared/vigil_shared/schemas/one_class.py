@@ -201,6 +201,18 @@ class MotionSpec(_Part):
         "level (its 90% quantile on the site's normal frames), so that slow flow far from the "
         "camera, or motion toward it, counts as much as fast flow near it (docs/one-class.md).",
     )
+    per_row: bool = Field(
+        default=False,
+        description="Perspective by distance: judge each grid row's motion against that row's "
+        "normal level (the 90% quantile of its busiest cell on the site's normal frames), so "
+        "that a far row's slow flow counts as a near row's fast one, while every cell of a row "
+        "shares the level its walkers set (docs/one-class.md). Not with per_cell.",
+    )
+
+    @property
+    def rescaled(self) -> bool:
+        """Whether cells are judged against a fitted normal level (``per_cell``, ``per_row``)."""
+        return self.per_cell or self.per_row
 
     @model_validator(mode="after")
     def _grid_fits(self) -> MotionSpec:
@@ -212,6 +224,8 @@ class MotionSpec(_Part):
             )
         if self.top_k > self.grid_rows * self.grid_cols:
             raise ValueError(f"top_k ({self.top_k}) exceeds the grid's cell count")
+        if self.per_cell and self.per_row:
+            raise ValueError("per_cell and per_row are two levels for the same cells: pick one")
         block = self.cell_block
         if block and (
             self.flow_height // block < self.grid_rows or self.flow_width // block < self.grid_cols

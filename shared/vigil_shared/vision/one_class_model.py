@@ -408,7 +408,7 @@ def check_tensors(spec: OneClassSpec, tensors: dict[str, torch.Tensor]) -> None:
         if spec.appearance.whiten_dim:
             needed += [PROJECTION_MEAN, PROJECTION_COMPONENTS]
     if spec.motion is not None and spec.motion.weight > 0:
-        needed += [MOTION_NORM] + ([MOTION_CELL_SCALE] if spec.motion.per_cell else [])
+        needed += [MOTION_NORM] + ([MOTION_CELL_SCALE] if spec.motion.rescaled else [])
     if spec.scene_embedding and spec.calibrated:
         needed += [SCENE_BANK]
     needed += calibrated_tails(spec)

@@ -77,17 +77,25 @@ CELL_FLOOR = 0.25
 moves on normal footage (a wall, the sky) would otherwise turn its flow noise into anomalies."""
 
 
-def motion_cell_scale(holdout: list[ClipScores]) -> torch.Tensor:
+def motion_cell_scale(holdout: list[ClipScores], *, per_row: bool = False) -> torch.Tensor:
     """Per cell, the ``CELL_QUANTILE`` of its persistent motion on the normal frames (those
-    with motion), floored at ``CELL_FLOOR`` of the median cell's (``MotionSpec.per_cell``)."""
+    with motion), floored at ``CELL_FLOOR`` of the median cell's (``MotionSpec.per_cell``);
+    ``per_row``: every cell of a row gets the row's level, the quantile of its busiest cell
+    in each frame (``MotionSpec.per_row``: a row's walkers set it, wherever they walk)."""
     maps = torch.cat(
         [c.motion_map[~torch.isnan(c.motion)] for clip in holdout for c in clip.raw]  # type: ignore[index]
     )
     if maps.shape[0] == 0:
-        raise ValueError("no normal frames with motion to fit the per-cell motion levels on")
-    level = torch.quantile(maps.flatten(1).double(), CELL_QUANTILE, dim=0).float()
+        raise ValueError("no normal frames with motion to fit the motion levels on")
+    values = maps.amax(dim=2) if per_row else maps.flatten(1)
+    level = torch.quantile(values.double(), CELL_QUANTILE, dim=0).float()
     floor = max(float(level.median()) * CELL_FLOOR, 1e-6)
-    return level.clamp_min(floor).reshape(maps.shape[1:])
+    level = level.clamp_min(floor)
+    return (
+        level[:, None].expand(maps.shape[1:]).contiguous()
+        if per_row
+        else level.reshape(maps.shape[1:])
+    )
 
 
 def with_cell_scale(

@@ -192,8 +192,8 @@ def fit_one_class(
         holdout += calibration.score(banks.scorer(tensors, prep), fold.scored)
     scorer = banks.scorer(model_tensors, prep)
     validation = calibration.score(scorer, split.validation)
-    if spec.motion is not None and spec.motion.weight > 0 and spec.motion.per_cell:
-        scale = motion_cell_scale(holdout)
+    if spec.motion is not None and spec.motion.weight > 0 and spec.motion.rescaled:
+        scale = motion_cell_scale(holdout, per_row=spec.motion.per_row)
         scorer.tensors[MOTION_CELL_SCALE] = scale
         holdout = with_cell_scale(holdout, scale, spec.motion)
         validation = with_cell_scale(validation, scale, spec.motion)
