@@ -366,6 +366,22 @@ def test_a_video_becomes_a_clip_whose_rate_the_fit_reads(
     assert frame_rate([video]) == pytest.approx(5.0)
 
     cut = clip.read_bytes()[: clip.stat().st_size // 3]
+    at_camera_rate = api.post(
+        f"/api/v1/datasets/{new_name()}/versions",
+        files={"archive": ("data.zip", zip_bytes(entries), "application/zip")},
+        data={"video_fps": "2.5"},
+    )
+    assert at_camera_rate.status_code == 201, at_camera_rate.text
+    assert at_camera_rate.json()["n_items"] == 8 + 1  # every other frame of 15, and the image
+    for bad in ("0", "fast", "1000"):
+        refused_fps = api.post(
+            f"/api/v1/datasets/{new_name()}/versions",
+            files={"archive": ("data.zip", zip_bytes(entries), "application/zip")},
+            data={"video_fps": bad},
+        )
+        assert refused_fps.status_code == 422, refused_fps.text
+        assert refused_fps.json()["errors"][0]["field"] == "body.video_fps"
+
     refused = new_name()
     broken = upload(api, refused, zip_bytes({"normal/cut.mp4": cut}))
     assert broken.status_code == 422, broken.text

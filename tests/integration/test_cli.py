@@ -161,6 +161,8 @@ def test_one_recording_is_uploaded_under_its_label(vigil: Vigil, tmp_path: Path)
     assert created["n_items"] == 6 and created["label_counts"] == {"normal": 6}
     night = ok_json(vigil("datasets", "upload", name, str(recording), "--label", "night", "--json"))
     assert night["created"] is True and night["label_counts"] == {"night": 6}
+    slower = vigil("datasets", "upload", name, str(recording), "--video-fps", "2.5", "--json")
+    assert ok_json(slower)["n_items"] == 3
     broken = tmp_path / "cut.mp4"
     broken.write_bytes(recording.read_bytes()[: recording.stat().st_size // 3])
     failed(vigil("datasets", "upload", name, str(broken)), 6, "body.archive.normal/cut.mp4")

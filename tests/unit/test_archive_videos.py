@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import io
+import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from PIL import Image, ImageDraw
 
 from bench.footage import write_video
@@ -54,6 +56,21 @@ def test_a_video_is_a_clip_of_frames_timed_by_its_own_clock(tmp_path: Path) -> N
         assert (first.format, first.size) == ("JPEG", (96, 64))
     image = next(i for i in images if i.name == "normal/clip01_0001.jpg")
     assert (image.group, image.captured_at) == ("clip01", None)
+
+
+def test_a_recorders_rate_is_taken_down_to_the_cameras(tmp_path: Path) -> None:
+    """30 fps kept at 10: every third frame, 0.1 s apart; 25 fps at 10: the first frame of each
+    0.1 s, so the gaps alternate and their median is the camera's 0.1 s."""
+    for fps, kept, sequences in ((30, 10, list(range(0, 30, 3))), (25, 10, None)):
+        entries = {"normal/hall.mp4": video(tmp_path, fps, fps=fps)}
+        images = read_archive(io.BytesIO(zip_bytes(entries)), limits=LIMITS, video_fps=10)
+        assert len(images) == kept
+        if sequences is not None:
+            assert [i.sequence for i in images] == sequences
+        times = [i.captured_at for i in images if i.captured_at is not None]
+        gaps = sorted((b - a).total_seconds() for a, b in itertools.pairwise(times))
+        assert gaps[len(gaps) // 2] == pytest.approx(0.1, abs=0.021)
+        assert all(0.079 <= gap <= 0.121 for gap in gaps)
 
 
 def test_the_same_video_gives_the_same_frames(tmp_path: Path) -> None:

@@ -82,7 +82,13 @@ def show_dataset(name: Name, as_json: JsonOption = False) -> None:
 
 
 def upload_archive(
-    api: ApiClient, *, name: str, archive: Path, description: str, quiet: bool
+    api: ApiClient,
+    *,
+    name: str,
+    archive: Path,
+    description: str,
+    quiet: bool,
+    video_fps: float | None = None,
 ) -> dict[str, Any]:
     """Upload ``archive`` as a new version of ``name``; a bar on stderr unless ``quiet``."""
     size = archive.stat().st_size
@@ -100,7 +106,8 @@ def upload_archive(
                 "POST",
                 f"/api/v1/datasets/{name}/versions",
                 files={"archive": (archive.name, body, "application/octet-stream")},
-                data={"description": description},
+                data={"description": description}
+                | ({} if video_fps is None else {"video_fps": str(video_fps)}),
                 timeout=UPLOAD_TIMEOUT_S,
             )
     return created
@@ -142,6 +149,15 @@ def upload(
         str, typer.Option(help="The label of a single video or image (not of an archive).")
     ] = "normal",
     description: Annotated[str, typer.Option(help="What this version holds.")] = "",
+    video_fps: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            max=120,
+            help="Keep at most this many frames a second of each video: the camera's rate, "
+            "for a recorder's 25 or 30 fps (default: every frame).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Upload an archive (one folder per label, or a manifest) as a new version (operator).
@@ -152,7 +168,12 @@ def upload(
     """
     with connect() as api, as_archive(archive, label) as body:
         created = upload_archive(
-            api, name=name, archive=body, description=description, quiet=as_json
+            api,
+            name=name,
+            archive=body,
+            description=description,
+            quiet=as_json,
+            video_fps=video_fps,
         )
     show(created, as_json, lambda: _created(created))
 

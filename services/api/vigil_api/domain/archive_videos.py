@@ -17,6 +17,7 @@ refuse it with the reason (``ValueError``), as a bad image does.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +30,9 @@ UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
 """Where an undated video's capture times count from (what the fit reads of them is the
 rate, and the frames' order)."""
 JPEG_QUALITY = 90
+SLOT_TOLERANCE = 1e-3
+"""Of a frame interval at the kept rate: a 30 fps timestamp that lands a hair before a 0.1 s
+mark (rounding in the container's time base) still opens that slot."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,10 @@ class VideoBudget:
     max_pixels: int
 
 
-def video_frames(data: bytes, *, budget: VideoBudget) -> list[VideoFrame]:
-    """Every frame of the video's first video stream, in presentation order, as JPEG."""
+def video_frames(data: bytes, *, budget: VideoBudget, fps: float | None = None) -> list[VideoFrame]:
+    """The frames of the video's first video stream, in presentation order, as JPEG: every
+    one, or with ``fps`` the first of each ``1 / fps`` s from the first frame (a recorder's 25
+    or 30 fps taken at the camera's own rate, which is what a fit's motion units should be)."""
     try:
         container = av.open(io.BytesIO(data), mode="r")
     except (av.FFmpegError, ValueError) as exc:
@@ -57,22 +63,31 @@ def video_frames(data: bytes, *, budget: VideoBudget) -> list[VideoFrame]:
     with container:
         if not container.streams.video:
             raise ValueError("holds no video stream")
-        frames = _decoded(container, budget=budget)
+        frames = _decoded(container, budget=budget, fps=fps)
     if not frames:
         raise ValueError("holds no decodable frame")
     return frames
 
 
-def _decoded(container: InputContainer, *, budget: VideoBudget) -> list[VideoFrame]:
+def _decoded(
+    container: InputContainer, *, budget: VideoBudget, fps: float | None
+) -> list[VideoFrame]:
     stream = container.streams.video[0]
     start = _creation_time(container)
     frames: list[VideoFrame] = []
     first: float | None = None
+    last_slot = -1
     stored = 0
     try:
-        for frame in container.decode(stream):
+        for index, frame in enumerate(container.decode(stream)):
             if frame.time is None:
-                raise ValueError(f"frame {len(frames)} has no timestamp")
+                raise ValueError(f"frame {index} has no timestamp")
+            first = frame.time if first is None else first
+            if fps is not None:
+                slot = math.floor((frame.time - first) * fps + SLOT_TOLERANCE)
+                if slot <= last_slot:
+                    continue
+                last_slot = slot
             if frame.width * frame.height > budget.max_pixels:
                 raise ValueError(
                     f"{frame.width}x{frame.height} frames are larger than {budget.max_pixels} "
@@ -81,9 +96,8 @@ def _decoded(container: InputContainer, *, budget: VideoBudget) -> list[VideoFra
             if len(frames) >= budget.frames:
                 raise ValueError(
                     f"more frames than the archive may still hold ({budget.frames}); cut the "
-                    "video, or lower its rate (ffmpeg -i in.mp4 -r 10 out.mp4)"
+                    "video, or keep fewer frames a second (video_fps)"
                 )
-            first = frame.time if first is None else first
             jpeg = io.BytesIO()
             image: Image.Image = frame.to_image()  # type: ignore[no-untyped-call]
             image.save(jpeg, format="JPEG", quality=JPEG_QUALITY)
@@ -91,7 +105,7 @@ def _decoded(container: InputContainer, *, budget: VideoBudget) -> list[VideoFra
             if stored > budget.bytes:
                 raise ValueError(f"its frames expand past the archive's limit ({budget.bytes} B)")
             at = start + timedelta(seconds=frame.time - first)
-            frames.append(VideoFrame(jpeg.getvalue(), len(frames), at))
+            frames.append(VideoFrame(jpeg.getvalue(), index, at))
     except av.FFmpegError as exc:
         why = f"a corrupt video: decoding failed after {len(frames)} frames ({exc})"
         raise ValueError(why) from exc

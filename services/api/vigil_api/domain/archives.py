@@ -169,8 +169,11 @@ def _tar_entry(member: tarfile.TarInfo) -> _Entry:
     return _Entry(name=member.name, size=member.size, compressed=None, kind=kind)
 
 
-def read_archive(fileobj: IO[bytes], *, limits: ArchiveLimits) -> list[ArchiveImage]:
-    """The archive's images with their labels; ``ArchiveError`` if anything is wrong."""
+def read_archive(
+    fileobj: IO[bytes], *, limits: ArchiveLimits, video_fps: float | None = None
+) -> list[ArchiveImage]:
+    """The archive's images with their labels (its videos' frames, at most ``video_fps`` a
+    second of each when set); ``ArchiveError`` if anything is wrong."""
     size = fileobj.seek(0, io.SEEK_END)
     fileobj.seek(0)
     if size == 0:
@@ -181,7 +184,7 @@ def read_archive(fileobj: IO[bytes], *, limits: ArchiveLimits) -> list[ArchiveIm
     reader = _Reader(fileobj)
     try:
         files = _checked_entries(reader, limits=limits, archive_bytes=size)
-        return _images(reader, files, limits=limits)
+        return _images(reader, files, limits=limits, video_fps=video_fps)
     finally:
         reader.close()
 
@@ -248,7 +251,9 @@ def _skipped(name: str) -> bool:
     return parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
 
 
-def _images(reader: _Reader, files: list[_Entry], *, limits: ArchiveLimits) -> list[ArchiveImage]:
+def _images(
+    reader: _Reader, files: list[_Entry], *, limits: ArchiveLimits, video_fps: float | None
+) -> list[ArchiveImage]:
     problems: list[EntryProblem] = []
     manifest_entry = next((f for f in files if f.name in MANIFEST_NAMES), None)
     labels: dict[str, Labels] | None = None
@@ -267,7 +272,9 @@ def _images(reader: _Reader, files: list[_Entry], *, limits: ArchiveLimits) -> l
             continue
         try:
             if PurePosixPath(entry.name).suffix.lower() in VIDEO_EXTENSIONS:
-                frames = _video(reader, entry, labels=labels, limits=limits, held=images)
+                frames = _video(
+                    reader, entry, labels=labels, limits=limits, held=images, fps=video_fps
+                )
                 videos.setdefault(frames[0].group, entry.name)
             else:
                 frames = [_image(reader, entry, labels=labels, limits=limits)]
@@ -323,6 +330,7 @@ def _video(
     labels: dict[str, Labels] | None,
     limits: ArchiveLimits,
     held: list[ArchiveImage],
+    fps: float | None,
 ) -> list[ArchiveImage]:
     """The video's frames, one clip; ``held``: what the archive holds so far (its budget)."""
     if labels is None:
@@ -350,7 +358,7 @@ def _video(
             sequence=frame.index,
             captured_at=frame.captured_at,
         )
-        for frame in video_frames(reader.read(entry.name, entry.size), budget=budget)
+        for frame in video_frames(reader.read(entry.name, entry.size), budget=budget, fps=fps)
     ]
 
 

@@ -161,7 +161,9 @@ def store_version(
         raise
 
 
-def archive_images(fileobj: IO[bytes], *, limits: ArchiveLimits) -> list[NewImage]:
+def archive_images(
+    fileobj: IO[bytes], *, limits: ArchiveLimits, video_fps: float | None = None
+) -> list[NewImage]:
     return [
         NewImage(
             data=image.data,
@@ -172,7 +174,7 @@ def archive_images(fileobj: IO[bytes], *, limits: ArchiveLimits) -> list[NewImag
             captured_at=image.captured_at,
             source_name=image.name,
         )
-        for image in read_archive(fileobj, limits=limits)
+        for image in read_archive(fileobj, limits=limits, video_fps=video_fps)
     ]
 
 

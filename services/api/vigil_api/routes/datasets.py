@@ -61,6 +61,10 @@ NamePath = Annotated[
 ]
 VersionPath = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="The content hash.")]
 DESCRIPTION: TypeAdapter[str] = TypeAdapter(SafeText)
+MAX_VIDEO_FPS = 120.0
+VIDEO_FPS: TypeAdapter[float] = TypeAdapter(
+    Annotated[float, Field(gt=0, le=MAX_VIDEO_FPS, allow_inf_nan=False)]
+)
 UPLOAD_PATH = "/api/v1/datasets/{name}/versions"  # its body limit is the archive's (main.py)
 MULTIPART_OVERHEAD = 64 * 1024
 UPLOAD_BODY = {
@@ -78,6 +82,14 @@ UPLOAD_BODY = {
                             "type": "string",
                             "maxLength": TEXT_MAX_LENGTH,
                             "pattern": TEXT_PATTERN,
+                        },
+                        "video_fps": {
+                            "type": "number",
+                            "exclusiveMinimum": 0,
+                            "maximum": MAX_VIDEO_FPS,
+                            "description": "Keep at most this many frames a second of each "
+                            "video (the camera's rate, for a recorder's 25 or 30 fps); "
+                            "absent: every frame.",
                         },
                     },
                 },
@@ -208,21 +220,28 @@ def store(
     )
 
 
-async def _read_form(request: Request) -> tuple[IO[bytes], str]:
-    """The uploaded archive (spooled to a temporary file) and its description, both checked
-    before anything is stored. The body's size is counted as it arrives (``BodyLimitMiddleware``
-    refuses it past ``VIGIL_API_ARCHIVE_MAX_BYTES``), whether or not it declares a length."""
-    form = await request.form(max_files=1, max_fields=2)
+async def _read_form(request: Request) -> tuple[IO[bytes], str, float | None]:
+    """The uploaded archive (spooled to a temporary file), its description and the rate to
+    keep of its videos, all checked before anything is stored. The body's size is counted as
+    it arrives (``BodyLimitMiddleware`` refuses it past ``VIGIL_API_ARCHIVE_MAX_BYTES``),
+    whether or not it declares a length."""
+    form = await request.form(max_files=1, max_fields=3)
     archive = form.get("archive")
     description = form.get("description") or ""
+    fps = form.get("video_fps") or None
     if not isinstance(archive, UploadFile) or not isinstance(description, str):
         raise problems.invalid_field(
             ("body", "archive"), "send the archive as the multipart file field 'archive'"
         )
     try:
-        return archive.file, DESCRIPTION.validate_python(description)
+        description = DESCRIPTION.validate_python(description)
     except ValidationError as exc:
         raise problems.invalid_field(("body", "description"), exc.errors()[0]["msg"]) from exc
+    try:
+        video_fps = None if fps is None else VIDEO_FPS.validate_python(fps)
+    except ValidationError as exc:
+        raise problems.invalid_field(("body", "video_fps"), exc.errors()[0]["msg"]) from exc
+    return archive.file, description, video_fps
 
 
 SAME_CONTENT: dict[int | str, dict[str, Any]] = {
@@ -248,11 +267,15 @@ async def upload_version(
     clients: ClientsDep,
     principal: FleetOperatorDep,
 ) -> CreatedVersion:
-    """Upload a zip or tar(.gz) of images, labelled by top folder or by a manifest.json/csv;
-    201 for a new version, 200 when identical content already is one."""
-    fileobj, description = await _read_form(request)
+    """Upload a zip or tar(.gz) of images and videos, labelled by top folder or by a
+    manifest.json/csv (a video is a clip of frames timed by its own clock, all of them or
+    ``video_fps`` a second); 201 for a new version, 200 when identical content already is
+    one."""
+    fileobj, description, video_fps = await _read_form(request)
     try:
-        images = await run_in_threadpool(archive_images, fileobj, limits=limits_of(clients))
+        images = await run_in_threadpool(
+            archive_images, fileobj, limits=limits_of(clients), video_fps=video_fps
+        )
     except ArchiveError as exc:
         raise _archive_problem(exc) from exc
     with clients.sessions() as session:
