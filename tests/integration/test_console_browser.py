@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.footage import write_video
 from tests.factories import (
     add_rows,
     add_stored_model,
@@ -35,6 +36,7 @@ from tests.factories import (
 from tests.integration.api_server import RunningApi, own_models_bucket, start_api
 from tests.integration.conftest import ADMIN_KEY
 from tests.support import ServiceProcess
+from tests.unit.test_archive_videos import walker
 from vigil_shared.db.models import Job
 from vigil_shared.schemas.jobs import JobStatus
 from vigil_shared.settings import REPO_ROOT, KafkaSettings, S3Settings
@@ -194,6 +196,15 @@ def test_upload_a_dataset_then_train_on_it_to_the_end(
     expect(page.locator("#upload-progress")).to_have_attribute("value", "100")
     expect(page.locator("#dataset-table")).to_contain_text(name)
     shot(page, "datasets")
+    recording = tmp_path / "monday.mp4"
+    write_video(recording, (walker(i) for i in range(10)), fps=5)
+    videos = tmp_path / "videos.zip"
+    videos.write_bytes(zip_bytes({"normal/monday.mp4": recording.read_bytes()}))
+    page.fill("#upload-form input[name=name]", f"{name}-video")
+    page.set_input_files("#upload-form input[name=file]", videos)
+    page.fill("#upload-form input[name=video_fps]", "2.5")
+    page.click("#upload-form button[type=submit]")
+    expect(page.locator("#upload-result")).to_contain_text("5 images")  # every other frame
 
     page.goto("/console/jobs")
     form = page.locator("#submit-job")

@@ -143,6 +143,7 @@
     const body = new FormData();
     body.append("archive", form.elements.file.files[0]);
     if (form.elements.description.value) body.append("description", form.elements.description.value);
+    if (form.elements.video_fps.value) body.append("video_fps", form.elements.video_fps.value);
     const request = new XMLHttpRequest();
     request.open("POST", `/api/v1/datasets/${encodeURIComponent(name)}/versions`);
     request.setRequestHeader("X-API-Key", key());
