@@ -1,6 +1,7 @@
 """Scores to event lifecycles, per camera: debounce, start, update, end. Pure: no I/O, no clock.
 
-A camera's event opens when ``open_k`` of its last ``open_n`` frames reach the threshold, sends an
+A camera's event opens when ``open_k`` of its last ``open_n`` frames reach the threshold (its
+model's calibrated k of n where its frames carry one: ``Debounce``), sends an
 ``update`` when the peak rose (at most one per ``update_interval_s`` of capture time), and ends
 after ``close_after`` consecutive quiet frames, at ``max_duration_s``, when the camera falls silent
 (``silence_s``) or restarts (its sequence goes back), or when its model changes.
