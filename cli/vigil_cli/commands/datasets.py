@@ -162,9 +162,10 @@ def upload(
 ) -> None:
     """Upload an archive (one folder per label, or a manifest) as a new version (operator).
 
-    A single video (a recording of the site's normal footage: `vigil datasets upload hall
-    monday.mp4`) is sent as an archive holding it under --label. The same content uploaded
-    again returns the existing version (created: false).
+    A single video is sent as an archive holding it under --label:
+    vigil datasets upload hall monday.mp4 --video-fps 5
+
+    The same content uploaded again returns the existing version (created: false).
     """
     with connect() as api, as_archive(archive, label) as body:
         created = upload_archive(
