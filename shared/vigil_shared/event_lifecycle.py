@@ -1,7 +1,7 @@
 """Scores to event lifecycles, per camera: debounce, start, update, end. Pure: no I/O, no clock.
 
-A camera's event opens when ``open_k`` of its last ``open_n`` frames reach the threshold (its
-model's calibrated k of n where its frames carry one: ``Debounce``), sends an
+A camera's event opens when ``open_k`` of its last ``open_n`` frames reach the threshold (on its
+model's calibrated debounce where its frames carry one: ``Debounce``), sends an
 ``update`` when the peak rose (at most one per ``update_interval_s`` of capture time), and ends
 after ``close_after`` consecutive quiet frames, at ``max_duration_s``, when the camera falls silent
 (``silence_s``) or restarts (its sequence goes back), or when its model changes.
@@ -53,34 +53,42 @@ class LifecycleSettings:
     silence_s: float = 10.0
 
     def __post_init__(self) -> None:
-        Debounce(self.open_k, self.open_n)  # refuses k of n that no window can hold
-        if not 0 < self.close_ratio <= 1:
-            raise ValueError(f"close_ratio must be in (0, 1], got {self.close_ratio}")
+        Debounce.of(self)  # refuses a k of n no window can hold, a close that never comes
 
 
 CALIBRATED_OPEN_K = "lifecycle_open_k"
 CALIBRATED_OPEN_N = "lifecycle_open_n"
-"""The fit metrics that record the ``open_k`` of ``open_n`` a model's false-alarm rate was
-calibrated for: the trainer writes them, and whatever raises that model's events opens them so
-(``Debounce.calibrated``)."""
+CALIBRATED_CLOSE_AFTER = "lifecycle_close_after"
+CALIBRATED_CLOSE_RATIO = "lifecycle_close_ratio"
+"""The fit metrics that record the debounce a model's false-alarm rate was calibrated for (the
+open since 7 Dec, the close since 8 Dec): the trainer writes them, and whatever raises that
+model's events opens and closes them so (``Debounce.calibrated``)."""
 
 
 @dataclass(frozen=True)
 class Debounce:
-    """An event opens when ``open_k`` of a camera's last ``open_n`` frames are hot.
+    """An event opens when ``open_k`` of a camera's last ``open_n`` frames are hot, and closes
+    after ``close_after`` frames below ``threshold * close_ratio`` (None: not recorded, the
+    deployment's).
 
     A model whose threshold was calibrated for a false-alarm rate of *events* carries the
     debounce it was calibrated with: the same threshold behind a quicker open raises several
     times the alarms (2 of 3 needs a threshold half as high again as 3 of 5 for the same rate,
-    docs/one-class.md), so its frames open events on its own debounce, whatever the deployment's
-    default for other models."""
+    docs/one-class.md), and another close counts other events, so its frames open and close
+    events on its own debounce, whatever the deployment's default for other models."""
 
     open_k: int
     open_n: int
+    close_after: int | None = None
+    close_ratio: float | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.open_k <= self.open_n:
             raise ValueError(f"need 1 <= open_k <= open_n, got {self.open_k} of {self.open_n}")
+        if self.close_after is not None and self.close_after < 1:
+            raise ValueError(f"close_after must be at least 1, got {self.close_after}")
+        if self.close_ratio is not None and not 0 < self.close_ratio <= 1:
+            raise ValueError(f"close_ratio must be in (0, 1], got {self.close_ratio}")
 
     @classmethod
     def calibrated(cls, metrics: Mapping[str, Any]) -> Debounce | None:
@@ -89,10 +97,32 @@ class Debounce:
         k, n = metrics.get(CALIBRATED_OPEN_K), metrics.get(CALIBRATED_OPEN_N)
         if k is None or n is None:
             return None
-        return cls(int(k), int(n))
+        after, ratio = metrics.get(CALIBRATED_CLOSE_AFTER), metrics.get(CALIBRATED_CLOSE_RATIO)
+        return cls(
+            int(k),
+            int(n),
+            None if after is None else int(after),
+            None if ratio is None else float(ratio),
+        )
+
+    @classmethod
+    def of(cls, settings: LifecycleSettings) -> Debounce:
+        return cls(settings.open_k, settings.open_n, settings.close_after, settings.close_ratio)
+
+    def applied_to(self, settings: LifecycleSettings) -> LifecycleSettings:
+        """``settings`` opening and closing on this debounce where it was recorded."""
+        return replace(
+            settings,
+            open_k=self.open_k,
+            open_n=self.open_n,
+            close_after=settings.close_after if self.close_after is None else self.close_after,
+            close_ratio=settings.close_ratio if self.close_ratio is None else self.close_ratio,
+        )
 
     def __str__(self) -> str:
-        return f"{self.open_k} of {self.open_n}"
+        close = "" if self.close_after is None else f", closed after {self.close_after} quiet"
+        below = "" if self.close_ratio in (None, 1.0) else f" (below {self.close_ratio} x)"
+        return f"{self.open_k} of {self.open_n} hot{close}{below}"
 
 
 class InferenceDebounce(BaseSettings):
@@ -137,23 +167,24 @@ class InferenceDebounce(BaseSettings):
         return self
 
     def own(self) -> Debounce:
-        return Debounce(self.open_k, self.open_n)
+        return Debounce.of(self.lifecycle())
 
     def for_model(self, metrics: Mapping[str, Any]) -> Debounce | None:
-        """The k of n the events of a model with these fit metrics open on where it is not
-        ``open_k`` of ``open_n``: the one its threshold was calibrated for (``follow_model``);
-        None: ``open_k`` of ``open_n``."""
+        """The debounce the events of a model with these fit metrics open and close on where
+        it is not this one: the one its threshold was calibrated for (``follow_model``); None:
+        this one."""
         calibrated = Debounce.calibrated(metrics)
-        if not self.follow_model or calibrated == self.own():
+        if not self.follow_model or calibrated is None:
             return None
-        return calibrated
+        own = self.lifecycle()
+        return None if calibrated.applied_to(own) == own else calibrated
 
     def lifecycle_for(self, metrics: Mapping[str, Any]) -> LifecycleSettings:
         """The lifecycle a model with these fit metrics raises its events through: this one,
-        opening on the model's own debounce where ``for_model`` says so."""
+        on the model's own debounce where ``for_model`` says so."""
         served = self.for_model(metrics)
         own = self.lifecycle()
-        return own if served is None else replace(own, open_k=served.open_k, open_n=served.open_n)
+        return own if served is None else served.applied_to(own)
 
     def lifecycle(self) -> LifecycleSettings:
         return LifecycleSettings(
@@ -185,7 +216,7 @@ class Observation:
     """Offset of the oldest frame of the camera that this score depends on (its model's
     ``context_frames`` back, set by the worker); None: the frame alone."""
     debounce: Debounce | None = None
-    """The debounce its model's threshold was calibrated for; None: the settings' k of n."""
+    """The debounce its model's threshold was calibrated for; None: the settings'."""
 
     @property
     def hot(self) -> bool:
@@ -247,6 +278,17 @@ class CameraLifecycle:
     event: _OpenEvent | None = None
     last: Observation | None = None
     received_at: float = 0.0
+    _served: tuple[Debounce, LifecycleSettings] | None = None
+
+    def _settings_for(self, frame: Observation) -> LifecycleSettings:
+        """The settings on the frame's model's debounce (one model's frames share one object,
+        so it is applied once a model)."""
+        debounce = frame.debounce
+        if debounce is None:
+            return self.settings
+        if self._served is None or self._served[0] is not debounce:
+            self._served = (debounce, debounce.applied_to(self.settings))
+        return self._served[1]
 
     def observe(self, frame: Observation, *, received_at: float) -> list[Transition]:
         self.received_at = received_at
@@ -282,12 +324,12 @@ class CameraLifecycle:
 
     def _open(self, frame: Observation) -> list[Transition]:
         # A window holds one model's frames (a model change ends it), so one debounce.
-        debounce = frame.debounce or Debounce(self.settings.open_k, self.settings.open_n)
+        settings = self._settings_for(frame)
         self.window.append(frame)
-        while len(self.window) > debounce.open_n:
+        while len(self.window) > settings.open_n:
             self.window.popleft()
         hot = [f for f in self.window if f.hot]
-        if len(hot) < debounce.open_k:
+        if len(hot) < settings.open_k:
             return []
         first, peak = hot[0], max(hot, key=lambda f: f.score)
         event = _OpenEvent(
@@ -309,7 +351,7 @@ class CameraLifecycle:
         return [self._transition(EventPhase.START, event, frame, snapshot=peak)]
 
     def _follow(self, event: _OpenEvent, frame: Observation) -> list[Transition]:
-        settings = self.settings
+        settings = self._settings_for(frame)
         if frame.score > event.peak.score:
             event.peak = frame
         if frame.score >= frame.threshold * settings.close_ratio:

@@ -103,6 +103,7 @@ def test_models_compare_promote_and_what_a_viewer_is_offered(
         "calibration_hours": 0.07,
         "lifecycle_open_k": 3,
         "lifecycle_open_n": 5,
+        "lifecycle_close_after": 5,
     }
     b = add_stored_model(sessions, s3, metrics=fit)
     camera = make_camera()
@@ -119,7 +120,10 @@ def test_models_compare_promote_and_what_a_viewer_is_offered(
     viewer = issue_key("viewer")
     view = anonymous.get(f"/console/ui/models/{b}", headers={"X-API-Key": viewer}).text
     assert "auroc" in view and 'id="promote"' not in view
-    assert "from 4.2 min of normal footage, events opened on 3 of 5 hot frames)" in view
+    assert (
+        "from 4.2 min of normal footage, events opened on 3 of 5 hot frames and closed after 5 "
+        "quiet ones)"
+    ) in view
     assert 'id="promote"' in api.get(f"/console/ui/models/{b}").text
 
 

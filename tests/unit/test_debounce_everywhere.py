@@ -51,13 +51,23 @@ def test_a_model_opens_on_the_debounce_it_was_calibrated_for(
     assert served_debounce("m", {"threshold": 7.0}, eager) is None  # fitted before 7 Dec
     with caplog.at_level(logging.INFO, logger="vigil_inference"):
         assert served_debounce("m", CALIBRATED, eager) == Debounce(3, 5)
-    assert "opens events on 3 of 5 hot frames, as calibrated" in caplog.text
+    assert "follow the debounce it was calibrated for: 3 of 5 hot" in caplog.text
     lifecycle = eager.lifecycle_for(CALIBRATED)
     assert (lifecycle.open_k, lifecycle.open_n) == (3, 5)
     assert lifecycle == replace(eager.lifecycle(), open_k=3, open_n=5)
     assert eager.lifecycle_for({}) == eager.lifecycle()
     shadow = LoopSettings(events=eager).lifecycle(CALIBRATED)
     assert (shadow.open_k, shadow.open_n, shadow.silence_s) == (3, 5, float("inf"))
+
+
+def test_a_model_closes_on_the_close_it_was_calibrated_for() -> None:
+    default = InferenceDebounce()
+    slow_close = CALIBRATED | {"lifecycle_close_after": 20.0, "lifecycle_close_ratio": 1.0}
+    assert served_debounce("m", slow_close, default) == Debounce(3, 5, 20, 1.0)
+    lifecycle = default.lifecycle_for(slow_close)
+    assert (lifecycle.open_k, lifecycle.close_after) == (3, 20)
+    same = CALIBRATED | {"lifecycle_close_after": 5.0, "lifecycle_close_ratio": 1.0}
+    assert served_debounce("m", same, default) is None  # the worker's own, recorded
 
 
 def test_a_worker_told_not_to_follow_the_model_says_its_rate_does_not_hold(
@@ -69,5 +79,5 @@ def test_a_worker_told_not_to_follow_the_model_says_its_rate_does_not_hold(
     events = InferenceSettings().events
     with caplog.at_level(logging.WARNING, logger="vigil_inference"):
         assert served_debounce("m", CALIBRATED, events) is None
-    assert "calibrated for events opened by 3 of 5 hot frames, served on 1 of 1" in caplog.text
+    assert "calibrated for events on 3 of 5 hot, served on 1 of 1 hot" in caplog.text
     assert events.lifecycle_for(CALIBRATED) == events.lifecycle()

@@ -183,8 +183,33 @@ def test_a_model_calibrated_for_another_debounce_opens_on_its_own() -> None:
     assert phases(out) == [("end", 0), ("start", 8)]  # the model change, then 4 hot in a row
 
 
+def test_a_model_calibrated_for_another_close_closes_on_its_own() -> None:
+    """The tracker closes after 3 quiet frames; a model calibrated for 1 closes after one, one
+    that recorded only its open closes as the tracker does."""
+    quick_close = Debounce(1, 1, close_after=1)
+    tracker = EventTracker(SETTINGS)
+    out = []
+    for seq, score in enumerate([2.0, 0.0, 2.0]):
+        out += tracker.observe(frame(seq, score, debounce=quick_close), received_at=0.0)
+    assert phases(out) == [("start", 0), ("end", 1), ("start", 2)]
+    tracker, out = EventTracker(SETTINGS), []
+    for seq, score in enumerate([2.0, 0.0, 2.0, 0.0, 0.0, 0.0]):
+        out += tracker.observe(frame(seq, score, debounce=Debounce(1, 1)), received_at=0.0)
+    assert phases(out) == [("start", 0), ("end", 5)]  # 3 quiet frames after the last hot
+
+
 def test_a_debounce_no_window_can_hold_is_refused() -> None:
     with pytest.raises(ValueError, match="open_k <= open_n"):
         Debounce(4, 3)
     assert Debounce.calibrated({"lifecycle_open_k": 2.0, "lifecycle_open_n": 3.0}) == Debounce(2, 3)
     assert Debounce.calibrated({"threshold": 1.0}) is None
+    with pytest.raises(ValueError, match="close_after"):
+        Debounce(1, 1, close_after=0)
+    recorded = {
+        "lifecycle_open_k": 3,
+        "lifecycle_open_n": 5,
+        "lifecycle_close_after": 20,
+        "lifecycle_close_ratio": 0.8,
+    }
+    assert Debounce.calibrated(recorded) == Debounce(3, 5, 20, 0.8)
+    assert str(Debounce(3, 5, 20, 0.8)) == "3 of 5 hot, closed after 20 quiet (below 0.8 x)"

@@ -221,4 +221,5 @@ def test_the_threshold_counts_events_with_inferences_debounce() -> None:
     )
     assert (default["lifecycle_open_k"], default["lifecycle_open_n"]) == (3, 5)
     assert (eager["lifecycle_open_k"], eager["lifecycle_open_n"]) == (1, 1)
+    assert (eager["lifecycle_close_after"], eager["lifecycle_close_ratio"]) == (5, 1.0)
     assert eager["fitted_threshold"] > default["fitted_threshold"]

@@ -94,22 +94,23 @@ def registry_loader(s3: Minio, settings: InferenceSettings, device: str) -> Mode
 def served_debounce(
     model_id: str, metrics: Mapping[str, float], events: InferenceDebounce
 ) -> Debounce | None:
-    """The k of n a model's events open on where it is not the worker's (``for_model``),
-    logged; a model calibrated for another debounce and served on the worker's
+    """The debounce a model's events open and close on where it is not the worker's
+    (``for_model``), logged; a model calibrated for another debounce and served on the worker's
     (``follow_model`` off) is logged as a warning: its expected false alarms do not hold."""
     served, calibrated = events.for_model(metrics), Debounce.calibrated(metrics)
     extra = {"model_id": model_id}
+    own = events.lifecycle()
     if served is not None:
         log.info(
-            f"model opens events on {served} hot frames, as calibrated (the worker's "
-            f"VIGIL_INFERENCE_EVENT_OPEN_K/_N: {events.own()})",
+            f"model's events follow the debounce it was calibrated for: {served} (the "
+            f"worker's VIGIL_INFERENCE_EVENT_*: {events.own()})",
             extra=extra,
         )
-    elif calibrated is not None and calibrated != events.own():
+    elif calibrated is not None and calibrated.applied_to(own) != own:
         log.warning(
-            f"model calibrated for events opened by {calibrated} hot frames, served on "
-            f"{events.own()} (VIGIL_INFERENCE_EVENT_FOLLOW_MODEL=false): its expected false "
-            "alarms per hour do not hold",
+            f"model calibrated for events on {calibrated}, served on {events.own()} "
+            "(VIGIL_INFERENCE_EVENT_FOLLOW_MODEL=false): its expected false alarms per hour "
+            "do not hold",
             extra=extra,
         )
     return served

@@ -28,7 +28,7 @@ from vigil_api.core.security import Principal
 from vigil_api.domain.event_snapshots import Presigner
 from vigil_api.domain.model_scope import visible_model, visible_models
 from vigil_shared.db.models import Model, ModelAssignmentRow
-from vigil_shared.event_lifecycle import CALIBRATED_OPEN_K, CALIBRATED_OPEN_N
+from vigil_shared.event_lifecycle import Debounce
 from vigil_shared.schemas.assignments import GLOBAL_SCOPE, ModelId
 from vigil_shared.storage import get_bytes
 
@@ -75,26 +75,29 @@ class ExpectedAlarms(BaseModel):
     calibration_hours: float = Field(description="Normal footage the estimate rests on.")
     open_k: int | None = Field(
         default=None,
-        description="The estimate counts events opened on open_k hot frames of open_n, the "
-        "debounce the trainer read (VIGIL_INFERENCE_EVENT_OPEN_K/_N), which inference opens "
-        "this model's events on (unless VIGIL_INFERENCE_EVENT_FOLLOW_MODEL=false). Null: not "
-        "recorded (the deployment's debounce).",
+        description="The estimate counts events opened on open_k hot frames of open_n and "
+        "closed after close_after quiet ones, the debounce the trainer read "
+        "(VIGIL_INFERENCE_EVENT_*), which inference opens and closes this model's events on "
+        "(unless VIGIL_INFERENCE_EVENT_FOLLOW_MODEL=false). Null: not recorded (the "
+        "deployment's debounce; the close is recorded since 8 Dec).",
     )
     open_n: int | None = None
+    close_after: int | None = None
 
     @classmethod
     def from_metrics(cls, metrics: dict[str, Any]) -> ExpectedAlarms | None:
         key = "expected_false_alarms_per_hour"
         if key not in metrics:
             return None
-        k, n = metrics.get(CALIBRATED_OPEN_K), metrics.get(CALIBRATED_OPEN_N)
+        debounce = Debounce.calibrated(metrics)
         return cls(
             per_hour=metrics[key],
             low=metrics[f"{key}_low"],
             high=metrics[f"{key}_high"],
             calibration_hours=metrics["calibration_hours"],
-            open_k=None if k is None else int(k),
-            open_n=None if n is None else int(n),
+            open_k=None if debounce is None else debounce.open_k,
+            open_n=None if debounce is None else debounce.open_n,
+            close_after=None if debounce is None else debounce.close_after,
         )
 
 

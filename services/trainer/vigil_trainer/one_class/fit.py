@@ -22,6 +22,8 @@ from safetensors.torch import save as save_safetensors
 
 from vigil_shared.datasets import DatasetManifest
 from vigil_shared.event_lifecycle import (
+    CALIBRATED_CLOSE_AFTER,
+    CALIBRATED_CLOSE_RATIO,
     CALIBRATED_OPEN_K,
     CALIBRATED_OPEN_N,
     LifecycleSettings,
@@ -373,7 +375,12 @@ def _calibrate(
         metrics[MOTION_FPS] = motion.units_fps  # what the API checks a camera's rate against
     # The debounce the false-alarm rate counts events with (inference's, when the worker's
     # VIGIL_INFERENCE_EVENT_* match the trainer's).
-    metrics |= {CALIBRATED_OPEN_K: lifecycle.open_k, CALIBRATED_OPEN_N: lifecycle.open_n}
+    metrics |= {
+        CALIBRATED_OPEN_K: lifecycle.open_k,
+        CALIBRATED_OPEN_N: lifecycle.open_n,
+        CALIBRATED_CLOSE_AFTER: lifecycle.close_after,
+        CALIBRATED_CLOSE_RATIO: lifecycle.close_ratio,
+    }
     metrics |= fusion.metrics if fusion is not None else {}
     if validation:
         val_scores = torch.cat([normal_scores, *(_fused(scorer, c) for c in validation)])
