@@ -1,8 +1,10 @@
-"""The demo's two datasets, as archives the upload route takes (one folder per label, a folder
-per clip below it: ``normal/Train001/004.jpg``, so clips are the groups evaluation holds out).
+"""The demo's two datasets, as archives the upload route takes (one folder per label; below it
+a clip is a video, ``normal/Train001.mp4``, or a folder of frames, ``abnormal/Test001/004.jpg``:
+clips are the groups evaluation holds out).
 
-- ``walkway-normal``: normal footage only, for a one_class job: frames of UCSD Ped2's training
-  clips (every frame there is normal).
+- ``walkway-normal``: normal footage only, for a one_class job: UCSD Ped2's training clips
+  (every frame there is normal), as the videos they are: the API decodes each into a clip of
+  frames with the video's capture times, so the fit reads their 10 fps from them.
 - ``walkway-labeled``: ``normal`` and ``abnormal`` frames, for a classify job: Ped2 test clips
   that hold both, labeled by the dataset's frame-level ground truth. A demo, not a benchmark:
   those clips are Ped2's test set, so never report a figure from a model trained on it.
@@ -24,10 +26,6 @@ from pathlib import Path
 NORMAL_NAME = "walkway-normal"
 LABELED_NAME = "walkway-labeled"
 PED2_TRAIN_CLIPS = tuple(f"Train{i:03d}" for i in range(1, 5))
-# Every frame of them: an archive's frames carry no capture times, so a one_class job takes them
-# as 10 fps (Ped2's rate) and judges motion in those units at any camera rate. Every 4th frame
-# would be 2.5 fps footage taken for 10: its flows four times a live camera's, and the demo
-# camera's anomalies under the threshold.
 # Test clips whose first frames are normal and the rest abnormal: both labels in each group.
 PED2_LABELED_CLIPS = ("Test001", "Test002", "Test004", "Test007", "Test012")
 PED2_LABELED_EVERY = 4
@@ -72,7 +70,7 @@ def extract_frames(source_args: list[str], out_dir: Path, *, video_filter: str) 
 
 
 def write_zip(path: Path, entries: dict[str, Path]) -> Path:
-    # JPEGs do not compress: stored, the archive is written at disk speed.
+    # Footage (JPEGs, videos) does not compress: stored, the archive is written at disk speed.
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
         for name, file in sorted(entries.items()):
             archive.write(file, name)
@@ -92,8 +90,7 @@ def ped2_sets(root: Path, work: Path) -> list[DemoSet]:
         video = root / "train" / f"{clip}.mp4"
         if not video.is_file():
             raise DemoDataError(f"{video} is missing; is {root} a complete UCSD Ped2 copy?")
-        for frame in extract_frames(["-i", str(video)], work / clip, video_filter="format=gray"):
-            normal[f"normal/{clip}/{frame.name}"] = frame
+        normal[f"normal/{clip}.mp4"] = video
     labels = json.loads((root / "labels.json").read_text())
     labeled: dict[str, Path] = {}
     for clip in PED2_LABELED_CLIPS:
@@ -104,8 +101,8 @@ def ped2_sets(root: Path, work: Path) -> list[DemoSet]:
                 label = "abnormal" if number in abnormal else "normal"
                 labeled[f"{label}/{clip}/{frame.name}"] = frame
     return [
-        DemoSet(NORMAL_NAME, f"UCSD Ped2 {PED2_TRAIN_CLIPS[0]}-{PED2_TRAIN_CLIPS[-1]}, every "
-                "frame at 10 fps (normal)", write_zip(work / "normal.zip", normal)),
+        DemoSet(NORMAL_NAME, f"UCSD Ped2 {PED2_TRAIN_CLIPS[0]}-{PED2_TRAIN_CLIPS[-1]} videos, "
+                "every frame at 10 fps (normal)", write_zip(work / "normal.zip", normal)),
         DemoSet(LABELED_NAME, f"UCSD Ped2 test clips {', '.join(PED2_LABELED_CLIPS)}, every "
                 f"{PED2_LABELED_EVERY}th frame, frame-level labels (a demo, not a benchmark)",
                 write_zip(work / "labeled.zip", labeled)),
