@@ -11,6 +11,8 @@ import pytest
 from vigil_cli import config
 from vigil_cli.client import ExitCode, exit_code_for
 from vigil_cli.commands.cameras import DETAIL
+from vigil_cli.commands.models import DETAIL as MODEL_DETAIL
+from vigil_cli.commands.models import expected_alarms
 from vigil_cli.output import details
 from vigil_cli.progress import describe, eta_text
 from vigil_cli.sse import messages
@@ -119,3 +121,31 @@ def test_a_cameras_details_show_what_scores_it_and_its_notices(
     shown = " ".join(capsys.readouterr().out.split())
     assert "scored by │ m-1" in shown and "scoring problem │ -" in shown
     assert "rate notice │ camera at 2.0 fps, under half the rate" in shown
+
+
+def test_a_models_details_show_its_expected_false_alarms_and_debounce(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fa = {
+        "per_hour": 1.0,
+        "low": 0.12,
+        "high": 8.2,
+        "calibration_hours": 0.07,
+        "open_k": 3,
+        "open_n": 5,
+        "close_after": 5,
+    }
+    assert expected_alarms(fa) == (
+        "1 per camera-hour (90%: 0.12-8.2, from 4.2 min of normal footage; events opened on 3 "
+        "of 5 hot frames, closed after 5 quiet ones)"
+    )
+    older = fa | {"open_k": None, "open_n": None, "close_after": None}
+    assert (
+        expected_alarms(older)
+        == "1 per camera-hour (90%: 0.12-8.2, from 4.2 min of normal footage)"
+    )
+    assert expected_alarms(None) is None
+    model = {"id": "m-1", "expected_false_alarms": fa, "assignments": []}
+    details(model, MODEL_DETAIL, title="model m-1")
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "expected false alarms │ 1 per camera-hour" in shown

@@ -37,6 +37,7 @@ DETAIL: list[Column] = [
     ("job", "job_id"),
     ("artifact sha256", "artifact_sha256"),
     ("members", "members"),
+    ("expected false alarms", lambda m: expected_alarms(m.get("expected_false_alarms"))),
     ("production in", lambda m: _scopes(m, "production_model_id")),
     ("shadow in", lambda m: _scopes(m, "shadow_model_id")),
 ]
@@ -47,6 +48,23 @@ CHANGE_COLUMNS: list[Column] = [
     ("shadow", "shadow_model_id"),
     ("previous production", "previous_production_model_id"),
 ]
+
+
+def expected_alarms(fa: Mapping[str, Any] | None) -> str | None:
+    """The fit's false events per camera-hour, its interval, the footage it rests on and the
+    debounce they were counted with (which inference follows), as the console's model line."""
+    if not fa:
+        return None
+    minutes = 60 * float(fa["calibration_hours"])
+    line = (
+        f"{fa['per_hour']:.2g} per camera-hour (90%: {fa['low']:.2g}-{fa['high']:.2g}, from "
+        f"{minutes:.2g} min of normal footage"
+    )
+    if fa.get("open_k"):
+        line += f"; events opened on {fa['open_k']} of {fa['open_n']} hot frames"
+        if fa.get("close_after"):
+            line += f", closed after {fa['close_after']} quiet ones"
+    return line + ")"
 
 
 def _scopes(model: Mapping[str, Any], role: str) -> list[str]:
