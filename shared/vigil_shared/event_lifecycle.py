@@ -156,8 +156,8 @@ class InferenceDebounce(BaseSettings):
     follow_model: bool = Field(
         default=True,
         description="A model that records the debounce its threshold was calibrated for opens "
-        "its events on it (its expected false alarms per hour hold); false: every model opens "
-        "on open_k of open_n (a model calibrated otherwise is logged).",
+        "and closes its events on it (its expected false alarms per hour hold); false: every "
+        "model opens and closes on these settings (a model calibrated otherwise is logged).",
     )
 
     @model_validator(mode="after")

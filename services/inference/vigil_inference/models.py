@@ -50,7 +50,8 @@ class ScoringModel:
     scorer: FrameScorer
     artifact_sha256: str | None = None
     debounce: Debounce | None = None
-    """The k of n its events open on where it is not the worker's (its calibrated one)."""
+    """The debounce its events open and close on where it is not the worker's (its
+    calibrated one)."""
 
 
 @dataclass

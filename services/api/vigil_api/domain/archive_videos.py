@@ -73,6 +73,9 @@ def _decoded(
     container: InputContainer, *, budget: VideoBudget, fps: float | None
 ) -> list[VideoFrame]:
     stream = container.streams.video[0]
+    # The stream's declared size, before a frame of it is decoded (each frame is checked too:
+    # a stream may declare none, or change size).
+    _check_pixels(stream.width or 0, stream.height or 0, budget.max_pixels)
     start = _creation_time(container)
     frames: list[VideoFrame] = []
     first: float | None = None
@@ -88,11 +91,7 @@ def _decoded(
                 if slot <= last_slot:
                     continue
                 last_slot = slot
-            if frame.width * frame.height > budget.max_pixels:
-                raise ValueError(
-                    f"{frame.width}x{frame.height} frames are larger than {budget.max_pixels} "
-                    "pixels"
-                )
+            _check_pixels(frame.width, frame.height, budget.max_pixels)
             if len(frames) >= budget.frames:
                 raise ValueError(
                     f"more frames than the archive may still hold ({budget.frames}); cut the "
@@ -110,6 +109,11 @@ def _decoded(
         why = f"a corrupt video: decoding failed after {len(frames)} frames ({exc})"
         raise ValueError(why) from exc
     return frames
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ValueError(f"{width}x{height} frames are larger than {max_pixels} pixels")
 
 
 def _creation_time(container: InputContainer) -> datetime:
