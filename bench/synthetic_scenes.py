@@ -33,7 +33,14 @@ the test clips), each with per-frame labels, deterministic by seed:
 - ``cart``: a filmed walker (as ``running``) pushing a box ahead of them (1.1-1.4 times their
   height long, half to two thirds of it tall, dark with a light rim) at a walker's pace, 1-1.6 px
   a frame: its motion is a walker's, only its look is unusual, as Ped2's carts and wheelchairs
-  are, so it is the appearance stream's kind (while it is in view).
+  are, so it is the appearance stream's kind (while it is in view);
+- ``disperses``: the crowd suddenly flees, the incident issue 11 was filed on. At the onset
+  every walker in view (a foreground component at least 8 px tall; walkers that overlap, as one)
+  runs off at 3-4 times a walker's pace, away from the crowd's centre with a random turn of up
+  to 30 degrees, so some run toward or away from the camera (down or up the view), growing or
+  shrinking with Ped2's perspective (``HEIGHT_PER_ROW``), where their image flow is small;
+  nobody walks in after, and the walkway stays empty (onset to end: a scene that empties
+  *with* motion, then without).
 
 Every figure (``far-motion``, ``speeding``, ``running``, ``jogging``, ``cart``) walks into the
 view from beyond its edge, as Ped2's cyclists and carts do: its first abnormal frame shows its
@@ -78,10 +85,16 @@ KINDS = (
     "running",
     "jogging",
     "cart",
+    "disperses",
 )
 FADE = 10  # frames: one second at Ped2's 10 fps
 COVER = 50  # frames a lens stays covered
 FOREGROUND_LEVELS = 20
+# Ped2's perspective: feet on row r stand a figure about HEIGHT_PER_ROW * (r - HORIZON) px tall
+# (a walker 12 px tall on the far lawn, row 75; 40 px on the near pavement, row 150).
+HORIZON = 43
+HEIGHT_PER_ROW = 0.37
+FLEE = (3.0, 5.0)  # px a frame for a figure 30 px tall: 3 to 4 times a walker's pace
 
 
 @dataclass(frozen=True)
@@ -342,6 +355,65 @@ def crossing(
     return out, labels
 
 
+def disperses(
+    clip: Frames, onset: int, rng: np.random.Generator, *, horizon: float | None = HORIZON
+) -> tuple[Frames, Mask]:
+    """Every walker in view at ``onset`` flees from the crowd's centre (module docstring), in
+    Ped2's perspective; ``horizon`` None: a flat view, where every figure keeps its size and
+    runs at ``FLEE`` px a frame."""
+    empty = background(clip)
+    walkers = foreground(clip, empty)
+    out = clip.copy()
+    out[onset:] = np.where(walkers[onset:], empty[None], clip[onset:])
+    count, _, stats, centres = cv2.connectedComponentsWithStats(walkers[onset].astype(np.uint8))
+    people = [i for i in range(1, count) if stats[i, cv2.CC_STAT_HEIGHT] >= 8]
+    if not people:
+        raise ValueError("no walker in view at the onset: no crowd to disperse")
+    feet_rows = [stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in people]
+    crowd = np.array([np.mean([centres[i][0] for i in people]), np.mean(feet_rows)])
+    for person, feet in zip(people, feet_rows, strict=True):
+        x, y, w, h, _ = stats[person]
+        pixels = clip[onset, y : y + h, x : x + w]
+        shape = walkers[onset, y : y + h, x : x + w]
+        where = np.array([centres[person][0], float(feet)])
+        away = where - crowd
+        angle = float(np.arctan2(away[1], away[0])) if np.hypot(*away) > 1 else rng.uniform(-3, 3)
+        angle += float(rng.uniform(-np.pi / 6, np.pi / 6))
+        pace = float(rng.uniform(*FLEE))
+        for i in range(onset, len(clip)):
+            tall = h * _stature(where[1], horizon) / _stature(float(feet), horizon)
+            speed = pace * (tall / 30 if horizon is not None else 1.0)
+            where = where + speed * np.array([np.cos(angle), np.sin(angle)])
+            tall = h * _stature(where[1], horizon) / _stature(float(feet), horizon)
+            if not _paste(out[i], pixels, shape, where, tall):
+                break  # out of the view, or too far to see
+    return out, from_onset(len(clip), onset)
+
+
+def _stature(feet: float, horizon: float | None) -> float:
+    return 1.0 if horizon is None else max(1.0, HEIGHT_PER_ROW * (feet - horizon))
+
+
+def _paste(
+    frame: Frames, pixels: Frames, shape: Mask, where: npt.NDArray[np.float64], tall: float
+) -> bool:
+    """``pixels`` scaled to ``tall`` px, centred on ``where`` (x, feet row) in ``frame``; False
+    when none of it would show."""
+    h = round(tall)
+    w = max(1, round(pixels.shape[1] * tall / pixels.shape[0]))
+    left, top = round(where[0] - w / 2), round(where[1]) - h
+    height, width = frame.shape
+    if h < 4 or left >= width or left + w <= 0 or top >= height or top + h <= 0:
+        return False
+    scaled = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA)
+    seen = cv2.resize(shape.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    rows = slice(max(0, top), min(height, top + h))
+    cols = slice(max(0, left), min(width, left + w))
+    part = (slice(rows.start - top, rows.stop - top), slice(cols.start - left, cols.stop - left))
+    frame[rows, cols] = np.where(seen[part], scaled[part], frame[rows, cols])
+    return True
+
+
 def build_scenes(train: Mapping[str, Frames], *, seed: int) -> list[Scene]:
     """One scene of each kind from the training ``clips`` (name to frames), drawn by ``seed``."""
     rng = np.random.default_rng(seed)
@@ -374,6 +446,7 @@ def build_scenes(train: Mapping[str, Frames], *, seed: int) -> list[Scene]:
         "cart": lambda clip, onset: cart(
             clip, walker(train[donor], int(rng.integers(30, 46))), onset, rng
         ),
+        "disperses": lambda clip, onset: disperses(clip, onset, rng),
     }
     scenes = []
     for kind in KINDS:  # a new kind goes last: the earlier kinds' draws stay as they were

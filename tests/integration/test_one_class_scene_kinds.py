@@ -7,13 +7,15 @@ Two anomalies, each of one kind only:
 - ``empties``: the walkers fade into the background (``bench.synthetic_scenes.empties``) and
   the walkway stays empty: a change of occupancy, nothing moves unusually;
 - ``runner``: a fifth figure crosses at 5 px a frame among the usual walkers: unusual motion,
-  the scene otherwise as always.
+  the scene otherwise as always;
+- ``disperses``: the incident issue 11 was filed on, both at once: every walker runs off at 3-5
+  px a frame (``bench.synthetic_scenes.disperses``), then the walkway stays empty.
 
 With ``calibrated_max`` fusion (each stream as its surprise under the held-out normal frames,
 the largest wins) and the scene stream both are flagged. The ``weighted`` fusion of
 appearance and motion z-scores (0.2 / 0.8, the earlier default) flags the runner but scores
 the emptied walkway *below* normal: its motion is below normal, and the 0.8 weight drowns what
-appearance sees.
+appearance sees. So after a crowd has fled it sees the flight and then nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from minio import Minio
 from PIL import Image
 
 from bench.ped2_one_class import frame_model
-from bench.synthetic_scenes import Frames, Mask, empties
+from bench.synthetic_scenes import Frames, Mask, disperses, empties
 from tests.integration.test_one_class_site_backbone import fit
 from vigil_shared.datasets import DatasetManifest, DatasetRef, NewImage, write_dataset
 from vigil_shared.schemas.one_class import OneClassSpec
@@ -102,9 +104,11 @@ def normal_dataset(s3: Minio, bucket: str) -> DatasetManifest:
 def anomalies() -> dict[str, tuple[Frames, Mask]]:
     runner = np.zeros(FRAMES, dtype=bool)
     runner[ONSET:] = True
+    flat = None  # the made-up walkway has no perspective
     return {
         "empties": empties(walkway(9), ONSET),
         "runner": (walkway(9, runner_from=ONSET), runner),
+        "disperses": disperses(walkway(9), ONSET, np.random.default_rng(0), horizon=flat),
     }
 
 
@@ -188,6 +192,29 @@ def test_unusual_motion_alone_is_flagged_by_either_fusion(models: Models) -> Non
     runner = hot_labels(models["calibrated_max"], frames, SETTLED)
     assert "motion" in runner and runner <= {"motion", "activity"}
     assert hot_labels(models["weighted"], frames, SETTLED) == {None}  # no common scale
+
+
+def test_a_crowd_that_disperses_is_flagged_as_it_flees_and_once_it_has_gone(
+    models: Models,
+) -> None:
+    frames, _ = anomalies()["disperses"]
+    walkers = (frames < 60).sum(axis=(1, 2))  # the walkers are dark, the ground is not
+    assert walkers[ONSET - 1] > 0
+    gone = ONSET + int(np.flatnonzero(walkers[ONSET:] == 0)[0])
+    assert gone < FRAMES - 20, "every walker has left the view"
+    calibrated = models["calibrated_max"]
+    scores = scored(calibrated, frames)
+    hot = torch.tensor([s.score for s in scores]) >= calibrated.threshold
+    assert float(hot[:ONSET].float().mean()) <= 0.05
+    fleeing = {s.label for s in scores[ONSET:gone] if s.score >= calibrated.threshold}
+    assert "motion" in fleeing, "the flight itself"
+    empty = gone + 3  # with the persistence window after the last walker left
+    assert float(hot[empty:].float().mean()) >= 0.9, "and the walkway left empty"
+    assert hot_labels(calibrated, frames, empty) <= {"scene", "activity"}
+    # The weighted fusion sees the flight, then calls the empty walkway calm.
+    weighted = flagged(models["weighted"], frames)
+    assert bool(weighted[ONSET:gone].any())
+    assert float(weighted[empty:].float().mean()) <= 0.05
 
 
 def test_the_calibrated_threshold_holds_its_false_alarm_rate_on_held_out_normal_frames(

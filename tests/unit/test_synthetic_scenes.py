@@ -175,3 +175,27 @@ def test_a_busy_walkway_has_more_walkers_and_no_anomaly(
     assert dark_pixels(busy.frames) > 1.5 * dark_pixels(original)
     changed = busy.frames != original
     assert 0.0 < float(changed.mean()) < 0.2, "only the pasted walkers change the clip"
+
+
+def test_a_crowd_disperses_and_the_walkway_stays_empty(
+    scenes: dict[str, Scene], train: dict[str, Frames]
+) -> None:
+    scene = scenes["disperses"]
+    original = source(scene, train)
+    assert scene.abnormal[scene.onset :].all(), "abnormal from the flight to the end"
+    left = scene.frames[scene.onset + 40 :]
+    assert dark_pixels(left) < 0.05 * dark_pixels(original[scene.onset + 40 :]), "all fled"
+    empty = background(original).astype(int)
+    assert np.abs(left.astype(int) - empty).mean() < 2
+    # The made-up walkers (2 px a frame) run off from where they were at 3 px a frame or more.
+    rows, cols = np.nonzero(scene.frames[scene.onset - 1] < 60)
+    centre = np.array([rows.mean(), cols.mean()])
+
+    def off(frame: Frames) -> float:
+        rows, cols = np.nonzero(frame < 60)
+        return float(np.hypot(rows - centre[0], cols - centre[1]).mean())
+
+    start = off(scene.frames[scene.onset - 1])
+    for later in (4, 8):
+        away = off(scene.frames[scene.onset + later]) - start
+        assert away > 2 * later, f"{later} frames on, the walkers are {away:.0f} px further off"
