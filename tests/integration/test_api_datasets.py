@@ -138,6 +138,37 @@ def test_too_many_files_and_too_large_archives_are_refused(
     assert stored_keys(s3, name) == []
 
 
+def test_versions_past_the_build_slots_are_503_and_store_nothing(
+    api: TestClient, s3: Minio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = new_name()
+    monkeypatch.setenv("VIGIL_API_VERSION_BUILDS_AT_ONCE", "1")
+    monkeypatch.setenv("VIGIL_API_VERSION_BUILD_WAIT_S", "0.2")
+    with TestClient(create_app(ApiSettings()), headers=dict(api.headers)) as one:
+        slots = one.app.state.build_slots  # type: ignore[attr-defined]
+        now = datetime.now(UTC)
+        span = {"start": (now - timedelta(minutes=5)).isoformat(), "end": now.isoformat()}
+        with slots.held():  # a build in progress
+            refused = [
+                upload(one, name, zip_bytes(good_entries())),
+                one.post(f"/api/v1/datasets/{name}/versions/from-events", json={}),
+                one.post(
+                    f"/api/v1/datasets/{name}/versions/from-camera",
+                    json={"camera_id": "any-camera", "label": "normal"} | span,
+                ),
+                one.post(
+                    f"/api/v1/datasets/{name}/versions/compose",
+                    json={"parts": [{"dataset": "other"}]},
+                ),
+            ]
+        for response in refused:
+            assert response.status_code == 503, response.text
+            assert response.headers["Retry-After"] == "1"
+            assert "dataset versions are being built" in response.json()["detail"]
+        assert stored_keys(s3, name) == []
+        assert upload(one, name, zip_bytes(good_entries())).status_code == 201  # the slot freed
+
+
 def add_reviewed_event(
     sessions: sessionmaker[Session], s3: Minio, camera_id: str, review: str, label: str | None
 ) -> uuid.UUID:

@@ -14,6 +14,7 @@ from redis import Redis
 from vigil_api import console
 from vigil_api.core import problems
 from vigil_api.core.auth import authenticated
+from vigil_api.core.build_slots import BuildSlots
 from vigil_api.core.deps import Clients
 from vigil_api.core.middleware import (
     BodyLimit,
@@ -110,6 +111,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         clients = build_clients(settings)
         app.state.clients = clients
         app.state.event_streams = event_stream.StreamRegistry()
+        app.state.build_slots = BuildSlots(
+            settings.version_builds_at_once, settings.version_build_wait_s
+        )
         stop_watch = threading.Event()
         watch = threading.Thread(
             target=job_watch(clients).run,

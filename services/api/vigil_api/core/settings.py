@@ -81,6 +81,20 @@ class ApiSettings(BaseSettings):
     dataset_max_frames: int = Field(
         default=5_000, gt=0, description="Most frames a dataset built from a camera or events has."
     )
+    version_builds_at_once: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Dataset versions built in memory at once per process (uploads, builds from "
+        "a camera or events, compositions); each holds up to its own limit, so this bounds them "
+        "all (core/build_slots.py).",
+    )
+    version_build_wait_s: float = Field(
+        default=30,
+        ge=0,
+        le=600,
+        description="How long a version waits for a free build before a 503 with Retry-After.",
+    )
     frame_lookback_s: float = Field(
         default=10,
         gt=0,

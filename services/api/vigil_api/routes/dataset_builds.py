@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from vigil_api.core import problems
 from vigil_api.core.auth import OperatorDep
-from vigil_api.core.deps import ClientsDep, SessionDep
+from vigil_api.core.deps import BUILD_SLOT, ClientsDep, SessionDep
 from vigil_api.domain.dataset_sources import (
     EventFilter,
     FrameRange,
@@ -108,7 +108,8 @@ class FromEventsIn(BaseModel):
     "/{name}/versions/from-camera",
     status_code=status.HTTP_201_CREATED,
     response_model=CreatedVersion,
-    responses=SAME_CONTENT | problems.responses(403, 404, 422),
+    responses=SAME_CONTENT | problems.responses(403, 404, 422, 503),
+    dependencies=[BUILD_SLOT],
 )
 def version_from_camera(
     name: NamePath,
@@ -167,7 +168,8 @@ def version_from_camera(
     "/{name}/versions/from-events",
     status_code=status.HTTP_201_CREATED,
     response_model=CreatedVersion,
-    responses=SAME_CONTENT | problems.responses(403, 404, 422),
+    responses=SAME_CONTENT | problems.responses(403, 404, 422, 503),
+    dependencies=[BUILD_SLOT],
 )
 def version_from_events(
     name: NamePath,

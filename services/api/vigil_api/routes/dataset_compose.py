@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vigil_api.core import problems
 from vigil_api.core.auth import OperatorDep
-from vigil_api.core.deps import ClientsDep, SessionDep
+from vigil_api.core.deps import BUILD_SLOT, ClientsDep, SessionDep
 from vigil_api.domain.dataset_compose import Part, compose_images
 from vigil_api.domain.dataset_sources import SourceError
 from vigil_api.routes.datasets import SAME_CONTENT, CreatedVersion, NamePath, store
@@ -56,7 +56,8 @@ class ComposeIn(BaseModel):
     "/{name}/versions/compose",
     status_code=status.HTTP_201_CREATED,
     response_model=CreatedVersion,
-    responses=SAME_CONTENT | problems.responses(403, 422),
+    responses=SAME_CONTENT | problems.responses(403, 422, 503),
+    dependencies=[BUILD_SLOT],
 )
 def version_composed(
     name: NamePath,

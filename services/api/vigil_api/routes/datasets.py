@@ -38,7 +38,7 @@ from starlette.datastructures import UploadFile
 
 from vigil_api.core import problems
 from vigil_api.core.auth import FleetOperatorDep, ViewerDep, forbidden
-from vigil_api.core.deps import Clients, ClientsDep, SessionDep
+from vigil_api.core.deps import BuildSlotsDep, Clients, ClientsDep, SessionDep
 from vigil_api.core.security import Principal
 from vigil_api.domain.archives import ArchiveError
 from vigil_api.domain.dataset_versions import (
@@ -258,34 +258,39 @@ SAME_CONTENT: dict[int | str, dict[str, Any]] = {
     status_code=status.HTTP_201_CREATED,
     response_model=CreatedVersion,
     openapi_extra=UPLOAD_BODY,
-    responses=SAME_CONTENT | problems.responses(413, 422),
+    responses=SAME_CONTENT | problems.responses(413, 422, 503),
 )
 async def upload_version(
     name: NamePath,
     request: Request,
     response: Response,
     clients: ClientsDep,
+    slots: BuildSlotsDep,
     principal: FleetOperatorDep,
 ) -> CreatedVersion:
     """Upload a zip or tar(.gz) of images and videos, labelled by top folder or by a
     manifest.json/csv (a video is a clip of frames timed by its own clock, all of them or
     ``video_fps`` a second); 201 for a new version, 200 when identical content already is
-    one."""
+    one; 503 while ``VIGIL_API_VERSION_BUILDS_AT_ONCE`` versions are being built."""
     fileobj, description, video_fps = await _read_form(request)
-    try:
-        images = await run_in_threadpool(
-            archive_images, fileobj, limits=limits_of(clients), video_fps=video_fps
-        )
-    except ArchiveError as exc:
-        raise _archive_problem(exc) from exc
-    with clients.sessions() as session:
-        result = await run_in_threadpool(
-            partial(store, request, response, principal, session=session, clients=clients),
-            name=name,
-            images=images,
-            source="upload",
-            description=description,
-        )
+
+    def build() -> CreatedVersion:  # on a worker thread: it waits for a slot, then decodes
+        with slots.held():
+            try:
+                images = archive_images(fileobj, limits=limits_of(clients), video_fps=video_fps)
+            except ArchiveError as exc:
+                raise _archive_problem(exc) from exc
+            with clients.sessions() as session:
+                write = partial(store, request, response, principal, session=session)
+                return write(
+                    clients=clients,
+                    name=name,
+                    images=images,
+                    source="upload",
+                    description=description,
+                )
+
+    result = await run_in_threadpool(build)
     log.info("dataset version uploaded", extra={"dataset": name, "version": result.version})
     return result
 

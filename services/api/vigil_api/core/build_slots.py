@@ -1,0 +1,48 @@
+"""At most a few dataset versions built in memory at once, per API process.
+
+A version is built whole before anything is stored, so that a refused one stores nothing: an
+upload expands its archive (up to ``archive_max_uncompressed_bytes``, 2 GiB by default), a
+build from a camera or from reviewed events reads up to ``dataset_max_frames`` frames, a
+composition reads its parts' images. Each is bounded on its own; several at once are not, and
+a handful of large uploads together would take the API process down, and every request it
+serves with it. So each build holds a slot while it reads and stores; one that finds none free
+within ``wait_s`` is answered 503 with ``Retry-After``, having read and stored nothing (an
+upload's body is spooled to disk before it waits).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import HTTPException, status
+
+
+class BuildSlots:
+    """``size`` slots; ``held`` waits up to ``wait_s`` for one. Thread-safe: builds run on the
+    server's worker threads."""
+
+    def __init__(self, size: int, wait_s: float) -> None:
+        if size < 1:
+            raise ValueError(f"at least one build slot, not {size}")
+        self.size = size
+        self.wait_s = wait_s
+        self._free = threading.BoundedSemaphore(size)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """A slot for the block, or a 503 (``Retry-After``) when none frees within ``wait_s``.
+        Blocks its thread while it waits: call it on a worker thread, not the event loop."""
+        if not self._free.acquire(timeout=self.wait_s):
+            detail = (
+                f"{self.size} dataset versions are being built; retry in a few seconds "
+                "(VIGIL_API_VERSION_BUILDS_AT_ONCE)"
+            )
+            retry = str(max(1, math.ceil(self.wait_s)))
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail, {"Retry-After": retry})
+        try:
+            yield
+        finally:
+            self._free.release()
