@@ -377,7 +377,11 @@ def disperses(
         shape = walkers[onset, y : y + h, x : x + w]
         where = np.array([centres[person][0], float(feet)])
         away = where - crowd
-        angle = float(np.arctan2(away[1], away[0])) if np.hypot(*away) > 1 else rng.uniform(-3, 3)
+        angle = (
+            float(np.arctan2(away[1], away[0]))
+            if np.hypot(*away) > 1
+            else rng.uniform(-np.pi, np.pi)
+        )
         angle += float(rng.uniform(-np.pi / 6, np.pi / 6))
         pace = float(rng.uniform(*FLEE))
         for i in range(onset, len(clip)):
