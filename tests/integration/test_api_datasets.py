@@ -139,9 +139,10 @@ def test_too_many_files_and_too_large_archives_are_refused(
 
 
 def test_versions_past_the_build_slots_are_503_and_store_nothing(
-    api: TestClient, s3: Minio, monkeypatch: pytest.MonkeyPatch
+    api: TestClient, s3: Minio, monkeypatch: pytest.MonkeyPatch, issue_key: IssueKey
 ) -> None:
     name = new_name()
+    viewer = bearer(issue_key("viewer"))
     monkeypatch.setenv("VIGIL_API_VERSION_BUILDS_AT_ONCE", "1")
     monkeypatch.setenv("VIGIL_API_VERSION_BUILD_WAIT_S", "0.2")
     with TestClient(create_app(ApiSettings()), headers=dict(api.headers)) as one:
@@ -161,6 +162,11 @@ def test_versions_past_the_build_slots_are_503_and_store_nothing(
                     json={"parts": [{"dataset": "other"}]},
                 ),
             ]
+            # A key that may not build is told so at once, not after waiting for a slot.
+            forbidden = one.post(
+                f"/api/v1/datasets/{name}/versions/from-events", json={}, headers=viewer
+            )
+            assert forbidden.status_code == 403, forbidden.text
         for response in refused:
             assert response.status_code == 503, response.text
             assert response.headers["Retry-After"] == "1"

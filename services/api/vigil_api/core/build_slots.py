@@ -16,8 +16,11 @@ import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated
 
-from fastapi import HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
+
+from vigil_api.core.auth import OperatorDep
 
 
 class BuildSlots:
@@ -37,8 +40,8 @@ class BuildSlots:
         Blocks its thread while it waits: call it on a worker thread, not the event loop."""
         if not self._free.acquire(timeout=self.wait_s):
             detail = (
-                f"{self.size} dataset versions are being built; retry in a few seconds "
-                "(VIGIL_API_VERSION_BUILDS_AT_ONCE)"
+                f"dataset versions are being built in all {self.size} slots; retry in a few "
+                "seconds (VIGIL_API_VERSION_BUILDS_AT_ONCE)"
             )
             retry = str(max(1, math.ceil(self.wait_s)))
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail, {"Retry-After": retry})
@@ -46,3 +49,21 @@ class BuildSlots:
             yield
         finally:
             self._free.release()
+
+
+def slots_of(request: Request) -> BuildSlots:
+    slots: BuildSlots = request.app.state.build_slots
+    return slots
+
+
+def hold_build_slot(request: Request, _: OperatorDep) -> Iterator[None]:
+    """A build's slot for the whole request, taken once the key is known to be an operator's
+    (a viewer's is refused without waiting). FastAPI runs it on a worker thread, where waiting
+    blocks nothing else."""
+    with slots_of(request).held():
+        yield
+
+
+BuildSlotsDep = Annotated[BuildSlots, Depends(slots_of)]
+BUILD_SLOT = Depends(hold_build_slot)
+"""A route's ``dependencies`` entry: the route builds a dataset version in memory."""

@@ -13,7 +13,6 @@ from redis import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from vigil_api.core.build_slots import BuildSlots
 from vigil_api.core.settings import ApiSettings
 from vigil_api.domain.registry_stages import Publisher
 
@@ -39,20 +38,5 @@ def get_db(clients: Annotated[Clients, Depends(get_clients)]) -> Iterator[Sessio
         yield session
 
 
-def get_build_slots(request: Request) -> BuildSlots:
-    slots: BuildSlots = request.app.state.build_slots
-    return slots
-
-
-def hold_build_slot(request: Request) -> Iterator[None]:
-    """A dataset version build's slot for the whole request (``core/build_slots.py``); FastAPI
-    runs it on a worker thread, where waiting for one blocks nothing else."""
-    with get_build_slots(request).held():
-        yield
-
-
 ClientsDep = Annotated[Clients, Depends(get_clients)]
 SessionDep = Annotated[Session, Depends(get_db)]
-BuildSlotsDep = Annotated[BuildSlots, Depends(get_build_slots)]
-BUILD_SLOT = Depends(hold_build_slot)
-"""A route's ``dependencies`` entry: it builds a dataset version in memory."""

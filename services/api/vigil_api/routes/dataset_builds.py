@@ -14,7 +14,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from vigil_api.core import problems
 from vigil_api.core.auth import OperatorDep
-from vigil_api.core.deps import BUILD_SLOT, ClientsDep, SessionDep
+from vigil_api.core.build_slots import BUILD_SLOT
+from vigil_api.core.deps import ClientsDep, SessionDep
 from vigil_api.domain.dataset_sources import (
     EventFilter,
     FrameRange,

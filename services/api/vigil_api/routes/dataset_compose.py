@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vigil_api.core import problems
 from vigil_api.core.auth import OperatorDep
-from vigil_api.core.deps import BUILD_SLOT, ClientsDep, SessionDep
+from vigil_api.core.build_slots import BUILD_SLOT
+from vigil_api.core.deps import ClientsDep, SessionDep
 from vigil_api.domain.dataset_compose import Part, compose_images
 from vigil_api.domain.dataset_sources import SourceError
 from vigil_api.routes.datasets import SAME_CONTENT, CreatedVersion, NamePath, store

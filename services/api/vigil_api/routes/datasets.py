@@ -38,7 +38,8 @@ from starlette.datastructures import UploadFile
 
 from vigil_api.core import problems
 from vigil_api.core.auth import FleetOperatorDep, ViewerDep, forbidden
-from vigil_api.core.deps import BuildSlotsDep, Clients, ClientsDep, SessionDep
+from vigil_api.core.build_slots import BuildSlotsDep
+from vigil_api.core.deps import Clients, ClientsDep, SessionDep
 from vigil_api.core.security import Principal
 from vigil_api.domain.archives import ArchiveError
 from vigil_api.domain.dataset_versions import (
