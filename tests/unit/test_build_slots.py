@@ -8,12 +8,14 @@ import time
 import pytest
 from fastapi import HTTPException
 
-from vigil_api.core.build_slots import BuildSlots
+from vigil_api.core.build_slots import BUILDING, REFUSED, BuildSlots
 
 
 def test_a_build_past_the_slots_is_503_with_retry_after() -> None:
     slots = BuildSlots(1, wait_s=0.05)
+    building, refused_before = BUILDING._value.get(), REFUSED._value.get()
     with slots.held():
+        assert BUILDING._value.get() == building + 1  # what /metrics shows
         started = time.monotonic()
         with pytest.raises(HTTPException) as refused, slots.held():
             pytest.fail("a second build ran beside the first")
@@ -21,6 +23,8 @@ def test_a_build_past_the_slots_is_503_with_retry_after() -> None:
     assert refused.value.status_code == 503
     assert refused.value.headers == {"Retry-After": "1"}
     assert "VIGIL_API_VERSION_BUILDS_AT_ONCE" in str(refused.value.detail)
+    assert REFUSED._value.get() == refused_before + 1
+    assert BUILDING._value.get() == building
     with slots.held():  # free again
         pass
 

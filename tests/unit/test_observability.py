@@ -19,6 +19,7 @@ from redis import Redis
 from sqlalchemy import create_engine
 
 from vigil_api.core.auth import AUTH_FAILURES
+from vigil_api.core.build_slots import BUILDING, REFUSED
 from vigil_api.core.middleware import LATENCY, REQUESTS
 from vigil_api.retention.sweep import RetentionMetrics
 from vigil_inference.metrics import InferenceMetrics
@@ -56,7 +57,7 @@ def exported() -> set[str]:
     and the trainer's collector (described: its clients connect lazily, so no server is asked)."""
     trainer = TrainerCollector(engine=create_engine("postgresql+psycopg://"), redis=Redis())
     names = sample_names(trainer.describe())
-    for metric in (AUTH_FAILURES, REQUESTS, LATENCY):
+    for metric in (AUTH_FAILURES, REQUESTS, LATENCY, BUILDING, REFUSED):
         names |= sample_names(metric.describe())
     for registry in (
         IngestMetrics().registry,

@@ -19,8 +19,14 @@ from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from prometheus_client import Counter, Gauge
 
 from vigil_api.core.auth import OperatorDep
+
+BUILDING = Gauge("vigil_api_version_builds", "Dataset versions being built now, in this process")
+REFUSED = Counter(
+    "vigil_api_version_builds_refused", "Dataset version builds answered 503: no slot freed in time"
+)
 
 
 class BuildSlots:
@@ -44,10 +50,13 @@ class BuildSlots:
                 "seconds (VIGIL_API_VERSION_BUILDS_AT_ONCE)"
             )
             retry = str(max(1, math.ceil(self.wait_s)))
+            REFUSED.inc()
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail, {"Retry-After": retry})
+        BUILDING.inc()
         try:
             yield
         finally:
+            BUILDING.dec()
             self._free.release()
 
 
