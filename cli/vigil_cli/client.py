@@ -3,12 +3,22 @@
 Every failed call becomes a ``CliError`` carrying the problem details the API answered
 (RFC 9457: ``title``, ``status``, ``detail``, field ``errors``, ``request_id``) and an exit
 code by kind, so ``vigil ... || case $? in 4) ...`` can tell a bad key from a missing camera.
+
+A 503 or 429 that carries ``Retry-After`` is the API saying "busy, come back then" (every
+dataset-version build slot taken, every event stream open), having done nothing; the client
+waits as asked and sends the request again, for up to ``VIGIL_BUSY_RETRY_S`` seconds in all,
+so a script uploading alongside others is not failed by a queue.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from enum import IntEnum
 from typing import Any
 
@@ -17,6 +27,12 @@ import httpx
 from vigil_cli.config import Config, load
 
 USER_AGENT = "vigil-cli/0.1"
+BUSY_RETRY_VARIABLE = "VIGIL_BUSY_RETRY_S"
+DEFAULT_BUSY_RETRY_S = 300.0
+"""Long enough for two or three uploads ahead in the API's build slots; 0 turns retries off."""
+BUSY_STATUSES = frozenset({429, 503})
+MIN_WAIT_S = 1.0
+"""A "retry at once" (``Retry-After: 0``) still waits this long: a busy API is not hammered."""
 
 
 class ExitCode(IntEnum):
@@ -81,10 +97,66 @@ def error_from(response: httpx.Response) -> CliError:
     return CliError(message, exit_code_for(status), problem)
 
 
+def retry_after_s(
+    status: int, headers: Mapping[str, str], now: datetime | None = None
+) -> float | None:
+    """How long a busy answer asks the client to wait (RFC 9110 ``Retry-After``: seconds or an
+    HTTP date); None when the answer is not "busy, retry" or does not say when."""
+    if status not in BUSY_STATUSES:
+        return None
+    value = headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def busy_retry_s(environ: Mapping[str, str] | None = None) -> float:
+    """``VIGIL_BUSY_RETRY_S``: how long in all to keep retrying busy answers (0: never)."""
+    raw = (os.environ if environ is None else environ).get(BUSY_RETRY_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_BUSY_RETRY_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise CliError(
+            f"{BUSY_RETRY_VARIABLE}={raw!r} is not a number of seconds (0 or more)", ExitCode.USAGE
+        )
+    return value
+
+
+def say_waiting(response: httpx.Response, wait_s: float) -> None:
+    problem = problem_of(response)
+    print(
+        f"the API is busy ({response.status_code}: {problem.get('detail')}); "
+        f"retrying in {wait_s:.0f} s",
+        file=sys.stderr,
+    )
+
+
 class ApiClient:
     """One connection pool to the API, the key sent with every request."""
 
-    def __init__(self, config: Config, *, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        timeout_s: float = 30.0,
+        retry_for_s: float = DEFAULT_BUSY_RETRY_S,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        on_wait: Callable[[httpx.Response, float], None] = say_waiting,
+    ) -> None:
         if not config.key:
             raise CliError("no API key: run `vigil login` (or set VIGIL_API_KEY)", ExitCode.AUTH)
         self.url = config.url
@@ -92,7 +164,25 @@ class ApiClient:
             base_url=config.url,
             headers={"Authorization": f"Bearer {config.key}", "User-Agent": USER_AGENT},
             timeout=timeout_s,
+            transport=transport,
         )
+        self.retry_for_s = retry_for_s
+        self.sleep = sleep
+        self.clock = clock
+        self.on_wait = on_wait
+
+    def waited(self, response: httpx.Response, deadline: float) -> bool:
+        """Whether a busy ``response`` was waited out (so the request goes again): only while
+        the wait it asks for ends before ``deadline``."""
+        asked_s = retry_after_s(response.status_code, response.headers)
+        if asked_s is None:
+            return False
+        wait_s = max(asked_s, MIN_WAIT_S)
+        if self.clock() + wait_s > deadline:
+            return False
+        self.on_wait(response, wait_s)
+        self.sleep(wait_s)
+        return True
 
     def __enter__(self) -> ApiClient:
         return self
@@ -101,14 +191,18 @@ class ApiClient:
         self.http.close()
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """The decoded JSON of a 2xx answer; ``CliError`` for anything else."""
-        try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise self.unreachable(exc) from exc
-        if response.is_error:
-            raise error_from(response)
-        return response.json() if response.content else None
+        """The decoded JSON of a 2xx answer (busy answers waited out); ``CliError`` for
+        anything else. A file in ``files`` is sent again from its start on each try."""
+        deadline = self.clock() + self.retry_for_s
+        while True:
+            try:
+                response = self.http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                raise self.unreachable(exc) from exc
+            if not response.is_error:
+                return response.json() if response.content else None
+            if not self.waited(response, deadline):
+                raise error_from(response)
 
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params=_clean(params))
@@ -128,16 +222,21 @@ class ApiClient:
     def stream(
         self, path: str, *, params: Mapping[str, Any], headers: Mapping[str, str]
     ) -> Iterator[httpx.Response]:
-        """A streamed GET; the read timeout outlasts the server's 15 s keep-alives."""
+        """A streamed GET (busy answers waited out); the read timeout outlasts the server's
+        15 s keep-alives."""
         timeout = httpx.Timeout(30.0, read=60.0)
+        deadline = self.clock() + self.retry_for_s
         try:
-            with self.http.stream(
-                "GET", path, params=_clean(dict(params)), headers=dict(headers), timeout=timeout
-            ) as response:
-                if response.is_error:
+            while True:
+                with self.http.stream(
+                    "GET", path, params=_clean(dict(params)), headers=dict(headers), timeout=timeout
+                ) as response:
+                    if not response.is_error:
+                        yield response
+                        return
                     response.read()
-                    raise error_from(response)
-                yield response
+                    if not self.waited(response, deadline):
+                        raise error_from(response)
         except httpx.TransportError as exc:
             raise self.unreachable(exc) from exc
 
@@ -151,7 +250,7 @@ class ApiClient:
 
 def connect() -> ApiClient:
     """A client for the configured API (``vigil login``, or VIGIL_URL and VIGIL_API_KEY)."""
-    return ApiClient(load())
+    return ApiClient(load(), retry_for_s=busy_retry_s())
 
 
 def _clean(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typer._click import Context  # typer vendors click; its groups are invoked 
 from typer.core import TyperGroup
 
 from vigil_cli import config
-from vigil_cli.client import ApiClient, CliError, ExitCode
+from vigil_cli.client import ApiClient, CliError, ExitCode, busy_retry_s
 from vigil_cli.commands import cameras, datasets, demo, events, jobs, keys, models
 from vigil_cli.output import JsonOption, emit_json
 
@@ -72,7 +72,7 @@ def login(
     chosen = config.Config(url=(url or current.url).rstrip("/"), key=read_key(key_file))
     if not chosen.key:
         raise CliError("the key is empty", ExitCode.USAGE)
-    with ApiClient(chosen) as api:
+    with ApiClient(chosen, retry_for_s=busy_retry_s()) as api:
         api.get("/api/v1/models", limit=1)  # any key (a viewer's too) may read this
     path = config.save(chosen)
     if as_json:

@@ -31,6 +31,7 @@ from tests.unit.test_archive_videos import RECORDED, walker
 from vigil_api.core.settings import ApiSettings
 from vigil_api.domain import dataset_versions
 from vigil_api.main import create_app
+from vigil_cli.client import retry_after_s
 from vigil_shared.datasets import DatasetRef, load_manifest
 from vigil_shared.db.models import Dataset
 from vigil_shared.kafka import make_producer
@@ -170,6 +171,8 @@ def test_versions_past_the_build_slots_are_503_and_store_nothing(
         for response in refused:
             assert response.status_code == 503, response.text
             assert response.headers["Retry-After"] == "1"
+            # The CLI reads it as busy: it waits a second and sends the request again.
+            assert retry_after_s(response.status_code, response.headers) == 1.0
             assert "dataset versions are being built" in response.json()["detail"]
         assert stored_keys(s3, name) == []
         assert upload(one, name, zip_bytes(good_entries())).status_code == 201  # the slot freed
