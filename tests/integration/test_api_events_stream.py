@@ -18,7 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import add_events, make_event
 from tests.integration.conftest import IssueKey, bearer
+from vigil_api.core.settings import ApiSettings
+from vigil_api.main import create_app
 from vigil_api.routes.event_stream import StreamLimits, get_stream_limits
+from vigil_cli.client import retry_after_s
 from vigil_shared.db.models import Event
 
 LIMITS = StreamLimits(poll_s=0.05, heartbeat_s=0.3, settle_s=0.1, max_duration_s=3.0)
@@ -171,3 +174,34 @@ def test_a_stopping_server_ends_streams_and_bad_resume_ids_are_422(
     bad = client.get("/api/v1/events/stream", headers={"Last-Event-ID": "garbage"})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "header.last-event-id"
+
+
+def test_streams_past_the_bound_are_503_until_one_ends(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one slot, a second stream is refused while the first runs (with the Retry-After the
+    CLI and the console wait for), and taken once it has ended."""
+    monkeypatch.setenv("VIGIL_API_MAX_EVENT_STREAMS", "1")
+    headers = {"Authorization": api.headers["Authorization"]}
+    with TestClient(create_app(ApiSettings()), headers=headers) as one:
+        app: Any = one.app
+        app.dependency_overrides[get_stream_limits] = lambda: LIMITS
+        first: list[str] = []
+        running = threading.Thread(
+            target=lambda: first.append(one.get("/api/v1/events/stream").text), daemon=True
+        )
+        running.start()
+        deadline = time.monotonic() + 10
+        while app.state.event_streams.open == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+        refused = one.get("/api/v1/events/stream")
+
+        assert refused.status_code == 503, refused.text
+        assert "1 event streams are open" in refused.json()["detail"]
+        assert retry_after_s(refused.status_code, refused.headers) == 5.0
+        running.join(30)
+        assert parse(first[0])[-1].event == "end"  # the first ran its time, undisturbed
+        assert app.state.event_streams.open == 0  # its slot given back
+        again = one.get("/api/v1/events/stream")
+        assert again.status_code == 200 and parse(again.text)[-1].event == "end"

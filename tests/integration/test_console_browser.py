@@ -171,6 +171,31 @@ def test_a_live_event_arrives_with_its_snapshot_and_is_reviewed(
     shot(page, "events")
 
 
+def test_a_busy_live_stream_is_waited_out_then_followed(stack: RunningApi, page: Page) -> None:
+    """Every stream slot taken (503 with Retry-After, as the API answers then): the live view
+    says so, waits as asked, and connects; it does not give up until the page is reloaded."""
+    refused: list[str] = []
+
+    def busy_once(route: Route) -> None:
+        if refused:
+            route.fallback()
+            return
+        refused.append(route.request.url)
+        problem = {"title": "Service Unavailable", "status": 503,
+                   "detail": "100 event streams are open; retry in a few seconds"}  # fmt: skip
+        route.fulfill(
+            status=503,
+            headers={"Retry-After": "3", "Content-Type": "application/problem+json"},
+            body=json.dumps(problem),
+        )
+
+    page.route("**/api/v1/events/stream*", busy_once)
+    sign_in(page, "/console")
+    expect(page.locator("#live-status")).to_have_text("busy (503): retrying in 3 s")
+    expect(page.locator("#live-status")).to_have_text("connected")
+    assert len(refused) == 1
+
+
 def normal_clips(frames: int) -> bytes:
     """Two clips of the generated scene, all normal: a dataset a one-class job fits in seconds."""
     return zip_bytes(

@@ -110,7 +110,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         clients = build_clients(settings)
         app.state.clients = clients
-        app.state.event_streams = event_stream.StreamRegistry()
+        app.state.event_streams = event_stream.StreamRegistry(settings.max_event_streams)
         app.state.build_slots = BuildSlots(
             settings.version_builds_at_once, settings.version_build_wait_s
         )

@@ -48,6 +48,13 @@ class ApiSettings(BaseSettings):
     assignment_publish_timeout_s: float = Field(
         default=10.0, gt=0, le=60, description="How long a promotion waits for Kafka's acks."
     )
+    max_event_streams: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Live event streams open at once per process (each holds a connection and "
+        "polls the database); one more is answered 503 with Retry-After.",
+    )
     stream_key_check_s: float = Field(
         default=15.0,
         gt=0,

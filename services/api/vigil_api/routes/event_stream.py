@@ -7,7 +7,8 @@ is ``settle_s`` old: a transaction that commits late (up to that long) is not sk
 stream carries the changes stored after it opened: it starts ``settle_s`` back and skips what
 the database already held when it opened (``stream_start``).
 
-Bounded: at most ``max_streams`` per process, each at most ``max_duration_s`` (the client
+Bounded: at most ``max_streams`` per process (``VIGIL_API_MAX_EVENT_STREAMS``; one more is a
+503 with ``Retry-After``), each at most ``max_duration_s`` (the client
 reconnects and resumes), at most ``batch`` rows per poll; it ends on client disconnect, when
 the server begins to stop, and within ``key_check_s`` (``VIGIL_API_STREAM_KEY_CHECK_S``) of its
 key being revoked or expiring: the key is checked when the stream opens and again that often.
@@ -27,9 +28,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
+from prometheus_client import Counter, Gauge
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from vigil_api.core import problems
 from vigil_api.core.auth import ViewerDep, still_valid
@@ -51,6 +54,11 @@ from vigil_shared.db.models import Event
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
+OPEN_STREAMS = Gauge("vigil_api_event_streams", "Live event streams open now, in this process")
+REFUSED_STREAMS = Counter(
+    "vigil_api_event_streams_refused", "Live event streams answered 503: every slot was taken"
+)
+RETRY_AFTER_S = 5
 CURSOR_TAG = "u"  # stream cursors are over updated_at; list cursors cannot be mixed in
 _LAST_UUID = uuid.UUID(int=(1 << 128) - 1)
 
@@ -72,9 +80,15 @@ def get_stream_limits(clients: ClientsDep) -> StreamLimits:
 
 
 class StreamRegistry:
-    """This process's open streams: bounded in number, and told to end when the server stops."""
+    """This process's open streams: bounded in number, and told to end when the server stops.
+
+    A stream's slot is taken (``reserve``) before its response is returned, under a lock, so a
+    burst of simultaneous opens cannot overshoot the bound; the response gives it back when it
+    is done being sent, however it ends (``EventStreamResponse``)."""
 
     def __init__(self, max_streams: int = 100) -> None:
+        if max_streams < 1:
+            raise ValueError(f"at least one event stream, not {max_streams}")
         self.max_streams = max_streams
         self.stopping = threading.Event()
         self._open = 0
@@ -84,17 +98,22 @@ class StreamRegistry:
     def open(self) -> int:
         return self._open
 
-    @property
-    def full(self) -> bool:
-        return self._open >= self.max_streams
-
-    def opened(self) -> None:
+    def reserve(self) -> bool:
+        """Take a slot; False (and counted as refused) when every one is taken."""
         with self._lock:
+            if self._open >= self.max_streams:
+                REFUSED_STREAMS.inc()
+                return False
             self._open += 1
+        OPEN_STREAMS.inc()
+        return True
 
-    def close(self) -> None:
+    def release(self) -> None:
         with self._lock:
+            if self._open == 0:
+                raise RuntimeError("an event stream slot released that was never taken")
             self._open -= 1
+        OPEN_STREAMS.dec()
 
 
 def get_registry(request: Request) -> StreamRegistry:
@@ -208,19 +227,6 @@ async def sse_chunks(
     yield sse_message(event_id=cursor.encode(CURSOR_TAG), event="end", data=f'"{reason}"')
 
 
-async def guarded(registry: StreamRegistry, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
-    """Holds a stream slot while the stream runs; released on end, disconnect or error.
-
-    Counted from the first chunk (a generator that never starts never runs its ``finally``), so
-    a burst of connections can overshoot the limit by the streams still opening."""
-    registry.opened()
-    try:
-        async for chunk in chunks:
-            yield chunk
-    finally:
-        registry.close()
-
-
 SSE_EXAMPLE = (
     "retry: 2000\n\n"
     f"id: dXwyMDI2LTExLTI4VDA5OjE0OjEw\nevent: event\ndata: {json.dumps(EXAMPLE_EVENT)}\n\n"
@@ -241,7 +247,28 @@ SSE_MESSAGE_SCHEMA = {
 
 
 class EventStreamResponse(StreamingResponse):
+    """An SSE response; ``on_done`` runs once when it is done being sent, however it ends
+    (sent whole, the client gone, the server stopping), even if its body never started."""
+
     media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        content: AsyncIterator[str],
+        status_code: int = 200,  # FastAPI's OpenAPI reads the class's default status here
+        headers: dict[str, str] | None = None,
+        *,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(content, status_code, headers)
+        self.on_done = on_done
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.on_done is not None:
+                self.on_done()
 
 
 @router.get(
@@ -291,9 +318,6 @@ async def stream_events(
                 settle_s=limits.settle_s,
             )
         )
-    if registry.full:
-        detail = f"{registry.max_streams} event streams are open; retry in a few seconds"
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail, {"Retry-After": "5"})
     chunks = sse_chunks(
         fetch=_fetcher(clients.sessions, filters, principal.camera_ids, limits),
         start=start,
@@ -302,8 +326,12 @@ async def stream_events(
         render=lambda row: _render(row, snapshots_of(clients)),  # links fresh per message
         key_valid=lambda: _key_valid(clients.sessions, principal),
     )
+    if not registry.reserve():
+        detail = f"{registry.max_streams} event streams are open; retry in a few seconds"
+        retry = {"Retry-After": str(RETRY_AFTER_S)}
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail, retry)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return EventStreamResponse(guarded(registry, chunks), headers=headers)
+    return EventStreamResponse(chunks, headers=headers, on_done=registry.release)
 
 
 def _fetcher(

@@ -98,6 +98,13 @@
     if (state.lastId) init.headers["Last-Event-ID"] = state.lastId;
     const response = await fetch(url, init);
     if (!response.ok) {
+      const wait = retryAfterS(response);
+      if (wait !== null) {
+        // Busy (every stream slot taken): come back when the API says, not never.
+        state.status.textContent = `busy (${response.status}): retrying in ${wait} s`;
+        state.waitMs = wait * 1000;
+        return true;
+      }
       state.status.textContent = `stream refused: ${response.status}`;
       if (response.status === 401) showLogin("the key was refused; enter another");
       return false;
@@ -121,15 +128,28 @@
     }
   }
 
+  // Seconds a busy answer (503 or 429 with Retry-After, in seconds or as a date) asks the
+  // client to wait, at least 1; null when the answer is not "busy, retry".
+  function retryAfterS(response) {
+    if (response.status !== 503 && response.status !== 429) return null;
+    const value = (response.headers.get("Retry-After") || "").trim();
+    if (/^\d+$/.test(value)) return Math.max(1, Number(value));
+    const when = Date.parse(value);
+    if (Number.isNaN(when)) return null;
+    return Math.max(1, Math.ceil((when - Date.now()) / 1000));
+  }
+
   async function startLive(element) {
-    const state = { lastId: null, status: document.getElementById("live-status") };
-    // Reconnect after the stream ends (its time is up) or the connection drops.
+    const state = { lastId: null, status: document.getElementById("live-status"), waitMs: 0 };
+    // Reconnect after the stream ends (its time is up), the connection drops, or the API was
+    // busy (after the wait it asked for).
     while (key()) {
+      state.waitMs = 0;
       const again = await follow(state).catch(() => true);
       state.status.classList.remove("ok");
       if (!again) return;
-      state.status.textContent = "reconnecting";
-      await new Promise((resolve) => setTimeout(resolve, 2000));
+      if (!state.waitMs) state.status.textContent = "reconnecting";
+      await new Promise((resolve) => setTimeout(resolve, state.waitMs || 2000));
     }
   }
 
