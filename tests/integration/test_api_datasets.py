@@ -162,12 +162,17 @@ def test_versions_past_the_build_slots_are_503_and_store_nothing(
                     f"/api/v1/datasets/{name}/versions/compose",
                     json={"parts": [{"dataset": "other"}]},
                 ),
+                one.post("/api/v1/cameras/any-camera/retrain", json=span),
             ]
             # A key that may not build is told so at once, not after waiting for a slot.
             forbidden = one.post(
                 f"/api/v1/datasets/{name}/versions/from-events", json={}, headers=viewer
             )
             assert forbidden.status_code == 403, forbidden.text
+            # Nor is a camera-scoped operator's retrain (only a fleet-wide key may queue a job).
+            scoped = bearer(issue_key("operator", camera_ids=["any-camera"]))
+            not_fleet = one.post("/api/v1/cameras/any-camera/retrain", json=span, headers=scoped)
+            assert not_fleet.status_code == 403, not_fleet.text
         for response in refused:
             assert response.status_code == 503, response.text
             assert response.headers["Retry-After"] == "1"

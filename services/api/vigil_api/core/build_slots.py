@@ -2,12 +2,12 @@
 
 A version is built whole before anything is stored, so that a refused one stores nothing: an
 upload expands its archive (up to ``archive_max_uncompressed_bytes``, 2 GiB by default), a
-build from a camera or from reviewed events reads up to ``dataset_max_frames`` frames, a
-composition reads its parts' images. Each is bounded on its own; several at once are not, and
-a handful of large uploads together would take the API process down, and every request it
-serves with it. So each build holds a slot while it reads and stores; one that finds none free
-within ``wait_s`` is answered 503 with ``Retry-After``, having read and stored nothing (an
-upload's body is spooled to disk before it waits).
+build from a camera or from reviewed events (and a retrain, which does both) reads up to
+``dataset_max_frames`` frames, a composition reads its parts' images. Each is bounded on its
+own; several at once are not, and a handful of large uploads together would take the API
+process down, and every request it serves with it. So each build holds a slot while it reads
+and stores; one that finds none free within ``wait_s`` is answered 503 with ``Retry-After``,
+having read and stored nothing (an upload's body is spooled to disk before it waits).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from prometheus_client import Counter, Gauge
 
-from vigil_api.core.auth import OperatorDep
+from vigil_api.core.auth import FleetOperatorDep, OperatorDep
 
 BUILDING = Gauge("vigil_api_version_builds", "Dataset versions being built now, in this process")
 REFUSED = Counter(
@@ -73,6 +73,15 @@ def hold_build_slot(request: Request, _: OperatorDep) -> Iterator[None]:
         yield
 
 
+def hold_fleet_build_slot(request: Request, _: FleetOperatorDep) -> Iterator[None]:
+    """The same, for a route only a fleet-wide operator may call (a retrain): a camera-scoped
+    key is refused without waiting."""
+    with slots_of(request).held():
+        yield
+
+
 BuildSlotsDep = Annotated[BuildSlots, Depends(slots_of)]
 BUILD_SLOT = Depends(hold_build_slot)
 """A route's ``dependencies`` entry: the route builds a dataset version in memory."""
+FLEET_BUILD_SLOT = Depends(hold_fleet_build_slot)
+"""The same, for a fleet-wide operator's route."""

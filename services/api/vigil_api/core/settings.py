@@ -93,8 +93,8 @@ class ApiSettings(BaseSettings):
         ge=1,
         le=64,
         description="Dataset versions built in memory at once per process (uploads, builds from "
-        "a camera or events, compositions); each holds up to its own limit, so this bounds them "
-        "all (core/build_slots.py).",
+        "a camera or events, compositions, retrains); each holds up to its own limit, so this "
+        "bounds them all (core/build_slots.py).",
     )
     version_build_wait_s: float = Field(
         default=30,

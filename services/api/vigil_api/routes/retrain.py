@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, mod
 
 from vigil_api.core import problems
 from vigil_api.core.auth import FleetOperatorDep
+from vigil_api.core.build_slots import FLEET_BUILD_SLOT
 from vigil_api.core.deps import ClientsDep, SessionDep
 from vigil_api.domain.dataset_sources import FrameRange, SourceError
 from vigil_api.domain.dataset_versions import store_version
@@ -80,6 +81,7 @@ class RetrainOut(BaseModel):
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RetrainOut,
     responses=problems.responses(404, 409, 422, 503),
+    dependencies=[FLEET_BUILD_SLOT],
 )
 def retrain(
     camera_id: CameraId,
