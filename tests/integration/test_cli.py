@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result
 
 from bench.footage import write_video
-from tests.factories import add_events, add_stored_model, good_entries, make_event, zip_bytes
+from tests.factories import (
+    add_events,
+    add_stored_model,
+    good_entries,
+    make_event,
+    zip_bytes,
+)
 from tests.integration.api_server import RunningApi, own_models_bucket, start_api
 from tests.integration.conftest import ADMIN_KEY
+from tests.integration.test_api_dataset_compose import send_frames
+from tests.integration.test_api_datasets import add_reviewed_event
 from tests.unit.test_archive_videos import walker
 from vigil_cli.main import app
 from vigil_shared.db.models import Job, JobLog
+from vigil_shared.settings import KafkaSettings
 
 Vigil = Callable[..., Result]
 
@@ -151,6 +161,53 @@ def test_datasets_upload_list_show(vigil: Vigil, tmp_path: Path) -> None:
     bad.write_bytes(zip_bytes({"normal/a.jpg": b"not a jpeg"}))
     failed(vigil("datasets", "upload", name, str(bad)), 6, "body.archive.normal/a.jpg")
     failed(vigil("datasets", "show", "no-such-set"), 5, "does not exist")
+
+
+def test_datasets_built_from_a_camera_its_events_and_other_datasets(
+    vigil: Vigil, server: RunningApi, sessions: sessionmaker[Session], s3: Minio
+) -> None:
+    camera, footage, reviewed, both = (f"cli-{uuid.uuid4().hex[:8]}" for _ in range(4))
+    kafka = KafkaSettings(topic_namespace=server.env["VIGIL_KAFKA_TOPIC_NAMESPACE"])
+    start = send_frames(kafka, camera, list(range(8)))  # one a second
+    span = ["--start", (start + timedelta(seconds=1)).isoformat()]
+    span += ["--end", (start + timedelta(seconds=6.5)).isoformat()]
+
+    made = ok_json(vigil("datasets", "from-camera", footage, "--camera", camera, *span,
+                         "--every-n", "2", "--description", "hall", "--json"))  # fmt: skip
+    assert made["label_counts"] == {"normal": 3} and made["camera_ids"] == [camera]  # 1, 3, 5
+    assert made["description"] == "hall"
+    failed(vigil("datasets", "from-camera", footage, "--camera", "no-such-camera", *span), 6,
+           "sent no frames")  # fmt: skip
+    failed(vigil("datasets", "from-camera", footage, "--camera", camera, "--start", "monday",
+                 "--end", span[3]), 6, "body.start")  # fmt: skip
+
+    add_reviewed_event(sessions, s3, camera, "confirmed", "bicycle")
+    add_reviewed_event(sessions, s3, camera, "false_positive", None)
+    events = ok_json(vigil("datasets", "from-events", reviewed, "--camera", camera, "--json"))
+    assert events["label_counts"] == {"bicycle": 1, "normal": 1}
+    confirmed = vigil("datasets", "from-events", f"{reviewed}-c", "--camera", camera,
+                      "--review", "confirmed", "--json")  # fmt: skip
+    assert ok_json(confirmed)["label_counts"] == {"bicycle": 1}
+
+    composed = ok_json(vigil("datasets", "compose", both, "--part", footage,
+                             "--part", f"{reviewed}=normal", "--json"))  # fmt: skip
+    assert composed["label_counts"] == {"normal": 5}
+    pinned = vigil("datasets", "compose", f"{both}-p", "--part", f"{footage}@{made['version']}",
+                   "--json")  # fmt: skip
+    assert ok_json(pinned)["n_items"] == 3
+    failed(vigil("datasets", "compose", both, "--part", "no-such-set"), 6, "no-such-set")
+    failed(vigil("datasets", "compose", both, "--part", "a@"), 2, "DATASET@VERSION")
+
+
+def test_cameras_retrain_is_refused_without_a_production_model(vigil: Vigil) -> None:
+    camera = f"cli-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    span = ["--start", (now - timedelta(hours=1)).isoformat(), "--end", now.isoformat()]
+    failed(vigil("cameras", "retrain", camera, *span), 5, "does not exist")
+    ok_json(vigil("cameras", "add", camera, "--source", "rtsp://127.0.0.1:5545/x", "--json"))
+    failed(vigil("cameras", "retrain", camera, *span), 1, "production model")
+    failed(vigil("cameras", "retrain", camera, "--start", span[3], "--end", span[1]), 6,
+           "end must be after start")  # fmt: skip
 
 
 def test_one_recording_is_uploaded_under_its_label(vigil: Vigil, tmp_path: Path) -> None:

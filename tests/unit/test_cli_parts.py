@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from vigil_cli import config
-from vigil_cli.client import ExitCode, exit_code_for
+from vigil_cli.client import CliError, ExitCode, exit_code_for
 from vigil_cli.commands.cameras import DETAIL
+from vigil_cli.commands.datasets import parse_part
 from vigil_cli.commands.models import DETAIL as MODEL_DETAIL
 from vigil_cli.commands.models import expected_alarms
 from vigil_cli.output import details
@@ -149,3 +150,23 @@ def test_a_models_details_show_its_expected_false_alarms_and_debounce(
     details(model, MODEL_DETAIL, title="model m-1")
     shown = " ".join(capsys.readouterr().out.split())
     assert "expected false alarms │ 1 per camera-hour" in shown
+
+
+@pytest.mark.parametrize(
+    ("text", "part"),
+    [
+        ("footage", {"dataset": "footage"}),
+        ("footage@abc123", {"dataset": "footage", "version": "abc123"}),
+        ("alarms=normal", {"dataset": "alarms", "label": "normal"}),
+        ("alarms@abc123=normal", {"dataset": "alarms", "version": "abc123", "label": "normal"}),
+    ],
+)
+def test_a_composed_part_from_its_option(text: str, part: dict[str, str]) -> None:
+    assert parse_part(text) == part
+
+
+@pytest.mark.parametrize("text", ["", "@v", "a@", "a=", "a@=b", "=normal"])
+def test_a_malformed_part_is_a_usage_error(text: str) -> None:
+    with pytest.raises(CliError) as raised:
+        parse_part(text)
+    assert raised.value.code is ExitCode.USAGE

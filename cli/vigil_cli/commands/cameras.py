@@ -1,4 +1,4 @@
-"""``vigil cameras``: list, show, add, enable, disable, remove."""
+"""``vigil cameras``: list, show, add, enable, disable, remove, retrain."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from typing import Annotated, Any
 import typer
 
 from vigil_cli.client import connect
-from vigil_cli.output import Column, JsonOption, details, short_time, show, table
+from vigil_cli.commands.jobs import DETAIL as JOB_DETAIL
+from vigil_cli.commands.jobs import watch_job
+from vigil_cli.options import End, EveryN, GapS, SegmentS, Start, given
+from vigil_cli.output import Column, JsonOption, console, details, short_time, show, table
 
 app = typer.Typer(name="cameras", help="Cameras: where ingest reads frames.", no_args_is_help=True)
 CameraId = Annotated[str, typer.Argument(help="The camera's id.")]
@@ -111,3 +114,43 @@ def remove(camera_id: CameraId, as_json: JsonOption = False) -> None:
     with connect() as api:
         removed = api.delete(f"/api/v1/cameras/{camera_id}")
     show(removed or {"id": camera_id}, as_json, lambda: typer.echo(f"camera {camera_id} removed"))
+
+
+@app.command("retrain")
+def retrain(
+    camera_id: CameraId,
+    start: Start,
+    end: End,
+    every_n: EveryN = 1,
+    gap_s: GapS = None,
+    segment_s: SegmentS = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Add the version to this dataset (default retrain-<id>).")
+    ] = None,
+    watch_it: Annotated[
+        bool, typer.Option("--watch", help="Then watch the job to the end.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Retrain a camera's production model on its footage from --start to --end and its
+    reviewed events (fleet-wide operator): a dataset version, then a job of the model's spec."""
+    body = {"start": start, "end": end, "every_n": every_n}
+    body |= given(gap_s=gap_s, segment_s=segment_s, dataset=dataset)
+    with connect() as api:
+        queued = api.post(f"/api/v1/cameras/{camera_id}/retrain", body)
+        if watch_it:
+            watch_job(api, str(queued["job"]["id"]), interval_s=1.0, as_json=as_json)
+            return
+    show(queued, as_json, lambda: _retrain_queued(queued))
+
+
+def _retrain_queued(queued: Mapping[str, Any]) -> None:
+    version = queued["dataset"]
+    console().print(
+        f"retraining {queued['production_model_id']}: dataset {version['name']} version "
+        f"{str(version['version'])[:12]} ({version['n_items']} images)"
+    )
+    if queued.get("skipped_events"):
+        console().print(f"skipped (no stored frame): {', '.join(queued['skipped_events'])}")
+    job = queued["job"]
+    details(job, JOB_DETAIL, title=f"job {job['id']} queued")

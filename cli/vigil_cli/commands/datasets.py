@@ -21,7 +21,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from vigil_cli.client import ApiClient, connect
+from vigil_cli.client import ApiClient, CliError, ExitCode, connect
+from vigil_cli.options import End, EveryN, GapS, SegmentS, Start, given
 from vigil_cli.output import Column, JsonOption, details, err_console, short_time, show, table
 
 app = typer.Typer(name="datasets", help="Datasets: versioned sets of labeled frames.")
@@ -176,6 +177,106 @@ def upload(
             quiet=as_json,
             video_fps=video_fps,
         )
+    show(created, as_json, lambda: _created(created))
+
+
+Description = Annotated[str, typer.Option(help="What this version holds.")]
+
+
+@app.command("from-camera")
+def from_camera(
+    name: Name,
+    camera: Annotated[str, typer.Option(help="The camera whose frames to keep.")],
+    start: Start,
+    end: End,
+    every_n: EveryN = 1,
+    label: Annotated[str, typer.Option(help="The label of every frame.")] = "normal",
+    gap_s: GapS = None,
+    segment_s: SegmentS = None,
+    description: Description = "",
+    as_json: JsonOption = False,
+) -> None:
+    """A new version from a camera's frames from --start to --end, read back from Kafka
+    (operator).
+
+    vigil datasets from-camera hall --camera hall-1 --start 2026-12-08T08:00Z \
+      --end 2026-12-08T08:30Z --every-n 10
+    """
+    body = {
+        "camera_id": camera,
+        "start": start,
+        "end": end,
+        "every_n": every_n,
+        "label": label,
+        "description": description,
+    }
+    body |= given(gap_s=gap_s, segment_s=segment_s)
+    with connect() as api:
+        created = api.post(f"/api/v1/datasets/{name}/versions/from-camera", body)
+    show(created, as_json, lambda: _created(created))
+
+
+@app.command("from-events")
+def from_events(
+    name: Name,
+    camera: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this camera's events (repeatable; default: all this key sees)."),
+    ] = None,
+    review: Annotated[
+        list[str] | None,
+        typer.Option(help="confirmed or false_positive (repeatable; default: both)."),
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="Events started at or after (ISO).")] = None,
+    end: Annotated[str | None, typer.Option(help="Events started at or before (ISO).")] = None,
+    description: Description = "",
+    as_json: JsonOption = False,
+) -> None:
+    """A new version from reviewed events' frames, labeled by their review (operator)."""
+    body = {"description": description} | given(
+        camera_ids=camera or None, review=review or None, start=start, end=end
+    )
+    with connect() as api:
+        created = api.post(f"/api/v1/datasets/{name}/versions/from-events", body)
+    show(created, as_json, lambda: _created(created))
+
+
+def parse_part(text: str) -> dict[str, str]:
+    """``DATASET``, ``DATASET@VERSION``, either with ``=LABEL``: a dataset's latest (or given)
+    version, every image relabeled when a label is given."""
+    rest, _, label = text.partition("=")
+    dataset, _, version = rest.partition("@")
+    if not dataset or (text.count("=") and not label) or (rest.count("@") and not version):
+        raise CliError(
+            f"--part {text!r}: write DATASET, DATASET@VERSION, DATASET=LABEL or "
+            "DATASET@VERSION=LABEL",
+            ExitCode.USAGE,
+        )
+    return (
+        {"dataset": dataset}
+        | ({"version": version} if version else {})
+        | ({"label": label} if label else {})
+    )
+
+
+@app.command("compose")
+def compose(
+    name: Name,
+    part: Annotated[
+        list[str],
+        typer.Option(
+            help="A dataset (its latest version), DATASET@VERSION for another, with =LABEL to "
+            "relabel every image; repeatable, in order: e.g. --part footage --part "
+            "false-alarms=normal --part confirmed."
+        ),
+    ],
+    description: Description = "",
+    as_json: JsonOption = False,
+) -> None:
+    """A new version made of other datasets' versions, some relabeled (operator)."""
+    body = {"parts": [parse_part(p) for p in part], "description": description}
+    with connect() as api:
+        created = api.post(f"/api/v1/datasets/{name}/versions/compose", body)
     show(created, as_json, lambda: _created(created))
 
 
