@@ -1,16 +1,44 @@
-"""Options several commands share: a time range of a camera's footage, cut into groups as the
-API cuts it (``vigil datasets from-camera``, ``vigil cameras retrain``)."""
+"""Options several commands share: times (absolute, or relative to now), and a time range of a
+camera's footage cut into groups as the API cuts it (``vigil datasets from-camera``, ``vigil
+cameras retrain``, ``vigil events list --since``)."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 
-Start = Annotated[
-    str, typer.Option(help="From this time (ISO 8601 with its zone, e.g. 2026-12-08T08:00Z).")
-]
-End = Annotated[str, typer.Option(help="To this time (ISO 8601 with its zone).")]
+UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
+
+
+def when(text: str | None, now: datetime | None = None) -> str | None:
+    """An option's time as the API takes it: ``now``, ``-90s``, ``-30m``, ``-2h``, ``-7d`` (that
+    long ago) become an ISO time in UTC; anything else is sent as written (an ISO time with its
+    zone; the API names the field when it is not one)."""
+    if text is None:
+        return None
+    spoken = text.strip().lower()
+    now = now or datetime.now(UTC)
+    if spoken == "now":
+        return now.isoformat()
+    relative = RELATIVE.match(spoken)
+    if relative is None:
+        return text
+    seconds = float(relative.group(1)) * UNITS_S[relative.group(2)]
+    return (now - timedelta(seconds=seconds)).isoformat()
+
+
+def time_option(value: str | None) -> str | None:
+    """``when`` as an option's callback (typer passes the value alone)."""
+    return when(value)
+
+
+TIME_HELP = "an ISO 8601 time with its zone (2026-12-08T08:00Z), now, or ago: -30m, -2h, -7d"
+Start = Annotated[str, typer.Option(callback=time_option, help=f"From: {TIME_HELP}.")]
+End = Annotated[str, typer.Option(callback=time_option, help=f"To: {TIME_HELP}.")]
 EveryN = Annotated[int, typer.Option(min=1, max=10_000, help="Keep one frame in every n.")]
 GapS = Annotated[
     float | None,

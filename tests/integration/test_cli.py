@@ -208,6 +208,13 @@ def test_cameras_retrain_is_refused_without_a_production_model(vigil: Vigil) -> 
     failed(vigil("cameras", "retrain", camera, *span), 1, "production model")
     failed(vigil("cameras", "retrain", camera, "--start", span[3], "--end", span[1]), 6,
            "end must be after start")  # fmt: skip
+    # Times relative to now are sent as the API's ISO times.
+    failed(vigil("cameras", "retrain", camera, "--start", "-2h", "--end", "now"), 1,
+           "production model")  # fmt: skip
+    failed(vigil("cameras", "retrain", camera, "--start", "now", "--end", "-2h"), 6,
+           "end must be after start")  # fmt: skip
+    failed(vigil("cameras", "retrain", camera, "--start", "yesterday", "--end", "now"), 6,
+           "body.start")  # fmt: skip
 
 
 def test_one_recording_is_uploaded_under_its_label(vigil: Vigil, tmp_path: Path) -> None:

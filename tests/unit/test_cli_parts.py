@@ -4,6 +4,7 @@ config file and its environment overrides, exit codes by status, and a camera's 
 from __future__ import annotations
 
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from vigil_cli.commands.cameras import DETAIL
 from vigil_cli.commands.datasets import parse_part
 from vigil_cli.commands.models import DETAIL as MODEL_DETAIL
 from vigil_cli.commands.models import expected_alarms
+from vigil_cli.options import when
 from vigil_cli.output import details
 from vigil_cli.progress import describe, eta_text
 from vigil_cli.sse import messages
@@ -170,3 +172,16 @@ def test_a_malformed_part_is_a_usage_error(text: str) -> None:
     with pytest.raises(CliError) as raised:
         parse_part(text)
     assert raised.value.code is ExitCode.USAGE
+
+
+def test_times_relative_to_now_become_iso_times() -> None:
+    now = datetime(2026, 12, 8, 12, 0, tzinfo=UTC)
+    assert when("now", now) == "2026-12-08T12:00:00+00:00"
+    assert when("-30m", now) == "2026-12-08T11:30:00+00:00"
+    assert when(" -1.5H ", now) == "2026-12-08T10:30:00+00:00"
+    assert when("-7d", now) == "2026-12-01T12:00:00+00:00"
+    assert when("-90s", now) == "2026-12-08T11:58:30+00:00"
+    # Anything else is the API's to judge (it names the field).
+    for written in ("2026-12-08T08:00Z", "yesterday", "-5w", "+1h"):
+        assert when(written, now) == written
+    assert when(None, now) is None

@@ -22,7 +22,7 @@ from rich.progress import (
 )
 
 from vigil_cli.client import ApiClient, CliError, ExitCode, connect
-from vigil_cli.options import End, EveryN, GapS, SegmentS, Start, given
+from vigil_cli.options import TIME_HELP, End, EveryN, GapS, SegmentS, Start, given, time_option
 from vigil_cli.output import Column, JsonOption, details, err_console, short_time, show, table
 
 app = typer.Typer(name="datasets", help="Datasets: versioned sets of labeled frames.")
@@ -227,8 +227,14 @@ def from_events(
         list[str] | None,
         typer.Option(help="confirmed or false_positive (repeatable; default: both)."),
     ] = None,
-    start: Annotated[str | None, typer.Option(help="Events started at or after (ISO).")] = None,
-    end: Annotated[str | None, typer.Option(help="Events started at or before (ISO).")] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(callback=time_option, help=f"Events started at or after: {TIME_HELP}."),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(callback=time_option, help=f"Events started at or before: {TIME_HELP}."),
+    ] = None,
     description: Description = "",
     as_json: JsonOption = False,
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from vigil_cli.client import ApiClient, connect
+from vigil_cli.options import TIME_HELP, time_option
 from vigil_cli.output import (
     Column,
     JsonOption,
@@ -61,7 +62,7 @@ def list_events(
         str | None, typer.Option(help="unreviewed, confirmed or false_positive.")
     ] = None,
     since: Annotated[
-        str | None, typer.Option(help="Started at or after (ISO time, zoned).")
+        str | None, typer.Option(callback=time_option, help=f"Started at or after: {TIME_HELP}.")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
     cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
