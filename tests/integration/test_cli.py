@@ -36,6 +36,7 @@ from tests.integration.api_server import RunningApi, own_models_bucket, start_ap
 from tests.integration.conftest import ADMIN_KEY
 from tests.integration.test_api_dataset_compose import send_frames
 from tests.integration.test_api_datasets import add_reviewed_event
+from tests.integration.test_api_gate import evaluated, figures
 from tests.unit.test_archive_videos import walker
 from vigil_cli.main import app
 from vigil_shared.db.models import Job, JobLog
@@ -336,6 +337,22 @@ def test_models_list_show_compare_promote_shadow_rollback(
     assert camera in ok_json(vigil("models", "show", a, "--json"))["assignments"][0]["scope"]
     failed(vigil("models", "promote", a), 2, "--camera ID")
     failed(vigil("models", "show", "no-such-model"), 5, "Not Found (404)")
+
+    changes = ok_json(vigil("models", "history", "-c", camera, "--json"))
+    assert [(c["action"], c["model_id"]) for c in changes] == [
+        ("rollback", a), ("shadow", a), ("promote", b), ("promote", a)
+    ]  # fmt: skip
+    assert all(c["actor"] for c in changes)
+    assert len(ok_json(vigil("models", "history", "-c", camera, "--model", b, "--json"))) == 3
+    failed(vigil("models", "history", "-c", camera, "--global"), 2, "one scope")
+
+    evaluated(sessions, model_id=b, production=a, camera=camera,
+              ours=figures(0.91, 1.0, 0.4), theirs=figures(0.86, 0.5, 2.1))  # fmt: skip
+    (found,) = ok_json(vigil("models", "evaluations", "-c", camera, "--json"))
+    assert (found["model_id"], found["production_model_id"]) == (b, a)
+    assert ok_json(vigil("models", "evaluations", "--model", a, "-c", camera, "--json")) == [found]
+    human = vigil("models", "evaluations", "-c", camera)
+    assert human.exit_code == 0 and "0.910" in human.stdout and "(0.860)" in human.stdout
 
 
 def test_events_list_show_review_and_tail(

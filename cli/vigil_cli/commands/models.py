@@ -1,15 +1,15 @@
-"""``vigil models``: the registry (list, show, compare) and its stages (promote, shadow,
-rollback), which inference follows live."""
+"""``vigil models``: the registry (list, show, compare), its stages (promote, shadow,
+rollback), which inference follows live, and the loop's record (evaluations, history)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import typer
 
 from vigil_cli.client import CliError, ExitCode, connect
-from vigil_cli.output import Column, JsonOption, console, details, short_time, show, table
+from vigil_cli.output import Column, JsonOption, console, details, short_time, show, table, text
 
 app = typer.Typer(name="models", help="Models: the registry, promotion, shadowing, rollback.")
 ModelId = Annotated[str, typer.Argument(help="The model's id.")]
@@ -47,6 +47,38 @@ CHANGE_COLUMNS: list[Column] = [
     ("production", "production_model_id"),
     ("shadow", "shadow_model_id"),
     ("previous production", "previous_production_model_id"),
+]
+
+
+def versus(metric: str) -> Callable[[Mapping[str, Any]], str]:
+    """An evaluation's figure for the candidate, production's in brackets when it had one."""
+
+    def cell(evaluation: Mapping[str, Any]) -> str:
+        ours = text((evaluation.get("metrics") or {}).get(metric))
+        production = evaluation.get("production_metrics")
+        return ours if production is None else f"{ours} ({text(production.get(metric))})"
+
+    return cell
+
+
+EVALUATION_COLUMNS: list[Column] = [
+    ("created", lambda e: short_time(e.get("created_at"))),
+    ("candidate", "model_id"),
+    ("production", "production_model_id"),
+    ("scope", "scope"),
+    ("dataset", lambda e: f"{e['dataset_name']} {str(e['dataset_version'])[:12]}"),
+    ("AUROC", versus("auroc")),
+    ("event recall", versus("event_recall")),
+    ("false alarms / h", versus("false_alarms_per_hour")),
+]
+HISTORY_COLUMNS: list[Column] = [
+    ("at", lambda c: short_time(c.get("at"))),
+    ("scope", "scope"),
+    ("action", "action"),
+    ("model", "model_id"),
+    ("previous", "previous_model_id"),
+    ("by", "actor"),
+    ("reason", "reason"),
 ]
 
 
@@ -158,3 +190,36 @@ def rollback(
     _changed(change, as_json)
     if not as_json:
         console().print(f"{change['scope']}: production is now {change['production_model_id']}")
+
+
+@app.command("evaluations")
+def evaluations(
+    model: Annotated[
+        str | None, typer.Option(help="As the candidate or the production it was compared with.")
+    ] = None,
+    camera: Annotated[str | None, typer.Option("--camera", "-c", help="This camera's.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Candidates against the production model they would replace, scored on the same held-out
+    footage, newest first: the candidate's figures, production's in brackets."""
+    with connect() as api:
+        found = api.get("/api/v1/evaluations", model_id=model, camera_id=camera, limit=limit)
+    show(found, as_json, lambda: table(found, EVALUATION_COLUMNS, title="Evaluations"))
+
+
+@app.command("history")
+def history(
+    camera: Annotated[str | None, typer.Option("--camera", "-c", help="This camera's.")] = None,
+    global_: Global = False,
+    model: Annotated[str | None, typer.Option(help="Changes to or from this model.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Promotions, shadows and rollbacks, newest first, with who made them and why."""
+    if camera and global_:
+        raise CliError("one scope: --camera ID or --global", ExitCode.USAGE)
+    scope = "global" if global_ else camera
+    with connect() as api:
+        changes = api.get("/api/v1/stage-changes", scope=scope, model_id=model, limit=limit)
+    show(changes, as_json, lambda: table(changes, HISTORY_COLUMNS, title="Stage changes"))
