@@ -50,7 +50,7 @@ class ExitCode(IntEnum):
     SERVER = 7
     """5xx: the API or one of its servers failed; the request id leads to its logs."""
     JOB_FAILED = 8
-    """``jobs watch``: the job ended failed or cancelled."""
+    """``jobs watch``: the job ended failed or cancelled; ``replays watch``: the replay failed."""
 
 
 class CliError(Exception):

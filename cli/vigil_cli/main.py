@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from vigil_cli import config
 from vigil_cli.client import ApiClient, CliError, ExitCode, busy_retry_s
-from vigil_cli.commands import cameras, datasets, demo, events, jobs, keys, models
+from vigil_cli.commands import cameras, datasets, demo, events, gate, jobs, keys, models, replays
 from vigil_cli.output import JsonOption, emit_json
 
 
@@ -34,14 +34,16 @@ class VigilGroup(TyperGroup):
 app = typer.Typer(
     cls=VigilGroup,
     name="vigil",
-    help="Operate Vigil from a shell: cameras, events, datasets, jobs, models and keys.\n\n"
+    help="Operate Vigil from a shell: cameras, events, datasets, jobs, models, the gate, "
+    "replays and keys.\n\n"
     "Exit codes: 0 ok, 1 other refusal, 2 usage, 3 API unreachable, 4 key refused (401/403), "
-    "5 not found, 6 invalid request (400/411/413/422), 7 server error, 8 watched job failed.",
+    "5 not found, 6 invalid request (400/411/413/422), 7 server error, 8 watched job or replay "
+    "failed.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-for module in (cameras, events, datasets, jobs, models, keys, demo):
+for module in (cameras, events, datasets, jobs, models, gate, replays, keys, demo):
     app.add_typer(module.app)
 
 

@@ -27,6 +27,7 @@ from typer.testing import CliRunner, Result
 from bench.footage import write_video
 from tests.factories import (
     add_events,
+    add_rows,
     add_stored_model,
     good_entries,
     make_event,
@@ -40,6 +41,7 @@ from tests.integration.test_api_gate import evaluated, figures
 from tests.unit.test_archive_videos import walker
 from vigil_cli.main import app
 from vigil_shared.db.models import Job, JobLog
+from vigil_shared.db.replay_models import Replay, ReplayEvent
 from vigil_shared.settings import KafkaSettings
 
 Vigil = Callable[..., Result]
@@ -353,6 +355,93 @@ def test_models_list_show_compare_promote_shadow_rollback(
     assert ok_json(vigil("models", "evaluations", "--model", a, "-c", camera, "--json")) == [found]
     human = vigil("models", "evaluations", "-c", camera)
     assert human.exit_code == 0 and "0.910" in human.stdout and "(0.860)" in human.stdout
+
+
+def test_the_gate_policies_checks_and_an_admins_override(
+    vigil: Vigil, sessions: sessionmaker[Session], s3: Minio
+) -> None:
+    production, candidate = (add_stored_model(sessions, s3) for _ in range(2))
+    camera = f"cli-{uuid.uuid4().hex[:8]}"
+    ok_json(vigil("cameras", "add", camera, "--source", "rtsp://cam.local/x", "--json"))
+    ok_json(vigil("models", "promote", production, "-c", camera, "--json"))
+    policy = ok_json(vigil("gate", "set", camera, "--auroc-tolerance", "0.01", "--json"))
+    assert (policy["auroc_tolerance"], policy["recall_tolerance"]) == (0.01, None)
+    assert camera in {p["scope"] for p in ok_json(vigil("gate", "policies", "--json"))}
+    failed(vigil("gate", "set", camera), 2, "at least one rule")
+
+    evaluated(sessions, model_id=candidate, production=production, camera=camera,
+              ours=figures(0.80, 1.0, 0.4), theirs=figures(0.86, 1.0, 0.4))  # fmt: skip
+    check = vigil("gate", "check", candidate, "--scope", camera, "--json")
+    assert check.exit_code == 1 and json.loads(check.stdout)["passed"] is False
+    human = vigil("gate", "check", candidate, "--scope", camera)
+    assert human.exit_code == 1 and "is refused" in human.stdout and "auroc" in human.stdout
+    failed(vigil("models", "promote", candidate, "-c", camera), 1, "Conflict (409)", "override")
+    why = "glare fix checked by hand"
+    (change,) = ok_json(vigil("models", "promote", candidate, "-c", camera,
+                              "--override-gate", why, "--json"))  # fmt: skip
+    assert change["production_model_id"] == candidate
+    assert why in ok_json(vigil("models", "history", "-c", camera, "--json"))[0]["reason"]
+    decided = ok_json(vigil("gate", "decisions", "--model", candidate, "--json"))
+    assert decided and not any(d["passed"] for d in decided)
+
+    assert vigil("gate", "clear", camera).exit_code == 0
+    assert camera not in {p["scope"] for p in ok_json(vigil("gate", "policies", "--json"))}
+    failed(vigil("gate", "clear", camera), 5, "no gate policy")
+
+
+def finish_replay(
+    sessions: sessionmaker[Session], replay_id: str, *, status: str, **values: Any
+) -> None:
+    """What the trainer leaves in a replay's row when it ends (set at once: a real trainer that
+    takes the task later sees it finished and leaves it)."""
+    with sessions.begin() as session:
+        session.execute(
+            update(Replay)
+            .where(Replay.id == uuid.UUID(replay_id))
+            .values(status=status, finished_at=datetime.now(UTC), **values)
+        )
+
+
+def test_replays_start_watch_list_show_events(
+    vigil: Vigil, sessions: sessionmaker[Session], s3: Minio
+) -> None:
+    model = add_stored_model(sessions, s3)
+    camera = f"cli-{uuid.uuid4().hex[:8]}"
+    ok_json(vigil("cameras", "add", camera, "--source", "rtsp://cam.local/x", "--json"))
+    span = ["--start", "-1h", "--end", "now"]
+    replay = ok_json(vigil("replays", "start", model, "-c", camera, *span, "--json"))
+    assert (replay["status"], replay["model_id"], replay["camera_ids"]) == (
+        "queued",
+        model,
+        [camera],
+    )
+    found = {"frames_scored": 120, "replay_events": 1, "production_events": 2,
+             "production_missed": [], "reviews": {"confirmed": 0, "false_positive": 1}}  # fmt: skip
+    finish_replay(sessions, replay["id"], status="succeeded", report=found)
+    started = datetime.now(UTC) - timedelta(minutes=30)
+    add_rows(sessions, [ReplayEvent(
+        event_id=uuid.uuid4(), scope_key=replay["scope_key"], replay_id=uuid.UUID(replay["id"]),
+        camera_id=camera, model_id=model, frame_seq=40, started_at=started,
+        ended_at=started + timedelta(seconds=8), peak_score=3.25, peak_frame_seq=44,
+        threshold=1.0, label=None,
+    )])  # fmt: skip
+
+    watched = ok_json(vigil("replays", "watch", replay["id"], "--interval", "0.2", "--json"))
+    assert watched["status"] == "succeeded" and watched["report"] == found
+    assert replay["id"] in {r["id"] for r in ok_json(vigil("replays", "list", "--json"))}
+    human = vigil("replays", "show", replay["id"])
+    assert human.exit_code == 0 and "120" in human.stdout and "succeeded" in human.stdout
+    (event,) = ok_json(vigil("replays", "events", replay["id"], "--json"))
+    assert (event["camera_id"], event["peak_score"]) == (camera, 3.25)
+
+    second = ok_json(vigil("replays", "start", model, "-c", camera, "--start", "-2h",
+                           "--end", "-1h", "--json"))  # fmt: skip
+    finish_replay(sessions, second["id"], status="failed", error="no frames retained")
+    gone = vigil("replays", "watch", second["id"], "--interval", "0.2")
+    assert gone.exit_code == 8 and "failed: no frames retained" in gone.stderr
+    failed(vigil("replays", "start", "no-such-model", "-c", camera, *span), 6, "body.model_id")
+    failed(vigil("replays", "start", model, "-c", "no-such-camera", *span), 6, "unknown camera")
+    failed(vigil("replays", "show", str(uuid.uuid4())), 5, "not found")
 
 
 def test_events_list_show_review_and_tail(

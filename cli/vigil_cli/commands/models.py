@@ -152,13 +152,27 @@ def _changed(changes: Any, as_json: bool) -> None:
 
 @app.command("promote")
 def promote(
-    model_id: ModelId, camera: Cameras = None, global_: Global = False, as_json: JsonOption = False
+    model_id: ModelId,
+    camera: Cameras = None,
+    global_: Global = False,
+    override_gate: Annotated[
+        str | None,
+        typer.Option(
+            help="Admins: promote although the evaluation gate refuses, saying why (kept in "
+            "the history)."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Make the model production for the cameras or globally (operator); inference swaps live."""
+    """Make the model production for the cameras or globally (operator); inference swaps live.
+
+    Where a gate policy applies, the model's evaluation must pass it (`vigil gate check`).
+    """
+    body: dict[str, Any] = {"scope": scope_of(camera, global_)}
+    if override_gate is not None:
+        body["override"] = {"reason": override_gate}
     with connect() as api:
-        changes = api.post(
-            f"/api/v1/models/{model_id}/promote", {"scope": scope_of(camera, global_)}
-        )
+        changes = api.post(f"/api/v1/models/{model_id}/promote", body)
     _changed(changes, as_json)
 
 
