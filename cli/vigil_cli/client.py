@@ -190,9 +190,9 @@ class ApiClient:
     def __exit__(self, *_: object) -> None:
         self.http.close()
 
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """The decoded JSON of a 2xx answer (busy answers waited out); ``CliError`` for
-        anything else. A file in ``files`` is sent again from its start on each try."""
+    def fetch(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A 2xx answer (busy answers waited out); ``CliError`` for anything else. A file in
+        ``files`` is sent again from its start on each try."""
         deadline = self.clock() + self.retry_for_s
         while True:
             try:
@@ -200,9 +200,14 @@ class ApiClient:
             except httpx.TransportError as exc:
                 raise self.unreachable(exc) from exc
             if not response.is_error:
-                return response.json() if response.content else None
+                return response
             if not self.waited(response, deadline):
                 raise error_from(response)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The decoded JSON of a 2xx answer (None when it has no body), as ``fetch``."""
+        response = self.fetch(method, path, **kwargs)
+        return response.json() if response.content else None
 
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params=_clean(params))
@@ -215,8 +220,8 @@ class ApiClient:
     def patch(self, path: str, body: Any) -> Any:
         return self.call("PATCH", path, json=body)
 
-    def delete(self, path: str) -> Any:
-        return self.call("DELETE", path)
+    def delete(self, path: str, **params: Any) -> Any:
+        return self.call("DELETE", path, params=_clean(params))
 
     @contextmanager
     def stream(

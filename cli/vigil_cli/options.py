@@ -49,6 +49,11 @@ SegmentS = Annotated[
 ]
 
 
+Reason = Annotated[
+    str | None, typer.Option(help="Why (kept in the deletion audit log: /api/v1/audit/deletions).")
+]
+
+
 def given(**values: Any) -> dict[str, Any]:
     """The options set, for a body that leaves the rest to the API's defaults."""
     return {k: v for k, v in values.items() if v is not None}

@@ -31,6 +31,8 @@ from tests.factories import (
     add_stored_model,
     good_entries,
     make_event,
+    scene_jpeg,
+    send_current_frames,
     zip_bytes,
 )
 from tests.integration.api_server import RunningApi, own_models_bucket, start_api
@@ -387,6 +389,41 @@ def test_the_gate_policies_checks_and_an_admins_override(
     assert vigil("gate", "clear", camera).exit_code == 0
     assert camera not in {p["scope"] for p in ok_json(vigil("gate", "policies", "--json"))}
     failed(vigil("gate", "clear", camera), 5, "no gate policy")
+
+
+def test_a_cameras_current_frame_is_saved(vigil: Vigil, server: RunningApi, tmp_path: Path) -> None:
+    camera = f"cli-{uuid.uuid4().hex[:8]}"
+    ok_json(vigil("cameras", "add", camera, "--source", "rtsp://cam.local/x", "--json"))
+    failed(vigil("cameras", "frame", camera, "-o", str(tmp_path / "none.jpg")), 5, "sent no frame")
+    kafka = KafkaSettings(topic_namespace=server.env["VIGIL_KAFKA_TOPIC_NAMESPACE"])
+    send_current_frames(kafka, camera, count=3)
+    saved = ok_json(vigil("cameras", "frame", camera, "-o", str(tmp_path / "now.jpg"), "--json"))
+    assert saved["seq"] == 2 and saved["captured_at"]
+    assert (tmp_path / "now.jpg").read_bytes() == scene_jpeg(2)
+    failed(vigil("cameras", "frame", "no-such-camera"), 5, "does not exist")
+
+
+def test_deletions_of_an_event_a_dataset_version_and_a_model(
+    vigil: Vigil, sessions: sessionmaker[Session], s3: Minio, tmp_path: Path
+) -> None:
+    camera = f"cli-{uuid.uuid4().hex[:8]}"
+    (event_id,) = add_events(sessions, [make_event(camera, 0)])
+    assert vigil("events", "delete", event_id, "--reason", "erasure request 7").exit_code == 0
+    failed(vigil("events", "show", event_id), 5, "")
+
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    archive = tmp_path / "set.zip"
+    archive.write_bytes(zip_bytes(good_entries()))
+    version = ok_json(vigil("datasets", "upload", name, str(archive), "--json"))["version"]
+    assert vigil("datasets", "delete", name, version, "--reason", "test").exit_code == 0
+    failed(vigil("datasets", "delete", name, version), 5, "has no version")
+
+    kept, unused = (add_stored_model(sessions, s3) for _ in range(2))
+    ok_json(vigil("cameras", "add", camera, "--source", "rtsp://cam.local/x", "--json"))
+    ok_json(vigil("models", "promote", kept, "-c", camera, "--json"))
+    failed(vigil("models", "delete", kept), 1, "Conflict (409)", "assign another model")
+    assert vigil("models", "delete", unused).exit_code == 0
+    failed(vigil("models", "show", unused), 5, "")
 
 
 def finish_replay(

@@ -1,8 +1,9 @@
-"""``vigil cameras``: list, show, add, enable, disable, remove, retrain."""
+"""``vigil cameras``: list, show, add, enable, disable, remove, its current frame, retrain."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -154,3 +155,35 @@ def _retrain_queued(queued: Mapping[str, Any]) -> None:
         console().print(f"skipped (no stored frame): {', '.join(queued['skipped_events'])}")
     job = queued["job"]
     details(job, JOB_DETAIL, title=f"job {job['id']} queued")
+
+
+@app.command("frame")
+def current_frame(
+    camera_id: CameraId,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", dir_okay=False, help="Where (default: <camera id>.jpg)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Save the camera's latest frame (JPEG), as ingest sent it: to check its view."""
+    target = output or Path(f"{camera_id}.jpg")
+    with connect() as api:
+        response = api.fetch("GET", f"/api/v1/cameras/{camera_id}/frame")
+    target.write_bytes(response.content)
+    saved = {
+        "camera_id": camera_id,
+        "path": str(target),
+        "bytes": len(response.content),
+        "seq": int(response.headers["X-Vigil-Frame-Seq"]),
+        "captured_at": response.headers.get("X-Vigil-Captured-At") or None,
+    }
+    show(
+        saved,
+        as_json,
+        lambda: console().print(
+            f"frame {saved['seq']} of {camera_id} ({short_time(saved['captured_at'])}) saved to "
+            f"{target}",
+            markup=False,
+        ),
+    )

@@ -22,7 +22,17 @@ from rich.progress import (
 )
 
 from vigil_cli.client import ApiClient, CliError, ExitCode, connect
-from vigil_cli.options import TIME_HELP, End, EveryN, GapS, SegmentS, Start, given, time_option
+from vigil_cli.options import (
+    TIME_HELP,
+    End,
+    EveryN,
+    GapS,
+    Reason,
+    SegmentS,
+    Start,
+    given,
+    time_option,
+)
 from vigil_cli.output import Column, JsonOption, details, err_console, short_time, show, table
 
 app = typer.Typer(name="datasets", help="Datasets: versioned sets of labeled frames.")
@@ -289,3 +299,24 @@ def compose(
 def _created(version: dict[str, Any]) -> None:
     what = "new version" if version.get("created") else "identical to existing version"
     details(version, [("dataset", "name"), *VERSION_COLUMNS], title=what)
+
+
+@app.command("delete")
+def delete_version(
+    name: Name,
+    version: Annotated[str, typer.Argument(help="The version's full id.")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Even though a model was trained on it or an unfinished job needs it."
+        ),
+    ] = False,
+    reason: Reason = None,
+) -> None:
+    """Delete a dataset version, its images and manifest (fleet-wide operator); refused while a
+    model was trained on it or an unfinished job will read it, unless --force."""
+    with connect() as api:
+        api.delete(
+            f"/api/v1/datasets/{name}/versions/{version}", force=force or None, reason=reason
+        )
+    err_console().print(f"dataset {name} version {version[:12]} deleted", markup=False)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from vigil_cli.client import ApiClient, connect
-from vigil_cli.options import TIME_HELP, time_option
+from vigil_cli.options import TIME_HELP, Reason, time_option
 from vigil_cli.output import (
     Column,
     JsonOption,
@@ -170,3 +170,12 @@ def _line(event: dict[str, Any]) -> str:
         + (f"  reviewed: {review}" if review else "")
         + f"  {event['event_id']}"
     )
+
+
+@app.command("delete")
+def delete_event(event_id: EventId, reason: Reason = None) -> None:
+    """Delete an event and its snapshots (operator); a message of it arriving later is not
+    stored."""
+    with connect() as api:
+        api.delete(f"/api/v1/events/{event_id}", reason=reason)
+    err_console().print(f"event {event_id} deleted", markup=False)

@@ -9,7 +9,18 @@ from typing import Annotated, Any
 import typer
 
 from vigil_cli.client import CliError, ExitCode, connect
-from vigil_cli.output import Column, JsonOption, console, details, short_time, show, table, text
+from vigil_cli.options import Reason
+from vigil_cli.output import (
+    Column,
+    JsonOption,
+    console,
+    details,
+    err_console,
+    short_time,
+    show,
+    table,
+    text,
+)
 
 app = typer.Typer(name="models", help="Models: the registry, promotion, shadowing, rollback.")
 ModelId = Annotated[str, typer.Argument(help="The model's id.")]
@@ -237,3 +248,12 @@ def history(
     with connect() as api:
         changes = api.get("/api/v1/stage-changes", scope=scope, model_id=model, limit=limit)
     show(changes, as_json, lambda: table(changes, HISTORY_COLUMNS, title="Stage changes"))
+
+
+@app.command("delete")
+def delete_model(model_id: ModelId, reason: Reason = None) -> None:
+    """Delete a model: artifact, manifest and registry row (fleet-wide operator); refused while
+    it is production or shadow anywhere, or an ensemble's member."""
+    with connect() as api:
+        api.delete(f"/api/v1/models/{model_id}", reason=reason)
+    err_console().print(f"model {model_id} deleted", markup=False)
