@@ -377,7 +377,8 @@ def test_the_gate_policies_checks_and_an_admins_override(
     assert check.exit_code == 1 and json.loads(check.stdout)["passed"] is False
     human = vigil("gate", "check", candidate, "--scope", camera)
     assert human.exit_code == 1 and "is refused" in human.stdout and "auroc" in human.stdout
-    failed(vigil("models", "promote", candidate, "-c", camera), 1, "Conflict (409)", "override")
+    failed(vigil("models", "promote", candidate, "-c", camera), 1, "Conflict (409)",
+           "--override-gate REASON")  # fmt: skip
     why = "glare fix checked by hand"
     (change,) = ok_json(vigil("models", "promote", candidate, "-c", camera,
                               "--override-gate", why, "--json"))  # fmt: skip

@@ -14,7 +14,7 @@ from vigil_cli.client import CliError, ExitCode, exit_code_for
 from vigil_cli.commands.cameras import DETAIL
 from vigil_cli.commands.datasets import parse_part
 from vigil_cli.commands.models import DETAIL as MODEL_DETAIL
-from vigil_cli.commands.models import expected_alarms
+from vigil_cli.commands.models import expected_alarms, gate_refusal
 from vigil_cli.options import when
 from vigil_cli.output import details
 from vigil_cli.progress import describe, eta_text
@@ -185,3 +185,16 @@ def test_times_relative_to_now_become_iso_times() -> None:
     for written in ("2026-12-08T08:00Z", "yesterday", "-5w", "+1h"):
         assert when(written, now) == written
     assert when(None, now) is None
+
+
+def test_a_gate_refusal_says_how_to_override_from_the_command_line() -> None:
+    refused = CliError(
+        "Conflict (409): the gate refused ...",
+        ExitCode.ERROR,
+        {"status": 409, "detail": 'lobby: auroc ...; or have an admin promote it with {"override"'},
+    )
+    told = gate_refusal(refused)
+    assert "--override-gate REASON" in str(told)
+    assert (told.code, told.problem) == (refused.code, refused.problem)
+    other = CliError("Conflict (409): assigned", ExitCode.ERROR, {"status": 409, "detail": "x"})
+    assert gate_refusal(other) is other

@@ -183,8 +183,20 @@ def promote(
     if override_gate is not None:
         body["override"] = {"reason": override_gate}
     with connect() as api:
-        changes = api.post(f"/api/v1/models/{model_id}/promote", body)
+        try:
+            changes = api.post(f"/api/v1/models/{model_id}/promote", body)
+        except CliError as exc:
+            raise gate_refusal(exc) from exc
     _changed(changes, as_json)
+
+
+def gate_refusal(exc: CliError) -> CliError:
+    """A gate's 409 says how to override in the API's words (a JSON body): say it in the
+    command line's too."""
+    if exc.problem.get("status") != 409 or "override" not in str(exc.problem.get("detail")):
+        return exc
+    hint = "\n  (an admin may promote it anyway: --override-gate REASON)"
+    return CliError(f"{exc}{hint}", exc.code, exc.problem)
 
 
 @app.command("shadow")
