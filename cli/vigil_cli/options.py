@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
-RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
+RELATIVE = re.compile(r"^-([0-9]+(?:\.[0-9]+)?)([smhd])$")
 
 
 def when(text: str | None, now: datetime | None = None) -> str | None:
@@ -28,12 +28,19 @@ def when(text: str | None, now: datetime | None = None) -> str | None:
     if relative is None:
         return text
     seconds = float(relative.group(1)) * UNITS_S[relative.group(2)]
-    return (now - timedelta(seconds=seconds)).isoformat()
+    try:
+        return (now - timedelta(seconds=seconds)).isoformat()
+    except OverflowError as exc:
+        raise ValueError(f"{text.strip()} ago is before year 1") from exc
 
 
 def time_option(value: str | None) -> str | None:
-    """``when`` as an option's callback (typer passes the value alone)."""
-    return when(value)
+    """``when`` as an option's callback (typer passes the value alone); a time out of range is
+    a usage error naming it."""
+    try:
+        return when(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 TIME_HELP = "an ISO 8601 time with its zone (2026-12-08T08:00Z), now, or ago: -30m, -2h, -7d"

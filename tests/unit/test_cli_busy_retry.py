@@ -132,6 +132,7 @@ def test_retry_after_as_seconds_or_a_date_and_only_on_busy_answers() -> None:
     assert retry_after_s(503, {"Retry-After": "12"}, now) == 12.0
     assert retry_after_s(429, {"Retry-After": later}, now) == 42.0
     assert retry_after_s(503, {"Retry-After": "soon"}, now) is None
+    assert retry_after_s(503, {"Retry-After": "\u00b2"}, now) is None  # a digit, not ASCII
     assert retry_after_s(500, {"Retry-After": "12"}, now) is None
     assert retry_after_s(503, {}, now) is None
 

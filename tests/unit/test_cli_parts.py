@@ -185,6 +185,8 @@ def test_times_relative_to_now_become_iso_times() -> None:
     for written in ("2026-12-08T08:00Z", "yesterday", "-5w", "+1h"):
         assert when(written, now) == written
     assert when(None, now) is None
+    with pytest.raises(ValueError, match="before year 1"):
+        when("-99999999999999d", now)
 
 
 def test_a_gate_refusal_says_how_to_override_from_the_command_line() -> None:

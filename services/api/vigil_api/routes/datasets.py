@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from functools import partial
 from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
@@ -282,8 +281,11 @@ async def upload_version(
             except ArchiveError as exc:
                 raise _archive_problem(exc) from exc
             with clients.sessions() as session:
-                write = partial(store, request, response, principal, session=session)
-                return write(
+                return store(
+                    request,
+                    response,
+                    principal,
+                    session=session,
                     clients=clients,
                     name=name,
                     images=images,
